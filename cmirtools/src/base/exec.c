@@ -1,0 +1,132 @@
+/* Execution context (thread count, reusable scratch), the fork-join
+ * parallel loop on pthreads, and the OpenBLAS GEMM wrapper. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <unistd.h>
+
+struct cmir_exec {
+    int n_threads;
+    void *scratch;
+    size_t scratch_size;
+};
+
+cmir_exec_params cmir_exec_default_params(void)
+{
+    cmir_exec_params p = {0};
+    return p;
+}
+
+cmir_exec *cmir_exec_new(cmir_exec_params p)
+{
+    cmir_exec *ex;
+    if (p.n_threads < 0 || p.n_threads > 1024) {
+        cmir__error(CMIR_EINVAL, "n_threads must be in [0, 1024], got %d", p.n_threads);
+        return NULL;
+    }
+    ex = cmir__calloc(1, sizeof *ex);
+    if (!ex)
+        return NULL;
+    if (p.n_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        p.n_threads = n > 0 ? (int)n : 1;
+    }
+    ex->n_threads = p.n_threads;
+    return ex;
+}
+
+void cmir_exec_free(cmir_exec *ex)
+{
+    if (!ex)
+        return;
+    cmir__free_aligned(ex->scratch);
+    cmir__free(ex);
+}
+
+int cmir_exec_threads(const cmir_exec *ex) { return ex ? ex->n_threads : 1; }
+
+void *cmir__exec_scratch(cmir_exec *ex, size_t bytes)
+{
+    if (bytes <= ex->scratch_size)
+        return ex->scratch;
+    void *p = cmir__malloc_aligned(bytes);
+    if (!p)
+        return NULL;
+    cmir__free_aligned(ex->scratch);
+    ex->scratch = p;
+    ex->scratch_size = bytes;
+    return p;
+}
+
+void cmir__split(size_t total, int n, int i, size_t *lo, size_t *hi)
+{
+    size_t base = total / (size_t)n, rem = total % (size_t)n;
+    size_t ii = (size_t)i;
+    *lo = ii * base + (ii < rem ? ii : rem);
+    *hi = *lo + base + (ii < rem ? 1 : 0);
+}
+
+typedef struct task {
+    cmir__task_fn fn;
+    void *user;
+    int i, n, rc;
+} task;
+
+static void *task_main(void *arg)
+{
+    task *t = arg;
+    t->rc = t->fn(t->i, t->n, t->user);
+    return NULL;
+}
+
+int cmir__parallel(int n, cmir__task_fn fn, void *user)
+{
+    enum { MAXT = 64 };
+    pthread_t th[MAXT];
+    task tk[MAXT];
+    int started[MAXT] = {0};
+    int rc = 0;
+    if (n > MAXT)
+        n = MAXT;
+    if (n <= 1)
+        return fn(0, 1, user);
+    /* Inside our own threads OpenBLAS runs single-threaded: set it once,
+     * before the workers start, so no worker races on the setting. */
+    if (openblas_get_num_threads() != 1)
+        openblas_set_num_threads(1);
+    for (int i = 0; i < n; i++) {
+        tk[i].fn = fn;
+        tk[i].user = user;
+        tk[i].i = i;
+        tk[i].n = n;
+        tk[i].rc = 0;
+    }
+    for (int i = 1; i < n; i++)
+        started[i] = pthread_create(&th[i], NULL, task_main, &tk[i]) == 0;
+    /* Parts whose thread could not start run here, so the result never
+     * depends on whether a thread was available. */
+    tk[0].rc = fn(0, n, user);
+    for (int i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(th[i], NULL);
+        else
+            tk[i].rc = fn(i, n, user);
+    }
+    for (int i = 0; i < n && !rc; i++)
+        rc = tk[i].rc;
+    return rc;
+}
+
+void cmir__sgemm(int threads, int transa, int transb, int m, int n, int k,
+                 float alpha, const float *a, int lda, const float *b, int ldb,
+                 float beta, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (openblas_get_num_threads() != threads)
+        openblas_set_num_threads(threads);
+    cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
+                transb ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b,
+                ldb, beta, c, ldc);
+}

@@ -1,0 +1,53 @@
+/* Internal helpers shared by libcmir's modules (not installed): error
+ * reporting, allocation through the hook, a fork-join parallel loop and the
+ * GEMM wrapper that keeps OpenBLAS and our own threads from oversubscribing. */
+#ifndef CMIR_INTERNAL_H
+#define CMIR_INTERNAL_H
+
+#include "cmir/base.h"
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define CMIR__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CMIR__PRINTF(a, b)
+#endif
+
+/* Records a message for cmir_last_error() and returns code (so callers can
+ * write `return cmir__error(CMIR_EINVAL, "...")`). */
+int cmir__error(int code, const char *fmt, ...) CMIR__PRINTF(2, 3);
+/* Prefixes the current message with "prefix: " (error domains). */
+void cmir__error_prefix(const char *prefix);
+void cmir__clear_error(void);
+
+void *cmir__malloc(size_t n);
+void *cmir__calloc(size_t count, size_t size);
+void *cmir__realloc(void *p, size_t n);
+void cmir__free(void *p);
+char *cmir__strdup(const char *s);
+/* 64-byte aligned allocation; release with cmir__free_aligned. */
+void *cmir__malloc_aligned(size_t n);
+void cmir__free_aligned(void *p);
+
+/* Scratch memory of the context: at least `bytes`, 64-byte aligned, valid
+ * until the next call on the same context. NULL (error set) on failure. */
+void *cmir__exec_scratch(cmir_exec *ex, size_t bytes);
+
+/* Runs fn(i, n, user) for i in [0, n) on n threads (the caller runs i=0)
+ * and waits for all. n <= 1 runs inline. Returns the first non-zero value
+ * any fn returned, else 0. */
+typedef int (*cmir__task_fn)(int i, int n, void *user);
+int cmir__parallel(int n, cmir__task_fn fn, void *user);
+
+/* Splits [0, total) into n near-equal contiguous parts; part i is
+ * [*lo, *hi). Deterministic in (total, n, i). */
+void cmir__split(size_t total, int n, int i, size_t *lo, size_t *hi);
+
+/* Row-major single-precision GEMM, C = alpha * op(A) op(B) + beta * C,
+ * through OpenBLAS with `threads` BLAS threads (1 inside our own parallel
+ * regions, so the two kinds of threads never run at once). */
+void cmir__sgemm(int threads, int transa, int transb, int m, int n, int k,
+                 float alpha, const float *a, int lda, const float *b, int ldb,
+                 float beta, float *c, int ldc);
+
+#endif

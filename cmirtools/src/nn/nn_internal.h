@@ -1,0 +1,18 @@
+/* Shape checks shared by the nn kernels (internal). */
+#ifndef CMIR_NN_INTERNAL_H
+#define CMIR_NN_INTERNAL_H
+
+#include "cmir/nn.h"
+#include "../base/internal.h"
+
+/* CMIR_EINVAL unless t is non-NULL, contiguous, with data, of rank ndim
+ * (or any rank when ndim is 0). `what` names the argument in the message. */
+int cmir__check_tensor(const cmir_tensor *t, int ndim, const char *fn, const char *what);
+/* CMIR_EINVAL unless a and b have the same number of elements. */
+int cmir__check_same(const cmir_tensor *a, const cmir_tensor *b, const char *fn,
+                     const char *an, const char *bn);
+
+/* Threads worth using for n elements of cheap element-wise work. */
+int cmir__elementwise_threads(const cmir_exec *ex, size_t n);
+
+#endif
