@@ -1,0 +1,167 @@
+/* Tests of the base module: seeded RNG (determinism and distribution),
+ * error codes and thread-local messages, the allocator hook failing the
+ * n-th allocation, the parallel loop and work splitting, and the arena. */
+#include "cmir/nn.h"
+#include "base/internal.h"
+#include "test_util.h"
+
+#include <pthread.h>
+
+static void test_rng(void)
+{
+    cmir_rng *a = cmir_rng_new(42), *b = cmir_rng_new(42), *c = cmir_rng_new(43);
+    int same = 1, diff = 0;
+    for (int i = 0; i < 100; i++) {
+        uint64_t x = cmir_rng_u64(a), y = cmir_rng_u64(b), z = cmir_rng_u64(c);
+        same &= x == y;
+        diff += x != z;
+    }
+    ASSERT_TRUE(same);
+    ASSERT_TRUE(diff > 95);
+    /* Moments of uniform and normal variates over 200k draws. */
+    double su = 0, sn = 0, sn2 = 0;
+    const int n = 200000;
+    uint64_t lo = 100, hi = 0;
+    for (int i = 0; i < n; i++) {
+        float u = cmir_rng_uniform(a);
+        ASSERT_TRUE(u >= 0.0f && u < 1.0f);
+        su += u;
+        double g = cmir_rng_normal(a);
+        sn += g;
+        sn2 += g * g;
+        uint64_t k = cmir_rng_below(a, 7);
+        lo = k < lo ? k : lo;
+        hi = k > hi ? k : hi;
+    }
+    ASSERT_NEAR(su / n, 0.5, 0.005);
+    ASSERT_NEAR(sn / n, 0.0, 0.01);
+    ASSERT_NEAR(sn2 / n, 1.0, 0.02);
+    ASSERT_EQ_INT(lo, 0);
+    ASSERT_EQ_INT(hi, 6);
+    /* Reseeding restarts the sequence. */
+    cmir_rng_seed(a, 42);
+    cmir_rng_seed(b, 42);
+    ASSERT_TRUE(cmir_rng_u64(a) == cmir_rng_u64(b));
+    cmir_rng_free(a);
+    cmir_rng_free(b);
+    cmir_rng_free(c);
+    cmir_rng_free(NULL);
+}
+
+static void *other_thread(void *arg)
+{
+    (void)arg;
+    cmir__error(CMIR_EIO, "message from the other thread");
+    return NULL;
+}
+
+static void test_errors(void)
+{
+    ASSERT_EQ_INT(cmir__error(CMIR_EINVAL, "bad %d", 7), CMIR_EINVAL);
+    ASSERT_TRUE(strcmp(cmir_last_error(), "bad 7") == 0);
+    pthread_t t;
+    pthread_create(&t, NULL, other_thread, NULL);
+    pthread_join(t, NULL);
+    ASSERT_TRUE(strcmp(cmir_last_error(), "bad 7") == 0); /* thread-local */
+    cmir__error_prefix("matio");
+    ASSERT_TRUE(strcmp(cmir_last_error(), "matio: bad 7") == 0);
+    ASSERT_TRUE(strcmp(cmir_strerror(CMIR_EFORMAT), "CMIR_EFORMAT") == 0);
+    ASSERT_TRUE(strcmp(cmir_version(), CMIR_VERSION_STRING) == 0);
+    ASSERT_TRUE(strstr(cmir_build_info(), "OpenBLAS") != NULL);
+    cmir_exec_params p = cmir_exec_default_params();
+    p.n_threads = -3;
+    ASSERT_TRUE(cmir_exec_new(p) == NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "n_threads") != NULL);
+}
+
+/* Allocator that fails the n-th call. */
+static int fail_at, calls;
+static void *f_malloc(size_t n, void *u) { (void)u; return ++calls == fail_at ? NULL : malloc(n); }
+static void *f_realloc(void *p, size_t n, void *u) { (void)u; return ++calls == fail_at ? NULL : realloc(p, n); }
+static void f_free(void *p, void *u) { (void)u; free(p); }
+
+static void test_alloc_hook(void)
+{
+    cmir_allocator a = {f_malloc, f_realloc, f_free, NULL};
+    cmir_set_allocator(&a);
+    /* Creating an optimiser with two parameters and an exec context with
+     * scratch: fail each allocation in turn; every failure is reported,
+     * never a crash, and the first success ends the loop. */
+    float w[4] = {0}, g[4] = {0};
+    int n, ok = 0;
+    for (n = 1; n < 50 && !ok; n++) {
+        fail_at = n;
+        calls = 0;
+        cmir_optim *o = cmir_optim_new(cmir_optim_default_params());
+        int rc = o ? cmir_optim_add(o, w, g, 4) : CMIR_ENOMEM;
+        if (!rc)
+            rc = cmir_optim_add(o, w, g, 4);
+        if (rc) {
+            ASSERT_EQ_INT(rc, CMIR_ENOMEM);
+            ASSERT_TRUE(strstr(cmir_last_error(), "out of memory") != NULL);
+        } else {
+            ok = 1;
+        }
+        cmir_optim_free(o);
+    }
+    printf("  optimiser survived failures of allocations 1..%d\n", n - 2);
+    ASSERT_TRUE(ok && n > 3);
+    fail_at = 1;
+    calls = 0;
+    ASSERT_TRUE(cmir_rng_new(1) == NULL);
+    fail_at = 0;
+    cmir_set_allocator(NULL);
+}
+
+static int counts[8];
+static int count_task(int i, int n, void *u)
+{
+    (void)u;
+    counts[i] = n;
+    return i == 2 ? -9 : 0;
+}
+
+static void test_parallel(void)
+{
+    memset(counts, 0, sizeof counts);
+    ASSERT_EQ_INT(cmir__parallel(4, count_task, NULL), -9);
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ_INT(counts[i], 4);
+    /* split covers [0, total) exactly, parts differ by at most 1. */
+    for (int n = 1; n <= 5; n++) {
+        size_t prev = 0;
+        for (int i = 0; i < n; i++) {
+            size_t lo, hi;
+            cmir__split(13, n, i, &lo, &hi);
+            ASSERT_EQ_INT(lo, prev);
+            ASSERT_TRUE(hi - lo == (size_t)(13 / n) || hi - lo == (size_t)(13 / n + 1));
+            prev = hi;
+        }
+        ASSERT_EQ_INT(prev, 13);
+    }
+}
+
+static void test_arena(void)
+{
+    cmir_arena *a = cmir_arena_new(1024);
+    float *p = cmir_arena_floats(a, 10), *q = cmir_arena_floats(a, 10);
+    ASSERT_TRUE(p && q && ((uintptr_t)p % 64) == 0 && ((uintptr_t)q % 64) == 0);
+    ASSERT_TRUE(q >= p + 10);
+    ASSERT_TRUE(cmir_arena_floats(a, 1000) == NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "arena full") != NULL);
+    cmir_arena_reset(a);
+    ASSERT_EQ_INT(cmir_arena_used(a), 0);
+    ASSERT_TRUE(cmir_arena_floats(a, 200) == p);
+    cmir_arena_free(a);
+    cmir_arena_free(NULL);
+}
+
+int main(void)
+{
+    RUN(test_rng);
+    RUN(test_errors);
+    RUN(test_alloc_hook);
+    RUN(test_parallel);
+    RUN(test_arena);
+    TEST_MAIN_END();
+}
