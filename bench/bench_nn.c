@@ -15,7 +15,9 @@
 
 /* Mirrors COL_BUDGET_BYTES in cmirtools/src/nn/conv.c: the im2col buffer of
  * one thread holds as many whole samples as fit in this many bytes. Used only
- * to print the GEMM shapes and to replay the conv's GEMMs without im2col. */
+ * to print the GEMM shapes and to replay the GEMMs of conv.c's im2col+GEMM
+ * path without im2col. (On CPUs with AVX-512F conv.c runs direct kernels
+ * instead; the replay is then the GEMM floor of the path it replaced.) */
 #define CONV_COL_BUDGET ((size_t)4 << 20)
 #define MAX_THREADS 64
 #define LRELU_SLOPE 0.01f
@@ -450,7 +452,7 @@ static int conv_bwd_only(void *ctx)
     return 0;
 }
 
-/* The sgemm calls conv.c makes for this layer, same shapes, same split
+/* The sgemm calls conv.c's im2col+GEMM path makes for this layer, same shapes, same split
  * over threads, same buffers where it matters, but with no im2col, col2im,
  * bias copy, bias-gradient sums or reduction: the GEMM-only floor. */
 static int replay_task(int t, int T, void *user)
@@ -787,8 +789,9 @@ static int run(const options *o)
 
     /* ---- 2. conv layers: library vs its own GEMMs ---- */
     printf("== libcmir conv3x3, batch %d, %d thread(s); ratio = GFLOP/s / sgemm peak %.1f ==\n"
-           "   gemm-only = the same sgemm calls as conv.c (same shapes, split, threads) without\n"
-           "   im2col/col2im/bias/reductions; other = conv time - gemm-only time.\n",
+           "   gemm-only = the sgemm calls of conv.c's im2col+GEMM path (same shapes, split,\n"
+           "   threads) without im2col/col2im/bias/reductions; other = conv time - gemm-only time\n"
+           "   (negative where conv.c's direct AVX-512 kernels beat that GEMM floor).\n",
            N, T, peak);
     printf("  %-10s %-12s %3s %8s %7s %5s | %8s %7s %5s | %8s %8s | %6s %6s\n", "layer",
            "input", "grp", "fwd ms", "GF/s", "ratio", "bwd ms", "GF/s", "ratio", "gemm fwd",

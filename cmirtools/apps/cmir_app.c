@@ -43,6 +43,28 @@ int cmir_app_progress(double frac, const char *msg, void *user)
     return 0;
 }
 
+int cmir_app_progress_lines(double frac, const char *msg, void *user)
+{
+    static double last = -1;
+    int quiet = user && *(const int *)user;
+    if (msg) {
+        if (!quiet && last >= 0 && last < 1)
+            fputc('\n', stdout); /* end the bar's line */
+        printf("%s\n", msg);
+        fflush(stdout);
+        last = -1;
+        return 0;
+    }
+    if (!quiet) {
+        /* GDAL's bar restarts when frac goes backwards; keep it monotone. */
+        if (frac < last)
+            frac = last;
+        GDALTermProgress(frac, NULL, NULL);
+        last = frac;
+    }
+    return 0;
+}
+
 int cmir_app_fail(const char *prog, const char *fmt, ...)
 {
     va_list ap;

@@ -201,7 +201,7 @@ int cmir_tensorset_expect(const cmir_tensorset *ts, const char *name, int ndim,
     int wn = ndim;
     for (int i = 0; i < ndim && i < CMIR_MAX_DIMS; i++)
         want[i] = shape[i];
-    if (wn == 1) { /* a vector is stored as n x 1 */
+    if (wn == 1 && t->ndim == 2) { /* a vector comes back from a file as n x 1 */
         want[1] = 1;
         wn = 2;
     }
@@ -304,6 +304,10 @@ int cmir_tensorset_save(const cmir_tensorset *ts, const char *path)
         cmir__free(tmp);
         return rc;
     }
+    /* mkstemp makes the file 0600; give it the mode a plain create would */
+    mode_t um = umask(0);
+    umask(um);
+    (void)fchmod(fd, 0666 & ~um); /* not fatal: the data is written anyway */
     close(fd);
     int rc = 0;
     mat_t *mat = Mat_CreateVer(tmp, NULL, MAT_FT_MAT5);

@@ -1,0 +1,171 @@
+/* cmir_search: cross-modal retrieval by example: queries (index rows or
+ * raster files/windows) against an index, hits written as GeoJSON (RFC
+ * 7946) or any OGR format; a thin main() over cmir_search(). */
+#include "cmir/index.h"
+#include "cmir_app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "Usage: cmir_search [--help] [--version] [-q] [-threads N] -model MODEL.mat -index INDEX.gpkg\n"
+    "                   [-k K] [-target pan|ms|any] [-bbox MINLON MINLAT MAXLON MAXLAT]\n"
+    "                   [-max_dist D] [-of FORMAT] [-lco NAME=VALUE]...\n"
+    "                   (-row ROW | -raster FILE [-srcwin XOFF YOFF XSIZE YSIZE] | -queries LIST)...\n"
+    "                   OUTPUT\n"
+    "\n"
+    "Finds the K (default 10) tiles of INDEX nearest to each query in CMIR-NET's shared space,\n"
+    "by exact Euclidean distance, and writes one feature per hit to OUTPUT: query, rank,\n"
+    "distance, row, tile_id, modality, archive, scene, window, class, class_name, labels and\n"
+    "the footprint. GeoJSON (default) follows RFC 7946: WGS84 lon/lat, bbox, the queries in the\n"
+    "collection's description. -of takes any OGR vector driver (GPKG, FlatGeobuf, CSV...).\n"
+    "  -row ROW        a tile of the index (its 'row' attribute)\n"
+    "  -raster FILE    any GDAL raster: 1 band = PAN, the model's MS band count = MS; cut into\n"
+    "                  tiles of the model's size from the top-left, their codes averaged\n"
+    "  -srcwin X Y W H a window of the raster, in pixels (as gdal_translate -srcwin)\n"
+    "  -queries LIST   a text file, one query per line: 'row N' or 'raster FILE [X Y W H]'\n"
+    "  -target         modality of the hits: the other one (default), pan, ms or any\n"
+    "  -bbox           keep hits whose footprint meets this WGS84 box\n"
+    "  -max_dist D     keep hits nearer than D\n"
+    "The index must have been built with MODEL (its identity is checked).\n";
+
+static int add_list(const char *path, cmir_query **q, int *n, int *cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return cmir_app_fail("cmir_search", "%s: cannot read the query list", path);
+    char line[4096];
+    int ln = 0;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        char kind[16], file[4000];
+        long long row;
+        int w[4];
+        if (line[0] == '#' || line[strspn(line, " \t\r\n")] == '\0')
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *q = realloc(*q, sizeof(cmir_query) * (size_t)*cap);
+        }
+        cmir_query *e = &(*q)[*n];
+        memset(e, 0, sizeof *e);
+        if (sscanf(line, "%15s", kind) == 1 && !strcmp(kind, "row") && sscanf(line, "%*s %lld", &row) == 1) {
+            e->kind = CMIR_QUERY_ROW;
+            e->row = row;
+        } else if (!strcmp(kind, "raster") && sscanf(line, "%*s %3999s", file) == 1) {
+            e->kind = CMIR_QUERY_RASTER;
+            e->raster = strdup(file);
+            if (sscanf(line, "%*s %*s %d %d %d %d", &w[0], &w[1], &w[2], &w[3]) == 4) {
+                e->has_window = 1;
+                memcpy(e->window, w, sizeof w);
+            }
+        } else {
+            fclose(f);
+            return cmir_app_fail("cmir_search", "%s:%d: expected 'row N' or 'raster FILE [X Y W H]'", path, ln);
+        }
+        (*n)++;
+    }
+    fclose(f);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int done, rc = cmir_app_init("cmir_search", usage, &argc, &argv, &done);
+    if (done)
+        return rc;
+    cmir_search_params p = cmir_search_default_params();
+    const char *model = NULL, *index = NULL, *out = NULL;
+    cmir_query *q = NULL;
+    char **lco = calloc((size_t)argc + 1, sizeof(char *));
+    int nq = 0, cap = 0, quiet = 0, nlco = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+#define NEED(n)                                                                   \
+    if (i + (n) >= argc) {                                                        \
+        rc = cmir_app_fail("cmir_search", "option %s needs %d value(s)", a, (n)); \
+        goto end;                                                                 \
+    }
+        if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) quiet = 1;
+        else if (!strcmp(a, "-model")) { NEED(1); model = argv[++i]; }
+        else if (!strcmp(a, "-index")) { NEED(1); index = argv[++i]; }
+        else if (!strcmp(a, "-k")) { NEED(1); p.k = atoi(argv[++i]); }
+        else if (!strcmp(a, "-threads")) { NEED(1); p.threads = atoi(argv[++i]); }
+        else if (!strcmp(a, "-of")) { NEED(1); p.format = argv[++i]; }
+        else if (!strcmp(a, "-lco")) { NEED(1); lco[nlco++] = argv[++i]; }
+        else if (!strcmp(a, "-max_dist")) { NEED(1); p.filter.max_dist = (float)atof(argv[++i]); }
+        else if (!strcmp(a, "-target")) {
+            NEED(1);
+            const char *t = argv[++i];
+            if (!strcmp(t, "pan")) p.filter.modality = 0;
+            else if (!strcmp(t, "ms")) p.filter.modality = 1;
+            else if (!strcmp(t, "any")) p.filter.modality = -1;
+            else {
+                rc = cmir_app_fail("cmir_search", "-target takes pan, ms or any, not '%s'", t);
+                goto end;
+            }
+        } else if (!strcmp(a, "-bbox")) {
+            NEED(4);
+            p.filter.has_bbox = 1;
+            for (int j = 0; j < 4; j++)
+                p.filter.bbox[j] = atof(argv[++i]);
+        } else if (!strcmp(a, "-row") || !strcmp(a, "-raster")) {
+            NEED(1);
+            if (nq == cap) {
+                cap = cap ? cap * 2 : 16;
+                q = realloc(q, sizeof(cmir_query) * (size_t)cap);
+            }
+            memset(&q[nq], 0, sizeof *q);
+            if (!strcmp(a, "-row")) {
+                q[nq].kind = CMIR_QUERY_ROW;
+                q[nq].row = atoll(argv[++i]);
+            } else {
+                q[nq].kind = CMIR_QUERY_RASTER;
+                q[nq].raster = argv[++i];
+            }
+            nq++;
+        } else if (!strcmp(a, "-srcwin")) {
+            NEED(4);
+            if (!nq || q[nq - 1].kind != CMIR_QUERY_RASTER) {
+                rc = cmir_app_fail("cmir_search", "-srcwin follows a -raster query");
+                goto end;
+            }
+            q[nq - 1].has_window = 1;
+            for (int j = 0; j < 4; j++)
+                q[nq - 1].window[j] = atoi(argv[++i]);
+        } else if (!strcmp(a, "-queries")) {
+            NEED(1);
+            if ((rc = add_list(argv[++i], &q, &nq, &cap)))
+                goto end;
+        } else if (a[0] == '-' && a[1]) {
+            rc = cmir_app_fail("cmir_search", "unknown option '%s' (see --help)", a);
+            rc = 2;
+            goto end;
+        } else if (!out) {
+            out = a;
+        } else {
+            rc = cmir_app_fail("cmir_search", "unexpected argument '%s'", a);
+            rc = 2;
+            goto end;
+        }
+#undef NEED
+    }
+    if (!model || !index || !out || !nq) {
+        fputs(usage, stderr);
+        rc = cmir_app_fail("cmir_search", "need -model, -index, at least one query and OUTPUT");
+        rc = 2;
+        goto end;
+    }
+    p.layer_options = (const char *const *)lco;
+    if (cmir_search(model, index, q, nq, out, p, cmir_app_progress, &quiet)) {
+        rc = cmir_app_fail("cmir_search", "%s", cmir_last_error());
+        goto end;
+    }
+    rc = 0;
+end:
+    free(q);
+    free(lco);
+    cmir_app_done(argv);
+    return rc;
+}

@@ -1,0 +1,297 @@
+/* cmir_synth: makes PAN/MS scene pairs, either DSRSID-like simulated scenes
+ * with class rasters or, with -wald, a pair derived from a real
+ * multispectral raster; a thin main() over cmir_synth_run/_wald. */
+#include "cmir/synth.h"
+#include "cmir_app.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "Usage: cmir_synth [--help] [--version] [-q] [-n N] [-size PIXELS] [-seed S] [-first K]\n"
+    "                  [-o DIR] [-prefix NAME] [-epsg CODE] [-origin X Y] [-res METRES]\n"
+    "                  [-ratio R] [-oversample F] [-cell METRES] [-variation V] [-noise N]\n"
+    "                  [-confusion C] [-mtf M] [-pan_weights B,G,R,NIR] [-class_res ms|pan]\n"
+    "                  [-threads T] [-co NAME=VALUE]...\n"
+    "       cmir_synth -wald INPUT [INPUT]... [-bands B,G,R,NIR] [-ratio R] [-mtf M]\n"
+    "                  [-pan_weights B,G,R,NIR] [-ot Float32|UInt16] [-labels RASTER]\n"
+    "                  [-class_res ms|pan] [-o DIR] [-prefix NAME] [-co NAME=VALUE]... [-q]\n"
+    "\n"
+    "DSRSID-like mode (default) renders N georeferenced scenes of the 8 DSRSID classes\n"
+    "(1 aquafarm, 2 cloud, 3 forest, 4 high building, 5 low building, 6 farm land, 7 river,\n"
+    "8 water) as a 4-band reflectance field and observes it with a PAN/MS sensor. Scene K\n"
+    "is written as DIR/NAME_KKK_pan.tif (1 band Byte, RES m), DIR/NAME_KKK_ms.tif (4 bands\n"
+    "Byte Blue, Green, Red, NIR at R x RES m, same extent) and DIR/NAME_KKK_class.tif (Byte\n"
+    "classes, colour table; category names in its .aux.xml). Same options + seed give\n"
+    "byte-identical files; scene K does not depend on -n or -threads.\n"
+    "  -n N           number of scenes (default 1)\n"
+    "  -size PIXELS   PAN width and height, a multiple of R (default 2048)\n"
+    "  -seed S        random seed, unsigned 64-bit (default 1)\n"
+    "  -first K       index of the first scene (default 0): scenes K..K+N-1\n"
+    "  -epsg CODE     projected CRS in metres (default 32650, WGS 84 / UTM 50N)\n"
+    "  -origin X Y    upper-left corner of scene 0 in CRS metres (default 420000 3900000);\n"
+    "                 scene K is placed at column K%8, row K/8 with 1024 m gaps\n"
+    "  -res METRES    PAN pixel size (default 2)\n"
+    "  -oversample F  render the ground at RES/F and average, 1..4 (default 2)\n"
+    "  -cell METRES   mean size of the class regions (default 1000)\n"
+    "  -variation V   0..1 intra-class variation of spectra and textures (default 0.6)\n"
+    "  -noise N       sensor noise multiplier, 0 = none (default 1)\n"
+    "  -confusion C   0..1, makes water/river/aquafarm and low/high building closer (0.3)\n"
+    "  -class_res ms|pan  grid of the class raster: MS (mode of each block; default) or PAN\n"
+    "  -threads T     rendering threads, 0 = all CPUs (default); never changes the output\n"
+    "\n"
+    "Wald mode (-wald) reads a real multispectral raster: INPUT is one multi-band raster, a\n"
+    "VRT, or several single-band rasters of the same grid whose bands are stacked in order.\n"
+    "It writes DIR/NAME_pan.tif (weighted band sum at the input resolution) and\n"
+    "DIR/NAME_ms.tif (bands blurred and decimated by R: pixel size R x input, same origin\n"
+    "and CRS), cropped to a multiple of R pixels. Nodata (or NaN) in any band is nodata in\n"
+    "PAN; an MS pixel is nodata when any pixel under the blur kernel is.\n"
+    "  -bands B,G,R,NIR   1-based stack bands of blue, green, red, NIR (default 1,2,3,4)\n"
+    "  -ot Float32|UInt16 Float32 (default) keeps the input's units, nodata = blue band's\n"
+    "                 nodata or -99999; UInt16 scales the valid range to 1..65535 (nodata 0)\n"
+    "                 and records GDAL scale/offset to recover the values\n"
+    "  -labels RASTER land-cover raster resampled onto the class grid (mode or nearest;\n"
+    "                 reprojected if needed) and written as DIR/NAME_class.tif\n"
+    "\n"
+    "Both modes:\n"
+    "  -o DIR         output directory, must exist (default .)\n"
+    "  -prefix NAME   file name prefix (default 'scene', or 'wald' with -wald)\n"
+    "  -ratio R       MS/PAN pixel-size ratio, 1..16 (default 4)\n"
+    "  -mtf M         Gaussian MTF at the MS Nyquist frequency, 0.05..0.95 (default 0.3)\n"
+    "  -pan_weights B,G,R,NIR  PAN spectral weights, normalised (default 0.2,0.25,0.25,0.3)\n"
+    "  -co NAME=VALUE GTiff creation option, repeatable; overrides the defaults TILED=YES,\n"
+    "                 COMPRESS=DEFLATE (and PHOTOMETRIC=MINISBLACK for the MS file)\n"
+    "  -q             quiet: no progress bar, no summary\n"
+    "Files are written under temporary names and renamed when complete: an error or an\n"
+    "interrupt (Ctrl-C, SIGTERM; exit code 130) leaves no partial output. GDAL's general options (--config, --debug,\n"
+    "--formats, --help-general) are accepted.\n";
+
+static const char *prog = "cmir_synth";
+
+/* Options that take values (all take one, -origin two). */
+static const char *const valued[] = {
+    "-n", "-size", "-seed", "-first", "-epsg", "-origin", "-res", "-ratio", "-oversample",
+    "-cell", "-variation", "-noise", "-confusion", "-mtf", "-threads", "-o", "-prefix",
+    "-labels", "-co", "-ot", "-class_res", "-pan_weights", "-bands", NULL};
+
+static int is_valued(const char *a)
+{
+    for (int i = 0; valued[i]; i++)
+        if (!strcmp(a, valued[i]))
+            return 1;
+    return 0;
+}
+
+/* Ctrl-C / SIGTERM: the next progress call cancels, and the library then
+ * removes its temporary files before returning. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int progress(double frac, const char *msg, void *user)
+{
+    if (interrupted)
+        return 1;
+    return cmir_app_progress(frac, msg, user);
+}
+
+static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return cmir_app_fail(prog, "%s: '%s' is not an integer in %ld..%ld", opt, s, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_double(const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end)
+        return cmir_app_fail(prog, "%s: '%s' is not a number", opt, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-')
+        return cmir_app_fail(prog, "%s: '%s' is not an unsigned integer", opt, s);
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* "a,b,c,d" -> 4 numbers. */
+static int parse4(const char *opt, const char *s, double v[4])
+{
+    const char *p = s;
+    for (int k = 0; k < 4; k++) {
+        char *end;
+        errno = 0;
+        v[k] = strtod(p, &end);
+        if (errno || end == p || (k < 3 && *end != ',') || (k == 3 && *end))
+            return cmir_app_fail(prog, "%s: '%s' is not 4 comma-separated numbers", opt, s);
+        p = end + 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
+    if (done)
+        return rc;
+    cmir_synth_params p = cmir_synth_default_params();
+    const char **inputs = calloc((size_t)argc, sizeof(char *));
+    const char **co = calloc((size_t)argc + 1, sizeof(char *));
+    int n_in = 0, n_co = 0, quiet = 0, wald = 0, bad = 0;
+    const char *dir = ".", *prefix = NULL, *type = NULL;
+    if (!inputs || !co) {
+        rc = cmir_app_fail(prog, "out of memory");
+        goto end;
+    }
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        int nv = !strcmp(a, "-origin") ? 2 : 1;
+        if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "-wald")) {
+            wald = 1;
+            continue;
+        }
+        if (a[0] != '-' || !a[1]) {
+            inputs[n_in++] = a;
+            continue;
+        }
+        if (!is_valued(a)) {
+            bad = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
+            break;
+        }
+        if (i + nv >= argc) {
+            bad = cmir_app_fail(prog, "option %s needs %s", a, nv == 2 ? "two values" : "a value");
+            break;
+        }
+        const char *v = argv[++i];
+        double d4[4];
+        if (!strcmp(a, "-n")) bad = parse_int(a, v, 1, 1000000, &p.n_scenes);
+        else if (!strcmp(a, "-size")) bad = parse_int(a, v, 0, 1 << 30, &p.size);
+        else if (!strcmp(a, "-seed")) bad = parse_u64(a, v, &p.seed);
+        else if (!strcmp(a, "-first")) bad = parse_int(a, v, 0, 1 << 30, &p.first_index);
+        else if (!strcmp(a, "-epsg")) bad = parse_int(a, v, 1, 1 << 30, &p.epsg);
+        else if (!strcmp(a, "-origin"))
+            bad = parse_double(a, v, &p.origin_x) || parse_double(a, argv[++i], &p.origin_y);
+        else if (!strcmp(a, "-res")) bad = parse_double(a, v, &p.pan_res);
+        else if (!strcmp(a, "-ratio")) bad = parse_int(a, v, -1000, 1000, &p.ratio);
+        else if (!strcmp(a, "-oversample")) bad = parse_int(a, v, -1000, 1000, &p.oversample);
+        else if (!strcmp(a, "-cell")) bad = parse_double(a, v, &p.cell_size);
+        else if (!strcmp(a, "-variation")) bad = parse_double(a, v, &p.variation);
+        else if (!strcmp(a, "-noise")) bad = parse_double(a, v, &p.noise);
+        else if (!strcmp(a, "-confusion")) bad = parse_double(a, v, &p.confusion);
+        else if (!strcmp(a, "-mtf")) bad = parse_double(a, v, &p.mtf);
+        else if (!strcmp(a, "-threads")) bad = parse_int(a, v, 0, 1024, &p.n_threads);
+        else if (!strcmp(a, "-o")) dir = v;
+        else if (!strcmp(a, "-prefix")) prefix = v;
+        else if (!strcmp(a, "-labels")) p.labels = v;
+        else if (!strcmp(a, "-co")) co[n_co++] = v;
+        else if (!strcmp(a, "-ot")) type = v;
+        else if (!strcmp(a, "-class_res")) {
+            if (!strcmp(v, "ms")) p.class_res = CMIR_SYNTH_CLASS_AT_MS;
+            else if (!strcmp(v, "pan")) p.class_res = CMIR_SYNTH_CLASS_AT_PAN;
+            else bad = cmir_app_fail(prog, "-class_res: '%s' is not ms or pan", v);
+        } else if (!strcmp(a, "-pan_weights")) {
+            if (!(bad = parse4(a, v, d4)))
+                memcpy(p.pan_weights, d4, sizeof d4);
+        } else if (!strcmp(a, "-bands")) {
+            if (!(bad = parse4(a, v, d4)))
+                for (int k = 0; k < 4 && !bad; k++) {
+                    if (d4[k] != (int)d4[k] || d4[k] < 1 || d4[k] > 65535)
+                        bad = cmir_app_fail(prog, "-bands: '%s' must be 4 band numbers >= 1", v);
+                    else
+                        p.bands[k] = (int)d4[k];
+                }
+        } else {
+            bad = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
+        }
+    }
+    if (bad) {
+        rc = 2;
+        goto end;
+    }
+    if (type) {
+        if (!strcmp(type, "Float32")) p.wald_type = CMIR_SYNTH_FLOAT32;
+        else if (!strcmp(type, "UInt16")) p.wald_type = CMIR_SYNTH_UINT16;
+        else {
+            rc = cmir_app_fail(prog, "-ot: '%s' is not Float32 or UInt16", type) + 1;
+            goto end;
+        }
+    }
+    if (!wald && (n_in || p.labels || type || p.bands[0])) {
+        rc = cmir_app_fail(prog, "%s is only for Wald mode (-wald INPUT...)",
+                           n_in ? inputs[0] : p.labels ? "-labels" : type ? "-ot" : "-bands") + 1;
+        goto end;
+    }
+    if (wald && !n_in) {
+        rc = cmir_app_fail(prog, "-wald needs at least one input raster") + 1;
+        goto end;
+    }
+    p.creation_options = n_co ? co : NULL;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    int err;
+    if (wald) {
+        if (!prefix)
+            prefix = "wald";
+        size_t n = strlen(dir) + strlen(prefix) + 2;
+        char *out = malloc(n);
+        if (!out) {
+            rc = cmir_app_fail(prog, "out of memory");
+            goto end;
+        }
+        snprintf(out, n, "%s/%s", dir, prefix);
+        err = cmir_synth_wald(&p, inputs, n_in, out, progress, &quiet);
+        if (!err && !quiet)
+            printf("%s: wrote %s_pan.tif, %s_ms.tif%s%s%s\n", prog, out, out,
+                   p.labels ? " and " : "", p.labels ? out : "", p.labels ? "_class.tif" : "");
+        free(out);
+    } else {
+        if (!prefix)
+            prefix = "scene";
+        err = cmir_synth_run(&p, dir, prefix, progress, &quiet);
+        if (!err && !quiet)
+            printf("%s: wrote %d scene%s (%s/%s_%03d..%03d_{pan,ms,class}.tif)\n", prog,
+                   p.n_scenes, p.n_scenes == 1 ? "" : "s", dir, prefix, p.first_index,
+                   p.first_index + p.n_scenes - 1);
+    }
+    if (err && !quiet) { /* end the progress line */
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    if (err == CMIR_ECANCEL && interrupted)
+        rc = cmir_app_fail(prog, "interrupted; the scene in progress was not written") + 129;
+    else
+        rc = err ? cmir_app_fail(prog, "%s", cmir_last_error()) : 0;
+end:
+    free(inputs);
+    free(co);
+    cmir_app_done(argv);
+    return rc;
+}

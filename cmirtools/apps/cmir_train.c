@@ -1,0 +1,114 @@
+/* cmir_train: trains CMIR-NET (both stage-1 extractors and the unified
+ * space) on a tile archive and writes the model file; a thin main() over
+ * cmir_train(). */
+#include "cmir/train.h"
+#include "cmir_app.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "Usage: cmir_train [--help] [--version] [-q] [-threads N] [-seed S]\n"
+    "                  [-epochs1 N] [-epochs2 N] [-batch N] [-lr1 X] [-lr2 X]\n"
+    "                  [-test_frac F] [-split scene|tile] [-dv 16|32|64|128] [-hidden N]\n"
+    "                  [-ortho X] [-dropout X] [-w_pair X] [-w_class X] [-w_norm X]\n"
+    "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel]\n"
+    "                  [-features_dir DIR] [-unified FILE.mat]\n"
+    "                  ARCHIVE.mat MODEL.mat\n"
+    "\n"
+    "Trains CMIR-NET on the labelled tiles of ARCHIVE (written by cmir_tile or cmir_synth, or\n"
+    "the public DSRSID.mat): one CNN per modality (softmax cross-entropy + orthogonality\n"
+    "penalty on the 128-d features), then the unified space of size -dv with the losses\n"
+    "L2 (pairing, -w_pair), L3 (classification, -w_class), L4 (code norm, -w_norm),\n"
+    "L5 (cross decoders, -w_cross) and R (encoder weights towards -alpha, -w_reg); a weight of\n"
+    "0 switches a term off (ablation). The model, with the train/test split, is written to\n"
+    "MODEL (MATLAB .mat) atomically. Same seed and thread count give the same model.\n"
+    "  -features_dir DIR  also write DIR/features_pan.mat and DIR/features_ms.mat (`features`,\n"
+    "                     N x 128) for the paper's step 2 scripts\n"
+    "  -unified FILE      also write FILE with featuresx (PAN) and featuresy (MS), N x d_v\n"
+    "  -split scene|tile  hold out whole scenes (default, when the archive records them) or tiles\n";
+
+int main(int argc, char **argv)
+{
+    int done, rc = cmir_app_init("cmir_train", usage, &argc, &argv, &done);
+    if (done)
+        return rc;
+    cmir_train_params p = cmir_train_default_params();
+    const char *pos[2] = {NULL, NULL};
+    int npos = 0, quiet = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) {
+            quiet = 1;
+            continue;
+        }
+        if (!strcmp(a, "-multilabel")) {
+            p.unified.multilabel = 1;
+            continue;
+        }
+        if (a[0] == '-' && a[1]) {
+            if (i + 1 >= argc) {
+                rc = cmir_app_fail("cmir_train", "option %s needs a value", a);
+                goto end;
+            }
+            const char *v = argv[++i];
+            if (!strcmp(a, "-threads")) p.threads = atoi(v);
+            else if (!strcmp(a, "-seed")) p.seed = strtoull(v, NULL, 10);
+            else if (!strcmp(a, "-epochs1")) p.epochs1 = atoi(v);
+            else if (!strcmp(a, "-epochs2")) p.epochs2 = atoi(v);
+            else if (!strcmp(a, "-batch")) p.batch = atoi(v);
+            else if (!strcmp(a, "-lr1")) p.lr1 = (float)atof(v);
+            else if (!strcmp(a, "-lr2")) p.lr2 = (float)atof(v);
+            else if (!strcmp(a, "-test_frac")) p.test_frac = atof(v);
+            else if (!strcmp(a, "-split")) {
+                if (strcmp(v, "scene") && strcmp(v, "tile")) {
+                    rc = cmir_app_fail("cmir_train", "-split takes scene or tile, not '%s'", v);
+                    goto end;
+                }
+                p.split_by_scene = !strcmp(v, "scene");
+            } else if (!strcmp(a, "-dv")) p.unified.d_v = atoi(v);
+            else if (!strcmp(a, "-hidden")) p.unified.hidden = atoi(v);
+            else if (!strcmp(a, "-ortho")) p.ortho = (float)atof(v);
+            else if (!strcmp(a, "-dropout")) p.dropout = (float)atof(v);
+            else if (!strcmp(a, "-w_pair")) p.unified.w_pair = (float)atof(v);
+            else if (!strcmp(a, "-w_class")) p.unified.w_class = (float)atof(v);
+            else if (!strcmp(a, "-w_norm")) p.unified.w_norm = (float)atof(v);
+            else if (!strcmp(a, "-w_cross")) p.unified.w_cross = (float)atof(v);
+            else if (!strcmp(a, "-w_reg")) p.unified.w_reg = (float)atof(v);
+            else if (!strcmp(a, "-alpha")) p.unified.alpha = (float)atof(v);
+            else if (!strcmp(a, "-features_dir")) p.features_dir = v;
+            else if (!strcmp(a, "-unified")) p.unified_path = v;
+            else {
+                rc = cmir_app_fail("cmir_train", "unknown option '%s' (see --help)", a);
+                rc = 2;
+                goto end;
+            }
+        } else if (npos < 2) {
+            pos[npos++] = a;
+        } else {
+            rc = cmir_app_fail("cmir_train", "unexpected argument '%s'", a);
+            rc = 2;
+            goto end;
+        }
+    }
+    if (npos != 2) {
+        fputs(usage, stderr);
+        rc = 2;
+        goto end;
+    }
+    cmir_train_report r;
+    if (cmir_train(pos[0], pos[1], p, cmir_app_progress_lines, &quiet, &r)) {
+        rc = cmir_app_fail("cmir_train", "%s", cmir_last_error());
+        goto end;
+    }
+    if (!quiet)
+        printf("%s: trained on %lld tiles (%lld held out) in %.1f s; stage 1 %.1f PAN / %.1f MS images/s, "
+               "stage 2 %.0f samples/s\n",
+               pos[1], (long long)r.n_train, (long long)r.n_test, r.seconds, r.stage1_images_per_s[0],
+               r.stage1_images_per_s[1], r.stage2_samples_per_s);
+    rc = 0;
+end:
+    cmir_app_done(argv);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/* cmir/knn.h: exact Euclidean k-nearest-neighbour search by brute force.
+ * Candidate distances come from OpenBLAS sgemm in blocks; every hit is then
+ * confirmed with a double-precision distance, so results are exact. */
+#ifndef CMIR_KNN_H
+#define CMIR_KNN_H
+
+#include "cmir/base.h"
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Options of cmir_knn. Start from cmir_knn_default_params(). */
+typedef struct cmir_knn_params {
+    /* n bytes, one per database row: 0 excludes the row, non-zero keeps it.
+     * NULL (default) keeps every row. Borrowed for the call. */
+    const uint8_t *mask;
+    /* Hits whose distance (in the unit chosen by `squared`, compared in
+     * double precision) is greater than max_dist are excluded. Default
+     * +INFINITY (no limit); must be >= 0 and not NaN. */
+    float max_dist;
+    /* 1 (default): dist[] holds squared Euclidean distances; 0: Euclidean
+     * distances (the square root). The ranking is the same either way. */
+    int squared;
+    /* Squared row norms of the database as written by cmir_knn_norms for
+     * this very database (n floats), so a long-lived database computes them
+     * once. NULL (default): computed inside each call. Wrong values break
+     * the exactness guarantee; they are never written. Borrowed. */
+    const float *db_norms;
+    /* Tuning: queries per GEMM block (default 0 = 256) and database rows
+     * per GEMM block (default 0 = 1024). The working tile of a thread is
+     * query_block x db_block floats. Results never depend on them. */
+    int query_block;
+    int db_block;
+} cmir_knn_params;
+
+CMIR_API cmir_knn_params cmir_knn_default_params(void);
+
+/* Squared Euclidean norms of the n rows of x (row-major n x d): norms[i] =
+ * sum_j x[i,j]^2 accumulated in double (order unspecified), rounded to
+ * float; norms has n floats, caller-allocated. For p->db_norms of
+ * cmir_knn. Single-threaded. Returns 0, or CMIR_EINVAL for NULL pointers,
+ * n < 0, d <= 0, d > 2^20, a row with a NaN or an infinite value, or a
+ * squared norm of 1e30 or more (see cmir_knn). */
+CMIR_API int cmir_knn_norms(const float *x, int64_t n, int d, float *norms);
+
+/* For each of the m queries q (row-major m x d) finds the k rows of the
+ * database db (row-major n x d) nearest in Euclidean distance.
+ *
+ * Output: ids[i*k + r] and dist[i*k + r] (both m x k, caller-allocated)
+ * are the database row index and distance of the r-th nearest row to query
+ * i, in ascending order of distance. When fewer than k rows qualify (k > n,
+ * or rows removed by p->mask / p->max_dist), the remaining slots get id -1
+ * and dist +INFINITY. dist may be NULL when only the ids are wanted.
+ *
+ * Exactness: the result is identical (ids and order) to a brute force that
+ * computes, for every allowed row x,
+ *     D(q, x) = sum over j = 0..d-1, in this order, of ((double)q_j - (double)x_j)^2
+ * in IEEE double precision (no fused multiply-add), and sorts by (D, row
+ * index) ascending: ties in D go to the smaller row index. dist[] holds
+ * (float)D, or (float)sqrt(D) with p->squared = 0. The float sgemm values
+ * only select candidates; a rigorous bound on their rounding error (from the
+ * row norms) makes sure no row that belongs in the result is dropped.
+ *
+ * Values: every element finite, and every squared row norm (queries and
+ * database) below 1e30, else CMIR_EINVAL.
+ *
+ * Cost and memory: about 2*n*d*m flops in sgemm plus a cheap scan of each
+ * distance tile; queries are split over the context's threads (OpenBLAS
+ * single-threaded inside each), or, for fewer than 8 queries per thread,
+ * the database is split and the per-thread results merged. Scratch memory
+ * (from the context) is bounded by the block sizes, k and the thread count,
+ * never by n*m; without p->db_norms, n floats for the norms are added.
+ * When k >= n/4 every allowed row's D is computed and sorted per query
+ * instead (O(n*d + n) per query, n * 16 bytes per thread).
+ *
+ * ex may be NULL (one thread, scratch allocated for the call). p NULL means
+ * cmir_knn_default_params(). Returns 0; CMIR_EINVAL for NULL db (with
+ * n > 0), q (with m > 0) or ids, n < 0, m < 0, d <= 0, k <= 0, k or d too
+ * large for int, bad params or bad values; CMIR_ENOMEM. On failure the
+ * contents of ids and dist are unspecified. */
+CMIR_API int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t m,
+                      int d, int k, const cmir_knn_params *p, int64_t *ids, float *dist);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

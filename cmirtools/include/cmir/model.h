@@ -1,0 +1,161 @@
+/* cmir/model.h: CMIR-NET's networks. Stage 1: one CNN feature extractor
+ * per modality (conv3x3 -> leaky ReLU -> batch norm -> max-pool, three
+ * times; dense -> 128-d ReLU features Z (dropout in training); dense ->
+ * class logits). Stage 2: the unified latent space (encoders E_a, E_b to
+ * d_v, cross decoders w_ab, w_ba back to 128, a classifier on V).
+ *
+ * All tensors are float32, batch first, row-major: images N x H x W x B
+ * (band fastest), features N x 128, latent codes N x d_v. Handles are
+ * opaque; *_free(NULL) is a no-op. Buffers passed in stay the caller's;
+ * pointers returned by *_features()/_logits() belong to the network and
+ * are valid until its next forward call or its free. */
+#ifndef CMIR_MODEL_H
+#define CMIR_MODEL_H
+
+#include "cmir/nn.h"
+#include "cmir/tensorset.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CMIR_FEAT_DIM 128
+
+/* ---- Stage 1: the CNN of one modality -------------------------------- */
+typedef struct cmir_cnn_params {
+    int h, w, bands;   /* input tile size */
+    int n_classes;     /* output logits */
+    float slope;       /* leaky ReLU slope, default 0.01 */
+    float dropout;     /* rate on Z in training, default 0.5 */
+    cmir_bn_params bn;
+} cmir_cnn_params;
+
+CMIR_API cmir_cnn_params cmir_cnn_default_params(void);
+
+typedef struct cmir_cnn cmir_cnn;
+
+/* Builds the network for the input size: three conv blocks with 32, 64
+ * and 128 filters and pooling windows k, k, k (k = 4 when the tile side is
+ * 256 or more, else 2), then one more pooling that brings the side to 4
+ * (for the paper's sizes: PAN 256 -> pools 4,4,4; MS 64 -> 2,2,2,2), and
+ * dense 128*s*s -> 128 -> n_classes. Weights: He for convolutions, Xavier
+ * for dense layers, from `seed`. NULL on error. */
+CMIR_API cmir_cnn *cmir_cnn_new(cmir_cnn_params p, uint64_t seed);
+CMIR_API void cmir_cnn_free(cmir_cnn *c);
+CMIR_API cmir_cnn_params cmir_cnn_get_params(const cmir_cnn *c);
+/* The pooling windows chosen (k1, k2, k3, k4; k4 = 1 when none) and the
+ * FLOPs of one image's forward pass (convolutions and dense layers). */
+CMIR_API void cmir_cnn_pools(const cmir_cnn *c, int pools[4]);
+CMIR_API double cmir_cnn_flops(const cmir_cnn *c);
+
+/* Forward pass of n images x (n x h x w x bands, already normalised).
+ * training: batch statistics, dropout drawn from r (may be NULL when not
+ * training); else running statistics and no dropout. Activations are kept
+ * for cmir_cnn_backward. Buffers grow to the largest n seen, then are
+ * reused. */
+CMIR_API int cmir_cnn_forward(cmir_cnn *c, cmir_exec *ex, const float *x, int n, int training,
+                              cmir_rng *r);
+/* Z (n x 128, after ReLU, before dropout) and logits (n x n_classes) of
+ * the last forward pass; owned by c. */
+CMIR_API float *cmir_cnn_features(cmir_cnn *c);
+CMIR_API float *cmir_cnn_logits(cmir_cnn *c);
+/* Backward pass after a training forward: dlogits (n x C) and an extra
+ * gradient on Z (n x 128, may be NULL) -> parameter gradients
+ * (overwritten). */
+CMIR_API int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const float *dZ);
+/* Registers every parameter with its gradient in o. */
+CMIR_API int cmir_cnn_register(cmir_cnn *c, cmir_optim *o);
+/* Parameters and running statistics to/from a tensor set, names prefixed
+ * (e.g. "pan_conv1_W"). Loading checks every name and shape. */
+CMIR_API int cmir_cnn_save(const cmir_cnn *c, cmir_tensorset *ts, const char *prefix);
+CMIR_API int cmir_cnn_load(cmir_cnn *c, const cmir_tensorset *ts, const char *prefix);
+/* Number of parameter arrays, and array i with its gradient (for tests
+ * and checkpoints): name, data, grad, length. */
+CMIR_API int cmir_cnn_n_params(const cmir_cnn *c);
+CMIR_API int cmir_cnn_param(cmir_cnn *c, int i, const char **name, float **w, float **g, size_t *n);
+
+/* ---- Stage 2: the unified latent space -------------------------------- */
+typedef struct cmir_unified_params {
+    int d_in;        /* feature size, default 128 */
+    int d_v;         /* latent size: 16, 32, 64 or 128; default 64 */
+    int hidden;      /* encoder hidden units, default 128 (0: linear encoders) */
+    int n_classes;
+    int multilabel;  /* L3 as sigmoid cross-entropy */
+    /* loss weights: lambda_1 (L1 classification... see below) */
+    float w_pair;    /* L2 = mean_b ||Va - Vb||^2, default 1 */
+    float w_class;   /* L3 = CE on [Va; Vb], default 1 */
+    float w_norm;    /* L4 = mean_b (||Va||^2 + ||Vb||^2), default 1e-3 */
+    float w_cross;   /* L5 = mean_b (||w_ab Va - Zb||^2 + ||w_ba Vb - Za||^2), default 0.1 */
+    float w_reg;     /* R = mean_i (w_a,i - alpha)^2 + mean_i (w_b,i - alpha)^2, default 1e-3 */
+    float alpha;     /* default 1 (the paper's best) */
+    float slope;     /* leaky ReLU slope of the encoders' hidden layer */
+} cmir_unified_params;
+
+CMIR_API cmir_unified_params cmir_unified_default_params(void);
+
+typedef struct cmir_unified cmir_unified;
+CMIR_API cmir_unified *cmir_unified_new(cmir_unified_params p, uint64_t seed);
+CMIR_API void cmir_unified_free(cmir_unified *u);
+CMIR_API cmir_unified_params cmir_unified_get_params(const cmir_unified *u);
+
+/* Loss values of one step (each already weighted; total is their sum). */
+typedef struct cmir_unified_losses {
+    float pair, cls, norm, cross, reg, total;
+} cmir_unified_losses;
+
+/* One training step's forward and backward on n pairs (Za, Zb: n x d_in;
+ * labels: n class indices 0..C-1, or n x C 0/1 targets when multilabel);
+ * fills parameter gradients (overwritten) and *out. */
+CMIR_API int cmir_unified_step(cmir_unified *u, cmir_exec *ex, const float *Za, const float *Zb,
+                               const int32_t *labels, const float *targets, int n,
+                               cmir_unified_losses *out);
+/* Latent codes of n features of one side (0 = a, 1 = b): V (n x d_v). */
+CMIR_API int cmir_unified_encode(cmir_unified *u, cmir_exec *ex, int side, const float *Z, int n,
+                                 float *V);
+CMIR_API int cmir_unified_register(cmir_unified *u, cmir_optim *o);
+CMIR_API int cmir_unified_save(const cmir_unified *u, cmir_tensorset *ts);
+CMIR_API int cmir_unified_load(cmir_unified *u, const cmir_tensorset *ts);
+CMIR_API int cmir_unified_n_params(const cmir_unified *u);
+CMIR_API int cmir_unified_param(cmir_unified *u, int i, const char **name, float **w, float **g,
+                                size_t *n);
+
+/* ---- The model file: both extractors and the unified network ---------
+ * A MATLAB .mat file (cmir/tensorset.h) holding: CMIR_MODEL_FORMAT
+ * ("cmir-model 1"), MODEL_ID (16 hex digits identifying the weights),
+ * pan_* and ms_* (the two CNNs), enc_*, dec_*, cls_* (the unified
+ * network), PAN_SIZE / MS_SIZE (h, w, bands), RATIO, D_V, HIDDEN,
+ * N_CLASSES, MULTILABEL, PAN_MEAN / PAN_STD / MS_MEAN / MS_STD (per-band
+ * normalisation from the training split), CLASS_NAMES, PAN_BAND_NAMES,
+ * MS_BAND_NAMES (newline-separated text), TRAIN_SETTINGS (text),
+ * N_TILES and TEST_TILES (0-based indices of the held-out tiles of the
+ * archive it was trained on). */
+typedef struct cmir_model cmir_model;
+
+/* Sizes and names a model is built for. */
+typedef struct cmir_model_info {
+    int pan_h, pan_w, pan_bands, ms_h, ms_w, ms_bands;
+    int ratio, n_classes, d_v, multilabel;
+    const char *id;       /* MODEL_ID; owned by the model */
+} cmir_model_info;
+
+/* Loads and validates a model file: every name, shape, type and the
+ * format version. NULL with a message naming the file and the problem. */
+CMIR_API cmir_model *cmir_model_load(const char *path);
+CMIR_API void cmir_model_free(cmir_model *m);
+CMIR_API const cmir_model_info *cmir_model_get_info(const cmir_model *m);
+/* Class c (1-based) name, "class_<c>" when none. */
+CMIR_API const char *cmir_model_class_name(const cmir_model *m, int c);
+/* The held-out tiles recorded at training: *n indices (owned by m). */
+CMIR_API const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, int64_t *n_tiles);
+
+/* Embeds n raw tiles of modality `modality` (0 = PAN, 1 = MS; values as
+ * stored in the archive, n x h x w x bands) into the unified space:
+ * V (n x d_v). Z (n x 128 stage-1 features) may be NULL. Normalisation is
+ * applied inside. Processes at most 64 tiles at a time. */
+CMIR_API int cmir_model_embed(cmir_model *m, cmir_exec *ex, int modality, const float *tiles, int n,
+                              float *Z, float *V);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

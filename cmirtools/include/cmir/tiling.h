@@ -1,0 +1,81 @@
+/* cmir/tiling.h: cuts georeferenced PAN scenes and the MS scenes that cover
+ * them into co-registered tile pairs, with labels from a class raster or a
+ * polygon layer, and writes them to a tile archive (cmir/archive.h).
+ *
+ * Co-registration is by georeferencing, never by pixel index: each PAN
+ * tile is a window of its scene; its MS tile is the same ground on a grid
+ * of the PAN's CRS whose pixels are `ratio` PAN pixels, read directly when
+ * an MS scene already lies on that grid, else resampled through GDAL's
+ * warper and PROJ (any CRS, any grid, several MS scenes mosaicked). Any
+ * raster GDAL reads works (GeoTIFF, COG, JP2, VRT, /vsizip/...). */
+#ifndef CMIR_TILING_H
+#define CMIR_TILING_H
+
+#include "cmir/archive.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cmir_tile_params {
+    int tile_size;       /* PAN pixels per tile side; default 256 */
+    int stride;          /* PAN pixels between tile origins; 0 = tile_size */
+    int ratio;           /* MS pixel / PAN pixel; 0 = read from the data */
+    const int *ms_bands; /* 1-based MS bands to keep, or NULL for all */
+    int n_ms_bands;
+    const char *resampling; /* warper resampling for MS: "bilinear" (default),
+                               "near", "cubic", "average", ... */
+    double nodata_frac;  /* tiles with a larger fraction of nodata pixels (in
+                            PAN or MS) are skipped; default 0.01 */
+    int keep_nodata;     /* keep such tiles instead (label 0) */
+    /* Labels (optional): a class raster, or a polygon layer with a class
+     * attribute; not both. */
+    const char *label_raster;  /* values 1..C are classes, 0 none */
+    const char *const *label_rasters; /* or several (e.g. one per scene),
+                                         mosaicked; class names come from the
+                                         first one's categories */
+    int n_label_rasters;
+    const char *label_vector;  /* any OGR source */
+    const char *label_layer;   /* layer name; NULL = first layer */
+    const char *label_field;   /* attribute holding the class (text or
+                                  integer); its distinct values, sorted, are
+                                  classes 1..C */
+    double label_min_frac; /* a tile's majority class must cover at least
+                              this fraction, else the tile is unlabelled;
+                              default 0.5 */
+    double multilabel_frac; /* > 0: also record every class covering at
+                               least this fraction (multi-label); default 0 */
+    int skip_unlabelled;  /* drop tiles without a label when labels are
+                             given; default 1 */
+    int deflate;          /* archive compression level 0..9; default 1 */
+} cmir_tile_params;
+
+CMIR_API cmir_tile_params cmir_tile_default_params(void);
+
+/* What a run did. */
+typedef struct cmir_tile_stats {
+    int64_t tiles_written;
+    int64_t skipped_nodata;
+    int64_t skipped_unlabelled;
+    int ratio;        /* the ratio used (of the last scene) */
+    int n_classes;
+} cmir_tile_stats;
+
+/* Tiles every PAN scene (pan_paths[0..n_pan)) with the MS scenes
+ * (ms_paths[0..n_ms)) that cover it into the archive at `archive_path`:
+ * a new archive, or, when `append` is non-zero and the archive exists, the
+ * existing one extended (its sizes and classes must match). The archive is
+ * written to a temporary file and renamed at the end: on any error or
+ * cancellation the previous file is untouched and nothing is left behind.
+ * Errors name the file and the problem: a scene without georeferencing,
+ * PAN and MS that do not overlap, a band count or ratio that does not
+ * match, an unreadable file. stats may be NULL. progress may be NULL; a
+ * non-zero return from it cancels (CMIR_ECANCEL). */
+CMIR_API int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_paths,
+                       int n_ms, const char *archive_path, int append, cmir_tile_params p,
+                       cmir_progress_fn progress, void *user, cmir_tile_stats *stats);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,253 @@
+/* Opening an index (metadata, the embedding matrix read once from its
+ * BLOB chunks, per-row modality and feature ids) and searching it with the
+ * exact GEMM kNN under modality, bounding-box and distance filters. */
+#include "index_internal.h"
+#include "cmir/knn.h"
+
+#include <cpl_conv.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+cmir_search_filter cmir_search_default_filter(void)
+{
+    cmir_search_filter f;
+    memset(&f, 0, sizeof f);
+    f.modality = -1;
+    f.max_dist = INFINITY;
+    f.exclude = -1;
+    return f;
+}
+
+void cmir_index_close(cmir_index *ix)
+{
+    if (!ix)
+        return;
+    if (ix->ds)
+        GDALClose(ix->ds);
+    if (ix->srs)
+        OSRDestroySpatialReference(ix->srs);
+    cmir__free(ix->path);
+    cmir__free(ix->model_id);
+    cmir__free(ix->crs_wkt);
+    cmir__free(ix->v);
+    cmir__free(ix->norms);
+    cmir__free(ix->mod);
+    cmir__free(ix->fid);
+    cmir__free(ix->env);
+    cmir__free(ix);
+}
+
+static int load(cmir_index *ix)
+{
+    const char *path = ix->path;
+    ix->ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL, NULL);
+    if (!ix->ds)
+        return cmir__gdal_error(CMIR_EIO, path, "cannot open the index");
+    OGRLayerH meta = GDALDatasetGetLayerByName(ix->ds, "cmir_meta");
+    OGRLayerH emb = GDALDatasetGetLayerByName(ix->ds, "cmir_embeddings");
+    ix->tiles = GDALDatasetGetLayerByName(ix->ds, "tiles");
+    if (!meta || !emb || !ix->tiles)
+        return cmir__error(CMIR_EFORMAT, "%s: not a CMIR index (layers tiles, cmir_embeddings, cmir_meta)", path);
+    char *fmt = cmir__index_get_meta(meta, "format"), *dim = cmir__index_get_meta(meta, "dim");
+    char *cnt = cmir__index_get_meta(meta, "count");
+    ix->model_id = cmir__index_get_meta(meta, "model_id");
+    ix->crs_wkt = cmir__index_get_meta(meta, "crs");
+    int rc = 0;
+    if (!fmt || strcmp(fmt, CMIR_INDEX_FORMAT) != 0)
+        rc = cmir__error(CMIR_EFORMAT, "%s: index format '%s' not supported (this build reads '%s')", path,
+                         fmt ? fmt : "(none)", CMIR_INDEX_FORMAT);
+    else if (!dim || !cnt || !ix->model_id || atoi(dim) < 1 || atoi(dim) > 4096 || atoll(cnt) < 0 ||
+             atoll(cnt) > ((int64_t)1 << 31))
+        rc = cmir__error(CMIR_EFORMAT, "%s: damaged index metadata", path);
+    if (!rc) {
+        ix->dim = atoi(dim);
+        ix->n = atoll(cnt);
+    }
+    cmir__free(fmt);
+    cmir__free(dim);
+    cmir__free(cnt);
+    if (rc)
+        return rc;
+    const OGRSpatialReferenceH s = OGR_L_GetSpatialRef(ix->tiles);
+    ix->srs = s ? OSRClone(s) : OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
+    OSRSetAxisMappingStrategy(ix->srs, OAMS_TRADITIONAL_GIS_ORDER);
+    size_t N = (size_t)ix->n;
+    ix->v = cmir__malloc(sizeof(float) * (N ? N : 1) * (size_t)ix->dim);
+    ix->mod = cmir__malloc(N ? N : 1);
+    ix->fid = cmir__malloc(sizeof(int64_t) * (N ? N : 1));
+    uint8_t *seen = cmir__calloc(N ? N : 1, 1);
+    if (!ix->v || !ix->mod || !ix->fid || !seen) {
+        cmir__free(seen);
+        return CMIR_ENOMEM;
+    }
+    /* embeddings: chunks must tile [0, n) exactly */
+    int64_t covered = 0;
+    OGRFeatureH f;
+    OGR_L_ResetReading(emb);
+    while (!rc && (f = OGR_L_GetNextFeature(emb)) != NULL) {
+        int64_t first = OGR_F_GetFieldAsInteger64(f, 0);
+        int nr = OGR_F_GetFieldAsInteger(f, 1), d = OGR_F_GetFieldAsInteger(f, 2), bytes = 0;
+        const GByte *data = OGR_F_GetFieldAsBinary(f, 3, &bytes);
+        if (d != ix->dim || nr < 1 || first < 0 || first + nr > ix->n ||
+            bytes != nr * d * (int)sizeof(float) || !data)
+            rc = cmir__error(CMIR_EFORMAT, "%s: damaged embedding chunk at row %lld", path, (long long)first);
+        else {
+            memcpy(ix->v + (size_t)first * ix->dim, data, (size_t)bytes);
+            covered += nr;
+        }
+        OGR_F_Destroy(f);
+    }
+    if (!rc && covered != ix->n)
+        rc = cmir__error(CMIR_EFORMAT, "%s: the embedding chunks hold %lld rows, the index %lld", path,
+                         (long long)covered, (long long)ix->n);
+    /* tiles: row -> fid, modality; geometry and other fields skipped */
+    const char *ign[] = {"tile_id", "archive", "scene", "window", "class", "class_name", "labels", "OGR_GEOMETRY",
+                         "OGR_STYLE", NULL};
+    OGR_L_SetIgnoredFields(ix->tiles, ign);
+    OGRFeatureDefnH fd = OGR_L_GetLayerDefn(ix->tiles);
+    int frow = OGR_FD_GetFieldIndex(fd, "row"), fmod = OGR_FD_GetFieldIndex(fd, "modality");
+    if (!rc && (frow < 0 || fmod < 0))
+        rc = cmir__error(CMIR_EFORMAT, "%s: the tiles layer lacks row/modality", path);
+    int64_t rows = 0;
+    OGR_L_ResetReading(ix->tiles);
+    while (!rc && (f = OGR_L_GetNextFeature(ix->tiles)) != NULL) {
+        int64_t r = OGR_F_GetFieldAsInteger64(f, frow);
+        const char *m = OGR_F_GetFieldAsString(f, fmod);
+        if (r < 0 || r >= ix->n || seen[r])
+            rc = cmir__error(CMIR_EFORMAT, "%s: tile feature with a bad or repeated row %lld", path, (long long)r);
+        else {
+            seen[r] = 1;
+            ix->fid[r] = OGR_F_GetFID(f);
+            ix->mod[r] = !strcmp(m, "MS");
+            rows++;
+        }
+        OGR_F_Destroy(f);
+    }
+    OGR_L_SetIgnoredFields(ix->tiles, NULL);
+    cmir__free(seen);
+    if (!rc && rows != ix->n)
+        rc = cmir__error(CMIR_EFORMAT, "%s: %lld tile features for %lld rows", path, (long long)rows, (long long)ix->n);
+    if (!rc) {
+        ix->norms = cmir__malloc(sizeof(float) * (N ? N : 1));
+        if (!ix->norms)
+            rc = CMIR_ENOMEM;
+        else if (cmir_knn_norms(ix->v, ix->n, ix->dim, ix->norms))
+            rc = cmir__error(CMIR_EFORMAT, "%s: the embeddings hold non-finite values", path);
+    }
+    return rc;
+}
+
+cmir_index *cmir_index_open(const char *path)
+{
+    if (!path) {
+        cmir__error(CMIR_EINVAL, "cmir_index_open: NULL path");
+        return NULL;
+    }
+    cmir_index *ix = cmir__calloc(1, sizeof *ix);
+    if (!ix || !(ix->path = cmir__strdup(path))) {
+        cmir__free(ix);
+        return NULL;
+    }
+    cmir__gdal_quiet_begin();
+    GDALAllRegister();
+    int rc = load(ix);
+    cmir__gdal_quiet_end();
+    if (rc) {
+        cmir_index_close(ix);
+        return NULL;
+    }
+    return ix;
+}
+
+int64_t cmir_index_count(const cmir_index *ix) { return ix ? ix->n : 0; }
+int cmir_index_dim(const cmir_index *ix) { return ix ? ix->dim : 0; }
+const char *cmir_index_model_id(const cmir_index *ix) { return ix ? ix->model_id : NULL; }
+const float *cmir_index_vector(const cmir_index *ix, int64_t r)
+{
+    return ix && r >= 0 && r < ix->n ? ix->v + (size_t)r * ix->dim : NULL;
+}
+int cmir_index_modality(const cmir_index *ix, int64_t r) { return ix && r >= 0 && r < ix->n ? ix->mod[r] : -1; }
+
+/* Envelopes of every footprint in the index CRS (NaN when none). */
+static int load_envelopes(cmir_index *ix)
+{
+    if (ix->env)
+        return 0;
+    ix->env = cmir__malloc(sizeof(double) * 4 * (size_t)(ix->n ? ix->n : 1));
+    if (!ix->env)
+        return CMIR_ENOMEM;
+    for (int64_t r = 0; r < ix->n * 4; r++)
+        ix->env[r] = NAN;
+    OGRFeatureDefnH fd = OGR_L_GetLayerDefn(ix->tiles);
+    int frow = OGR_FD_GetFieldIndex(fd, "row");
+    OGRFeatureH f;
+    OGR_L_ResetReading(ix->tiles);
+    while ((f = OGR_L_GetNextFeature(ix->tiles)) != NULL) {
+        int64_t r = OGR_F_GetFieldAsInteger64(f, frow);
+        OGRGeometryH g = OGR_F_GetGeometryRef(f);
+        if (g && r >= 0 && r < ix->n) {
+            OGREnvelope e;
+            OGR_G_GetEnvelope(g, &e);
+            ix->env[r * 4 + 0] = e.MinX;
+            ix->env[r * 4 + 1] = e.MinY;
+            ix->env[r * 4 + 2] = e.MaxX;
+            ix->env[r * 4 + 3] = e.MaxY;
+        }
+        OGR_F_Destroy(f);
+    }
+    return 0;
+}
+
+int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, int k,
+                      const cmir_search_filter *f, int64_t *rows, float *dist)
+{
+    if (!ix || !q || m < 0 || k < 1 || !rows)
+        return cmir__error(CMIR_EINVAL, "cmir_index_search: bad arguments");
+    cmir_search_filter F = f ? *f : cmir_search_default_filter();
+    uint8_t *mask = NULL;
+    int rc = 0;
+    if (F.modality >= 0 || F.has_bbox || F.exclude >= 0) {
+        mask = cmir__malloc((size_t)(ix->n ? ix->n : 1));
+        if (!mask)
+            return CMIR_ENOMEM;
+        double bb[4] = {0, 0, 0, 0};
+        if (F.has_bbox) {
+            cmir__gdal_quiet_begin();
+            rc = load_envelopes(ix);
+            /* bbox (WGS84 lon/lat) into the index CRS */
+            OGRSpatialReferenceH w = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
+            OSRSetAxisMappingStrategy(w, OAMS_TRADITIONAL_GIS_ORDER);
+            if (OSRIsSame(w, ix->srs)) {
+                memcpy(bb, F.bbox, sizeof bb);
+            } else {
+                OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(w, ix->srs);
+                if (!ct || !OCTTransformBounds(ct, F.bbox[0], F.bbox[1], F.bbox[2], F.bbox[3], &bb[0], &bb[1], &bb[2],
+                                               &bb[3], 21))
+                    rc = cmir__error(CMIR_EINVAL, "%s: cannot express the bounding box in the index CRS", ix->path);
+                if (ct)
+                    OCTDestroyCoordinateTransformation(ct);
+            }
+            OSRDestroySpatialReference(w);
+            cmir__gdal_quiet_end();
+        }
+        for (int64_t r = 0; !rc && r < ix->n; r++) {
+            int keep = (F.modality < 0 || ix->mod[r] == F.modality) && r != F.exclude;
+            if (keep && F.has_bbox) {
+                const double *e = ix->env + r * 4;
+                keep = isfinite(e[0]) && e[0] <= bb[2] && e[2] >= bb[0] && e[1] <= bb[3] && e[3] >= bb[1];
+            }
+            mask[r] = (uint8_t)keep;
+        }
+    }
+    if (!rc) {
+        cmir_knn_params kp = cmir_knn_default_params();
+        kp.mask = mask;
+        kp.squared = 0;
+        kp.max_dist = F.max_dist;
+        kp.db_norms = ix->norms;
+        rc = cmir_knn(ex, ix->v, ix->n, q, m, ix->dim, k, &kp, rows, dist);
+    }
+    cmir__free(mask);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/* Internal to the model module: the model structure shared by the model
+ * file code (modelfile.c) and the trainer (train.c). */
+#ifndef CMIR_MODEL_INTERNAL_H
+#define CMIR_MODEL_INTERNAL_H
+
+#include "cmir/model.h"
+#include "cmir/archive.h"
+#include "../base/internal.h"
+
+#define CMIR_EMBED_BATCH 64
+
+struct cmir_model {
+    cmir_model_info info;
+    cmir_cnn *cnn[2];        /* 0 = PAN, 1 = MS */
+    cmir_unified *uni;
+    float *mean[2], *std[2]; /* per band */
+    float zmean[2][CMIR_FEAT_DIM], zstd[2][CMIR_FEAT_DIM]; /* stage-1 features, standardised
+                                                               before the unified network */
+    char **class_names;      /* n_classes */
+    char *band_names[2];     /* newline-separated */
+    char *settings;
+    int64_t *test, n_test, n_tiles;
+    char id[17];
+    float *norm;             /* CMIR_EMBED_BATCH tiles, normalised */
+    size_t norm_cap;
+};
+
+/* An untrained model for the archive's sizes (weights from seed). */
+cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_unified_params up,
+                            uint64_t seed);
+/* Normalises n raw tiles of modality k into m->norm-sized dst. */
+void cmir__model_normalise(const cmir_model *m, int k, const float *src, int n, float *dst);
+/* Standardises n feature rows of modality k in place. */
+void cmir__model_zstd(const cmir_model *m, int k, float *Z, int64_t n);
+/* Computes MODEL_ID from the weights, then writes the file atomically. */
+int cmir__model_save(cmir_model *m, const char *path);
+
+#endif

@@ -1,0 +1,615 @@
+/* cmir_train(): CMIR-NET end to end on a tile archive. Split (by scene
+ * when the archive records scenes), per-band normalisation from a sample
+ * of the training tiles, stage 1 (one CNN per modality, cross-entropy +
+ * orthogonality), features of every tile, stage 2 (the unified space on
+ * the training pairs), then the model file. Tiles are streamed. */
+#include "cmir/train.h"
+#include "model_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+cmir_train_params cmir_train_default_params(void)
+{
+    cmir_train_params p;
+    memset(&p, 0, sizeof p);
+    p.seed = 1;
+    p.test_frac = 0.2;
+    p.split_by_scene = 1;
+    p.batch = 64;
+    p.epochs1 = 10;
+    p.epochs2 = 0; /* auto */
+    p.lr1 = 1e-3f;
+    p.lr2 = 1e-3f;
+    p.ortho = 0.1f;
+    p.dropout = 0.5f;
+    p.unified = cmir_unified_default_params();
+    p.max_stat_tiles = 2000;
+    return p;
+}
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static void shuffle(cmir_rng *r, int64_t *v, int64_t n)
+{
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)cmir_rng_below(r, (uint64_t)i + 1);
+        int64_t t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
+typedef struct job {
+    cmir_train_params p;
+    cmir_archive *a;
+    const cmir_archive_info *ai;
+    cmir_model *m;
+    cmir_exec *ex;
+    cmir_rng *rng;
+    int64_t *train, n_train, *test, n_test;
+    cmir_progress_fn progress;
+    void *user;
+    double done, total; /* progress units */
+    char msg[256];
+} job;
+
+static int report(job *J, double add, const char *msg)
+{
+    J->done += add;
+    if (J->progress && J->progress(J->total > 0 ? fmin(1.0, J->done / J->total) : 0, msg, J->user))
+        return cmir__error(CMIR_ECANCEL, "cancelled");
+    return 0;
+}
+
+static int is_labelled(const cmir_archive *a, int64_t i, int multilabel, uint8_t *tmp)
+{
+    if (!multilabel)
+        return cmir_archive_label(a, i) > 0;
+    if (cmir_archive_multilabel(a, i, tmp))
+        return 0;
+    for (int c = 0; c < cmir_archive_get_info(a)->n_classes; c++)
+        if (tmp[c])
+            return 1;
+    return 0;
+}
+
+/* Train/test split: whole scenes when recorded (and asked), else tiles. */
+static int split(job *J)
+{
+    const int64_t N = J->ai->n_tiles;
+    int ml = J->p.unified.multilabel;
+    uint8_t *tmp = cmir__malloc((size_t)J->ai->n_classes + 1);
+    int64_t *lab = cmir__malloc(sizeof(int64_t) * (size_t)N);
+    J->train = cmir__malloc(sizeof(int64_t) * (size_t)N);
+    J->test = cmir__malloc(sizeof(int64_t) * (size_t)N);
+    if (!tmp || !lab || !J->train || !J->test) {
+        cmir__free(tmp);
+        cmir__free(lab);
+        return CMIR_ENOMEM;
+    }
+    int64_t nl = 0;
+    for (int64_t i = 0; i < N; i++)
+        if (is_labelled(J->a, i, ml, tmp))
+            lab[nl++] = i;
+    cmir__free(tmp);
+    if (nl < 4) {
+        cmir__free(lab);
+        return cmir__error(CMIR_EINVAL, "only %lld labelled tiles: too few to train on", (long long)nl);
+    }
+    int64_t want = (int64_t)llround(J->p.test_frac * (double)nl);
+    if (J->p.test_frac > 0 && want < 1)
+        want = 1;
+    int by_scene = J->p.split_by_scene && cmir_archive_scene(J->a, lab[0]) != NULL;
+    if (by_scene) {
+        /* Scenes in a seeded order; take whole scenes until `want`. */
+        int64_t ns = 0;
+        const char **names = cmir__malloc(sizeof(char *) * (size_t)nl);
+        int64_t *order = cmir__malloc(sizeof(int64_t) * (size_t)nl);
+        uint8_t *is_test = cmir__calloc((size_t)nl, 1);
+        if (!names || !order || !is_test) {
+            cmir__free(names); cmir__free(order); cmir__free(is_test); cmir__free(lab);
+            return CMIR_ENOMEM;
+        }
+        for (int64_t i = 0; i < nl; i++) {
+            const char *s = cmir_archive_scene(J->a, lab[i]);
+            int64_t k;
+            for (k = 0; k < ns; k++)
+                if (!strcmp(names[k], s ? s : ""))
+                    break;
+            if (k == ns)
+                names[ns++] = s ? s : "";
+        }
+        for (int64_t k = 0; k < ns; k++)
+            order[k] = k;
+        shuffle(J->rng, order, ns);
+        int64_t got = 0;
+        for (int64_t t = 0; t < ns - 1 && got < want; t++) { /* keep at least one scene to train on */
+            const char *s = names[order[t]];
+            for (int64_t i = 0; i < nl; i++) {
+                const char *si = cmir_archive_scene(J->a, lab[i]);
+                if (!strcmp(si ? si : "", s)) {
+                    is_test[i] = 1;
+                    got++;
+                }
+            }
+        }
+        if (ns < 2)
+            by_scene = 0; /* one scene: fall back to tiles */
+        else
+            for (int64_t i = 0; i < nl; i++) {
+                if (is_test[i])
+                    J->test[J->n_test++] = lab[i];
+                else
+                    J->train[J->n_train++] = lab[i];
+            }
+        cmir__free(names); cmir__free(order); cmir__free(is_test);
+    }
+    if (!by_scene) {
+        shuffle(J->rng, lab, nl);
+        for (int64_t i = 0; i < nl; i++) {
+            if (i < want)
+                J->test[J->n_test++] = lab[i];
+            else
+                J->train[J->n_train++] = lab[i];
+        }
+        /* keep the test list in archive order */
+        for (int64_t i = 1; i < J->n_test; i++)
+            for (int64_t k = i; k > 0 && J->test[k - 1] > J->test[k]; k--) {
+                int64_t t = J->test[k]; J->test[k] = J->test[k - 1]; J->test[k - 1] = t;
+            }
+    }
+    cmir__free(lab);
+    if (J->n_train < 2)
+        return cmir__error(CMIR_EINVAL, "the split leaves %lld training tiles", (long long)J->n_train);
+    return 0;
+}
+
+static int tile_elems(const cmir_model_info *i, int k, int *bands)
+{
+    *bands = k ? i->ms_bands : i->pan_bands;
+    return k ? i->ms_h * i->ms_w * i->ms_bands : i->pan_h * i->pan_w * i->pan_bands;
+}
+
+/* Per-band mean and standard deviation over a seeded sample of training tiles. */
+static int norm_stats(job *J, float *buf)
+{
+    int64_t ns = J->n_train < J->p.max_stat_tiles ? J->n_train : J->p.max_stat_tiles;
+    int64_t *pick = cmir__malloc(sizeof(int64_t) * (size_t)J->n_train);
+    if (!pick)
+        return CMIR_ENOMEM;
+    memcpy(pick, J->train, sizeof(int64_t) * (size_t)J->n_train);
+    shuffle(J->rng, pick, J->n_train);
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        int B, n = tile_elems(&J->m->info, k, &B);
+        double s[1024] = {0}, s2[1024] = {0};
+        int64_t cnt = 0;
+        for (int64_t t = 0; t < ns && !rc; t++) {
+            if ((rc = cmir_archive_read_tile(J->a, k ? CMIR_MS : CMIR_PAN, pick[t], buf)))
+                break;
+            for (int i = 0; i < n; i += B) {
+                int ok = 1;
+                for (int b = 0; b < B; b++)
+                    ok &= isfinite(buf[i + b]);
+                if (!ok)
+                    continue;
+                for (int b = 0; b < B; b++) {
+                    s[b] += buf[i + b];
+                    s2[b] += (double)buf[i + b] * buf[i + b];
+                }
+                cnt++;
+            }
+        }
+        for (int b = 0; b < B && !rc; b++) {
+            double mu = cnt ? s[b] / (double)cnt : 0, var = cnt ? s2[b] / (double)cnt - mu * mu : 1;
+            J->m->mean[k][b] = (float)mu;
+            J->m->std[k][b] = (float)sqrt(var > 1e-12 ? var : 1.0);
+        }
+    }
+    cmir__free(pick);
+    return rc;
+}
+
+/* Reads and normalises tiles idx[0..n) of modality k into x. */
+static int load_batch(job *J, int k, const int64_t *idx, int n, float *raw, float *x)
+{
+    int B, per = tile_elems(&J->m->info, k, &B);
+    for (int i = 0; i < n; i++) {
+        int rc = cmir_archive_read_tile(J->a, k ? CMIR_MS : CMIR_PAN, idx[i], raw + (size_t)i * per);
+        if (rc)
+            return rc;
+    }
+    cmir__model_normalise(J->m, k, raw, n, x);
+    return 0;
+}
+
+static void labels_of(job *J, const int64_t *idx, int n, int32_t *lab, float *tg)
+{
+    int C = J->ai->n_classes;
+    uint8_t tmp[65536];
+    for (int i = 0; i < n; i++) {
+        lab[i] = cmir_archive_label(J->a, idx[i]) - 1;
+        if (lab[i] < 0)
+            lab[i] = 0;
+        if (tg) {
+            cmir_archive_multilabel(J->a, idx[i], tmp);
+            for (int c = 0; c < C; c++)
+                tg[(size_t)i * C + c] = tmp[c];
+        }
+    }
+}
+
+static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
+{
+    cmir_cnn *c = J->m->cnn[k];
+    const int C = J->ai->n_classes, ml = J->p.unified.multilabel, Bt = J->p.batch;
+    cmir_optim_params op = cmir_optim_default_params();
+    op.lr = J->p.lr1;
+    cmir_optim *o = cmir_optim_new(op);
+    int64_t *order = cmir__malloc(sizeof(int64_t) * (size_t)J->n_train);
+    int32_t *lab = cmir__malloc(sizeof(int32_t) * (size_t)Bt);
+    float *tg = cmir__malloc(sizeof(float) * (size_t)Bt * C);
+    float *dl = cmir__malloc(sizeof(float) * (size_t)Bt * C);
+    float *dz = cmir__malloc(sizeof(float) * (size_t)Bt * CMIR_FEAT_DIM);
+    int rc = (!o || !order || !lab || !tg || !dl || !dz) ? CMIR_ENOMEM : cmir_cnn_register(c, o);
+    if (!rc)
+        memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
+    double t0 = now();
+    int64_t images = 0;
+    for (int ep = 0; !rc && ep < J->p.epochs1; ep++) {
+        shuffle(J->rng, order, J->n_train);
+        double lsum = 0;
+        int64_t right = 0, seen = 0;
+        for (int64_t s = 0; !rc && s + 1 < J->n_train; s += Bt) { /* batches of >= 2 (batch norm) */
+            int n = (int)(J->n_train - s < Bt ? J->n_train - s : Bt);
+            if ((rc = load_batch(J, k, order + s, n, raw, x)))
+                break;
+            labels_of(J, order + s, n, lab, ml ? tg : NULL);
+            if ((rc = cmir_cnn_forward(c, J->ex, x, n, 1, J->rng)))
+                break;
+            float *lg = cmir_cnn_logits(c), loss = 0, lo = 0;
+            memset(dl, 0, sizeof(float) * (size_t)n * C);
+            memset(dz, 0, sizeof(float) * (size_t)n * CMIR_FEAT_DIM);
+            cmir_tensor tl = cmir_tensor_2d(lg, n, C), tdl = cmir_tensor_2d(dl, n, C);
+            if (ml) {
+                cmir_tensor tt = cmir_tensor_2d(tg, n, C);
+                rc = cmir_sigmoid_xent(&tl, &tt, 1.0f, &loss, &tdl);
+            } else {
+                rc = cmir_softmax_xent(&tl, lab, 1.0f, &loss, &tdl);
+            }
+            if (!rc && J->p.ortho > 0) {
+                cmir_tensor tz = cmir_tensor_2d(cmir_cnn_features(c), n, CMIR_FEAT_DIM);
+                cmir_tensor tdz = cmir_tensor_2d(dz, n, CMIR_FEAT_DIM);
+                rc = cmir_ortho_penalty(J->ex, &tz, 1, J->p.ortho / (CMIR_FEAT_DIM * CMIR_FEAT_DIM), &lo, &tdz);
+            }
+            if (!rc)
+                rc = cmir_cnn_backward(c, J->ex, dl, J->p.ortho > 0 ? dz : NULL);
+            if (!rc)
+                rc = cmir_optim_step(o);
+            if (rc)
+                break;
+            if (!isfinite(loss)) {
+                rc = cmir__error(CMIR_EINVAL, "stage 1 diverged (loss not finite): lower the learning rate");
+                break;
+            }
+            lsum += (double)(loss + lo) * n;
+            for (int i = 0; i < n && !ml; i++) {
+                int best = 0;
+                for (int q = 1; q < C; q++)
+                    if (lg[(size_t)i * C + q] > lg[(size_t)i * C + best])
+                        best = q;
+                right += best == lab[i];
+            }
+            seen += n;
+            images += n;
+            if ((rc = report(J, n, NULL)))
+                break;
+        }
+        if (rc)
+            break;
+        float L = seen ? (float)(lsum / (double)seen) : 0, A = seen ? (float)right / (float)seen : 0;
+        rep->stage1_loss[k] = L;
+        rep->stage1_acc[k] = A;
+        snprintf(J->msg, sizeof J->msg, "stage 1 %s epoch %d/%d: loss %.4f, train accuracy %.3f", k ? "MS" : "PAN",
+                 ep + 1, J->p.epochs1, L, ml ? NAN : A);
+        if ((rc = report(J, 0, J->msg)))
+            break;
+    }
+    double dt = now() - t0;
+    rep->stage1_images_per_s[k] = dt > 0 ? (double)images / dt : 0;
+    cmir_optim_free(o);
+    cmir__free(order); cmir__free(lab); cmir__free(tg); cmir__free(dl); cmir__free(dz);
+    return rc;
+}
+
+/* Stage-1 features of every tile of the archive, both modalities. */
+static int all_features(job *J, float *raw, float *x, float *Z[2])
+{
+    const int64_t N = J->ai->n_tiles;
+    int64_t idx[CMIR_EMBED_BATCH];
+    for (int k = 0; k < 2; k++) {
+        Z[k] = cmir__malloc(sizeof(float) * (size_t)N * CMIR_FEAT_DIM);
+        if (!Z[k])
+            return CMIR_ENOMEM;
+        for (int64_t s = 0; s < N; s += CMIR_EMBED_BATCH) {
+            int n = (int)(N - s < CMIR_EMBED_BATCH ? N - s : CMIR_EMBED_BATCH);
+            for (int i = 0; i < n; i++)
+                idx[i] = s + i;
+            int rc = load_batch(J, k, idx, n, raw, x);
+            if (!rc)
+                rc = cmir_cnn_forward(J->m->cnn[k], J->ex, x, n, 0, NULL);
+            if (rc)
+                return rc;
+            memcpy(Z[k] + (size_t)s * CMIR_FEAT_DIM, cmir_cnn_features(J->m->cnn[k]),
+                   sizeof(float) * (size_t)n * CMIR_FEAT_DIM);
+            if ((rc = report(J, n, NULL)))
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Per-dimension mean and deviation of the training tiles' features; the
+ * unified network sees standardised features (raw ReLU features differ in
+ * scale between the modalities by an order of magnitude). */
+static void z_stats(job *J, float *Z[2])
+{
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < CMIR_FEAT_DIM; j++) {
+            double s = 0, s2 = 0;
+            for (int64_t t = 0; t < J->n_train; t++) {
+                double v = Z[k][(size_t)J->train[t] * CMIR_FEAT_DIM + j];
+                s += v;
+                s2 += v * v;
+            }
+            double mu = s / (double)J->n_train, var = s2 / (double)J->n_train - mu * mu;
+            J->m->zmean[k][j] = (float)mu;
+            J->m->zstd[k][j] = (float)(var > 1e-8 ? sqrt(var) : 1.0);
+        }
+}
+
+static int stage2(job *J, float *Z[2], cmir_train_report *rep)
+{
+    const int C = J->ai->n_classes, ml = J->p.unified.multilabel, Bt = J->p.batch;
+    cmir_optim_params op = cmir_optim_default_params();
+    op.lr = J->p.lr2;
+    cmir_optim *o = cmir_optim_new(op);
+    int64_t *order = cmir__malloc(sizeof(int64_t) * (size_t)J->n_train);
+    float *za = cmir__malloc(sizeof(float) * (size_t)Bt * CMIR_FEAT_DIM);
+    float *zb = cmir__malloc(sizeof(float) * (size_t)Bt * CMIR_FEAT_DIM);
+    int32_t *lab = cmir__malloc(sizeof(int32_t) * (size_t)Bt);
+    float *tg = cmir__malloc(sizeof(float) * (size_t)Bt * C);
+    int rc = (!o || !order || !za || !zb || !lab || !tg) ? CMIR_ENOMEM : cmir_unified_register(J->m->uni, o);
+    if (!rc)
+        memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
+    double t0 = now();
+    int64_t samples = 0;
+    for (int ep = 0; !rc && ep < J->p.epochs2; ep++) {
+        shuffle(J->rng, order, J->n_train);
+        cmir_unified_losses sum;
+        memset(&sum, 0, sizeof sum);
+        int nb = 0;
+        for (int64_t s = 0; !rc && s < J->n_train; s += Bt) {
+            int n = (int)(J->n_train - s < Bt ? J->n_train - s : Bt);
+            for (int i = 0; i < n; i++) {
+                memcpy(za + (size_t)i * CMIR_FEAT_DIM, Z[0] + (size_t)order[s + i] * CMIR_FEAT_DIM, sizeof(float) * CMIR_FEAT_DIM);
+                memcpy(zb + (size_t)i * CMIR_FEAT_DIM, Z[1] + (size_t)order[s + i] * CMIR_FEAT_DIM, sizeof(float) * CMIR_FEAT_DIM);
+            }
+            labels_of(J, order + s, n, lab, ml ? tg : NULL);
+            cmir_unified_losses L;
+            if ((rc = cmir_unified_step(J->m->uni, J->ex, za, zb, lab, tg, n, &L)) || (rc = cmir_optim_step(o)))
+                break;
+            sum.pair += L.pair; sum.cls += L.cls; sum.norm += L.norm; sum.cross += L.cross; sum.reg += L.reg;
+            sum.total += L.total;
+            nb++;
+            samples += n;
+        }
+        if (rc)
+            break;
+        if (nb) {
+            sum.pair /= nb; sum.cls /= nb; sum.norm /= nb; sum.cross /= nb; sum.reg /= nb; sum.total /= nb;
+        }
+        rep->stage2 = sum;
+        snprintf(J->msg, sizeof J->msg,
+                 "stage 2 epoch %d/%d: loss %.4f (pair %.4f, class %.4f, norm %.4f, cross %.4f, reg %.4f)", ep + 1,
+                 J->p.epochs2, sum.total, sum.pair, sum.cls, sum.norm, sum.cross, sum.reg);
+        /* one line per epoch, at most about 20 lines */
+        int every = J->p.epochs2 > 20 ? J->p.epochs2 / 20 : 1;
+        int show = (ep + 1) % every == 0 || ep + 1 == J->p.epochs2;
+        if ((rc = report(J, 0.05 * (double)J->n_train, show ? J->msg : NULL)))
+            break;
+    }
+    double dt = now() - t0;
+    rep->stage2_samples_per_s = dt > 0 ? (double)samples / dt : 0;
+    cmir_optim_free(o);
+    cmir__free(order); cmir__free(za); cmir__free(zb); cmir__free(lab); cmir__free(tg);
+    return rc;
+}
+
+static float *label_vector(job *J, cmir_tensor *t, int64_t *n)
+{
+    *n = J->ai->n_tiles;
+    float *lab = cmir__malloc(sizeof(float) * (size_t)*n);
+    if (lab)
+        for (int64_t i = 0; i < *n; i++)
+            lab[i] = (float)cmir_archive_label(J->a, i);
+    *t = cmir_tensor_make(lab, 1, n);
+    return lab;
+}
+
+/* features_pan.mat and features_ms.mat (variable `features`, N x 128, and
+ * `labels`), as the paper's step 2 reads them. */
+static int export_features(job *J, float *Z[2])
+{
+    int64_t N;
+    cmir_tensor tl;
+    float *lab = label_vector(J, &tl, &N);
+    int rc = lab ? 0 : CMIR_ENOMEM;
+    char path[4096];
+    for (int k = 0; !rc && k < 2; k++) {
+        cmir_tensorset *ts = cmir_tensorset_new();
+        cmir_tensor tz = cmir_tensor_2d(Z[k], N, CMIR_FEAT_DIM);
+        snprintf(path, sizeof path, "%s/features_%s.mat", J->p.features_dir, k ? "ms" : "pan");
+        rc = ts ? cmir_tensorset_put(ts, "features", &tz) : CMIR_ENOMEM;
+        if (!rc)
+            rc = cmir_tensorset_put(ts, "labels", &tl);
+        if (!rc)
+            rc = cmir_tensorset_save(ts, path);
+        cmir_tensorset_free(ts);
+    }
+    cmir__free(lab);
+    return rc;
+}
+
+/* unified.mat: featuresx (PAN) and featuresy (MS) in the latent space,
+ * N x d_v, from the (standardised) features. */
+static int export_unified(job *J, float *Z[2])
+{
+    int64_t N;
+    cmir_tensor tl;
+    float *lab = label_vector(J, &tl, &N);
+    const int dv = J->m->info.d_v;
+    float *V[2] = {cmir__malloc(sizeof(float) * (size_t)N * dv), cmir__malloc(sizeof(float) * (size_t)N * dv)};
+    cmir_tensorset *ts = cmir_tensorset_new();
+    int rc = (!lab || !V[0] || !V[1] || !ts) ? CMIR_ENOMEM : 0;
+    for (int k = 0; !rc && k < 2; k++)
+        for (int64_t s = 0; !rc && s < N; s += 1024) {
+            int n = (int)(N - s < 1024 ? N - s : 1024);
+            rc = cmir_unified_encode(J->m->uni, J->ex, k, Z[k] + (size_t)s * CMIR_FEAT_DIM, n, V[k] + (size_t)s * dv);
+        }
+    if (!rc) {
+        cmir_tensor tx = cmir_tensor_2d(V[0], N, dv), ty = cmir_tensor_2d(V[1], N, dv);
+        rc = cmir_tensorset_put(ts, "featuresx", &tx);
+        if (!rc) rc = cmir_tensorset_put(ts, "featuresy", &ty);
+        if (!rc) rc = cmir_tensorset_put(ts, "labels", &tl);
+        if (!rc) rc = cmir_tensorset_save(ts, J->p.unified_path);
+    }
+    cmir_tensorset_free(ts);
+    cmir__free(V[0]);
+    cmir__free(V[1]);
+    cmir__free(lab);
+    return rc;
+}
+
+static void settings_text(job *J, char *s, size_t n)
+{
+    const cmir_train_params *p = &J->p;
+    const cmir_unified_params *u = &p->unified;
+    snprintf(s, n,
+             "seed=%llu\nthreads=%d\ntest_frac=%g\nsplit_by_scene=%d\nbatch=%d\nepochs1=%d\nepochs2=%d\n"
+             "lr1=%g\nlr2=%g\northo=%g\ndropout=%g\nd_v=%d\nhidden=%d\nw_pair=%g\nw_class=%g\nw_norm=%g\n"
+             "w_cross=%g\nw_reg=%g\nalpha=%g\nn_train=%lld\nn_test=%lld",
+             (unsigned long long)p->seed, cmir_exec_threads(J->ex), p->test_frac, p->split_by_scene, p->batch,
+             p->epochs1, p->epochs2, p->lr1, p->lr2, p->ortho, p->dropout, u->d_v, u->hidden, u->w_pair, u->w_class,
+             u->w_norm, u->w_cross, u->w_reg, u->alpha, (long long)J->n_train, (long long)J->n_test);
+}
+
+int cmir_train(const char *archive_path, const char *model_path, cmir_train_params p,
+               cmir_progress_fn progress, void *user, cmir_train_report *rep_out)
+{
+    if (!archive_path || !model_path || p.batch < 2 || p.batch > 4096 || p.epochs1 < 0 || p.epochs2 < 0 ||
+        !(p.test_frac >= 0 && p.test_frac < 1) || !(p.lr1 > 0) || !(p.lr2 > 0) || p.threads < 0)
+        return cmir__error(CMIR_EINVAL, "cmir_train: invalid parameters (batch %d, test_frac %g)", p.batch,
+                           p.test_frac);
+    cmir_train_report rep;
+    memset(&rep, 0, sizeof rep);
+    job J;
+    memset(&J, 0, sizeof J);
+    J.p = p;
+    J.progress = progress;
+    J.user = user;
+    double t0 = now();
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = p.threads;
+    J.ex = cmir_exec_new(ep);
+    J.rng = cmir_rng_new(p.seed);
+    J.a = cmir_archive_open(archive_path);
+    int rc = (!J.ex || !J.rng) ? CMIR_ENOMEM : (!J.a ? CMIR_EIO : 0);
+    float *raw = NULL, *x = NULL, *Z[2] = {NULL, NULL};
+    if (!rc) {
+        J.ai = cmir_archive_get_info(J.a);
+        if (J.ai->n_classes < 2)
+            rc = cmir__error(CMIR_EINVAL, "%s: needs labels of at least 2 classes to train (has %d)", archive_path,
+                             J.ai->n_classes);
+        else if (J.p.unified.multilabel && !J.ai->has_multilabel)
+            rc = cmir__error(CMIR_EINVAL, "%s: multi-label training asked, but the archive has no MULTI_LABELS",
+                             archive_path);
+    }
+    if (!rc) {
+        cmir_cnn_params cp = cmir_cnn_default_params();
+        cp.dropout = p.dropout;
+        if (!(J.m = cmir__model_new(J.a, cp, J.p.unified, p.seed)))
+            rc = cmir_last_error()[0] ? CMIR_EINVAL : CMIR_ENOMEM;
+    }
+    if (!rc)
+        rc = split(&J);
+    if (!rc) {
+        int B0, B1;
+        size_t n0 = (size_t)tile_elems(&J.m->info, 0, &B0), n1 = (size_t)tile_elems(&J.m->info, 1, &B1);
+        size_t per = n0 > n1 ? n0 : n1, nb = (size_t)(p.batch > CMIR_EMBED_BATCH ? p.batch : CMIR_EMBED_BATCH);
+        raw = cmir__malloc_aligned(sizeof(float) * per * nb);
+        x = cmir__malloc_aligned(sizeof(float) * per * nb);
+        if (!raw || !x)
+            rc = CMIR_ENOMEM;
+    }
+    if (!rc && J.p.epochs2 == 0) {
+        /* auto: 50 epochs, and at least 3000 steps on small archives */
+        int64_t per = (J.n_train + p.batch - 1) / p.batch;
+        int64_t e = (3000 + per - 1) / per;
+        J.p.epochs2 = (int)(e > 50 ? (e > 100000 ? 100000 : e) : 50);
+    }
+    if (!rc) {
+        p.epochs2 = J.p.epochs2;
+        J.total = 2.0 * (double)p.epochs1 * (double)J.n_train + 2.0 * (double)J.ai->n_tiles +
+                  (double)p.epochs2 * (double)J.n_train * 0.05;
+        rc = norm_stats(&J, raw);
+    }
+    for (int k = 0; !rc && k < 2; k++)
+        rc = stage1(&J, k, raw, x, &rep);
+    if (!rc)
+        rc = all_features(&J, raw, x, Z);
+    if (!rc && p.features_dir)
+        rc = export_features(&J, Z); /* raw Z, as the paper's step 2 reads them */
+    if (!rc) {
+        z_stats(&J, Z);
+        cmir__model_zstd(J.m, 0, Z[0], J.ai->n_tiles);
+        cmir__model_zstd(J.m, 1, Z[1], J.ai->n_tiles);
+        rc = stage2(&J, Z, &rep); /* progress: 5% of a stage-1 image per sample */
+    }
+    if (!rc) {
+        char s[1024];
+        settings_text(&J, s, sizeof s);
+        J.m->settings = cmir__strdup(s);
+        J.m->n_tiles = J.ai->n_tiles;
+        J.m->test = J.test;
+        J.m->n_test = J.n_test;
+        J.test = NULL;
+        rc = J.m->settings ? cmir__model_save(J.m, model_path) : CMIR_ENOMEM;
+    }
+    if (!rc && p.unified_path)
+        rc = export_unified(&J, Z);
+    rep.n_train = J.n_train;
+    rep.n_test = J.m ? J.m->n_test : 0;
+    rep.seconds = now() - t0;
+    if (rep_out)
+        *rep_out = rep;
+    cmir__free(Z[0]);
+    cmir__free(Z[1]);
+    cmir__free_aligned(raw);
+    cmir__free_aligned(x);
+    cmir__free(J.train);
+    cmir__free(J.test);
+    cmir_model_free(J.m);
+    cmir_archive_close(J.a);
+    cmir_rng_free(J.rng);
+    cmir_exec_free(J.ex);
+    return rc;
+}

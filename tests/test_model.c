@@ -1,0 +1,264 @@
+/* Tests of CMIR-NET's networks: the stage-1 CNN (pool schedule for the
+ * paper's sizes, finite-difference check of the whole network's backward
+ * pass, save/load) and the stage-2 unified network (finite-difference
+ * check of every loss term on every parameter array, save/load). */
+#include "cmir/model.h"
+#include "test_util.h"
+
+static cmir_exec *ex;
+
+/* Central differences on whole networks: inputs and weights O(1).
+ * Max-pool and leaky-ReLU kinks can be crossed by a step somewhere in a
+ * network, so the tolerance on a probe is looser than the per-layer checks
+ * of test_nn.c (2e-2); a wiring error gives errors of order 1. h = 3e-3
+ * balances kink crossings (grow with h) against rounding (grows as 1/h). */
+#define FD_H 3e-3f
+
+static void test_pools(void)
+{
+    cmir_cnn_params p = cmir_cnn_default_params();
+    int k[4];
+    p.h = p.w = 256;
+    p.bands = 1;
+    cmir_cnn *c = cmir_cnn_new(p, 1);
+    cmir_cnn_pools(c, k);
+    ASSERT_TRUE(k[0] == 4 && k[1] == 4 && k[2] == 4 && k[3] == 1);
+    printf("  PAN 256x256x1: pools %d,%d,%d,%d, %.3f GFLOP forward\n", k[0], k[1], k[2], k[3],
+           cmir_cnn_flops(c) * 1e-9);
+    /* PAN forward cost, as the peers count it: 0.227 GFLOP. */
+    ASSERT_NEAR(cmir_cnn_flops(c) * 1e-9, 0.2267, 0.001);
+    cmir_cnn_free(c);
+    p.h = p.w = 64;
+    p.bands = 4;
+    c = cmir_cnn_new(p, 1);
+    cmir_cnn_pools(c, k);
+    ASSERT_TRUE(k[0] == 2 && k[1] == 2 && k[2] == 2 && k[3] == 2);
+    cmir_cnn_free(c);
+    p.h = p.w = 128; /* Landsat-style ratio-2 MS tile */
+    c = cmir_cnn_new(p, 1);
+    cmir_cnn_pools(c, k);
+    ASSERT_TRUE(k[0] == 2 && k[3] == 4);
+    cmir_cnn_free(c);
+    p.h = p.w = 4; /* too small */
+    ASSERT_TRUE(cmir_cnn_new(p, 1) == NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "too small") != NULL);
+    cmir_cnn_free(NULL);
+}
+
+typedef struct {
+    cmir_cnn *c;
+    float *x;
+    int n;
+    int32_t *lab;
+} cnn_ctx;
+
+/* Loss = softmax CE + 1e-4 * ortho(Z) (kept small: float32 rounding of a large loss swamps the differences); returns it and (optionally) runs backward. */
+static double cnn_loss(cnn_ctx *d, int backward)
+{
+    ASSERT_OK(cmir_cnn_forward(d->c, ex, d->x, d->n, 1, NULL));
+    cmir_cnn_params p = cmir_cnn_get_params(d->c);
+    float *lg = cmir_cnn_logits(d->c), *Z = cmir_cnn_features(d->c);
+    float *dl = calloc((size_t)d->n * p.n_classes, sizeof(float));
+    float *dz = calloc((size_t)d->n * CMIR_FEAT_DIM, sizeof(float));
+    cmir_tensor tl = cmir_tensor_2d(lg, d->n, p.n_classes), tdl = cmir_tensor_2d(dl, d->n, p.n_classes);
+    cmir_tensor tz = cmir_tensor_2d(Z, d->n, CMIR_FEAT_DIM), tdz = cmir_tensor_2d(dz, d->n, CMIR_FEAT_DIM);
+    float l1, l2;
+    cmir_softmax_xent(&tl, d->lab, 1.0f, &l1, &tdl);
+    cmir_ortho_penalty(ex, &tz, 1, 1e-4f, &l2, &tdz);
+    if (backward)
+        ASSERT_OK(cmir_cnn_backward(d->c, ex, dl, dz));
+    free(dl);
+    free(dz);
+    return (double)l1 + l2;
+}
+
+static void test_cnn_grad(void)
+{
+    cmir_cnn_params p = cmir_cnn_default_params();
+    p.h = p.w = 16;
+    p.bands = 2;
+    p.n_classes = 3;
+    p.dropout = 0.0f; /* deterministic forward for finite differences */
+    cmir_cnn *c = cmir_cnn_new(p, 7);
+    cmir_rng *r = cmir_rng_new(3);
+    cnn_ctx d = {c, malloc(sizeof(float) * 6 * 16 * 16 * 2), 6, malloc(sizeof(int32_t) * 6)};
+    for (int i = 0; i < 6 * 16 * 16 * 2; i++)
+        d.x[i] = cmir_rng_normal(r);
+    for (int i = 0; i < 6; i++)
+        d.lab[i] = i % 3;
+    cnn_loss(&d, 1);
+    int np = cmir_cnn_n_params(c), bad = 0, total = 0;
+    ASSERT_EQ_INT(np, 16);
+    for (int i = 0; i < np; i++) {
+        const char *name;
+        float *w, *g;
+        size_t n;
+        ASSERT_OK(cmir_cnn_param(c, i, &name, &w, &g, &n));
+        float *ga = malloc(sizeof(float) * n);
+        memcpy(ga, g, sizeof(float) * n);
+        double worst = 0;
+        int probes = n < 6 ? (int)n : 6;
+        for (int k = 0; k < probes; k++) {
+            size_t j = (size_t)cmir_rng_below(r, n);
+            double err = 1e9;
+            /* A probe that disagrees is retried with a third of the step:
+             * a kink crossing rarely survives the change, a wrong gradient
+             * always does. */
+            for (float h = FD_H; h > FD_H / 5 && err > 5e-2; h /= 3) {
+                float keep = w[j];
+                w[j] = keep + h;
+                double lp = cnn_loss(&d, 0);
+                w[j] = keep - h;
+                double lm = cnn_loss(&d, 0);
+                w[j] = keep;
+                double num = (lp - lm) / (2 * h);
+                err = fabs(num - ga[j]) / fmax(2e-3, fabs(num) + fabs(ga[j]));
+            }
+            worst = fmax(worst, err);
+            bad += err > 5e-2;
+            total++;
+        }
+        printf("  grad %-12s max rel err %.2e\n", name, worst);
+        free(ga);
+    }
+    /* At most one probe in 20 may still straddle a kink. */
+    printf("  %d of %d probes above 5e-2\n", bad, total);
+    ASSERT_LE(bad, total / 20);
+    /* Save and load into a fresh network: identical outputs. */
+    cmir_tensorset *ts = cmir_tensorset_new();
+    ASSERT_OK(cmir_cnn_save(c, ts, "ms_"));
+    cmir_cnn *c2 = cmir_cnn_new(p, 99);
+    ASSERT_OK(cmir_cnn_load(c2, ts, "ms_"));
+    ASSERT_OK(cmir_cnn_forward(c, ex, d.x, 6, 0, NULL));
+    ASSERT_OK(cmir_cnn_forward(c2, ex, d.x, 6, 0, NULL));
+    ASSERT_EQ_INT(memcmp(cmir_cnn_features(c), cmir_cnn_features(c2), sizeof(float) * 6 * 128), 0);
+    /* A model for other sizes is refused with the name and both shapes. */
+    cmir_cnn_params q = p;
+    q.bands = 3;
+    cmir_cnn *c3 = cmir_cnn_new(q, 1);
+    ASSERT_EQ_INT(cmir_cnn_load(c3, ts, "ms_"), CMIR_EFORMAT);
+    ASSERT_TRUE(strstr(cmir_last_error(), "ms_conv1_W") != NULL);
+    ASSERT_EQ_INT(cmir_cnn_load(c3, ts, "pan_"), CMIR_ENOTFOUND);
+    cmir_cnn_free(c3);
+    cmir_cnn_free(c2);
+    cmir_tensorset_free(ts);
+    cmir_cnn_free(c);
+    cmir_rng_free(r);
+    free(d.x);
+    free(d.lab);
+}
+
+/* ---- unified ---- */
+typedef struct {
+    cmir_unified *u;
+    float *Za, *Zb, *tg;
+    int32_t *lab;
+    int n;
+} uni_ctx;
+
+static double uni_loss(uni_ctx *d)
+{
+    cmir_unified_losses L;
+    ASSERT_OK(cmir_unified_step(d->u, ex, d->Za, d->Zb, d->lab, d->tg, d->n, &L));
+    return L.total;
+}
+
+static void check_unified(const char *term, cmir_unified_params p)
+{
+    cmir_rng *r = cmir_rng_new(11);
+    const int n = 5;
+    uni_ctx d = {cmir_unified_new(p, 5), malloc(sizeof(float) * n * p.d_in), malloc(sizeof(float) * n * p.d_in),
+                 malloc(sizeof(float) * n * p.n_classes), malloc(sizeof(int32_t) * n), n};
+    for (int i = 0; i < n * p.d_in; i++) {
+        d.Za[i] = cmir_rng_normal(r);
+        d.Zb[i] = cmir_rng_normal(r);
+    }
+    for (int i = 0; i < n; i++)
+        d.lab[i] = i % p.n_classes;
+    for (int i = 0; i < n * p.n_classes; i++)
+        d.tg[i] = cmir_rng_uniform(r) < 0.4f;
+    uni_loss(&d);
+    int np = cmir_unified_n_params(d.u), bad = 0, total = 0;
+    double worst = 0;
+    for (int i = 0; i < np; i++) {
+        const char *name;
+        float *w, *g;
+        size_t m;
+        cmir_unified_param(d.u, i, &name, &w, &g, &m);
+        float *ga = malloc(sizeof(float) * m);
+        memcpy(ga, g, sizeof(float) * m);
+        for (int k = 0; k < 4; k++) {
+            size_t j = (size_t)cmir_rng_below(r, m);
+            float keep = w[j];
+            w[j] = keep + FD_H;
+            double lp = uni_loss(&d);
+            w[j] = keep - FD_H;
+            double lm = uni_loss(&d);
+            w[j] = keep;
+            double num = (lp - lm) / (2 * FD_H);
+            double err = fabs(num - ga[j]) / fmax(1e-3, fabs(num) + fabs(ga[j]));
+            worst = fmax(worst, err);
+            bad += err > 2e-2;
+            total++;
+        }
+        free(ga);
+    }
+    printf("  unified %-26s max rel err %.2e over %d probes (%d above 2e-2)\n", term, worst, total, bad);
+    ASSERT_LE(bad, total / 20);
+    cmir_unified_free(d.u);
+    free(d.Za); free(d.Zb); free(d.tg); free(d.lab);
+    cmir_rng_free(r);
+}
+
+static void test_unified_grad(void)
+{
+    cmir_unified_params base = cmir_unified_default_params();
+    base.d_in = 12;
+    base.d_v = 6;
+    base.hidden = 10;
+    base.n_classes = 4;
+    cmir_unified_params p;
+    p = base; p.w_class = p.w_norm = p.w_cross = p.w_reg = 0; check_unified("L2 (pairing)", p);
+    p = base; p.w_pair = p.w_norm = p.w_cross = p.w_reg = 0; check_unified("L3 (softmax CE)", p);
+    p = base; p.w_pair = p.w_norm = p.w_cross = p.w_reg = 0; p.multilabel = 1; check_unified("L3 (sigmoid CE)", p);
+    p = base; p.w_pair = p.w_class = p.w_cross = p.w_reg = 0; p.w_norm = 1; check_unified("L4 (norm)", p);
+    p = base; p.w_pair = p.w_class = p.w_norm = p.w_reg = 0; p.w_cross = 1; check_unified("L5 (cross decoders)", p);
+    p = base; p.w_pair = p.w_class = p.w_norm = p.w_cross = 0; p.w_reg = 1; check_unified("R (weights to alpha)", p);
+    p = base; check_unified("all terms", p);
+    p = base; p.hidden = 0; check_unified("all terms, linear encoders", p);
+}
+
+static void test_unified_save(void)
+{
+    cmir_unified_params p = cmir_unified_default_params();
+    cmir_unified *u = cmir_unified_new(p, 1), *v = cmir_unified_new(p, 2);
+    float Z[3 * 128], Va[3 * 64], Vb[3 * 64];
+    for (int i = 0; i < 3 * 128; i++)
+        Z[i] = (float)sin(i);
+    cmir_tensorset *ts = cmir_tensorset_new();
+    ASSERT_OK(cmir_unified_save(u, ts));
+    ASSERT_OK(cmir_unified_load(v, ts));
+    ASSERT_OK(cmir_unified_encode(u, ex, 1, Z, 3, Va));
+    ASSERT_OK(cmir_unified_encode(v, ex, 1, Z, 3, Vb));
+    ASSERT_EQ_INT(memcmp(Va, Vb, sizeof Va), 0);
+    p.d_v = 32;
+    cmir_unified *w = cmir_unified_new(p, 1);
+    ASSERT_EQ_INT(cmir_unified_load(w, ts), CMIR_EFORMAT);
+    cmir_unified_free(w);
+    cmir_unified_free(u);
+    cmir_unified_free(v);
+    cmir_tensorset_free(ts);
+}
+
+int main(void)
+{
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = 2;
+    ex = cmir_exec_new(ep);
+    RUN(test_pools);
+    RUN(test_cnn_grad);
+    RUN(test_unified_grad);
+    RUN(test_unified_save);
+    cmir_exec_free(ex);
+    TEST_MAIN_END();
+}
