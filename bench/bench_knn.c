@@ -32,6 +32,38 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+static double cpu_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Resets the kernel's peak-RSS mark (VmHWM) of this process; 0 on success. */
+static int reset_hwm(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f)
+        return -1;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* VmHWM (peak RSS since start or the last reset_hwm) in MiB; 0 if unknown. */
+static double hwm_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = 0.0;
+    if (!f)
+        return 0.0;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6))
+            kib = strtod(line + 6, NULL);
+    fclose(f);
+    return kib / 1024.0;
+}
+
 static double maxrss_mib(void)
 {
     struct rusage ru;
@@ -79,7 +111,9 @@ static void fill_normal(cmir_rng *r, float *p, size_t n)
 /* ------------------------------------------------------------------------ */
 /* sgemm peak: square n x n x n, T OpenBLAS threads, best of >= min_s       */
 
-static double sgemm_peak(int T, int n, double min_s)
+/* Returns GFLOP/s from the best wall time; *cpu_gf gets GFLOP/s per
+ * thread-second of process CPU time times T (robust to other load). */
+static double sgemm_peak(int T, int n, double min_s, double *cpu_gf)
 {
     float *A = alloc_floats((size_t)n * n), *B = alloc_floats((size_t)n * n),
           *C = alloc_floats((size_t)n * n);
@@ -90,24 +124,28 @@ static double sgemm_peak(int T, int n, double min_s)
         B[i] = (float)((i * 5) % 11) * 0.1f - 0.5f;
     }
     cmir__sgemm(T, 0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n); /* warm-up */
-    double best = 1e300, start = now_s();
+    double best = 1e300, best_cpu = 1e300, start = now_s();
     int reps = 0;
     while (reps < 3 || now_s() - start < min_s) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         cmir__sgemm(T, 0, 0, n, n, n, 1.0f, A, n, B, n, 0.0f, C, n);
-        double dt = now_s() - t0;
-        if (dt < best)
-            best = dt;
+        double dt = now_s() - t0, dc = cpu_s() - c0;
+        best = dt < best ? dt : best;
+        best_cpu = dc < best_cpu ? dc : best_cpu;
         reps++;
     }
     free(A);
     free(B);
     free(C);
-    return 2.0 * n * (double)n * n / best * 1e-9;
+    double flop = 2.0 * n * (double)n * n;
+    *cpu_gf = flop / (best_cpu / T) * 1e-9;
+    return flop / best * 1e-9;
 }
 
 /* ------------------------------------------------------------------------ */
-/* GEMM-only replay of cmir_knn's tiles: the same calls, no selection       */
+/* GEMM-only replay of cmir_knn's tiles: the same sgemm calls (tile C{bn x
+ * bq} += -2 X{bn x d} Qt{d x bq}, row-major, beta = 1), without the tile
+ * prefill, the query transposes and the selection.                        */
 
 typedef struct replay {
     const float *db, *q;
@@ -125,8 +163,9 @@ static int replay_task(int t, int T, void *user)
         int bq = (int)(hi - qa < (size_t)r->qb ? hi - qa : (size_t)r->qb);
         for (int64_t x0 = 0; x0 < r->n; x0 += r->nb) {
             int bn = (int)(r->n - x0 < r->nb ? r->n - x0 : r->nb);
-            cmir__sgemm(1, 0, 1, bq, bn, r->d, -2.0f, r->q + qa * r->d, r->d,
-                        r->db + (size_t)x0 * r->d, r->d, 0.0f, r->tiles[t], bn);
+            /* the queries stand in for their transpose: same shape, same cost */
+            cmir__sgemm(1, 0, 0, bn, bq, r->d, -2.0f, r->db + (size_t)x0 * r->d, r->d,
+                        r->q + qa * r->d, bq, 1.0f, r->tiles[t], bq);
         }
     }
     return 0;
@@ -135,7 +174,7 @@ static int replay_task(int t, int T, void *user)
 /* ------------------------------------------------------------------------ */
 
 typedef struct result {
-    double best, mean;
+    double best, mean, cpu; /* wall best and mean; least process CPU seconds of a run */
     int reps;
 } result;
 
@@ -144,16 +183,18 @@ static int time_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, i
                     int min_reps, result *out)
 {
     CK(cmir_knn(ex, db, n, q, m, d, k, p, ids, dist)); /* warm-up: scratch, pages */
-    double best = 1e300, total = 0.0, start = now_s();
+    double best = 1e300, total = 0.0, bcpu = 1e300, start = now_s();
     int reps = 0;
     while (reps < min_reps || now_s() - start < min_s) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         CK(cmir_knn(ex, db, n, q, m, d, k, p, ids, dist));
-        double dt = now_s() - t0;
+        double dt = now_s() - t0, dc = cpu_s() - c0;
         best = dt < best ? dt : best;
+        bcpu = dc < bcpu ? dc : bcpu;
         total += dt;
         reps++;
     }
+    out->cpu = bcpu;
     out->best = best;
     out->mean = total / reps;
     out->reps = reps;
@@ -161,11 +202,12 @@ static int time_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, i
 }
 
 static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, const float *q,
-                    double peak)
+                    double peak, double peak_cpu)
 {
     const int d = o->d, k = o->k, T = o->threads;
     const int64_t m = o->nq;
     double emb_mib = (double)N * d * sizeof(float) / (1024.0 * 1024.0);
+    int hwm_ok = reset_hwm() == 0;
     double rss0 = cur_rss_mib();
     float *db = alloc_floats((size_t)N * d), *nx = alloc_floats((size_t)N);
     int64_t *ids = malloc(sizeof(int64_t) * (size_t)m * k);
@@ -197,35 +239,41 @@ static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, c
     int64_t share = (m + T - 1) / T;
     if (rp.qb > share)
         rp.qb = (int)share;
-    for (int t = 0; t < T; t++)
+    for (int t = 0; t < T; t++) {
         if (!(rp.tiles[t] = alloc_floats((size_t)rp.qb * rp.nb)))
             return CMIR_ENOMEM;
+        memset(rp.tiles[t], 0, sizeof(float) * (size_t)rp.qb * rp.nb);
+    }
     cmir__parallel(T, replay_task, &rp);
-    double g_best = 1e300, gstart = now_s();
+    double g_best = 1e300, g_cpu = 1e300, gstart = now_s();
     int greps = 0;
     while (greps < reps || now_s() - gstart < o->seconds) {
-        double g0 = now_s();
+        double g0 = now_s(), c0 = cpu_s();
         cmir__parallel(T, replay_task, &rp);
-        double dt = now_s() - g0;
+        double dt = now_s() - g0, dc = cpu_s() - c0;
         g_best = dt < g_best ? dt : g_best;
+        g_cpu = dc < g_cpu ? dc : g_cpu;
         greps++;
     }
     for (int t = 0; t < T; t++)
         free(rp.tiles[t]);
 
     double gf1 = flop / r1.best * 1e-9, gf2 = flop / r2.best * 1e-9, gfg = flop / g_best * 1e-9;
-    printf("  batched, norms inside   : %8.3f s best (%6.3f mean, %d reps) %9.0f q/s %7.1f "
-           "GFLOP/s  %5.1f%% of peak\n",
-           r1.best, r1.mean, r1.reps, m / r1.best, gf1, 100.0 * gf1 / peak);
-    printf("  batched, db_norms given : %8.3f s best (%6.3f mean, %d reps) %9.0f q/s %7.1f "
-           "GFLOP/s  %5.1f%% of peak\n",
-           r2.best, r2.mean, r2.reps, m / r2.best, gf2, 100.0 * gf2 / peak);
-    printf("  GEMM tiles alone        : %8.3f s best (%d reps)             %9.0f q/s %7.1f "
-           "GFLOP/s  %5.1f%% of peak (tile %dx%d, inner %d)\n",
-           g_best, greps, m / g_best, gfg, 100.0 * gfg / peak, rp.qb, rp.nb, d);
-    printf("  selection + exact re-rank overhead over the GEMM tiles: %.1f%%; "
+    double c1 = flop / (r1.cpu / T) * 1e-9, c2 = flop / (r2.cpu / T) * 1e-9,
+           cg = flop / (g_cpu / T) * 1e-9;
+    printf("  %-24s %8s %8s %9s %9s %7s | %9s %7s\n", "", "best s", "mean s", "q/s",
+           "GFLOP/s", "/peak", "cpuGF/s", "/peak");
+    printf("  %-24s %8.3f %8.3f %9.0f %9.1f %6.1f%% | %9.1f %6.1f%%\n", "batched, norms inside",
+           r1.best, r1.mean, m / r1.best, gf1, 100.0 * gf1 / peak, c1, 100.0 * c1 / peak_cpu);
+    printf("  %-24s %8.3f %8.3f %9.0f %9.1f %6.1f%% | %9.1f %6.1f%%\n",
+           "batched, db_norms given", r2.best, r2.mean, m / r2.best, gf2, 100.0 * gf2 / peak, c2,
+           100.0 * c2 / peak_cpu);
+    printf("  %-24s %8.3f %8s %9.0f %9.1f %6.1f%% | %9.1f %6.1f%%   (tiles %dx%d, inner %d)\n",
+           "GEMM tiles alone", g_best, "", m / g_best, gfg, 100.0 * gfg / peak, cg,
+           100.0 * cg / peak_cpu, rp.qb, rp.nb, d);
+    printf("  selection + exact re-rank over the GEMM tiles: %+.1f%% wall, %+.1f%% CPU; "
            "cmir_knn_norms alone (1 thread): %.1f ms\n",
-           100.0 * (r2.best / g_best - 1.0), 1e3 * t_norms);
+           100.0 * (r2.best / g_best - 1.0), 100.0 * (r2.cpu / g_cpu - 1.0), 1e3 * t_norms);
 
     /* 4. single-query latency */
     int lq = N >= 500000 ? (o->lat_q < 20 ? o->lat_q : 20) : o->lat_q;
@@ -248,10 +296,18 @@ static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, c
                pass ? "db_norms given " : "norms inside   ", 1e3 * tot / lq, 1e3 * mx, lq,
                (double)N * d * 4 / (tot / lq) * 1e-9);
     }
-    double rss = maxrss_mib();
-    printf("  peak RSS %.1f MiB = %.2fx the embedding matrix (RSS before allocating it: %.1f "
-           "MiB; db %.1f + norms %.1f MiB held by the benchmark)\n\n",
-           rss, rss / emb_mib, rss0, emb_mib, N * 4.0 / (1024.0 * 1024.0));
+    double rss = maxrss_mib(), hwm = hwm_ok ? hwm_mib() : 0.0;
+    if (hwm > 0.0)
+        printf("  peak RSS while N = %lld ran (VmHWM, reset before): %.1f MiB = %.2fx the "
+               "embedding matrix;\n  ",
+               (long long)N, hwm, hwm / emb_mib);
+    else
+        printf("  ");
+    printf("process peak RSS so far (ru_maxrss) %.1f MiB = %.2fx; RSS before allocating the "
+           "matrix %.1f MiB;\n  the benchmark itself holds db %.1f + norms %.1f + queries %.1f "
+           "MiB\n\n",
+           rss, rss / emb_mib, rss0, emb_mib, N * 4.0 / (1024.0 * 1024.0),
+           (double)m * d * 4 / (1024.0 * 1024.0));
     fflush(stdout);
     free(db);
     free(nx);
@@ -346,16 +402,20 @@ int main(int argc, char **argv)
            openblas_get_config());
     printf("threads %d; GFLOP/s counts the GEMM part only: 2*N*d flops per query\n\n",
            o.threads);
-    double peak = sgemm_peak(o.threads, 2048, o.seconds);
-    printf("== OpenBLAS sgemm peak, square n = 2048, %d thread(s): %.1f GFLOP/s ==\n\n",
-           o.threads, peak);
+    double peak_cpu, peak = sgemm_peak(o.threads, 2048, o.seconds, &peak_cpu);
+    printf("== OpenBLAS sgemm peak, square n = 2048, %d thread(s): %.1f GFLOP/s (wall); "
+           "%.1f GFLOP/s per %d CPU-seconds ==\n",
+           o.threads, peak, peak_cpu, o.threads);
+    printf("   (the right-hand 'cpu' columns divide flops by process CPU time / threads: "
+           "robust to other load on the machine,\n    blind to idle waiting)\n\n");
     fflush(stdout);
     int rc = 0;
     for (int s = 0; s < o.nsizes && !rc; s++)
-        rc = run_size(&o, ex, rng, o.sizes[s], q, peak);
-    double peak_end = sgemm_peak(o.threads, 2048, o.seconds);
-    printf("sgemm peak again at the end: %.1f GFLOP/s (%+.1f%% drift)\n", peak_end,
-           100.0 * (peak_end / peak - 1.0));
+        rc = run_size(&o, ex, rng, o.sizes[s], q, peak, peak_cpu);
+    double peak_cpu_end, peak_end = sgemm_peak(o.threads, 2048, o.seconds, &peak_cpu_end);
+    printf("sgemm peak again at the end: %.1f GFLOP/s wall (%+.1f%% drift), %.1f cpu (%+.1f%%)\n",
+           peak_end, 100.0 * (peak_end / peak - 1.0), peak_cpu_end,
+           100.0 * (peak_cpu_end / peak_cpu - 1.0));
     free(q);
     cmir_rng_free(rng);
     cmir_exec_free(ex);

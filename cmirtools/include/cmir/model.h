@@ -151,7 +151,8 @@ CMIR_API const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, i
 /* Embeds n raw tiles of modality `modality` (0 = PAN, 1 = MS; values as
  * stored in the archive, n x h x w x bands) into the unified space:
  * V (n x d_v). Z (n x 128 stage-1 features) may be NULL. Normalisation is
- * applied inside. Processes at most 64 tiles at a time. */
+ * applied inside. Processes at most 64 tiles at a time. ex may be NULL
+ * (a context of the model's own, with all CPUs, is used). */
 CMIR_API int cmir_model_embed(cmir_model *m, cmir_exec *ex, int modality, const float *tiles, int n,
                               float *Z, float *V);
 

@@ -51,7 +51,7 @@ typedef struct knn_job {
     double gam, epsd;  /* error-bound coefficients, see thr_for() */
     double xmax;       /* bound on every squared db norm */
     int cap;           /* candidate buffer per query (heap path) */
-    size_t off_slot, off_aheap, off_buf; /* layout of a thread's area */
+    size_t off_qt, off_thr, off_slot, off_aheap, off_buf; /* a thread's area */
     char *scratch;     /* per-thread areas */
     size_t per_thread; /* bytes */
     int64_t *ids;
@@ -121,12 +121,13 @@ static int norm_ok(double s) { return isfinite(s) && s < KNN_NORM_LIMIT; }
 /* ------------------------------------------------------------------------ */
 /* The candidate bounds                                                      */
 /*
- * Tile value A = fl(fl(-2 q.x) + nx) with nx = fl(||x||^2). With u = 2^-24
- * and gamma_d = d u / (1 - d u), any summation order (with or without FMA)
- * gives |fl(-2 q.x) + 2 q.x| <= 2 gamma_d ||q|| ||x||; |nx - ||x||^2| <=
- * 2u ||x||^2; the final add errs by u |A|. With 2 ||q|| ||x|| <= ||q||^2 +
+ * Tile value A = sgemm's nx + sum_j (-2 x_j) q_j, with nx = fl(||x||^2).
+ * It is an inner product of length d + 1; with u = 2^-24 and gamma_n =
+ * n u / (1 - n u), any summation order, blocking or FMA use gives
+ * |A - (nx - 2 q.x)| <= gamma_{d+1} (nx + 2 sum_j |q_j x_j|), and
+ * |nx - ||x||^2| <= 2u ||x||^2. With 2 |q.x| <= 2 ||q|| ||x|| <= ||q||^2 +
  * ||x||^2, the real r = ||x||^2 - 2 q.x satisfies
- *     |A - r| <= E = (gamma_d + 5u) (||q||^2 + X)
+ *     |A - r| <= E = (2 gamma_{d+1} + 5u) (||q||^2 + X)
  * where X bounds every ||x||^2 of the database. The double reference D (d
  * squares of rounded differences, summed in order) is within a factor
  * (1 +- epsd), epsd = 1.01 (d + 2) 2^-53, of the real T = ||q - x||^2 =
@@ -287,7 +288,8 @@ static void fheap_offer(float *h, int *len, int k, float a)
 typedef struct qslot {
     double qs;   /* squared query norm, double */
     double marg; /* approx rule margin */
-    float thr;   /* rows with A > thr are skipped */
+    float *thr;  /* -> its entry of the block's threshold array: rows with
+                    A > *thr are skipped */
     int exact;   /* mode */
     int alen;    /* approx heap fill */
     int nbuf;    /* approx: candidates in buf; exact: heap fill */
@@ -297,6 +299,8 @@ typedef struct qview {
     const knn_job *j;
     const float *q; /* first query row of the block */
     qslot *slot;
+    float *thr;    /* qb skip thresholds, contiguous (vector compares) */
+    float *qt;     /* the query block transposed: d x qb */
     float *aheap;  /* qb x k */
     knn_hit *buf;  /* qb x cap */
 } qview;
@@ -307,6 +311,8 @@ static qview area_view(const knn_job *j, char *area, int64_t qa)
     v.j = j;
     v.q = j->q + (size_t)qa * j->d;
     v.slot = (qslot *)(area + j->off_slot);
+    v.thr = (float *)(area + j->off_thr);
+    v.qt = (float *)(area + j->off_qt);
     v.aheap = (float *)(area + j->off_aheap);
     v.buf = (knn_hit *)(area + j->off_buf);
     return v;
@@ -350,7 +356,7 @@ static void compact(qslot *s, knn_hit *buf)
 {
     int out = 0;
     for (int i = 0; i < s->nbuf; i++)
-        if (buf[i].d <= (double)s->thr)
+        if (buf[i].d <= (double)*s->thr)
             buf[out++] = buf[i];
     s->nbuf = out;
 }
@@ -372,17 +378,18 @@ static void to_exact(const knn_job *j, qslot *s, const float *q, knn_hit *buf)
     }
     s->nbuf = n;
     s->exact = 1;
-    s->thr = thr_for(j, theta_exact(j, s, buf), s->qs);
+    *s->thr = thr_for(j, theta_exact(j, s, buf), s->qs);
 }
 
-static void slot_init(const knn_job *j, qslot *s, const float *q)
+static void slot_init(const knn_job *j, qslot *s, float *thr, const float *q)
 {
+    s->thr = thr;
     s->qs = sq_norm(q, j->d);
     s->marg = approx_margin(j, s->qs);
     s->alen = 0;
     s->nbuf = 0;
     s->exact = j->theta0 != INFINITY;
-    s->thr = s->exact ? thr_for(j, j->theta0, s->qs) : INFINITY;
+    *s->thr = s->exact ? thr_for(j, j->theta0, s->qs) : INFINITY;
 }
 
 /* Row id with tile value a passed `a <= thr` for query i of the view. */
@@ -400,13 +407,13 @@ static void candidate(qview *v, int i, float a, int64_t id)
             return;
         knn_hit h = {D, id};
         if (heap_offer(buf, &s->nbuf, j->k, h))
-            s->thr = thr_for(j, theta_exact(j, s, buf), s->qs);
+            *s->thr = thr_for(j, theta_exact(j, s, buf), s->qs);
         return;
     }
     float *ah = v->aheap + (size_t)i * j->k;
     fheap_offer(ah, &s->alen, j->k, a);
     if (s->alen == j->k)
-        s->thr = approx_thr(ah[0], s->marg);
+        *s->thr = approx_thr(ah[0], s->marg);
     buf[s->nbuf].d = a;
     buf[s->nbuf].id = id;
     if (++s->nbuf == j->cap) {
@@ -416,58 +423,56 @@ static void candidate(qview *v, int i, float a, int64_t id)
     }
 }
 
-/* Scans one tile row: a = c[t] + nx[t] <= thr picks row x0 + t. Portable
- * version: counts the hits of a chunk (vectorizable) before looking. */
-static void scan_row_generic(qview *v, int i, const float *c, const float *nx, int bn,
-                             int64_t x0)
+/* The tile is C = nx 1^T - 2 X Q^T: row t for database row x0 + t, column
+ * i for query i of the block (ldc = bq). Entries with C <= thr[i] are
+ * candidates. Portable version: counts the hits of a chunk before looking
+ * (the counting loop vectorizes). */
+static void scan_tile_generic(qview *v, const float *C, int bn, int bq, int64_t x0)
 {
-    float *thr = &v->slot[i].thr;
-    int t = 0;
-    for (; t + 16 <= bn; t += 16) {
-        float th = *thr;
-        int cnt = 0;
-        for (int u = 0; u < 16; u++)
-            cnt += c[t + u] + nx[t + u] <= th;
-        if (!cnt)
-            continue;
-        for (int u = 0; u < 16; u++) {
-            float a = c[t + u] + nx[t + u];
-            if (a <= *thr)
-                candidate(v, i, a, x0 + t + u);
+    float *thr = v->thr;
+    for (int t = 0; t < bn; t++) {
+        const float *c = C + (size_t)t * bq;
+        int i = 0;
+        for (; i + 16 <= bq; i += 16) {
+            int cnt = 0;
+            for (int u = 0; u < 16; u++)
+                cnt += c[i + u] <= thr[i + u];
+            if (!cnt)
+                continue;
+            for (int u = 0; u < 16; u++)
+                if (c[i + u] <= thr[i + u])
+                    candidate(v, i + u, c[i + u], x0 + t);
         }
-    }
-    for (; t < bn; t++) {
-        float a = c[t] + nx[t];
-        if (a <= *thr)
-            candidate(v, i, a, x0 + t);
+        for (; i < bq; i++)
+            if (c[i] <= thr[i])
+                candidate(v, i, c[i], x0 + t);
     }
 }
 
 #ifdef KNN_HAVE_AVX512
 __attribute__((target("avx512f"))) static void
-scan_row_avx512(qview *v, int i, const float *c, const float *nx, int bn, int64_t x0)
+scan_tile_avx512(qview *v, const float *C, int bn, int bq, int64_t x0)
 {
-    float *thr = &v->slot[i].thr;
-    int t = 0;
-    __m512 vthr = _mm512_set1_ps(*thr);
-    for (; t + 16 <= bn; t += 16) {
-        __m512 a = _mm512_add_ps(_mm512_loadu_ps(c + t), _mm512_loadu_ps(nx + t));
-        __mmask16 mk = _mm512_cmp_ps_mask(a, vthr, _CMP_LE_OQ);
-        if (!mk)
-            continue;
-        while (mk) {
-            int u = __builtin_ctz((unsigned)mk);
-            mk &= (__mmask16)(mk - 1);
-            float s = c[t + u] + nx[t + u];
-            if (s <= *thr)
-                candidate(v, i, s, x0 + t + u);
+    float *thr = v->thr;
+    const int full = bq & ~15;
+    const __mmask16 tail = (__mmask16)((1u << (bq & 15)) - 1u);
+    for (int t = 0; t < bn; t++) {
+        const float *c = C + (size_t)t * bq;
+        for (int i = 0; i < bq; i += 16) {
+            __mmask16 mk;
+            if (i < full)
+                mk = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i), _mm512_loadu_ps(thr + i),
+                                        _CMP_LE_OQ);
+            else
+                mk = _mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, c + i),
+                                             _mm512_maskz_loadu_ps(tail, thr + i), _CMP_LE_OQ);
+            while (mk) {
+                int u = __builtin_ctz((unsigned)mk);
+                mk &= (__mmask16)(mk - 1);
+                if (c[i + u] <= thr[i + u]) /* thr may have dropped meanwhile */
+                    candidate(v, i + u, c[i + u], x0 + t);
+            }
         }
-        vthr = _mm512_set1_ps(*thr);
-    }
-    for (; t < bn; t++) {
-        float s = c[t] + nx[t];
-        if (s <= *thr)
-            candidate(v, i, s, x0 + t);
     }
 }
 #endif
@@ -478,35 +483,49 @@ scan_row_avx512(qview *v, int i, const float *c, const float *nx, int bn, int64_
 static void run_block(const knn_job *j, char *area, int64_t qa, int64_t qe, int64_t xa,
                       int64_t xb)
 {
-    int bq = (int)(qe - qa);
+    const int bq = (int)(qe - qa), d = j->d;
     float *tile = (float *)area;
     qview v = area_view(j, area, qa);
-    for (int i = 0; i < bq; i++)
-        slot_init(j, &v.slot[i], v.q + (size_t)i * j->d);
+    for (int i = 0; i < bq; i++) {
+        slot_init(j, &v.slot[i], &v.thr[i], v.q + (size_t)i * d);
+        for (int c = 0; c < d; c++)
+            v.qt[(size_t)c * bq + i] = v.q[(size_t)i * d + c];
+    }
     for (int64_t x0 = xa; x0 < xb; x0 += j->nb) {
         int bn = (int)(xb - x0 < j->nb ? xb - x0 : j->nb);
         const float *nx = j->nx + x0;
-        cmir__sgemm(1, 0, 1, bq, bn, j->d, -2.0f, v.q, j->d, j->db + (size_t)x0 * j->d, j->d,
-                    0.0f, tile, bn);
-        for (int i = 0; i < bq; i++) {
-            const float *c = tile + (size_t)i * bn;
-#ifdef KNN_HAVE_AVX512
-            if (j->avx512) {
-                scan_row_avx512(&v, i, c, nx, bn, x0);
-                continue;
-            }
-#endif
-            scan_row_generic(&v, i, c, nx, bn, x0);
+        /* C = nx (each row) - 2 X Q^T: both operands untransposed, so
+         * OpenBLAS packs them with its cheap copies, and beta = 1 spares its
+         * separate zeroing pass. */
+        for (int t = 0; t < bn; t++) {
+            float *c = tile + (size_t)t * bq;
+            for (int i = 0; i < bq; i++)
+                c[i] = nx[t];
         }
+        cmir__sgemm(1, 0, 0, bn, bq, d, -2.0f, j->db + (size_t)x0 * d, d, v.qt, bq, 1.0f, tile,
+                    bq);
+#ifdef KNN_HAVE_AVX512
+        if (j->avx512 && bq >= 16) {
+            scan_tile_avx512(&v, tile, bn, bq, x0);
+            continue;
+        }
+#endif
+        scan_tile_generic(&v, tile, bn, bq, x0);
     }
     for (int i = 0; i < bq; i++)
-        to_exact(j, &v.slot[i], v.q + (size_t)i * j->d, v.buf + (size_t)i * j->cap);
+        to_exact(j, &v.slot[i], v.q + (size_t)i * d, v.buf + (size_t)i * j->cap);
 }
 
 /* Lays out one thread's area: tile, slots, approx heaps, buffers. */
 static size_t heap_area_layout(knn_job *j)
 {
     size_t b = (size_t)j->qb * j->nb * sizeof(float);
+    b = (b + 63) & ~(size_t)63;
+    j->off_qt = b;
+    b += (size_t)j->qb * j->d * sizeof(float);
+    b = (b + 63) & ~(size_t)63;
+    j->off_thr = b;
+    b += (size_t)j->qb * sizeof(float);
     b = (b + 63) & ~(size_t)63;
     j->off_slot = b;
     b += (size_t)j->qb * sizeof(qslot);
@@ -522,7 +541,8 @@ static size_t heap_area_layout(knn_job *j)
 /* Per-query bytes of the heap path besides the tile. */
 static size_t per_query_bytes(int k, int cap)
 {
-    return sizeof(qslot) + (size_t)k * sizeof(float) + (size_t)cap * sizeof(knn_hit);
+    return sizeof(qslot) + sizeof(float) + (size_t)k * sizeof(float) +
+           (size_t)cap * sizeof(knn_hit);
 }
 
 /* Whether the CPU runs AVX-512F (asked once per call, in the caller). */
@@ -784,8 +804,8 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
         j.theta0 = INFINITY;
     else
         j.theta0 = (j.squared ? j.md : j.md * j.md) * (1.0 + 1e-14);
-    double du = (double)d * KNN_U;
-    j.gam = (du / (1.0 - du) + 5.0 * KNN_U) * 1.001;
+    double du = (double)(d + 1) * KNN_U;
+    j.gam = (2.0 * du / (1.0 - du) + 5.0 * KNN_U) * 1.001;
     j.epsd = 1.01 * (double)(d + 2) * KNN_UD;
     j.avx512 = cpu_avx512();
 

@@ -22,6 +22,7 @@ struct cmir_model {
     int64_t *test, n_test, n_tiles;
     char id[17];
     float *norm;             /* CMIR_EMBED_BATCH tiles, normalised */
+    cmir_exec *own_ex;       /* for callers that pass no context */
     size_t norm_cap;
 };
 

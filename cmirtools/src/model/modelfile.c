@@ -34,6 +34,7 @@ void cmir_model_free(cmir_model *m)
     cmir__free(m->settings);
     cmir__free(m->test);
     cmir__free_aligned(m->norm);
+    cmir_exec_free(m->own_ex);
     cmir__free(m);
 }
 
@@ -436,6 +437,11 @@ int cmir_model_embed(cmir_model *m, cmir_exec *ex, int modality, const float *ti
 {
     if (!m || !tiles || n < 0 || (modality != 0 && modality != 1))
         return cmir__error(CMIR_EINVAL, "cmir_model_embed: bad arguments");
+    if (!ex) {
+        if (!m->own_ex && !(m->own_ex = cmir_exec_new(cmir_exec_default_params())))
+            return CMIR_ENOMEM;
+        ex = m->own_ex;
+    }
     int d[3];
     size_t per = (size_t)side_dims(&m->info, modality, d);
     size_t need = per * CMIR_EMBED_BATCH;

@@ -1,0 +1,305 @@
+/* Tests of the index and search: GeoPackage index read by OGR's own tools,
+ * search identical to brute force, RFC 7946 GeoJSON (lon/lat in range, a
+ * known footprint equal to its geotransform reprojected), raster queries,
+ * the wrong model refused, append, a killed append leaving the index as it
+ * was, and shards merged. */
+#include "cmir/index.h"
+#include "cmir/train.h"
+#include "test_data.h"
+#include "test_util.h"
+
+#include <gdal.h>
+#include <ogr_api.h>
+#include <ogr_srs_api.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/cmir_index_XXXXXX";
+
+static const char *in_dir(const char *name)
+{
+    char buf[600];
+    snprintf(buf, sizeof buf, "%s/%s", dir, name);
+    return strdup(buf);
+}
+
+static const char *A, *B, *M, *M2, *IX;
+
+static void setup(void)
+{
+    A = in_dir("a.mat");
+    B = in_dir("b.mat");
+    M = in_dir("model.mat");
+    M2 = in_dir("model2.mat");
+    IX = in_dir("index.gpkg");
+    ASSERT_OK(td_make_archive(A, 80, 1));
+    ASSERT_OK(td_make_archive(B, 400, 2));
+    cmir_train_params p = cmir_train_default_params();
+    p.threads = 2;
+    p.batch = 32;
+    p.epochs1 = 2;
+    p.epochs2 = 30;
+    p.unified.d_v = 16;
+    ASSERT_OK(cmir_train(A, M, p, NULL, NULL, NULL));
+    p.seed = 9;
+    ASSERT_OK(cmir_train(A, M2, p, NULL, NULL, NULL));
+}
+
+static void test_build_and_ogr(void)
+{
+    int64_t added = 0;
+    ASSERT_OK(cmir_index_build(M, &A, 1, IX, cmir_index_default_params(), NULL, NULL, &added));
+    ASSERT_EQ_INT(added, 160);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ogrinfo -ro -so %s tiles | grep -q 'Feature Count: 160'", IX);
+    ASSERT_EQ_INT(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "ogr2ogr -f GeoJSON %s %s tiles", in_dir("tiles.geojson"), IX);
+    ASSERT_EQ_INT(system(cmd), 0);
+    cmir_index *ix = cmir_index_open(IX);
+    ASSERT_TRUE(ix != NULL);
+    if (!ix)
+        return;
+    ASSERT_EQ_INT(cmir_index_count(ix), 160);
+    ASSERT_EQ_INT(cmir_index_dim(ix), 16);
+    cmir_model *m = cmir_model_load(M);
+    ASSERT_TRUE(strcmp(cmir_index_model_id(ix), cmir_model_get_info(m)->id) == 0);
+    cmir_model_free(m);
+    cmir_index_close(ix);
+}
+
+/* Search equals a brute force in double over the same vectors. */
+static void test_search_exact(void)
+{
+    cmir_index *ix = cmir_index_open(IX);
+    if (!ix)
+        return;
+    int64_t n = cmir_index_count(ix);
+    int d = cmir_index_dim(ix), k = 7;
+    int64_t rows[7];
+    float dist[7];
+    int mismatches = 0;
+    for (int64_t q = 0; q < n; q += 13) {
+        cmir_search_filter f = cmir_search_default_filter();
+        f.modality = !cmir_index_modality(ix, q);
+        ASSERT_OK(cmir_index_search(ix, NULL, cmir_index_vector(ix, q), 1, k, &f, rows, dist));
+        /* brute force */
+        double best[7];
+        int64_t bid[7];
+        for (int j = 0; j < k; j++) {
+            best[j] = INFINITY;
+            bid[j] = -1;
+        }
+        for (int64_t r = 0; r < n; r++) {
+            if (cmir_index_modality(ix, r) != f.modality)
+                continue;
+            double s = 0;
+            for (int c = 0; c < d; c++) {
+                double e = (double)cmir_index_vector(ix, q)[c] - cmir_index_vector(ix, r)[c];
+                s += e * e;
+            }
+            for (int j = 0; j < k; j++)
+                if (s < best[j]) {
+                    for (int t = k - 1; t > j; t--) {
+                        best[t] = best[t - 1];
+                        bid[t] = bid[t - 1];
+                    }
+                    best[j] = s;
+                    bid[j] = r;
+                    break;
+                }
+        }
+        for (int j = 0; j < k; j++) {
+            mismatches += rows[j] != bid[j];
+            ASSERT_NEAR(dist[j], sqrt(best[j]), 1e-4 * (1 + sqrt(best[j])));
+        }
+    }
+    ASSERT_EQ_INT(mismatches, 0);
+    cmir_index_close(ix);
+}
+
+static void test_geojson(void)
+{
+    cmir_query q[2] = {{CMIR_QUERY_ROW, 5, NULL, 0, {0}}, {CMIR_QUERY_ROW, 100, NULL, 0, {0}}};
+    cmir_search_params p = cmir_search_default_params();
+    p.k = 4;
+    const char *out = in_dir("hits.geojson");
+    ASSERT_OK(cmir_search(M, IX, q, 2, out, p, NULL, NULL));
+    GDALDatasetH ds = GDALOpenEx(out, GDAL_OF_VECTOR, NULL, NULL, NULL);
+    ASSERT_TRUE(ds != NULL);
+    if (!ds)
+        return;
+    OGRLayerH l = GDALDatasetGetLayer(ds, 0);
+    ASSERT_EQ_INT(OGR_L_GetFeatureCount(l, TRUE), 8);
+    ASSERT_TRUE(strstr(GDALGetMetadataItem(l, "DESCRIPTION", NULL), "row 5") != NULL);
+    /* The archive's own geometry for the first hit, reprojected by hand. */
+    cmir_archive *a = cmir_archive_open(A);
+    OGRSpatialReferenceH utm = OSRNewSpatialReference(td_wkt), wgs = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
+    OSRSetAxisMappingStrategy(utm, OAMS_TRADITIONAL_GIS_ORDER);
+    OSRSetAxisMappingStrategy(wgs, OAMS_TRADITIONAL_GIS_ORDER);
+    OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(utm, wgs);
+    OGRFeatureH f;
+    int n = 0;
+    while ((f = OGR_L_GetNextFeature(l)) != NULL) {
+        OGRGeometryH g = OGR_F_GetGeometryRef(f);
+        OGRGeometryH ring = OGR_G_GetGeometryRef(g, 0);
+        int np = OGR_G_GetPointCount(ring);
+        for (int i = 0; i < np; i++) {
+            double x = OGR_G_GetX(ring, i), y = OGR_G_GetY(ring, i);
+            ASSERT_TRUE(x >= -180 && x <= 180 && y >= -90 && y <= 90);
+        }
+        /* counter-clockwise exterior ring: positive shoelace area */
+        double area2 = 0;
+        for (int i = 0; i + 1 < np; i++)
+            area2 += OGR_G_GetX(ring, i) * OGR_G_GetY(ring, i + 1) - OGR_G_GetX(ring, i + 1) * OGR_G_GetY(ring, i);
+        ASSERT_TRUE(area2 > 0);
+        int64_t tile = OGR_F_GetFieldAsInteger64(f, OGR_F_GetFieldIndex(f, "tile_id"));
+        int ms = !strcmp(OGR_F_GetFieldAsString(f, OGR_F_GetFieldIndex(f, "modality")), "MS");
+        double gt[6];
+        ASSERT_OK(cmir_archive_geotransform(a, ms ? CMIR_MS : CMIR_PAN, tile, gt));
+        /* the upper-left corner must be one of the ring's vertices */
+        double x = gt[0], y = gt[3];
+        OCTTransform(ct, 1, &x, &y, NULL);
+        double bestd = 1e9;
+        for (int i = 0; i < np; i++)
+            bestd = fmin(bestd, hypot(OGR_G_GetX(ring, i) - x, OGR_G_GetY(ring, i) - y));
+        ASSERT_LE(bestd, 1e-6);
+        /* cross-modal by default */
+        int qrow = OGR_F_GetFieldAsInteger(f, OGR_F_GetFieldIndex(f, "query"));
+        ASSERT_EQ_INT(ms, qrow == 0 ? 1 : 0); /* row 5 is PAN, row 100 is MS */
+        n++;
+        OGR_F_Destroy(f);
+    }
+    ASSERT_EQ_INT(n, 8);
+    OCTDestroyCoordinateTransformation(ct);
+    OSRDestroySpatialReference(utm);
+    OSRDestroySpatialReference(wgs);
+    cmir_archive_close(a);
+    GDALClose(ds);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ogr2ogr -f GPKG %s %s && ogrinfo -ro -so %s cmir_hits | grep -q 'Feature Count: 8'",
+             in_dir("hits.gpkg"), out, in_dir("hits.gpkg"));
+    ASSERT_EQ_INT(system(cmd), 0);
+}
+
+/* A PAN tile written as a GeoTIFF finds its own MS pair first. */
+static void test_raster_query(void)
+{
+    cmir_archive *a = cmir_archive_open(A);
+    float pan[TD_PAN * TD_PAN];
+    ASSERT_OK(cmir_archive_read_tile(a, CMIR_PAN, 9, pan));
+    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), in_dir("q.tif"), TD_PAN, TD_PAN, 1, GDT_Byte, NULL);
+    ASSERT_EQ_INT(GDALRasterIO(GDALGetRasterBand(ds, 1), GF_Write, 0, 0, TD_PAN, TD_PAN, pan, TD_PAN, TD_PAN,
+                               GDT_Float32, 0, 0), CE_None);
+    GDALClose(ds);
+    cmir_archive_close(a);
+    cmir_query q = {CMIR_QUERY_RASTER, 0, in_dir("q.tif"), 0, {0}};
+    cmir_search_params p = cmir_search_default_params();
+    p.k = 3;
+    p.format = "CSV";
+    ASSERT_OK(cmir_search(M, IX, &q, 1, in_dir("hits.csv"), p, NULL, NULL));
+    char cmd[1024];
+    /* first data line: query 0, rank 1, tile_id 9, MS */
+    snprintf(cmd, sizeof cmd, "sed -n 2p %s | grep -q '^\"0\",\"1\",[^,]*,\"[0-9]*\",\"9\",MS,'", in_dir("hits.csv"));
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "head -3 %s >&2", in_dir("hits.csv"));
+        ASSERT_EQ_INT(system(cmd), 0);
+        t_failures++;
+    }
+    /* a raster smaller than a tile is refused */
+    q.has_window = 1;
+    int w[4] = {0, 0, 10, 10};
+    memcpy(q.window, w, sizeof w);
+    ASSERT_EQ_INT(cmir_search(M, IX, &q, 1, in_dir("x.geojson"), p, NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "smaller than one") != NULL);
+}
+
+static void test_wrong_model(void)
+{
+    cmir_query q = {CMIR_QUERY_ROW, 1, NULL, 0, {0}};
+    ASSERT_EQ_INT(cmir_search(M2, IX, &q, 1, in_dir("x.geojson"), cmir_search_default_params(), NULL, NULL),
+                  CMIR_EINVAL);
+    printf("  other model: %s\n", cmir_last_error());
+    ASSERT_TRUE(strstr(cmir_last_error(), "was built with model") != NULL);
+    ASSERT_TRUE(access(in_dir("x.geojson"), F_OK) != 0);
+    cmir_index_params p = cmir_index_default_params();
+    p.append = 1;
+    ASSERT_EQ_INT(cmir_index_build(M2, &B, 1, IX, p, NULL, NULL, NULL), CMIR_EINVAL);
+}
+
+static int die_halfway(double frac, const char *msg, void *user)
+{
+    (void)msg;
+    (void)user;
+    if (frac > 0.5)
+        kill(getpid(), SIGKILL);
+    return 0;
+}
+
+static void test_append_and_kill(void)
+{
+    cmir_index_params p = cmir_index_default_params();
+    p.append = 1;
+    /* killed halfway through an append: the index is as it was */
+    pid_t pid = fork();
+    if (pid == 0) {
+        cmir_index_build(M, &B, 1, IX, p, die_halfway, NULL, NULL);
+        _exit(0); /* not reached */
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    ASSERT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    cmir_index *ix = cmir_index_open(IX);
+    ASSERT_TRUE(ix != NULL);
+    ASSERT_EQ_INT(cmir_index_count(ix), 160);
+    cmir_index_close(ix);
+    /* a full append */
+    int64_t added;
+    ASSERT_OK(cmir_index_build(M, &B, 1, IX, p, NULL, NULL, &added));
+    ASSERT_EQ_INT(added, 800);
+    ix = cmir_index_open(IX);
+    ASSERT_TRUE(ix && cmir_index_count(ix) == 960);
+    cmir_index_close(ix);
+}
+
+static void test_merge(void)
+{
+    const char *s1 = in_dir("s1.gpkg"), *s2 = in_dir("s2.gpkg"), *mg = in_dir("merged.gpkg");
+    ASSERT_OK(cmir_index_build(M, &A, 1, s1, cmir_index_default_params(), NULL, NULL, NULL));
+    ASSERT_OK(cmir_index_build(M, &B, 1, s2, cmir_index_default_params(), NULL, NULL, NULL));
+    const char *parts[2] = {s1, s2};
+    ASSERT_OK(cmir_index_merge(parts, 2, mg, NULL, NULL));
+    cmir_index *a = cmir_index_open(IX), *b = cmir_index_open(mg);
+    ASSERT_TRUE(a && b);
+    if (a && b) {
+        ASSERT_EQ_INT(cmir_index_count(b), 960);
+        /* same rows, same vectors, same answers as the appended index */
+        ASSERT_EQ_INT(memcmp(cmir_index_vector(a, 0), cmir_index_vector(b, 0), sizeof(float) * 16 * 960), 0);
+    }
+    cmir_index_close(a);
+    cmir_index_close(b);
+    /* shards of different models do not merge */
+    ASSERT_OK(cmir_index_build(M2, &A, 1, in_dir("s3.gpkg"), cmir_index_default_params(), NULL, NULL, NULL));
+    const char *bad[2] = {s1, in_dir("s3.gpkg")};
+    ASSERT_EQ_INT(cmir_index_merge(bad, 2, in_dir("bad.gpkg"), NULL, NULL), CMIR_EINVAL);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    GDALAllRegister();
+    RUN(setup);
+    RUN(test_build_and_ogr);
+    RUN(test_search_exact);
+    RUN(test_geojson);
+    RUN(test_raster_query);
+    RUN(test_wrong_model);
+    RUN(test_append_and_kill);
+    RUN(test_merge);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    TEST_MAIN_END();
+}

@@ -1,0 +1,208 @@
+/* Tests of cmir_train(): on a small archive with four learnable classes,
+ * cross-modal retrieval of held-out scenes is well above chance in both
+ * directions; the same seed and thread count give the same model; the
+ * paper's feature files are written; damaged or edited models are refused. */
+#include "cmir/train.h"
+#include "test_data.h"
+#include "test_util.h"
+
+#include <unistd.h>
+
+static char dir[] = "/tmp/cmir_train_XXXXXX";
+
+static const char *in_dir(const char *name)
+{
+    char buf[600];
+    snprintf(buf, sizeof buf, "%s/%s", dir, name);
+    return strdup(buf);
+}
+
+static cmir_train_params small(void)
+{
+    cmir_train_params p = cmir_train_default_params();
+    p.threads = 2;
+    p.seed = 5;
+    p.batch = 32;
+    p.epochs1 = 6;
+    p.unified.d_v = 16;
+    return p;
+}
+
+/* Mean average precision of queries of modality qk against the database
+ * of modality dk, over the held-out tiles (brute force, ties by index). */
+static double map_dir(cmir_model *m, cmir_archive *a, const int64_t *ids, int64_t n, int qk, int dk)
+{
+    const cmir_model_info *mi = cmir_model_get_info(m);
+    int dv = mi->d_v;
+    float *V[2];
+    for (int k = 0; k < 2; k++) {
+        int per = k ? mi->ms_h * mi->ms_w * mi->ms_bands : mi->pan_h * mi->pan_w * mi->pan_bands;
+        float *raw = malloc(sizeof(float) * (size_t)per * n);
+        for (int64_t i = 0; i < n; i++)
+            cmir_archive_read_tile(a, k ? CMIR_MS : CMIR_PAN, ids[i], raw + (size_t)i * per);
+        V[k] = malloc(sizeof(float) * (size_t)dv * n);
+        ASSERT_OK(cmir_model_embed(m, NULL, k, raw, (int)n, NULL, V[k]));
+        free(raw);
+    }
+    double total = 0;
+    double *d = malloc(sizeof(double) * n);
+    int64_t *ord = malloc(sizeof(int64_t) * n);
+    for (int64_t q = 0; q < n; q++) {
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int c = 0; c < dv; c++) {
+                double e = V[qk][q * dv + c] - V[dk][j * dv + c];
+                s += e * e;
+            }
+            d[j] = s;
+            ord[j] = j;
+        }
+        for (int64_t i = 1; i < n; i++) /* insertion sort by (d, index) */
+            for (int64_t j = i; j > 0 && (d[ord[j - 1]] > d[ord[j]]); j--) {
+                int64_t t = ord[j]; ord[j] = ord[j - 1]; ord[j - 1] = t;
+            }
+        int lq = cmir_archive_label(a, ids[q]), hits = 0, R = 0;
+        double ap = 0;
+        for (int64_t j = 0; j < n; j++)
+            R += cmir_archive_label(a, ids[j]) == lq;
+        for (int64_t j = 0; j < n; j++)
+            if (cmir_archive_label(a, ids[ord[j]]) == lq) {
+                hits++;
+                ap += (double)hits / (double)(j + 1);
+            }
+        total += ap / R;
+    }
+    free(d); free(ord); free(V[0]); free(V[1]);
+    return total / n;
+}
+
+static void test_train_and_retrieve(void)
+{
+    const char *arch = in_dir("a.mat"), *model = in_dir("m.mat");
+    ASSERT_OK(td_make_archive(arch, 240, 3));
+    cmir_train_params p = small();
+    p.features_dir = dir;
+    p.unified_path = in_dir("unified.mat");
+    cmir_train_report r;
+    ASSERT_OK(cmir_train(arch, model, p, NULL, NULL, &r));
+    printf("  trained on %lld, held out %lld; stage 1 accuracy PAN %.2f MS %.2f; %.1f s\n", (long long)r.n_train,
+           (long long)r.n_test, r.stage1_acc[0], r.stage1_acc[1], r.seconds);
+    ASSERT_EQ_INT(r.n_test, 60); /* one whole scene of four */
+    cmir_model *m = cmir_model_load(model);
+    cmir_archive *a = cmir_archive_open(arch);
+    ASSERT_TRUE(m && a);
+    if (!m || !a)
+        return;
+    int64_t nt, ntiles;
+    const int64_t *test = cmir_model_test_tiles(m, &nt, &ntiles);
+    ASSERT_EQ_INT(nt, 60);
+    ASSERT_EQ_INT(ntiles, 240);
+    /* the held-out tiles are one scene */
+    for (int64_t i = 1; i < nt; i++)
+        ASSERT_TRUE(strcmp(cmir_archive_scene(a, test[i]), cmir_archive_scene(a, test[0])) == 0);
+    double pm = map_dir(m, a, test, nt, 0, 1), mp = map_dir(m, a, test, nt, 1, 0);
+    printf("  held-out mAP: PAN->MS %.3f, MS->PAN %.3f (chance 0.25)\n", pm, mp);
+    ASSERT_TRUE(pm > 0.6);
+    ASSERT_TRUE(mp > 0.6);
+    ASSERT_TRUE(strcmp(cmir_model_class_name(m, 2), "forest") == 0);
+    cmir_model_free(m);
+    cmir_archive_close(a);
+    /* the paper's files */
+    cmir_tensorset *f = cmir_tensorset_load(in_dir("features_pan.mat"));
+    int64_t fs[2] = {240, 128};
+    ASSERT_TRUE(f != NULL);
+    ASSERT_OK(cmir_tensorset_expect(f, "features", 2, fs));
+    cmir_tensorset_free(f);
+    f = cmir_tensorset_load(in_dir("unified.mat"));
+    int64_t us[2] = {240, 16};
+    ASSERT_TRUE(f != NULL);
+    ASSERT_OK(cmir_tensorset_expect(f, "featuresx", 2, us));
+    ASSERT_OK(cmir_tensorset_expect(f, "featuresy", 2, us));
+    cmir_tensorset_free(f);
+}
+
+static void test_determinism(void)
+{
+    const char *arch = in_dir("a.mat");
+    cmir_train_params p = small();
+    p.epochs1 = 2;
+    p.epochs2 = 20;
+    ASSERT_OK(cmir_train(arch, in_dir("d1.mat"), p, NULL, NULL, NULL));
+    ASSERT_OK(cmir_train(arch, in_dir("d2.mat"), p, NULL, NULL, NULL));
+    p.seed = 6;
+    ASSERT_OK(cmir_train(arch, in_dir("d3.mat"), p, NULL, NULL, NULL));
+    cmir_model *a = cmir_model_load(in_dir("d1.mat")), *b = cmir_model_load(in_dir("d2.mat"));
+    cmir_model *c = cmir_model_load(in_dir("d3.mat"));
+    ASSERT_TRUE(a && b && c);
+    if (a && b && c) {
+        printf("  model ids: %s, %s (same seed), %s (seed 6)\n", cmir_model_get_info(a)->id,
+               cmir_model_get_info(b)->id, cmir_model_get_info(c)->id);
+        ASSERT_TRUE(strcmp(cmir_model_get_info(a)->id, cmir_model_get_info(b)->id) == 0);
+        ASSERT_TRUE(strcmp(cmir_model_get_info(a)->id, cmir_model_get_info(c)->id) != 0);
+    }
+    cmir_model_free(a);
+    cmir_model_free(b);
+    cmir_model_free(c);
+}
+
+static void test_bad_models(void)
+{
+    /* truncated */
+    FILE *f = fopen(in_dir("d1.mat"), "rb");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n);
+    ASSERT_EQ_INT(fread(buf, 1, (size_t)n, f), n);
+    fclose(f);
+    f = fopen(in_dir("trunc.mat"), "wb");
+    fwrite(buf, 1, (size_t)n / 2, f);
+    fclose(f);
+    free(buf);
+    ASSERT_TRUE(cmir_model_load(in_dir("trunc.mat")) == NULL);
+    printf("  truncated model: %s\n", cmir_last_error());
+    ASSERT_TRUE(strstr(cmir_last_error(), "trunc.mat") != NULL);
+    /* an edited weight breaks the identity */
+    cmir_tensorset *ts = cmir_tensorset_load(in_dir("d1.mat"));
+    const cmir_tensor *w = cmir_tensorset_get(ts, "ms_fc2_W");
+    ASSERT_TRUE(w != NULL);
+    if (w) {
+        cmir_tensor t = *w;
+        t.data[0] += 0.5f;
+        ASSERT_OK(cmir_tensorset_put(ts, "ms_fc2_W", &t));
+        ASSERT_OK(cmir_tensorset_save(ts, in_dir("edited.mat")));
+    }
+    cmir_tensorset_free(ts);
+    ASSERT_TRUE(cmir_model_load(in_dir("edited.mat")) == NULL);
+    printf("  edited model: %s\n", cmir_last_error());
+    ASSERT_TRUE(strstr(cmir_last_error(), "MODEL_ID") != NULL);
+    /* not a model at all: a tile archive */
+    ASSERT_TRUE(cmir_model_load(in_dir("a.mat")) == NULL);
+    /* an archive without enough labels is refused */
+    cmir_archive_params ap = cmir_archive_default_params();
+    ap.pan_h = ap.pan_w = 32;
+    ap.ms_h = ap.ms_w = 8;
+    cmir_archive_writer *wr = cmir_archive_create(in_dir("nolabel.mat"), ap);
+    uint8_t pan[32 * 32] = {0}, ms[8 * 8 * 4] = {0};
+    cmir_tile_record t = {pan, ms, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 8; i++)
+        cmir_archive_writer_add(wr, &t);
+    ASSERT_OK(cmir_archive_writer_commit(wr));
+    ASSERT_EQ_INT(cmir_train(in_dir("nolabel.mat"), in_dir("x.mat"), small(), NULL, NULL, NULL), CMIR_EINVAL);
+    printf("  unlabelled archive: %s\n", cmir_last_error());
+    ASSERT_TRUE(access(in_dir("x.mat"), F_OK) != 0);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    RUN(test_train_and_retrieve);
+    RUN(test_determinism);
+    RUN(test_bad_models);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    TEST_MAIN_END();
+}
