@@ -11,7 +11,7 @@
 static const char usage[] =
     "Usage: cmir_search [--help] [--version] [-q] [-threads N] -model MODEL.mat -index INDEX.gpkg\n"
     "                   [-k K] [-target pan|ms|any] [-bbox MINLON MINLAT MAXLON MAXLAT]\n"
-    "                   [-max_dist D] [-of FORMAT] [-lco NAME=VALUE]...\n"
+    "                   [-max_dist D] [-of FORMAT] [-lco NAME=VALUE]... [-quicklook FILE.png]\n"
     "                   (-row ROW | -raster FILE [-srcwin XOFF YOFF XSIZE YSIZE] | -queries LIST)...\n"
     "                   OUTPUT\n"
     "\n"
@@ -28,6 +28,7 @@ static const char usage[] =
     "  -target         modality of the hits: the other one (default), pan, ms or any\n"
     "  -bbox           keep hits whose footprint meets this WGS84 box\n"
     "  -max_dist D     keep hits nearer than D\n"
+    "  -quicklook PNG  also draw the first query beside its hits, with rank and class\n"
     "The index must have been built with MODEL (its identity is checked).\n";
 
 static int add_list(const char *path, cmir_query **q, int *n, int *cap)
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-k")) { NEED(1); p.k = atoi(argv[++i]); }
         else if (!strcmp(a, "-threads")) { NEED(1); p.threads = atoi(argv[++i]); }
         else if (!strcmp(a, "-of")) { NEED(1); p.format = argv[++i]; }
+        else if (!strcmp(a, "-quicklook")) { NEED(1); p.quicklook = argv[++i]; }
         else if (!strcmp(a, "-lco")) { NEED(1); lco[nlco++] = argv[++i]; }
         else if (!strcmp(a, "-max_dist")) { NEED(1); p.filter.max_dist = (float)atof(argv[++i]); }
         else if (!strcmp(a, "-target")) {

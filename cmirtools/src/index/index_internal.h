@@ -38,6 +38,11 @@ int cmir__index_write_chunk(OGRLayerH emb, const char *path, int64_t first, int6
 int cmir__index_set_meta(OGRLayerH meta, const char *path, const char *key, const char *value);
 /* Reads key from cmir_meta; NULL when absent; the caller frees. */
 char *cmir__index_get_meta(OGRLayerH meta, const char *key);
+/* Writes the quick-look PNG: the query (qtile h x w x nb when given, else
+ * the tile of index row qrow) beside the tiles of rows[0..k). root
+ * resolves relative archive paths (NULL: as stored). */
+int cmir__quicklook(cmir_index *ix, const char *root, const float *qtile, int qh, int qw, int qnb, int64_t qrow,
+                    const int64_t *rows, int k, const char *path);
 /* Temporary name beside `path` keeping its extension (caller frees). */
 char *cmir__temp_beside(const char *path);
 

@@ -26,7 +26,7 @@ cmir_search_params cmir_search_default_params(void)
 /* Embeds a raster query: tiles of the model's size from the window's
  * top-left, their codes averaged. *modality from the band count. */
 static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float *v, int *modality, char *desc,
-                        size_t ndesc)
+                        size_t ndesc, float **first, int dims[3])
 {
     const cmir_model_info *mi = cmir_model_get_info(m);
     GDALDatasetH ds = cmir__gdal_open_raster(q->raster);
@@ -74,6 +74,12 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
             else if (!(rc = cmir_model_embed(m, ex, k, tile, 1, NULL, code)))
                 for (int j = 0; j < mi->d_v; j++)
                     v[j] += code[j] / (float)(nx * ny);
+            if (!rc && first && !*first && (*first = cmir__malloc(sizeof(float) * per)) != NULL) {
+                memcpy(*first, tile, sizeof(float) * per);
+                dims[0] = th;
+                dims[1] = tw;
+                dims[2] = nb;
+            }
         }
     cmir__gdal_quiet_end();
     snprintf(desc, ndesc, "%s %s window %d,%d,%d,%d (%d tile%s)", k ? "MS" : "PAN", q->raster, x0, y0, nx * tw, ny * th,
@@ -122,6 +128,8 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
     OSRSetAxisMappingStrategy(wgs, OAMS_TRADITIONAL_GIS_ORDER);
     OGRCoordinateTransformationH ct = NULL;
     char **desc_all = NULL;
+    float *qtile = NULL; /* first query's first tile, for the quick-look */
+    int qdims[3] = {0, 0, 0};
     cmir__gdal_quiet_begin();
     if (!rc) {
         GDALDriverH drv = GDALGetDriverByName(p.format ? p.format : "GeoJSON");
@@ -151,7 +159,8 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
             qmod[i] = ix->mod[q->row];
             snprintf(d, sizeof d, "%s tile at row %lld of %s", qmod[i] ? "MS" : "PAN", (long long)q->row, index_path);
         } else if (q->kind == CMIR_QUERY_RASTER && q->raster) {
-            rc = embed_raster(m, ex, q, codes + (size_t)i * dim, &qmod[i], d, sizeof d);
+            rc = embed_raster(m, ex, q, codes + (size_t)i * dim, &qmod[i], d, sizeof d, i == 0 ? &qtile : NULL,
+                              qdims);
         } else {
             rc = cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
         }
@@ -239,11 +248,15 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
             OGR_F_Destroy(f);
             OGR_F_Destroy(src);
         }
+        if (!rc && i == 0 && p.quicklook)
+            rc = cmir__quicklook(ix, p.archive_root, qtile, qdims[0], qdims[1], qdims[2],
+                                 queries[0].kind == CMIR_QUERY_ROW ? queries[0].row : -1, rows, p.k, p.quicklook);
         if (!rc && progress && progress((double)(i + 1) / n_queries, NULL, user))
             rc = cmir__error(CMIR_ECANCEL, "cancelled");
     }
     if (out)
         GDALClose(out);
+    cmir__free(qtile);
     cmir__gdal_quiet_end();
     if (tmp) {
         if (!rc && rename(tmp, out_path) != 0)
