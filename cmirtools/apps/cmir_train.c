@@ -16,6 +16,7 @@ static const char usage[] =
     "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel]\n"
     "                  [-features_dir DIR] [-unified FILE.mat]\n"
     "                  ARCHIVE.mat MODEL.mat\n"
+    "       cmir_train -features A.mat B.mat [-labels L.mat] [stage-2 options] UNIFIED.mat\n"
     "\n"
     "Trains CMIR-NET on the labelled tiles of ARCHIVE (written by cmir_tile or cmir_synth, or\n"
     "the public DSRSID.mat): one CNN per modality (softmax cross-entropy + orthogonality\n"
@@ -27,7 +28,11 @@ static const char usage[] =
     "  -features_dir DIR  also write DIR/features_pan.mat and DIR/features_ms.mat (`features`,\n"
     "                     N x 128) for the paper's step 2 scripts\n"
     "  -unified FILE      also write FILE with featuresx (PAN) and featuresy (MS), N x d_v\n"
-    "  -split scene|tile  hold out whole scenes (default, when the archive records them) or tiles\n";
+    "  -split scene|tile  hold out whole scenes (default, when the archive records them) or tiles\n"
+    "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
+    "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
+    "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
+    "featuresy (N x d_v), labels and the unified network's weights.\n";
 
 int main(int argc, char **argv)
 {
@@ -35,7 +40,7 @@ int main(int argc, char **argv)
     if (done)
         return rc;
     cmir_train_params p = cmir_train_default_params();
-    const char *pos[2] = {NULL, NULL};
+    const char *pos[2] = {NULL, NULL}, *feat[2] = {NULL, NULL}, *labels = NULL;
     int npos = 0, quiet = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -45,6 +50,15 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "-multilabel")) {
             p.unified.multilabel = 1;
+            continue;
+        }
+        if (!strcmp(a, "-features")) {
+            if (i + 2 >= argc) {
+                rc = cmir_app_fail("cmir_train", "-features needs two files");
+                goto end;
+            }
+            feat[0] = argv[++i];
+            feat[1] = argv[++i];
             continue;
         }
         if (a[0] == '-' && a[1]) {
@@ -79,6 +93,7 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-alpha")) p.unified.alpha = (float)atof(v);
             else if (!strcmp(a, "-features_dir")) p.features_dir = v;
             else if (!strcmp(a, "-unified")) p.unified_path = v;
+            else if (!strcmp(a, "-labels")) labels = v;
             else {
                 rc = cmir_app_fail("cmir_train", "unknown option '%s' (see --help)", a);
                 rc = 2;
@@ -92,12 +107,27 @@ int main(int argc, char **argv)
             goto end;
         }
     }
+    cmir_train_report r;
+    if (feat[0]) {
+        if (npos != 1) {
+            fputs(usage, stderr);
+            rc = 2;
+            goto end;
+        }
+        if (cmir_train_unified(feat[0], feat[1], labels, pos[0], p, cmir_app_progress_lines, &quiet, &r)) {
+            rc = cmir_app_fail("cmir_train", "%s", cmir_last_error());
+            goto end;
+        }
+        if (!quiet)
+            printf("%s: unified space trained on %lld pairs in %.1f s\n", pos[0], (long long)r.n_train, r.seconds);
+        rc = 0;
+        goto end;
+    }
     if (npos != 2) {
         fputs(usage, stderr);
         rc = 2;
         goto end;
     }
-    cmir_train_report r;
     if (cmir_train(pos[0], pos[1], p, cmir_app_progress_lines, &quiet, &r)) {
         rc = cmir_app_fail("cmir_train", "%s", cmir_last_error());
         goto end;

@@ -56,6 +56,18 @@ typedef struct cmir_train_report {
 CMIR_API int cmir_train(const char *archive_path, const char *model_path, cmir_train_params p,
                         cmir_progress_fn progress, void *user, cmir_train_report *rep);
 
+/* The paper's step 2 on anyone's features: trains the unified space on
+ * the paired rows of two feature files (MATLAB .mat, variable `features`,
+ * N x D each, D equal) with labels (variable `labels`: N class numbers
+ * 1..C, or with p.unified.multilabel an N x C 0/1 matrix) read from
+ * labels_path, or from the first feature file when labels_path is NULL.
+ * Every row is a training pair. Writes unified_path (featuresx, featuresy:
+ * N x d_v; labels) atomically. Features are standardised per dimension
+ * first. rep may be NULL. */
+CMIR_API int cmir_train_unified(const char *features_a, const char *features_b, const char *labels_path,
+                                const char *unified_path, cmir_train_params p, cmir_progress_fn progress,
+                                void *user, cmir_train_report *rep);
+
 #ifdef __cplusplus
 }
 #endif

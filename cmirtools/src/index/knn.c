@@ -14,8 +14,8 @@
 #define KNN_HAVE_AVX512 1
 #endif
 
-#define KNN_DEFAULT_QB 256
-#define KNN_DEFAULT_NB 1024
+#define KNN_DEFAULT_QB 512
+#define KNN_DEFAULT_NB 512
 /* Per-thread budget for the k-heaps of one query block. */
 #define KNN_HEAP_BUDGET ((size_t)16 << 20)
 /* Squared norms at or above this are refused: keeps every float sum and
@@ -140,13 +140,20 @@ static int norm_ok(double s) { return isfinite(s) && s < KNN_NORM_LIMIT; }
  * threshold is computed in double with a small extra margin for its own
  * rounding and rounded up to float.
  */
+/* The smallest float >= v (v finite or +inf). */
 static float round_up_float(double v)
 {
-    if (v >= (double)FLT_MAX)
+    if (v > (double)FLT_MAX)
         return INFINITY;
     float f = (float)v;
-    if ((double)f < v)
-        f = nextafterf(f, INFINITY);
+    if ((double)f < v) { /* one ulp up; f != 0 here unless v is tiny */
+        if (f == 0.0f)
+            return FLT_TRUE_MIN;
+        uint32_t b;
+        memcpy(&b, &f, sizeof b);
+        b = f > 0.0f ? b + 1 : b - 1;
+        memcpy(&f, &b, sizeof f);
+    }
     return f;
 }
 
@@ -368,7 +375,17 @@ static void to_exact(const knn_job *j, qslot *s, const float *q, knn_hit *buf)
         return;
     compact(s, buf);
     int n = exact_candidates(j, q, buf, s->nbuf);
-    qsort(buf, (size_t)n, sizeof *buf, hit_cmp);
+    if (n > 32) {
+        qsort(buf, (size_t)n, sizeof *buf, hit_cmp);
+    } else { /* usually about k entries: insertion sort */
+        for (int a = 1; a < n; a++) {
+            knn_hit x = buf[a];
+            int b = a - 1;
+            for (; b >= 0 && hit_less(x, buf[b]); b--)
+                buf[b + 1] = buf[b];
+            buf[b + 1] = x;
+        }
+    }
     if (n > j->k)
         n = j->k;
     for (int a = 0, b = n - 1; a < b; a++, b--) { /* descending: a valid max-heap */
@@ -454,11 +471,33 @@ __attribute__((target("avx512f"))) static void
 scan_tile_avx512(qview *v, const float *C, int bn, int bq, int64_t x0)
 {
     float *thr = v->thr;
-    const int full = bq & ~15;
+    const int full = bq & ~15, full4 = bq & ~63;
     const __mmask16 tail = (__mmask16)((1u << (bq & 15)) - 1u);
     for (int t = 0; t < bn; t++) {
         const float *c = C + (size_t)t * bq;
-        for (int i = 0; i < bq; i += 16) {
+        int i = 0;
+        /* 64 columns per branch: hits are rare once the heaps are full */
+        for (; i < full4; i += 64) {
+            __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i), _mm512_loadu_ps(thr + i),
+                                              _CMP_LE_OQ);
+            __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i + 16),
+                                              _mm512_loadu_ps(thr + i + 16), _CMP_LE_OQ);
+            __mmask16 m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i + 32),
+                                              _mm512_loadu_ps(thr + i + 32), _CMP_LE_OQ);
+            __mmask16 m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i + 48),
+                                              _mm512_loadu_ps(thr + i + 48), _CMP_LE_OQ);
+            if (!(m0 | m1 | m2 | m3))
+                continue;
+            uint64_t mk = (uint64_t)m0 | (uint64_t)m1 << 16 | (uint64_t)m2 << 32 |
+                          (uint64_t)m3 << 48;
+            while (mk) {
+                int u = __builtin_ctzll(mk);
+                mk &= mk - 1;
+                if (c[i + u] <= thr[i + u]) /* thr may have dropped meanwhile */
+                    candidate(v, i + u, c[i + u], x0 + t);
+            }
+        }
+        for (; i < bq; i += 16) {
             __mmask16 mk;
             if (i < full)
                 mk = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i), _mm512_loadu_ps(thr + i),
@@ -469,10 +508,27 @@ scan_tile_avx512(qview *v, const float *C, int bn, int bq, int64_t x0)
             while (mk) {
                 int u = __builtin_ctz((unsigned)mk);
                 mk &= (__mmask16)(mk - 1);
-                if (c[i + u] <= thr[i + u]) /* thr may have dropped meanwhile */
+                if (c[i + u] <= thr[i + u])
                     candidate(v, i + u, c[i + u], x0 + t);
             }
         }
+    }
+}
+
+/* Tile rows t = 0..bn-1 set to nx[t] (bq columns each). */
+__attribute__((target("avx512f"))) static void prefill_avx512(float *C, const float *nx, int bn,
+                                                              int bq)
+{
+    const int full = bq & ~15;
+    const __mmask16 tail = (__mmask16)((1u << (bq & 15)) - 1u);
+    for (int t = 0; t < bn; t++) {
+        float *c = C + (size_t)t * bq;
+        __m512 v = _mm512_set1_ps(nx[t]);
+        int i = 0;
+        for (; i < full; i += 16)
+            _mm512_storeu_ps(c + i, v);
+        if (tail)
+            _mm512_mask_storeu_ps(c + i, tail, v);
     }
 }
 #endif
@@ -497,11 +553,16 @@ static void run_block(const knn_job *j, char *area, int64_t qa, int64_t qe, int6
         /* C = nx (each row) - 2 X Q^T: both operands untransposed, so
          * OpenBLAS packs them with its cheap copies, and beta = 1 spares its
          * separate zeroing pass. */
-        for (int t = 0; t < bn; t++) {
-            float *c = tile + (size_t)t * bq;
-            for (int i = 0; i < bq; i++)
-                c[i] = nx[t];
-        }
+#ifdef KNN_HAVE_AVX512
+        if (j->avx512)
+            prefill_avx512(tile, nx, bn, bq);
+        else
+#endif
+            for (int t = 0; t < bn; t++) {
+                float *c = tile + (size_t)t * bq;
+                for (int i = 0; i < bq; i++)
+                    c[i] = nx[t];
+            }
         cmir__sgemm(1, 0, 0, bn, bq, d, -2.0f, j->db + (size_t)x0 * d, d, v.qt, bq, 1.0f, tile,
                     bq);
 #ifdef KNN_HAVE_AVX512

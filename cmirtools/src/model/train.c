@@ -613,3 +613,196 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     cmir_exec_free(J.ex);
     return rc;
 }
+
+/* ---- the paper's step 2 from feature files ---- */
+
+static const cmir_tensor *get_matrix(const cmir_tensorset *ts, const char *path, const char *name)
+{
+    const cmir_tensor *t = cmir_tensorset_get(ts, name);
+    if (!t)
+        cmir__error(CMIR_ENOTFOUND, "%s: no variable '%s'", path, name);
+    else if (t->ndim != 2 || t->shape[0] < 1 || t->shape[1] < 1) {
+        cmir__error(CMIR_EFORMAT, "%s: '%s' must be a non-empty matrix", path, name);
+        t = NULL;
+    }
+    return t;
+}
+
+static void standardise(float *Z, int64_t n, int d)
+{
+    for (int j = 0; j < d; j++) {
+        double s = 0, s2 = 0;
+        for (int64_t i = 0; i < n; i++) {
+            s += Z[i * d + j];
+            s2 += (double)Z[i * d + j] * Z[i * d + j];
+        }
+        double mu = s / (double)n, var = s2 / (double)n - mu * mu, sd = var > 1e-8 ? sqrt(var) : 1.0;
+        for (int64_t i = 0; i < n; i++)
+            Z[i * d + j] = (float)((Z[i * d + j] - mu) / sd);
+    }
+}
+
+int cmir_train_unified(const char *features_a, const char *features_b, const char *labels_path,
+                       const char *unified_path, cmir_train_params p, cmir_progress_fn progress, void *user,
+                       cmir_train_report *rep_out)
+{
+    if (!features_a || !features_b || !unified_path || p.batch < 2 || !(p.lr2 > 0))
+        return cmir__error(CMIR_EINVAL, "cmir_train_unified: need two feature files and an output");
+    cmir_train_report rep;
+    memset(&rep, 0, sizeof rep);
+    double t0 = now();
+    cmir_tensorset *ta = cmir_tensorset_load(features_a), *tb = ta ? cmir_tensorset_load(features_b) : NULL;
+    cmir_tensorset *tl = tb && labels_path ? cmir_tensorset_load(labels_path) : NULL;
+    const char *lpath = labels_path ? labels_path : features_a;
+    int rc = (!ta || !tb || (labels_path && !tl)) ? CMIR_EIO : 0;
+    const cmir_tensor *A = rc ? NULL : get_matrix(ta, features_a, "features");
+    const cmir_tensor *Bm = rc ? NULL : get_matrix(tb, features_b, "features");
+    const cmir_tensor *L = rc ? NULL : cmir_tensorset_get(labels_path ? tl : ta, "labels");
+    if (!rc && (!A || !Bm))
+        rc = CMIR_EFORMAT;
+    else if (!rc && !L)
+        rc = cmir__error(CMIR_ENOTFOUND, "%s: no variable 'labels'", lpath);
+    int64_t N = 0;
+    int D = 0, C = 0, ml = p.unified.multilabel;
+    if (!rc) {
+        N = A->shape[0];
+        D = (int)A->shape[1];
+        if (Bm->shape[0] != N || Bm->shape[1] != D)
+            rc = cmir__error(CMIR_EFORMAT, "%s is %lldx%lld but %s is %lldx%lld: the rows must pair up", features_a,
+                             (long long)N, (long long)D, features_b, (long long)Bm->shape[0], (long long)Bm->shape[1]);
+        else if (ml ? (L->ndim != 2 || L->shape[0] != N) : (cmir_tensor_numel(L) != N))
+            rc = cmir__error(CMIR_EFORMAT, "%s: 'labels' must hold %lld %s", lpath, (long long)N,
+                             ml ? "rows of 0/1 class flags" : "class numbers");
+    }
+    int32_t *lab = NULL;
+    float *tg = NULL, *Z[2] = {NULL, NULL};
+    if (!rc) {
+        if (ml) {
+            C = (int)L->shape[1];
+        } else {
+            for (int64_t i = 0; i < N && !rc; i++) {
+                float v = L->data[i];
+                if (!(v >= 1 && v <= 65535) || v != floorf(v))
+                    rc = cmir__error(CMIR_EFORMAT, "%s: label %g of row %lld is not a class number 1..C", lpath, v,
+                                     (long long)i + 1);
+                else if ((int)v > C)
+                    C = (int)v;
+            }
+        }
+        if (!rc && C < 2)
+            rc = cmir__error(CMIR_EINVAL, "%s: needs at least 2 classes", lpath);
+    }
+    if (!rc) {
+        lab = cmir__malloc(sizeof(int32_t) * (size_t)N);
+        tg = ml ? (float *)L->data : NULL;
+        Z[0] = cmir__malloc(sizeof(float) * (size_t)N * D);
+        Z[1] = cmir__malloc(sizeof(float) * (size_t)N * D);
+        if (!lab || !Z[0] || !Z[1])
+            rc = CMIR_ENOMEM;
+    }
+    if (!rc) {
+        for (int64_t i = 0; i < N; i++)
+            lab[i] = ml ? 0 : (int32_t)L->data[i] - 1;
+        memcpy(Z[0], A->data, sizeof(float) * (size_t)N * D);
+        memcpy(Z[1], Bm->data, sizeof(float) * (size_t)N * D);
+        standardise(Z[0], N, D);
+        standardise(Z[1], N, D);
+    }
+    cmir_unified_params up = p.unified;
+    up.d_in = D;
+    up.n_classes = C;
+    cmir_unified *u = rc ? NULL : cmir_unified_new(up, p.seed + 303);
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = p.threads;
+    cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
+    cmir_rng *rng = cmir_rng_new(p.seed);
+    cmir_optim_params op = cmir_optim_default_params();
+    op.lr = p.lr2;
+    cmir_optim *o = rc ? NULL : cmir_optim_new(op);
+    int64_t *order = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)N);
+    int Bt = p.batch;
+    float *za = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)Bt * D), *zb = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)Bt * D);
+    int32_t *bl = rc ? NULL : cmir__malloc(sizeof(int32_t) * (size_t)Bt);
+    float *bt = rc || !ml ? NULL : cmir__malloc(sizeof(float) * (size_t)Bt * C);
+    if (!rc && (!u || !ex || !rng || !o || !order || !za || !zb || !bl || (ml && !bt)))
+        rc = u ? CMIR_ENOMEM : CMIR_EINVAL;
+    if (!rc)
+        rc = cmir_unified_register(u, o);
+    int epochs = p.epochs2;
+    if (!rc && epochs == 0) {
+        int64_t per = (N + Bt - 1) / Bt, e = (3000 + per - 1) / per;
+        epochs = (int)(e > 50 ? (e > 100000 ? 100000 : e) : 50);
+    }
+    for (int64_t i = 0; !rc && i < N; i++)
+        order[i] = i;
+    char msg[256];
+    int64_t samples = 0;
+    for (int e = 0; !rc && e < epochs; e++) {
+        shuffle(rng, order, N);
+        cmir_unified_losses sum, Ls;
+        memset(&sum, 0, sizeof sum);
+        int nb = 0;
+        for (int64_t s = 0; !rc && s < N; s += Bt) {
+            int n = (int)(N - s < Bt ? N - s : Bt);
+            for (int i = 0; i < n; i++) {
+                memcpy(za + (size_t)i * D, Z[0] + (size_t)order[s + i] * D, sizeof(float) * (size_t)D);
+                memcpy(zb + (size_t)i * D, Z[1] + (size_t)order[s + i] * D, sizeof(float) * (size_t)D);
+                bl[i] = lab[order[s + i]];
+                if (ml)
+                    memcpy(bt + (size_t)i * C, tg + (size_t)order[s + i] * C, sizeof(float) * (size_t)C);
+            }
+            if ((rc = cmir_unified_step(u, ex, za, zb, bl, bt, n, &Ls)) || (rc = cmir_optim_step(o)))
+                break;
+            sum.total += Ls.total; sum.pair += Ls.pair; sum.cls += Ls.cls; sum.cross += Ls.cross;
+            nb++;
+            samples += n;
+        }
+        if (rc)
+            break;
+        int every = epochs > 20 ? epochs / 20 : 1;
+        snprintf(msg, sizeof msg, "stage 2 epoch %d/%d: loss %.4f (pair %.4f, class %.4f, cross %.4f)", e + 1, epochs,
+                 sum.total / nb, sum.pair / nb, sum.cls / nb, sum.cross / nb);
+        if (progress && progress((double)(e + 1) / epochs, ((e + 1) % every == 0 || e + 1 == epochs) ? msg : NULL, user))
+            rc = cmir__error(CMIR_ECANCEL, "cancelled");
+    }
+    rep.n_train = N;
+    rep.stage2_samples_per_s = samples / fmax(1e-9, now() - t0);
+    /* unified.mat */
+    float *V[2] = {NULL, NULL};
+    cmir_tensorset *out = rc ? NULL : cmir_tensorset_new();
+    const int dv = up.d_v;
+    if (!rc) {
+        V[0] = cmir__malloc(sizeof(float) * (size_t)N * dv);
+        V[1] = cmir__malloc(sizeof(float) * (size_t)N * dv);
+        if (!out || !V[0] || !V[1])
+            rc = CMIR_ENOMEM;
+    }
+    for (int k = 0; !rc && k < 2; k++)
+        for (int64_t s = 0; !rc && s < N; s += 1024) {
+            int n = (int)(N - s < 1024 ? N - s : 1024);
+            rc = cmir_unified_encode(u, ex, k, Z[k] + (size_t)s * D, n, V[k] + (size_t)s * dv);
+        }
+    if (!rc) {
+        cmir_tensor tx = cmir_tensor_2d(V[0], N, dv), ty = cmir_tensor_2d(V[1], N, dv);
+        rc = cmir_tensorset_put(out, "featuresx", &tx);
+        if (!rc) rc = cmir_tensorset_put(out, "featuresy", &ty);
+        if (!rc) rc = cmir_tensorset_put(out, "labels", L);
+        if (!rc) rc = cmir_unified_save(u, out);
+        if (!rc) rc = cmir_tensorset_save(out, unified_path);
+    }
+    rep.seconds = now() - t0;
+    if (rep_out)
+        *rep_out = rep;
+    cmir_tensorset_free(out);
+    cmir__free(V[0]); cmir__free(V[1]);
+    cmir__free(order); cmir__free(za); cmir__free(zb); cmir__free(bl); cmir__free(bt);
+    cmir__free(lab); cmir__free(Z[0]); cmir__free(Z[1]);
+    cmir_optim_free(o);
+    cmir_rng_free(rng);
+    cmir_exec_free(ex);
+    cmir_unified_free(u);
+    cmir_tensorset_free(ta);
+    cmir_tensorset_free(tb);
+    cmir_tensorset_free(tl);
+    return rc;
+}
