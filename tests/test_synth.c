@@ -157,6 +157,11 @@ static void test_params(void)
     q.size = 64;
     ASSERT_EQ_INT(cmir_synth_run(&q, "/nonexistent/dir", "x", NULL, NULL), CMIR_ENOTFOUND);
     ASSERT_TRUE(strstr(cmir_last_error(), "/nonexistent/dir") != NULL);
+    /* Creation options are checked before anything is rendered. */
+    const char *bad_co[2] = {"FOO=BAR", NULL};
+    q.creation_options = bad_co;
+    ASSERT_EQ_INT(cmir_synth_run(&q, dir, "x", NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "creation option FOO") != NULL);
     cmir_synth_scene_free(NULL);
 }
 
@@ -629,6 +634,12 @@ static void test_wald_nodata(void)
     p.bands[0] = 1, p.bands[1] = 2, p.bands[2] = 3, p.bands[3] = 9;
     ASSERT_EQ_INT(cmir_synth_wald(&p, inputs, 1, prefix, NULL, NULL), CMIR_EINVAL);
     ASSERT_TRUE(strstr(cmir_last_error(), "band 9 does not exist") != NULL);
+    const char *twice[2] = {in, in}; /* 8 bands: which are B, G, R, NIR? */
+    p = cmir_synth_default_params();
+    ASSERT_EQ_INT(cmir_synth_wald(&p, twice, 2, prefix, NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "hold 8 bands; say which") != NULL);
+    p.bands[0] = 5, p.bands[1] = 6, p.bands[2] = 7, p.bands[3] = 8;
+    ASSERT_OK(cmir_synth_wald(&p, twice, 2, prefix, NULL, NULL));
     write_ms_with_hole(path_in("other.tif"), 40, 40);
     const char *two[2] = {in, path_in("other.tif")};
     p = cmir_synth_default_params();

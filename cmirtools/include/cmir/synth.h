@@ -121,7 +121,8 @@ typedef struct cmir_synth_params {
     /* ---- Wald mode ---- */
     int bands[4];      /* 1-based indices, into the inputs' bands taken in
                           order, of blue, green, red, NIR; all 0 (default)
-                          means 1, 2, 3, 4 */
+                          means 1, 2, 3, 4 and is accepted only when the
+                          inputs hold exactly 4 bands */
     int wald_type;     /* CMIR_SYNTH_FLOAT32 (default) or CMIR_SYNTH_UINT16 */
     const char *labels; /* optional land-cover raster for <prefix>_class.tif,
                           or NULL; not copied */

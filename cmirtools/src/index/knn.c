@@ -15,7 +15,11 @@
 #endif
 
 #define KNN_DEFAULT_QB 512
-#define KNN_DEFAULT_NB 512
+/* Tiles of at most this many multiply-adds (rows x queries x d): OpenBLAS
+ * 0.3.21 runs them (for SkylakeX, when M*N*K <= 1e6) with kernels that
+ * neither pack the operands nor clear C first, and they stay in L1/L2. */
+#define KNN_SMALL_MNK 1000000
+#define KNN_SUB_BLOCK 128 /* queries per sgemm for d <= 128 */
 /* Per-thread budget for the k-heaps of one query block. */
 #define KNN_HEAP_BUDGET ((size_t)16 << 20)
 /* Squared norms at or above this are refused: keeps every float sum and
@@ -44,7 +48,8 @@ typedef struct knn_job {
     double md;       /* max_dist as given (unit of `squared`) */
     double theta0;   /* bound on D above which nothing is kept (from md) */
     int squared;
-    int qb, nb;        /* queries per block (heap path), db rows per tile */
+    int qb, nb, sb;    /* queries per block (heap path), db rows per tile (0 = by
+                          tile_shape()), queries per sgemm */
     int64_t q0, q1;    /* db-split mode: the query chunk */
     int split_db;      /* threads split the database instead of the queries */
     int avx512;        /* scan tiles with AVX-512F */
@@ -116,6 +121,25 @@ static double sq_norm(const float *x, int d)
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
+#ifdef KNN_HAVE_AVX512
+/* The same in AVX-512 (products of floats are exact in double). */
+__attribute__((target("avx512f"))) static double sq_norm_avx512(const float *x, int d)
+{
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    int j = 0;
+    for (; j + 16 <= d; j += 16) {
+        __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(x + j));
+        __m512d hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + j + 8));
+        a0 = _mm512_fmadd_pd(lo, lo, a0);
+        a1 = _mm512_fmadd_pd(hi, hi, a1);
+    }
+    double s = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+    for (; j < d; j++)
+        s += (double)x[j] * (double)x[j];
+    return s;
+}
+#endif
+
 static int norm_ok(double s) { return isfinite(s) && s < KNN_NORM_LIMIT; }
 
 /* ------------------------------------------------------------------------ */
@@ -124,11 +148,14 @@ static int norm_ok(double s) { return isfinite(s) && s < KNN_NORM_LIMIT; }
  * Tile value A = sgemm's nx + sum_j (-2 x_j) q_j, with nx = fl(||x||^2).
  * It is an inner product of length d + 1; with u = 2^-24 and gamma_n =
  * n u / (1 - n u), any summation order, blocking or FMA use gives
- * |A - (nx - 2 q.x)| <= gamma_{d+1} (nx + 2 sum_j |q_j x_j|), and
- * |nx - ||x||^2| <= 2u ||x||^2. With 2 |q.x| <= 2 ||q|| ||x|| <= ||q||^2 +
- * ||x||^2, the real r = ||x||^2 - 2 q.x satisfies
- *     |A - r| <= E = (2 gamma_{d+1} + 5u) (||q||^2 + X)
- * where X bounds every ||x||^2 of the database. The double reference D (d
+ * |A - (nx - 2 q.x)| <= gamma_{d+1} (nx + 2 sum_j |q_j x_j|). The norms
+ * may come from the caller: we allow |nx - ||x||^2| <= (d + 2) u ||x||^2
+ * (any float or double summation; ours errs by at most 1.01 u). With
+ * 2 |q.x| <= 2 ||q|| ||x|| <= ||q||^2 + ||x||^2, the real r = ||x||^2 -
+ * 2 q.x satisfies
+ *     |A - r| <= E = (2 gamma_{d+1} + (d + 5) u) (||q||^2 + X)
+ * where X bounds every ||x||^2 of the database (the largest nx, raised by
+ * the same allowance). The double reference D (d
  * squares of rounded differences, summed in order) is within a factor
  * (1 +- epsd), epsd = 1.01 (d + 2) 2^-53, of the real T = ||q - x||^2 =
  * ||q||^2 + r <= 2 (||q||^2 + X), and the double query norm qs has the same
@@ -440,52 +467,63 @@ static void candidate(qview *v, int i, float a, int64_t id)
     }
 }
 
-/* The tile is C = nx 1^T - 2 X Q^T: row t for database row x0 + t, column
- * i for query i of the block (ldc = bq). Entries with C <= thr[i] are
- * candidates. Portable version: counts the hits of a chunk before looking
- * (the counting loop vectorizes). */
-static void scan_tile_generic(qview *v, const float *C, int bn, int bq, int64_t x0)
+/* A tile is C = -2 X Q^T for database rows x0 .. x0+bn-1 (tile rows) and
+ * the queries i0 .. i0+sw-1 of the block (tile columns, ldc = sw). Entry
+ * (t, i) is a candidate when A = C + nx[t] <= thr[i0 + i]. Portable
+ * version: counts the hits of a chunk before looking (that loop
+ * vectorizes). */
+static void scan_tile_generic(qview *v, const float *C, const float *nx, int bn, int sw, int i0,
+                              int64_t x0)
 {
-    float *thr = v->thr;
+    const float *thr = v->thr + i0;
     for (int t = 0; t < bn; t++) {
-        const float *c = C + (size_t)t * bq;
+        const float *c = C + (size_t)t * sw;
+        const float n = nx[t];
         int i = 0;
-        for (; i + 16 <= bq; i += 16) {
+        for (; i + 16 <= sw; i += 16) {
             int cnt = 0;
             for (int u = 0; u < 16; u++)
-                cnt += c[i + u] <= thr[i + u];
+                cnt += c[i + u] + n <= thr[i + u];
             if (!cnt)
                 continue;
-            for (int u = 0; u < 16; u++)
-                if (c[i + u] <= thr[i + u])
-                    candidate(v, i + u, c[i + u], x0 + t);
+            for (int u = 0; u < 16; u++) {
+                float a = c[i + u] + n;
+                if (a <= thr[i + u])
+                    candidate(v, i0 + i + u, a, x0 + t);
+            }
         }
-        for (; i < bq; i++)
-            if (c[i] <= thr[i])
-                candidate(v, i, c[i], x0 + t);
+        for (; i < sw; i++) {
+            float a = c[i] + n;
+            if (a <= thr[i])
+                candidate(v, i0 + i, a, x0 + t);
+        }
     }
 }
 
 #ifdef KNN_HAVE_AVX512
-__attribute__((target("avx512f"))) static void
-scan_tile_avx512(qview *v, const float *C, int bn, int bq, int64_t x0)
+__attribute__((target("avx512f"))) static inline __mmask16
+hits16(const float *c, const float *thr, __m512 vn)
 {
-    float *thr = v->thr;
-    const int full = bq & ~15, full4 = bq & ~63;
-    const __mmask16 tail = (__mmask16)((1u << (bq & 15)) - 1u);
+    return _mm512_cmp_ps_mask(_mm512_add_ps(_mm512_loadu_ps(c), vn), _mm512_loadu_ps(thr),
+                              _CMP_LE_OQ);
+}
+
+__attribute__((target("avx512f"))) static void
+scan_tile_avx512(qview *v, const float *C, const float *nx, int bn, int sw, int i0, int64_t x0)
+{
+    const float *thr = v->thr + i0;
+    const int full = sw & ~15, full4 = sw & ~63;
+    const __mmask16 tail = (__mmask16)((1u << (sw & 15)) - 1u);
     for (int t = 0; t < bn; t++) {
-        const float *c = C + (size_t)t * bq;
+        const float *c = C + (size_t)t * sw;
+        const float n = nx[t];
+        const __m512 vn = _mm512_set1_ps(n);
         int i = 0;
         /* 64 columns per branch: hits are rare once the heaps are full */
         for (; i < full4; i += 64) {
-            __mmask16 m0 = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i), _mm512_loadu_ps(thr + i),
-                                              _CMP_LE_OQ);
-            __mmask16 m1 = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i + 16),
-                                              _mm512_loadu_ps(thr + i + 16), _CMP_LE_OQ);
-            __mmask16 m2 = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i + 32),
-                                              _mm512_loadu_ps(thr + i + 32), _CMP_LE_OQ);
-            __mmask16 m3 = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i + 48),
-                                              _mm512_loadu_ps(thr + i + 48), _CMP_LE_OQ);
+            __mmask16 m0 = hits16(c + i, thr + i, vn), m1 = hits16(c + i + 16, thr + i + 16, vn);
+            __mmask16 m2 = hits16(c + i + 32, thr + i + 32, vn);
+            __mmask16 m3 = hits16(c + i + 48, thr + i + 48, vn);
             if (!(m0 | m1 | m2 | m3))
                 continue;
             uint64_t mk = (uint64_t)m0 | (uint64_t)m1 << 16 | (uint64_t)m2 << 32 |
@@ -493,45 +531,43 @@ scan_tile_avx512(qview *v, const float *C, int bn, int bq, int64_t x0)
             while (mk) {
                 int u = __builtin_ctzll(mk);
                 mk &= mk - 1;
-                if (c[i + u] <= thr[i + u]) /* thr may have dropped meanwhile */
-                    candidate(v, i + u, c[i + u], x0 + t);
+                float a = c[i + u] + n;
+                if (a <= thr[i + u]) /* thr may have dropped meanwhile */
+                    candidate(v, i0 + i + u, a, x0 + t);
             }
         }
-        for (; i < bq; i += 16) {
+        for (; i < sw; i += 16) {
             __mmask16 mk;
             if (i < full)
-                mk = _mm512_cmp_ps_mask(_mm512_loadu_ps(c + i), _mm512_loadu_ps(thr + i),
-                                        _CMP_LE_OQ);
+                mk = hits16(c + i, thr + i, vn);
             else
-                mk = _mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, c + i),
-                                             _mm512_maskz_loadu_ps(tail, thr + i), _CMP_LE_OQ);
+                mk = _mm512_mask_cmp_ps_mask(
+                    tail, _mm512_add_ps(_mm512_maskz_loadu_ps(tail, c + i), vn),
+                    _mm512_maskz_loadu_ps(tail, thr + i), _CMP_LE_OQ);
             while (mk) {
                 int u = __builtin_ctz((unsigned)mk);
                 mk &= (__mmask16)(mk - 1);
-                if (c[i + u] <= thr[i + u])
-                    candidate(v, i + u, c[i + u], x0 + t);
+                float a = c[i + u] + n;
+                if (a <= thr[i + u])
+                    candidate(v, i0 + i + u, a, x0 + t);
             }
         }
     }
 }
-
-/* Tile rows t = 0..bn-1 set to nx[t] (bq columns each). */
-__attribute__((target("avx512f"))) static void prefill_avx512(float *C, const float *nx, int bn,
-                                                              int bq)
-{
-    const int full = bq & ~15;
-    const __mmask16 tail = (__mmask16)((1u << (bq & 15)) - 1u);
-    for (int t = 0; t < bn; t++) {
-        float *c = C + (size_t)t * bq;
-        __m512 v = _mm512_set1_ps(nx[t]);
-        int i = 0;
-        for (; i < full; i += 16)
-            _mm512_storeu_ps(c + i, v);
-        if (tail)
-            _mm512_mask_storeu_ps(c + i, tail, v);
-    }
-}
 #endif
+
+/* Tile shape for a block of bq queries: sw queries per sgemm (the sub-block)
+ * and bn database rows. */
+static void tile_shape(const knn_job *j, int bq, int *sw, int *bn)
+{
+    *sw = bq < j->sb ? bq : j->sb;
+    if (j->nb) {
+        *bn = j->nb;
+        return;
+    }
+    int64_t r = KNN_SMALL_MNK / ((int64_t)*sw * j->d);
+    *bn = (int)(r < 16 ? 16 : r > 4096 ? 4096 : r);
+}
 
 /* Queries [qa, qe) against db rows [xa, xb): initialises the slots, runs
  * the tiles, and leaves each query's exact top-k as a max-heap in its
@@ -547,31 +583,25 @@ static void run_block(const knn_job *j, char *area, int64_t qa, int64_t qe, int6
         for (int c = 0; c < d; c++)
             v.qt[(size_t)c * bq + i] = v.q[(size_t)i * d + c];
     }
-    for (int64_t x0 = xa; x0 < xb; x0 += j->nb) {
-        int bn = (int)(xb - x0 < j->nb ? xb - x0 : j->nb);
-        const float *nx = j->nx + x0;
-        /* C = nx (each row) - 2 X Q^T: both operands untransposed, so
-         * OpenBLAS packs them with its cheap copies, and beta = 1 spares its
-         * separate zeroing pass. */
+    int sw0, nb;
+    tile_shape(j, bq, &sw0, &nb);
+    for (int64_t x0 = xa; x0 < xb; x0 += nb) {
+        int bn = (int)(xb - x0 < nb ? xb - x0 : nb);
+        const float *X = j->db + (size_t)x0 * d, *nx = j->nx + x0;
+        /* Both operands untransposed (the queries were transposed once), so
+         * OpenBLAS needs no transposing copies; the database rows of the
+         * tile stay in cache across the sub-blocks. */
+        for (int i0 = 0; i0 < bq; i0 += sw0) {
+            int sw = bq - i0 < sw0 ? bq - i0 : sw0;
+            cmir__sgemm(1, 0, 0, bn, sw, d, -2.0f, X, d, v.qt + i0, bq, 0.0f, tile, sw);
 #ifdef KNN_HAVE_AVX512
-        if (j->avx512)
-            prefill_avx512(tile, nx, bn, bq);
-        else
-#endif
-            for (int t = 0; t < bn; t++) {
-                float *c = tile + (size_t)t * bq;
-                for (int i = 0; i < bq; i++)
-                    c[i] = nx[t];
+            if (j->avx512 && sw >= 16) {
+                scan_tile_avx512(&v, tile, nx, bn, sw, i0, x0);
+                continue;
             }
-        cmir__sgemm(1, 0, 0, bn, bq, d, -2.0f, j->db + (size_t)x0 * d, d, v.qt, bq, 1.0f, tile,
-                    bq);
-#ifdef KNN_HAVE_AVX512
-        if (j->avx512 && bq >= 16) {
-            scan_tile_avx512(&v, tile, bn, bq, x0);
-            continue;
-        }
 #endif
-        scan_tile_generic(&v, tile, bn, bq, x0);
+            scan_tile_generic(&v, tile, nx, bn, sw, i0, x0);
+        }
     }
     for (int i = 0; i < bq; i++)
         to_exact(j, &v.slot[i], v.q + (size_t)i * d, v.buf + (size_t)i * j->cap);
@@ -580,7 +610,14 @@ static void run_block(const knn_job *j, char *area, int64_t qa, int64_t qe, int6
 /* Lays out one thread's area: tile, slots, approx heaps, buffers. */
 static size_t heap_area_layout(knn_job *j)
 {
-    size_t b = (size_t)j->qb * j->nb * sizeof(float);
+    int sw, bn;
+    tile_shape(j, j->qb, &sw, &bn);
+    size_t tile = (size_t)sw * bn;
+    if (!j->nb) { /* smaller query blocks (the last one) get taller tiles */
+        size_t small = (size_t)(KNN_SMALL_MNK / j->d) + 16 * (size_t)j->sb;
+        tile = tile > small ? tile : small;
+    }
+    size_t b = tile * sizeof(float);
     b = (b + 63) & ~(size_t)63;
     j->off_qt = b;
     b += (size_t)j->qb * j->d * sizeof(float);
@@ -743,7 +780,7 @@ static int task_full(int t, int T, void *user)
 typedef struct norms_job {
     const float *x;
     int64_t n;
-    int d;
+    int d, avx512;
     float *out;
     int64_t bad[64]; /* first bad row of each thread, -1 if none */
 } norms_job;
@@ -755,7 +792,12 @@ static int task_norms(int t, int T, void *user)
     cmir__split((size_t)nj->n, T, t, &lo, &hi);
     nj->bad[t] = -1;
     for (size_t i = lo; i < hi; i++) {
+#ifdef KNN_HAVE_AVX512
+        double s = nj->avx512 ? sq_norm_avx512(nj->x + i * nj->d, nj->d)
+                              : sq_norm(nj->x + i * nj->d, nj->d);
+#else
         double s = sq_norm(nj->x + i * nj->d, nj->d);
+#endif
         if (!norm_ok(s)) {
             nj->bad[t] = (int64_t)i;
             return CMIR_EINVAL;
@@ -774,6 +816,7 @@ static int norms_threads(int T, const float *x, int64_t n, int d, float *norms)
     nj.x = x;
     nj.n = n;
     nj.d = d;
+    nj.avx512 = cpu_avx512();
     nj.out = norms;
     if (T > 64)
         T = 64;
@@ -866,7 +909,7 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
     else
         j.theta0 = (j.squared ? j.md : j.md * j.md) * (1.0 + 1e-14);
     double du = (double)(d + 1) * KNN_U;
-    j.gam = (2.0 * du / (1.0 - du) + 5.0 * KNN_U) * 1.001;
+    j.gam = (2.0 * du / (1.0 - du) + (d + 5.0) * KNN_U) * 1.001;
     j.epsd = 1.01 * (double)(d + 2) * KNN_UD;
     j.avx512 = cpu_avx512();
 
@@ -880,7 +923,7 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
             T = (int)m;
         j.per_thread = ((size_t)n * 2 * sizeof(knn_key) + 63) & ~(size_t)63;
     } else {
-        j.nb = p.db_block ? p.db_block : KNN_DEFAULT_NB;
+        j.nb = p.db_block;
         j.split_db = m < (int64_t)T * 8;
         int qb = p.query_block ? p.query_block : KNN_DEFAULT_QB;
         int64_t cap = 4 * (int64_t)k + 64;
@@ -899,6 +942,9 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
                 qb = (int)share;
         }
         j.qb = qb;
+        j.sb = d <= 128 ? KNN_SUB_BLOCK : qb;
+        if (d > 128 && !j.nb) /* large d: ordinary (packed) sgemm tiles */
+            j.nb = 512;
         j.per_thread = heap_area_layout(&j);
         if (!p.db_norms)
             norms_bytes = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
@@ -931,7 +977,7 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
         float xm = 0.0f;
         for (int64_t i = 0; i < n; i++)
             xm = j.nx[i] > xm ? j.nx[i] : xm;
-        j.xmax = (double)xm * (1.0 + 4 * KNN_U); /* nx may be 2u below ||x||^2 */
+        j.xmax = (double)xm * (1.0 + (d + 3.0) * KNN_U); /* nx may be low by (d+2)u */
         if (!j.split_db) {
             rc = cmir__parallel(T, task_queries, &j);
         } else {

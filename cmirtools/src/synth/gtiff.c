@@ -162,6 +162,33 @@ static int fill(GDALDatasetH ds, const sy_raster *r)
     return 0;
 }
 
+int cmir__sy_check_options(const char *const *co)
+{
+    if (!co || !co[0])
+        return 0;
+    if (!GDALGetDriverByName("GTiff"))
+        GDALAllRegister();
+    GDALDriverH drv = GDALGetDriverByName("GTiff");
+    if (!drv)
+        return cmir__error(CMIR_EUNSUPPORTED, "gdal: the GTiff driver is not available");
+    for (int i = 0; co[i]; i++) {
+        char *key = NULL;
+        const char *val = CPLParseNameValue(co[i], &key);
+        CPLFree(key);
+        if (!val)
+            return cmir__error(CMIR_EINVAL, "synth: creation option '%s' is not NAME=VALUE", co[i]);
+    }
+    sy_raster r = {.nbands = 4};
+    char **opts = make_options(&r, co);
+    CPLPushErrorHandler(CPLQuietErrorHandler);
+    CPLErrorReset();
+    int ok = GDALValidateCreationOptions(drv, opts);
+    int rc = ok ? 0 : cmir__sy_gdal_error(CMIR_EINVAL, "GTiff creation options");
+    CPLPopErrorHandler();
+    CSLDestroy(opts);
+    return rc;
+}
+
 int cmir__sy_write(sy_outset *o, const char *final, const sy_raster *r, const char *const *co)
 {
     if (o->n >= 4)

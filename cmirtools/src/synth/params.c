@@ -130,6 +130,9 @@ int cmir_synth_scene_write(const cmir_synth_params *p, const cmir_synth_scene *s
 {
     if (!p || !s || !s->pan || !s->ms || !s->cls || !prefix)
         return cmir__error(CMIR_EINVAL, "synth: nothing to write");
+    int rc = cmir__sy_check_options(p->creation_options);
+    if (rc)
+        return rc;
     char *wkt = cmir__sy_epsg_wkt(s->epsg);
     if (!wkt)
         return CMIR_EINVAL;
@@ -164,7 +167,6 @@ int cmir_synth_scene_write(const cmir_synth_params *p, const cmir_synth_scene *s
     memcpy(ms.gt, s->ms_gt, sizeof ms.gt);
     memcpy(cls.gt, s->class_gt, sizeof cls.gt);
     sy_outset o = {0};
-    int rc;
     snprintf(name, pl, "%s_pan.tif", prefix);
     rc = cmir__sy_write(&o, name, &pan, p->creation_options);
     if (!rc) {
@@ -201,6 +203,8 @@ int cmir_synth_run(const cmir_synth_params *p, const char *dir, const char *name
 {
     int rc;
     if ((rc = cmir_synth_check_params(p)))
+        return rc;
+    if ((rc = cmir__sy_check_options(p->creation_options)))
         return rc;
     if (!dir || !*dir)
         dir = ".";

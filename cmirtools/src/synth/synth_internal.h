@@ -142,6 +142,9 @@ typedef struct sy_outset {
 /* Writes r to a fresh temporary file beside `final`; the pair is added to
  * o. Returns 0 or CMIR_EIO / CMIR_ENOMEM ("gdal: final: ..."). */
 int cmir__sy_write(sy_outset *o, const char *final, const sy_raster *r, const char *const *co);
+/* 0 when every "NAME=VALUE" of co is a valid GTiff creation option, else
+ * CMIR_EINVAL with GDAL's reason. */
+int cmir__sy_check_options(const char *const *co);
 /* Renames every temporary file (and its .aux.xml) over its final name. */
 int cmir__sy_commit(sy_outset *o);
 /* Removes remaining temporary files and frees o's strings. */

@@ -184,6 +184,11 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
     int bands[4] = {1, 2, 3, 4};
     if (p->bands[0] || p->bands[1] || p->bands[2] || p->bands[3])
         memcpy(bands, p->bands, sizeof bands);
+    else if (total != 4) /* guessing would silently take the wrong bands */
+        return cmir__error(CMIR_EINVAL,
+                           "%s: the inputs hold %d band%s; say which are blue, green, red and "
+                           "NIR (bands)",
+                           inputs[0], total, total == 1 ? "" : "s");
     for (int b = 0; b < 4; b++)
         if (bands[b] > total)
             return cmir__error(CMIR_EINVAL,
@@ -354,6 +359,8 @@ int cmir_synth_wald(const cmir_synth_params *p, const char *const *inputs, int n
         return cmir__error(CMIR_EINVAL, "synth: Wald mode needs an output prefix");
     if (GDALGetDriverCount() == 0)
         GDALAllRegister();
+    if ((rc = cmir__sy_check_options(p->creation_options)))
+        return rc;
     wald_in in;
     wald_mem m;
     sy_outset o;
