@@ -1,7 +1,6 @@
-/* bench_knn: exact k-NN (cmir_knn) on random d=64 embeddings, 1,000 queries,
- * k = 10, against the OpenBLAS sgemm peak (square n = 2048) and a replay of
- * the same GEMM tiles alone, all in one run; single-query latency; peak RSS
- * against the size of the embedding matrix. */
+/* bench_knn: exact k-NN (cmir_knn), d = 64, 1,000 queries, k = 10, against the
+ * sgemm peak (n = 2048) and its own GEMM tiles alone, in one run; single-query
+ * latency; peak RSS against the size of the embedding matrix. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "cmir/base.h"

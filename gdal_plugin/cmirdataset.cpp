@@ -450,7 +450,7 @@ class CMIRQueryDataset final : public GDALDataset
     OGRLayer *GetLayer(int i) override { return m_hits ? m_hits->GetLayer(i) : nullptr; }
     int TestCapability(const char *) override { return FALSE; }
 
-    static GDALDataset *Open(const std::string &args, CSLConstList openOptions);
+    static GDALDataset *Open(const char *name, const std::string &args, CSLConstList openOptions);
 };
 
 CMIRQueryDataset::~CMIRQueryDataset()
@@ -488,28 +488,11 @@ static bool ParseDoubles(const char *key, const char *value, int n, double *out)
     return true;
 }
 
-/* KEY=VALUE pairs from the connection string (after '?', '&'-separated, URL-escaped) and the
- * open options (which win) into a cmir_query and cmir_search_params. */
+/* KEY=VALUE pairs, from the connection string and the open options, into a cmir_query and
+ * cmir_search_params. */
 static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_params &p,
                        std::string &model, std::string &index, std::string &raster)
 {
-    static const char *const KEYS[] = {"MODEL", "INDEX",  "ROW",      "RASTER",  "SRCWIN",
-                                       "K",     "TARGET", "BBOX",     "MAX_DIST", "THREADS"};
-    for (int i = 0; i < kv.size(); i++) {
-        char *key = nullptr;
-        CPLParseNameValue(kv[i], &key);
-        bool known = false;
-        for (const char *k : KEYS)
-            known = known || (key && EQUAL(key, k));
-        if (!known) {
-            QueryFail("CMIR: unknown query key '%s' (expected MODEL, INDEX, ROW, RASTER, SRCWIN, "
-                      "K, TARGET, BBOX, MAX_DIST, THREADS)",
-                      key ? key : kv[i]);
-            CPLFree(key);
-            return false;
-        }
-        CPLFree(key);
-    }
     const char *v;
     model = kv.FetchNameValueDef("MODEL", "");
     index = kv.FetchNameValueDef("INDEX", "");
@@ -581,19 +564,39 @@ static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_param
     return true;
 }
 
-GDALDataset *CMIRQueryDataset::Open(const std::string &args, CSLConstList openOptions)
+/* The keys of a query; GDAL checks open options against OPEN_OPTIONS itself (and programs add
+ * their own, e.g. NATIVE_DATA), the connection string is checked here. */
+static bool KnownQueryKey(const char *key)
 {
+    static const char *const KEYS[] = {"MODEL", "INDEX",  "ROW",  "RASTER",   "SRCWIN",
+                                       "K",     "TARGET", "BBOX", "MAX_DIST", "THREADS"};
+    for (const char *k : KEYS)
+        if (EQUAL(key, k))
+            return true;
+    return false;
+}
+
+GDALDataset *CMIRQueryDataset::Open(const char *name, const std::string &args,
+                                    CSLConstList openOptions)
+{
+    /* CMIR:QUERY?KEY=VALUE&... (URL-escaped values allowed), then the open options, which win */
     CPLStringList kv;
     const CPLStringList pairs(CSLTokenizeString2(args.c_str(), "&", 0));
     for (int i = 0; i < pairs.size(); i++) {
         char *plain = CPLUnescapeString(pairs[i], nullptr, CPLES_URL);
-        if (!strchr(plain, '=')) {
-            QueryFail("CMIR: '%s' in the connection string is not KEY=VALUE", plain);
-            CPLFree(plain);
-            return nullptr;
-        }
-        kv.AddString(plain);
+        char *key = nullptr;
+        CPLParseNameValue(plain, &key);
+        const bool good = key && KnownQueryKey(key);
+        if (good)
+            kv.AddString(plain);
+        else
+            QueryFail("CMIR: '%s' in the connection string is not KEY=VALUE with KEY one of MODEL, "
+                      "INDEX, ROW, RASTER, SRCWIN, K, TARGET, BBOX, MAX_DIST, THREADS",
+                      plain);
+        CPLFree(key);
         CPLFree(plain);
+        if (!good)
+            return nullptr;
     }
     for (CSLConstList o = openOptions; o && *o; o++) {
         char *key = nullptr;
@@ -627,7 +630,7 @@ GDALDataset *CMIRQueryDataset::Open(const std::string &args, CSLConstList openOp
         CPLError(CE_Failure, CPLE_OpenFailed, "CMIR: cannot read back the hits of the query");
         return nullptr;
     }
-    ds->SetDescription(CPLSPrintf("CMIR:QUERY?%s", args.c_str()));
+    ds->SetDescription(name);
     return ds.release();
 }
 
@@ -683,7 +686,7 @@ static GDALDataset *CMIROpen(GDALOpenInfo *info)
                      "CMIR: CMIR:QUERY is a vector data source (use ogrinfo or ogr2ogr)");
             return nullptr;
         }
-        return CMIRQueryDataset::Open(c.args, info->papszOpenOptions);
+        return CMIRQueryDataset::Open(info->pszFilename, c.args, info->papszOpenOptions);
     }
     if (!raster) {
         CPLError(CE_Failure, CPLE_OpenFailed,

@@ -1,7 +1,6 @@
-/* Tests of cmir_knn: ids, order and distances identical to a naive
- * double-precision brute force (ties by index) over random, duplicated,
- * near-tied and offset data, 1 to 3 threads, both internal paths (sgemm
- * tiles and full sort), masks, max_dist, Euclidean units, bad arguments. */
+/* Tests of cmir_knn: ids, order and distances identical to a naive double
+ * brute force (ties by index) on random, duplicated, near-tied and offset
+ * data, 1-3 threads, both paths, masks, max_dist, units, bad arguments. */
 #include "cmir/knn.h"
 #include "test_util.h"
 
@@ -123,6 +122,7 @@ static void test_random_shapes(void)
         {0, 5, 8, 3},     {1, 1, 3, 5},      {7, 4, 2, 7},    {100, 17, 7, 10},
         {100, 17, 7, 30}, {5000, 40, 64, 10}, {3000, 1, 64, 10}, {3000, 5, 16, 1},
         {2000, 70, 33, 7}, {4099, 3, 5, 100}, {1500, 9, 1, 4},  {777, 50, 64, 194},
+        {1000, 40, 64, 200}, {3000, 600, 64, 10}, {2000, 30, 200, 5}, {1200, 17, 129, 3},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         float *db = randn((size_t)c[i].n * c[i].d, 1.0f, 0.0f);
@@ -203,6 +203,20 @@ static void test_near_ties(void)
     float *db2 = randn((size_t)n * d, 0.01f, 300.0f), *q2 = randn((size_t)m * d, 0.01f, 300.0f);
     check_case("offset 300, noise 0.01", db2, n, q2, m, d, k, NULL);
     check_case("offset 300, noise 0.01, m = 1", db2, n, q2, 1, d, k, NULL);
+    /* moderate offsets: the bound is a real fraction of the gaps between
+     * neighbours. At offset 1 the approximate stage keeps a few extra
+     * candidates per query; at offset 3 most (not all) queries fall back to
+     * exact distances for every row within the bound. */
+    static const float offs[2] = {1.0f, 3.0f};
+    for (int o = 0; o < 2; o++) {
+        float *db3 = randn((size_t)n * d, 0.05f, offs[o]), *q3 = randn((size_t)m * d, 0.05f, offs[o]);
+        for (int64_t i = 0; i < n; i += 7) /* some exact duplicates among them */
+            memcpy(db3 + i * d, db3 + (i / 2) * d, sizeof(float) * d);
+        check_case(o ? "offset 3, noise 0.05, duplicates" : "offset 1, noise 0.05, duplicates",
+                   db3, n, q3, m, d, k, NULL);
+        free(db3);
+        free(q3);
+    }
     free(db);
     free(q);
     free(db2);
@@ -311,6 +325,71 @@ static void test_bad_args(void)
     ASSERT_TRUE(isinf(dist[1]) && dist[1] > 0);
 }
 
+/* Failing the n-th allocation gives CMIR_ENOMEM (and, under ASan, no
+ * leak) until enough allocations succeed; then the result is right. */
+static int fail_at, calls;
+static void *f_malloc(size_t n, void *u)
+{
+    (void)u;
+    return ++calls == fail_at ? NULL : malloc(n);
+}
+static void *f_realloc(void *p, size_t n, void *u)
+{
+    (void)u;
+    return ++calls == fail_at ? NULL : realloc(p, n);
+}
+static void f_free(void *p, void *u)
+{
+    (void)u;
+    free(p);
+}
+
+static void test_alloc_failures(void)
+{
+    int64_t n = 600, m = 20;
+    int d = 8, k = 5;
+    float *db = randn((size_t)n * d, 1.0f, 0.0f), *q = randn((size_t)m * d, 1.0f, 0.0f);
+    int64_t ids[20 * 5], ref[20 * 5];
+    float dist[20 * 5], rd[20 * 5];
+    brute(db, n, q, m, d, k, NULL, ref, rd);
+    cmir_allocator al = {f_malloc, f_realloc, f_free, NULL};
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = 2;
+    int64_t *all = malloc(sizeof(int64_t) * (size_t)(n * m)); /* full rankings */
+    for (int full = 0; full < 2; full++) {
+        int ok_at = 0, kk = full ? (int)n : k;
+        int64_t *out = full ? all : ids;
+        cmir_set_allocator(&al);
+        for (fail_at = 1; fail_at < 50 && !ok_at; fail_at++) {
+            calls = 0;
+            cmir_exec *ex = cmir_exec_new(ep);
+            int rc = ex ? cmir_knn(ex, db, n, q, m, d, kk, NULL, out, NULL) : CMIR_ENOMEM;
+            if (rc == 0)
+                ok_at = fail_at;
+            else
+                ASSERT_EQ_INT(rc, CMIR_ENOMEM);
+            cmir_exec_free(ex);
+        }
+        cmir_set_allocator(NULL);
+        if (full)
+            for (int64_t i = 0; i < m; i++)
+                memcpy(ids + i * k, all + i * n, sizeof(int64_t) * k);
+        printf("  %s: first run without a failure at allocation %d\n",
+               full ? "full ranking" : "heap path", ok_at);
+        ASSERT_TRUE(ok_at > 1);
+        ASSERT_TRUE(memcmp(ids, ref, sizeof ids) == 0);
+    }
+    free(all);
+    /* without a context */
+    cmir_set_allocator(&al);
+    calls = 0;
+    fail_at = 1;
+    ASSERT_EQ_INT(cmir_knn(NULL, db, n, q, m, d, k, NULL, ids, dist), CMIR_ENOMEM);
+    cmir_set_allocator(NULL);
+    free(db);
+    free(q);
+}
+
 int main(void)
 {
     rng = cmir_rng_new(20240611);
@@ -321,6 +400,7 @@ int main(void)
     RUN(test_filters);
     RUN(test_db_norms);
     RUN(test_bad_args);
+    RUN(test_alloc_failures);
     cmir_rng_free(rng);
     TEST_MAIN_END();
 }

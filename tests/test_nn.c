@@ -206,6 +206,9 @@ static void test_conv_vs_naive(void)
     conv_vs_naive(2, 1, 1, 4, 3, 2);   /* 1x1 image: only the centre tap */
     conv_vs_naive(1, 2, 3, 7, 1, 2);   /* more threads than samples */
     conv_vs_naive(40, 12, 12, 6, 8, 2); /* several samples per GEMM group */
+    conv_vs_naive(2, 9, 14, 20, 80, 2);  /* a 64-channel block plus a masked block */
+    conv_vs_naive(3, 6, 13, 33, 40, 2);  /* 3-vector tiles and dW tail tiles */
+    conv_vs_naive(2, 256, 256, 1, 64, 2); /* 32 MiB output: the streaming-store path */
 }
 
 typedef struct {

@@ -24,14 +24,20 @@ typedef struct cmir_knn_params {
     /* 1 (default): dist[] holds squared Euclidean distances; 0: Euclidean
      * distances (the square root). The ranking is the same either way. */
     int squared;
-    /* Squared row norms of the database as written by cmir_knn_norms for
-     * this very database (n floats), so a long-lived database computes them
-     * once. NULL (default): computed inside each call. Wrong values break
-     * the exactness guarantee; they are never written. Borrowed. */
+    /* Squared row norms of the database (n floats), e.g. from
+     * cmir_knn_norms, so that a long-lived database computes them once.
+     * Any float or double summation is fine: the exactness guarantee
+     * allows a relative error up to (d + 2) 2^-24 per norm; values further
+     * off break it. NULL (default): computed inside each call. Checked
+     * (finite, >= 0, < 1e30), never written. Borrowed. */
     const float *db_norms;
-    /* Tuning: queries per GEMM block (default 0 = 256) and database rows
-     * per GEMM block (default 0 = 1024). The working tile of a thread is
-     * query_block x db_block floats. Results never depend on them. */
+    /* Tuning; results never depend on them. query_block: queries whose
+     * state (thresholds, heaps) a thread keeps while it streams the
+     * database; default 0 = 512. db_block: database rows per sgemm tile;
+     * default 0 = automatic: for d <= 128 the tiles are rows x 128 queries
+     * x d with rows = 1e6 / (128 d) (about 122 for d = 64), the size at
+     * which OpenBLAS 0.3.21's SkylakeX build uses kernels that neither pack
+     * the operands nor clear C; for d > 128, 512 rows x query_block. */
     int query_block;
     int db_block;
 } cmir_knn_params;
@@ -47,7 +53,8 @@ CMIR_API cmir_knn_params cmir_knn_default_params(void);
 CMIR_API int cmir_knn_norms(const float *x, int64_t n, int d, float *norms);
 
 /* For each of the m queries q (row-major m x d) finds the k rows of the
- * database db (row-major n x d) nearest in Euclidean distance.
+ * database db (row-major n x d) nearest in Euclidean distance. db, q,
+ * p->mask and p->db_norms are only read; ids and dist are only written.
  *
  * Output: ids[i*k + r] and dist[i*k + r] (both m x k, caller-allocated)
  * are the database row index and distance of the r-th nearest row to query
@@ -60,26 +67,35 @@ CMIR_API int cmir_knn_norms(const float *x, int64_t n, int d, float *norms);
  *     D(q, x) = sum over j = 0..d-1, in this order, of ((double)q_j - (double)x_j)^2
  * in IEEE double precision (no fused multiply-add), and sorts by (D, row
  * index) ascending: ties in D go to the smaller row index. dist[] holds
- * (float)D, or (float)sqrt(D) with p->squared = 0. The float sgemm values
- * only select candidates; a rigorous bound on their rounding error (from the
- * row norms) makes sure no row that belongs in the result is dropped.
+ * (float)D, or (float)sqrt(D) with p->squared = 0; max_dist is compared
+ * with D (or sqrt(D)) in double. The float sgemm values ||x||^2 - 2 q.x
+ * only select candidates: a rigorous bound on their rounding error (from
+ * d and the largest squared norms) proves every skipped row is beaten by k
+ * others, and every kept candidate is ranked by its exact D. Where the
+ * bound cannot separate rows (e.g. many rows within float rounding of each
+ * other, as for duplicates or data far from the origin), more rows get an
+ * exact D: the result stays exact, only slower (at worst O(n*d) double
+ * operations per query).
  *
  * Values: every element finite, and every squared row norm (queries and
  * database) below 1e30, else CMIR_EINVAL.
  *
- * Cost and memory: about 2*n*d*m flops in sgemm plus a cheap scan of each
- * distance tile; queries are split over the context's threads (OpenBLAS
- * single-threaded inside each), or, for fewer than 8 queries per thread,
- * the database is split and the per-thread results merged. Scratch memory
- * (from the context) is bounded by the block sizes, k and the thread count,
- * never by n*m; without p->db_norms, n floats for the norms are added.
- * When k >= n/4 every allowed row's D is computed and sorted per query
- * instead (O(n*d + n) per query, n * 16 bytes per thread).
+ * Cost and memory: about 2*n*d*m flops in sgemm plus a vectorized scan of
+ * each distance tile and O(k log(n/k)) candidates per query; queries are
+ * split over the context's threads (OpenBLAS single-threaded inside each),
+ * or, with fewer than 8 queries per thread, the database is split and the
+ * per-thread results merged (single queries). Scratch memory (from the
+ * context) is bounded by the block sizes, k and the thread count (about
+ * 1.1 MiB per thread for k = 10), never by n*m; without p->db_norms, n
+ * floats for the norms are added and each call reads the database once
+ * more to compute them. When k >= n/4 every allowed row's D is computed
+ * and radix-sorted per query instead (O(n*d) double operations per query,
+ * n * 32 bytes per thread), which also serves full rankings (k = n).
  *
  * ex may be NULL (one thread, scratch allocated for the call). p NULL means
  * cmir_knn_default_params(). Returns 0; CMIR_EINVAL for NULL db (with
- * n > 0), q (with m > 0) or ids, n < 0, m < 0, d <= 0, k <= 0, k or d too
- * large for int, bad params or bad values; CMIR_ENOMEM. On failure the
+ * n > 0), q (with m > 0) or ids (with m > 0), n < 0, m < 0, d <= 0,
+ * d > 2^20, k <= 0, bad params or bad values; CMIR_ENOMEM. On failure the
  * contents of ids and dist are unspecified. */
 CMIR_API int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t m,
                       int d, int k, const cmir_knn_params *p, int64_t *ids, float *dist);

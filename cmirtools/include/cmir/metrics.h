@@ -1,7 +1,6 @@
-/* cmir/metrics.h: retrieval evaluation. Ranks a database for every query by
- * exact Euclidean distance (cmir_knn, ties by database index) and reports
- * mAP, mAP@k, P@k, the 11-point PR curve, ANMRR and the CMIR-NET paper's
- * P@10..P@50 protocol, with single-label or multi-label relevance. */
+/* cmir/metrics.h: retrieval evaluation: exact Euclidean rankings (ties by
+ * database index), mAP, mAP@k, P@k, 11-point PR, ANMRR and the CMIR-NET
+ * paper's P@10..P@50 protocol, for single- or multi-label relevance. */
 #ifndef CMIR_METRICS_H
 #define CMIR_METRICS_H
 

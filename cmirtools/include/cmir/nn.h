@@ -76,9 +76,11 @@ CMIR_API int cmir_dense_backward(cmir_exec *ex, const cmir_tensor *x, const floa
                                  float *db);
 
 /* ---- Convolution 3x3, 'same' (zero padding 1), stride 1 ----------------
- * x{N,H,W,Cin}, W{3,3,Cin,Cout}, b{Cout}, y{N,H,W,Cout}. Implemented as
- * im2col per group of samples + OpenBLAS sgemm, groups spread over the
- * context's threads (OpenBLAS single-threaded inside them). */
+ * x{N,H,W,Cin}, W{3,3,Cin,Cout}, b{Cout}, y{N,H,W,Cout}. On x86-64 CPUs
+ * with AVX-512F a direct kernel (registers hold output tiles, bias folded
+ * in, streaming stores for large outputs); elsewhere im2col per group of
+ * samples + OpenBLAS sgemm. Samples are spread over the context's threads
+ * (OpenBLAS single-threaded inside them). */
 CMIR_API int cmir_conv3x3_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                   const float *b, cmir_tensor *y);
 /* dW{3,3,Cin,Cout}, db{Cout}, dx{N,H,W,Cin} (dx may be NULL: the first

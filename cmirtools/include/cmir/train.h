@@ -6,6 +6,7 @@
 #ifndef CMIR_TRAIN_H
 #define CMIR_TRAIN_H
 
+#include "cmir/metrics.h"
 #include "cmir/model.h"
 
 #ifdef __cplusplus
@@ -67,6 +68,48 @@ CMIR_API int cmir_train(const char *archive_path, const char *model_path, cmir_t
 CMIR_API int cmir_train_unified(const char *features_a, const char *features_b, const char *labels_path,
                                 const char *unified_path, cmir_train_params p, cmir_progress_fn progress,
                                 void *user, cmir_train_report *rep);
+
+/* ---- Evaluation ------------------------------------------------------ */
+#define CMIR_EVAL_MAX_CUTOFFS 8
+
+typedef struct cmir_eval_params {
+    int threads;          /* 0 = all CPUs */
+    int cutoffs[CMIR_EVAL_MAX_CUTOFFS]; /* for P@k and mAP@k; default 5, 10, 20, 50, 100 */
+    int n_cutoffs;
+    int paper_queries;    /* the paper's protocol sample, default 50 (0 = all) */
+    uint64_t seed;        /* default 1 */
+    int all_tiles;        /* evaluate every labelled tile, not the held-out ones */
+} cmir_eval_params;
+
+CMIR_API cmir_eval_params cmir_eval_default_params(void);
+
+typedef struct cmir_eval_direction {
+    char name[16];        /* "PAN->MS", ... or "x->y", ... */
+    cmir_metrics_result r;
+    double map_at[CMIR_EVAL_MAX_CUTOFFS], p_at[CMIR_EVAL_MAX_CUTOFFS];
+} cmir_eval_direction;
+
+typedef struct cmir_eval_report {
+    int64_t n_items;      /* database size (tiles evaluated) */
+    int n_cutoffs;
+    int cutoffs[CMIR_EVAL_MAX_CUTOFFS];
+    cmir_eval_direction dir[4]; /* cross-modal both ways, then same-modal */
+} cmir_eval_report;
+
+/* Embeds the held-out tiles of the archive the model was trained on (or
+ * all labelled tiles with p.all_tiles) and evaluates retrieval in the four
+ * directions PAN->MS, MS->PAN, PAN->PAN, MS->MS (same-modal: the query
+ * itself excluded). Relevance: same class, or (multi-label models) at
+ * least one shared label. The held-out list is used only when the archive
+ * has as many tiles as at training, else CMIR_EINVAL (use all_tiles). */
+CMIR_API int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p,
+                       cmir_progress_fn progress, void *user, cmir_eval_report *out);
+/* The same on a unified.mat (featuresx, featuresy, labels), all rows. */
+CMIR_API int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progress_fn progress,
+                               void *user, cmir_eval_report *out);
+/* Writes the report as JSON or CSV (one row per direction), atomically. */
+CMIR_API int cmir_eval_write_json(const cmir_eval_report *r, const char *path);
+CMIR_API int cmir_eval_write_csv(const cmir_eval_report *r, const char *path);
 
 #ifdef __cplusplus
 }

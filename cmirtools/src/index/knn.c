@@ -1,7 +1,6 @@
-/* Exact brute-force Euclidean k-nearest neighbours: float sgemm tiles
- * (||x||^2 - 2 q.x) select candidates under a rigorous rounding-error bound,
- * each candidate's distance is then recomputed in double and ranked by
- * (distance, row index), so results equal a double-precision brute force. */
+/* Exact brute-force Euclidean k-NN: small float sgemm tiles select candidates
+ * under a rigorous rounding-error bound, candidates are re-ranked by double
+ * distance and index; k >= n/4 (full rankings) sorts exact distances. */
 #include "cmir/knn.h"
 #include "base/internal.h"
 
@@ -65,9 +64,22 @@ typedef struct knn_job {
 
 /* ------------------------------------------------------------------------ */
 /* Exact distances                                                           */
+/*
+ * The reference D must be bit-identical wherever it is computed: no
+ * multiply-add contraction (GCC: off in ISO C mode, and forced off for
+ * these functions; clang: the pragma).
+ */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#define KNN_NO_CONTRACT
+#elif defined(__GNUC__)
+#define KNN_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
+#else
+#define KNN_NO_CONTRACT
+#endif
 
 /* The reference distance: in-order double sum of squared differences. */
-static double exact_d(const float *a, const float *b, int d)
+KNN_NO_CONTRACT static double exact_d(const float *a, const float *b, int d)
 {
     double s = 0.0;
     for (int j = 0; j < d; j++) {
@@ -79,8 +91,8 @@ static double exact_d(const float *a, const float *b, int d)
 
 /* The same for four rows at once: four independent in-order chains, so each
  * result is bit-identical to exact_d, with more instruction-level overlap. */
-static void exact_d4(const float *q, const float *x0, const float *x1, const float *x2,
-                     const float *x3, int d, double out[4])
+KNN_NO_CONTRACT static void exact_d4(const float *q, const float *x0, const float *x1,
+                                     const float *x2, const float *x3, int d, double out[4])
 {
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
     for (int j = 0; j < d; j++) {
@@ -97,6 +109,44 @@ static void exact_d4(const float *q, const float *x0, const float *x1, const flo
     out[2] = s2;
     out[3] = s3;
 }
+
+#ifdef KNN_HAVE_AVX512
+/* 32 rows at once, one per double lane of four accumulators, each lane the
+ * same in-order chain as exact_d (separate multiply and add), so results
+ * are bit-identical; four chains hide the add latency. */
+#define KNN_BATCH 32
+__attribute__((target("avx512f"))) KNN_NO_CONTRACT static void
+exact_d32_avx512(const float *q, const float *db, const int64_t rows[KNN_BATCH], int d,
+                 double out[KNN_BATCH])
+{
+    long long off[KNN_BATCH];
+    for (int u = 0; u < KNN_BATCH; u++)
+        off[u] = (long long)rows[u] * d;
+    __m512i i0 = _mm512_loadu_si512((const void *)off);
+    __m512i i1 = _mm512_loadu_si512((const void *)(off + 8));
+    __m512i i2 = _mm512_loadu_si512((const void *)(off + 16));
+    __m512i i3 = _mm512_loadu_si512((const void *)(off + 24));
+    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+    for (int j = 0; j < d; j++) {
+        const float *b = db + j;
+        __m512d qj = _mm512_set1_pd((double)q[j]);
+        __m512d t0 = _mm512_sub_pd(qj, _mm512_cvtps_pd(_mm512_i64gather_ps(i0, b, 4)));
+        __m512d t1 = _mm512_sub_pd(qj, _mm512_cvtps_pd(_mm512_i64gather_ps(i1, b, 4)));
+        __m512d t2 = _mm512_sub_pd(qj, _mm512_cvtps_pd(_mm512_i64gather_ps(i2, b, 4)));
+        __m512d t3 = _mm512_sub_pd(qj, _mm512_cvtps_pd(_mm512_i64gather_ps(i3, b, 4)));
+        s0 = _mm512_add_pd(s0, _mm512_mul_pd(t0, t0));
+        s1 = _mm512_add_pd(s1, _mm512_mul_pd(t1, t1));
+        s2 = _mm512_add_pd(s2, _mm512_mul_pd(t2, t2));
+        s3 = _mm512_add_pd(s3, _mm512_mul_pd(t3, t3));
+    }
+    _mm512_storeu_pd(out, s0);
+    _mm512_storeu_pd(out + 8, s1);
+    _mm512_storeu_pd(out + 16, s2);
+    _mm512_storeu_pd(out + 24, s3);
+}
+#else
+#define KNN_BATCH 32
+#endif
 
 /* Whether a hit at exact squared distance D passes max_dist. */
 static int keep_dist(const knn_job *j, double D)
@@ -733,22 +783,31 @@ static int task_full(int t, int T, void *user)
         const float *q = j->q + i * d;
         size_t cnt = 0;
         int64_t x = 0;
-        double D4[4];
-        for (; x < j->n; x += 4) {
-            int64_t r[4];
+        double Db[KNN_BATCH];
+        while (x < j->n) {
+            int64_t r[KNN_BATCH];
             int nr = 0;
-            for (int64_t y = x; y < x + 4 && y < j->n; y++)
-                if (!j->mask || j->mask[y])
-                    r[nr++] = y;
+            for (; x < j->n && nr < KNN_BATCH; x++)
+                if (!j->mask || j->mask[x])
+                    r[nr++] = x;
             if (nr == 0)
-                continue;
-            for (int u = nr; u < 4; u++)
+                break;
+            for (int u = nr; u < KNN_BATCH; u++)
                 r[u] = r[0];
-            exact_d4(q, j->db + (size_t)r[0] * d, j->db + (size_t)r[1] * d,
-                     j->db + (size_t)r[2] * d, j->db + (size_t)r[3] * d, d, D4);
+#ifdef KNN_HAVE_AVX512
+            if (j->avx512) {
+                exact_d32_avx512(q, j->db, r, d, Db);
+            } else
+#endif
+            {
+                for (int u = 0; u < nr; u += 4)
+                    exact_d4(q, j->db + (size_t)r[u] * d, j->db + (size_t)r[u + 1] * d,
+                             j->db + (size_t)r[u + 2] * d, j->db + (size_t)r[u + 3] * d, d,
+                             Db + u);
+            }
             for (int u = 0; u < nr; u++)
-                if (keep_dist(j, D4[u])) {
-                    buf[cnt].key = dkey(D4[u]);
+                if (keep_dist(j, Db[u])) {
+                    buf[cnt].key = dkey(Db[u]);
                     buf[cnt].id = r[u];
                     cnt++;
                 }

@@ -1,0 +1,328 @@
+/* cmir_eval(): retrieval metrics of a trained model in the four directions
+ * (held-out tiles embedded with the model, or the paper's unified.mat),
+ * and the report as JSON or CSV written through a temporary file. */
+#include "cmir/train.h"
+#include "model_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+cmir_eval_params cmir_eval_default_params(void)
+{
+    cmir_eval_params p;
+    memset(&p, 0, sizeof p);
+    const int c[5] = {5, 10, 20, 50, 100};
+    memcpy(p.cutoffs, c, sizeof c);
+    p.n_cutoffs = 5;
+    p.paper_queries = 50;
+    p.seed = 1;
+    return p;
+}
+
+/* The four directions over codes V[0] (side a) and V[1] (side b), n x d. */
+static int four_ways(cmir_exec *ex, float *V[2], int64_t n, int d, const cmir_metrics_labels *lab,
+                     const char *names[2], cmir_eval_params p, cmir_progress_fn progress, void *user,
+                     cmir_eval_report *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n_items = n;
+    out->n_cutoffs = p.n_cutoffs;
+    memcpy(out->cutoffs, p.cutoffs, sizeof out->cutoffs);
+    static const int q[4] = {0, 1, 0, 1}, db[4] = {1, 0, 0, 1};
+    for (int k = 0; k < 4; k++) {
+        cmir_metrics_params mp = cmir_metrics_default_params();
+        mp.cutoffs = p.cutoffs;
+        mp.n_cutoffs = p.n_cutoffs;
+        mp.self_exclude = q[k] == db[k];
+        mp.paper_queries = p.paper_queries;
+        mp.seed = p.seed;
+        cmir_eval_direction *dir = &out->dir[k];
+        snprintf(dir->name, sizeof dir->name, "%s->%s", names[q[k]], names[db[k]]);
+        int rc = cmir_metrics_eval(ex, V[q[k]], n, V[db[k]], n, d, lab, &mp, &dir->r, dir->map_at, dir->p_at);
+        if (rc)
+            return rc;
+        if (progress && progress((k + 1) / 4.0, NULL, user))
+            return cmir__error(CMIR_ECANCEL, "cancelled");
+    }
+    return 0;
+}
+
+static int check_params(const cmir_eval_params *p)
+{
+    if (p->n_cutoffs < 0 || p->n_cutoffs > CMIR_EVAL_MAX_CUTOFFS || p->threads < 0 || p->paper_queries < 0)
+        return cmir__error(CMIR_EINVAL, "cmir_eval: invalid parameters");
+    for (int i = 0; i < p->n_cutoffs; i++)
+        if (p->cutoffs[i] < 1)
+            return cmir__error(CMIR_EINVAL, "cmir_eval: cutoff %d is not positive", p->cutoffs[i]);
+    return 0;
+}
+
+int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p, cmir_progress_fn progress,
+              void *user, cmir_eval_report *out)
+{
+    int rc = check_params(&p);
+    if (rc)
+        return rc;
+    if (!model_path || !archive_path || !out)
+        return cmir__error(CMIR_EINVAL, "cmir_eval: need a model, an archive and a report");
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = p.threads;
+    cmir_exec *ex = cmir_exec_new(ep);
+    cmir_model *m = cmir_model_load(model_path);
+    cmir_archive *a = m ? cmir_archive_open(archive_path) : NULL;
+    if (!ex)
+        rc = CMIR_ENOMEM;
+    else if (!m || !a)
+        rc = CMIR_EIO;
+    const cmir_model_info *mi = m ? cmir_model_get_info(m) : NULL;
+    const cmir_archive_info *ai = a ? cmir_archive_get_info(a) : NULL;
+    if (!rc && (mi->pan_h != ai->pan_h || mi->pan_w != ai->pan_w || mi->pan_bands != ai->pan_bands ||
+                mi->ms_h != ai->ms_h || mi->ms_w != ai->ms_w || mi->ms_bands != ai->ms_bands))
+        rc = cmir__error(CMIR_EINVAL, "%s: its tiles do not fit the model %s", archive_path, model_path);
+    int64_t n = 0, nt = 0, ntiles = 0, *ids = NULL;
+    const int64_t *test = m ? cmir_model_test_tiles(m, &nt, &ntiles) : NULL;
+    if (!rc) {
+        ids = cmir__malloc(sizeof(int64_t) * (size_t)(ai->n_tiles ? ai->n_tiles : 1));
+        if (!ids)
+            rc = CMIR_ENOMEM;
+        else if (!p.all_tiles) {
+            if (ntiles != ai->n_tiles || nt < 1)
+                rc = cmir__error(CMIR_EINVAL,
+                                 "%s has %lld tiles, the model was trained on an archive of %lld with %lld held out: "
+                                 "not the training archive (evaluate all tiles with -all)",
+                                 archive_path, (long long)ai->n_tiles, (long long)ntiles, (long long)nt);
+            else {
+                memcpy(ids, test, sizeof(int64_t) * (size_t)nt);
+                n = nt;
+            }
+        } else {
+            for (int64_t i = 0; i < ai->n_tiles; i++)
+                ids[n++] = i;
+        }
+    }
+    const int d = mi ? mi->d_v : 0, C = ai ? ai->n_classes : 0;
+    float *V[2] = {NULL, NULL}, *raw = NULL;
+    int32_t *cls = NULL;
+    uint8_t *multi = NULL;
+    if (!rc) {
+        size_t per0 = (size_t)mi->pan_h * mi->pan_w * mi->pan_bands, per1 = (size_t)mi->ms_h * mi->ms_w * mi->ms_bands;
+        raw = cmir__malloc(sizeof(float) * 64 * (per0 > per1 ? per0 : per1));
+        V[0] = cmir__malloc(sizeof(float) * (size_t)(n ? n : 1) * d);
+        V[1] = cmir__malloc(sizeof(float) * (size_t)(n ? n : 1) * d);
+        cls = cmir__malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+        multi = mi->multilabel ? cmir__malloc((size_t)(n ? n : 1) * (size_t)(C ? C : 1)) : NULL;
+        if (!raw || !V[0] || !V[1] || !cls || (mi->multilabel && !multi))
+            rc = CMIR_ENOMEM;
+        for (int k = 0; !rc && k < 2; k++) {
+            size_t per = k ? per1 : per0;
+            for (int64_t s = 0; !rc && s < n; s += 64) {
+                int b = (int)(n - s < 64 ? n - s : 64);
+                for (int j = 0; !rc && j < b; j++)
+                    rc = cmir_archive_read_tile(a, k ? CMIR_MS : CMIR_PAN, ids[s + j], raw + per * j);
+                if (!rc)
+                    rc = cmir_model_embed(m, ex, k, raw, b, NULL, V[k] + (size_t)s * d);
+            }
+        }
+        for (int64_t i = 0; !rc && i < n; i++) {
+            cls[i] = cmir_archive_label(a, ids[i]);
+            if (multi)
+                rc = cmir_archive_multilabel(a, ids[i], multi + (size_t)i * C);
+        }
+    }
+    if (!rc) {
+        cmir_metrics_labels lab;
+        memset(&lab, 0, sizeof lab);
+        if (multi) {
+            lab.q_multi = lab.db_multi = multi;
+            lab.n_labels = C;
+        } else {
+            lab.q_class = lab.db_class = cls;
+        }
+        const char *names[2] = {"PAN", "MS"};
+        rc = four_ways(ex, V, n, d, &lab, names, p, progress, user, out);
+    }
+    cmir__free(ids);
+    cmir__free(raw);
+    cmir__free(V[0]);
+    cmir__free(V[1]);
+    cmir__free(cls);
+    cmir__free(multi);
+    cmir_archive_close(a);
+    cmir_model_free(m);
+    cmir_exec_free(ex);
+    return rc;
+}
+
+int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progress_fn progress, void *user,
+                      cmir_eval_report *out)
+{
+    int rc = check_params(&p);
+    if (rc)
+        return rc;
+    if (!unified_path || !out)
+        return cmir__error(CMIR_EINVAL, "cmir_eval_unified: need a file and a report");
+    cmir_tensorset *ts = cmir_tensorset_load(unified_path);
+    if (!ts)
+        return CMIR_EIO;
+    const cmir_tensor *x = cmir_tensorset_get(ts, "featuresx"), *y = cmir_tensorset_get(ts, "featuresy");
+    const cmir_tensor *l = cmir_tensorset_get(ts, "labels");
+    int64_t n = x ? x->shape[0] : 0;
+    int d = x ? (int)x->shape[1] : 0;
+    int32_t *cls = NULL;
+    uint8_t *multi = NULL;
+    int C = 0;
+    if (!x || !y || !l)
+        rc = cmir__error(CMIR_EFORMAT, "%s: needs featuresx, featuresy and labels", unified_path);
+    else if (x->ndim != 2 || y->ndim != 2 || y->shape[0] != n || y->shape[1] != d || n < 1)
+        rc = cmir__error(CMIR_EFORMAT, "%s: featuresx and featuresy must be matrices of the same size", unified_path);
+    else if (cmir_tensor_numel(l) == n) {
+        cls = cmir__malloc(sizeof(int32_t) * (size_t)n);
+        for (int64_t i = 0; cls && !rc && i < n; i++) {
+            float v = l->data[i];
+            if (!(v >= 0 && v <= 65535) || v != floorf(v))
+                rc = cmir__error(CMIR_EFORMAT, "%s: label %g is not a class number", unified_path, v);
+            cls[i] = (int32_t)v;
+        }
+        if (!cls)
+            rc = CMIR_ENOMEM;
+    } else if (l->ndim == 2 && l->shape[0] == n) {
+        C = (int)l->shape[1];
+        multi = cmir__malloc((size_t)n * C);
+        for (int64_t i = 0; multi && i < n * C; i++)
+            multi[i] = l->data[i] != 0;
+        if (!multi)
+            rc = CMIR_ENOMEM;
+    } else {
+        rc = cmir__error(CMIR_EFORMAT, "%s: labels must hold one class per row, or n x C flags", unified_path);
+    }
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = p.threads;
+    cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
+    if (!rc && !ex)
+        rc = CMIR_ENOMEM;
+    if (!rc) {
+        cmir_metrics_labels lab;
+        memset(&lab, 0, sizeof lab);
+        if (multi) {
+            lab.q_multi = lab.db_multi = multi;
+            lab.n_labels = C;
+        } else {
+            lab.q_class = lab.db_class = cls;
+        }
+        float *V[2] = {x->data, y->data};
+        const char *names[2] = {"x", "y"};
+        rc = four_ways(ex, V, n, d, &lab, names, p, progress, user, out);
+    }
+    cmir__free(cls);
+    cmir__free(multi);
+    cmir_exec_free(ex);
+    cmir_tensorset_free(ts);
+    return rc;
+}
+
+/* ---- writing ---- */
+static FILE *open_temp(const char *path, char **tmp)
+{
+    size_t n = strlen(path) + 32;
+    *tmp = cmir__malloc(n);
+    if (!*tmp)
+        return NULL;
+    snprintf(*tmp, n, "%s.tmp-%ld", path, (long)getpid());
+    FILE *f = fopen(*tmp, "w");
+    if (!f)
+        cmir__error(CMIR_EIO, "%s: cannot write", path);
+    return f;
+}
+
+static int close_temp(FILE *f, char *tmp, const char *path)
+{
+    int rc = ferror(f) ? cmir__error(CMIR_EIO, "%s: write error", path) : 0;
+    if (fclose(f) != 0 && !rc)
+        rc = cmir__error(CMIR_EIO, "%s: write error", path);
+    if (!rc && rename(tmp, path) != 0)
+        rc = cmir__error(CMIR_EIO, "%s: cannot rename into place", path);
+    if (rc)
+        unlink(tmp);
+    cmir__free(tmp);
+    return rc;
+}
+
+static void jnum(FILE *f, double v)
+{
+    if (isfinite(v))
+        fprintf(f, "%.6f", v);
+    else
+        fputs("null", f);
+}
+
+int cmir_eval_write_json(const cmir_eval_report *r, const char *path)
+{
+    char *tmp;
+    FILE *f = open_temp(path, &tmp);
+    if (!f) {
+        cmir__free(tmp);
+        return tmp ? CMIR_EIO : CMIR_ENOMEM;
+    }
+    fprintf(f, "{\n  \"n_items\": %lld,\n  \"directions\": [\n", (long long)r->n_items);
+    for (int k = 0; k < 4; k++) {
+        const cmir_eval_direction *d = &r->dir[k];
+        fprintf(f, "    {\"direction\": \"%s\", \"queries\": %lld, \"map\": ", d->name, (long long)d->r.n_queries);
+        jnum(f, d->r.map);
+        fputs(", \"anmrr\": ", f);
+        jnum(f, d->r.anmrr);
+        fputs(", \"paper_protocol\": ", f);
+        jnum(f, d->r.paper_mean);
+        fputs(", \"paper_p_at\": {", f);
+        for (int i = 0; i < CMIR_METRICS_PAPER_POINTS; i++) {
+            fprintf(f, "%s\"%d\": ", i ? ", " : "", 10 * (i + 1));
+            jnum(f, d->r.paper_p_at[i]);
+        }
+        fputs("}, \"p_at\": {", f);
+        for (int i = 0; i < r->n_cutoffs; i++) {
+            fprintf(f, "%s\"%d\": ", i ? ", " : "", r->cutoffs[i]);
+            jnum(f, d->p_at[i]);
+        }
+        fputs("}, \"map_at\": {", f);
+        for (int i = 0; i < r->n_cutoffs; i++) {
+            fprintf(f, "%s\"%d\": ", i ? ", " : "", r->cutoffs[i]);
+            jnum(f, d->map_at[i]);
+        }
+        fputs("}, \"pr_11pt\": [", f);
+        for (int i = 0; i < CMIR_METRICS_PR_POINTS; i++) {
+            if (i)
+                fputs(", ", f);
+            jnum(f, d->r.pr[i]);
+        }
+        fprintf(f, "]}%s\n", k < 3 ? "," : "");
+    }
+    fputs("  ]\n}\n", f);
+    return close_temp(f, tmp, path);
+}
+
+int cmir_eval_write_csv(const cmir_eval_report *r, const char *path)
+{
+    char *tmp;
+    FILE *f = open_temp(path, &tmp);
+    if (!f) {
+        cmir__free(tmp);
+        return tmp ? CMIR_EIO : CMIR_ENOMEM;
+    }
+    fputs("direction,queries,map,anmrr,paper_protocol", f);
+    for (int i = 0; i < r->n_cutoffs; i++)
+        fprintf(f, ",p_at_%d", r->cutoffs[i]);
+    for (int i = 0; i < r->n_cutoffs; i++)
+        fprintf(f, ",map_at_%d", r->cutoffs[i]);
+    fputc('\n', f);
+    for (int k = 0; k < 4; k++) {
+        const cmir_eval_direction *d = &r->dir[k];
+        fprintf(f, "%s,%lld,%.6f,%.6f,%.6f", d->name, (long long)d->r.n_queries, d->r.map, d->r.anmrr, d->r.paper_mean);
+        for (int i = 0; i < r->n_cutoffs; i++)
+            fprintf(f, ",%.6f", d->p_at[i]);
+        for (int i = 0; i < r->n_cutoffs; i++)
+            fprintf(f, ",%.6f", d->map_at[i]);
+        fputc('\n', f);
+    }
+    return close_temp(f, tmp, path);
+}
