@@ -70,7 +70,7 @@ struct CMIRConnection {
     std::string args;   /* CMIR:QUERY?args */
 };
 
-static bool ParseTileNumber(const std::string &s, long long *out)
+static bool ParseCount(const std::string &s, long long *out)
 {
     if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos)
         return false;
@@ -79,20 +79,19 @@ static bool ParseTileNumber(const std::string &s, long long *out)
     return errno == 0;
 }
 
+/* The modality in "PAN:17" / "MS:3", or -1. */
+static int ParseModality(const std::string &s)
+{
+    const std::string mod = s.substr(0, s.find(':'));
+    return EQUAL(mod.c_str(), "PAN") ? CMIR_PAN : EQUAL(mod.c_str(), "MS") ? CMIR_MS : -1;
+}
+
 /* "PAN:17" / "MS:3" into the connection; false when it is not that. */
 static bool ParseSubdataset(const std::string &s, CMIRConnection &c)
 {
     const size_t colon = s.find(':');
-    if (colon == std::string::npos)
-        return false;
-    const std::string mod = s.substr(0, colon);
-    if (EQUAL(mod.c_str(), "PAN"))
-        c.modality = CMIR_PAN;
-    else if (EQUAL(mod.c_str(), "MS"))
-        c.modality = CMIR_MS;
-    else
-        return false;
-    return ParseTileNumber(s.substr(colon + 1), &c.tile);
+    c.modality = ParseModality(s);
+    return colon != std::string::npos && c.modality >= 0 && ParseCount(s.substr(colon + 1), &c.tile);
 }
 
 static bool ParseConnection(const char *name, CMIRConnection &c)
@@ -115,9 +114,9 @@ static bool ParseConnection(const char *name, CMIRConnection &c)
     const size_t last = rest.rfind(':');
     const size_t prev = last == std::string::npos || last == 0 ? std::string::npos
                                                                 : rest.rfind(':', last - 1);
-    if (prev != std::string::npos && prev > 0 && ParseSubdataset(rest.substr(prev + 1), c)) {
+    if (prev != std::string::npos && prev > 0 && ParseModality(rest.substr(prev + 1)) >= 0) {
         c.path = rest.substr(0, prev);
-        return true;
+        return ParseSubdataset(rest.substr(prev + 1), c);
     }
     c.modality = -1;
     c.tile = -1;
@@ -397,9 +396,16 @@ GDALDataset *CMIRDataset::Open(const CMIRConnection &c, bool quiet)
                   std::isfinite(ds->m_gt[0]) && std::isfinite(ds->m_gt[1]);
     const char *wkt = cmir_archive_crs(a, c.tile);
     if (wkt && *wkt) {
-        ds->m_srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER);
-        if (ds->m_srs.importFromWkt(wkt) != OGRERR_NONE)
+        CPLPushErrorHandler(CPLQuietErrorHandler);
+        const OGRErr err = ds->m_srs.importFromWkt(wkt);
+        CPLPopErrorHandler();
+        ds->m_srs.SetAxisMappingStrategy(OAMS_TRADITIONAL_GIS_ORDER); /* x = easting/longitude */
+        if (err != OGRERR_NONE) {
+            CPLError(CE_Warning, CPLE_AppDefined,
+                     "CMIR: %s tile %lld: the recorded CRS is not valid WKT; none is set",
+                     c.path.c_str(), c.tile);
             ds->m_srs.Clear();
+        }
     }
 
     /* tile metadata: class, labels, source scene and window */
@@ -504,7 +510,7 @@ static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_param
     memset(&q, 0, sizeof q);
     if (row) {
         long long r;
-        if (!ParseTileNumber(row, &r))
+        if (!ParseCount(row, &r))
             return QueryFail("CMIR: ROW=%s is not a row number", row);
         q.kind = CMIR_QUERY_ROW;
         q.row = r;
@@ -528,13 +534,13 @@ static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_param
     }
     if ((v = kv.FetchNameValue("K")) != nullptr) {
         long long k;
-        if (!ParseTileNumber(v, &k) || k < 1 || k > 100000)
+        if (!ParseCount(v, &k) || k < 1 || k > 100000)
             return QueryFail("CMIR: K=%s: expected 1 to 100000", v);
         p.k = static_cast<int>(k);
     }
     if ((v = kv.FetchNameValue("THREADS")) != nullptr) {
         long long t;
-        if (!ParseTileNumber(v, &t) || t > 1024)
+        if (!ParseCount(v, &t) || t > 1024)
             return QueryFail("CMIR: THREADS=%s: expected 0 (all CPUs) to 1024", v);
         p.threads = static_cast<int>(t);
     }

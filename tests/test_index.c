@@ -21,7 +21,7 @@ static const char *in_dir(const char *name)
 {
     char buf[600];
     snprintf(buf, sizeof buf, "%s/%s", dir, name);
-    return strdup(buf);
+    return t_keep(strdup(buf));
 }
 
 static const char *A, *B, *M, *M2, *IX;

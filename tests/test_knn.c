@@ -199,6 +199,7 @@ static void test_near_ties(void)
         for (int j = 0; j < d; j++)
             q[i * d + j] = base[j] + 1e-4f * cmir_rng_normal(rng);
     check_case("ulp-spaced rows around offset 1000", db, n, q, m, d, k, NULL);
+    check_case("same, full rankings of 400 rows (k = n)", db, 400, q, 10, d, 400, NULL);
     /* generic offset data: big norms, small differences */
     float *db2 = randn((size_t)n * d, 0.01f, 300.0f), *q2 = randn((size_t)m * d, 0.01f, 300.0f);
     check_case("offset 300, noise 0.01", db2, n, q2, m, d, k, NULL);
@@ -221,6 +222,26 @@ static void test_near_ties(void)
     free(q);
     free(db2);
     free(q2);
+}
+
+/* Database rows of size ~2^-50 against queries near 1: every difference
+ * q_j - x_j needs more than 53 bits and its square is rounded, and all
+ * distances lie within a few double ulps of each other. The order then
+ * depends on each rounding of the reference (a fused multiply-add would
+ * change it), which every path must reproduce bit for bit. */
+static void test_last_bits(void)
+{
+    int64_t n = 600, m = 6;
+    int d = 4;
+    float *db = malloc(sizeof(float) * n * d), *q = malloc(sizeof(float) * m * d);
+    for (int64_t i = 0; i < n * d; i++)
+        db[i] = ldexpf(cmir_rng_uniform(rng) - 0.5f, -50);
+    for (int64_t i = 0; i < m * d; i++)
+        q[i] = 1.0f + ldexpf((float)(int)cmir_rng_below(rng, 1024), -10);
+    check_case("rows of size 2^-50, k = 10", db, n, q, m, d, 10, NULL);
+    check_case("rows of size 2^-50, full rankings", db, n, q, m, d, (int)n, NULL);
+    free(db);
+    free(q);
 }
 
 static void test_filters(void)
@@ -397,6 +418,7 @@ int main(void)
     RUN(test_small_blocks);
     RUN(test_ties);
     RUN(test_near_ties);
+    RUN(test_last_bits);
     RUN(test_filters);
     RUN(test_db_norms);
     RUN(test_bad_args);

@@ -21,14 +21,14 @@ static const char *in_dir(const char *name)
 {
     char buf[600];
     snprintf(buf, sizeof buf, "%s/%s", dir, name);
-    return strdup(buf);
+    return t_keep(strdup(buf));
 }
 
 static const char *shared_file(const char *rel)
 {
     char buf[700];
     snprintf(buf, sizeof buf, "%s/realdata/%s", shared, rel);
-    return strdup(buf);
+    return t_keep(strdup(buf));
 }
 
 static int exists(const char *p)

@@ -14,7 +14,7 @@ static const char *in_dir(const char *name)
 {
     char buf[600];
     snprintf(buf, sizeof buf, "%s/%s", dir, name);
-    return strdup(buf);
+    return t_keep(strdup(buf));
 }
 
 static cmir_train_params small(void)
@@ -193,6 +193,38 @@ static void test_bad_models(void)
     ASSERT_TRUE(access(in_dir("x.mat"), F_OK) != 0);
 }
 
+/* The paper's pairing for unpaired multi-label data. */
+static void test_pairs_by_label(void)
+{
+    /* 3 images, 3 classes: image 0 has {0, 2}, image 1 {1}, image 2 {0, 1, 2};
+     * utterances: classes 1, 1, 3, 3, 3 (1-based), none of class 2. */
+    const uint8_t multi[9] = {1, 0, 1, 0, 1, 0, 1, 1, 1};
+    const int32_t b[5] = {1, 1, 3, 3, 3};
+    int64_t *pa, *pb, n;
+    int32_t *pc;
+    ASSERT_OK(cmir_pairs_by_label(multi, 3, 3, b, 5, 7, &pa, &pb, &pc, &n));
+    ASSERT_EQ_INT(n, 4); /* class 2 has no utterance: images 1 and 2 lose it */
+    int count[5] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        ASSERT_TRUE(multi[pa[i] * 3 + pc[i]]);    /* the image has the pair's label */
+        ASSERT_EQ_INT(b[pb[i]], pc[i] + 1);       /* the utterance says it */
+    }
+    cmir_free(pa); cmir_free(pb); cmir_free(pc);
+    /* uniform choice among the utterances of a class (seeded) */
+    uint8_t one[1] = {1};
+    const int32_t all3[5] = {1, 1, 1, 1, 1};
+    for (uint64_t s = 0; s < 2000; s++) {
+        ASSERT_OK(cmir_pairs_by_label(one, 1, 1, all3, 5, s, &pa, &pb, &pc, &n));
+        count[pb[0]]++;
+        cmir_free(pa); cmir_free(pb); cmir_free(pc);
+    }
+    printf("  draws per utterance over 2000 seeds: %d %d %d %d %d\n", count[0], count[1], count[2], count[3], count[4]);
+    for (int j = 0; j < 5; j++)
+        ASSERT_TRUE(count[j] > 320 && count[j] < 480);
+    const int32_t bad[1] = {4};
+    ASSERT_EQ_INT(cmir_pairs_by_label(one, 1, 1, bad, 1, 1, &pa, &pb, &pc, &n), CMIR_EINVAL);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir))
@@ -200,6 +232,7 @@ int main(void)
     RUN(test_train_and_retrieve);
     RUN(test_determinism);
     RUN(test_bad_models);
+    RUN(test_pairs_by_label);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -69,6 +69,10 @@ typedef struct cmir_allocator {
 
 CMIR_API void cmir_set_allocator(const cmir_allocator *a);
 
+/* Frees memory that a libcmir function returned to the caller (documented
+ * as "free with cmir_free"). NULL is a no-op. */
+CMIR_API void cmir_free(void *p);
+
 /* ---- Random numbers --------------------------------------------------
  * A seeded generator of our own (xoshiro256**, seeded by splitmix64), so
  * results never depend on the C library's rand(). Opaque handle; NULL on

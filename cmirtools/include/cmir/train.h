@@ -34,6 +34,10 @@ typedef struct cmir_train_params {
                                  (variable `features`, N x 128, and `labels`) */
     const char *unified_path; /* if set: unified.mat with featuresx (PAN V)
                                  and featuresy (MS V), N x d_v, and labels */
+    const char *stage1_from;  /* if set: a model file for the same archive
+                                 whose stage-1 CNNs and normalisation are
+                                 reused (stage 1 is skipped): ablations of
+                                 stage 2 cost seconds */
 } cmir_train_params;
 
 CMIR_API cmir_train_params cmir_train_default_params(void);
@@ -68,6 +72,17 @@ CMIR_API int cmir_train(const char *archive_path, const char *model_path, cmir_t
 CMIR_API int cmir_train_unified(const char *features_a, const char *features_b, const char *labels_path,
                                 const char *unified_path, cmir_train_params p, cmir_progress_fn progress,
                                 void *user, cmir_train_report *rep);
+
+/* Training pairs for unpaired multi-label data, the paper's way (image <->
+ * speech): for each item i of side a (multi-labels a_multi, na x C bytes,
+ * non-zero = has the label) and each of its labels c, one item of side b
+ * drawn uniformly, seeded, among those whose class b_class[j] (1..C) is
+ * c + 1. Labels of a that no b item carries give no pair. Outputs, each of
+ * *n entries and allocated by the library (free with cmir_free): pa (index
+ * into a), pb (index into b), pc (the pair's class, 0-based). */
+CMIR_API int cmir_pairs_by_label(const uint8_t *a_multi, int64_t na, int C, const int32_t *b_class,
+                                 int64_t nb, uint64_t seed, int64_t **pa, int64_t **pb, int32_t **pc,
+                                 int64_t *n);
 
 /* ---- Evaluation ------------------------------------------------------ */
 #define CMIR_EVAL_MAX_CUTOFFS 8

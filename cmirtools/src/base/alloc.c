@@ -61,6 +61,8 @@ void cmir__free(void *p)
         free(p);
 }
 
+void cmir_free(void *p) { cmir__free(p); }
+
 char *cmir__strdup(const char *s)
 {
     size_t n = strlen(s) + 1;

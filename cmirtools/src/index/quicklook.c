@@ -194,9 +194,9 @@ int cmir__quicklook(cmir_index *ix, const char *root, const float *qtile, int qh
                 put(&cv, x0 + x, PAD + y, i < 0 ? white : col);
         draw_tile(&cv, x0, PAD, t, h, w, nb);
         if (i < 0)
-            snprintf(cap, sizeof cap, "QUERY %s", name);
+            snprintf(cap, sizeof cap, "QUERY %.40s", name);
         else
-            snprintf(cap, sizeof cap, "#%d %s", i + 1, name);
+            snprintf(cap, sizeof cap, "#%d %.40s", i + 1, name);
         text(&cv, x0, PAD + CELL + 7, cap, white, CELL / 6);
         if (!(i < 0 && qtile))
             free(t);

@@ -258,11 +258,11 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
         GDALClose(out);
     cmir__free(qtile);
     cmir__gdal_quiet_end();
-    if (tmp) {
-        if (!rc && rename(tmp, out_path) != 0)
+    if (tmp) { /* VSI calls: out_path may be a /vsimem/ path */
+        if (!rc && VSIRename(tmp, out_path) != 0)
             rc = cmir__error(CMIR_EIO, "%s: cannot rename the result into place", out_path);
         if (rc)
-            unlink(tmp);
+            VSIUnlink(tmp);
         cmir__free(tmp);
     }
     if (ct)

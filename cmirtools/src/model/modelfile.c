@@ -129,7 +129,8 @@ cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_un
 void cmir__model_normalise(const cmir_model *m, int k, const float *src, int n, float *dst)
 {
     int d[3];
-    size_t px = (size_t)side_dims(&m->info, k, d) / (size_t)d[2];
+    size_t all = (size_t)side_dims(&m->info, k, d); /* sets d before it is read */
+    size_t px = all / (size_t)d[2];
     const float *mu = m->mean[k], *sd = m->std[k];
     for (size_t i = 0; i < (size_t)n * px; i++)
         for (int b = 0; b < d[2]; b++) {

@@ -570,7 +570,8 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
         p.epochs2 = J.p.epochs2;
         J.total = 2.0 * (double)p.epochs1 * (double)J.n_train + 2.0 * (double)J.ai->n_tiles +
                   (double)p.epochs2 * (double)J.n_train * 0.05;
-        rc = norm_stats(&J, raw);
+        if (!p.stage1_from)
+            rc = norm_stats(&J, raw);
     }
     for (int k = 0; !rc && k < 2; k++)
         rc = stage1(&J, k, raw, x, &rep);
@@ -804,5 +805,67 @@ int cmir_train_unified(const char *features_a, const char *features_b, const cha
     cmir_tensorset_free(ta);
     cmir_tensorset_free(tb);
     cmir_tensorset_free(tl);
+    return rc;
+}
+
+int cmir_pairs_by_label(const uint8_t *a_multi, int64_t na, int C, const int32_t *b_class, int64_t nb,
+                        uint64_t seed, int64_t **pa, int64_t **pb, int32_t **pc, int64_t *n)
+{
+    if (!a_multi || !b_class || na < 0 || nb < 0 || C < 1 || !pa || !pb || !pc || !n)
+        return cmir__error(CMIR_EINVAL, "cmir_pairs_by_label: bad arguments");
+    *pa = *pb = NULL;
+    *pc = NULL;
+    *n = 0;
+    /* b items grouped by class: start[c] .. start[c+1] in `by` */
+    int64_t *start = cmir__calloc((size_t)C + 1, sizeof(int64_t)), *by = cmir__malloc(sizeof(int64_t) * (size_t)(nb ? nb : 1));
+    int64_t *fill = cmir__calloc((size_t)C + 1, sizeof(int64_t));
+    cmir_rng *r = cmir_rng_new(seed);
+    int rc = (!start || !by || !fill || !r) ? CMIR_ENOMEM : 0;
+    for (int64_t j = 0; !rc && j < nb; j++) {
+        if (b_class[j] < 1 || b_class[j] > C)
+            rc = cmir__error(CMIR_EINVAL, "cmir_pairs_by_label: class %d of b item %lld outside 1..%d", b_class[j],
+                             (long long)j, C);
+        else
+            start[b_class[j]]++;
+    }
+    for (int c = 1; !rc && c <= C; c++)
+        start[c] += start[c - 1]; /* start[c] = end of class c (1-based) */
+    for (int64_t j = 0; !rc && j < nb; j++) {
+        int c = b_class[j] - 1; /* class c occupies [start[c], start[c+1]) */
+        by[start[c] + fill[c]++] = j;
+    }
+    int64_t total = 0;
+    for (int64_t i = 0; !rc && i < na; i++)
+        for (int c = 0; c < C; c++)
+            total += a_multi[i * C + c] && start[c + 1] > start[c];
+    if (!rc) {
+        *pa = cmir__malloc(sizeof(int64_t) * (size_t)(total ? total : 1));
+        *pb = cmir__malloc(sizeof(int64_t) * (size_t)(total ? total : 1));
+        *pc = cmir__malloc(sizeof(int32_t) * (size_t)(total ? total : 1));
+        if (!*pa || !*pb || !*pc)
+            rc = CMIR_ENOMEM;
+    }
+    for (int64_t i = 0; !rc && i < na; i++)
+        for (int c = 0; c < C; c++) {
+            int64_t cnt = start[c + 1] - start[c];
+            if (!a_multi[i * C + c] || cnt == 0)
+                continue;
+            (*pa)[*n] = i;
+            (*pb)[*n] = by[start[c] + (int64_t)cmir_rng_below(r, (uint64_t)cnt)];
+            (*pc)[*n] = c;
+            (*n)++;
+        }
+    if (rc) {
+        cmir__free(*pa);
+        cmir__free(*pb);
+        cmir__free(*pc);
+        *pa = *pb = NULL;
+        *pc = NULL;
+        *n = 0;
+    }
+    cmir__free(start);
+    cmir__free(by);
+    cmir__free(fill);
+    cmir_rng_free(r);
     return rc;
 }

