@@ -8,6 +8,9 @@ CMIR_JOBS=${CMIR_JOBS:-$(nproc 2>/dev/null || echo 2)}
 CMIR_PACKAGES="build-essential cmake pkg-config libopenblas-dev libmatio-dev libhdf5-dev
 libsndfile1-dev libgdal-dev gdal-bin libproj-dev proj-bin libfftw3-dev libsamplerate0-dev"
 
+# Only the test suite needs these (the Octave interoperability test).
+CMIR_TEST_PACKAGES="octave"
+
 cmir_say() { printf '%s\n' "$*" >&2; }
 cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }
 
@@ -15,7 +18,7 @@ cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }
 # does nothing when everything is there.
 cmir_install_deps() {
     missing=""
-    for p in $CMIR_PACKAGES; do
+    for p in $CMIR_PACKAGES ${1:-}; do
         if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
             missing="$missing $p"
         fi

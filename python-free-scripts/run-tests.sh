@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-cmir_install_deps
+cmir_install_deps "$CMIR_TEST_PACKAGES"
 cd "$CMIR_ROOT"
 set -- --output-on-failure -j "$CMIR_JOBS"
 [ -n "$label" ] && set -- "$@" -L "$label"

@@ -64,7 +64,8 @@ ko() { echo "FAIL $*"; fail=$((fail + 1)); }
 
 # ---- the index's row numbering
 sql() { ogrinfo -ro -q -sql "$1" I.gpkg | sed -n 's/^ *v ([A-Za-z0-9]*) = //p'; }
-n2=$(sql "SELECT COUNT(*) AS v FROM tiles") || die "ogrinfo cannot read I.gpkg"
+n2=$(sql "SELECT COUNT(*) AS v FROM tiles")
+[ -n "$n2" ] || die "ogrinfo cannot read I.gpkg"
 N=$((n2 / 2))
 [ "$N" -ge 2 ] || die "the index holds $n2 rows"
 bad=$(sql "SELECT COUNT(*) AS v FROM tiles WHERE NOT ((modality = 'PAN' AND row = tile_id AND row < $N) OR (modality = 'MS' AND row = tile_id + $N))")
@@ -152,6 +153,7 @@ END {
     printf "SUMMARY %d %d %d %.3e\n", npass, nfail, tswaps, maxrel
 }' octave_hits.txt cmir_hits.csv >compare.txt || die "awk"
 grep -v '^SUMMARY' compare.txt
+# shellcheck disable=SC2046 # four numbers, split on purpose
 set -- $(sed -n 's/^SUMMARY //p' compare.txt)
 pass=$((pass + $1))
 fail=$((fail + $2))
