@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "cmir/base.h"
+#include "cmir/model.h"
 #include "cmir/nn.h"
 #include "base/internal.h"
 
@@ -31,6 +32,7 @@ typedef struct options {
     int batch;
     const char *json;
     int do_pan, do_ms;
+    int cnn_only; /* --cnn-only: the sgemm peak and the cmir_cnn steps only */
 } options;
 
 static double now_s(void)
@@ -487,6 +489,84 @@ static int conv_replay(void *ctx)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The stage-1 network itself: cmir_cnn_forward + cmir_cnn_backward (+ Adam)  */
+/* as training runs them.                                                    */
+
+typedef struct cnn_bench {
+    const char *name;
+    cmir_cnn *c;
+    cmir_exec *ex;
+    cmir_rng *r;
+    cmir_optim *o;
+    float *x, *dl;
+    int n;
+    double fwd, bwd, adam; /* accumulated seconds */
+    timing step;
+} cnn_bench;
+
+static int cnn_step(void *ctx)
+{
+    cnn_bench *b = ctx;
+    double t0 = now_s();
+    CK(cmir_cnn_forward(b->c, b->ex, b->x, b->n, 1, b->r));
+    double t1 = now_s();
+    CK(cmir_cnn_backward(b->c, b->ex, b->dl, NULL));
+    double t2 = now_s();
+    CK(cmir_optim_step(b->o));
+    double t3 = now_s();
+    b->fwd += t1 - t0;
+    b->bwd += t2 - t1;
+    b->adam += t3 - t2;
+    return 0;
+}
+
+static void cnn_reset(void *ctx)
+{
+    cnn_bench *b = ctx;
+    b->fwd = b->bwd = b->adam = 0.0;
+}
+
+/* Times one branch through cmir_cnn_*; prints one line. */
+static int cnn_bench_run(const char *name, int hw, int bands, int N, cmir_exec *ex,
+                         cmir_rng *rng, double min_s, double peak)
+{
+    cnn_bench b;
+    memset(&b, 0, sizeof b);
+    cmir_cnn_params p = cmir_cnn_default_params();
+    p.h = p.w = hw;
+    p.bands = bands;
+    b.name = name;
+    b.ex = ex;
+    b.n = N;
+    b.c = cmir_cnn_new(p, 7);
+    b.r = cmir_rng_new(99);
+    b.o = cmir_optim_new(cmir_optim_default_params());
+    b.x = alloc_floats((size_t)N * hw * hw * bands);
+    b.dl = alloc_floats((size_t)N * p.n_classes);
+    if (!b.c || !b.r || !b.o || !b.x || !b.dl)
+        return report(CMIR_ENOMEM, "cnn bench setup", __LINE__);
+    CK(cmir_cnn_register(b.c, b.o));
+    fill_uniform(rng, b.x, (size_t)N * hw * hw * bands, 0.0f, 1.0f);
+    fill_uniform(rng, b.dl, (size_t)N * p.n_classes, -1e-2f, 1e-2f);
+    int rc = measure(cnn_step, &b, cnn_reset, min_s, 3, &b.step);
+    if (rc)
+        return rc;
+    double R = b.step.reps, flop = 3.0 * cmir_cnn_flops(b.c) * N;
+    printf("  %-4s cmir_cnn step %8.1f ms (best %.1f): fwd %.1f, bwd %.1f, adam %.1f ms  "
+           "%7.1f img/s  %6.1f GFLOP/s (3x fwd) = %.2f of peak\n",
+           name, 1e3 * b.step.mean, 1e3 * b.step.best, 1e3 * b.fwd / R, 1e3 * b.bwd / R,
+           1e3 * b.adam / R, N / b.step.mean, gflops(flop, b.step.mean),
+           gflops(flop, b.step.mean) / peak);
+    fflush(stdout);
+    cmir_optim_free(b.o);
+    cmir_rng_free(b.r);
+    cmir_cnn_free(b.c);
+    free(b.x);
+    free(b.dl);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
 /* JSON output                                                               */
 
 static void json_str(FILE *f, const char *s)
@@ -605,6 +685,7 @@ static void usage(FILE *f)
             "  -b BATCH    batch size of the branches (default 64)\n"
             "  --branch B  which CMIR-NET branch to run (default both)\n"
             "  --json FILE also write the results as JSON\n"
+            "  --cnn-only  only the sgemm peak and the cmir_cnn training steps\n"
             "Times OpenBLAS sgemm (square peak and the conv layers' GEMM shapes), libcmir's\n"
             "3x3 conv forward/backward per layer against that peak, and a whole branch\n"
             "training step (conv, lrelu, batchnorm, maxpool, dense, Adam).\n");
@@ -612,7 +693,7 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){2, 1.0, 64, NULL, 1, 1};
+    *o = (options){2, 1.0, 64, NULL, 1, 1, 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -638,6 +719,8 @@ static int parse_args(int argc, char **argv, options *o)
                 goto bad;
             o->batch = (int)b;
             i++;
+        } else if (!strcmp(a, "--cnn-only")) {
+            o->cnn_only = 1;
         } else if (!strcmp(a, "--json") && v) {
             o->json = v;
             i++;
@@ -691,12 +774,12 @@ static int run(const options *o)
     fflush(stdout);
 
     /* ---- allocate everything up front ---- */
-    if (o->do_pan) {
+    if (o->do_pan && !o->cnn_only) {
         if ((rc = branch_init(&pan, "PAN", 256, 1, pan_defs, 3, N, ex, rng)))
             return rc;
         brs[nb++] = &pan;
     }
-    if (o->do_ms) {
+    if (o->do_ms && !o->cnn_only) {
         if ((rc = branch_init(&ms, "MS", 64, 4, ms_defs, 3, N, ex, rng)))
             return rc;
         brs[nb++] = &ms;
@@ -741,6 +824,8 @@ static int run(const options *o)
         fflush(stdout);
     }
     printf("  peak    %8.1f GFLOP/s  (the reference for every ratio below)\n\n", peak);
+    if (o->cnn_only)
+        goto cnn_section;
 
     /* ---- 1b. sgemm at the conv GEMM shapes ---- */
     printf("== OpenBLAS sgemm at the conv layers' GEMM shapes (row-major) ==\n"
@@ -858,6 +943,15 @@ static int run(const options *o)
                    c + 1 < NCAT ? "," : "\n");
         fflush(stdout);
     }
+
+    /* ---- 4. the stage-1 network through cmir_cnn_* (what training runs) ---- */
+cnn_section:
+    printf("\n== cmir_cnn training step (forward, backward, Adam), batch %d, %d thread(s) ==\n",
+           N, T);
+    if (o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, peak)))
+        return rc;
+    if (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, peak)))
+        return rc;
 
     /* ---- the peak again: these machines drift; say how much ---- */
     double peak_end = 0.0;

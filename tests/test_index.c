@@ -278,6 +278,19 @@ static void test_merge(void)
     }
     cmir_index_close(a);
     cmir_index_close(b);
+    /* features whose FID is not row + 1 (edited by another tool) are still
+     * found: the row -> FID map is built by a scan */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ogrinfo -q %s -sql \"UPDATE tiles SET fid = fid + 1000000 WHERE row < 500\" "
+             "> /dev/null 2>&1", mg);
+    ASSERT_EQ_INT(system(cmd), 0);
+    cmir_query q = {CMIR_QUERY_ROW, 10, NULL, 0, {0}}; /* its hits have moved FIDs */
+    cmir_search_params sp = cmir_search_default_params();
+    sp.k = 5;
+    sp.filter.modality = -1;
+    ASSERT_OK(cmir_search(M, mg, &q, 1, in_dir("fid.geojson"), sp, NULL, NULL));
+    snprintf(cmd, sizeof cmd, "ogrinfo -ro -al -q %s | grep -c 'rank (Integer)' | grep -qx 5", in_dir("fid.geojson"));
+    ASSERT_EQ_INT(system(cmd), 0);
     /* shards of different models do not merge */
     ASSERT_OK(cmir_index_build(M2, &A, 1, in_dir("s3.gpkg"), cmir_index_default_params(), NULL, NULL, NULL));
     const char *bad[2] = {s1, in_dir("s3.gpkg")};

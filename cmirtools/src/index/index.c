@@ -75,59 +75,44 @@ static int load(cmir_index *ix)
     size_t N = (size_t)ix->n;
     ix->v = cmir__malloc(sizeof(float) * (N ? N : 1) * (size_t)ix->dim);
     ix->mod = cmir__malloc(N ? N : 1);
-    ix->fid = cmir__malloc(sizeof(int64_t) * (N ? N : 1));
     uint8_t *seen = cmir__calloc(N ? N : 1, 1);
-    if (!ix->v || !ix->mod || !ix->fid || !seen) {
+    if (!ix->v || !ix->mod || !seen) {
         cmir__free(seen);
         return CMIR_ENOMEM;
     }
-    /* embeddings: chunks must tile [0, n) exactly */
+    /* The matrix and the modalities, from the chunks alone: the tiles layer
+     * (footprints, attributes) is not read at all here, so opening costs
+     * about one read of the embedding BLOBs. Chunks must tile [0, n). */
     int64_t covered = 0;
     OGRFeatureH f;
     OGR_L_ResetReading(emb);
     while (!rc && (f = OGR_L_GetNextFeature(emb)) != NULL) {
         int64_t first = OGR_F_GetFieldAsInteger64(f, 0);
-        int nr = OGR_F_GetFieldAsInteger(f, 1), d = OGR_F_GetFieldAsInteger(f, 2), bytes = 0;
+        int nr = OGR_F_GetFieldAsInteger(f, 1), d = OGR_F_GetFieldAsInteger(f, 2), bytes = 0, mbytes = 0;
         const GByte *data = OGR_F_GetFieldAsBinary(f, 3, &bytes);
-        if (d != ix->dim || nr < 1 || first < 0 || first + nr > ix->n ||
-            bytes != nr * d * (int)sizeof(float) || !data)
+        const GByte *mod = OGR_F_GetFieldAsBinary(f, 4, &mbytes);
+        int overlap = 0;
+        if (d == ix->dim && nr >= 1 && first >= 0 && first + nr <= ix->n)
+            for (int j = 0; j < nr && !overlap; j++)
+                overlap = seen[first + j]++;
+        if (d != ix->dim || nr < 1 || first < 0 || first + nr > ix->n || overlap ||
+            bytes != nr * d * (int)sizeof(float) || !data || mbytes != nr || !mod)
             rc = cmir__error(CMIR_EFORMAT, "%s: damaged embedding chunk at row %lld", path, (long long)first);
         else {
             memcpy(ix->v + (size_t)first * ix->dim, data, (size_t)bytes);
+            for (int j = 0; j < nr; j++)
+                ix->mod[first + j] = mod[j] != 0;
             covered += nr;
         }
         OGR_F_Destroy(f);
     }
+    cmir__free(seen);
     if (!rc && covered != ix->n)
         rc = cmir__error(CMIR_EFORMAT, "%s: the embedding chunks hold %lld rows, the index %lld", path,
                          (long long)covered, (long long)ix->n);
-    /* tiles: row -> fid, modality; geometry and other fields skipped */
-    const char *ign[] = {"tile_id", "archive", "scene", "window", "class", "class_name", "labels", "OGR_GEOMETRY",
-                         "OGR_STYLE", NULL};
-    OGR_L_SetIgnoredFields(ix->tiles, ign);
-    OGRFeatureDefnH fd = OGR_L_GetLayerDefn(ix->tiles);
-    int frow = OGR_FD_GetFieldIndex(fd, "row"), fmod = OGR_FD_GetFieldIndex(fd, "modality");
-    if (!rc && (frow < 0 || fmod < 0))
-        rc = cmir__error(CMIR_EFORMAT, "%s: the tiles layer lacks row/modality", path);
-    int64_t rows = 0;
-    OGR_L_ResetReading(ix->tiles);
-    while (!rc && (f = OGR_L_GetNextFeature(ix->tiles)) != NULL) {
-        int64_t r = OGR_F_GetFieldAsInteger64(f, frow);
-        const char *m = OGR_F_GetFieldAsString(f, fmod);
-        if (r < 0 || r >= ix->n || seen[r])
-            rc = cmir__error(CMIR_EFORMAT, "%s: tile feature with a bad or repeated row %lld", path, (long long)r);
-        else {
-            seen[r] = 1;
-            ix->fid[r] = OGR_F_GetFID(f);
-            ix->mod[r] = !strcmp(m, "MS");
-            rows++;
-        }
-        OGR_F_Destroy(f);
-    }
-    OGR_L_SetIgnoredFields(ix->tiles, NULL);
-    cmir__free(seen);
-    if (!rc && rows != ix->n)
-        rc = cmir__error(CMIR_EFORMAT, "%s: %lld tile features for %lld rows", path, (long long)rows, (long long)ix->n);
+    if (!rc && OGR_L_GetFeatureCount(ix->tiles, FALSE) != ix->n) /* cheap for GPKG: a stored count */
+        rc = cmir__error(CMIR_EFORMAT, "%s: %lld tile features for %lld rows", path,
+                         (long long)OGR_L_GetFeatureCount(ix->tiles, FALSE), (long long)ix->n);
     if (!rc) {
         ix->norms = cmir__malloc(sizeof(float) * (N ? N : 1));
         if (!ix->norms)
@@ -168,6 +153,44 @@ const float *cmir_index_vector(const cmir_index *ix, int64_t r)
     return ix && r >= 0 && r < ix->n ? ix->v + (size_t)r * ix->dim : NULL;
 }
 int cmir_index_modality(const cmir_index *ix, int64_t r) { return ix && r >= 0 && r < ix->n ? ix->mod[r] : -1; }
+
+/* Row -> FID map by a scan of the tiles layer (only for indexes whose FIDs
+ * are not row + 1). */
+static int build_fid_map(cmir_index *ix)
+{
+    ix->fid = cmir__malloc(sizeof(int64_t) * (size_t)(ix->n ? ix->n : 1));
+    if (!ix->fid)
+        return CMIR_ENOMEM;
+    for (int64_t r = 0; r < ix->n; r++)
+        ix->fid[r] = -1;
+    int frow = OGR_FD_GetFieldIndex(OGR_L_GetLayerDefn(ix->tiles), "row");
+    OGRFeatureH f;
+    OGR_L_ResetReading(ix->tiles);
+    while ((f = OGR_L_GetNextFeature(ix->tiles)) != NULL) {
+        int64_t r = OGR_F_GetFieldAsInteger64(f, frow);
+        if (r >= 0 && r < ix->n)
+            ix->fid[r] = OGR_F_GetFID(f);
+        OGR_F_Destroy(f);
+    }
+    return 0;
+}
+
+OGRFeatureH cmir__index_feature(cmir_index *ix, int64_t r)
+{
+    if (r < 0 || r >= ix->n)
+        return NULL;
+    int frow = OGR_FD_GetFieldIndex(OGR_L_GetLayerDefn(ix->tiles), "row");
+    if (!ix->fid) {
+        OGRFeatureH f = OGR_L_GetFeature(ix->tiles, r + 1);
+        if (f && OGR_F_GetFieldAsInteger64(f, frow) == r)
+            return f;
+        if (f)
+            OGR_F_Destroy(f);
+        if (build_fid_map(ix))
+            return NULL;
+    }
+    return ix->fid[r] >= 0 ? OGR_L_GetFeature(ix->tiles, ix->fid[r]) : NULL;
+}
 
 /* Envelopes of every footprint in the index CRS (NaN when none). */
 static int load_envelopes(cmir_index *ix)

@@ -58,7 +58,8 @@ int cmir__index_create_layers(GDALDatasetH ds, const char *path, OGRSpatialRefer
              {*tiles, "class", OFTInteger},       {*tiles, "class_name", OFTString},
              {*tiles, "labels", OFTString},       {*emb, "first_row", OFTInteger64},
              {*emb, "n_rows", OFTInteger},        {*emb, "dim", OFTInteger},
-             {*emb, "data", OFTBinary},           {*meta, "key", OFTString},
+             {*emb, "data", OFTBinary},           {*emb, "modality", OFTBinary},
+             {*meta, "key", OFTString},
              {*meta, "value", OFTString}};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
         OGRFieldDefnH d = field(f[i].name, f[i].t);
@@ -71,7 +72,7 @@ int cmir__index_create_layers(GDALDatasetH ds, const char *path, OGRSpatialRefer
 }
 
 int cmir__index_write_chunk(OGRLayerH emb, const char *path, int64_t first, int64_t n, int dim,
-                            const float *v)
+                            const float *v, const uint8_t *mod)
 {
     OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(emb));
     if (!f)
@@ -81,6 +82,7 @@ int cmir__index_write_chunk(OGRLayerH emb, const char *path, int64_t first, int6
     OGR_F_SetFieldInteger(f, 2, dim);
     /* float32, little-endian (x86 and ARM Linux are little-endian) */
     OGR_F_SetFieldBinary(f, 3, (int)(n * dim * (int64_t)sizeof(float)), (const void *)v);
+    OGR_F_SetFieldBinary(f, 4, (int)n, (const void *)mod);
     OGRErr e = OGR_L_CreateFeature(emb, f);
     OGR_F_Destroy(f);
     return e == OGRERR_NONE ? 0 : cmir__gdal_error(CMIR_EIO, path, "cannot write embeddings");
@@ -128,6 +130,7 @@ typedef struct builder {
     int dim;
     int64_t row;         /* next row */
     float *chunk;        /* CMIR_INDEX_CHUNK x dim */
+    uint8_t *chunk_mod;  /* CMIR_INDEX_CHUNK */
     int64_t chunk_first, chunk_n;
     /* one cached transformation: from the last tile CRS to the index CRS */
     char *ct_wkt;
@@ -139,7 +142,7 @@ static int flush_chunk(builder *B)
 {
     if (!B->chunk_n)
         return 0;
-    int rc = cmir__index_write_chunk(B->emb, B->path, B->chunk_first, B->chunk_n, B->dim, B->chunk);
+    int rc = cmir__index_write_chunk(B->emb, B->path, B->chunk_first, B->chunk_n, B->dim, B->chunk, B->chunk_mod);
     B->chunk_first += B->chunk_n;
     B->chunk_n = 0;
     return rc;
@@ -226,6 +229,7 @@ static int add_tile(builder *B, const cmir_archive *a, const char *apath, int k,
     if (e != OGRERR_NONE)
         return cmir__gdal_error(CMIR_EIO, B->path, "cannot write a tile feature");
     memcpy(B->chunk + (size_t)B->chunk_n * B->dim, v, sizeof(float) * (size_t)B->dim);
+    B->chunk_mod[B->chunk_n] = (uint8_t)k;
     B->chunk_n++;
     B->row++;
     return B->chunk_n == CMIR_INDEX_CHUNK ? flush_chunk(B) : 0;
@@ -281,11 +285,12 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     if (!rc) {
         B.dim = mi->d_v;
         B.chunk = cmir__malloc(sizeof(float) * (size_t)CMIR_INDEX_CHUNK * B.dim);
+        B.chunk_mod = cmir__malloc(CMIR_INDEX_CHUNK);
         size_t per = (size_t)mi->pan_h * mi->pan_w * mi->pan_bands;
         size_t per2 = (size_t)mi->ms_h * mi->ms_w * mi->ms_bands;
         raw = cmir__malloc(sizeof(float) * 64 * (per > per2 ? per : per2));
         V = cmir__malloc(sizeof(float) * 64 * (size_t)B.dim);
-        if (!B.chunk || !raw || !V)
+        if (!B.chunk || !B.chunk_mod || !raw || !V)
             rc = CMIR_ENOMEM;
     }
     OGRLayerH meta = NULL;
@@ -393,6 +398,7 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
         cmir_archive_close(arch[i]);
     cmir__free(arch);
     cmir__free(B.chunk);
+    cmir__free(B.chunk_mod);
     cmir__free(raw);
     cmir__free(V);
     cmir_model_free(m);
@@ -440,7 +446,7 @@ int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmi
         else if (!OSRIsSame(ix->srs, first->srs))
             rc = cmir__error(CMIR_EINVAL, "%s: its CRS differs from %s's", parts[i], parts[0]);
         for (int64_t r = 0; !rc && r < ix->n; r++) {
-            OGRFeatureH f = OGR_L_GetFeature(ix->tiles, ix->fid[r]);
+            OGRFeatureH f = cmir__index_feature(ix, r);
             if (!f) {
                 rc = cmir__error(CMIR_EFORMAT, "%s: row %lld has no feature", parts[i], (long long)r);
                 break;
@@ -456,8 +462,11 @@ int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmi
                 rc = cmir__gdal_error(CMIR_EIO, out, "cannot write a tile feature");
             if (!B.chunk && !(B.chunk = cmir__malloc(sizeof(float) * (size_t)CMIR_INDEX_CHUNK * B.dim)))
                 rc = CMIR_ENOMEM;
+            if (!B.chunk_mod && !(B.chunk_mod = cmir__malloc(CMIR_INDEX_CHUNK)))
+                rc = CMIR_ENOMEM;
             if (!rc) {
                 memcpy(B.chunk + (size_t)B.chunk_n * B.dim, ix->v + (size_t)r * B.dim, sizeof(float) * (size_t)B.dim);
+                B.chunk_mod[B.chunk_n] = ix->mod[r];
                 B.chunk_n++;
                 B.row++;
                 if (B.chunk_n == CMIR_INDEX_CHUNK)
@@ -495,6 +504,7 @@ int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmi
     }
     cmir__free(tmp);
     cmir__free(B.chunk);
+    cmir__free(B.chunk_mod);
     OSRDestroySpatialReference(B.srs);
     cmir_index_close(first);
     return rc;

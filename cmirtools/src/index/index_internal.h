@@ -23,7 +23,9 @@ struct cmir_index {
     float *v;         /* n x dim */
     float *norms;     /* n, computed at open */
     uint8_t *mod;     /* n */
-    int64_t *fid;     /* n: FID of row r in "tiles" */
+    int64_t *fid;     /* n: FID of row r in "tiles", built on demand when a
+                         feature's FID is not row + 1 (never, for indexes
+                         written by CMIR) */
     double *env;      /* n x 4 envelopes in the index CRS, loaded on demand */
     OGRSpatialReferenceH srs;
 };
@@ -31,9 +33,12 @@ struct cmir_index {
 /* Creates the three layers of a new index in ds. */
 int cmir__index_create_layers(GDALDatasetH ds, const char *path, OGRSpatialReferenceH srs,
                               OGRLayerH *tiles, OGRLayerH *emb, OGRLayerH *meta);
-/* Writes rows [first, first + n) of the matrix (n x dim) as one BLOB. */
+/* Writes rows [first, first + n) of the matrix (n x dim) as one BLOB, with
+ * their modalities (n bytes, 0 PAN, 1 MS) as another. */
 int cmir__index_write_chunk(OGRLayerH emb, const char *path, int64_t first, int64_t n, int dim,
-                            const float *v);
+                            const float *v, const uint8_t *mod);
+/* The "tiles" feature of row r (destroy with OGR_F_Destroy), or NULL. */
+OGRFeatureH cmir__index_feature(cmir_index *ix, int64_t r);
 /* Sets key = value in cmir_meta (insert or update). */
 int cmir__index_set_meta(OGRLayerH meta, const char *path, const char *key, const char *value);
 /* Reads key from cmir_meta; NULL when absent; the caller frees. */

@@ -130,7 +130,7 @@ static void draw_tile(canvas *cv, int x0, int y0, const float *t, int h, int w, 
 static int row_tile(cmir_index *ix, int64_t r, const char *root, float **t, int *h, int *w, int *nb, int *cls,
                     char *name, size_t nname)
 {
-    OGRFeatureH f = OGR_L_GetFeature(ix->tiles, ix->fid[r]);
+    OGRFeatureH f = cmir__index_feature(ix, r);
     if (!f)
         return cmir__error(CMIR_EFORMAT, "%s: row %lld has no feature", ix->path, (long long)r);
     char path[4096];

@@ -215,7 +215,7 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
         if ((rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist)))
             break;
         for (int r = 0; !rc && r < p.k && rows[r] >= 0; r++) {
-            OGRFeatureH src = OGR_L_GetFeature(ix->tiles, ix->fid[rows[r]]);
+            OGRFeatureH src = cmir__index_feature(ix, rows[r]);
             if (!src) {
                 rc = cmir__gdal_error(CMIR_EFORMAT, index_path, "missing tile feature");
                 break;
