@@ -193,6 +193,47 @@ static void test_bad_models(void)
     ASSERT_TRUE(access(in_dir("x.mat"), F_OK) != 0);
 }
 
+static int stop_in_ms(double frac, const char *msg, void *user)
+{
+    (void)frac;
+    (void)user;
+    return msg && strstr(msg, (const char *)user) != NULL;
+}
+
+/* Interrupted training resumed from its checkpoint gives the same model. */
+static void test_resume(void)
+{
+    const char *arch = in_dir("a.mat");
+    cmir_train_params p = small();
+    p.epochs1 = 3;
+    p.epochs2 = 20;
+    ASSERT_OK(cmir_train(arch, in_dir("straight.mat"), p, NULL, NULL, NULL));
+    const char *stops[2] = {"stage 1 MS epoch 1/", "stage 2 epoch 10/"};
+    for (int s = 0; s < 2; s++) {
+        cmir_train_params q = p;
+        q.checkpoint = in_dir("ckpt.mat");
+        ASSERT_EQ_INT(cmir_train(arch, in_dir("r.mat"), q, stop_in_ms, (void *)stops[s], NULL), CMIR_ECANCEL);
+        ASSERT_TRUE(access(in_dir("ckpt.mat"), F_OK) == 0);
+        q.resume = in_dir("ckpt.mat");
+        ASSERT_OK(cmir_train(arch, in_dir("r.mat"), q, NULL, NULL, NULL));
+        cmir_model *a = cmir_model_load(in_dir("straight.mat")), *b = cmir_model_load(in_dir("r.mat"));
+        ASSERT_TRUE(a && b);
+        if (a && b) {
+            printf("  stopped at '%s', resumed: %s, straight: %s\n", stops[s], cmir_model_get_info(b)->id,
+                   cmir_model_get_info(a)->id);
+            ASSERT_TRUE(strcmp(cmir_model_get_info(a)->id, cmir_model_get_info(b)->id) == 0);
+        }
+        cmir_model_free(a);
+        cmir_model_free(b);
+    }
+    /* other settings: refused */
+    cmir_train_params q = p;
+    q.seed = 77;
+    q.resume = in_dir("ckpt.mat");
+    ASSERT_EQ_INT(cmir_train(arch, in_dir("r2.mat"), q, NULL, NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "other settings") != NULL);
+}
+
 /* The paper's pairing for unpaired multi-label data. */
 static void test_pairs_by_label(void)
 {
@@ -233,6 +274,7 @@ int main(void)
     RUN(test_determinism);
     RUN(test_bad_models);
     RUN(test_pairs_by_label);
+    RUN(test_resume);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -15,6 +15,7 @@ static const char usage[] =
     "                  [-ortho X] [-dropout X] [-w_pair X] [-w_class X] [-w_norm X]\n"
     "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel]\n"
     "                  [-features_dir DIR] [-unified FILE.mat] [-stage1_from MODEL.mat]\n"
+    "                  [-checkpoint CKPT.mat] [-resume CKPT.mat]\n"
     "                  ARCHIVE.mat MODEL.mat\n"
     "       cmir_train -features A.mat B.mat [-labels L.mat] [stage-2 options] UNIFIED.mat\n"
     "\n"
@@ -29,6 +30,9 @@ static const char usage[] =
     "                     N x 128) for the paper's step 2 scripts\n"
     "  -unified FILE      also write FILE with featuresx (PAN) and featuresy (MS), N x d_v\n"
     "  -split scene|tile  hold out whole scenes (default, when the archive records them) or tiles\n"
+    "  -checkpoint C.mat  save a checkpoint after every stage-1 epoch and every tenth of stage 2\n"
+    "  -resume C.mat      continue an interrupted run from its checkpoint (same archive and\n"
+    "                     settings): the model is bit-identical to an uninterrupted run\n"
     "  -stage1_from M.mat reuse the stage-1 CNNs of a model trained on the same archive and\n"
     "                     train stage 2 only (ablations of the unified losses in seconds)\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
@@ -97,6 +101,8 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-unified")) p.unified_path = v;
             else if (!strcmp(a, "-labels")) labels = v;
             else if (!strcmp(a, "-stage1_from")) p.stage1_from = v;
+            else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
+            else if (!strcmp(a, "-resume")) p.resume = v;
             else {
                 rc = cmir_app_fail("cmir_train", "unknown option '%s' (see --help)", a);
                 rc = 2;

@@ -89,6 +89,9 @@ CMIR_API float cmir_rng_uniform(cmir_rng *r);
 CMIR_API uint64_t cmir_rng_below(cmir_rng *r, uint64_t n);
 /* Standard normal (Box-Muller on two uniforms). */
 CMIR_API float cmir_rng_normal(cmir_rng *r);
+/* The generator's whole state (for checkpoints), and its restoration. */
+CMIR_API void cmir_rng_get_state(const cmir_rng *r, uint64_t state[4]);
+CMIR_API void cmir_rng_set_state(cmir_rng *r, const uint64_t state[4]);
 
 /* ---- Execution context -----------------------------------------------
  * Holds the thread count used by every kernel that receives it and a

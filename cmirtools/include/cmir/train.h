@@ -34,6 +34,12 @@ typedef struct cmir_train_params {
                                  (variable `features`, N x 128, and `labels`) */
     const char *unified_path; /* if set: unified.mat with featuresx (PAN V)
                                  and featuresy (MS V), N x d_v, and labels */
+    const char *checkpoint;   /* if set: written (atomically) after every
+                                 stage-1 epoch and every stage-2 tenth, with
+                                 weights, optimiser moments and RNG state */
+    const char *resume;       /* if set: a checkpoint of the same archive and
+                                 settings to continue from; the result is
+                                 bit-identical to an uninterrupted run */
     const char *stage1_from;  /* if set: a model file for the same archive
                                  whose stage-1 CNNs and normalisation are
                                  reused (stage 1 is skipped): ablations of

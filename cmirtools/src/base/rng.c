@@ -69,3 +69,15 @@ float cmir_rng_normal(cmir_rng *r)
     double u2 = (double)(cmir_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
     return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
+
+void cmir_rng_get_state(const cmir_rng *r, uint64_t state[4])
+{
+    for (int i = 0; i < 4; i++)
+        state[i] = r->s[i];
+}
+
+void cmir_rng_set_state(cmir_rng *r, const uint64_t state[4])
+{
+    for (int i = 0; i < 4; i++)
+        r->s[i] = state[i];
+}

@@ -28,7 +28,9 @@ struct cmir_cnn {
     float sm[NBLK][128], si[NBLK][128];
     /* activations for up to nmax images */
     int nmax, n, training;
-    float *a[NBLK], *pool[NBLK + 1], *bn, *Z, *zd, *logits, *g0, *g1, *dzd;
+    /* a: leaky-ReLU outputs (batch-norm inputs); xw: the pool winners'
+     * normalised values (the fused kernels need no normalised full tensor) */
+    float *a[NBLK], *xw[NBLK], *pool[NBLK + 1], *Z, *zd, *logits, *g0, *g1, *dzd;
     int32_t *idx[NBLK + 1];
     uint8_t *mask;
     const float *x;
@@ -66,7 +68,8 @@ static void free_acts(cmir_cnn *c)
 {
     for (int l = 0; l < NBLK; l++) {
         cmir__free_aligned(c->a[l]);
-        c->a[l] = NULL;
+        cmir__free_aligned(c->xw[l]);
+        c->a[l] = c->xw[l] = NULL;
     }
     for (int l = 0; l <= NBLK; l++) {
         cmir__free_aligned(c->pool[l]);
@@ -74,7 +77,7 @@ static void free_acts(cmir_cnn *c)
         c->pool[l] = NULL;
         c->idx[l] = NULL;
     }
-    float **bufs[] = {&c->bn, &c->Z, &c->zd, &c->logits, &c->g0, &c->g1, &c->dzd};
+    float **bufs[] = {&c->Z, &c->zd, &c->logits, &c->g0, &c->g1, &c->dzd};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) {
         cmir__free_aligned(*bufs[i]);
         *bufs[i] = NULL;
@@ -199,7 +202,8 @@ static int ensure(cmir_cnn *c, int n)
         size_t ps = (size_t)n * c->H[l + 1] * c->W[l + 1] * FILTERS[l];
         c->pool[l] = abuf(ps);
         c->idx[l] = cmir__malloc(ps * sizeof(int32_t));
-        if (!c->a[l] || !c->pool[l] || !c->idx[l])
+        c->xw[l] = abuf(ps);
+        if (!c->a[l] || !c->pool[l] || !c->idx[l] || !c->xw[l])
             goto oom;
     }
     size_t fs = (size_t)n * c->F;
@@ -210,7 +214,6 @@ static int ensure(cmir_cnn *c, int n)
             goto oom;
     }
     maxact = fs > maxact ? fs : maxact;
-    c->bn = abuf(maxact);
     c->g0 = abuf(maxact);
     c->g1 = abuf(maxact);
     c->Z = abuf((size_t)n * CMIR_FEAT_DIM);
@@ -218,7 +221,7 @@ static int ensure(cmir_cnn *c, int n)
     c->dzd = abuf((size_t)n * CMIR_FEAT_DIM);
     c->logits = abuf((size_t)n * c->p.n_classes);
     c->mask = cmir__malloc((size_t)n * CMIR_FEAT_DIM);
-    if (!c->bn || !c->g0 || !c->g1 || !c->Z || !c->zd || !c->dzd || !c->logits || !c->mask)
+    if (!c->g0 || !c->g1 || !c->Z || !c->zd || !c->dzd || !c->logits || !c->mask)
         goto oom;
     c->nmax = n;
     return 0;
@@ -248,13 +251,13 @@ int cmir_cnn_forward(cmir_cnn *c, cmir_exec *ex, const float *x, int n, int trai
         int co = FILTERS[l];
         cmir_tensor tx = cmir_tensor_4d((float *)in, n, c->H[l], c->W[l], cin);
         cmir_tensor ta = cmir_tensor_4d(c->a[l], n, c->H[l], c->W[l], co);
-        cmir_tensor tb = cmir_tensor_4d(c->bn, n, c->H[l], c->W[l], co);
         cmir_tensor tp = cmir_tensor_4d(c->pool[l], n, c->H[l + 1], c->W[l + 1], co);
-        TRY(cmir_conv3x3_forward(ex, &tx, c->cw[l], c->cb[l], &ta));
-        TRY(cmir_lrelu_forward(ex, c->p.slope, &ta, &ta));
-        TRY(cmir_batchnorm_forward(ex, c->p.bn, training, &ta, c->bg[l], c->bb[l], c->rm[l], c->rv[l],
-                                   c->sm[l], c->si[l], &tb));
-        TRY(cmir_maxpool_forward(ex, c->k[l], &tb, &tp, c->idx[l]));
+        /* conv -> leaky ReLU -> batch norm -> max-pool, fused: the batch-norm
+         * output is never stored (the backward recomputes it from a[l]). */
+        TRY(cmir_conv3x3_lrelu_forward(ex, &tx, c->cw[l], c->cb[l], c->p.slope, &ta));
+        TRY(cmir_bn_maxpool_forward(ex, c->p.bn, training, c->k[l], &ta, c->bg[l], c->bb[l],
+                                    c->rm[l], c->rv[l], c->sm[l], c->si[l], &tp, c->idx[l],
+                                    training ? c->xw[l] : NULL));
         in = c->pool[l];
         cin = co;
     }
@@ -314,9 +317,9 @@ int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const fl
         cmir_tensor dp = cmir_tensor_4d(cur, n, c->H[l + 1], c->W[l + 1], co);
         cmir_tensor da = cmir_tensor_4d(other, n, c->H[l], c->W[l], co);
         cmir_tensor ta = cmir_tensor_4d(c->a[l], n, c->H[l], c->W[l], co);
-        TRY(cmir_maxpool_backward(ex, &dp, c->idx[l], &da));
-        TRY(cmir_batchnorm_backward(ex, &ta, c->bg[l], c->sm[l], c->si[l], &da, &da, c->gbg[l], c->gbb[l]));
-        TRY(cmir_lrelu_backward(ex, c->p.slope, &ta, &da, &da));
+        /* max-pool, batch-norm and leaky-ReLU backward in one dense pass */
+        TRY(cmir_bn_maxpool_backward(ex, c->p.slope, c->k[l], &ta, c->bg[l], c->sm[l], c->si[l],
+                                     &dp, c->idx[l], c->xw[l], &da, c->gbg[l], c->gbb[l]));
         const float *xin = l ? c->pool[l - 1] : c->x;
         cmir_tensor tx = cmir_tensor_4d((float *)xin, n, c->H[l], c->W[l], cin);
         cmir_tensor dx = cmir_tensor_4d(cur, n, c->H[l], c->W[l], cin);

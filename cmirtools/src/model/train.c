@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -59,7 +60,133 @@ typedef struct job {
     void *user;
     double done, total; /* progress units */
     char msg[256];
+    char settings[1024];
+    cmir_tensorset *resume; /* loaded checkpoint, or NULL */
+    int r_stage, r_epoch;   /* where it stopped: stage 0 PAN, 1 MS, 2 unified; epochs done */
 } job;
+
+#define CKPT_FORMAT "cmir-checkpoint 1"
+
+/* Writes the checkpoint: every network so far, the normalisation, the
+ * current optimiser's moments, the RNG state, and where we are. */
+static int save_checkpoint(job *J, int stage, int epochs_done, cmir_optim *o)
+{
+    if (!J->p.checkpoint)
+        return 0;
+    cmir_tensorset *ts = cmir_tensorset_new();
+    if (!ts)
+        return CMIR_ENOMEM;
+    char buf[160];
+    uint64_t st[4];
+    cmir_rng_get_state(J->rng, st);
+    int rc = cmir_tensorset_put_string(ts, "CKPT_FORMAT", CKPT_FORMAT);
+    snprintf(buf, sizeof buf, "%d %d %016llx %016llx %016llx %016llx", stage, epochs_done, (unsigned long long)st[0],
+             (unsigned long long)st[1], (unsigned long long)st[2], (unsigned long long)st[3]);
+    if (!rc) rc = cmir_tensorset_put_string(ts, "CKPT_STATE", buf);
+    if (!rc) rc = cmir_tensorset_put_string(ts, "CKPT_SETTINGS", J->settings);
+    if (!rc) rc = cmir_cnn_save(J->m->cnn[0], ts, "pan_");
+    if (!rc) rc = cmir_cnn_save(J->m->cnn[1], ts, "ms_");
+    if (!rc && stage == 2) rc = cmir_unified_save(J->m->uni, ts);
+    for (int k = 0; !rc && k < 2; k++) {
+        int64_t nb = k ? J->m->info.ms_bands : J->m->info.pan_bands;
+        cmir_tensor mu = cmir_tensor_make(J->m->mean[k], 1, &nb), sd = cmir_tensor_make(J->m->std[k], 1, &nb);
+        rc = cmir_tensorset_put(ts, k ? "MS_MEAN" : "PAN_MEAN", &mu);
+        if (!rc)
+            rc = cmir_tensorset_put(ts, k ? "MS_STD" : "PAN_STD", &sd);
+    }
+    snprintf(buf, sizeof buf, "%lld", (long long)cmir_optim_steps(o));
+    if (!rc) rc = cmir_tensorset_put_string(ts, "OPT_STEPS", buf);
+    for (int i = 0; !rc; i++) {
+        float *m, *v;
+        size_t n;
+        if (cmir_optim_state(o, i, &m, &v, &n))
+            break;
+        int64_t nn = (int64_t)n;
+        cmir_tensor tm = cmir_tensor_make(m, 1, &nn), tv = cmir_tensor_make(v, 1, &nn);
+        snprintf(buf, sizeof buf, "opt_m_%d", i);
+        rc = cmir_tensorset_put(ts, buf, &tm);
+        snprintf(buf, sizeof buf, "opt_v_%d", i);
+        if (!rc && v)
+            rc = cmir_tensorset_put(ts, buf, &tv);
+    }
+    cmir__clear_error();
+    if (!rc)
+        rc = cmir_tensorset_save(ts, J->p.checkpoint);
+    cmir_tensorset_free(ts);
+    return rc;
+}
+
+/* Restores the optimiser's moments from the checkpoint. */
+static int restore_optim(job *J, cmir_optim *o)
+{
+    const char *s = cmir_tensorset_get_string(J->resume, "OPT_STEPS");
+    if (!s)
+        return cmir__error(CMIR_EFORMAT, "%s: no OPT_STEPS", J->p.resume);
+    cmir_optim_set_steps(o, atoll(s));
+    char name[32];
+    for (int i = 0;; i++) {
+        float *m, *v;
+        size_t n;
+        if (cmir_optim_state(o, i, &m, &v, &n))
+            break;
+        int64_t nn = (int64_t)n;
+        snprintf(name, sizeof name, "opt_m_%d", i);
+        int rc = cmir_tensorset_expect(J->resume, name, 1, &nn);
+        if (rc)
+            return rc;
+        memcpy(m, cmir_tensorset_get(J->resume, name)->data, sizeof(float) * n);
+        if (v) {
+            snprintf(name, sizeof name, "opt_v_%d", i);
+            if ((rc = cmir_tensorset_expect(J->resume, name, 1, &nn)))
+                return rc;
+            memcpy(v, cmir_tensorset_get(J->resume, name)->data, sizeof(float) * n);
+        }
+    }
+    cmir__clear_error();
+    return 0;
+}
+
+/* Loads a checkpoint made with the same archive and settings. */
+static int load_checkpoint(job *J)
+{
+    const char *path = J->p.resume;
+    J->resume = cmir_tensorset_load(path);
+    if (!J->resume)
+        return CMIR_EIO;
+    const char *f = cmir_tensorset_get_string(J->resume, "CKPT_FORMAT");
+    const char *st = cmir_tensorset_get_string(J->resume, "CKPT_STATE");
+    const char *se = cmir_tensorset_get_string(J->resume, "CKPT_SETTINGS");
+    if (!f || strcmp(f, CKPT_FORMAT) || !st || !se)
+        return cmir__error(CMIR_EFORMAT, "%s: not a CMIR checkpoint", path);
+    if (strcmp(se, J->settings) != 0)
+        return cmir__error(CMIR_EINVAL, "%s: made with other settings or another archive; resume with the same ones",
+                           path);
+    unsigned long long s[4];
+    if (sscanf(st, "%d %d %llx %llx %llx %llx", &J->r_stage, &J->r_epoch, &s[0], &s[1], &s[2], &s[3]) != 6 ||
+        J->r_stage < 0 || J->r_stage > 2 || J->r_epoch < 0)
+        return cmir__error(CMIR_EFORMAT, "%s: damaged CKPT_STATE", path);
+    uint64_t state[4] = {s[0], s[1], s[2], s[3]};
+    cmir_rng_set_state(J->rng, state);
+    int rc = cmir_cnn_load(J->m->cnn[0], J->resume, "pan_");
+    if (!rc)
+        rc = cmir_cnn_load(J->m->cnn[1], J->resume, "ms_");
+    if (!rc && J->r_stage == 2)
+        rc = cmir_unified_load(J->m->uni, J->resume);
+    for (int k = 0; !rc && k < 2; k++) {
+        int64_t nb = k ? J->m->info.ms_bands : J->m->info.pan_bands;
+        const char *mn = k ? "MS_MEAN" : "PAN_MEAN", *sn = k ? "MS_STD" : "PAN_STD";
+        if (!(rc = cmir_tensorset_expect(J->resume, mn, 1, &nb)) && !(rc = cmir_tensorset_expect(J->resume, sn, 1, &nb))) {
+            memcpy(J->m->mean[k], cmir_tensorset_get(J->resume, mn)->data, sizeof(float) * (size_t)nb);
+            memcpy(J->m->std[k], cmir_tensorset_get(J->resume, sn)->data, sizeof(float) * (size_t)nb);
+        }
+    }
+    if (rc) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s", cmir_last_error());
+        cmir__error(rc, "%s: %s", path, msg);
+    }
+    return rc;
+}
 
 static int report(job *J, double add, const char *msg)
 {
@@ -260,11 +387,22 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
     float *dl = cmir__malloc(sizeof(float) * (size_t)Bt * C);
     float *dz = cmir__malloc(sizeof(float) * (size_t)Bt * CMIR_FEAT_DIM);
     int rc = (!o || !order || !lab || !tg || !dl || !dz) ? CMIR_ENOMEM : cmir_cnn_register(c, o);
+    int ep0 = 0;
+    if (!rc && J->resume && J->r_stage > k)
+        ep0 = J->p.epochs1; /* this stage finished before the checkpoint */
+    else if (!rc && J->resume && J->r_stage == k) {
+        ep0 = J->r_epoch;
+        rc = restore_optim(J, o);
+    }
     if (!rc)
         memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
+    if (ep0)
+        report(J, (double)ep0 * (double)J->n_train, NULL);
     double t0 = now();
     int64_t images = 0;
-    for (int ep = 0; !rc && ep < J->p.epochs1; ep++) {
+    for (int ep = ep0; !rc && ep < J->p.epochs1; ep++) {
+        /* each epoch's order depends on the RNG state alone (resumable) */
+        memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
         shuffle(J->rng, order, J->n_train);
         double lsum = 0;
         int64_t right = 0, seen = 0;
@@ -320,7 +458,7 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
         rep->stage1_acc[k] = A;
         snprintf(J->msg, sizeof J->msg, "stage 1 %s epoch %d/%d: loss %.4f, train accuracy %.3f", k ? "MS" : "PAN",
                  ep + 1, J->p.epochs1, L, ml ? NAN : A);
-        if ((rc = report(J, 0, J->msg)))
+        if ((rc = save_checkpoint(J, k, ep + 1, o)) || (rc = report(J, 0, J->msg)))
             break;
     }
     double dt = now() - t0;
@@ -388,11 +526,18 @@ static int stage2(job *J, float *Z[2], cmir_train_report *rep)
     int32_t *lab = cmir__malloc(sizeof(int32_t) * (size_t)Bt);
     float *tg = cmir__malloc(sizeof(float) * (size_t)Bt * C);
     int rc = (!o || !order || !za || !zb || !lab || !tg) ? CMIR_ENOMEM : cmir_unified_register(J->m->uni, o);
+    int ep0 = 0;
+    if (!rc && J->resume && J->r_stage == 2) {
+        ep0 = J->r_epoch;
+        rc = restore_optim(J, o);
+    }
     if (!rc)
         memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
     double t0 = now();
     int64_t samples = 0;
-    for (int ep = 0; !rc && ep < J->p.epochs2; ep++) {
+    for (int ep = ep0; !rc && ep < J->p.epochs2; ep++) {
+        /* each epoch's order depends on the RNG state alone (resumable) */
+        memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
         shuffle(J->rng, order, J->n_train);
         cmir_unified_losses sum;
         memset(&sum, 0, sizeof sum);
@@ -424,6 +569,9 @@ static int stage2(job *J, float *Z[2], cmir_train_report *rep)
         /* one line per epoch, at most about 20 lines */
         int every = J->p.epochs2 > 20 ? J->p.epochs2 / 20 : 1;
         int show = (ep + 1) % every == 0 || ep + 1 == J->p.epochs2;
+        int ck = J->p.epochs2 > 10 ? J->p.epochs2 / 10 : 1;
+        if (((ep + 1) % ck == 0 || ep + 1 == J->p.epochs2) && (rc = save_checkpoint(J, 2, ep + 1, o)))
+            break;
         if ((rc = report(J, 0.05 * (double)J->n_train, show ? J->msg : NULL)))
             break;
     }
@@ -567,10 +715,41 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
         J.p.epochs2 = (int)(e > 50 ? (e > 100000 ? 100000 : e) : 50);
     }
     if (!rc) {
+        settings_text(&J, J.settings, sizeof J.settings);
+        if (p.resume)
+            rc = load_checkpoint(&J);
+    }
+    if (!rc && p.stage1_from) {
+        cmir_tensorset *ts = cmir_tensorset_load(p.stage1_from);
+        const cmir_model_info *mi = &J.m->info;
+        int64_t nb[2] = {mi->pan_bands, mi->ms_bands};
+        if (!ts)
+            rc = CMIR_EIO;
+        for (int k = 0; !rc && k < 2; k++) {
+            const char *mn = k ? "MS_MEAN" : "PAN_MEAN", *sn = k ? "MS_STD" : "PAN_STD";
+            rc = cmir_cnn_load(J.m->cnn[k], ts, k ? "ms_" : "pan_");
+            if (!rc)
+                rc = cmir_tensorset_expect(ts, mn, 1, &nb[k]);
+            if (!rc)
+                rc = cmir_tensorset_expect(ts, sn, 1, &nb[k]);
+            if (!rc) {
+                memcpy(J.m->mean[k], cmir_tensorset_get(ts, mn)->data, sizeof(float) * (size_t)nb[k]);
+                memcpy(J.m->std[k], cmir_tensorset_get(ts, sn)->data, sizeof(float) * (size_t)nb[k]);
+            }
+        }
+        if (rc && rc != CMIR_EIO) {
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", cmir_last_error());
+            cmir__error(rc, "%s: %s", p.stage1_from, msg);
+        }
+        cmir_tensorset_free(ts);
+        p.epochs1 = J.p.epochs1 = 0;
+    }
+    if (!rc) {
         p.epochs2 = J.p.epochs2;
         J.total = 2.0 * (double)p.epochs1 * (double)J.n_train + 2.0 * (double)J.ai->n_tiles +
                   (double)p.epochs2 * (double)J.n_train * 0.05;
-        if (!p.stage1_from)
+        if (!p.stage1_from && !J.resume)
             rc = norm_stats(&J, raw);
     }
     for (int k = 0; !rc && k < 2; k++)
@@ -586,9 +765,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
         rc = stage2(&J, Z, &rep); /* progress: 5% of a stage-1 image per sample */
     }
     if (!rc) {
-        char s[1024];
-        settings_text(&J, s, sizeof s);
-        J.m->settings = cmir__strdup(s);
+        J.m->settings = cmir__strdup(J.settings);
         J.m->n_tiles = J.ai->n_tiles;
         J.m->test = J.test;
         J.m->n_test = J.n_test;
@@ -612,6 +789,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     cmir_archive_close(J.a);
     cmir_rng_free(J.rng);
     cmir_exec_free(J.ex);
+    cmir_tensorset_free(J.resume);
     return rc;
 }
 

@@ -292,6 +292,8 @@ typedef struct dconv {
     size_t off_dyp, off_dw;
     int N, H, Wd, Ci, Co;
     int nt;
+    int act;     /* forward only: leaky ReLU with `slope` applied in the store */
+    float slope;
     int want_dx, want_dw;
 } dconv;
 
@@ -316,7 +318,7 @@ static __mmask16 last_mask(int rem) /* rem in 1..16 */
  * xb: the padded input at the tile's top-left tap; rs: its row stride. */
 DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int Co,
                     const float *bias, float *yb, const int P, const int V, __mmask16 ml,
-                    int nt)
+                    int nt, int act, float slope)
 {
     __m512 acc[12][4];
 #pragma GCC unroll 4
@@ -345,6 +347,15 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
             }
         }
     }
+    if (act) { /* y > 0 ? y : slope * y, exactly as cmir_lrelu_forward */
+        const __m512 zero = _mm512_setzero_ps(), sv = _mm512_set1_ps(slope);
+#pragma GCC unroll 12
+        for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                acc[p][v] = _mm512_mask_mul_ps(
+                    acc[p][v], _mm512_cmp_ps_mask(acc[p][v], zero, _CMP_NGT_UQ), acc[p][v], sv);
+    }
 #pragma GCC unroll 12
     for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
@@ -360,7 +371,8 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
 }
 
 #define FWD_T(PP, VV)                                                                          \
-    fwd_tile(xb + (ptrdiff_t)x * Ci, rs, Ci, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt)
+    fwd_tile(xb + (ptrdiff_t)x * Ci, rs, Ci, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt,  \
+             act, slope)
 #define FWD_C(PP, VV)                                                                          \
     case PP:                                                                                   \
         FWD_T(PP, VV);                                                                         \
@@ -372,7 +384,8 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
 /* One output row, one block of up to 16V output channels. */
 #define DEF_FWD_ROW(VV, PMAX, SW)                                                              \
     DK_FN void fwd_row_##VV(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int Co,     \
-                            const float *bias, float *yb, int Wd, __mmask16 ml, int nt)        \
+                            const float *bias, float *yb, int Wd, __mmask16 ml, int nt,        \
+                            int act, float slope)                                              \
     {                                                                                          \
         int x = 0;                                                                             \
         for (; x + PMAX <= Wd; x += PMAX)                                                      \
@@ -390,7 +403,7 @@ DEF_FWD_ROW(4, 6, SW5)
 
 /* ys{H,W,Co} = conv(xp{H+2,W+2,Ci}, W) + b. */
 static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, int Co,
-                       const float *b, float *ys, int nt)
+                       const float *b, float *ys, int nt, int act, float slope)
 {
     const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Ci;
     for (int y = 0; y < H; y++)
@@ -400,10 +413,10 @@ static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, i
             const float *xb = xp + y * rs, *wb = W + co0, *bias = b ? b + co0 : NULL;
             float *yb = ys + (size_t)y * Wd * Co + co0;
             switch (V) {
-            case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt); break;
-            case 2: fwd_row_2(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt); break;
-            case 3: fwd_row_3(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt); break;
-            default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt); break;
+            case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope); break;
+            case 2: fwd_row_2(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope); break;
+            case 3: fwd_row_3(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope); break;
+            default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope); break;
             }
         }
 }
@@ -537,7 +550,8 @@ static int dfwd_task(int t, int T, void *user)
     memset(xp, 0, sizeof(float) * (size_t)(j->H + 2) * (j->Wd + 2) * j->Ci);
     for (size_t n = lo; n < hi; n++) {
         pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
-        fwd_sample(xp, j->H, j->Wd, j->Ci, j->W, j->Co, j->b, j->y + n * hw * j->Co, j->nt);
+        fwd_sample(xp, j->H, j->Wd, j->Ci, j->W, j->Co, j->b, j->y + n * hw * j->Co, j->nt,
+                   j->act, j->slope);
     }
     if (j->nt)
         stream_fence();
@@ -566,7 +580,8 @@ static int dbwd_task(int t, int T, void *user)
         }
         if (j->want_dx) {
             pad_sample(dys, j->H, j->Wd, j->Co, dyp);
-            fwd_sample(dyp, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0);
+            fwd_sample(dyp, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0, 0,
+                       0.0f);
         }
     }
     return 0;
@@ -591,11 +606,13 @@ static void direct_setup(cmir_exec *ex, const cmir_tensor *x, const cmir_tensor 
 }
 
 static int direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
-                          cmir_tensor *y)
+                          cmir_tensor *y, int act, float slope)
 {
     dconv j;
     int T;
     direct_setup(ex, x, y, &j, &T);
+    j.act = act;
+    j.slope = slope;
     j.W = W;
     j.b = b;
     j.y = y->data;
@@ -672,9 +689,24 @@ int cmir_conv3x3_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, co
     if (rc)
         return rc;
     if (direct_available())
-        return direct_forward(ex, x, W, b, y);
+        return direct_forward(ex, x, W, b, y, 0, 0.0f);
 #endif
     return gemm_forward(ex, x, W, b, y);
+}
+
+int cmir_conv3x3_lrelu_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                               const float *b, float slope, cmir_tensor *y)
+{
+    int rc = conv_check("cmir_conv3x3_lrelu_forward", x, W, y, 0);
+    if (rc)
+        return rc;
+#ifdef CONV_DIRECT
+    if (direct_available())
+        return direct_forward(ex, x, W, b, y, 1, slope);
+#endif
+    if ((rc = gemm_forward(ex, x, W, b, y)))
+        return rc;
+    return cmir_lrelu_forward(ex, slope, y, y);
 }
 
 int cmir_conv3x3_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,

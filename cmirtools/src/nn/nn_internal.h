@@ -15,4 +15,8 @@ int cmir__check_same(const cmir_tensor *a, const cmir_tensor *b, const char *fn,
 /* Threads worth using for n elements of cheap element-wise work. */
 int cmir__elementwise_threads(const cmir_exec *ex, size_t n);
 
+/* fused.c: non-zero makes the fused kernels take their portable loops
+ * even on AVX-512 CPUs (tests compare both). */
+extern int cmir__fused_generic;
+
 #endif

@@ -1,0 +1,565 @@
+/* Fused stage-1 block kernels (NHWC, channels last):
+ *   forward:  batch norm (statistics in one read) + max-pool in one more
+ *             read, writing only the pooled output, the winners and the
+ *             winners' normalised values; the normalised full tensor is
+ *             never stored;
+ *   backward: max-pool + batch norm + leaky ReLU backward: the batch-norm
+ *             sums come from the pooled gradient and the winners alone (dy
+ *             is zero elsewhere), then one dense pass writes dx.
+ * They replace lrelu/batchnorm/maxpool passes over the largest tensors of
+ * the network. Results match the unfused sequence: the forward exactly for
+ * the same statistics (the mean is summed in the same order, the variance
+ * from sum and sum of squares in double instead of a second pass), the
+ * backward within float rounding (float per-channel coefficients instead of
+ * double per element). Per-thread partial sums in double are reduced in a
+ * fixed order, so results are bit-identical for the same thread count.
+ * On x86-64 CPUs with AVX-512F the loops run 16 channels per vector (same
+ * operations, same order as the portable loops, no FMA contraction). */
+#include "nn_internal.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+int cmir__fused_generic = 0;
+
+typedef struct fjob {
+    const float *x, *gamma, *beta, *mean, *invstd;
+    const float *dy, *xhat_in;
+    float *y, *xhat, *dx;
+    int32_t *arg;
+    const int32_t *carg;
+    const float *m1, *m2, *g; /* backward per-channel coefficients */
+    double *part;             /* T x 2C partial sums */
+    float slope;
+    size_t M;
+    int N, H, W, C, k, Ho, Wo;
+    int nt;
+} fjob;
+
+/* ---- portable loops ---------------------------------------------------- */
+
+static void stats_generic(const fjob *j, size_t lo, size_t hi, double *s, double *q)
+{
+    const int C = j->C;
+    for (size_t r = lo; r < hi; r++)
+        for (int c = 0; c < C; c++) {
+            double v = j->x[r * C + c];
+            s[c] += v;
+            q[c] += v * v;
+        }
+}
+
+static void pool_fwd_generic(const fjob *j, size_t lo, size_t hi)
+{
+    const int W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
+    const size_t in_s = (size_t)j->H * W * C;
+    for (size_t r = lo; r < hi; r++) {
+        size_t n = r / (size_t)Ho;
+        int oy = (int)(r % (size_t)Ho);
+        const float *xs = j->x + n * in_s;
+        for (int ox = 0; ox < Wo; ox++) {
+            size_t o = (r * Wo + ox) * (size_t)C;
+            for (int c = 0; c < C; c++) {
+                float best = 0.0f, bxh = 0.0f;
+                int32_t barg = 0;
+                for (int dy = 0; dy < k; dy++)
+                    for (int dx = 0; dx < k; dx++) {
+                        int32_t off = (int32_t)((((size_t)oy * k + dy) * W + (size_t)ox * k + dx) * C + c);
+                        float xh = (xs[off] - j->mean[c]) * j->invstd[c];
+                        float v = xh * j->gamma[c] + j->beta[c];
+                        if ((dy == 0 && dx == 0) || v > best) {
+                            best = v;
+                            bxh = xh;
+                            barg = off;
+                        }
+                    }
+                j->y[o + c] = best;
+                j->arg[o + c] = barg;
+                if (j->xhat)
+                    j->xhat[o + c] = bxh;
+            }
+        }
+    }
+}
+
+/* Sums of dy and dy * xhat over pooled entries [lo, hi) (units of C). */
+static void bsum_generic(const fjob *j, size_t lo, size_t hi, double *s, double *q)
+{
+    const int C = j->C;
+    const size_t out_s = (size_t)j->Ho * j->Wo * C, in_s = (size_t)j->H * j->W * C;
+    for (size_t r = lo; r < hi; r++)
+        for (int c = 0; c < C; c++) {
+            size_t i = r * C + c;
+            float xh;
+            if (j->xhat_in) {
+                xh = j->xhat_in[i];
+            } else {
+                const float *xs = j->x + (i / out_s) * in_s;
+                xh = (xs[j->carg[i]] - j->mean[c]) * j->invstd[c];
+            }
+            double g = j->dy[i];
+            s[c] += g;
+            q[c] += g * xh;
+        }
+}
+
+/* dx over image rows [lo, hi) of N*H. */
+static void dense_bwd_generic(const fjob *j, size_t lo, size_t hi)
+{
+    const int H = j->H, W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
+    for (size_t r = lo; r < hi; r++) {
+        size_t n = r / (size_t)H;
+        int yy = (int)(r % (size_t)H), oy = yy / k;
+        for (int xx = 0; xx < W; xx++) {
+            const float *xp = j->x + (r * W + xx) * (size_t)C;
+            float *dp = j->dx + (r * W + xx) * (size_t)C;
+            int win = oy < Ho && xx / k < Wo;
+            size_t pi = win ? ((n * Ho + oy) * Wo + xx / k) * (size_t)C : 0;
+            int32_t tgt = (int32_t)(((size_t)yy * W + xx) * C);
+            for (int c = 0; c < C; c++) {
+                float g = win && j->carg[pi + c] == tgt + c ? j->dy[pi + c] : 0.0f;
+                float xh = (xp[c] - j->mean[c]) * j->invstd[c];
+                float t = g - j->m1[c];
+                t = t - xh * j->m2[c];
+                t = t * j->g[c];
+                dp[c] = xp[c] > 0.0f ? t : j->slope * t;
+            }
+        }
+    }
+}
+
+/* ---- AVX-512 loops ----------------------------------------------------- */
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(CMIR_FUSED_NO_AVX512)
+#define FUSED_AVX512 1
+#include <immintrin.h>
+
+#define FK_FN static __attribute__((target("avx512f"), noinline))
+#define FK_IN static inline __attribute__((always_inline, target("avx512f")))
+
+static __mmask16 fmask(int rem) { return (__mmask16)(rem >= 16 ? 0xFFFFu : (1u << rem) - 1u); }
+
+FK_IN __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+FK_IN __m512d hi_pd(__m512 v)
+{
+    return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* Rows [lo, hi), channels [c0, c0 + 16 NB) (last block masked by ml); the
+ * per-channel sums run down the rows in order, as in the portable loop. */
+FK_IN void stats_blk(const float *x, int C, size_t lo, size_t hi, int c0, const int NB,
+                     __mmask16 ml, double *s, double *q)
+{
+    __m512d as[4][2], aq[4][2];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; b++) {
+        as[b][0] = _mm512_loadu_pd(s + c0 + 16 * b);
+        as[b][1] = _mm512_loadu_pd(s + c0 + 16 * b + 8);
+        aq[b][0] = _mm512_loadu_pd(q + c0 + 16 * b);
+        aq[b][1] = _mm512_loadu_pd(q + c0 + 16 * b + 8);
+    }
+    const float *p = x + lo * C + c0;
+    for (size_t r = lo; r < hi; r++, p += C) {
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++) {
+            __m512 v = b == NB - 1 ? _mm512_maskz_loadu_ps(ml, p + 16 * b)
+                                   : _mm512_loadu_ps(p + 16 * b);
+            __m512d v0 = lo_pd(v), v1 = hi_pd(v);
+            as[b][0] = _mm512_add_pd(as[b][0], v0);
+            as[b][1] = _mm512_add_pd(as[b][1], v1);
+            aq[b][0] = _mm512_add_pd(aq[b][0], _mm512_mul_pd(v0, v0));
+            aq[b][1] = _mm512_add_pd(aq[b][1], _mm512_mul_pd(v1, v1));
+        }
+    }
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; b++) {
+        _mm512_storeu_pd(s + c0 + 16 * b, as[b][0]);
+        _mm512_storeu_pd(s + c0 + 16 * b + 8, as[b][1]);
+        _mm512_storeu_pd(q + c0 + 16 * b, aq[b][0]);
+        _mm512_storeu_pd(q + c0 + 16 * b + 8, aq[b][1]);
+    }
+}
+
+/* s, q hold room for C rounded up to 16 (masked lanes add zeros). */
+FK_FN void stats_avx512(const float *x, int C, size_t lo, size_t hi, double *s, double *q)
+{
+    for (int c0 = 0; c0 < C; c0 += 64) {
+        int rem = C - c0, NB = rem >= 64 ? 4 : (rem + 15) / 16;
+        __mmask16 ml = fmask(rem - 16 * (NB - 1));
+        switch (NB) {
+        case 1: stats_blk(x, C, lo, hi, c0, 1, ml, s, q); break;
+        case 2: stats_blk(x, C, lo, hi, c0, 2, ml, s, q); break;
+        case 3: stats_blk(x, C, lo, hi, c0, 3, ml, s, q); break;
+        default: stats_blk(x, C, lo, hi, c0, 4, ml, s, q); break;
+        }
+    }
+}
+
+FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi)
+{
+    const int W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
+    const size_t in_s = (size_t)j->H * W * C;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (size_t r = lo; r < hi; r++) {
+        size_t n = r / (size_t)Ho;
+        int oy = (int)(r % (size_t)Ho);
+        const float *xs = j->x + n * in_s;
+        for (int ox = 0; ox < Wo; ox++)
+            for (int c0 = 0; c0 < C; c0 += 16) {
+                __mmask16 m = fmask(C - c0);
+                __m512 mu = _mm512_maskz_loadu_ps(m, j->mean + c0);
+                __m512 is = _mm512_maskz_loadu_ps(m, j->invstd + c0);
+                __m512 ga = _mm512_maskz_loadu_ps(m, j->gamma + c0);
+                __m512 be = _mm512_maskz_loadu_ps(m, j->beta + c0);
+                size_t o = (r * Wo + ox) * (size_t)C + c0;
+                __m512 best = _mm512_setzero_ps(), bxh = best;
+                __m512i barg = _mm512_setzero_si512();
+                for (int dy = 0; dy < k; dy++) {
+                    int32_t off = (int32_t)((((size_t)oy * k + dy) * W + (size_t)ox * k) * C + c0);
+                    for (int dx = 0; dx < k; dx++, off += C) {
+                        __m512 xv = _mm512_maskz_loadu_ps(m, xs + off);
+                        __m512 xh = _mm512_mul_ps(_mm512_sub_ps(xv, mu), is);
+                        __m512 v = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
+                        __m512i ai = _mm512_add_epi32(_mm512_set1_epi32(off), iota);
+                        if (dy == 0 && dx == 0) {
+                            best = v;
+                            bxh = xh;
+                            barg = ai;
+                        } else {
+                            __mmask16 gt = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);
+                            best = _mm512_mask_mov_ps(best, gt, v);
+                            bxh = _mm512_mask_mov_ps(bxh, gt, xh);
+                            barg = _mm512_mask_mov_epi32(barg, gt, ai);
+                        }
+                    }
+                }
+                _mm512_mask_storeu_ps(j->y + o, m, best);
+                _mm512_mask_storeu_epi32(j->arg + o, m, barg);
+                if (j->xhat)
+                    _mm512_mask_storeu_ps(j->xhat + o, m, bxh);
+            }
+    }
+}
+
+FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q)
+{
+    const int C = j->C;
+    const size_t out_s = (size_t)j->Ho * j->Wo * C, in_s = (size_t)j->H * j->W * C;
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        __mmask16 m = fmask(C - c0);
+        __m512 mu = _mm512_maskz_loadu_ps(m, j->mean + c0);
+        __m512 is = _mm512_maskz_loadu_ps(m, j->invstd + c0);
+        __m512d s0 = _mm512_loadu_pd(s + c0), s1 = _mm512_loadu_pd(s + c0 + 8);
+        __m512d q0 = _mm512_loadu_pd(q + c0), q1 = _mm512_loadu_pd(q + c0 + 8);
+        for (size_t r = lo; r < hi; r++) {
+            size_t i = r * C + c0;
+            __m512 g = _mm512_maskz_loadu_ps(m, j->dy + i), xh;
+            if (j->xhat_in) {
+                xh = _mm512_maskz_loadu_ps(m, j->xhat_in + i);
+            } else {
+                const float *xs = j->x + (i / out_s) * in_s;
+                __m512i a = _mm512_maskz_loadu_epi32(m, j->carg + i);
+                __m512 xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, a, xs, 4);
+                xh = _mm512_mul_ps(_mm512_sub_ps(xv, mu), is);
+            }
+            __m512d g0 = lo_pd(g), g1 = hi_pd(g);
+            s0 = _mm512_add_pd(s0, g0);
+            s1 = _mm512_add_pd(s1, g1);
+            q0 = _mm512_add_pd(q0, _mm512_mul_pd(g0, lo_pd(xh)));
+            q1 = _mm512_add_pd(q1, _mm512_mul_pd(g1, hi_pd(xh)));
+        }
+        _mm512_storeu_pd(s + c0, s0);
+        _mm512_storeu_pd(s + c0 + 8, s1);
+        _mm512_storeu_pd(q + c0, q0);
+        _mm512_storeu_pd(q + c0 + 8, q1);
+    }
+}
+
+FK_FN void dense_bwd_avx512(const fjob *j, size_t lo, size_t hi)
+{
+    const int H = j->H, W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 zero = _mm512_setzero_ps(), sl = _mm512_set1_ps(j->slope);
+    const int nt = j->nt;
+    for (size_t r = lo; r < hi; r++) {
+        size_t n = r / (size_t)H;
+        int yy = (int)(r % (size_t)H), oy = yy / k;
+        const int xwin = oy < Ho ? Wo * k : 0;
+        for (int xx = 0; xx < W; xx++) {
+            const int win = xx < xwin;
+            size_t pi = win ? ((n * Ho + oy) * Wo + xx / k) * (size_t)C : 0;
+            int32_t tb = (int32_t)(((size_t)yy * W + xx) * C);
+            for (int c0 = 0; c0 < C; c0 += 16) {
+                __mmask16 m = fmask(C - c0);
+                size_t e = (r * W + xx) * (size_t)C + c0;
+                __m512 xv = _mm512_maskz_loadu_ps(m, j->x + e);
+                __m512 g = zero;
+                if (win) {
+                    __m512i tgt = _mm512_add_epi32(_mm512_set1_epi32(tb + c0), iota);
+                    __mmask16 w = _mm512_mask_cmpeq_epi32_mask(
+                        m, _mm512_maskz_loadu_epi32(m, j->carg + pi + c0), tgt);
+                    g = _mm512_maskz_loadu_ps(w, j->dy + pi + c0);
+                }
+                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(xv, _mm512_maskz_loadu_ps(m, j->mean + c0)),
+                                          _mm512_maskz_loadu_ps(m, j->invstd + c0));
+                __m512 t = _mm512_sub_ps(g, _mm512_maskz_loadu_ps(m, j->m1 + c0));
+                t = _mm512_sub_ps(t, _mm512_mul_ps(xh, _mm512_maskz_loadu_ps(m, j->m2 + c0)));
+                t = _mm512_mul_ps(t, _mm512_maskz_loadu_ps(m, j->g + c0));
+                t = _mm512_mask_mul_ps(t, _mm512_cmp_ps_mask(xv, zero, _CMP_NGT_UQ), t, sl);
+                if (nt && m == 0xFFFF)
+                    _mm512_stream_ps(j->dx + e, t);
+                else
+                    _mm512_mask_storeu_ps(j->dx + e, m, t);
+            }
+        }
+    }
+    if (nt)
+        _mm_sfence();
+}
+
+static int have_avx512(void) { return !cmir__fused_generic && __builtin_cpu_supports("avx512f"); }
+#else
+static int have_avx512(void) { return 0; }
+#endif
+
+/* ---- tasks ------------------------------------------------------------- */
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* part: T blocks of 2 * round16(C) doubles: sums, then sums of squares. */
+static int stats_task(int t, int T, void *user)
+{
+    const fjob *j = user;
+    size_t lo, hi, Cr = round16((size_t)j->C);
+    cmir__split(j->M, T, t, &lo, &hi);
+    double *s = j->part + (size_t)t * 2 * Cr, *q = s + Cr;
+    memset(s, 0, sizeof(double) * 2 * Cr);
+#ifdef FUSED_AVX512
+    if (have_avx512()) {
+        stats_avx512(j->x, j->C, lo, hi, s, q);
+        return 0;
+    }
+#endif
+    stats_generic(j, lo, hi, s, q);
+    return 0;
+}
+
+static int pool_task(int t, int T, void *user)
+{
+    const fjob *j = user;
+    size_t lo, hi;
+    cmir__split((size_t)j->N * j->Ho, T, t, &lo, &hi);
+#ifdef FUSED_AVX512
+    if (have_avx512()) {
+        pool_fwd_avx512(j, lo, hi);
+        return 0;
+    }
+#endif
+    pool_fwd_generic(j, lo, hi);
+    return 0;
+}
+
+static int bsum_task(int t, int T, void *user)
+{
+    const fjob *j = user;
+    size_t lo, hi, Cr = round16((size_t)j->C);
+    cmir__split((size_t)j->N * j->Ho * j->Wo, T, t, &lo, &hi);
+    double *s = j->part + (size_t)t * 2 * Cr, *q = s + Cr;
+    memset(s, 0, sizeof(double) * 2 * Cr);
+#ifdef FUSED_AVX512
+    if (have_avx512()) {
+        bsum_avx512(j, lo, hi, s, q);
+        return 0;
+    }
+#endif
+    bsum_generic(j, lo, hi, s, q);
+    return 0;
+}
+
+static int dense_task(int t, int T, void *user)
+{
+    const fjob *j = user;
+    size_t lo, hi;
+    cmir__split((size_t)j->N * j->H, T, t, &lo, &hi);
+#ifdef FUSED_AVX512
+    if (have_avx512()) {
+        dense_bwd_avx512(j, lo, hi);
+        return 0;
+    }
+#endif
+    dense_bwd_generic(j, lo, hi);
+    return 0;
+}
+
+/* Fixed-order reduction of the T partial blocks into out[2C]. */
+static void reduce2(const fjob *j, int T, double *out)
+{
+    size_t Cr = round16((size_t)j->C);
+    for (int c = 0; c < 2 * j->C; c++) {
+        size_t o = c < j->C ? (size_t)c : Cr + (size_t)(c - j->C);
+        double v = 0.0;
+        for (int t = 0; t < T; t++)
+            v += j->part[(size_t)t * 2 * Cr + o];
+        out[c] = v;
+    }
+}
+
+/* Shapes shared by both directions: x{N,H,W,C}, pooled p{N,H/k,W/k,C}. */
+static int fused_setup(cmir_exec *ex, const char *fn, int k, const cmir_tensor *x,
+                       const cmir_tensor *p, const char *pn, fjob *j, int *T)
+{
+    int rc;
+    if ((rc = cmir__check_tensor(x, 4, fn, "x")) || (rc = cmir__check_tensor(p, 4, fn, pn)))
+        return rc;
+    if (k < 1)
+        return cmir__error(CMIR_EINVAL, "%s: bad window %d", fn, k);
+    memset(j, 0, sizeof *j);
+    j->N = (int)x->shape[0];
+    j->H = (int)x->shape[1];
+    j->W = (int)x->shape[2];
+    j->C = (int)x->shape[3];
+    j->k = k;
+    j->Ho = j->H / k;
+    j->Wo = j->W / k;
+    j->M = (size_t)j->N * j->H * j->W;
+    if (j->C <= 0 || j->M == 0)
+        return cmir__error(CMIR_EINVAL, "%s: empty input", fn);
+    if (p->shape[0] != j->N || p->shape[1] != j->Ho || p->shape[2] != j->Wo ||
+        p->shape[3] != j->C)
+        return cmir__error(CMIR_EINVAL, "%s: %s must be %dx%dx%dx%d for window %d", fn, pn,
+                           j->N, j->Ho, j->Wo, j->C, k);
+    if ((int64_t)j->H * j->W * j->C > INT32_MAX - 16)
+        return cmir__error(CMIR_EINVAL, "%s: sample too large", fn);
+    *T = cmir__elementwise_threads(ex, j->M * (size_t)j->C);
+    size_t Cr = round16((size_t)j->C);
+    /* partials, then 2C reduced sums, then 3C floats of coefficients */
+    size_t bytes = sizeof(double) * (2 * Cr * (size_t)*T + 2 * (size_t)j->C) +
+                   sizeof(float) * 3 * (size_t)j->C;
+    j->part = cmir__exec_scratch(ex, bytes);
+    if (!j->part)
+        return CMIR_ENOMEM;
+    j->x = x->data;
+    return 0;
+}
+
+int cmir_bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k,
+                            const cmir_tensor *x, const float *gamma, const float *beta,
+                            float *running_mean, float *running_var, float *save_mean,
+                            float *save_invstd, cmir_tensor *y, int32_t *argmax, float *xhat)
+{
+    const char *fn = "cmir_bn_maxpool_forward";
+    fjob j;
+    int T = 1, rc = fused_setup(ex, fn, k, x, y, "y", &j, &T);
+    if (rc)
+        return rc;
+    if (!gamma || !beta || !running_mean || !running_var || !argmax ||
+        (training && (!save_mean || !save_invstd)))
+        return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
+    if (!(p.eps > 0.0f))
+        return cmir__error(CMIR_EINVAL, "%s: eps must be > 0", fn);
+    const int C = j.C;
+    float *mean = save_mean, *invstd = save_invstd, *tmp = NULL;
+    if (training) {
+        if ((rc = cmir__parallel(T, stats_task, &j)))
+            return rc;
+        double *sum = j.part + 2 * round16((size_t)C) * (size_t)T, *sq = sum + C;
+        reduce2(&j, T, sum);
+        for (int c = 0; c < C; c++) {
+            double m = sum[c] / (double)j.M;
+            double ss = sq[c] - sum[c] * m; /* sum of squared deviations */
+            if (ss < 0.0)
+                ss = 0.0;
+            double v = ss / (double)j.M;
+            double unbiased = j.M > 1 ? ss / (double)(j.M - 1) : v;
+            mean[c] = (float)m;
+            invstd[c] = (float)(1.0 / sqrt(v + p.eps));
+            running_mean[c] = (1.0f - p.momentum) * running_mean[c] + p.momentum * mean[c];
+            running_var[c] = (1.0f - p.momentum) * running_var[c] + p.momentum * (float)unbiased;
+        }
+    } else {
+        if (!mean || !invstd) {
+            tmp = cmir__malloc(sizeof(float) * 2 * C);
+            if (!tmp)
+                return CMIR_ENOMEM;
+            mean = tmp;
+            invstd = tmp + C;
+        }
+        for (int c = 0; c < C; c++) {
+            mean[c] = running_mean[c];
+            invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + p.eps));
+        }
+    }
+    j.mean = mean;
+    j.invstd = invstd;
+    j.gamma = gamma;
+    j.beta = beta;
+    j.y = y->data;
+    j.arg = argmax;
+    j.xhat = xhat;
+    int Tp = T > j.N * j.Ho ? j.N * j.Ho : T;
+    rc = j.Ho > 0 && j.Wo > 0 ? cmir__parallel(Tp > 0 ? Tp : 1, pool_task, &j) : 0;
+    cmir__free(tmp);
+    return rc;
+}
+
+int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *x,
+                             const float *gamma, const float *save_mean,
+                             const float *save_invstd, const cmir_tensor *dy,
+                             const int32_t *argmax, const float *xhat, cmir_tensor *dx,
+                             float *dgamma, float *dbeta)
+{
+    const char *fn = "cmir_bn_maxpool_backward";
+    fjob j;
+    int T = 1, rc = fused_setup(ex, fn, k, x, dy, "dy", &j, &T);
+    if (rc)
+        return rc;
+    if (!gamma || !save_mean || !save_invstd || !argmax)
+        return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
+    if (slope < 0.0f)
+        return cmir__error(CMIR_EINVAL, "%s: slope must be >= 0", fn);
+    if (dx && ((rc = cmir__check_tensor(dx, 0, fn, "dx")) ||
+               (rc = cmir__check_same(x, dx, fn, "x", "dx"))))
+        return rc;
+    const int C = j.C;
+    j.mean = save_mean;
+    j.invstd = save_invstd;
+    j.gamma = gamma;
+    j.dy = dy->data;
+    j.carg = argmax;
+    j.xhat_in = xhat;
+    double *sum = j.part + 2 * round16((size_t)C) * (size_t)T, *sdx = sum + C;
+    size_t P = (size_t)j.N * j.Ho * j.Wo;
+    if (P) {
+        int Tb = cmir__elementwise_threads(ex, P * (size_t)C);
+        if ((rc = cmir__parallel(Tb, bsum_task, &j)))
+            return rc;
+        reduce2(&j, Tb, sum); /* sum[0..C) = sum dy, sdx = sum dy xhat */
+    } else {
+        memset(sum, 0, sizeof(double) * 2 * C);
+    }
+    for (int c = 0; c < C; c++) {
+        if (dbeta)
+            dbeta[c] = (float)sum[c];
+        if (dgamma)
+            dgamma[c] = (float)sdx[c];
+    }
+    if (!dx)
+        return 0;
+    float *coef = (float *)(sdx + C);
+    double invM = 1.0 / (double)j.M;
+    for (int c = 0; c < C; c++) {
+        coef[c] = (float)(sum[c] * invM);
+        coef[C + c] = (float)(sdx[c] * invM);
+        coef[2 * C + c] = (float)((double)gamma[c] * save_invstd[c]);
+    }
+    j.m1 = coef;
+    j.m2 = coef + C;
+    j.g = coef + 2 * C;
+    j.slope = slope;
+    j.dx = dx->data;
+    j.nt = j.M * (size_t)C * sizeof(float) >= ((size_t)32 << 20) && C % 16 == 0 &&
+           ((uintptr_t)j.dx & 63) == 0;
+    int Td = T > j.N * j.H ? j.N * j.H : T;
+    return cmir__parallel(Td, dense_task, &j);
+}
