@@ -13,7 +13,7 @@ static const char usage[] =
     "                  [-epochs1 N] [-epochs2 N] [-batch N] [-lr1 X] [-lr2 X]\n"
     "                  [-test_frac F] [-split scene|tile] [-dv 16|32|64|128] [-hidden N]\n"
     "                  [-ortho X] [-dropout X] [-w_pair X] [-w_class X] [-w_norm X]\n"
-    "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel]\n"
+    "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel] [-no_augment]\n"
     "                  [-features_dir DIR] [-unified FILE.mat] [-stage1_from MODEL.mat]\n"
     "                  [-checkpoint CKPT.mat] [-resume CKPT.mat]\n"
     "                  ARCHIVE.mat MODEL.mat\n"
@@ -26,6 +26,8 @@ static const char usage[] =
     "L5 (cross decoders, -w_cross) and R (encoder weights towards -alpha, -w_reg); a weight of\n"
     "0 switches a term off (ablation). The model, with the train/test split, is written to\n"
     "MODEL (MATLAB .mat) atomically. Same seed and thread count give the same model.\n"
+    "Stage 1 trains each tile in one of its 8 rotations/flips (-no_augment: as stored) and\n"
+    "divides -lr1 by 10 for the last third of -epochs1.\n"
     "  -features_dir DIR  also write DIR/features_pan.mat and DIR/features_ms.mat (`features`,\n"
     "                     N x 128) for the paper's step 2 scripts\n"
     "  -unified FILE      also write FILE with featuresx (PAN) and featuresy (MS), N x d_v\n"
@@ -56,6 +58,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "-multilabel")) {
             p.unified.multilabel = 1;
+            continue;
+        }
+        if (!strcmp(a, "-no_augment")) {
+            p.augment = 0;
             continue;
         }
         if (!strcmp(a, "-features")) {

@@ -131,31 +131,37 @@ CMIR_API int cmir_batchnorm_backward(cmir_exec *ex, const cmir_tensor *x,
                                      cmir_tensor *dx, float *dgamma, float *dbeta);
 
 /* ---- Fused block kernels (conv -> leaky ReLU -> batch norm -> max-pool) --
- * The same results as the sequence of the kernels above, with fewer passes
- * over the (large) activations.
- * y = lrelu(conv3x3(x) + b) with the given slope, as cmir_conv3x3_forward
- * followed by cmir_lrelu_forward (exactly the same values). */
+ * The results of the sequence of the kernels above with fewer passes over
+ * the (large) activations.
+ * y = lrelu(conv3x3(x) + b) with the given slope: the same values as
+ * cmir_conv3x3_forward followed by cmir_lrelu_forward. sums (2 Cout
+ * doubles, may be NULL) receives the per-channel sums of y over N, H, W
+ * (first Cout) and of y^2 (next Cout), taken from the kernel's registers
+ * on AVX-512 CPUs, for cmir_bn_maxpool_forward. */
 CMIR_API int cmir_conv3x3_lrelu_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
-                                        const float *b, float slope, cmir_tensor *y);
+                                        const float *b, float slope, cmir_tensor *y,
+                                        double *sums);
 /* y = maxpool_k(batchnorm(x)) without storing batchnorm(x): x{N,H,W,C},
  * y and argmax{N,H/k,W/k,C} as cmir_maxpool_forward; the batch-norm
- * arguments and statistics as cmir_batchnorm_forward (training: one read
- * of x for the sums of x and x^2 in double; the mean is bit-identical to
- * cmir_batchnorm_forward's, the variance equal within rounding). xhat
- * (shape of y, may be NULL) receives the winners' normalised values
- * (x - mean) * invstd for cmir_bn_maxpool_backward. */
+ * arguments, statistics and running updates as cmir_batchnorm_forward.
+ * Training: the batch mean and variance come from sums (as
+ * cmir_conv3x3_lrelu_forward gives them), or when sums is NULL from one
+ * read of x (sums of x and x^2 in double); equal to cmir_batchnorm_
+ * forward's within rounding. xhat (shape of y, may be NULL) receives the
+ * winners' normalised values (x - mean) * invstd for the backward pass. */
 CMIR_API int cmir_bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k,
                                      const cmir_tensor *x, const float *gamma,
                                      const float *beta, float *running_mean,
                                      float *running_var, float *save_mean, float *save_invstd,
-                                     cmir_tensor *y, int32_t *argmax, float *xhat);
+                                     const double *sums, cmir_tensor *y, int32_t *argmax,
+                                     float *xhat);
 /* Training-mode backward of y = maxpool_k(batchnorm(x)) where x is the
  * OUTPUT of a leaky ReLU with the given slope (pass 1 for no ReLU): dy and
  * argmax (and xhat, or NULL to recompute it from x) as the forward gave
  * them; dgamma, dbeta {C}; dx{N,H,W,C} = gradient w.r.t. the ReLU's input
  * (NULL: parameter gradients only). Equals cmir_maxpool_backward,
  * cmir_batchnorm_backward, cmir_lrelu_backward in sequence within float
- * rounding, without the zero-filled full-size pool gradient. */
+ * rounding, in one dense pass (no zero-filled full-size pool gradient). */
 CMIR_API int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *x,
                                       const float *gamma, const float *save_mean,
                                       const float *save_invstd, const cmir_tensor *dy,

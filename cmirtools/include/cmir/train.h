@@ -27,6 +27,10 @@ typedef struct cmir_train_params {
                              as ortho * mean over the 128x128 entries of
                              (Z^T Z / B - I)^2; default 0.1 (0 = off) */
     float dropout;        /* on Z in stage 1, default 0.5 */
+    int augment;          /* stage 1: each training tile in one of the 8
+                             rotations/flips of the square, seeded; default 1 */
+    /* stage-1 learning rate: lr1 for the first two thirds of the epochs,
+     * lr1 / 10 for the last third */
     cmir_unified_params unified; /* d_v, hidden, loss weights (n_classes,
                                     multilabel and d_in are set from the data) */
     int max_stat_tiles;   /* tiles sampled for normalisation, default 2000 */

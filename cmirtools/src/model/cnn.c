@@ -254,9 +254,12 @@ int cmir_cnn_forward(cmir_cnn *c, cmir_exec *ex, const float *x, int n, int trai
         cmir_tensor tp = cmir_tensor_4d(c->pool[l], n, c->H[l + 1], c->W[l + 1], co);
         /* conv -> leaky ReLU -> batch norm -> max-pool, fused: the batch-norm
          * output is never stored (the backward recomputes it from a[l]). */
-        TRY(cmir_conv3x3_lrelu_forward(ex, &tx, c->cw[l], c->cb[l], c->p.slope, &ta));
+        double sums[2 * 128];
+        TRY(cmir_conv3x3_lrelu_forward(ex, &tx, c->cw[l], c->cb[l], c->p.slope, &ta,
+                                       training ? sums : NULL));
         TRY(cmir_bn_maxpool_forward(ex, c->p.bn, training, c->k[l], &ta, c->bg[l], c->bb[l],
-                                    c->rm[l], c->rv[l], c->sm[l], c->si[l], &tp, c->idx[l],
+                                    c->rm[l], c->rv[l], c->sm[l], c->si[l],
+                                    training ? sums : NULL, &tp, c->idx[l],
                                     training ? c->xw[l] : NULL));
         in = c->pool[l];
         cin = co;

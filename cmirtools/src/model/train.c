@@ -26,6 +26,7 @@ cmir_train_params cmir_train_default_params(void)
     p.lr2 = 1e-3f;
     p.ortho = 0.1f;
     p.dropout = 0.5f;
+    p.augment = 1;
     p.unified = cmir_unified_default_params();
     p.max_stat_tiles = 2000;
     return p;
@@ -358,6 +359,36 @@ static int load_batch(job *J, int k, const int64_t *idx, int n, float *raw, floa
     return 0;
 }
 
+/* One of the 8 symmetries of the square (4 for non-square tiles: flips
+ * only) per tile, drawn from the run's RNG; tmp holds one tile. */
+static void augment(job *J, int k, float *x, int n, float *tmp)
+{
+    const cmir_model_info *mi = &J->m->info;
+    int h = k ? mi->ms_h : mi->pan_h, w = k ? mi->ms_w : mi->pan_w, b = k ? mi->ms_bands : mi->pan_bands;
+    size_t per = (size_t)h * w * b;
+    for (int t = 0; t < n; t++) {
+        int s = (int)cmir_rng_below(J->rng, h == w ? 8 : 4);
+        if (!s)
+            continue;
+        float *src = x + per * t;
+        for (int i = 0; i < h; i++)
+            for (int j = 0; j < w; j++) {
+                int si = i, sj = j;
+                if (s & 1) /* flip columns */
+                    sj = w - 1 - sj;
+                if (s & 2) /* flip rows */
+                    si = h - 1 - si;
+                if (s & 4) { /* transpose (square only) */
+                    int t2 = si;
+                    si = sj;
+                    sj = t2;
+                }
+                memcpy(tmp + ((size_t)i * w + j) * b, src + ((size_t)si * w + sj) * b, sizeof(float) * (size_t)b);
+            }
+        memcpy(src, tmp, sizeof(float) * per);
+    }
+}
+
 static void labels_of(job *J, const int64_t *idx, int n, int32_t *lab, float *tg)
 {
     int C = J->ai->n_classes;
@@ -386,7 +417,9 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
     float *tg = cmir__malloc(sizeof(float) * (size_t)Bt * C);
     float *dl = cmir__malloc(sizeof(float) * (size_t)Bt * C);
     float *dz = cmir__malloc(sizeof(float) * (size_t)Bt * CMIR_FEAT_DIM);
-    int rc = (!o || !order || !lab || !tg || !dl || !dz) ? CMIR_ENOMEM : cmir_cnn_register(c, o);
+    int bands;
+    float *atmp = cmir__malloc(sizeof(float) * (size_t)tile_elems(&J->m->info, k, &bands));
+    int rc = (!o || !order || !lab || !tg || !dl || !dz || !atmp) ? CMIR_ENOMEM : cmir_cnn_register(c, o);
     int ep0 = 0;
     if (!rc && J->resume && J->r_stage > k)
         ep0 = J->p.epochs1; /* this stage finished before the checkpoint */
@@ -401,6 +434,7 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
     double t0 = now();
     int64_t images = 0;
     for (int ep = ep0; !rc && ep < J->p.epochs1; ep++) {
+        cmir_optim_set_lr(o, 3 * ep >= 2 * J->p.epochs1 ? J->p.lr1 * 0.1f : J->p.lr1);
         /* each epoch's order depends on the RNG state alone (resumable) */
         memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
         shuffle(J->rng, order, J->n_train);
@@ -410,6 +444,8 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
             int n = (int)(J->n_train - s < Bt ? J->n_train - s : Bt);
             if ((rc = load_batch(J, k, order + s, n, raw, x)))
                 break;
+            if (J->p.augment)
+                augment(J, k, x, n, atmp);
             labels_of(J, order + s, n, lab, ml ? tg : NULL);
             if ((rc = cmir_cnn_forward(c, J->ex, x, n, 1, J->rng)))
                 break;
@@ -464,7 +500,7 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
     double dt = now() - t0;
     rep->stage1_images_per_s[k] = dt > 0 ? (double)images / dt : 0;
     cmir_optim_free(o);
-    cmir__free(order); cmir__free(lab); cmir__free(tg); cmir__free(dl); cmir__free(dz);
+    cmir__free(order); cmir__free(lab); cmir__free(tg); cmir__free(dl); cmir__free(dz); cmir__free(atmp);
     return rc;
 }
 
@@ -653,10 +689,10 @@ static void settings_text(job *J, char *s, size_t n)
     const cmir_unified_params *u = &p->unified;
     snprintf(s, n,
              "seed=%llu\nthreads=%d\ntest_frac=%g\nsplit_by_scene=%d\nbatch=%d\nepochs1=%d\nepochs2=%d\n"
-             "lr1=%g\nlr2=%g\northo=%g\ndropout=%g\nd_v=%d\nhidden=%d\nw_pair=%g\nw_class=%g\nw_norm=%g\n"
+             "lr1=%g\nlr2=%g\northo=%g\ndropout=%g\naugment=%d\nd_v=%d\nhidden=%d\nw_pair=%g\nw_class=%g\nw_norm=%g\n"
              "w_cross=%g\nw_reg=%g\nalpha=%g\nn_train=%lld\nn_test=%lld",
              (unsigned long long)p->seed, cmir_exec_threads(J->ex), p->test_frac, p->split_by_scene, p->batch,
-             p->epochs1, p->epochs2, p->lr1, p->lr2, p->ortho, p->dropout, u->d_v, u->hidden, u->w_pair, u->w_class,
+             p->epochs1, p->epochs2, p->lr1, p->lr2, p->ortho, p->dropout, p->augment, u->d_v, u->hidden, u->w_pair, u->w_class,
              u->w_norm, u->w_cross, u->w_reg, u->alpha, (long long)J->n_train, (long long)J->n_test);
 }
 

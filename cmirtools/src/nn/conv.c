@@ -294,6 +294,8 @@ typedef struct dconv {
     int nt;
     int act;     /* forward only: leaky ReLU with `slope` applied in the store */
     float slope;
+    size_t off_st; /* forward with statistics: per-thread sums (doubles) at this float offset */
+    int want_st;
     int want_dx, want_dw;
 } dconv;
 
@@ -318,7 +320,7 @@ static __mmask16 last_mask(int rem) /* rem in 1..16 */
  * xb: the padded input at the tile's top-left tap; rs: its row stride. */
 DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int Co,
                     const float *bias, float *yb, const int P, const int V, __mmask16 ml,
-                    int nt, int act, float slope)
+                    int nt, int act, float slope, double *st, int Cr)
 {
     __m512 acc[12][4];
 #pragma GCC unroll 4
@@ -356,6 +358,27 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
                 acc[p][v] = _mm512_mask_mul_ps(
                     acc[p][v], _mm512_cmp_ps_mask(acc[p][v], zero, _CMP_NGT_UQ), acc[p][v], sv);
     }
+    if (st) /* per-channel sum and sum of squares of the tile, into double */
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            __m512 s = acc[0][v], q = _mm512_mul_ps(acc[0][v], acc[0][v]);
+#pragma GCC unroll 12
+            for (int p = 1; p < P; p++) {
+                s = _mm512_add_ps(s, acc[p][v]);
+                q = _mm512_fmadd_ps(acc[p][v], acc[p][v], q);
+            }
+            double *ds = st + 16 * v, *dq = ds + Cr;
+            __m512d s0 = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
+            __m512d s1 = _mm512_cvtps_pd(
+                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+            __m512d q0 = _mm512_cvtps_pd(_mm512_castps512_ps256(q));
+            __m512d q1 = _mm512_cvtps_pd(
+                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(q), 1)));
+            _mm512_storeu_pd(ds, _mm512_add_pd(_mm512_loadu_pd(ds), s0));
+            _mm512_storeu_pd(ds + 8, _mm512_add_pd(_mm512_loadu_pd(ds + 8), s1));
+            _mm512_storeu_pd(dq, _mm512_add_pd(_mm512_loadu_pd(dq), q0));
+            _mm512_storeu_pd(dq + 8, _mm512_add_pd(_mm512_loadu_pd(dq + 8), q1));
+        }
 #pragma GCC unroll 12
     for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
@@ -372,7 +395,7 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
 
 #define FWD_T(PP, VV)                                                                          \
     fwd_tile(xb + (ptrdiff_t)x * Ci, rs, Ci, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt,  \
-             act, slope)
+             act, slope, st, Cr)
 #define FWD_C(PP, VV)                                                                          \
     case PP:                                                                                   \
         FWD_T(PP, VV);                                                                         \
@@ -385,7 +408,7 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
 #define DEF_FWD_ROW(VV, PMAX, SW)                                                              \
     DK_FN void fwd_row_##VV(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int Co,     \
                             const float *bias, float *yb, int Wd, __mmask16 ml, int nt,        \
-                            int act, float slope)                                              \
+                            int act, float slope, double *st, int Cr)                          \
     {                                                                                          \
         int x = 0;                                                                             \
         for (; x + PMAX <= Wd; x += PMAX)                                                      \
@@ -403,7 +426,8 @@ DEF_FWD_ROW(4, 6, SW5)
 
 /* ys{H,W,Co} = conv(xp{H+2,W+2,Ci}, W) + b. */
 static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, int Co,
-                       const float *b, float *ys, int nt, int act, float slope)
+                       const float *b, float *ys, int nt, int act, float slope, double *st,
+                       int Cr)
 {
     const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Ci;
     for (int y = 0; y < H; y++)
@@ -412,11 +436,12 @@ static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, i
             __mmask16 ml = last_mask(rem - 16 * (V - 1));
             const float *xb = xp + y * rs, *wb = W + co0, *bias = b ? b + co0 : NULL;
             float *yb = ys + (size_t)y * Wd * Co + co0;
+            double *sb = st ? st + co0 : NULL;
             switch (V) {
-            case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope); break;
-            case 2: fwd_row_2(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope); break;
-            case 3: fwd_row_3(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope); break;
-            default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope); break;
+            case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
+            case 2: fwd_row_2(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
+            case 3: fwd_row_3(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
+            default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
             }
         }
 }
@@ -548,10 +573,13 @@ static int dfwd_task(int t, int T, void *user)
     const size_t hw = (size_t)j->H * j->Wd;
     float *xp = j->scratch + (size_t)t * j->per_thread;
     memset(xp, 0, sizeof(float) * (size_t)(j->H + 2) * (j->Wd + 2) * j->Ci);
+    double *st = j->want_st ? (double *)(xp + j->off_st) : NULL;
+    if (st)
+        memset(st, 0, sizeof(double) * 2 * round16((size_t)j->Co));
     for (size_t n = lo; n < hi; n++) {
         pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         fwd_sample(xp, j->H, j->Wd, j->Ci, j->W, j->Co, j->b, j->y + n * hw * j->Co, j->nt,
-                   j->act, j->slope);
+                   j->act, j->slope, st, (int)round16((size_t)j->Co));
     }
     if (j->nt)
         stream_fence();
@@ -581,7 +609,7 @@ static int dbwd_task(int t, int T, void *user)
         if (j->want_dx) {
             pad_sample(dys, j->H, j->Wd, j->Co, dyp);
             fwd_sample(dyp, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0, 0,
-                       0.0f);
+                       0.0f, NULL, 0);
         }
     }
     return 0;
@@ -606,7 +634,7 @@ static void direct_setup(cmir_exec *ex, const cmir_tensor *x, const cmir_tensor 
 }
 
 static int direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
-                          cmir_tensor *y, int act, float slope)
+                          cmir_tensor *y, int act, float slope, double *sums)
 {
     dconv j;
     int T;
@@ -619,10 +647,27 @@ static int direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, c
     size_t ybytes = (size_t)j.N * j.H * j.Wd * j.Co * sizeof(float);
     j.nt = ybytes >= DIRECT_NT_BYTES && j.Co % 16 == 0 && ((uintptr_t)j.y & 63) == 0;
     j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
+    const size_t Cr = round16((size_t)j.Co);
+    if (sums) { /* 2 Cr doubles per thread after the padded sample */
+        j.want_st = 1;
+        j.off_st = j.per_thread;
+        j.per_thread += 4 * Cr;
+    }
     j.scratch = cmir__exec_scratch(ex, j.per_thread * sizeof(float) * (size_t)T);
     if (!j.scratch)
         return CMIR_ENOMEM;
-    return cmir__parallel(T, dfwd_task, &j);
+    int rc = cmir__parallel(T, dfwd_task, &j);
+    if (rc || !sums)
+        return rc;
+    /* Fixed-order reduction of the per-thread sums. */
+    for (int c = 0; c < 2 * j.Co; c++) {
+        size_t o = c < j.Co ? (size_t)c : Cr + (size_t)(c - j.Co);
+        double v = 0.0;
+        for (int t = 0; t < T; t++)
+            v += ((const double *)(j.scratch + (size_t)t * j.per_thread + j.off_st))[o];
+        sums[c] = v;
+    }
+    return 0;
 }
 
 static int direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
@@ -689,24 +734,24 @@ int cmir_conv3x3_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, co
     if (rc)
         return rc;
     if (direct_available())
-        return direct_forward(ex, x, W, b, y, 0, 0.0f);
+        return direct_forward(ex, x, W, b, y, 0, 0.0f, NULL);
 #endif
     return gemm_forward(ex, x, W, b, y);
 }
 
 int cmir_conv3x3_lrelu_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
-                               const float *b, float slope, cmir_tensor *y)
+                               const float *b, float slope, cmir_tensor *y, double *sums)
 {
     int rc = conv_check("cmir_conv3x3_lrelu_forward", x, W, y, 0);
     if (rc)
         return rc;
 #ifdef CONV_DIRECT
     if (direct_available())
-        return direct_forward(ex, x, W, b, y, 1, slope);
+        return direct_forward(ex, x, W, b, y, 1, slope, sums);
 #endif
-    if ((rc = gemm_forward(ex, x, W, b, y)))
+    if ((rc = gemm_forward(ex, x, W, b, y)) || (rc = cmir_lrelu_forward(ex, slope, y, y)))
         return rc;
-    return cmir_lrelu_forward(ex, slope, y, y);
+    return sums ? cmir__channel_sums(ex, y, sums) : 0;
 }
 
 int cmir_conv3x3_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,

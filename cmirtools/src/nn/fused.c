@@ -29,7 +29,7 @@ typedef struct fjob {
     float *y, *xhat, *dx;
     int32_t *arg;
     const int32_t *carg;
-    const float *m1, *m2, *g; /* backward per-channel coefficients */
+    const float *m1, *m2, *g; /* backward per channel: A, B, G */
     double *part;             /* T x 2C partial sums */
     float slope;
     size_t M;
@@ -104,28 +104,31 @@ static void bsum_generic(const fjob *j, size_t lo, size_t hi, double *s, double 
         }
 }
 
-/* dx over image rows [lo, hi) of N*H. */
+/* dx for bands [lo, hi) of N * ceil(H/k): band oy holds image rows
+ * [oy k, oy k + k); per element t = (x - mean) B + A (+ G dy at a pool
+ * winner), then the leaky-ReLU derivative (see cmir_bn_maxpool_backward). */
 static void dense_bwd_generic(const fjob *j, size_t lo, size_t hi)
 {
     const int H = j->H, W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
-    for (size_t r = lo; r < hi; r++) {
-        size_t n = r / (size_t)H;
-        int yy = (int)(r % (size_t)H), oy = yy / k;
-        for (int xx = 0; xx < W; xx++) {
-            const float *xp = j->x + (r * W + xx) * (size_t)C;
-            float *dp = j->dx + (r * W + xx) * (size_t)C;
-            int win = oy < Ho && xx / k < Wo;
-            size_t pi = win ? ((n * Ho + oy) * Wo + xx / k) * (size_t)C : 0;
-            int32_t tgt = (int32_t)(((size_t)yy * W + xx) * C);
-            for (int c = 0; c < C; c++) {
-                float g = win && j->carg[pi + c] == tgt + c ? j->dy[pi + c] : 0.0f;
-                float xh = (xp[c] - j->mean[c]) * j->invstd[c];
-                float t = g - j->m1[c];
-                t = t - xh * j->m2[c];
-                t = t * j->g[c];
-                dp[c] = xp[c] > 0.0f ? t : j->slope * t;
+    const int Hb = (H + k - 1) / k;
+    const float *A = j->m1, *B = j->m2, *G = j->g;
+    for (size_t u = lo; u < hi; u++) {
+        size_t n = u / (size_t)Hb;
+        int oy = (int)(u % (size_t)Hb), y0 = oy * k, y1 = y0 + k < H ? y0 + k : H;
+        for (int yy = y0; yy < y1; yy++)
+            for (int xx = 0; xx < W; xx++) {
+                size_t e = ((n * H + yy) * W + xx) * (size_t)C;
+                int win = oy < Ho && xx / k < Wo;
+                size_t pi = win ? ((n * Ho + oy) * Wo + xx / k) * (size_t)C : 0;
+                int32_t tb = (int32_t)(((size_t)yy * W + xx) * C);
+                for (int c = 0; c < C; c++) {
+                    float xv = j->x[e + c];
+                    float t = (xv - j->mean[c]) * B[c] + A[c];
+                    if (win && j->carg[pi + c] == tb + c)
+                        t = t + G[c] * j->dy[pi + c];
+                    j->dx[e + c] = xv > 0.0f ? t : j->slope * t;
+                }
             }
-        }
     }
 }
 
@@ -276,43 +279,58 @@ FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q
     }
 }
 
+/* One pixel, one block of 16 channels; w: lanes where it is the winner. */
+FK_IN void dense_px(const fjob *j, size_t e, int c0, __mmask16 m, __mmask16 w, __m512 gdy,
+                    __m512 sl, int nt)
+{
+    __m512 xv = _mm512_maskz_loadu_ps(m, j->x + e);
+    __m512 t = _mm512_sub_ps(xv, _mm512_maskz_loadu_ps(m, j->mean + c0));
+    t = _mm512_add_ps(_mm512_mul_ps(t, _mm512_maskz_loadu_ps(m, j->m2 + c0)),
+                      _mm512_maskz_loadu_ps(m, j->m1 + c0));
+    t = _mm512_mask_add_ps(t, w, t, gdy);
+    t = _mm512_mask_mul_ps(t, _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_NGT_UQ), t, sl);
+    if (nt && m == 0xFFFF)
+        _mm512_stream_ps(j->dx + e, t);
+    else
+        _mm512_mask_storeu_ps(j->dx + e, m, t);
+}
+
 FK_FN void dense_bwd_avx512(const fjob *j, size_t lo, size_t hi)
 {
     const int H = j->H, W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
+    const int Hb = (H + k - 1) / k;
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512 zero = _mm512_setzero_ps(), sl = _mm512_set1_ps(j->slope);
+    const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
     const int nt = j->nt;
-    for (size_t r = lo; r < hi; r++) {
-        size_t n = r / (size_t)H;
-        int yy = (int)(r % (size_t)H), oy = yy / k;
-        const int xwin = oy < Ho ? Wo * k : 0;
-        for (int xx = 0; xx < W; xx++) {
-            const int win = xx < xwin;
-            size_t pi = win ? ((n * Ho + oy) * Wo + xx / k) * (size_t)C : 0;
-            int32_t tb = (int32_t)(((size_t)yy * W + xx) * C);
+    for (size_t u = lo; u < hi; u++) {
+        size_t n = u / (size_t)Hb;
+        int oy = (int)(u % (size_t)Hb), y0 = oy * k, y1 = y0 + k < H ? y0 + k : H;
+        int xw = oy < Ho ? Wo * k : 0; /* columns covered by windows */
+        for (int ox = 0; ox * k < xw; ox++)
             for (int c0 = 0; c0 < C; c0 += 16) {
                 __mmask16 m = fmask(C - c0);
-                size_t e = (r * W + xx) * (size_t)C + c0;
-                __m512 xv = _mm512_maskz_loadu_ps(m, j->x + e);
-                __m512 g = zero;
-                if (win) {
-                    __m512i tgt = _mm512_add_epi32(_mm512_set1_epi32(tb + c0), iota);
-                    __mmask16 w = _mm512_mask_cmpeq_epi32_mask(
-                        m, _mm512_maskz_loadu_epi32(m, j->carg + pi + c0), tgt);
-                    g = _mm512_maskz_loadu_ps(w, j->dy + pi + c0);
+                size_t pi = ((n * Ho + oy) * Wo + ox) * (size_t)C + c0;
+                /* winner offset relative to the window's top-left pixel */
+                int32_t base = (int32_t)(((size_t)y0 * W + (size_t)ox * k) * C + c0);
+                __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, j->carg + pi),
+                                               _mm512_add_epi32(_mm512_set1_epi32(base), iota));
+                __m512 gdy = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, j->g + c0),
+                                           _mm512_maskz_loadu_ps(m, j->dy + pi));
+                for (int dy = 0; dy < k; dy++) {
+                    size_t e = ((n * H + y0 + dy) * W + (size_t)ox * k) * (size_t)C + c0;
+                    int32_t ro = dy * W * C;
+                    for (int dx = 0; dx < k; dx++, e += C, ro += C) {
+                        __mmask16 w = _mm512_mask_cmpeq_epi32_mask(m, rel, _mm512_set1_epi32(ro));
+                        dense_px(j, e, c0, m, w, gdy, sl, nt);
+                    }
                 }
-                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(xv, _mm512_maskz_loadu_ps(m, j->mean + c0)),
-                                          _mm512_maskz_loadu_ps(m, j->invstd + c0));
-                __m512 t = _mm512_sub_ps(g, _mm512_maskz_loadu_ps(m, j->m1 + c0));
-                t = _mm512_sub_ps(t, _mm512_mul_ps(xh, _mm512_maskz_loadu_ps(m, j->m2 + c0)));
-                t = _mm512_mul_ps(t, _mm512_maskz_loadu_ps(m, j->g + c0));
-                t = _mm512_mask_mul_ps(t, _mm512_cmp_ps_mask(xv, zero, _CMP_NGT_UQ), t, sl);
-                if (nt && m == 0xFFFF)
-                    _mm512_stream_ps(j->dx + e, t);
-                else
-                    _mm512_mask_storeu_ps(j->dx + e, m, t);
             }
-        }
+        /* pixels outside every window: no winners */
+        for (int yy = y0; yy < y1; yy++)
+            for (int xx = xw; xx < W; xx++)
+                for (int c0 = 0; c0 < C; c0 += 16)
+                    dense_px(j, ((n * H + yy) * W + xx) * (size_t)C + c0, c0, fmask(C - c0), 0,
+                             zero, sl, nt);
     }
     if (nt)
         _mm_sfence();
@@ -381,7 +399,7 @@ static int dense_task(int t, int T, void *user)
 {
     const fjob *j = user;
     size_t lo, hi;
-    cmir__split((size_t)j->N * j->H, T, t, &lo, &hi);
+    cmir__split((size_t)j->N * ((j->H + j->k - 1) / j->k), T, t, &lo, &hi);
 #ifdef FUSED_AVX512
     if (have_avx512()) {
         dense_bwd_avx512(j, lo, hi);
@@ -443,10 +461,34 @@ static int fused_setup(cmir_exec *ex, const char *fn, int k, const cmir_tensor *
     return 0;
 }
 
+int cmir__channel_sums(cmir_exec *ex, const cmir_tensor *x, double *sums)
+{
+    const char *fn = "cmir__channel_sums";
+    int rc = cmir__check_tensor(x, 0, fn, "x");
+    if (rc)
+        return rc;
+    fjob j;
+    memset(&j, 0, sizeof j);
+    j.C = (int)x->shape[x->ndim - 1];
+    j.M = j.C ? (size_t)(cmir_tensor_numel(x) / j.C) : 0;
+    if (j.C <= 0 || j.M == 0)
+        return cmir__error(CMIR_EINVAL, "%s: empty input", fn);
+    int T = cmir__elementwise_threads(ex, j.M * (size_t)j.C);
+    j.part = cmir__exec_scratch(ex, sizeof(double) * 2 * round16((size_t)j.C) * (size_t)T);
+    if (!j.part)
+        return CMIR_ENOMEM;
+    j.x = x->data;
+    if ((rc = cmir__parallel(T, stats_task, &j)))
+        return rc;
+    reduce2(&j, T, sums);
+    return 0;
+}
+
 int cmir_bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k,
                             const cmir_tensor *x, const float *gamma, const float *beta,
                             float *running_mean, float *running_var, float *save_mean,
-                            float *save_invstd, cmir_tensor *y, int32_t *argmax, float *xhat)
+                            float *save_invstd, const double *sums, cmir_tensor *y,
+                            int32_t *argmax, float *xhat)
 {
     const char *fn = "cmir_bn_maxpool_forward";
     fjob j;
@@ -461,10 +503,14 @@ int cmir_bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k
     const int C = j.C;
     float *mean = save_mean, *invstd = save_invstd, *tmp = NULL;
     if (training) {
-        if ((rc = cmir__parallel(T, stats_task, &j)))
-            return rc;
         double *sum = j.part + 2 * round16((size_t)C) * (size_t)T, *sq = sum + C;
-        reduce2(&j, T, sum);
+        if (sums) {
+            memcpy(sum, sums, sizeof(double) * 2 * C);
+        } else {
+            if ((rc = cmir__parallel(T, stats_task, &j)))
+                return rc;
+            reduce2(&j, T, sum);
+        }
         for (int c = 0; c < C; c++) {
             double m = sum[c] / (double)j.M;
             double ss = sq[c] - sum[c] * m; /* sum of squared deviations */
@@ -546,12 +592,15 @@ int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tenso
     }
     if (!dx)
         return 0;
+    /* dx = G (dy - sum(dy)/M - xhat sum(dy xhat)/M), G = gamma invstd, as
+     * A + (x - mean) B + G dy with A = -G sum(dy)/M, B = -G invstd sum(dy xhat)/M */
     float *coef = (float *)(sdx + C);
     double invM = 1.0 / (double)j.M;
     for (int c = 0; c < C; c++) {
-        coef[c] = (float)(sum[c] * invM);
-        coef[C + c] = (float)(sdx[c] * invM);
-        coef[2 * C + c] = (float)((double)gamma[c] * save_invstd[c]);
+        double G = (double)gamma[c] * save_invstd[c];
+        coef[c] = (float)(-G * sum[c] * invM);
+        coef[C + c] = (float)(-G * save_invstd[c] * sdx[c] * invM);
+        coef[2 * C + c] = (float)G;
     }
     j.m1 = coef;
     j.m2 = coef + C;
@@ -560,6 +609,7 @@ int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tenso
     j.dx = dx->data;
     j.nt = j.M * (size_t)C * sizeof(float) >= ((size_t)32 << 20) && C % 16 == 0 &&
            ((uintptr_t)j.dx & 63) == 0;
-    int Td = T > j.N * j.H ? j.N * j.H : T;
+    int units = j.N * ((j.H + k - 1) / k);
+    int Td = T > units ? units : T;
     return cmir__parallel(Td, dense_task, &j);
 }

@@ -18,5 +18,8 @@ int cmir__elementwise_threads(const cmir_exec *ex, size_t n);
 /* fused.c: non-zero makes the fused kernels take their portable loops
  * even on AVX-512 CPUs (tests compare both). */
 extern int cmir__fused_generic;
+/* sums[0..C) = per-channel sums of x (last dimension C), sums[C..2C) =
+ * sums of squares, in double (fixed order for a given thread count). */
+int cmir__channel_sums(cmir_exec *ex, const cmir_tensor *x, double *sums);
 
 #endif
