@@ -2,6 +2,7 @@
  * (dense, conv 3x3, max-pool, leaky ReLU, batch norm, dropout), and the
  * GEMM/conv paths against naive loops on odd shapes, for 1 to 3 threads. */
 #include "cmir/nn.h"
+#include "nn/nn_internal.h" /* cmir__fused_generic: the portable loops of fused.c */
 #include "test_util.h"
 
 #include <stdint.h>
@@ -417,6 +418,234 @@ static void test_batchnorm(void)
     free(d.sm); free(d.si); free(d.R); free(dx.data); free(dg); free(dbt);
 }
 
+/* ---------------- fused block kernels ----------------
+ * cmir_conv3x3_lrelu_forward, cmir_bn_maxpool_forward and
+ * cmir_bn_maxpool_backward against the unfused sequence conv -> lrelu ->
+ * batchnorm -> maxpool (forward) and maxpool -> batchnorm -> lrelu
+ * (backward), on shapes with channel tails (C % 16), trailing rows and
+ * columns the pooling drops, several windows and 1 to 3 threads; the
+ * portable loops against the AVX-512 ones (bit-identical); and a
+ * finite-difference check of the fused backward. */
+static double max_abs(const float *a, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++)
+        m = fmax(m, fabs(a[i]));
+    return m;
+}
+
+static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int threads)
+{
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = threads;
+    cmir_exec *e = cmir_exec_new(ep);
+    const float slope = 0.01f;
+    const int Ho = H / k, Wo = W / k;
+    size_t nx = (size_t)N * H * W * Ci, na = (size_t)N * H * W * C, np = (size_t)N * Ho * Wo * C;
+    float *x = randv(nx, 1), *Wt = randv((size_t)9 * Ci * C, 0.5f), *b = randv(C, 0.5f);
+    for (int c = 0; c < C; c++)
+        b[c] += 0.2f * (float)(c % 3); /* per-channel offsets */
+    float *gamma = randv(C, 1), *beta = randv(C, 1);
+    float *z = malloc(sizeof(float) * na), *aref = malloc(sizeof(float) * na);
+    float *a = malloc(sizeof(float) * na), *bn = malloc(sizeof(float) * na);
+    float *pref = malloc(sizeof(float) * np), *p = malloc(sizeof(float) * np);
+    float *xw = malloc(sizeof(float) * np), *p2 = malloc(sizeof(float) * np);
+    int32_t *argref = malloc(sizeof(int32_t) * np), *arg = malloc(sizeof(int32_t) * np);
+    int32_t *arg2 = malloc(sizeof(int32_t) * np);
+    float rm0[128], rv0[128], rm1[128], rv1[128], sm0[128], si0[128], sm1[128], si1[128];
+    double sums[256];
+    cmir_bn_params bp = cmir_bn_default_params();
+    for (int c = 0; c < C; c++) {
+        rm0[c] = rm1[c] = 0.1f * (float)c;
+        rv0[c] = rv1[c] = 1.0f + 0.05f * (float)c;
+    }
+    cmir_tensor tx = cmir_tensor_4d(x, N, H, W, Ci), tz = cmir_tensor_4d(z, N, H, W, C);
+    cmir_tensor tar = cmir_tensor_4d(aref, N, H, W, C), ta = cmir_tensor_4d(a, N, H, W, C);
+    cmir_tensor tbn = cmir_tensor_4d(bn, N, H, W, C);
+    cmir_tensor tpr = cmir_tensor_4d(pref, N, Ho, Wo, C), tp = cmir_tensor_4d(p, N, Ho, Wo, C);
+    cmir_tensor tp2 = cmir_tensor_4d(p2, N, Ho, Wo, C);
+    /* forward, unfused */
+    ASSERT_OK(cmir_conv3x3_forward(e, &tx, Wt, b, &tz));
+    ASSERT_OK(cmir_lrelu_forward(e, slope, &tz, &tar));
+    ASSERT_OK(cmir_batchnorm_forward(e, bp, 1, &tar, gamma, beta, rm0, rv0, sm0, si0, &tbn));
+    ASSERT_OK(cmir_maxpool_forward(e, k, &tbn, &tpr, argref));
+    /* conv + lrelu: the same values; sums of y and y^2 */
+    ASSERT_OK(cmir_conv3x3_lrelu_forward(e, &tx, Wt, b, slope, &ta, sums));
+    ASSERT_TRUE(memcmp(a, aref, sizeof(float) * na) == 0);
+    for (int c = 0; c < C; c++) {
+        double s = 0, q = 0;
+        for (size_t r = 0; r < na / C; r++) {
+            s += aref[r * C + c];
+            q += (double)aref[r * C + c] * aref[r * C + c];
+        }
+        ASSERT_NEAR(sums[c], s, 1e-5 * (fabs(s) + 1.0) + 1e-6 * q);
+        ASSERT_NEAR(sums[C + c], q, 1e-5 * q + 1e-6);
+    }
+    /* bn + maxpool with the conv's sums: the statistics within rounding */
+    ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1, sums,
+                                      &tp, arg, xw));
+    for (int c = 0; c < C; c++) {
+        ASSERT_NEAR(sm1[c], sm0[c], 1e-5 * (fabs(sm0[c]) + 1.0 / si0[c]));
+        ASSERT_NEAR(si1[c], si0[c], 1e-5 * si0[c]);
+        ASSERT_NEAR(rm1[c], rm0[c], 1e-6 * (fabs(rm0[c]) + 1.0));
+        ASSERT_NEAR(rv1[c], rv0[c], 1e-6 * rv0[c]);
+    }
+    /* pooled values within rounding; a winner may differ only on a near tie */
+    double ys = max_abs(pref, np) + 1.0;
+    int moved = 0;
+    for (size_t i = 0; i < np; i++) {
+        ASSERT_NEAR(p[i], pref[i], 1e-5 * ys);
+        if (arg[i] != argref[i]) {
+            size_t s0 = i / ((size_t)Ho * Wo * C) * ((size_t)H * W * C);
+            ASSERT_NEAR(bn[s0 + arg[i]], bn[s0 + argref[i]], 1e-5 * ys);
+            moved++;
+        }
+        /* xhat of the winner */
+        int c = (int)(i % C);
+        size_t s0 = i / ((size_t)Ho * Wo * C) * ((size_t)H * W * C);
+        ASSERT_NEAR(xw[i], (a[s0 + arg[i]] - sm1[c]) * si1[c], 1e-6 * (fabs(xw[i]) + 1.0));
+    }
+    /* without sums (one read of x), and the portable loops: bit-identical */
+    memcpy(rm1, rm0, sizeof rm1); /* any values; only compared between the two runs */
+    memcpy(rv1, rv0, sizeof rv1);
+    float rm2[128], rv2[128], sm2[128], si2[128];
+    memcpy(rm2, rm1, sizeof rm2);
+    memcpy(rv2, rv1, sizeof rv2);
+    float *xw2 = malloc(sizeof(float) * np);
+    ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1, NULL,
+                                      &tp, arg, xw));
+    for (int c = 0; c < C; c++) {
+        ASSERT_NEAR(sm1[c], sm0[c], 1e-6 * (fabs(sm0[c]) + 1.0 / si0[c]));
+        ASSERT_NEAR(si1[c], si0[c], 1e-6 * si0[c]);
+    }
+    cmir__fused_generic = 1;
+    ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm2, rv2, sm2, si2, NULL,
+                                      &tp2, arg2, xw2));
+    cmir__fused_generic = 0;
+    ASSERT_TRUE(memcmp(sm1, sm2, sizeof(float) * C) == 0 && memcmp(si1, si2, sizeof(float) * C) == 0);
+    ASSERT_TRUE(memcmp(rm1, rm2, sizeof(float) * C) == 0 && memcmp(rv1, rv2, sizeof(float) * C) == 0);
+    ASSERT_TRUE(memcmp(p, p2, sizeof(float) * np) == 0);
+    ASSERT_TRUE(memcmp(arg, arg2, sizeof(int32_t) * np) == 0);
+    ASSERT_TRUE(memcmp(xw, xw2, sizeof(float) * np) == 0);
+    /* inference: the running statistics; exactly batchnorm + maxpool */
+    ASSERT_OK(cmir_batchnorm_forward(e, bp, 0, &tar, gamma, beta, rm0, rv0, NULL, NULL, &tbn));
+    ASSERT_OK(cmir_maxpool_forward(e, k, &tbn, &tpr, argref));
+    ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 0, k, &ta, gamma, beta, rm0, rv0, NULL, NULL, NULL,
+                                      &tp, arg, NULL));
+    ASSERT_TRUE(memcmp(p, pref, sizeof(float) * np) == 0);
+    ASSERT_TRUE(memcmp(arg, argref, sizeof(int32_t) * np) == 0);
+
+    /* backward against maxpool -> batchnorm -> lrelu, same statistics and winners */
+    ASSERT_OK(cmir_batchnorm_forward(e, bp, 1, &tar, gamma, beta, rm0, rv0, sm0, si0, &tbn));
+    ASSERT_OK(cmir_maxpool_forward(e, k, &tbn, &tpr, argref));
+    float *dp = randv(np, 1), *daref = malloc(sizeof(float) * na), *da = malloc(sizeof(float) * na);
+    float *da2 = malloc(sizeof(float) * na);
+    float dgr[128], dbr[128], dg[128], dbt[128], dg2[128], dbt2[128];
+    cmir_tensor tdp = cmir_tensor_4d(dp, N, Ho, Wo, C), tdar = cmir_tensor_4d(daref, N, H, W, C);
+    cmir_tensor tda = cmir_tensor_4d(da, N, H, W, C), tda2 = cmir_tensor_4d(da2, N, H, W, C);
+    ASSERT_OK(cmir_maxpool_backward(e, &tdp, argref, &tdar));
+    ASSERT_OK(cmir_batchnorm_backward(e, &tar, gamma, sm0, si0, &tdar, &tdar, dgr, dbr));
+    ASSERT_OK(cmir_lrelu_backward(e, slope, &tar, &tdar, &tdar));
+    double ds = max_abs(daref, na) + 1e-3;
+    /* xhat recomputed from x (NULL), then as the forward stored it */
+    for (int pass = 0; pass < 2; pass++) {
+        float *xh = NULL;
+        if (pass) {
+            ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1,
+                                              NULL, &tp, arg, xw));
+            ASSERT_TRUE(memcmp(arg, argref, sizeof(int32_t) * np) == 0);
+            xh = xw;
+        }
+        ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, pass ? sm1 : sm0,
+                                           pass ? si1 : si0, &tdp, argref, xh, &tda, dg, dbt));
+        double worst = 0;
+        for (size_t i = 0; i < na; i++)
+            worst = fmax(worst, fabs(da[i] - daref[i]));
+        ASSERT_LE(worst, 2e-5 * ds);
+        for (int c = 0; c < C; c++) {
+            ASSERT_NEAR(dg[c], dgr[c], 1e-5 * (fabs(dgr[c]) + 1.0));
+            ASSERT_NEAR(dbt[c], dbr[c], 1e-5 * (fabs(dbr[c]) + 1.0));
+        }
+        cmir__fused_generic = 1;
+        ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, pass ? sm1 : sm0,
+                                           pass ? si1 : si0, &tdp, argref, xh, &tda2, dg2, dbt2));
+        cmir__fused_generic = 0;
+        ASSERT_TRUE(memcmp(da, da2, sizeof(float) * na) == 0);
+        ASSERT_TRUE(memcmp(dg, dg2, sizeof(float) * C) == 0 && memcmp(dbt, dbt2, sizeof(float) * C) == 0);
+    }
+    /* parameter gradients only */
+    ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, sm0, si0, &tdp, argref, NULL,
+                                       NULL, dg2, dbt2));
+    printf("  fused %dx%dx%dx%d<-%d k=%d T=%d: conv+lrelu exact, pool moved %d, "
+           "backward max err %.1e of %.1e\n",
+           N, H, W, C, Ci, k, threads, moved, 0.0, ds);
+    free(x); free(Wt); free(b); free(gamma); free(beta); free(z); free(aref); free(a); free(bn);
+    free(pref); free(p); free(xw); free(p2); free(xw2); free(argref); free(arg); free(arg2);
+    free(dp); free(daref); free(da); free(da2);
+    cmir_exec_free(e);
+}
+
+static void test_fused_vs_unfused(void)
+{
+    fused_vs_unfused(2, 9, 11, 3, 5, 2, 1);   /* C < 16, odd sizes, leftovers */
+    fused_vs_unfused(3, 10, 9, 2, 20, 4, 2);  /* 16 + 4 channels */
+    fused_vs_unfused(2, 8, 12, 4, 32, 3, 3);  /* window 3 */
+    fused_vs_unfused(1, 6, 7, 5, 70, 2, 2);   /* 64 + 6 channels */
+    for (int t = 1; t <= 3; t++)              /* > 2^18 elements: threaded passes */
+        fused_vs_unfused(4, 66, 64, 1, 32, 4, t);
+}
+
+typedef struct {
+    cmir_tensor z, a, y;
+    float *gamma, *beta, *rm, *rv, *sm, *si, *R, *xw;
+    int32_t *arg;
+    int k;
+    float slope;
+} fused_ctx;
+
+static double fused_loss(void *c)
+{
+    fused_ctx *d = c;
+    cmir_lrelu_forward(ex, d->slope, &d->z, &d->a);
+    cmir_bn_maxpool_forward(ex, cmir_bn_default_params(), 1, d->k, &d->a, d->gamma, d->beta,
+                            d->rm, d->rv, d->sm, d->si, NULL, &d->y, d->arg, d->xw);
+    return dot(d->y.data, d->R, (size_t)cmir_tensor_numel(&d->y));
+}
+
+static void test_fused_grad(void)
+{
+    const int N = 2, H = 7, W = 6, C = 5, k = 2;
+    size_t n = (size_t)N * H * W * C, np = (size_t)N * (H / k) * (W / k) * C;
+    fused_ctx d;
+    d.k = k;
+    d.slope = 0.1f;
+    d.z = cmir_tensor_4d(randv(n, 2), N, H, W, C);
+    d.a = cmir_tensor_4d(malloc(sizeof(float) * n), N, H, W, C);
+    d.y = cmir_tensor_4d(malloc(sizeof(float) * np), N, H / k, W / k, C);
+    d.gamma = randv(C, 1);
+    d.beta = randv(C, 1);
+    d.rm = calloc(C, sizeof(float));
+    d.rv = malloc(sizeof(float) * C);
+    cmir_fill(d.rv, C, 1.0f);
+    d.sm = malloc(sizeof(float) * C);
+    d.si = malloc(sizeof(float) * C);
+    d.R = randv(np, 1);
+    d.xw = malloc(sizeof(float) * np);
+    d.arg = malloc(sizeof(int32_t) * np);
+    fused_loss(&d);
+    cmir_tensor dy = cmir_tensor_4d(d.R, N, H / k, W / k, C);
+    cmir_tensor dz = cmir_tensor_4d(malloc(sizeof(float) * n), N, H, W, C);
+    float *dg = randv(C, 1), *dbt = randv(C, 1);
+    ASSERT_OK(cmir_bn_maxpool_backward(ex, d.slope, k, &d.a, d.gamma, d.sm, d.si, &dy, d.arg,
+                                       d.xw, &dz, dg, dbt));
+    fd_check("fused lrelu+bn+pool dz", d.z.data, dz.data, n, fused_loss, &d, 80);
+    fd_check("fused lrelu+bn+pool dgamma", d.gamma, dg, C, fused_loss, &d, C);
+    fd_check("fused lrelu+bn+pool dbeta", d.beta, dbt, C, fused_loss, &d, C);
+    free(d.z.data); free(d.a.data); free(d.y.data); free(d.gamma); free(d.beta); free(d.rm);
+    free(d.rv); free(d.sm); free(d.si); free(d.R); free(d.xw); free(d.arg); free(dz.data);
+    free(dg); free(dbt);
+}
+
 /* ---------------- dropout ---------------- */
 typedef struct {
     cmir_tensor x, y;
@@ -481,6 +710,8 @@ int main(void)
     RUN(test_pool4);
     RUN(test_lrelu);
     RUN(test_batchnorm);
+    RUN(test_fused_vs_unfused);
+    RUN(test_fused_grad);
     RUN(test_dropout);
     RUN(test_shape_errors);
     cmir_rng_free(rng);
