@@ -234,6 +234,27 @@ static void test_resume(void)
     ASSERT_TRUE(strstr(cmir_last_error(), "other settings") != NULL);
 }
 
+/* Stage-2 ablation on a trained stage 1: the CNNs are reused as they are. */
+static void test_stage1_from(void)
+{
+    cmir_train_params p = small();
+    p.unified.w_cross = 0;
+    p.stage1_from = in_dir("straight.mat");
+    ASSERT_OK(cmir_train(in_dir("a.mat"), in_dir("abl.mat"), p, NULL, NULL, NULL));
+    cmir_tensorset *a = cmir_tensorset_load(in_dir("straight.mat")), *b = cmir_tensorset_load(in_dir("abl.mat"));
+    ASSERT_TRUE(a && b);
+    const char *same[3] = {"pan_conv1_W", "ms_fc1_W", "MS_MEAN"};
+    for (int i = 0; a && b && i < 3; i++) {
+        const cmir_tensor *x = cmir_tensorset_get(a, same[i]), *y = cmir_tensorset_get(b, same[i]);
+        ASSERT_TRUE(x && y && cmir_tensor_numel(x) == cmir_tensor_numel(y));
+        if (x && y)
+            ASSERT_EQ_INT(memcmp(x->data, y->data, sizeof(float) * (size_t)cmir_tensor_numel(x)), 0);
+    }
+    ASSERT_TRUE(a && b && strcmp(cmir_tensorset_get_string(a, "MODEL_ID"), cmir_tensorset_get_string(b, "MODEL_ID")));
+    cmir_tensorset_free(a);
+    cmir_tensorset_free(b);
+}
+
 /* The paper's pairing for unpaired multi-label data. */
 static void test_pairs_by_label(void)
 {
@@ -275,6 +296,7 @@ int main(void)
     RUN(test_bad_models);
     RUN(test_pairs_by_label);
     RUN(test_resume);
+    RUN(test_stage1_from);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

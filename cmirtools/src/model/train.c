@@ -147,6 +147,28 @@ static int restore_optim(job *J, cmir_optim *o)
     return 0;
 }
 
+/* Stage-1 state from a tensor set (a model file or a checkpoint): both
+ * CNNs and the per-band normalisation. Messages are prefixed with path. */
+static int load_stage1(job *J, const cmir_tensorset *ts, const char *path)
+{
+    int rc = 0;
+    for (int k = 0; !rc && k < 2; k++) {
+        int64_t nb = k ? J->m->info.ms_bands : J->m->info.pan_bands;
+        const char *mn = k ? "MS_MEAN" : "PAN_MEAN", *sn = k ? "MS_STD" : "PAN_STD";
+        if (!(rc = cmir_cnn_load(J->m->cnn[k], ts, k ? "ms_" : "pan_")) &&
+            !(rc = cmir_tensorset_expect(ts, mn, 1, &nb)) && !(rc = cmir_tensorset_expect(ts, sn, 1, &nb))) {
+            memcpy(J->m->mean[k], cmir_tensorset_get(ts, mn)->data, sizeof(float) * (size_t)nb);
+            memcpy(J->m->std[k], cmir_tensorset_get(ts, sn)->data, sizeof(float) * (size_t)nb);
+        }
+    }
+    if (rc) {
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s", cmir_last_error());
+        cmir__error(rc, "%s: %s", path, msg);
+    }
+    return rc;
+}
+
 /* Loads a checkpoint made with the same archive and settings. */
 static int load_checkpoint(job *J)
 {
@@ -168,20 +190,8 @@ static int load_checkpoint(job *J)
         return cmir__error(CMIR_EFORMAT, "%s: damaged CKPT_STATE", path);
     uint64_t state[4] = {s[0], s[1], s[2], s[3]};
     cmir_rng_set_state(J->rng, state);
-    int rc = cmir_cnn_load(J->m->cnn[0], J->resume, "pan_");
-    if (!rc)
-        rc = cmir_cnn_load(J->m->cnn[1], J->resume, "ms_");
-    if (!rc && J->r_stage == 2)
-        rc = cmir_unified_load(J->m->uni, J->resume);
-    for (int k = 0; !rc && k < 2; k++) {
-        int64_t nb = k ? J->m->info.ms_bands : J->m->info.pan_bands;
-        const char *mn = k ? "MS_MEAN" : "PAN_MEAN", *sn = k ? "MS_STD" : "PAN_STD";
-        if (!(rc = cmir_tensorset_expect(J->resume, mn, 1, &nb)) && !(rc = cmir_tensorset_expect(J->resume, sn, 1, &nb))) {
-            memcpy(J->m->mean[k], cmir_tensorset_get(J->resume, mn)->data, sizeof(float) * (size_t)nb);
-            memcpy(J->m->std[k], cmir_tensorset_get(J->resume, sn)->data, sizeof(float) * (size_t)nb);
-        }
-    }
-    if (rc) {
+    int rc = load_stage1(J, J->resume, path);
+    if (!rc && J->r_stage == 2 && (rc = cmir_unified_load(J->m->uni, J->resume))) {
         char msg[900];
         snprintf(msg, sizeof msg, "%s", cmir_last_error());
         cmir__error(rc, "%s: %s", path, msg);
@@ -757,27 +767,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     }
     if (!rc && p.stage1_from) {
         cmir_tensorset *ts = cmir_tensorset_load(p.stage1_from);
-        const cmir_model_info *mi = &J.m->info;
-        int64_t nb[2] = {mi->pan_bands, mi->ms_bands};
-        if (!ts)
-            rc = CMIR_EIO;
-        for (int k = 0; !rc && k < 2; k++) {
-            const char *mn = k ? "MS_MEAN" : "PAN_MEAN", *sn = k ? "MS_STD" : "PAN_STD";
-            rc = cmir_cnn_load(J.m->cnn[k], ts, k ? "ms_" : "pan_");
-            if (!rc)
-                rc = cmir_tensorset_expect(ts, mn, 1, &nb[k]);
-            if (!rc)
-                rc = cmir_tensorset_expect(ts, sn, 1, &nb[k]);
-            if (!rc) {
-                memcpy(J.m->mean[k], cmir_tensorset_get(ts, mn)->data, sizeof(float) * (size_t)nb[k]);
-                memcpy(J.m->std[k], cmir_tensorset_get(ts, sn)->data, sizeof(float) * (size_t)nb[k]);
-            }
-        }
-        if (rc && rc != CMIR_EIO) {
-            char msg[900];
-            snprintf(msg, sizeof msg, "%s", cmir_last_error());
-            cmir__error(rc, "%s: %s", p.stage1_from, msg);
-        }
+        rc = ts ? load_stage1(&J, ts, p.stage1_from) : CMIR_EIO;
         cmir_tensorset_free(ts);
         p.epochs1 = J.p.epochs1 = 0;
     }

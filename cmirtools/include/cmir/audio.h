@@ -1,0 +1,148 @@
+/* cmir/audio.h: the audio front-end of the image <-> speech scenario (query
+ * scenes by voice): decoding any file libsndfile reads, conditioning it to
+ * 16 kHz mono, log-mel spectrograms and a fixed-length 128-d clip feature.
+ *
+ * Pipeline of cmir_audio_load / cmir_audio_prepare, in this order:
+ *  1. Header limits, checked before anything is allocated: sample rate in
+ *     [CMIR_AUDIO_MIN_RATE, CMIR_AUDIO_MAX_RATE] Hz, 1..CMIR_AUDIO_MAX_CHANNELS
+ *     channels, at most params.max_seconds (<= CMIR_AUDIO_MAX_SECONDS) of
+ *     audio. Buffers grow with the data actually decoded, so a header that
+ *     lies about its length costs nothing.
+ *  2. Decoding to float (integer formats scaled to [-1, 1), float formats
+ *     as stored) and mixing to mono (mean of the channels).
+ *  3. Refusals (CMIR_EFORMAT, message "path: problem"): no frames (empty),
+ *     fewer than CMIR_AUDIO_MIN_SECONDS (too short), NaN or infinite
+ *     samples, silent (peak below CMIR_AUDIO_SILENT_PEAK, i.e. -100 dBFS),
+ *     saturated or constant ("clipped to nothing": more than half of the
+ *     samples within 1% of the peak magnitude, e.g. all at full scale),
+ *     and files truncated against their own header.
+ *  4. Resampling to CMIR_AUDIO_RATE with libsamplerate SRC_SINC_MEDIUM_QUALITY
+ *     (skipped at 16 kHz). MEDIUM rather than FASTEST because FASTEST's
+ *     passband ends at 80% of the output Nyquist (6.4 kHz) while the mel
+ *     bands reach 8 kHz; MEDIUM passes 90% (7.2 kHz) at 121 dB SNR, and
+ *     clips are at most 10 minutes, so its cost does not matter.
+ *  5. Trimming of leading and trailing silence: 20 ms frames every 10 ms;
+ *     the kept span runs from the first to the last frame whose RMS is at
+ *     least params.trim_db (default -40 dB) relative to the loudest frame.
+ *
+ * Features (see cmir_audio_extractor_logmel / _feature for the details):
+ * log-mel spectrogram through FFTW3 (single precision) and the pooled
+ * cepstral clip feature of CMIR_AUDIO_FEATURE_DIM = 128 numbers, which
+ * stands in for the paper's 128-d VGGish embedding: it needs no training
+ * data, is deterministic, invariant to gain and, because it only looks at
+ * 50-8000 Hz of a 16 kHz signal, nearly unchanged by the source's sample
+ * rate, channel count and encoding. A learned extractor can be added later
+ * as another cmir_audio_feature_kind behind the same extractor handle.
+ *
+ * Errors: functions return 0 or a negative CMIR_E* code, constructors NULL;
+ * cmir_last_error() says why. libsndfile's messages are prefixed "sndfile: ",
+ * libsamplerate's "samplerate: ". Nothing is printed. Buffers returned to
+ * the caller are freed with cmir_free. */
+#ifndef CMIR_AUDIO_H
+#define CMIR_AUDIO_H
+
+#include "cmir/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CMIR_AUDIO_RATE 16000          /* Hz, rate of every conditioned signal */
+#define CMIR_AUDIO_FEATURE_DIM 128     /* length of a clip feature */
+#define CMIR_AUDIO_MIN_RATE 4000       /* Hz, lowest accepted input rate */
+#define CMIR_AUDIO_MAX_RATE 384000     /* Hz, highest accepted input rate */
+#define CMIR_AUDIO_MAX_CHANNELS 32     /* most accepted input channels */
+#define CMIR_AUDIO_MAX_SECONDS 600.0   /* hard cap on params.max_seconds */
+#define CMIR_AUDIO_MIN_SECONDS 0.025   /* shortest accepted input (one window) */
+#define CMIR_AUDIO_SILENT_PEAK 1e-5f   /* peak |x| below this (-100 dBFS): silent */
+
+/* Which clip feature cmir_audio_extractor_feature computes. */
+typedef enum cmir_audio_feature_kind {
+    /* 32 MFCCs c1..c32 (orthonormal DCT-II of the log-mel, c0 left out),
+     * pooled over frames: [0,32) mean, [32,64) standard deviation,
+     * [64,96) mean of the deltas, [96,128) standard deviation of the
+     * deltas (deltas: regression over +-2 frames, edges replicated). */
+    CMIR_AUDIO_FEATURE_CEPSTRAL = 0
+} cmir_audio_feature_kind;
+
+typedef struct cmir_audio_params {
+    double max_seconds; /* longest accepted input, (0, 600]; default 600 */
+    float trim_db;      /* trim threshold in dB relative to the loudest 20 ms
+                           frame, in [-120, 0); 0 disables trimming; -40 */
+    int n_mels;         /* mel bands, 33..256 (the feature needs > 32); 64 */
+    float fmin_hz;      /* lowest mel edge, >= 0; 50 */
+    float fmax_hz;      /* highest mel edge, <= 8000 (16 kHz Nyquist); 8000 */
+    float win_ms;       /* analysis window (periodic Hann), 5..100 ms; 25 */
+    float hop_ms;       /* hop between frames, 1..win_ms; 10 */
+    int feature;        /* a cmir_audio_feature_kind; CEPSTRAL */
+} cmir_audio_params;
+
+/* The defaults written above. */
+CMIR_API cmir_audio_params cmir_audio_default_params(void);
+
+/* Decodes `path` (WAV, FLAC, OGG/Vorbis, ... whatever libsndfile reads;
+ * any rate, channel count and sample format within the limits above) and
+ * conditions it: mono, 16 kHz, silence trimmed. On success *samples is a
+ * new buffer of *n float samples (nominally in [-1, 1]; free with
+ * cmir_free) and 0 is returned. On failure *samples is NULL, *n is 0 and
+ * the return is CMIR_EINVAL (bad arguments or params), CMIR_EIO (cannot
+ * open or read the file), CMIR_EFORMAT (not audio, damaged, or refused by
+ * a check above), CMIR_EUNSUPPORTED (beyond a limit) or CMIR_ENOMEM. */
+CMIR_API int cmir_audio_load(const char *path, cmir_audio_params p, float **samples,
+                             int64_t *n);
+
+/* The same conditioning for audio already in memory: `frames` frames of
+ * `channels` interleaved float samples at `rate` Hz (not modified, not
+ * kept). Output and returns as cmir_audio_load; messages start "audio: ". */
+CMIR_API int cmir_audio_prepare(const float *interleaved, int64_t frames, int channels,
+                                int rate, cmir_audio_params p, float **samples,
+                                int64_t *n);
+
+/* ---- Feature extraction ------------------------------------------------
+ * An extractor holds the FFTW plan, window, mel filterbank and DCT matrix
+ * for one params, and scratch buffers: create it once and reuse it. One
+ * extractor must not be used by two threads at once (use one each).
+ * NULL on failure (bad params, allocation, FFTW planning);
+ * cmir_audio_extractor_free(NULL) is a no-op. */
+typedef struct cmir_audio_extractor cmir_audio_extractor;
+
+CMIR_API cmir_audio_extractor *cmir_audio_extractor_new(cmir_audio_params p);
+CMIR_API void cmir_audio_extractor_free(cmir_audio_extractor *ex);
+
+/* Log-mel spectrogram of x (n >= 1 finite samples at 16 kHz, e.g. from
+ * cmir_audio_load). Frame t covers x[t*hop, t*hop + win) (hop = 160,
+ * win = 400 samples at the defaults), zero-padded past the end; there are
+ * 1 + (n - win) / hop frames when n >= win, else 1. Each frame is windowed
+ * (periodic Hann), zero-padded to the next power of two (512), transformed
+ * (real FFT) and its power |X|^2 weighted by n_mels triangular filters
+ * (peak 1, centres equally spaced on the HTK mel scale
+ * 2595 log10(1 + f/700) between fmin_hz and fmax_hz). Output: the natural
+ * log of the mel power, floored 80 dB below the clip's largest mel value
+ * (so a gain change shifts every value by one constant). On success *mel
+ * is a new row-major [*n_frames][n_mels] buffer (free with cmir_free).
+ * Returns 0, CMIR_EINVAL (NULL, n < 1, NaN/Inf input, too long) or
+ * CMIR_ENOMEM. */
+CMIR_API int cmir_audio_extractor_logmel(cmir_audio_extractor *ex, const float *x, int64_t n,
+                                         float **mel, int64_t *n_frames);
+
+/* The CMIR_AUDIO_FEATURE_DIM clip feature of x (as for _logmel) into
+ * feat[0..127], laid out as described at cmir_audio_feature_kind. Returns
+ * 0, CMIR_EINVAL or CMIR_ENOMEM (feat is then left unchanged). */
+CMIR_API int cmir_audio_extractor_feature(cmir_audio_extractor *ex, const float *x, int64_t n,
+                                          float feat[CMIR_AUDIO_FEATURE_DIM]);
+
+/* One-shot forms that build and free a temporary extractor. */
+CMIR_API int cmir_audio_logmel(const float *x, int64_t n, cmir_audio_params p, float **mel,
+                               int64_t *n_frames);
+CMIR_API int cmir_audio_features(const float *x, int64_t n, cmir_audio_params p,
+                                 float feat[CMIR_AUDIO_FEATURE_DIM]);
+
+/* cmir_audio_load followed by cmir_audio_features: the clip feature of a
+ * file. Returns as those two. */
+CMIR_API int cmir_audio_clip_feature(const char *path, cmir_audio_params p,
+                                     float feat[CMIR_AUDIO_FEATURE_DIM]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,46 @@
+/* Internal parts of the audio module (not installed): parameter checks,
+ * the conditioning steps shared by file and memory input, and the layout
+ * of the feature extractor. */
+#ifndef CMIR_AUDIO_INTERNAL_H
+#define CMIR_AUDIO_INTERNAL_H
+
+#include "cmir/audio.h"
+#include <fftw3.h>
+
+/* 0 or CMIR_EINVAL naming the bad field. */
+int cmir__audio_check_params(const cmir_audio_params *p);
+
+/* Refusals of step 3 on a mono signal at `rate` Hz; `name` (the file or
+ * "audio") starts the message. 0 or CMIR_EFORMAT. */
+int cmir__audio_check_signal(const float *x, int64_t n, int rate, const char *name);
+
+/* Resamples mono x (n samples at `rate` Hz) to CMIR_AUDIO_RATE into a new
+ * buffer *out of *nout samples (cmir__free). 0, CMIR_ENOMEM, or CMIR_EFORMAT
+ * with a "samplerate: " message. */
+int cmir__audio_resample(const float *x, int64_t n, int rate, const char *name, float **out,
+                         int64_t *nout);
+
+/* The span [*lo, *hi) kept by silence trimming of x at CMIR_AUDIO_RATE. */
+void cmir__audio_trim_span(const float *x, int64_t n, float trim_db, int64_t *lo, int64_t *hi);
+
+/* Steps 3-5 on a mono signal: checks, resampling, trimming. `mono` stays
+ * the caller's. */
+int cmir__audio_condition(const float *mono, int64_t n, int rate, const cmir_audio_params *p,
+                          const char *name, float **out, int64_t *nout);
+
+struct cmir_audio_extractor {
+    cmir_audio_params p;
+    int win, hop, nfft, nbins, n_mels;
+    float *window;        /* [win] periodic Hann */
+    float *fbank;         /* [n_mels][nbins] triangular weights */
+    int *fb_lo, *fb_hi;   /* nonzero bin range [lo, hi) of each filter */
+    float *dct;           /* [32][n_mels], rows c1..c32 */
+    float *frame;         /* [nfft] FFT input (aligned) */
+    fftwf_complex *spec;  /* [nbins] FFT output (aligned) */
+    float *power;         /* [nbins] */
+    fftwf_plan plan;
+};
+
+#define CMIR__AUDIO_NCEP 32
+
+#endif

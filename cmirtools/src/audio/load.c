@@ -1,0 +1,97 @@
+/* Decoding audio files through libsndfile: header limits checked before
+ * any allocation, chunked reading mixed to mono into a buffer that grows
+ * with the data actually read, libsndfile's errors as "sndfile: ...". */
+#include "audio_internal.h"
+#include "../base/internal.h"
+
+#include <sndfile.h>
+
+#define CHUNK 4096 /* frames decoded per call */
+
+/* Reads every frame into a new mono buffer. */
+static int read_mono(SNDFILE *sf, const SF_INFO *info, const char *path, float **mono,
+                     int64_t *got)
+{
+    int ch = info->channels;
+    int64_t cap = 0, n = 0;
+    float *buf = cmir__malloc(sizeof(float) * CHUNK * (size_t)ch), *m = NULL;
+    if (!buf)
+        return CMIR_ENOMEM;
+    while (n < info->frames) {
+        sf_count_t want = info->frames - n < CHUNK ? info->frames - n : CHUNK;
+        sf_count_t r = sf_readf_float(sf, buf, want);
+        if (r <= 0)
+            break;
+        if (n + r > cap) {
+            int64_t nc = cap ? 2 * cap : 65536;
+            float *t;
+            nc = nc > info->frames ? info->frames : nc;
+            if (!(t = cmir__realloc(m, sizeof(float) * (size_t)nc))) {
+                cmir__free(buf);
+                cmir__free(m);
+                return CMIR_ENOMEM;
+            }
+            m = t;
+            cap = nc;
+        }
+        for (sf_count_t i = 0; i < r; i++) {
+            float s = 0.0f;
+            for (int c = 0; c < ch; c++)
+                s += buf[i * ch + c];
+            m[n + i] = s / (float)ch;
+        }
+        n += r;
+    }
+    cmir__free(buf);
+    if (n < info->frames) {
+        int rc = sf_error(sf)
+                     ? cmir__error(CMIR_EFORMAT, "sndfile: %s: read failed after %lld of %lld frames (%s)",
+                                   path, (long long)n, (long long)info->frames, sf_strerror(sf))
+                     : cmir__error(CMIR_EFORMAT, "%s: truncated: the header promises %lld frames, "
+                                   "only %lld could be read", path, (long long)info->frames,
+                                   (long long)n);
+        cmir__free(m);
+        return rc;
+    }
+    *mono = m;
+    *got = n;
+    return 0;
+}
+
+int cmir_audio_load(const char *path, cmir_audio_params p, float **samples, int64_t *n)
+{
+    SF_INFO info = {0};
+    SNDFILE *sf;
+    float *mono = NULL;
+    int64_t frames = 0;
+    int rc;
+    if (samples)
+        *samples = NULL;
+    if (n)
+        *n = 0;
+    if (!path || !samples || !n)
+        return cmir__error(CMIR_EINVAL, "audio: NULL argument");
+    if ((rc = cmir__audio_check_params(&p)) != 0)
+        return rc;
+    if (!(sf = sf_open(path, SFM_READ, &info)))
+        return cmir__error(sf_error(NULL) == SF_ERR_SYSTEM ? CMIR_EIO : CMIR_EFORMAT,
+                           "sndfile: %s: %s", path, sf_strerror(NULL));
+    if (info.channels < 1 || info.channels > CMIR_AUDIO_MAX_CHANNELS)
+        rc = cmir__error(CMIR_EUNSUPPORTED, "%s: %d channels (accepted: 1 to %d)", path,
+                         info.channels, CMIR_AUDIO_MAX_CHANNELS);
+    else if (info.samplerate < CMIR_AUDIO_MIN_RATE || info.samplerate > CMIR_AUDIO_MAX_RATE)
+        rc = cmir__error(CMIR_EUNSUPPORTED, "%s: sample rate %d Hz (accepted: %d to %d Hz)", path,
+                         info.samplerate, CMIR_AUDIO_MIN_RATE, CMIR_AUDIO_MAX_RATE);
+    else if (info.frames < 0 || (double)info.frames > p.max_seconds * info.samplerate)
+        rc = cmir__error(CMIR_EUNSUPPORTED, "%s: %lld frames = %.1f s at %d Hz, above the limit of %g s",
+                         path, (long long)info.frames, (double)info.frames / info.samplerate,
+                         info.samplerate, p.max_seconds);
+    else
+        rc = read_mono(sf, &info, path, &mono, &frames);
+    sf_close(sf);
+    if (rc)
+        return rc;
+    rc = cmir__audio_condition(mono, frames, info.samplerate, &p, path, samples, n);
+    cmir__free(mono);
+    return rc;
+}
