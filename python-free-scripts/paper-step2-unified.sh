@@ -8,7 +8,7 @@ case ${1:-} in -h | --help | "")
 Usage: python-free-scripts/paper-step2-unified.sh FEATURES_A.mat FEATURES_B.mat OUT_unified.mat [LABELS.mat] [options]
 Trains the unified space on the paired rows of FEATURES_A and FEATURES_B (variable
 \`features\`, N x D) with labels from LABELS.mat (or FEATURES_A.mat), variable \`labels\`.
-Options go to cmir_train (-dv 64 -w_pair 1 -w_class 1 -w_norm 0.001 -w_cross 0.1 -w_reg 0.001 ...).
+Options go to cmir_train (-dv 64 -w_pair 1 -w_class 1 -w_norm 0.001 -w_cross 0.01 -w_reg 0.001 ...).
 USAGE
     [ -n "${1:-}" ] && exit 0 || exit 2 ;;
 esac

@@ -575,6 +575,31 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
     /* parameter gradients only */
     ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, sm0, si0, &tdp, argref, NULL,
                                        NULL, dg2, dbt2));
+    /* the whole block's backward (dy made row by row inside the conv) is
+     * bit-identical to cmir_bn_maxpool_backward followed by the conv's */
+    {
+        size_t kc = (size_t)9 * Ci * C;
+        float *dW0 = malloc(sizeof(float) * kc), *dW1 = malloc(sizeof(float) * kc);
+        float *db0 = malloc(sizeof(float) * C), *db1 = malloc(sizeof(float) * C);
+        float *dx0 = malloc(sizeof(float) * nx), *dx1 = malloc(sizeof(float) * nx);
+        cmir_tensor tdx0 = cmir_tensor_4d(dx0, N, H, W, Ci), tdx1 = cmir_tensor_4d(dx1, N, H, W, Ci);
+        for (int withdx = 0; withdx < 2; withdx++) {
+            ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, sm1, si1, &tdp, argref, xw,
+                                               &tda, dg, dbt));
+            ASSERT_OK(cmir_conv3x3_backward(e, &tx, Wt, &tda, withdx ? &tdx0 : NULL, dW0, db0));
+            ASSERT_OK(cmir_conv3x3_bn_maxpool_backward(e, slope, k, &ta, gamma, sm1, si1, &tdp,
+                                                       argref, xw, &tx, Wt, b,
+                                                       withdx ? &tdx1 : NULL, dW1, db1, dg2,
+                                                       dbt2));
+            ASSERT_TRUE(memcmp(dW0, dW1, sizeof(float) * kc) == 0);
+            ASSERT_TRUE(memcmp(db0, db1, sizeof(float) * C) == 0);
+            ASSERT_TRUE(memcmp(dg, dg2, sizeof(float) * C) == 0 &&
+                        memcmp(dbt, dbt2, sizeof(float) * C) == 0);
+            if (withdx)
+                ASSERT_TRUE(memcmp(dx0, dx1, sizeof(float) * nx) == 0);
+        }
+        free(dW0); free(dW1); free(db0); free(db1); free(dx0); free(dx1);
+    }
     printf("  fused %dx%dx%dx%d<-%d k=%d T=%d: conv+lrelu exact, pool moved %d, "
            "backward max err %.1e of %.1e\n",
            N, H, W, C, Ci, k, threads, moved, bworst, ds);

@@ -74,6 +74,9 @@ typedef struct cmir_audio_params {
     float fmax_hz;      /* highest mel edge, <= 8000 (16 kHz Nyquist); 8000 */
     float win_ms;       /* analysis window (periodic Hann), 5..100 ms; 25 */
     float hop_ms;       /* hop between frames, 1..win_ms; 10 */
+    float range_db;     /* log-mel dynamic range: values are floored this
+                           many dB below the clip's largest mel value,
+                           10..160; 30 (see cmir_audio_extractor_logmel) */
     int feature;        /* a cmir_audio_feature_kind; CEPSTRAL */
 } cmir_audio_params;
 
@@ -117,8 +120,14 @@ CMIR_API void cmir_audio_extractor_free(cmir_audio_extractor *ex);
  * (real FFT) and its power |X|^2 weighted by n_mels triangular filters
  * (peak 1, centres equally spaced on the HTK mel scale
  * 2595 log10(1 + f/700) between fmin_hz and fmax_hz). Output: the natural
- * log of the mel power, floored 80 dB below the clip's largest mel value
- * (so a gain change shifts every value by one constant). On success *mel
+ * log of the mel power, floored range_db below the clip's largest mel
+ * value, so a gain change shifts every value by one constant. The default
+ * 30 dB makes the features ignore what lies far under the loudest
+ * time-frequency cells: background noise, the quantisation noise of 8-bit
+ * files and the empty 4-8 kHz band of narrowband (8 kHz) sources; with
+ * 80 dB those moved the feature of a spoken word (test_audio: relative L2
+ * 0.93 from 8 kHz FLAC, 1.05 from 8-bit WAV) as far as a different word
+ * (0.13), with 30 dB they move it 0.15 and 0.33 against 0.27. On success *mel
  * is a new row-major [*n_frames][n_mels] buffer (free with cmir_free).
  * Returns 0, CMIR_EINVAL (NULL, n < 1, NaN/Inf input, too long) or
  * CMIR_ENOMEM. */

@@ -167,6 +167,22 @@ CMIR_API int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const c
                                       const float *save_invstd, const cmir_tensor *dy,
                                       const int32_t *argmax, const float *xhat,
                                       cmir_tensor *dx, float *dgamma, float *dbeta);
+/* The whole block's backward: cmir_bn_maxpool_backward (slope, k, a, gamma,
+ * statistics, dy, argmax, xhat, dgamma, dbeta as there) followed by
+ * cmir_conv3x3_backward (x = the conv's input, W, dx, dW, db as there) on
+ * its result, which is made row by row inside the convolution's threads
+ * instead of being stored (on AVX-512 CPUs; a temporary elsewhere). a must
+ * be lrelu(conv3x3(x, W) + b) as cmir_conv3x3_lrelu_forward made it (b, the
+ * conv's bias, may be NULL for none): for few input channels its rows are
+ * remade from x rather than read. Bit-identical to that sequence. */
+CMIR_API int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k,
+                                              const cmir_tensor *a, const float *gamma,
+                                              const float *save_mean,
+                                              const float *save_invstd, const cmir_tensor *dy,
+                                              const int32_t *argmax, const float *xhat,
+                                              const cmir_tensor *x, const float *W,
+                                              const float *b, cmir_tensor *dx, float *dW,
+                                              float *db, float *dgamma, float *dbeta);
 
 /* ---- Dropout (inverted: kept units scaled by 1/(1-rate)) ----------------
  * mask receives numel(x) bytes (1 kept, 0 dropped), drawn from r in order,

@@ -43,4 +43,11 @@ struct cmir_audio_extractor {
 
 #define CMIR__AUDIO_NCEP 32
 
+/* Frames of an n-sample signal (see cmir_audio_extractor_logmel). */
+int64_t cmir__audio_n_frames(const cmir_audio_extractor *ex, int64_t n);
+/* 0, or CMIR_EINVAL for a NULL, empty, too long or non-finite signal. */
+int cmir__audio_check_input(const cmir_audio_extractor *ex, const float *x, int64_t n);
+/* The log-mel of x into mel [n_frames][n_mels] (input already checked). */
+void cmir__audio_logmel_into(cmir_audio_extractor *ex, const float *x, int64_t n, float *mel);
+
 #endif

@@ -82,7 +82,9 @@ int cmir_audio_load(const char *path, cmir_audio_params p, float **samples, int6
     else if (info.samplerate < CMIR_AUDIO_MIN_RATE || info.samplerate > CMIR_AUDIO_MAX_RATE)
         rc = cmir__error(CMIR_EUNSUPPORTED, "%s: sample rate %d Hz (accepted: %d to %d Hz)", path,
                          info.samplerate, CMIR_AUDIO_MIN_RATE, CMIR_AUDIO_MAX_RATE);
-    else if (info.frames < 0 || (double)info.frames > p.max_seconds * info.samplerate)
+    else if (info.frames < 0)
+        rc = cmir__error(CMIR_EFORMAT, "%s: negative frame count in the header", path);
+    else if ((double)info.frames > p.max_seconds * info.samplerate)
         rc = cmir__error(CMIR_EUNSUPPORTED, "%s: %lld frames = %.1f s at %d Hz, above the limit of %g s",
                          path, (long long)info.frames, (double)info.frames / info.samplerate,
                          info.samplerate, p.max_seconds);

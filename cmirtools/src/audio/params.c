@@ -15,6 +15,7 @@ cmir_audio_params cmir_audio_default_params(void)
     p.fmax_hz = 8000.0f;
     p.win_ms = 25.0f;
     p.hop_ms = 10.0f;
+    p.range_db = 30.0f;
     p.feature = CMIR_AUDIO_FEATURE_CEPSTRAL;
     return p;
 }
@@ -36,6 +37,8 @@ int cmir__audio_check_params(const cmir_audio_params *p)
         return cmir__error(CMIR_EINVAL, "audio: win_ms %g outside [5, 100]", p->win_ms);
     if (!(p->hop_ms >= 1.0f && p->hop_ms <= p->win_ms))
         return cmir__error(CMIR_EINVAL, "audio: hop_ms %g outside [1, win_ms]", p->hop_ms);
+    if (!(p->range_db >= 10.0f && p->range_db <= 160.0f))
+        return cmir__error(CMIR_EINVAL, "audio: range_db %g outside [10, 160]", p->range_db);
     if (p->feature != CMIR_AUDIO_FEATURE_CEPSTRAL)
         return cmir__error(CMIR_EINVAL, "audio: unknown feature kind %d", p->feature);
     return 0;

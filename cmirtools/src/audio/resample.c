@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <samplerate.h>
+#include <string.h>
 
 int cmir__audio_resample(const float *x, int64_t n, int rate, const char *name, float **out,
                          int64_t *nout)
@@ -24,8 +25,10 @@ int cmir__audio_resample(const float *x, int64_t n, int rate, const char *name, 
     d.src_ratio = ratio;
     e = src_simple(&d, SRC_SINC_MEDIUM_QUALITY, 1);
     if (e) {
+        /* The error codes are not in the installed header; the message is. */
+        int nomem = strstr(src_strerror(e), "alloc") != NULL;
         cmir__free(r);
-        return cmir__error(e == SRC_ERR_MALLOC_FAILED ? CMIR_ENOMEM : CMIR_EINVAL,
+        return cmir__error(nomem ? CMIR_ENOMEM : CMIR_EINVAL,
                            "samplerate: %s: %s (%d Hz to %d Hz)", name, src_strerror(e), rate,
                            CMIR_AUDIO_RATE);
     }

@@ -213,9 +213,16 @@ static int ensure(cmir_cnn *c, int n)
         if (!c->pool[NBLK] || !c->idx[NBLK])
             goto oom;
     }
-    maxact = fs > maxact ? fs : maxact;
-    c->g0 = abuf(maxact);
-    c->g1 = abuf(maxact);
+    /* Gradient buffers hold pooled-size tensors and the flattened features
+     * only: the blocks' full-size gradients are never stored. */
+    size_t maxg = fs;
+    for (int l = 0; l < NBLK; l++) {
+        size_t ps = (size_t)n * c->H[l + 1] * c->W[l + 1] * FILTERS[l];
+        maxg = ps > maxg ? ps : maxg;
+    }
+    (void)maxact;
+    c->g0 = abuf(maxg);
+    c->g1 = abuf(maxg);
     c->Z = abuf((size_t)n * CMIR_FEAT_DIM);
     c->zd = abuf((size_t)n * CMIR_FEAT_DIM);
     c->dzd = abuf((size_t)n * CMIR_FEAT_DIM);
@@ -318,16 +325,18 @@ int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const fl
     for (int l = NBLK - 1; l >= 0; l--) {
         int co = FILTERS[l], cin = l ? FILTERS[l - 1] : c->p.bands;
         cmir_tensor dp = cmir_tensor_4d(cur, n, c->H[l + 1], c->W[l + 1], co);
-        cmir_tensor da = cmir_tensor_4d(other, n, c->H[l], c->W[l], co);
         cmir_tensor ta = cmir_tensor_4d(c->a[l], n, c->H[l], c->W[l], co);
-        /* max-pool, batch-norm and leaky-ReLU backward in one dense pass */
-        TRY(cmir_bn_maxpool_backward(ex, c->p.slope, c->k[l], &ta, c->bg[l], c->sm[l], c->si[l],
-                                     &dp, c->idx[l], c->xw[l], &da, c->gbg[l], c->gbb[l]));
         const float *xin = l ? c->pool[l - 1] : c->x;
         cmir_tensor tx = cmir_tensor_4d((float *)xin, n, c->H[l], c->W[l], cin);
-        cmir_tensor dx = cmir_tensor_4d(cur, n, c->H[l], c->W[l], cin);
-        TRY(cmir_conv3x3_backward(ex, &tx, c->cw[l], &da, l ? &dx : NULL, c->gcw[l], c->gcb[l]));
-        /* dx (into cur) is the next block's pooled-output gradient */
+        cmir_tensor dx = cmir_tensor_4d(other, n, c->H[l], c->W[l], cin);
+        /* max-pool, batch-norm, leaky-ReLU and conv backward in one call: the
+         * gradient at the conv's output is made row by row, never stored */
+        TRY(cmir_conv3x3_bn_maxpool_backward(ex, c->p.slope, c->k[l], &ta, c->bg[l], c->sm[l],
+                                             c->si[l], &dp, c->idx[l], c->xw[l], &tx, c->cw[l],
+                                             c->cb[l], l ? &dx : NULL, c->gcw[l], c->gcb[l], c->gbg[l],
+                                             c->gbb[l]));
+        /* dx (into other) is the next block's pooled-output gradient */
+        float *t = cur; cur = other; other = t;
     }
     return 0;
 }

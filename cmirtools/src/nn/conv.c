@@ -296,6 +296,13 @@ typedef struct dconv {
     float slope;
     size_t off_st; /* forward with statistics: per-thread sums (doubles) at this float offset */
     int want_st;
+    cmir__dyrow_fn dyrow; /* backward: dy made row by row by this (j->dy unused) */
+    void *dyctx;
+    size_t off_row;       /* per-thread row buffer for dyrow without dx */
+    const float *rb;      /* recompute: the forward's bias (NULL: zero) ... */
+    float rslope;         /* ... and leaky-ReLU slope, to remake the conv's output */
+    int recompute;        /* rows for dyrow (needs want_dw) */
+    size_t off_arow;      /* per-thread buffer for one remade output row */
     int want_dx, want_dw;
 } dconv;
 
@@ -425,17 +432,17 @@ DEF_FWD_ROW(3, 8, SW7)
 DEF_FWD_ROW(4, 6, SW5)
 
 /* ys{H,W,Co} = conv(xp{H+2,W+2,Ci}, W) + b. */
-static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, int Co,
-                       const float *b, float *ys, int nt, int act, float slope, double *st,
-                       int Cr)
+/* Output row y into yr{W,Co}. */
+static void fwd_one_row(const float *xp, int y, int Wd, int Ci, const float *W, int Co,
+                        const float *b, float *yr, int nt, int act, float slope, double *st,
+                        int Cr)
 {
     const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Ci;
-    for (int y = 0; y < H; y++)
         for (int co0 = 0; co0 < Co; co0 += 64) {
             int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
             __mmask16 ml = last_mask(rem - 16 * (V - 1));
             const float *xb = xp + y * rs, *wb = W + co0, *bias = b ? b + co0 : NULL;
-            float *yb = ys + (size_t)y * Wd * Co + co0;
+            float *yb = yr + co0;
             double *sb = st ? st + co0 : NULL;
             switch (V) {
             case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
@@ -444,6 +451,14 @@ static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, i
             default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
             }
         }
+}
+
+static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, int Co,
+                       const float *b, float *ys, int nt, int act, float slope, double *st,
+                       int Cr)
+{
+    for (int y = 0; y < H; y++)
+        fwd_one_row(xp, y, Wd, Ci, W, Co, b, ys + (size_t)y * Wd * Co, nt, act, slope, st, Cr);
 }
 
 /* dwp[(k0+r)*Co + 16v] += sum over the Wd pixels of one output row of
@@ -538,19 +553,35 @@ DK_FN void db_row(const float *dyr, int Co, int Wd, float *dbp)
     }
 }
 
-/* Adds one sample's contribution to the dW, db partials. */
-static void dw_sample(const float *xp, const float *dys, int H, int Wd, int Ci, int Co,
-                      float *dwp, float *dbp)
+/* With j->recompute: row y of lrelu(conv(x) + b) from the padded sample xp,
+ * bit-identical to the forward's, into the thread's row buffer. */
+static const float *remake_row(const dconv *j, const float *xp, int y)
+{
+    if (!j->recompute)
+        return NULL;
+    float *ar = (float *)xp + j->off_arow;
+    fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->rb, ar, 0, 1, j->rslope, NULL, 0);
+    return ar;
+}
+
+/* Adds one sample's contribution to the dW, db partials. dy rows are drs
+ * floats apart from dys, or (dys NULL) made one at a time into rowbuf by
+ * the job's dyrow for sample n. */
+static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
+                      const float *dys, size_t drs, int H, int Wd, int Ci, int Co, float *dwp,
+                      float *dbp)
 {
     const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Ci;
     const int K = 9 * Ci;
     for (int y = 0; y < H; y++) {
-        const float *dyrow = dys + (size_t)y * Wd * Co;
+        const float *dyrow = dys ? dys + (size_t)y * drs : rowbuf;
+        if (!dys)
+            j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), rowbuf);
         for (int co0 = 0; co0 < Co; co0 += 64) {
             int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
             __mmask16 ml = last_mask(rem - 16 * (V - 1));
             const float *xb = xp + y * rs, *dyr = dyrow + co0;
-            const float *pf = y + 1 < H ? dyr + (size_t)Wd * Co : NULL;
+            const float *pf = dys && y + 1 < H ? dyr + drs : NULL;
             float *dw = dwp + co0;
             switch (V) {
             case 1: dw_row_1(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
@@ -600,14 +631,24 @@ static int dbwd_task(int t, int T, void *user)
     }
     if (j->want_dx)
         memset(dyp, 0, sizeof(float) * pad * j->Co);
+    const size_t prs = (size_t)(j->Wd + 2) * j->Co; /* padded dy row stride */
     for (size_t n = lo; n < hi; n++) {
-        const float *dys = j->dy + n * hw * j->Co;
-        if (j->want_dw) {
+        const float *dys = j->dyrow ? NULL : j->dy + n * hw * j->Co;
+        size_t drs = (size_t)j->Wd * j->Co;
+        if (j->want_dw)
             pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
-            dw_sample(xp, dys, j->H, j->Wd, j->Ci, j->Co, dwp, dbp);
+        if (j->dyrow && j->want_dx) { /* the whole sample, into the padded buffer */
+            for (int y = 0; y < j->H; y++)
+                j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), dyp + (size_t)(y + 1) * prs + j->Co);
+            dys = dyp + prs + j->Co;
+            drs = prs;
+        }
+        if (j->want_dw) {
+            dw_sample(j, n, xp + j->off_row, xp, dys, drs, j->H, j->Wd, j->Ci, j->Co, dwp, dbp);
         }
         if (j->want_dx) {
-            pad_sample(dys, j->H, j->Wd, j->Co, dyp);
+            if (!j->dyrow)
+                pad_sample(dys, j->H, j->Wd, j->Co, dyp);
             fwd_sample(dyp, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0, 0,
                        0.0f, NULL, 0);
         }
@@ -671,13 +712,20 @@ static int direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, c
 }
 
 static int direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
-                           const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db)
+                           const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db,
+                           cmir__dyrow_fn dyrow, void *dyctx, const float *rb, float rslope,
+                           int recompute)
 {
     dconv j;
     int T, rc;
     direct_setup(ex, x, dy, &j, &T);
     j.W = W;
     j.dy = dy->data;
+    j.dyrow = dyrow;
+    j.dyctx = dyctx;
+    j.rb = rb;
+    j.rslope = rslope;
+    j.recompute = dyrow && recompute && (dW || db);
     j.dx = dx ? dx->data : NULL;
     j.want_dx = dx != NULL;
     j.want_dw = dW || db;
@@ -687,6 +735,14 @@ static int direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
     n += j.want_dx ? round16(pad * j.Co) : 0;
     j.off_dw = n;
     n += j.want_dw ? round16(kc + j.Co) : 0;
+    if (dyrow && !j.want_dx) {
+        j.off_row = n;
+        n += round16((size_t)j.Wd * j.Co);
+    }
+    if (j.recompute) {
+        j.off_arow = n;
+        n += round16((size_t)j.Wd * j.Co);
+    }
     j.per_thread = n ? n : 16;
     float *s = cmir__exec_scratch(ex, (j.per_thread * (size_t)T + (j.want_dx ? kc : 0)) *
                                           sizeof(float));
@@ -765,7 +821,32 @@ int cmir_conv3x3_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                (rc = cmir__check_same(x, dx, "cmir_conv3x3_backward", "x", "dx"))))
         return rc;
     if (direct_available())
-        return direct_backward(ex, x, W, dy, dx, dW, db);
+        return direct_backward(ex, x, W, dy, dx, dW, db, NULL, NULL, NULL, 0.0f, 0);
 #endif
     return gemm_backward(ex, x, W, dy, dx, dW, db);
+}
+
+int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
+                                cmir__dyrow_fn dyrow, void *ctx, const float *b, float slope,
+                                int recompute, cmir_tensor *dx, float *dW, float *db)
+{
+#ifdef CONV_DIRECT
+    const char *fn = "cmir_conv3x3_bn_maxpool_backward";
+    if (!x || !x->data || x->ndim != 4)
+        return cmir__check_tensor(x, 4, fn, "x");
+    /* dy's shape, for the checks only: its data is never read */
+    cmir_tensor dy = cmir_tensor_4d(x->data, x->shape[0], x->shape[1], x->shape[2], Co);
+    int rc = conv_check(fn, x, W, &dy, 1);
+    if (rc)
+        return rc;
+    if (dx && ((rc = cmir__check_tensor(dx, 4, fn, "dx")) ||
+               (rc = cmir__check_same(x, dx, fn, "x", "dx"))))
+        return rc;
+    if (direct_available())
+        return direct_backward(ex, x, W, &dy, dx, dW, db, dyrow, ctx, b, slope, recompute);
+#else
+    (void)ex; (void)x; (void)W; (void)Co; (void)dyrow; (void)ctx; (void)dx; (void)dW; (void)db;
+    (void)b; (void)slope; (void)recompute;
+#endif
+    return 1;
 }

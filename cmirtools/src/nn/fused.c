@@ -104,31 +104,26 @@ static void bsum_generic(const fjob *j, size_t lo, size_t hi, double *s, double 
         }
 }
 
-/* dx for bands [lo, hi) of N * ceil(H/k): band oy holds image rows
- * [oy k, oy k + k); per element t = (x - mean) B + A (+ G dy at a pool
- * winner), then the leaky-ReLU derivative (see cmir_bn_maxpool_backward). */
-static void dense_bwd_generic(const fjob *j, size_t lo, size_t hi)
+/* Row yy of sample n of dx into out (W * C floats): per element
+ * t = (x - mean) B + A (+ G dy at a pool winner), then the leaky-ReLU
+ * derivative (see cmir_bn_maxpool_backward). */
+static void dense_row_generic(const fjob *j, size_t n, int yy, const float *arow, float *out)
 {
     const int H = j->H, W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
-    const int Hb = (H + k - 1) / k;
     const float *A = j->m1, *B = j->m2, *G = j->g;
-    for (size_t u = lo; u < hi; u++) {
-        size_t n = u / (size_t)Hb;
-        int oy = (int)(u % (size_t)Hb), y0 = oy * k, y1 = y0 + k < H ? y0 + k : H;
-        for (int yy = y0; yy < y1; yy++)
-            for (int xx = 0; xx < W; xx++) {
-                size_t e = ((n * H + yy) * W + xx) * (size_t)C;
-                int win = oy < Ho && xx / k < Wo;
-                size_t pi = win ? ((n * Ho + oy) * Wo + xx / k) * (size_t)C : 0;
-                int32_t tb = (int32_t)(((size_t)yy * W + xx) * C);
-                for (int c = 0; c < C; c++) {
-                    float xv = j->x[e + c];
-                    float t = (xv - j->mean[c]) * B[c] + A[c];
-                    if (win && j->carg[pi + c] == tb + c)
-                        t = t + G[c] * j->dy[pi + c];
-                    j->dx[e + c] = xv > 0.0f ? t : j->slope * t;
-                }
-            }
+    const int oy = yy / k;
+    const float *xr = arow ? arow : j->x + (n * H + yy) * (size_t)W * C;
+    for (int xx = 0; xx < W; xx++) {
+        int win = oy < Ho && xx / k < Wo;
+        size_t pi = win ? ((n * Ho + oy) * Wo + xx / k) * (size_t)C : 0;
+        int32_t tb = (int32_t)(((size_t)yy * W + xx) * C);
+        for (int c = 0; c < C; c++) {
+            float xv = xr[(size_t)xx * C + c];
+            float t = (xv - j->mean[c]) * B[c] + A[c];
+            if (win && j->carg[pi + c] == tb + c)
+                t = t + G[c] * j->dy[pi + c];
+            out[(size_t)xx * C + c] = xv > 0.0f ? t : j->slope * t;
+        }
     }
 }
 
@@ -280,61 +275,53 @@ FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q
 }
 
 /* One pixel, one block of 16 channels; w: lanes where it is the winner. */
-FK_IN void dense_px(const fjob *j, size_t e, int c0, __mmask16 m, __mmask16 w, __m512 gdy,
-                    __m512 sl, int nt)
+FK_IN void dense_px(const fjob *j, const float *xp, float *op, int c0, __mmask16 m, __mmask16 w,
+                    __m512 gdy, __m512 sl, int nt)
 {
-    __m512 xv = _mm512_maskz_loadu_ps(m, j->x + e);
+    __m512 xv = _mm512_maskz_loadu_ps(m, xp);
     __m512 t = _mm512_sub_ps(xv, _mm512_maskz_loadu_ps(m, j->mean + c0));
     t = _mm512_add_ps(_mm512_mul_ps(t, _mm512_maskz_loadu_ps(m, j->m2 + c0)),
                       _mm512_maskz_loadu_ps(m, j->m1 + c0));
     t = _mm512_mask_add_ps(t, w, t, gdy);
     t = _mm512_mask_mul_ps(t, _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_NGT_UQ), t, sl);
     if (nt && m == 0xFFFF)
-        _mm512_stream_ps(j->dx + e, t);
+        _mm512_stream_ps(op, t);
     else
-        _mm512_mask_storeu_ps(j->dx + e, m, t);
+        _mm512_mask_storeu_ps(op, m, t);
 }
 
-FK_FN void dense_bwd_avx512(const fjob *j, size_t lo, size_t hi)
+/* As dense_row_generic; nt: streaming stores (out 64-byte aligned, C % 16 == 0). */
+FK_FN void dense_row_avx512(const fjob *j, size_t n, int yy, const float *arow, float *out,
+                            int nt)
 {
     const int H = j->H, W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
-    const int Hb = (H + k - 1) / k;
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
-    const int nt = j->nt;
-    for (size_t u = lo; u < hi; u++) {
-        size_t n = u / (size_t)Hb;
-        int oy = (int)(u % (size_t)Hb), y0 = oy * k, y1 = y0 + k < H ? y0 + k : H;
-        int xw = oy < Ho ? Wo * k : 0; /* columns covered by windows */
-        for (int ox = 0; ox * k < xw; ox++)
-            for (int c0 = 0; c0 < C; c0 += 16) {
-                __mmask16 m = fmask(C - c0);
-                size_t pi = ((n * Ho + oy) * Wo + ox) * (size_t)C + c0;
-                /* winner offset relative to the window's top-left pixel */
-                int32_t base = (int32_t)(((size_t)y0 * W + (size_t)ox * k) * C + c0);
-                __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, j->carg + pi),
-                                               _mm512_add_epi32(_mm512_set1_epi32(base), iota));
-                __m512 gdy = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, j->g + c0),
-                                           _mm512_maskz_loadu_ps(m, j->dy + pi));
-                for (int dy = 0; dy < k; dy++) {
-                    size_t e = ((n * H + y0 + dy) * W + (size_t)ox * k) * (size_t)C + c0;
-                    int32_t ro = dy * W * C;
-                    for (int dx = 0; dx < k; dx++, e += C, ro += C) {
-                        __mmask16 w = _mm512_mask_cmpeq_epi32_mask(m, rel, _mm512_set1_epi32(ro));
-                        dense_px(j, e, c0, m, w, gdy, sl, nt);
-                    }
-                }
+    const int oy = yy / k, xw = oy < Ho ? Wo * k : 0; /* columns covered by windows */
+    const float *xr = arow ? arow : j->x + (n * H + yy) * (size_t)W * C;
+    for (int ox = 0; ox * k < xw; ox++)
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            __mmask16 m = fmask(C - c0);
+            size_t pi = ((n * Ho + oy) * Wo + ox) * (size_t)C + c0;
+            /* winner offset relative to this row's first pixel of the window */
+            int32_t base = (int32_t)(((size_t)yy * W + (size_t)ox * k) * C + c0);
+            __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, j->carg + pi),
+                                           _mm512_add_epi32(_mm512_set1_epi32(base), iota));
+            __m512 gdy = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, j->g + c0),
+                                       _mm512_maskz_loadu_ps(m, j->dy + pi));
+            size_t e = (size_t)ox * k * C + c0;
+            for (int dx = 0; dx < k; dx++, e += C) {
+                __mmask16 w = _mm512_mask_cmpeq_epi32_mask(m, rel, _mm512_set1_epi32(dx * C));
+                dense_px(j, xr + e, out + e, c0, m, w, gdy, sl, nt);
             }
-        /* pixels outside every window: no winners */
-        for (int yy = y0; yy < y1; yy++)
-            for (int xx = xw; xx < W; xx++)
-                for (int c0 = 0; c0 < C; c0 += 16)
-                    dense_px(j, ((n * H + yy) * W + xx) * (size_t)C + c0, c0, fmask(C - c0), 0,
-                             zero, sl, nt);
-    }
-    if (nt)
-        _mm_sfence();
+        }
+    for (int xx = xw; xx < W; xx++) /* outside every window: no winners */
+        for (int c0 = 0; c0 < C; c0 += 16)
+            dense_px(j, xr + (size_t)xx * C + c0, out + (size_t)xx * C + c0, c0, fmask(C - c0), 0,
+                     zero, sl, nt);
 }
+
+FK_FN void stream_fence(void) { _mm_sfence(); }
 
 static int have_avx512(void) { return !cmir__fused_generic && __builtin_cpu_supports("avx512f"); }
 #else
@@ -395,19 +382,39 @@ static int bsum_task(int t, int T, void *user)
     return 0;
 }
 
+/* Row yy of sample n of the gradient; arow: that row of x when the caller
+ * has it (NULL: read from j->x). */
+static void dense_row(const fjob *j, size_t n, int yy, const float *arow, float *out, int nt)
+{
+#ifdef FUSED_AVX512
+    if (have_avx512()) {
+        dense_row_avx512(j, n, yy, arow, out, nt);
+        return;
+    }
+#endif
+    (void)nt;
+    dense_row_generic(j, n, yy, arow, out);
+}
+
 static int dense_task(int t, int T, void *user)
 {
     const fjob *j = user;
     size_t lo, hi;
-    cmir__split((size_t)j->N * ((j->H + j->k - 1) / j->k), T, t, &lo, &hi);
+    cmir__split((size_t)j->N * j->H, T, t, &lo, &hi);
+    for (size_t r = lo; r < hi; r++)
+        dense_row(j, r / (size_t)j->H, (int)(r % (size_t)j->H), NULL,
+                  j->dx + r * j->W * (size_t)j->C, j->nt);
 #ifdef FUSED_AVX512
-    if (have_avx512()) {
-        dense_bwd_avx512(j, lo, hi);
-        return 0;
-    }
+    if (j->nt)
+        stream_fence();
 #endif
-    dense_bwd_generic(j, lo, hi);
     return 0;
+}
+
+/* cmir__dyrow_fn for the conv backward */
+static void dense_row_cb(void *ctx, size_t n, int y, const float *arow, float *row)
+{
+    dense_row(ctx, n, y, arow, row, 0);
 }
 
 /* Fixed-order reduction of the T partial blocks into out[2C]. */
@@ -549,6 +556,57 @@ int cmir_bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k
     return rc;
 }
 
+/* The backward's sums, dgamma, dbeta and per-channel coefficients (into
+ * coef[3C]); fills the job for dense_row. */
+static int bwd_prepare(cmir_exec *ex, const char *fn, float slope, int k, const cmir_tensor *x,
+                       const float *gamma, const float *save_mean, const float *save_invstd,
+                       const cmir_tensor *dy, const int32_t *argmax, const float *xhat,
+                       float *dgamma, float *dbeta, fjob *j, int *T, float *coef)
+{
+    int rc = fused_setup(ex, fn, k, x, dy, "dy", j, T);
+    if (rc)
+        return rc;
+    if (!gamma || !save_mean || !save_invstd || !argmax)
+        return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
+    if (slope < 0.0f)
+        return cmir__error(CMIR_EINVAL, "%s: slope must be >= 0", fn);
+    const int C = j->C;
+    j->mean = save_mean;
+    j->invstd = save_invstd;
+    j->gamma = gamma;
+    j->dy = dy->data;
+    j->carg = argmax;
+    j->xhat_in = xhat;
+    j->slope = slope;
+    double *sum = j->part + 2 * round16((size_t)C) * (size_t)*T, *sdx = sum + C;
+    size_t P = (size_t)j->N * j->Ho * j->Wo;
+    if (P) {
+        int Tb = cmir__elementwise_threads(ex, P * (size_t)C);
+        if ((rc = cmir__parallel(Tb, bsum_task, j)))
+            return rc;
+        reduce2(j, Tb, sum); /* sum[0..C) = sum dy, sdx = sum dy xhat */
+    } else {
+        memset(sum, 0, sizeof(double) * 2 * C);
+    }
+    /* dx = G (dy - sum(dy)/M - xhat sum(dy xhat)/M), G = gamma invstd, as
+     * A + (x - mean) B + G dy with A = -G sum(dy)/M, B = -G invstd sum(dy xhat)/M */
+    double invM = 1.0 / (double)j->M;
+    for (int c = 0; c < C; c++) {
+        if (dbeta)
+            dbeta[c] = (float)sum[c];
+        if (dgamma)
+            dgamma[c] = (float)sdx[c];
+        double G = (double)gamma[c] * save_invstd[c];
+        coef[c] = (float)(-G * sum[c] * invM);
+        coef[C + c] = (float)(-G * save_invstd[c] * sdx[c] * invM);
+        coef[2 * C + c] = (float)G;
+    }
+    j->m1 = coef;
+    j->m2 = coef + C;
+    j->g = coef + 2 * C;
+    return 0;
+}
+
 int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *x,
                              const float *gamma, const float *save_mean,
                              const float *save_invstd, const cmir_tensor *dy,
@@ -556,60 +614,72 @@ int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tenso
                              float *dgamma, float *dbeta)
 {
     const char *fn = "cmir_bn_maxpool_backward";
-    fjob j;
-    int T = 1, rc = fused_setup(ex, fn, k, x, dy, "dy", &j, &T);
+    int rc = cmir__check_tensor(x, 4, fn, "x");
     if (rc)
         return rc;
-    if (!gamma || !save_mean || !save_invstd || !argmax)
-        return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
-    if (slope < 0.0f)
-        return cmir__error(CMIR_EINVAL, "%s: slope must be >= 0", fn);
     if (dx && ((rc = cmir__check_tensor(dx, 0, fn, "dx")) ||
                (rc = cmir__check_same(x, dx, fn, "x", "dx"))))
         return rc;
-    const int C = j.C;
-    j.mean = save_mean;
-    j.invstd = save_invstd;
-    j.gamma = gamma;
-    j.dy = dy->data;
-    j.carg = argmax;
-    j.xhat_in = xhat;
-    double *sum = j.part + 2 * round16((size_t)C) * (size_t)T, *sdx = sum + C;
-    size_t P = (size_t)j.N * j.Ho * j.Wo;
-    if (P) {
-        int Tb = cmir__elementwise_threads(ex, P * (size_t)C);
-        if ((rc = cmir__parallel(Tb, bsum_task, &j)))
-            return rc;
-        reduce2(&j, Tb, sum); /* sum[0..C) = sum dy, sdx = sum dy xhat */
-    } else {
-        memset(sum, 0, sizeof(double) * 2 * C);
+    fjob j;
+    int T = 1, C = (int)x->shape[3];
+    float *coef = cmir__malloc(sizeof(float) * 3 * (size_t)(C > 0 ? C : 1));
+    if (!coef)
+        return CMIR_ENOMEM;
+    rc = bwd_prepare(ex, fn, slope, k, x, gamma, save_mean, save_invstd, dy, argmax, xhat,
+                     dgamma, dbeta, &j, &T, coef);
+    if (!rc && dx) {
+        j.dx = dx->data;
+        j.nt = j.M * (size_t)j.C * sizeof(float) >= ((size_t)32 << 20) && j.C % 16 == 0 &&
+               ((uintptr_t)j.dx & 63) == 0;
+        int rows = j.N * j.H;
+        rc = cmir__parallel(T > rows ? rows : T, dense_task, &j);
     }
-    for (int c = 0; c < C; c++) {
-        if (dbeta)
-            dbeta[c] = (float)sum[c];
-        if (dgamma)
-            dgamma[c] = (float)sdx[c];
+    cmir__free(coef);
+    return rc;
+}
+
+int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *a,
+                                     const float *gamma, const float *save_mean,
+                                     const float *save_invstd, const cmir_tensor *dy,
+                                     const int32_t *argmax, const float *xhat,
+                                     const cmir_tensor *x, const float *W, const float *b,
+                                     cmir_tensor *dx, float *dW, float *db, float *dgamma,
+                                     float *dbeta)
+{
+    const char *fn = "cmir_conv3x3_bn_maxpool_backward";
+    int rc = cmir__check_tensor(a, 4, fn, "a");
+    if (rc)
+        return rc;
+    fjob j;
+    int T = 1, C = (int)a->shape[3];
+    float *coef = cmir__malloc(sizeof(float) * 3 * (size_t)(C > 0 ? C : 1));
+    if (!coef)
+        return CMIR_ENOMEM;
+    rc = bwd_prepare(ex, fn, slope, k, a, gamma, save_mean, save_invstd, dy, argmax, xhat, dgamma,
+                     dbeta, &j, &T, coef);
+    if (!rc) {
+        /* the conv's scratch may move the exec's: nothing of it is kept in j */
+        j.part = NULL;
+        /* Few input channels: remaking a's rows from x (9 Cin multiply-adds
+         * per value) is cheaper than reading a from memory. */
+        int remake = x && x->ndim == 4 && x->shape[3] <= 2;
+        rc = cmir__conv3x3_backward_rows(ex, x, W, C, dense_row_cb, &j, b, slope, remake, dx, dW,
+                                         db);
+        if (rc == 1) { /* no direct kernels: materialise dy */
+            float *da = cmir__malloc_aligned(sizeof(float) * j.M * (size_t)C);
+            rc = CMIR_ENOMEM;
+            if (da) {
+                cmir_tensor tda = cmir_tensor_4d(da, j.N, j.H, j.W, C);
+                j.dx = da;
+                j.nt = 0;
+                int rows = j.N * j.H;
+                rc = cmir__parallel(T > rows ? rows : T, dense_task, &j);
+                if (!rc)
+                    rc = cmir_conv3x3_backward(ex, x, W, &tda, dx, dW, db);
+                cmir__free_aligned(da);
+            }
+        }
     }
-    if (!dx)
-        return 0;
-    /* dx = G (dy - sum(dy)/M - xhat sum(dy xhat)/M), G = gamma invstd, as
-     * A + (x - mean) B + G dy with A = -G sum(dy)/M, B = -G invstd sum(dy xhat)/M */
-    float *coef = (float *)(sdx + C);
-    double invM = 1.0 / (double)j.M;
-    for (int c = 0; c < C; c++) {
-        double G = (double)gamma[c] * save_invstd[c];
-        coef[c] = (float)(-G * sum[c] * invM);
-        coef[C + c] = (float)(-G * save_invstd[c] * sdx[c] * invM);
-        coef[2 * C + c] = (float)G;
-    }
-    j.m1 = coef;
-    j.m2 = coef + C;
-    j.g = coef + 2 * C;
-    j.slope = slope;
-    j.dx = dx->data;
-    j.nt = j.M * (size_t)C * sizeof(float) >= ((size_t)32 << 20) && C % 16 == 0 &&
-           ((uintptr_t)j.dx & 63) == 0;
-    int units = j.N * ((j.H + k - 1) / k);
-    int Td = T > units ? units : T;
-    return cmir__parallel(Td, dense_task, &j);
+    cmir__free(coef);
+    return rc;
 }

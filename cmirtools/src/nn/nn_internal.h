@@ -22,4 +22,20 @@ extern int cmir__fused_generic;
  * sums of squares, in double (fixed order for a given thread count). */
 int cmir__channel_sums(cmir_exec *ex, const cmir_tensor *x, double *sums);
 
+/* Writes row y (W * Co floats) of sample n of a convolution's output
+ * gradient dy. arow: row y of the layer's output lrelu(conv(x) + b) as the
+ * conv remade it (see recompute below), or NULL. Called from the conv's
+ * threads, any order of n, rows of one sample in order. */
+typedef void (*cmir__dyrow_fn)(void *ctx, size_t n, int y, const float *arow, float *row);
+/* cmir_conv3x3_backward with dy{N,H,W,Co} made row by row by dyrow while
+ * the direct kernels use it (never stored whole). recompute: remake each
+ * output row lrelu(conv(x) + b) (slope, bias b or NULL) from the padded
+ * input the dW kernel holds anyway, bit-identical to the forward's, and
+ * pass it to dyrow (cheaper than reading the stored output for few input
+ * channels). Returns 1 without doing anything where the direct kernels
+ * are unavailable. */
+int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
+                                cmir__dyrow_fn dyrow, void *ctx, const float *b, float slope,
+                                int recompute, cmir_tensor *dx, float *dW, float *db);
+
 #endif
