@@ -372,6 +372,26 @@ static void test_bad_inputs(void)
     cmir_archive_close(a);
 }
 
+/* Two appenders at once: the second is refused, the archive stays whole. */
+static void test_concurrent_append(void)
+{
+    cmir_archive_writer *w1 = cmir_archive_append(in_dir("a.mat"));
+    ASSERT_TRUE(w1 != NULL);
+    cmir_archive_writer *w2 = cmir_archive_append(in_dir("a.mat"));
+    ASSERT_TRUE(w2 == NULL);
+    printf("  second appender: %s\n", cmir_last_error());
+    ASSERT_TRUE(strstr(cmir_last_error(), "another process is appending") != NULL);
+    const char *pan[1] = {in_dir("pan.tif")}, *ms[1] = {in_dir("ms.tif")};
+    ASSERT_TRUE(cmir_tile(pan, 1, ms, 1, in_dir("a.mat"), 1, quiet_params(64), NULL, NULL, NULL) != 0);
+    cmir_archive_writer_abort(w1);
+    w2 = cmir_archive_append(in_dir("a.mat")); /* free again */
+    ASSERT_TRUE(w2 != NULL);
+    cmir_archive_writer_abort(w2);
+    cmir_archive *a = cmir_archive_open(in_dir("a.mat"));
+    ASSERT_TRUE(a && cmir_archive_get_info(a)->n_tiles == 24);
+    cmir_archive_close(a);
+}
+
 static int cancel_after(double f, const char *m, void *u)
 {
     (void)m;
@@ -493,6 +513,7 @@ int main(void)
     RUN(test_labels_raster);
     RUN(test_bad_inputs);
     RUN(test_cancel);
+    RUN(test_concurrent_append);
     RUN(test_real_landsat8);
     RUN(test_real_spacenet);
     RUN(test_real_polygons);

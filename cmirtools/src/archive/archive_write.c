@@ -1,6 +1,7 @@
 /* Tile-archive writer: creates or appends to a CMIR archive (MATLAB v7.3
  * through HDF5, one chunk per tile) in a temporary file beside the target,
  * then writes MATLAB's header, fsyncs and renames it over the target. */
+#define _GNU_SOURCE /* F_OFD_SETLK */
 #include "archive_internal.h"
 
 #include <errno.h>
@@ -42,6 +43,7 @@ struct cmir_archive_writer {
     void *buf[2];   /* one tile in HDF5 order */
     int failed;
     int last_crs, last_scene;
+    int lock_fd; /* append: the archive, locked (flock) until commit/abort */
 };
 
 cmir_archive_params cmir_archive_default_params(void)
@@ -84,6 +86,8 @@ static void writer_free(cmir_archive_writer *w)
     cmir__artab_free(&w->t);
     cmir__free(w->buf[0]);
     cmir__free(w->buf[1]);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd); /* releases the append lock */
     cmir__free(w);
 }
 
@@ -93,6 +97,7 @@ static cmir_archive_writer *writer_new(const char *path)
     if (!w)
         return NULL;
     w->file = -1;
+    w->lock_fd = -1;
     for (int m = 0; m < 2; m++)
         w->ds[m] = w->fspace[m] = w->mspace[m] = -1;
     if (!(w->path = cmir__strdup(path))) {
@@ -431,22 +436,66 @@ static int take_tables(cmir_archive_writer *w, cmir_archive *a)
     return grow(w, n + 1);
 }
 
+/* One appender at a time: an exclusive open-file-description lock (fcntl
+ * F_OFD_SETLK; independent of the flock() HDF5 takes when it opens the
+ * file) on the archive, taken before it is read and held until commit or
+ * abort. If the file was
+ * replaced (another append committed) between open and lock, retry on the
+ * new one, so an append never starts from a stale copy. */
+static int lock_for_append(const char *path, int *fd_out)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        int fd = open(path, O_RDWR); /* a write lock needs a writable descriptor */
+        if (fd < 0)
+            return cmir__error(CMIR_EIO, "%s: %s", path, strerror(errno));
+        struct flock fl;
+        memset(&fl, 0, sizeof fl);
+        fl.l_type = F_WRLCK; /* the whole file: l_start = l_len = 0 */
+        fl.l_whence = SEEK_SET;
+        if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
+            int e = errno;
+            close(fd);
+            if (e == EAGAIN || e == EACCES)
+                return cmir__error(CMIR_EIO, "%s: another process is appending to this archive; "
+                                   "try again when it has finished", path);
+            return cmir__error(CMIR_EIO, "%s: cannot lock it: %s", path, strerror(e));
+        }
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+            *fd_out = fd;
+            return 0;
+        }
+        close(fd); /* replaced meanwhile: lock the new file */
+    }
+    return cmir__error(CMIR_EIO, "%s: it keeps being replaced; cannot lock it", path);
+}
+
 cmir_archive_writer *cmir_archive_append(const char *path)
 {
     if (!path) {
         cmir__error(CMIR_EINVAL, "cmir_archive_append: NULL path");
         return NULL;
     }
-    cmir_archive *a = cmir_archive_open(path);
-    if (!a)
+    int lock_fd = -1;
+    if (lock_for_append(path, &lock_fd))
         return NULL;
+    cmir_archive *a = cmir_archive_open(path);
+    if (!a) {
+        close(lock_fd);
+        return NULL;
+    }
     if (a->info.layout != CMIR_LAYOUT_CMIR) {
         cmir__error(CMIR_EUNSUPPORTED, "%s: cannot append to a DSRSID-layout file (read-only); "
                     "write a new CMIR archive from its tiles instead", path);
         cmir_archive_close(a);
+        close(lock_fd);
         return NULL;
     }
     cmir_archive_writer *w = writer_new(path);
+    if (w)
+        w->lock_fd = lock_fd;
+    else
+        close(lock_fd);
     int rc = w ? take_tables(w, a) : CMIR_ENOMEM;
     cmir_archive_close(a);
     if (!rc) {
