@@ -923,8 +923,10 @@ static int run(const options *o)
     }
     printf("\n");
 
-    /* ---- 3. whole branch: training step and inference ---- */
-    printf("== branch training step (conv+lrelu+bn+maxpool, dense 2048>128, Adam), batch %d ==\n",
+    /* ---- 3. whole branch through the separate kernels (reference) ---- */
+    printf("== branch training step through the separate kernels (conv+lrelu+bn+maxpool, dense\n"
+           "   2048>128, Adam), batch %d; cmir_cnn (section below, what training runs) uses the\n"
+           "   fused block kernels instead ==\n",
            N);
     for (int b = 0; b < nb; b++) {
         branch *br = brs[b];

@@ -598,6 +598,42 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
             if (withdx)
                 ASSERT_TRUE(memcmp(dx0, dx1, sizeof(float) * nx) == 0);
         }
+        /* the whole block, forward and backward, with a stored and without
+         * (conv run twice, a remade in the backward): bit-identical */
+        float rm3[128], rv3[128], sm3[128], si3[128], rm4[128], rv4[128], sm4[128], si4[128];
+        memcpy(rm3, rm0, sizeof rm3);
+        memcpy(rv3, rv0, sizeof rv3);
+        memcpy(rm4, rm0, sizeof rm4);
+        memcpy(rv4, rv0, sizeof rv4);
+        float *xw3 = malloc(sizeof(float) * np), *xw4 = malloc(sizeof(float) * np);
+        for (int training = 1; training >= 0; training--) {
+            ASSERT_OK(cmir_conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, training, k, gamma,
+                                                      beta, rm3, rv3, sm3, si3, &ta, &tp, arg,
+                                                      training ? xw3 : NULL));
+            ASSERT_OK(cmir_conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, training, k, gamma,
+                                                      beta, rm4, rv4, sm4, si4, NULL, &tp2, arg2,
+                                                      training ? xw4 : NULL));
+            ASSERT_TRUE(memcmp(a, aref, sizeof(float) * na) == 0);
+            ASSERT_TRUE(memcmp(sm3, sm4, sizeof(float) * C) == 0 &&
+                        memcmp(si3, si4, sizeof(float) * C) == 0);
+            ASSERT_TRUE(memcmp(rm3, rm4, sizeof(float) * C) == 0 &&
+                        memcmp(rv3, rv4, sizeof(float) * C) == 0);
+            ASSERT_TRUE(memcmp(p, p2, sizeof(float) * np) == 0);
+            ASSERT_TRUE(memcmp(arg, arg2, sizeof(int32_t) * np) == 0);
+            if (training)
+                ASSERT_TRUE(memcmp(xw3, xw4, sizeof(float) * np) == 0);
+        }
+        ASSERT_OK(cmir_conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, 1, k, gamma, beta, rm3,
+                                                  rv3, sm3, si3, NULL, &tp, arg, xw3));
+        ASSERT_OK(cmir_conv3x3_bn_maxpool_backward(e, slope, k, &ta, gamma, sm3, si3, &tdp, arg,
+                                                   xw3, &tx, Wt, b, &tdx0, dW0, db0, dg, dbt));
+        ASSERT_OK(cmir_conv3x3_bn_maxpool_backward(e, slope, k, NULL, gamma, sm3, si3, &tdp, arg,
+                                                   xw3, &tx, Wt, b, &tdx1, dW1, db1, dg2, dbt2));
+        ASSERT_TRUE(memcmp(dW0, dW1, sizeof(float) * kc) == 0);
+        ASSERT_TRUE(memcmp(db0, db1, sizeof(float) * C) == 0);
+        ASSERT_TRUE(memcmp(dx0, dx1, sizeof(float) * nx) == 0);
+        ASSERT_TRUE(memcmp(dg, dg2, sizeof(float) * C) == 0 && memcmp(dbt, dbt2, sizeof(float) * C) == 0);
+        free(xw3); free(xw4);
         free(dW0); free(dW1); free(db0); free(db1); free(dx0); free(dx1);
     }
     printf("  fused %dx%dx%dx%d<-%d k=%d T=%d: conv+lrelu exact, pool moved %d, "
@@ -615,6 +651,7 @@ static void test_fused_vs_unfused(void)
     fused_vs_unfused(3, 10, 9, 2, 20, 4, 2);  /* 16 + 4 channels */
     fused_vs_unfused(2, 8, 12, 4, 32, 3, 3);  /* window 3 */
     fused_vs_unfused(1, 6, 7, 5, 70, 2, 2);   /* 64 + 6 channels */
+    fused_vs_unfused(2, 11, 29, 2, 20, 5, 2); /* windows split between conv tiles */
     for (int t = 1; t <= 3; t++)              /* > 2^18 elements: threaded passes */
         fused_vs_unfused(4, 66, 64, 1, 32, 4, t);
 }

@@ -174,7 +174,8 @@ CMIR_API int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const c
  * instead of being stored (on AVX-512 CPUs; a temporary elsewhere). a must
  * be lrelu(conv3x3(x, W) + b) as cmir_conv3x3_lrelu_forward made it (b, the
  * conv's bias, may be NULL for none): for few input channels its rows are
- * remade from x rather than read. Bit-identical to that sequence. */
+ * remade from x rather than read; a may be NULL (then xhat is required)
+ * when the forward stored none. Bit-identical to that sequence. */
 CMIR_API int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k,
                                               const cmir_tensor *a, const float *gamma,
                                               const float *save_mean,
@@ -183,6 +184,23 @@ CMIR_API int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k,
                                               const cmir_tensor *x, const float *W,
                                               const float *b, cmir_tensor *dx, float *dW,
                                               float *db, float *dgamma, float *dbeta);
+
+/* The whole block's forward: y = maxpool_k(batchnorm(lrelu(conv3x3(x, W)
+ * + b))) with argmax, xhat and the batch-norm statistics as
+ * cmir_bn_maxpool_forward. a{N,H,W,Cout} receives lrelu(conv + b), or is
+ * NULL: then nothing full-size is stored (AVX-512 CPUs: in training the
+ * conv runs twice, for the statistics, then normalising and pooling in
+ * its registers; worth it for few input channels, where the conv is
+ * cheaper than a pass over its output), and cmir_conv3x3_bn_maxpool_
+ * backward takes a = NULL (and xhat) too. The same results as
+ * cmir_conv3x3_lrelu_forward + cmir_bn_maxpool_forward. */
+CMIR_API int cmir_conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                                             const float *b, float slope, cmir_bn_params p,
+                                             int training, int k, const float *gamma,
+                                             const float *beta, float *running_mean,
+                                             float *running_var, float *save_mean,
+                                             float *save_invstd, cmir_tensor *a, cmir_tensor *y,
+                                             int32_t *argmax, float *xhat);
 
 /* ---- Dropout (inverted: kept units scaled by 1/(1-rate)) ----------------
  * mask receives numel(x) bytes (1 kept, 0 dropped), drawn from r in order,

@@ -197,13 +197,15 @@ static int ensure(cmir_cnn *c, int n)
     (void)cin;
     for (int l = 0; l < NBLK; l++) {
         size_t sz = (size_t)n * c->H[l] * c->W[l] * FILTERS[l];
-        c->a[l] = abuf(sz);
+        /* a[l] only where the conv has many input channels (see forward) */
+        c->a[l] = (l ? FILTERS[l - 1] : c->p.bands) > 2 ? abuf(sz) : NULL;
         maxact = sz > maxact ? sz : maxact;
         size_t ps = (size_t)n * c->H[l + 1] * c->W[l + 1] * FILTERS[l];
         c->pool[l] = abuf(ps);
         c->idx[l] = cmir__malloc(ps * sizeof(int32_t));
         c->xw[l] = abuf(ps);
-        if (!c->a[l] || !c->pool[l] || !c->idx[l] || !c->xw[l])
+        if ((!c->a[l] && (l ? FILTERS[l - 1] : c->p.bands) > 2) || !c->pool[l] || !c->idx[l] ||
+            !c->xw[l])
             goto oom;
     }
     size_t fs = (size_t)n * c->F;
@@ -260,14 +262,13 @@ int cmir_cnn_forward(cmir_cnn *c, cmir_exec *ex, const float *x, int n, int trai
         cmir_tensor ta = cmir_tensor_4d(c->a[l], n, c->H[l], c->W[l], co);
         cmir_tensor tp = cmir_tensor_4d(c->pool[l], n, c->H[l + 1], c->W[l + 1], co);
         /* conv -> leaky ReLU -> batch norm -> max-pool, fused: the batch-norm
-         * output is never stored (the backward recomputes it from a[l]). */
-        double sums[2 * 128];
-        TRY(cmir_conv3x3_lrelu_forward(ex, &tx, c->cw[l], c->cb[l], c->p.slope, &ta,
-                                       training ? sums : NULL));
-        TRY(cmir_bn_maxpool_forward(ex, c->p.bn, training, c->k[l], &ta, c->bg[l], c->bb[l],
-                                    c->rm[l], c->rv[l], c->sm[l], c->si[l],
-                                    training ? sums : NULL, &tp, c->idx[l],
-                                    training ? c->xw[l] : NULL));
+         * output is never stored (the backward recomputes it from a[l]), and
+         * for few input channels neither is the conv's (a[l] NULL: the conv
+         * is cheaper to run again than its output is to store and read). */
+        TRY(cmir_conv3x3_bn_maxpool_forward(ex, &tx, c->cw[l], c->cb[l], c->p.slope, c->p.bn,
+                                            training, c->k[l], c->bg[l], c->bb[l], c->rm[l],
+                                            c->rv[l], c->sm[l], c->si[l], c->a[l] ? &ta : NULL,
+                                            &tp, c->idx[l], training ? c->xw[l] : NULL));
         in = c->pool[l];
         cin = co;
     }
@@ -331,9 +332,10 @@ int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const fl
         cmir_tensor dx = cmir_tensor_4d(other, n, c->H[l], c->W[l], cin);
         /* max-pool, batch-norm, leaky-ReLU and conv backward in one call: the
          * gradient at the conv's output is made row by row, never stored */
-        TRY(cmir_conv3x3_bn_maxpool_backward(ex, c->p.slope, c->k[l], &ta, c->bg[l], c->sm[l],
-                                             c->si[l], &dp, c->idx[l], c->xw[l], &tx, c->cw[l],
-                                             c->cb[l], l ? &dx : NULL, c->gcw[l], c->gcb[l], c->gbg[l],
+        TRY(cmir_conv3x3_bn_maxpool_backward(ex, c->p.slope, c->k[l], c->a[l] ? &ta : NULL,
+                                             c->bg[l], c->sm[l], c->si[l], &dp, c->idx[l],
+                                             c->xw[l], &tx, c->cw[l], c->cb[l],
+                                             l ? &dx : NULL, c->gcw[l], c->gcb[l], c->gbg[l],
                                              c->gbb[l]));
         /* dx (into other) is the next block's pooled-output gradient */
         float *t = cur; cur = other; other = t;

@@ -303,6 +303,12 @@ typedef struct dconv {
     float rslope;         /* ... and leaky-ReLU slope, to remake the conv's output */
     int recompute;        /* rows for dyrow (needs want_dw) */
     size_t off_arow;      /* per-thread buffer for one remade output row */
+    /* forward without a stored output (cmir__conv3x3_lrelu_pool) */
+    int pmode;            /* 1: sums only, 2: batch norm + max-pool */
+    const struct fpool *ptmpl;
+    float *py, *pxh;
+    int32_t *parg;
+    size_t off_prow;      /* per thread: a dummy output row, then best, bxh, barg {Wo, Co} */
     int want_dx, want_dw;
 } dconv;
 
@@ -322,12 +328,24 @@ static __mmask16 last_mask(int rem) /* rem in 1..16 */
     return (__mmask16)(rem >= 16 ? 0xFFFFu : (1u << rem) - 1u);
 }
 
+/* Forward epilogue without a stored output: batch norm with given
+ * statistics + max-pool k x k into per-thread row buffers {Wo, Co}. */
+typedef struct fpool {
+    int store;                      /* 0: y is not written */
+    int k, Wo, Hok;                 /* window; rows y < Hok are pooled */
+    int y, W, Co, co0;              /* current row, width, channels, first channel of the block */
+    const float *mu, *is, *ga, *be; /* per channel, from 0 */
+    float *best, *bxh;
+    int32_t *barg;
+} fpool;
+
 /* yb[p*Co + 16v] (p < P, v < V; last vector masked by ml) = bias +
  * sum_{tap, c} xb[tap offset + p*Ci + c] * wb[(tap*Ci + c)*Co + 16v].
  * xb: the padded input at the tile's top-left tap; rs: its row stride. */
 DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int Co,
                     const float *bias, float *yb, const int P, const int V, __mmask16 ml,
-                    int nt, int act, float slope, double *st, int Cr)
+                    int nt, int act, float slope, double *st, int Cr, const fpool *pl,
+                    int x0)
 {
     __m512 acc[12][4];
 #pragma GCC unroll 4
@@ -386,6 +404,61 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
             _mm512_storeu_pd(dq, _mm512_add_pd(_mm512_loadu_pd(dq), q0));
             _mm512_storeu_pd(dq + 8, _mm512_add_pd(_mm512_loadu_pd(dq + 8), q1));
         }
+    if (pl && pl->y < pl->Hok) { /* normalise, then the running window maxima */
+        const int k = pl->k, xend = pl->Wo * k, row0 = pl->y % k == 0;
+        const __m512i iota =
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            const int c = pl->co0 + 16 * v;
+            const __mmask16 m = v == V - 1 ? ml : 0xFFFF;
+            const __m512 mu = _mm512_maskz_loadu_ps(m, pl->mu + c);
+            const __m512 is = _mm512_maskz_loadu_ps(m, pl->is + c);
+            const __m512 ga = _mm512_maskz_loadu_ps(m, pl->ga + c);
+            const __m512 be = _mm512_maskz_loadu_ps(m, pl->be + c);
+            const int32_t a0 = (int32_t)(((size_t)pl->y * pl->W) * pl->Co) + c;
+            /* The tile's pixels of one window are reduced in registers (the
+             * first maximum wins), then merged into the row buffers, which
+             * hold the earlier pixels: strict > keeps those on ties, so the
+             * winner is the first maximum in row-major order. */
+            __m512 bv = _mm512_setzero_ps(), bx = bv;
+            __m512i ba = _mm512_setzero_si512();
+            int cur = -1, seg0 = 0;
+#pragma GCC unroll 12
+            for (int p = 0; p <= P; p++) {
+                const int x = x0 + p, ox = p < P && x < xend ? x / k : -2;
+                if (ox != cur && cur >= 0) { /* flush window cur */
+                    const size_t bo = (size_t)cur * pl->Co + c;
+                    __mmask16 upd = m;
+                    if (!(row0 && seg0 == cur * k))
+                        upd = _mm512_mask_cmp_ps_mask(
+                            m, bv, _mm512_maskz_loadu_ps(m, pl->best + bo), _CMP_GT_OQ);
+                    _mm512_mask_storeu_ps(pl->best + bo, upd, bv);
+                    _mm512_mask_storeu_ps(pl->bxh + bo, upd, bx);
+                    _mm512_mask_storeu_epi32(pl->barg + bo, upd, ba);
+                }
+                if (ox < 0)
+                    break;
+                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(acc[p][v], mu), is);
+                __m512 val = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
+                __m512i ai = _mm512_add_epi32(_mm512_set1_epi32(a0 + x * pl->Co), iota);
+                if (ox != cur) {
+                    cur = ox;
+                    seg0 = x;
+                    bv = val;
+                    bx = xh;
+                    ba = ai;
+                } else {
+                    __mmask16 gt = _mm512_cmp_ps_mask(val, bv, _CMP_GT_OQ);
+                    bv = _mm512_mask_mov_ps(bv, gt, val);
+                    bx = _mm512_mask_mov_ps(bx, gt, xh);
+                    ba = _mm512_mask_mov_epi32(ba, gt, ai);
+                }
+            }
+        }
+    }
+    if (pl && !pl->store)
+        return;
 #pragma GCC unroll 12
     for (int p = 0; p < P; p++)
 #pragma GCC unroll 4
@@ -402,7 +475,7 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
 
 #define FWD_T(PP, VV)                                                                          \
     fwd_tile(xb + (ptrdiff_t)x * Ci, rs, Ci, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt,  \
-             act, slope, st, Cr)
+             act, slope, st, Cr, pl, x)
 #define FWD_C(PP, VV)                                                                          \
     case PP:                                                                                   \
         FWD_T(PP, VV);                                                                         \
@@ -415,7 +488,7 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
 #define DEF_FWD_ROW(VV, PMAX, SW)                                                              \
     DK_FN void fwd_row_##VV(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int Co,     \
                             const float *bias, float *yb, int Wd, __mmask16 ml, int nt,        \
-                            int act, float slope, double *st, int Cr)                          \
+                            int act, float slope, double *st, int Cr, const fpool *pl)         \
     {                                                                                          \
         int x = 0;                                                                             \
         for (; x + PMAX <= Wd; x += PMAX)                                                      \
@@ -435,22 +508,30 @@ DEF_FWD_ROW(4, 6, SW5)
 /* Output row y into yr{W,Co}. */
 static void fwd_one_row(const float *xp, int y, int Wd, int Ci, const float *W, int Co,
                         const float *b, float *yr, int nt, int act, float slope, double *st,
-                        int Cr)
+                        int Cr, const fpool *pool)
 {
+    fpool pb, *pl = NULL;
+    if (pool) {
+        pb = *pool;
+        pb.y = y;
+        pl = &pb;
+    }
     const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Ci;
-        for (int co0 = 0; co0 < Co; co0 += 64) {
-            int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
-            __mmask16 ml = last_mask(rem - 16 * (V - 1));
-            const float *xb = xp + y * rs, *wb = W + co0, *bias = b ? b + co0 : NULL;
-            float *yb = yr + co0;
-            double *sb = st ? st + co0 : NULL;
-            switch (V) {
-            case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
-            case 2: fwd_row_2(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
-            case 3: fwd_row_3(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
-            default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr); break;
-            }
+    for (int co0 = 0; co0 < Co; co0 += 64) {
+        int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
+        __mmask16 ml = last_mask(rem - 16 * (V - 1));
+        const float *xb = xp + y * rs, *wb = W + co0, *bias = b ? b + co0 : NULL;
+        float *yb = yr + co0;
+        double *sb = st ? st + co0 : NULL;
+        if (pl)
+            pl->co0 = co0;
+        switch (V) {
+        case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
+        case 2: fwd_row_2(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
+        case 3: fwd_row_3(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
+        default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
         }
+    }
 }
 
 static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, int Co,
@@ -458,7 +539,8 @@ static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, i
                        int Cr)
 {
     for (int y = 0; y < H; y++)
-        fwd_one_row(xp, y, Wd, Ci, W, Co, b, ys + (size_t)y * Wd * Co, nt, act, slope, st, Cr);
+        fwd_one_row(xp, y, Wd, Ci, W, Co, b, ys + (size_t)y * Wd * Co, nt, act, slope, st, Cr,
+                    NULL);
 }
 
 /* dwp[(k0+r)*Co + 16v] += sum over the Wd pixels of one output row of
@@ -560,7 +642,7 @@ static const float *remake_row(const dconv *j, const float *xp, int y)
     if (!j->recompute)
         return NULL;
     float *ar = (float *)xp + j->off_arow;
-    fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->rb, ar, 0, 1, j->rslope, NULL, 0);
+    fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->rb, ar, 0, 1, j->rslope, NULL, 0, NULL);
     return ar;
 }
 
@@ -614,6 +696,45 @@ static int dfwd_task(int t, int T, void *user)
     }
     if (j->nt)
         stream_fence();
+    return 0;
+}
+
+/* cmir__conv3x3_lrelu_pool's passes: nothing full-size is written. */
+static int dpool_task(int t, int T, void *user)
+{
+    const dconv *j = user;
+    size_t lo, hi;
+    cmir__split((size_t)j->N, T, t, &lo, &hi);
+    const size_t hw = (size_t)j->H * j->Wd, Cr = round16((size_t)j->Co);
+    float *xp = j->scratch + (size_t)t * j->per_thread;
+    memset(xp, 0, sizeof(float) * (size_t)(j->H + 2) * (j->Wd + 2) * j->Ci);
+    double *st = j->pmode == 1 ? (double *)(xp + j->off_st) : NULL;
+    if (st)
+        memset(st, 0, sizeof(double) * 2 * Cr);
+    float *dummy = xp + j->off_prow;
+    fpool pl = *j->ptmpl;
+    const size_t pw = round16((size_t)pl.Wo * j->Co);
+    pl.best = dummy + round16((size_t)j->Wd * j->Co);
+    pl.bxh = pl.best + pw;
+    pl.barg = (int32_t *)(pl.bxh + pw);
+    if (j->pmode == 1)
+        pl.Hok = 0; /* statistics only */
+    const int Ho = pl.k > 0 ? pl.Hok / pl.k : 0;
+    const size_t prow = (size_t)pl.Wo * j->Co;
+    for (size_t n = lo; n < hi; n++) {
+        pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
+        for (int y = 0; y < j->H; y++) {
+            fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->b, dummy, 0, 1, j->slope, st,
+                        (int)Cr, &pl);
+            if (j->pmode == 2 && y < pl.Hok && y % pl.k == pl.k - 1 && prow) {
+                size_t o = (n * Ho + (size_t)(y / pl.k)) * prow;
+                memcpy(j->py + o, pl.best, sizeof(float) * prow);
+                memcpy(j->parg + o, pl.barg, sizeof(int32_t) * prow);
+                if (j->pxh)
+                    memcpy(j->pxh + o, pl.bxh, sizeof(float) * prow);
+            }
+        }
+    }
     return 0;
 }
 
@@ -824,6 +945,81 @@ int cmir_conv3x3_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
         return direct_backward(ex, x, W, dy, dx, dW, db, NULL, NULL, NULL, 0.0f, 0);
 #endif
     return gemm_backward(ex, x, W, dy, dx, dW, db);
+}
+
+int cmir__conv3x3_direct_available(void)
+{
+#ifdef CONV_DIRECT
+    return direct_available();
+#else
+    return 0;
+#endif
+}
+
+int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                             const float *b, float slope, int Co, double *sums,
+                             const float *mean, const float *invstd, const float *gamma,
+                             const float *beta, int k, float *y, int32_t *argmax, float *xhat)
+{
+#ifdef CONV_DIRECT
+    const char *fn = "cmir_conv3x3_bn_maxpool_forward";
+    if (!x || !x->data || x->ndim != 4)
+        return cmir__check_tensor(x, 4, fn, "x");
+    cmir_tensor yv = cmir_tensor_4d(x->data, x->shape[0], x->shape[1], x->shape[2], Co);
+    int rc = conv_check(fn, x, W, &yv, 0);
+    if (rc)
+        return rc;
+    if (k < 1 || (!sums && (!mean || !invstd || !gamma || !beta || !y || !argmax)))
+        return cmir__error(CMIR_EINVAL, "%s: bad window or NULL argument", fn);
+    if (!direct_available())
+        return 1;
+    dconv j;
+    int T;
+    direct_setup(ex, x, &yv, &j, &T);
+    j.W = W;
+    j.b = b;
+    j.slope = slope;
+    j.pmode = sums ? 1 : 2;
+    fpool tm;
+    memset(&tm, 0, sizeof tm);
+    tm.store = 0;
+    tm.k = k;
+    tm.Wo = j.Wd / k;
+    tm.Hok = (j.H / k) * k;
+    tm.W = j.Wd;
+    tm.Co = Co;
+    tm.mu = mean;
+    tm.is = invstd;
+    tm.ga = gamma;
+    tm.be = beta;
+    j.ptmpl = &tm;
+    j.py = y;
+    j.parg = argmax;
+    j.pxh = xhat;
+    const size_t Cr = round16((size_t)Co), pw = round16((size_t)tm.Wo * Co);
+    j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
+    j.off_st = j.per_thread;
+    j.per_thread += 4 * Cr;
+    j.off_prow = j.per_thread;
+    j.per_thread += round16((size_t)j.Wd * Co) + 3 * pw;
+    j.scratch = cmir__exec_scratch(ex, j.per_thread * sizeof(float) * (size_t)T);
+    if (!j.scratch)
+        return CMIR_ENOMEM;
+    if ((rc = cmir__parallel(T, dpool_task, &j)) || !sums)
+        return rc;
+    for (int c = 0; c < 2 * Co; c++) { /* fixed-order reduction */
+        size_t o = c < Co ? (size_t)c : Cr + (size_t)(c - Co);
+        double v = 0.0;
+        for (int t = 0; t < T; t++)
+            v += ((const double *)(j.scratch + (size_t)t * j.per_thread + j.off_st))[o];
+        sums[c] = v;
+    }
+    return 0;
+#else
+    (void)ex; (void)x; (void)W; (void)b; (void)slope; (void)Co; (void)sums; (void)mean;
+    (void)invstd; (void)gamma; (void)beta; (void)k; (void)y; (void)argmax; (void)xhat;
+    return 1;
+#endif
 }
 
 int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,

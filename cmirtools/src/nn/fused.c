@@ -1,20 +1,28 @@
-/* Fused stage-1 block kernels (NHWC, channels last):
- *   forward:  batch norm (statistics in one read) + max-pool in one more
- *             read, writing only the pooled output, the winners and the
- *             winners' normalised values; the normalised full tensor is
- *             never stored;
- *   backward: max-pool + batch norm + leaky ReLU backward: the batch-norm
- *             sums come from the pooled gradient and the winners alone (dy
- *             is zero elsewhere), then one dense pass writes dx.
- * They replace lrelu/batchnorm/maxpool passes over the largest tensors of
- * the network. Results match the unfused sequence: the forward exactly for
- * the same statistics (the mean is summed in the same order, the variance
- * from sum and sum of squares in double instead of a second pass), the
- * backward within float rounding (float per-channel coefficients instead of
- * double per element). Per-thread partial sums in double are reduced in a
- * fixed order, so results are bit-identical for the same thread count.
- * On x86-64 CPUs with AVX-512F the loops run 16 channels per vector (same
- * operations, same order as the portable loops, no FMA contraction). */
+/* Fused stage-1 block kernels (conv -> leaky ReLU -> batch norm -> max-pool,
+ * NHWC) that replace the separate lrelu/batchnorm/maxpool passes over the
+ * network's largest tensors (PAN block 1: 537 MB each at batch 64):
+ *   forward:  the conv applies the leaky ReLU and sums y and y^2 per channel
+ *             in its registers (conv.c); batch norm + max-pool then read
+ *             the conv's output once, writing only the pooled output, the
+ *             winners and their normalised values (the normalised tensor
+ *             is never stored). For few input channels the conv's output
+ *             is not stored either: the conv runs again and normalises and
+ *             pools in its registers (conv.c, cmir__conv3x3_lrelu_pool).
+ *   backward: the batch-norm sums come from the pooled gradient and the
+ *             winners alone (dy is zero elsewhere); then each row of
+ *             dx = lrelu'(a) (A + (a - mean) B + G dy) is made inside the
+ *             conv backward's threads just before its dW/dx kernels use it
+ *             (no zero-filled pool gradient, no stored conv gradient); for
+ *             few input channels the rows of a are remade from x as well.
+ * Results: the forward is exactly the unfused sequence's for the same
+ * statistics (mean and variance equal within rounding: sums of y and y^2
+ * in double instead of two passes), the backward within float rounding
+ * (per-channel float coefficients instead of double per element).
+ * Per-thread partial sums in double are reduced in a fixed order, so
+ * results are bit-identical for the same thread count, with or without
+ * the stored conv output. On x86-64 CPUs with AVX-512F the loops run 16
+ * channels per vector (the same operations in the same order as the
+ * portable loops, no FMA contraction: bit-identical to them). */
 #include "nn_internal.h"
 
 #include <math.h>
@@ -468,6 +476,25 @@ static int fused_setup(cmir_exec *ex, const char *fn, int k, const cmir_tensor *
     return 0;
 }
 
+/* Batch mean and invstd from the sums of x and x^2 over M rows; running
+ * statistics updated as cmir_batchnorm_forward does. */
+static void stats_finish(cmir_bn_params p, size_t M, int C, const double *sum, const double *sq,
+                         float *running_mean, float *running_var, float *mean, float *invstd)
+{
+    for (int c = 0; c < C; c++) {
+        double m = sum[c] / (double)M;
+        double ss = sq[c] - sum[c] * m; /* sum of squared deviations */
+        if (ss < 0.0)
+            ss = 0.0;
+        double v = ss / (double)M;
+        double unbiased = M > 1 ? ss / (double)(M - 1) : v;
+        mean[c] = (float)m;
+        invstd[c] = (float)(1.0 / sqrt(v + p.eps));
+        running_mean[c] = (1.0f - p.momentum) * running_mean[c] + p.momentum * mean[c];
+        running_var[c] = (1.0f - p.momentum) * running_var[c] + p.momentum * (float)unbiased;
+    }
+}
+
 int cmir__channel_sums(cmir_exec *ex, const cmir_tensor *x, double *sums)
 {
     const char *fn = "cmir__channel_sums";
@@ -518,18 +545,7 @@ int cmir_bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k
                 return rc;
             reduce2(&j, T, sum);
         }
-        for (int c = 0; c < C; c++) {
-            double m = sum[c] / (double)j.M;
-            double ss = sq[c] - sum[c] * m; /* sum of squared deviations */
-            if (ss < 0.0)
-                ss = 0.0;
-            double v = ss / (double)j.M;
-            double unbiased = j.M > 1 ? ss / (double)(j.M - 1) : v;
-            mean[c] = (float)m;
-            invstd[c] = (float)(1.0 / sqrt(v + p.eps));
-            running_mean[c] = (1.0f - p.momentum) * running_mean[c] + p.momentum * mean[c];
-            running_var[c] = (1.0f - p.momentum) * running_var[c] + p.momentum * (float)unbiased;
-        }
+        stats_finish(p, j.M, C, sum, sq, running_mean, running_var, mean, invstd);
     } else {
         if (!mean || !invstd) {
             tmp = cmir__malloc(sizeof(float) * 2 * C);
@@ -647,8 +663,28 @@ int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cm
                                      float *dbeta)
 {
     const char *fn = "cmir_conv3x3_bn_maxpool_backward";
-    int rc = cmir__check_tensor(a, 4, fn, "a");
-    if (rc)
+    int rc;
+    float *tmp_a = NULL;
+    cmir_tensor av;
+    if (!a) { /* remade from x: only its shape is needed (xhat gives the winners') */
+        if ((rc = cmir__check_tensor(x, 4, fn, "x")) || (rc = cmir__check_tensor(dy, 4, fn, "dy")))
+            return rc;
+        if (!xhat)
+            return cmir__error(CMIR_EINVAL, "%s: a NULL needs xhat", fn);
+        av = cmir_tensor_4d(dy->data, x->shape[0], x->shape[1], x->shape[2], dy->shape[3]);
+        if (!cmir__conv3x3_direct_available()) { /* the portable path needs a */
+            tmp_a = cmir__malloc_aligned(sizeof(float) * (size_t)cmir_tensor_numel(&av));
+            if (!tmp_a)
+                return CMIR_ENOMEM;
+            av.data = tmp_a;
+            if ((rc = cmir_conv3x3_lrelu_forward(ex, x, W, b, slope, &av, NULL))) {
+                cmir__free_aligned(tmp_a);
+                return rc;
+            }
+        }
+        a = &av;
+    }
+    if ((rc = cmir__check_tensor(a, 4, fn, "a")))
         return rc;
     fjob j;
     int T = 1, C = (int)a->shape[3];
@@ -662,7 +698,7 @@ int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cm
         j.part = NULL;
         /* Few input channels: remaking a's rows from x (9 Cin multiply-adds
          * per value) is cheaper than reading a from memory. */
-        int remake = x && x->ndim == 4 && x->shape[3] <= 2;
+        int remake = (x && x->ndim == 4 && x->shape[3] <= 2) || (a == &av && !tmp_a);
         rc = cmir__conv3x3_backward_rows(ex, x, W, C, dense_row_cb, &j, b, slope, remake, dx, dW,
                                          db);
         if (rc == 1) { /* no direct kernels: materialise dy */
@@ -681,5 +717,76 @@ int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cm
         }
     }
     cmir__free(coef);
+    cmir__free_aligned(tmp_a);
+    return rc;
+}
+
+int cmir_conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                                    const float *b, float slope, cmir_bn_params p, int training,
+                                    int k, const float *gamma, const float *beta,
+                                    float *running_mean, float *running_var, float *save_mean,
+                                    float *save_invstd, cmir_tensor *a, cmir_tensor *y,
+                                    int32_t *argmax, float *xhat)
+{
+    const char *fn = "cmir_conv3x3_bn_maxpool_forward";
+    double *sums = NULL;
+    int rc;
+    if ((rc = cmir__check_tensor(x, 4, fn, "x")) || (rc = cmir__check_tensor(y, 4, fn, "y")))
+        return rc;
+    const int C = (int)y->shape[3];
+    if (C < 1 || !gamma || !beta || !running_mean || !running_var || !argmax ||
+        (training && (!save_mean || !save_invstd)))
+        return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
+    if (!(p.eps > 0.0f))
+        return cmir__error(CMIR_EINVAL, "%s: eps must be > 0", fn);
+    if (k < 1 || y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1] / k ||
+        y->shape[2] != x->shape[2] / k)
+        return cmir__error(CMIR_EINVAL, "%s: y does not fit x and window %d", fn, k);
+    sums = cmir__malloc(sizeof(double) * 2 * (size_t)C + sizeof(float) * 2 * (size_t)C);
+    if (!sums)
+        return CMIR_ENOMEM;
+    float *tmp_a = NULL;
+    cmir_tensor av;
+    if (!a && !cmir__conv3x3_direct_available()) { /* the portable path needs a */
+        av = cmir_tensor_4d(NULL, x->shape[0], x->shape[1], x->shape[2], C);
+        tmp_a = cmir__malloc_aligned(sizeof(float) * (size_t)cmir_tensor_numel(&av));
+        if (!tmp_a) {
+            cmir__free(sums);
+            return CMIR_ENOMEM;
+        }
+        av.data = tmp_a;
+        a = &av;
+    }
+    if (a) { /* conv + lrelu with the sums, then batch norm + max-pool reading a */
+        rc = cmir_conv3x3_lrelu_forward(ex, x, W, b, slope, a, training ? sums : NULL);
+        if (!rc)
+            rc = cmir_bn_maxpool_forward(ex, p, training, k, a, gamma, beta, running_mean,
+                                         running_var, save_mean, save_invstd,
+                                         training ? sums : NULL, y, argmax, xhat);
+    } else { /* the conv twice, nothing full-size stored */
+        float *mean = save_mean, *invstd = save_invstd;
+        if (!training && (!mean || !invstd)) {
+            mean = (float *)(sums + 2 * C);
+            invstd = mean + C;
+        }
+        size_t M = (size_t)x->shape[0] * x->shape[1] * x->shape[2];
+        rc = 0;
+        if (training) {
+            rc = cmir__conv3x3_lrelu_pool(ex, x, W, b, slope, C, sums, NULL, NULL, NULL, NULL, k,
+                                          NULL, NULL, NULL);
+            if (!rc)
+                stats_finish(p, M, C, sums, sums + C, running_mean, running_var, mean, invstd);
+        } else {
+            for (int c = 0; c < C; c++) {
+                mean[c] = running_mean[c];
+                invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + p.eps));
+            }
+        }
+        if (!rc)
+            rc = cmir__conv3x3_lrelu_pool(ex, x, W, b, slope, C, NULL, mean, invstd, gamma, beta,
+                                          k, y->data, argmax, xhat);
+    }
+    cmir__free(sums);
+    cmir__free_aligned(tmp_a);
     return rc;
 }

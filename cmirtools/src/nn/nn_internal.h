@@ -37,5 +37,17 @@ typedef void (*cmir__dyrow_fn)(void *ctx, size_t n, int y, const float *arow, fl
 int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
                                 cmir__dyrow_fn dyrow, void *ctx, const float *b, float slope,
                                 int recompute, cmir_tensor *dx, float *dW, float *db);
+/* The forward of conv -> leaky ReLU -> batch norm -> max-pool without the
+ * full-size output (direct kernels only; returns 1 elsewhere): with sums
+ * non-NULL, only the per-channel sums of lrelu(conv(x) + b) and of its
+ * squares (as cmir_conv3x3_lrelu_forward gives them); else y, argmax,
+ * xhat (may be NULL) {N, H/k, W/k, Co} as cmir_bn_maxpool_forward makes
+ * them from that output with the given statistics (bit-identical). */
+/* Whether the direct (AVX-512) conv kernels run on this CPU. */
+int cmir__conv3x3_direct_available(void);
+int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                             const float *b, float slope, int Co, double *sums,
+                             const float *mean, const float *invstd, const float *gamma,
+                             const float *beta, int k, float *y, int32_t *argmax, float *xhat);
 
 #endif
