@@ -48,6 +48,10 @@ CMIR_API const char *cmir_build_info(void);
  * Owned by the library, valid until the next libcmir call in this thread. */
 CMIR_API const char *cmir_last_error(void);
 
+/* The code of the last failure in the calling thread (0 if none): what a
+ * constructor that returned NULL would have returned. */
+CMIR_API int cmir_last_error_code(void);
+
 /* Short name of a return code ("CMIR_EINVAL", ...); static storage. */
 CMIR_API const char *cmir_strerror(int code);
 

@@ -7,16 +7,24 @@
 #include <string.h>
 
 static _Thread_local char tls_msg[1024];
+static _Thread_local int tls_code;
 
 const char *cmir_version(void) { return CMIR_VERSION_STRING; }
 
 const char *cmir_last_error(void) { return tls_msg; }
 
-void cmir__clear_error(void) { tls_msg[0] = '\0'; }
+int cmir_last_error_code(void) { return tls_code; }
+
+void cmir__clear_error(void)
+{
+    tls_msg[0] = '\0';
+    tls_code = 0;
+}
 
 int cmir__error(int code, const char *fmt, ...)
 {
     va_list ap;
+    tls_code = code;
     va_start(ap, fmt);
     vsnprintf(tls_msg, sizeof tls_msg, fmt, ap);
     va_end(ap);
@@ -44,3 +52,5 @@ const char *cmir_strerror(int code)
     default: return "CMIR_E(unknown)";
     }
 }
+
+int cmir__failed(int fallback) { return tls_code < 0 ? tls_code : fallback; }

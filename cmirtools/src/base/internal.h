@@ -16,6 +16,9 @@
 /* Records a message for cmir_last_error() and returns code (so callers can
  * write `return cmir__error(CMIR_EINVAL, "...")`). */
 int cmir__error(int code, const char *fmt, ...) CMIR__PRINTF(2, 3);
+/* The code to return after a constructor returned NULL: the recorded
+ * code, or fallback when none was recorded. */
+int cmir__failed(int fallback);
 /* Prefixes the current message with "prefix: " (error domains). */
 void cmir__error_prefix(const char *prefix);
 void cmir__clear_error(void);

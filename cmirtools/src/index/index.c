@@ -49,12 +49,15 @@ static int load(cmir_index *ix)
     ix->tiles = GDALDatasetGetLayerByName(ix->ds, "tiles");
     if (!meta || !emb || !ix->tiles)
         return cmir__error(CMIR_EFORMAT, "%s: not a CMIR index (layers tiles, cmir_embeddings, cmir_meta)", path);
+    cmir__clear_error(); /* so that an allocation failure below can be told from a missing key */
     char *fmt = cmir__index_get_meta(meta, "format"), *dim = cmir__index_get_meta(meta, "dim");
     char *cnt = cmir__index_get_meta(meta, "count");
     ix->model_id = cmir__index_get_meta(meta, "model_id");
     ix->crs_wkt = cmir__index_get_meta(meta, "crs");
     int rc = 0;
-    if (!fmt || strcmp(fmt, CMIR_INDEX_FORMAT) != 0)
+    if (cmir_last_error_code() == CMIR_ENOMEM)
+        rc = CMIR_ENOMEM;
+    else if (!fmt || strcmp(fmt, CMIR_INDEX_FORMAT) != 0)
         rc = cmir__error(CMIR_EFORMAT, "%s: index format '%s' not supported (this build reads '%s')", path,
                          fmt ? fmt : "(none)", CMIR_INDEX_FORMAT);
     else if (!dim || !cnt || !ix->model_id || atoi(dim) < 1 || atoi(dim) > 4096 || atoll(cnt) < 0 ||

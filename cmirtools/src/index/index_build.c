@@ -271,14 +271,14 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     cmir_model *m = cmir_model_load(model_path);
     float *raw = NULL, *V = NULL;
     if (!m)
-        rc = CMIR_EFORMAT;
+        rc = cmir__failed(CMIR_EFORMAT);
     else if (!arch || !ex)
         rc = CMIR_ENOMEM;
     const cmir_model_info *mi = m ? cmir_model_get_info(m) : NULL;
     int64_t total = 0, done = 0;
     for (int i = 0; !rc && i < n_archives; i++) {
         if (!(arch[i] = cmir_archive_open(archives[i])))
-            rc = CMIR_EIO;
+            rc = cmir__failed(CMIR_EIO);
         else if (!(rc = check_fit(mi, cmir_archive_get_info(arch[i]), archives[i])))
             total += 2 * cmir_archive_get_info(arch[i])->n_tiles;
     }
@@ -295,6 +295,7 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     }
     OGRLayerH meta = NULL;
     cmir__gdal_quiet_begin();
+    GDALAllRegister(); /* callers need not have registered GDAL's drivers */
     if (!rc && appending) {
         ds = GDALOpenEx(index_path, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL, NULL, NULL);
         if (!ds)
@@ -415,7 +416,7 @@ int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmi
     int rc = 0;
     cmir_index *first = cmir_index_open(parts[0]);
     if (!first)
-        return CMIR_EFORMAT;
+        return cmir__failed(CMIR_EFORMAT);
     builder B;
     memset(&B, 0, sizeof B);
     B.path = out;
@@ -437,7 +438,7 @@ int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmi
     for (int i = 0; !rc && i < n_parts; i++) {
         cmir_index *ix = i ? cmir_index_open(parts[i]) : first;
         if (!ix) {
-            rc = CMIR_EFORMAT;
+            rc = cmir__failed(CMIR_EFORMAT);
             break;
         }
         if (strcmp(ix->model_id, first->model_id) != 0 || ix->dim != first->dim)

@@ -146,7 +146,7 @@ static int row_tile(cmir_index *ix, int64_t r, const char *root, float **t, int 
     OGR_F_Destroy(f);
     cmir_archive *a = cmir_archive_open(path);
     if (!a)
-        return CMIR_EIO;
+        return cmir__failed(CMIR_EIO);
     const cmir_archive_info *ai = cmir_archive_get_info(a);
     *h = ms ? ai->ms_h : ai->pan_h;
     *w = ms ? ai->ms_w : ai->pan_w;

@@ -31,7 +31,7 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
     const cmir_model_info *mi = cmir_model_get_info(m);
     GDALDatasetH ds = cmir__gdal_open_raster(q->raster);
     if (!ds)
-        return CMIR_EIO;
+        return cmir__failed(CMIR_EIO);
     int nb = GDALGetRasterCount(ds), rc = 0;
     int k = nb == mi->pan_bands ? 0 : (nb == mi->ms_bands ? 1 : -1);
     if (k < 0) {
@@ -107,7 +107,7 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
     if (!ex)
         rc = CMIR_ENOMEM;
     else if (!m || !ix)
-        rc = CMIR_EFORMAT;
+        rc = cmir__failed(CMIR_EFORMAT);
     else if (strcmp(cmir_model_get_info(m)->id, ix->model_id) != 0)
         rc = cmir__error(CMIR_EINVAL, "%s was built with model %s, not with %s (%s): rebuild the index with this model",
                          index_path, ix->model_id, cmir_model_get_info(m)->id, model_path);

@@ -75,7 +75,7 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
     if (!ex)
         rc = CMIR_ENOMEM;
     else if (!m || !a)
-        rc = CMIR_EIO;
+        rc = cmir__failed(CMIR_EIO);
     const cmir_model_info *mi = m ? cmir_model_get_info(m) : NULL;
     const cmir_archive_info *ai = a ? cmir_archive_get_info(a) : NULL;
     if (!rc && (mi->pan_h != ai->pan_h || mi->pan_w != ai->pan_w || mi->pan_bands != ai->pan_bands ||
@@ -165,7 +165,7 @@ int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progres
         return cmir__error(CMIR_EINVAL, "cmir_eval_unified: need a file and a report");
     cmir_tensorset *ts = cmir_tensorset_load(unified_path);
     if (!ts)
-        return CMIR_EIO;
+        return cmir__failed(CMIR_EIO);
     const cmir_tensor *x = cmir_tensorset_get(ts, "featuresx"), *y = cmir_tensorset_get(ts, "featuresy");
     const cmir_tensor *l = cmir_tensorset_get(ts, "labels");
     int64_t n = x ? x->shape[0] : 0;

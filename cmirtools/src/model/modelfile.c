@@ -346,6 +346,10 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
     m->band_names[0] = dup_string(ts, "PAN_BAND_NAMES");
     m->band_names[1] = dup_string(ts, "MS_BAND_NAMES");
     m->settings = dup_string(ts, "TRAIN_SETTINGS");
+    if ((!m->band_names[0] && cmir_tensorset_get_string(ts, "PAN_BAND_NAMES")) ||
+        (!m->band_names[1] && cmir_tensorset_get_string(ts, "MS_BAND_NAMES")) ||
+        (!m->settings && cmir_tensorset_get_string(ts, "TRAIN_SETTINGS")))
+        return CMIR_ENOMEM;
     int hidden;
     if ((rc = get_int(ts, "HIDDEN", 0, 65536, &hidden)))
         return rc;
@@ -356,7 +360,7 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
         p.h = d[0]; p.w = d[1]; p.bands = d[2];
         p.n_classes = m->info.n_classes;
         if (!(m->cnn[k] = cmir_cnn_new(p, 0)))
-            return CMIR_EFORMAT;
+            return cmir__failed(CMIR_EFORMAT);
         if ((rc = cmir_cnn_load(m->cnn[k], ts, k ? "ms_" : "pan_")))
             return rc;
     }
@@ -366,7 +370,7 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
     up.n_classes = m->info.n_classes;
     up.multilabel = m->info.multilabel;
     if (!(m->uni = cmir_unified_new(up, 0)))
-        return CMIR_EFORMAT;
+        return cmir__failed(CMIR_EFORMAT);
     if ((rc = cmir_unified_load(m->uni, ts)))
         return rc;
     /* identity: recomputed from the weights, must match */

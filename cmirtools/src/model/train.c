@@ -175,7 +175,7 @@ static int load_checkpoint(job *J)
     const char *path = J->p.resume;
     J->resume = cmir_tensorset_load(path);
     if (!J->resume)
-        return CMIR_EIO;
+        return cmir__failed(CMIR_EIO);
     const char *f = cmir_tensorset_get_string(J->resume, "CKPT_FORMAT");
     const char *st = cmir_tensorset_get_string(J->resume, "CKPT_STATE");
     const char *se = cmir_tensorset_get_string(J->resume, "CKPT_SETTINGS");
@@ -726,7 +726,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     J.ex = cmir_exec_new(ep);
     J.rng = cmir_rng_new(p.seed);
     J.a = cmir_archive_open(archive_path);
-    int rc = (!J.ex || !J.rng) ? CMIR_ENOMEM : (!J.a ? CMIR_EIO : 0);
+    int rc = (!J.ex || !J.rng) ? CMIR_ENOMEM : (!J.a ? cmir__failed(CMIR_EIO) : 0);
     float *raw = NULL, *x = NULL, *Z[2] = {NULL, NULL};
     if (!rc) {
         J.ai = cmir_archive_get_info(J.a);
@@ -741,7 +741,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
         cmir_cnn_params cp = cmir_cnn_default_params();
         cp.dropout = p.dropout;
         if (!(J.m = cmir__model_new(J.a, cp, J.p.unified, p.seed)))
-            rc = cmir_last_error()[0] ? CMIR_EINVAL : CMIR_ENOMEM;
+            rc = cmir__failed(CMIR_EINVAL);
     }
     if (!rc)
         rc = split(&J);
@@ -767,7 +767,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     }
     if (!rc && p.stage1_from) {
         cmir_tensorset *ts = cmir_tensorset_load(p.stage1_from);
-        rc = ts ? load_stage1(&J, ts, p.stage1_from) : CMIR_EIO;
+        rc = ts ? load_stage1(&J, ts, p.stage1_from) : cmir__failed(CMIR_EIO);
         cmir_tensorset_free(ts);
         p.epochs1 = J.p.epochs1 = 0;
     }
@@ -859,7 +859,7 @@ int cmir_train_unified(const char *features_a, const char *features_b, const cha
     cmir_tensorset *ta = cmir_tensorset_load(features_a), *tb = ta ? cmir_tensorset_load(features_b) : NULL;
     cmir_tensorset *tl = tb && labels_path ? cmir_tensorset_load(labels_path) : NULL;
     const char *lpath = labels_path ? labels_path : features_a;
-    int rc = (!ta || !tb || (labels_path && !tl)) ? CMIR_EIO : 0;
+    int rc = (!ta || !tb || (labels_path && !tl)) ? cmir__failed(CMIR_EIO) : 0;
     const cmir_tensor *A = rc ? NULL : get_matrix(ta, features_a, "features");
     const cmir_tensor *Bm = rc ? NULL : get_matrix(tb, features_b, "features");
     const cmir_tensor *L = rc ? NULL : cmir_tensorset_get(labels_path ? tl : ta, "labels");

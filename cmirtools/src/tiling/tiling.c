@@ -504,7 +504,7 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
     for (int i = 0; !rc && i < n_ms; i++) {
         ms[i].path = ms_paths[i];
         if (!(ms[i].ds = cmir__gdal_open_raster(ms_paths[i])))
-            rc = CMIR_EIO;
+            rc = cmir__failed(CMIR_EIO);
         else
             rc = georef(ms[i].ds, ms_paths[i], ms[i].gt, &ms[i].srs);
         if (!rc && GDALGetRasterCount(ms[i].ds) != GDALGetRasterCount(ms[0].ds))
@@ -530,7 +530,7 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
         scene *s = &sc[i];
         s->path = pan_paths[i];
         if (!(s->pan = cmir__gdal_open_raster(s->path))) {
-            rc = CMIR_EIO;
+            rc = cmir__failed(CMIR_EIO);
             break;
         }
         if ((rc = georef(s->pan, s->path, s->gt, &s->srs)))
