@@ -5,6 +5,8 @@
  * small. Also checks that no HDF5 object stays open afterwards. */
 #include "fuzz_common.h"
 
+#include "cmir/base.h"
+
 #include "cmir/archive.h"
 
 #include <hdf5.h>
@@ -18,6 +20,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+static size_t slen(const char *s) { return s ? strlen(s) : 0; }
+
 static void read_some(cmir_archive *a)
 {
     const cmir_archive_info *in = cmir_archive_get_info(a);
@@ -28,7 +32,7 @@ static void read_some(cmir_archive *a)
         int b = m ? in->ms_bands : in->pan_bands;
         size_t per = (size_t)h * (size_t)w * (size_t)b;
         for (int k = 0; k < b && k < 8; k++)
-            sink += (double)strlen(cmir_archive_band_name(a, (cmir_modality)m, k));
+            sink += (double)slen(cmir_archive_band_name(a, (cmir_modality)m, k));
         if (n < 1 || per > ((size_t)1 << 20))
             continue;
         float *out = malloc(per * sizeof(float));
@@ -45,7 +49,7 @@ static void read_some(cmir_archive *a)
     }
     int C = in->n_classes;
     for (int c = 0; c <= C + 1 && c < 64; c++)
-        sink += (double)strlen(cmir_archive_class_name(a, c));
+        sink += (double)slen(cmir_archive_class_name(a, c));
     uint8_t *ml = malloc((size_t)(C > 0 ? C : 1));
     for (int64_t i = 0; i < n && i < 16; i++) {
         int64_t t = i < 8 ? i : n - 1 - (i - 8);
@@ -87,5 +91,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "fuzz_archive: %zd HDF5 objects left open\n", left);
         abort();
     }
+    fuzz_verbose();
     return 0;
 }

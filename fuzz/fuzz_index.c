@@ -3,6 +3,8 @@
  * slow per input: keep this corpus small. */
 #include "fuzz_common.h"
 
+#include "cmir/base.h"
+
 #include "cmir/index.h"
 
 #include <cpl_error.h>
@@ -49,5 +51,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     cmir_index_close(ix);
     VSIUnlink(path);
+    fuzz_verbose();
     return 0;
 }

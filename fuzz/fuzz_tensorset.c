@@ -2,6 +2,8 @@
  * or not, v7.3/HDF5; all through matio), then every entry read back. */
 #include "fuzz_common.h"
 
+#include "cmir/base.h"
+
 #include "cmir/tensorset.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -36,5 +38,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)sink;
     cmir_tensorset_free(ts);
     close(fd);
+    fuzz_verbose();
     return 0;
 }

@@ -3,6 +3,8 @@
  * evaluates it (one thread). */
 #include "fuzz_common.h"
 
+#include "cmir/base.h"
+
 #include "cmir/train.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -24,5 +26,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cmir_eval_report r;
     (void)cmir_eval_unified(path, p, NULL, NULL, &r);
     close(fd);
+    fuzz_verbose();
     return 0;
 }

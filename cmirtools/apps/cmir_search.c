@@ -31,6 +31,10 @@ static const char usage[] =
     "  -quicklook PNG  also draw the first query beside its hits, with rank and class\n"
     "The index must have been built with MODEL (its identity is checked).\n";
 
+/* Raster names copied from query lists, freed at exit. */
+static char **owned;
+static int n_owned;
+
 static int add_list(const char *path, cmir_query **q, int *n, int *cap)
 {
     FILE *f = fopen(path, "r");
@@ -40,14 +44,20 @@ static int add_list(const char *path, cmir_query **q, int *n, int *cap)
     int ln = 0;
     while (fgets(line, sizeof line, f)) {
         ln++;
-        char kind[16], file[4000];
+        char kind[16] = "", file[4000];
         long long row;
         int w[4];
         if (line[0] == '#' || line[strspn(line, " \t\r\n")] == '\0')
             continue;
         if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 16;
-            *q = realloc(*q, sizeof(cmir_query) * (size_t)*cap);
+            int nc = *cap ? *cap * 2 : 16;
+            cmir_query *g = realloc(*q, sizeof(cmir_query) * (size_t)nc);
+            if (!g) {
+                fclose(f);
+                return cmir_app_fail("cmir_search", "%s: out of memory", path);
+            }
+            *q = g;
+            *cap = nc;
         }
         cmir_query *e = &(*q)[*n];
         memset(e, 0, sizeof *e);
@@ -56,7 +66,16 @@ static int add_list(const char *path, cmir_query **q, int *n, int *cap)
             e->row = row;
         } else if (!strcmp(kind, "raster") && sscanf(line, "%*s %3999s", file) == 1) {
             e->kind = CMIR_QUERY_RASTER;
-            e->raster = strdup(file);
+            char **o = realloc(owned, sizeof(char *) * (size_t)(n_owned + 1));
+            char *copy = o ? strdup(file) : NULL;
+            if (o)
+                owned = o;
+            if (!copy) {
+                fclose(f);
+                return cmir_app_fail("cmir_search", "%s: out of memory", path);
+            }
+            owned[n_owned++] = copy;
+            e->raster = copy;
             if (sscanf(line, "%*s %*s %d %d %d %d", &w[0], &w[1], &w[2], &w[3]) == 4) {
                 e->has_window = 1;
                 memcpy(e->window, w, sizeof w);
@@ -167,6 +186,9 @@ int main(int argc, char **argv)
     rc = 0;
 end:
     free(q);
+    for (int i = 0; i < n_owned; i++)
+        free(owned[i]);
+    free(owned);
     free(lco);
     cmir_app_done(argv);
     return rc;

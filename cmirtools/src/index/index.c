@@ -5,6 +5,7 @@
 #include "cmir/knn.h"
 
 #include <cpl_conv.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,12 @@ static int load(cmir_index *ix)
     if (!rc) {
         ix->dim = atoi(dim);
         ix->n = atoll(cnt);
+        /* the chunks must hold n x dim floats: a file too small for them is
+         * damaged, and its claim must not size an allocation */
+        struct stat st; /* (a /vsi path that stat cannot see is not checked) */
+        if (stat(path, &st) == 0 && (double)ix->n * ix->dim * sizeof(float) > (double)st.st_size)
+            rc = cmir__error(CMIR_EFORMAT, "%s: claims %lld x %d embeddings, more than the file holds", path,
+                             (long long)ix->n, ix->dim);
     }
     cmir__free(fmt);
     cmir__free(dim);
@@ -99,7 +106,7 @@ static int load(cmir_index *ix)
             for (int j = 0; j < nr && !overlap; j++)
                 overlap = seen[first + j]++;
         if (d != ix->dim || nr < 1 || first < 0 || first + nr > ix->n || overlap ||
-            bytes != nr * d * (int)sizeof(float) || !data || mbytes != nr || !mod)
+            (int64_t)bytes != (int64_t)nr * d * (int64_t)sizeof(float) || !data || mbytes != nr || !mod)
             rc = cmir__error(CMIR_EFORMAT, "%s: damaged embedding chunk at row %lld", path, (long long)first);
         else {
             memcpy(ix->v + (size_t)first * ix->dim, data, (size_t)bytes);

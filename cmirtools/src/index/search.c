@@ -122,6 +122,8 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
         rc = CMIR_ENOMEM;
     /* output */
     char *tmp = rc ? NULL : cmir__temp_beside(out_path);
+    if (!rc && !tmp)
+        rc = CMIR_ENOMEM;
     GDALDatasetH out = NULL;
     OGRLayerH lyr = NULL;
     OGRSpatialReferenceH wgs = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);

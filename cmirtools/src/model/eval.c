@@ -183,7 +183,8 @@ int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progres
             float v = l->data[i];
             if (!(v >= 0 && v <= 65535) || v != floorf(v))
                 rc = cmir__error(CMIR_EFORMAT, "%s: label %g is not a class number", unified_path, v);
-            cls[i] = (int32_t)v;
+            else
+                cls[i] = (int32_t)v;
         }
         if (!cls)
             rc = CMIR_ENOMEM;

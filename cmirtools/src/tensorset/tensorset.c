@@ -480,6 +480,12 @@ cmir_tensorset *cmir_tensorset_load(const char *path)
             if (bad)
                 rc = cmir__error(CMIR_EFORMAT, "%s: variable '%s' has an unsupported size", path,
                                  info->name);
+            /* ... and against what the file can hold (a byte a value at
+             * least, deflated at most 1032:1), so a damaged size cannot
+             * make matio allocate gigabytes for a small file */
+            else if (n > (int64_t)1032 * (int64_t)st.st_size + 65536)
+                rc = cmir__error(CMIR_EFORMAT, "%s: variable '%s' claims %lld values, more than "
+                                 "the file can hold", path, info->name, (long long)n);
             else if (!(v = Mat_VarRead(mat, info->name)))
                 rc = matio_error(CMIR_EFORMAT, path, "cannot read a variable (damaged or truncated file?)");
             else
