@@ -8,21 +8,24 @@ set -eu
 
 usage() {
     cat <<USAGE
-Usage: python-free-scripts/run-tests.sh [--sanitize] [--no-sanitize] [-L LABEL] [--help]
-Installs missing Debian packages, builds CMIR in build/ and runs all tests
-(ctest). --sanitize also builds build-asan/ with ASan+UBSan and runs the
-tests there (default when CI=true). -L LABEL runs only tests with that
-label (quick, full, fuzz).
+Usage: python-free-scripts/run-tests.sh [--sanitize] [--no-sanitize] [--full] [-L LABEL] [--help]
+Installs missing Debian packages, builds CMIR in build/ and runs the test
+suite (ctest): the quick and fuzz-replay tiers; --full adds the long tier
+(every allocation failed in turn, ...). --sanitize also builds build-asan/
+with ASan+UBSan and runs the tests there (default when CI=true). -L LABEL
+runs only tests with that label (quick, full, fuzz).
 USAGE
 }
 
 sanitize=no
 [ "${CI:-}" = "true" ] && sanitize=yes
 label=""
+full=no
 while [ $# -gt 0 ]; do
     case $1 in
     --sanitize) sanitize=yes ;;
     --no-sanitize) sanitize=no ;;
+    --full) full=yes ;;
     -L) shift; label=$1 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -33,7 +36,11 @@ done
 cmir_install_deps "$CMIR_TEST_PACKAGES"
 cd "$CMIR_ROOT"
 set -- --output-on-failure -j "$CMIR_JOBS"
-[ -n "$label" ] && set -- "$@" -L "$label"
+if [ -n "$label" ]; then
+    set -- "$@" -L "$label"
+elif [ "$full" = no ]; then
+    set -- "$@" -LE full
+fi
 
 cmir_say "cmir: building build/ (Release)"
 cmir_build "$CMIR_ROOT/build" -DCMAKE_BUILD_TYPE=Release -DCMIR_BUILD_TESTS=ON -DCMIR_BUILD_BENCH=ON
