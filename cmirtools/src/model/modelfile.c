@@ -55,7 +55,6 @@ static char *join_names(int n, const char *(*get)(const void *, int), const void
     return s;
 }
 
-static const char *arch_class(const void *a, int i) { return cmir_archive_class_name(a, i + 1); }
 static const char *arch_pan_band(const void *a, int i) { return cmir_archive_band_name(a, CMIR_PAN, i); }
 static const char *arch_ms_band(const void *a, int i) { return cmir_archive_band_name(a, CMIR_MS, i); }
 
@@ -103,7 +102,6 @@ cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_un
         if (!m->band_names[0] || !m->band_names[1])
             rc = CMIR_ENOMEM;
     }
-    (void)arch_class;
     for (int k = 0; !rc && k < 2; k++) {
         cmir_cnn_params p = base;
         int d[3];
