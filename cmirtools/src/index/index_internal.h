@@ -11,7 +11,7 @@
 #include <ogr_srs_api.h>
 
 #define CMIR_INDEX_FORMAT "cmir-index 1"
-#define CMIR_INDEX_CHUNK 65536 /* embedding rows per BLOB */
+#define CMIR_INDEX_CHUNK 8192 /* embedding rows per BLOB: 2 MiB at d = 64, so the transient BLOB copies while loading stay small */
 
 struct cmir_index {
     char *path;
