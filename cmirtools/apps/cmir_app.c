@@ -47,8 +47,10 @@ int cmir_app_progress_lines(double frac, const char *msg, void *user)
 {
     static double last = -1;
     int quiet = user && *(const int *)user;
+    if (msg && quiet)
+        return 0;
     if (msg) {
-        if (!quiet && last >= 0 && last < 1)
+        if (last >= 0 && last < 1)
             fputc('\n', stdout); /* end the bar's line */
         printf("%s\n", msg);
         fflush(stdout);

@@ -18,8 +18,8 @@ int cmir_app_init(const char *prog, const char *usage, int *argc, char ***argv, 
  * non-zero (quiet). Never cancels. */
 int cmir_app_progress(double frac, const char *msg, void *user);
 
-/* Like cmir_app_progress, and prints a non-NULL msg on its own line
- * (even when quiet): per-epoch summaries and the like. */
+/* Like cmir_app_progress, and prints a non-NULL msg on its own line:
+ * per-epoch summaries and the like (nothing at all when quiet). */
 int cmir_app_progress_lines(double frac, const char *msg, void *user);
 
 /* Prints "prog: message" on stderr and returns 1 (the exit code). */
