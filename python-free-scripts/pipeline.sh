@@ -24,7 +24,7 @@ for f in "$SCENES"/*_class.tif; do set -- "$@" -labels "$f"; done
 echo "== 1. tiling $SCENES into $OUT/archive.mat"
 "$BIN/cmir_tile" "$@" -nodata_frac 0.05 "$OUT/archive.mat"
 echo "== 2. training CMIR-NET (small, fast setting)"
-"$BIN/cmir_train" -threads "$THREADS" -seed 1 -epochs1 "${EPOCHS1:-12}" -epochs2 "${EPOCHS2:-0}" -dv 64 \
+"$BIN/cmir_train" -threads "$THREADS" -seed 1 -epochs1 "${EPOCHS1:-30}" -epochs2 "${EPOCHS2:-0}" -dv 64 \
     -features_dir "$OUT" -unified "$OUT/unified.mat" "$OUT/archive.mat" "$OUT/model.mat"
 echo "== 3. indexing both modalities into $OUT/index.gpkg"
 "$BIN/cmir_index" -threads "$THREADS" -model "$OUT/model.mat" "$OUT/archive.mat" "$OUT/index.gpkg"
