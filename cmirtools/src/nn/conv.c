@@ -11,6 +11,30 @@
 
 #include <string.h>
 
+/* Fixed-order reduction of the T per-thread partials: thread t's weight
+ * gradient (kc floats) starts at first + t * stride, its bias gradient (co
+ * floats) right after it. dW or db may be NULL. */
+static void reduce_partials(const float *first, size_t stride, int T, size_t kc, int co, float *dW, float *db)
+{
+    for (int t = 0; t < T; t++) {
+        const float *pw = first + (size_t)t * stride, *pb = pw + kc;
+        if (dW) {
+            if (t == 0)
+                memcpy(dW, pw, sizeof(float) * kc);
+            else
+                for (size_t i = 0; i < kc; i++)
+                    dW[i] += pw[i];
+        }
+        if (db) {
+            if (t == 0)
+                memcpy(db, pb, sizeof(float) * (size_t)co);
+            else
+                for (int i = 0; i < co; i++)
+                    db[i] += pb[i];
+        }
+    }
+}
+
 /* Target size of one thread's im2col buffer. Large enough for efficient
  * GEMM shapes, small enough to stay near the cache. */
 #define COL_BUDGET_BYTES ((size_t)4 << 20)
@@ -229,25 +253,8 @@ static int gemm_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
     if ((rc = cmir__parallel(T, conv_bwd_task, &j)))
         return rc;
     size_t kc = (size_t)j.K * j.Co;
-    /* Fixed-order reduction of the per-thread partials. */
-    for (int t = 0; t < T && j.want_dw; t++) {
-        const float *pw = j.scratch + (size_t)t * j.per_thread + (size_t)j.group * j.H * j.Wd * j.K;
-        const float *pb = pw + kc;
-        if (dW) {
-            if (t == 0)
-                memcpy(dW, pw, sizeof(float) * kc);
-            else
-                for (size_t i = 0; i < kc; i++)
-                    dW[i] += pw[i];
-        }
-        if (db) {
-            if (t == 0)
-                memcpy(db, pb, sizeof(float) * j.Co);
-            else
-                for (int i = 0; i < j.Co; i++)
-                    db[i] += pb[i];
-        }
-    }
+    if (j.want_dw)
+        reduce_partials(j.scratch + (size_t)j.group * j.H * j.Wd * j.K, j.per_thread, T, kc, j.Co, dW, db);
     return 0;
 }
 
@@ -881,24 +888,8 @@ static int direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
     }
     if ((rc = cmir__parallel(T, dbwd_task, &j)))
         return rc;
-    /* Fixed-order reduction of the per-thread partials. */
-    for (int t = 0; t < T && j.want_dw; t++) {
-        const float *pw = s + (size_t)t * j.per_thread + j.off_dw, *pb = pw + kc;
-        if (dW) {
-            if (t == 0)
-                memcpy(dW, pw, sizeof(float) * kc);
-            else
-                for (size_t i = 0; i < kc; i++)
-                    dW[i] += pw[i];
-        }
-        if (db) {
-            if (t == 0)
-                memcpy(db, pb, sizeof(float) * j.Co);
-            else
-                for (int i = 0; i < j.Co; i++)
-                    db[i] += pb[i];
-        }
-    }
+    if (j.want_dw)
+        reduce_partials(s + j.off_dw, j.per_thread, T, kc, j.Co, dW, db);
     return 0;
 }
 #endif /* direct convolution */
