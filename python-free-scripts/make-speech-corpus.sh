@@ -17,14 +17,16 @@ usage() {
     cat <<USAGE
 Usage: python-free-scripts/make-speech-corpus.sh [options] DIR
 
-Writes DIR/<label>/<voice>_<speed>_<pitch>.wav for the 17 UC-Merced
-multi-label labels (spaces in a label become '_' in its folder name), one
+Writes DIR/<label>/<voice>_<speed>_<pitch>.wav for the labels (default:
+the 17 UC-Merced multi-label labels) (spaces in a label become '_' in its folder name), one
 utterance per voice x speed x pitch (default 8 x 2 x 2 = 32 per label, 544
 in all), each mixed with noise, and DIR/manifest.csv with the columns
 file,label,voice,held_out (file relative to DIR; held_out is 1 for the
 held-out voices, which training must never see).
 
 Options (lists are space separated; quote them):
+  --labels "L|..."    the labels to speak, separated by '|' (default: the 17
+                      UC-Merced multi-label labels)
   --voices "V ..."    espeak-ng voices, optionally with a variant (V+f3)
                       (default: $VOICES)
   --held-out "V ..."  voices marked held out; each must be in --voices
@@ -47,6 +49,7 @@ die() { printf 'make-speech-corpus: %s\n' "$*" >&2; exit 1; }
 dir=""
 while [ $# -gt 0 ]; do
     case $1 in
+    --labels) [ $# -ge 2 ] || die "--labels needs a value"; LABELS=$2; shift ;;
     --voices) [ $# -ge 2 ] || die "--voices needs a value"; VOICES=$2; shift ;;
     --held-out) [ $# -ge 2 ] || die "--held-out needs a value"; HELD_OUT=$2; shift ;;
     --speeds) [ $# -ge 2 ] || die "--speeds needs a value"; SPEEDS=$2; shift ;;
@@ -73,7 +76,8 @@ for p in $PITCHES; do
     [ "$p" -le 99 ] || die "pitch '$p' is not a whole number 0-99"
 done
 for a in $NOISE; do is_number "$a" || die "noise amplitude '$a' is not a number"; done
-[ -n "$VOICES" ] && [ -n "$SPEEDS" ] && [ -n "$PITCHES" ] && [ -n "$NOISE" ] ||
+case $LABELS in *,* | *'"'* | *"/"*) die "labels must not contain ',', '\"' or '/'" ;; esac
+[ -n "$LABELS" ] && [ -n "$VOICES" ] && [ -n "$SPEEDS" ] && [ -n "$PITCHES" ] && [ -n "$NOISE" ] ||
     die "voices, speeds, pitches and noise must not be empty"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/speech-corpus.XXXXXX")
@@ -138,5 +142,5 @@ done
 IFS=$old_ifs
 set +f
 mv "$tmp/manifest.csv" "$manifest"
-printf 'make-speech-corpus: %d utterances of 17 labels in %s (manifest: %s)\n' \
-    "$count" "$dir" "$manifest" >&2
+printf 'make-speech-corpus: %d utterances of %d labels in %s (manifest: %s)\n' \
+    "$count" "$(printf '%s\n' "$LABELS" | tr '|' '\n' | wc -l)" "$dir" "$manifest" >&2

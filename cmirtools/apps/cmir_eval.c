@@ -11,6 +11,7 @@
 static const char usage[] =
     "Usage: cmir_eval [--help] [--version] [-q] [-threads N] [-all] [-k K,K,...]\n"
     "                 [-paper_queries N] [-seed S] [-json FILE] [-csv FILE]\n"
+    "                 [-speech MANIFEST.csv [-voices held_out|seen|all]]\n"
     "                 (MODEL.mat ARCHIVE.mat | -unified UNIFIED.mat)\n"
     "\n"
     "Embeds the tiles the model held out at training (all labelled tiles with -all) and\n"
@@ -19,7 +20,11 @@ static const char usage[] =
     "the 11-point PR curve, ANMRR, and the paper's own protocol (mean of P@10..P@50 over\n"
     "-paper_queries random queries, default 50) for comparison with its figures. Relevance:\n"
     "same class; for multi-label models, at least one shared label. With -unified, the same\n"
-    "on featuresx/featuresy of a unified.mat.\n";
+    "on featuresx/featuresy of a unified.mat.\n"
+    "An image-speech model (cmir_train -speech) needs -speech: the directions are then\n"
+    "image->audio, audio->image, image->image and audio->audio between the held-out image\n"
+    "tiles and the manifest's clips of held-out voices (-voices seen: the voices trained on;\n"
+    "all: every clip); relevance: the clip's label is one of the image's.\n";
 
 int main(int argc, char **argv)
 {
@@ -45,6 +50,16 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-json")) json = v;
             else if (!strcmp(a, "-csv")) csv = v;
             else if (!strcmp(a, "-unified")) unified = v;
+            else if (!strcmp(a, "-speech")) p.speech_manifest = v;
+            else if (!strcmp(a, "-voices")) {
+                if (!strcmp(v, "held_out")) p.audio_voices = 0;
+                else if (!strcmp(v, "seen")) p.audio_voices = 1;
+                else if (!strcmp(v, "all")) p.audio_voices = 2;
+                else {
+                    rc = cmir_app_fail("cmir_eval", "-voices takes held_out, seen or all, not '%s'", v);
+                    goto end;
+                }
+            }
             else if (!strcmp(a, "-k")) {
                 p.n_cutoffs = 0;
                 for (const char *s = v; *s && p.n_cutoffs < CMIR_EVAL_MAX_CUTOFFS;) {
@@ -83,8 +98,11 @@ int main(int argc, char **argv)
         rc = cmir_app_fail("cmir_eval", "%s", cmir_last_error());
         goto end;
     }
-    printf("%lld items; relevance: same class (multi-label: a shared label)\n", (long long)r.n_items);
-    printf("%-10s %7s %7s %7s %8s", "direction", "queries", "mAP", "ANMRR", "paper");
+    if (r.n_items_b != r.n_items)
+        printf("%lld images, %lld clips; relevance: a shared label\n", (long long)r.n_items, (long long)r.n_items_b);
+    else
+        printf("%lld items; relevance: same class (multi-label: a shared label)\n", (long long)r.n_items);
+    printf("%-14s %7s %7s %7s %8s", "direction", "queries", "mAP", "ANMRR", "paper");
     for (int i = 0; i < r.n_cutoffs; i++)
         printf(" %6s%-3d", "P@", r.cutoffs[i]);
     for (int i = 0; i < r.n_cutoffs; i++)
@@ -92,7 +110,7 @@ int main(int argc, char **argv)
     putchar('\n');
     for (int k = 0; k < 4; k++) {
         const cmir_eval_direction *d = &r.dir[k];
-        printf("%-10s %7lld %7.4f %7.4f %8.4f", d->name, (long long)d->r.n_queries, d->r.map, d->r.anmrr,
+        printf("%-14s %7lld %7.4f %7.4f %8.4f", d->name, (long long)d->r.n_queries, d->r.map, d->r.anmrr,
                d->r.paper_mean);
         for (int i = 0; i < r.n_cutoffs; i++)
             printf(" %9.4f", d->p_at[i]);

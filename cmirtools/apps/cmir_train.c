@@ -15,7 +15,7 @@ static const char usage[] =
     "                  [-ortho X] [-dropout X] [-w_pair X] [-w_class X] [-w_norm X]\n"
     "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel] [-no_augment]\n"
     "                  [-features_dir DIR] [-unified FILE.mat] [-stage1_from MODEL.mat]\n"
-    "                  [-checkpoint CKPT.mat] [-resume CKPT.mat]\n"
+    "                  [-checkpoint CKPT.mat] [-resume CKPT.mat] [-speech MANIFEST.csv]\n"
     "                  ARCHIVE.mat MODEL.mat\n"
     "       cmir_train -features A.mat B.mat [-labels L.mat] [stage-2 options] UNIFIED.mat\n"
     "\n"
@@ -37,6 +37,12 @@ static const char usage[] =
     "                     settings): the model is bit-identical to an uninterrupted run\n"
     "  -stage1_from M.mat reuse the stage-1 CNNs of a model trained on the same archive and\n"
     "                     train stage 2 only (ablations of the unified losses in seconds)\n"
+    "  -speech M.csv      the image <-> speech scenario: ARCHIVE's image tiles (multi-label,\n"
+    "                     sigmoid loss) against the spoken labels of the corpus manifest M.csv\n"
+    "                     (file,label,voice,held_out; see make-speech-corpus.sh), an MLP over\n"
+    "                     each clip's 128-d cepstral feature (softmax loss); held-out voices are\n"
+    "                     never trained on; stage 2 pairs each image with a random clip of each\n"
+    "                     of its labels, drawn afresh every epoch\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
     "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
@@ -109,6 +115,7 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-stage1_from")) p.stage1_from = v;
             else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
             else if (!strcmp(a, "-resume")) p.resume = v;
+            else if (!strcmp(a, "-speech")) p.speech_manifest = v;
             else {
                 rc = cmir_app_fail("cmir_train", "unknown option '%s' (see --help)", a);
                 rc = 2;
@@ -148,10 +155,11 @@ int main(int argc, char **argv)
         goto end;
     }
     if (!quiet)
-        printf("%s: trained on %lld tiles (%lld held out) in %.1f s; stage 1 %.1f PAN / %.1f MS images/s, "
+        printf("%s: trained on %lld tiles (%lld held out) in %.1f s; stage 1 %.1f %s / %.1f %s items/s, "
                "stage 2 %.0f samples/s\n",
                pos[1], (long long)r.n_train, (long long)r.n_test, r.seconds, r.stage1_images_per_s[0],
-               r.stage1_images_per_s[1], r.stage2_samples_per_s);
+               p.speech_manifest ? "image" : "PAN", r.stage1_images_per_s[1], p.speech_manifest ? "clip" : "MS",
+               r.stage2_samples_per_s);
     rc = 0;
 end:
     cmir_app_done(argv);

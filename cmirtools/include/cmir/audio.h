@@ -152,6 +152,41 @@ CMIR_API int cmir_audio_features(const float *x, int64_t n, cmir_audio_params p,
 CMIR_API int cmir_audio_clip_feature(const char *path, cmir_audio_params p,
                                      float feat[CMIR_AUDIO_FEATURE_DIM]);
 
+/* ---- Spoken-label corpora ----------------------------------------------
+ * A corpus is a manifest CSV with the header line "file,label,voice,
+ * held_out" and one clip per line: the audio file (relative to the
+ * manifest's folder, or absolute), its spoken label (a class name such as
+ * "bare soil"), the speaker/voice name and 0 or 1 (1: a voice held out of
+ * training, used only to test). python-free-scripts/make-speech-corpus.sh
+ * writes one. Fields are trimmed; blank lines are skipped; anything else
+ * malformed is refused with "manifest:line: problem".
+ *
+ * cmir_audio_corpus_load reads the manifest and computes the clip feature
+ * (cmir_audio_clip_feature with p) of every file; the first clip that
+ * cannot be read or is refused fails the whole load, with the message
+ * naming that file. progress (may be NULL) gets the fraction of clips
+ * done; non-zero from it cancels (CMIR_ECANCEL). NULL on failure. The
+ * corpus owns everything its accessors return; free it with
+ * cmir_audio_corpus_free (NULL is a no-op). */
+typedef struct cmir_audio_corpus cmir_audio_corpus;
+
+CMIR_API cmir_audio_corpus *cmir_audio_corpus_load(const char *manifest, cmir_audio_params p,
+                                                   cmir_progress_fn progress, void *user);
+CMIR_API void cmir_audio_corpus_free(cmir_audio_corpus *c);
+/* Number of clips (0 for NULL). */
+CMIR_API int64_t cmir_audio_corpus_count(const cmir_audio_corpus *c);
+/* The features, row-major count x CMIR_AUDIO_FEATURE_DIM. */
+CMIR_API const float *cmir_audio_corpus_features(const cmir_audio_corpus *c);
+/* Clip i's resolved file path, label, voice (NULL when i is out of range)
+ * and held-out flag (0 or 1). */
+CMIR_API const char *cmir_audio_corpus_file(const cmir_audio_corpus *c, int64_t i);
+CMIR_API const char *cmir_audio_corpus_label(const cmir_audio_corpus *c, int64_t i);
+CMIR_API const char *cmir_audio_corpus_voice(const cmir_audio_corpus *c, int64_t i);
+CMIR_API int cmir_audio_corpus_held_out(const cmir_audio_corpus *c, int64_t i);
+/* 1 when two label names are the same ignoring case, with '_' taken as a
+ * space ("bare_soil" matches "Bare soil"), else 0. */
+CMIR_API int cmir_audio_label_match(const char *a, const char *b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,8 +38,11 @@ typedef struct cmir_cnn cmir_cnn;
  * and 128 filters and pooling windows k, k, k (k = 4 when the tile side is
  * 256 or more, else 2), then one more pooling that brings the side to 4
  * (for the paper's sizes: PAN 256 -> pools 4,4,4; MS 64 -> 2,2,2,2), and
- * dense 128*s*s -> 128 -> n_classes. Weights: He for convolutions, Xavier
- * for dense layers, from `seed`. NULL on error. */
+ * dense 128*s*s -> 128 -> n_classes. A 1 x 1 input is a feature vector of
+ * `bands` numbers (the speech branch: a 128-d clip feature): no conv
+ * blocks, the network is the MLP dense bands -> 128 (ReLU, dropout) ->
+ * n_classes, and the pools reported are all 1. Weights: He for
+ * convolutions, Xavier for dense layers, from `seed`. NULL on error. */
 CMIR_API cmir_cnn *cmir_cnn_new(cmir_cnn_params p, uint64_t seed);
 CMIR_API void cmir_cnn_free(cmir_cnn *c);
 CMIR_API cmir_cnn_params cmir_cnn_get_params(const cmir_cnn *c);
@@ -131,11 +134,24 @@ CMIR_API int cmir_unified_param(cmir_unified *u, int i, const char **name, float
  * archive it was trained on). */
 typedef struct cmir_model cmir_model;
 
+/* What a model's two modalities are.
+ *  PAN_MS: modality 0 = PAN tiles, 1 = MS tiles of a tile archive (paired).
+ *  IMAGE_SPEECH: modality 0 = image tiles (the archive's PAN slot, e.g.
+ *    256 x 256 x 3 RGB), 1 = spoken labels as 128-d clip features
+ *    (cmir/audio.h; ms_h = ms_w = 1, ms_bands = 128); unpaired, trained on
+ *    pairs made by label (cmir_pairs_by_label). Stored as SCENARIO
+ *    ("pan-ms" or "image-speech"; absent means pan-ms). */
+typedef enum cmir_scenario {
+    CMIR_SCENARIO_PAN_MS = 0,
+    CMIR_SCENARIO_IMAGE_SPEECH = 1
+} cmir_scenario;
+
 /* Sizes and names a model is built for. */
 typedef struct cmir_model_info {
     int pan_h, pan_w, pan_bands, ms_h, ms_w, ms_bands;
     int ratio, n_classes, d_v, multilabel;
     const char *id;       /* MODEL_ID; owned by the model */
+    int scenario;         /* a cmir_scenario */
 } cmir_model_info;
 
 /* Loads and validates a model file: every name, shape, type and the
@@ -143,13 +159,17 @@ typedef struct cmir_model_info {
 CMIR_API cmir_model *cmir_model_load(const char *path);
 CMIR_API void cmir_model_free(cmir_model *m);
 CMIR_API const cmir_model_info *cmir_model_get_info(const cmir_model *m);
+/* Name of modality k (0 or 1): "PAN"/"MS", or "image"/"audio" for an
+ * image-speech model. Static storage. */
+CMIR_API const char *cmir_model_modality_name(const cmir_model *m, int k);
 /* Class c (1-based) name, "class_<c>" when none. */
 CMIR_API const char *cmir_model_class_name(const cmir_model *m, int c);
 /* The held-out tiles recorded at training: *n indices (owned by m). */
 CMIR_API const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, int64_t *n_tiles);
 
 /* Embeds n raw tiles of modality `modality` (0 = PAN, 1 = MS; values as
- * stored in the archive, n x h x w x bands) into the unified space:
+ * stored in the archive, n x h x w x bands; for an image-speech model,
+ * 0 = image tiles, 1 = clip features, n x 128) into the unified space:
  * V (n x d_v). Z (n x 128 stage-1 features) may be NULL. Normalisation is
  * applied inside. Processes at most 64 tiles at a time. ex may be NULL
  * (a context of the model's own, with all CPUs, is used). */

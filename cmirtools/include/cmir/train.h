@@ -44,6 +44,20 @@ typedef struct cmir_train_params {
     const char *resume;       /* if set: a checkpoint of the same archive and
                                  settings to continue from; the result is
                                  bit-identical to an uninterrupted run */
+    const char *speech_manifest; /* if set: the image <-> speech scenario
+                                 (cmir/model.h CMIR_SCENARIO_IMAGE_SPEECH):
+                                 side a = the archive's image tiles (PAN
+                                 slot, multi-label, sigmoid CE), side b =
+                                 the clips of this corpus manifest
+                                 (cmir/audio.h; labels matched to the
+                                 archive's class names, softmax CE); held-out
+                                 voices are never trained on; stage 2 on
+                                 pairs by label (cmir_pairs_by_label) drawn
+                                 afresh each epoch, L3 on the pair's class.
+                                 features_dir/unified_path are refused. */
+    int speech_steps;     /* image-speech: the clip side's stage 1 runs at
+                             least this many steps (its epochs are a few
+                             batches each); default 1000 */
     const char *stage1_from;  /* if set: a model file for the same archive
                                  whose stage-1 CNNs and normalisation are
                                  reused (stage 1 is skipped): ablations of
@@ -104,6 +118,10 @@ typedef struct cmir_eval_params {
     int paper_queries;    /* the paper's protocol sample, default 50 (0 = all) */
     uint64_t seed;        /* default 1 */
     int all_tiles;        /* evaluate every labelled tile, not the held-out ones */
+    const char *speech_manifest; /* image-speech models: the corpus whose
+                                    clips form side b (required for them) */
+    int audio_voices;     /* image-speech: clips of 0 = held-out voices
+                             (default), 1 = the voices trained on, 2 = all */
 } cmir_eval_params;
 
 CMIR_API cmir_eval_params cmir_eval_default_params(void);
@@ -115,7 +133,8 @@ typedef struct cmir_eval_direction {
 } cmir_eval_direction;
 
 typedef struct cmir_eval_report {
-    int64_t n_items;      /* database size (tiles evaluated) */
+    int64_t n_items;      /* database size (tiles evaluated; images) */
+    int64_t n_items_b;    /* side b's (the same, or the clips evaluated) */
     int n_cutoffs;
     int cutoffs[CMIR_EVAL_MAX_CUTOFFS];
     cmir_eval_direction dir[4]; /* cross-modal both ways, then same-modal */
@@ -125,7 +144,10 @@ typedef struct cmir_eval_report {
  * all labelled tiles with p.all_tiles) and evaluates retrieval in the four
  * directions PAN->MS, MS->PAN, PAN->PAN, MS->MS (same-modal: the query
  * itself excluded). Relevance: same class, or (multi-label models) at
- * least one shared label. The held-out list is used only when the archive
+ * least one shared label. Image-speech models: image->audio, audio->image,
+ * image->image, audio->audio between those image tiles and the clips of
+ * p.speech_manifest selected by p.audio_voices; relevance: the clip's
+ * label is one of the image's. The held-out list is used only when the archive
  * has as many tiles as at training, else CMIR_EINVAL (use all_tiles). */
 CMIR_API int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p,
                        cmir_progress_fn progress, void *user, cmir_eval_report *out);

@@ -1,7 +1,8 @@
 /* Stage-1 CMIR-NET feature extractor: three conv/leaky-ReLU/batch-norm/
  * max-pool blocks, an optional last pooling, dense -> 128-d ReLU features
- * (dropout in training) -> logits; forward, backward, parameters, save and
- * load. Activations live in buffers that grow once and are reused. */
+ * (dropout in training) -> logits; for 1 x 1 inputs (feature vectors, the
+ * speech branch) no blocks: an MLP. Forward, backward, parameters, save
+ * and load. Activations live in buffers that grow once and are reused. */
 #include "cmir/model.h"
 #include "../base/internal.h"
 
@@ -16,6 +17,7 @@ enum { P_W, P_B, P_G, P_BETA }; /* per block: conv W, conv b, BN gamma, BN beta 
 
 struct cmir_cnn {
     cmir_cnn_params p;
+    int nb;                   /* conv blocks: NBLK, or 0 for a 1 x 1 input (MLP) */
     int k[4];                 /* pooling windows; k[3] = 1 when no extra pool */
     int H[NBLK + 1], W[NBLK + 1]; /* input side of block l; [NBLK] = after the blocks */
     int Hf, Wf, F;            /* after the extra pool; F = Hf*Wf*128 */
@@ -57,7 +59,7 @@ double cmir_cnn_flops(const cmir_cnn *c)
 {
     double f = 0;
     int cin = c->p.bands;
-    for (int l = 0; l < NBLK; l++) {
+    for (int l = 0; l < c->nb; l++) {
         f += 2.0 * c->H[l] * c->W[l] * 9 * cin * FILTERS[l];
         cin = FILTERS[l];
     }
@@ -109,7 +111,10 @@ cmir_cnn *cmir_cnn_new(cmir_cnn_params p, uint64_t seed)
     if (!c)
         return NULL;
     c->p = p;
+    c->nb = p.h == 1 && p.w == 1 ? 0 : NBLK;
     int k = (p.h < p.w ? p.h : p.w) >= 256 ? 4 : 2;
+    if (!c->nb)
+        k = 1;
     c->H[0] = p.h;
     c->W[0] = p.w;
     for (int l = 0; l < NBLK; l++) {
@@ -127,12 +132,12 @@ cmir_cnn *cmir_cnn_new(cmir_cnn_params p, uint64_t seed)
     c->k[3] = side > 4 ? side / 4 : 1;
     c->Hf = c->H[NBLK] / c->k[3];
     c->Wf = c->W[NBLK] / c->k[3];
-    c->F = c->Hf * c->Wf * FILTERS[NBLK - 1];
+    c->F = c->nb ? c->Hf * c->Wf * FILTERS[NBLK - 1] : p.bands;
     /* parameter layout */
     size_t n = 0;
     int cin = p.bands;
     size_t off[NBLK][6];
-    for (int l = 0; l < NBLK; l++) {
+    for (int l = 0; l < c->nb; l++) {
         size_t co = (size_t)FILTERS[l];
         off[l][0] = n; n += 9 * (size_t)cin * co;
         off[l][1] = n; n += co;
@@ -157,7 +162,7 @@ cmir_cnn *cmir_cnn_new(cmir_cnn_params p, uint64_t seed)
     }
     memset(c->grad, 0, n * sizeof(float));
     cin = p.bands;
-    for (int l = 0; l < NBLK; l++) {
+    for (int l = 0; l < c->nb; l++) {
         int co = FILTERS[l];
         c->cw[l] = c->par + off[l][0]; c->gcw[l] = c->grad + off[l][0];
         c->cb[l] = c->par + off[l][1]; c->gcb[l] = c->grad + off[l][1];
@@ -195,7 +200,7 @@ static int ensure(cmir_cnn *c, int n)
     size_t maxact = 0;
     int cin = c->p.bands;
     (void)cin;
-    for (int l = 0; l < NBLK; l++) {
+    for (int l = 0; l < c->nb; l++) {
         size_t sz = (size_t)n * c->H[l] * c->W[l] * FILTERS[l];
         /* a[l] only where the conv has many input channels (see forward) */
         c->a[l] = (l ? FILTERS[l - 1] : c->p.bands) > 2 ? abuf(sz) : NULL;
@@ -218,7 +223,7 @@ static int ensure(cmir_cnn *c, int n)
     /* Gradient buffers hold pooled-size tensors and the flattened features
      * only: the blocks' full-size gradients are never stored. */
     size_t maxg = fs;
-    for (int l = 0; l < NBLK; l++) {
+    for (int l = 0; l < c->nb; l++) {
         size_t ps = (size_t)n * c->H[l + 1] * c->W[l + 1] * FILTERS[l];
         maxg = ps > maxg ? ps : maxg;
     }
@@ -256,7 +261,7 @@ int cmir_cnn_forward(cmir_cnn *c, cmir_exec *ex, const float *x, int n, int trai
     c->x = x;
     const float *in = x;
     int cin = c->p.bands;
-    for (int l = 0; l < NBLK; l++) {
+    for (int l = 0; l < c->nb; l++) {
         int co = FILTERS[l];
         cmir_tensor tx = cmir_tensor_4d((float *)in, n, c->H[l], c->W[l], cin);
         cmir_tensor ta = cmir_tensor_4d(c->a[l], n, c->H[l], c->W[l], co);
@@ -313,7 +318,7 @@ int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const fl
     cmir_tensor tz = cmir_tensor_2d(c->Z, n, CMIR_FEAT_DIM);
     TRY(cmir_lrelu_backward(ex, 0.0f, &tz, &tdz, &tdz));
     /* Gradient of the flattened pooled features. */
-    const float *fin = c->k[3] > 1 ? c->pool[NBLK] : c->pool[NBLK - 1];
+    const float *fin = !c->nb ? c->x : c->k[3] > 1 ? c->pool[NBLK] : c->pool[NBLK - 1];
     float *cur = c->g1, *other = c->g0;
     cmir_tensor tf = cmir_tensor_2d((float *)fin, n, c->F), tdf = cmir_tensor_2d(cur, n, c->F);
     TRY(cmir_dense_backward(ex, &tf, c->f1w, &tdz, &tdf, c->gf1w, c->gf1b));
@@ -323,7 +328,7 @@ int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const fl
         TRY(cmir_maxpool_backward(ex, &dy, c->idx[NBLK], &dx));
         float *t = cur; cur = other; other = t;
     }
-    for (int l = NBLK - 1; l >= 0; l--) {
+    for (int l = c->nb - 1; l >= 0; l--) {
         int co = FILTERS[l], cin = l ? FILTERS[l - 1] : c->p.bands;
         cmir_tensor dp = cmir_tensor_4d(cur, n, c->H[l + 1], c->W[l + 1], co);
         cmir_tensor ta = cmir_tensor_4d(c->a[l], n, c->H[l], c->W[l], co);
@@ -357,7 +362,7 @@ static int table(const cmir_cnn *cc, pinfo *t)
 {
     cmir_cnn *c = (cmir_cnn *)cc;
     int k = 0, cin = c->p.bands;
-    for (int l = 0; l < NBLK; l++) {
+    for (int l = 0; l < c->nb; l++) {
         int co = FILTERS[l];
         pinfo e[6] = {
             {"", c->cw[l], c->gcw[l], 9 * (size_t)cin * co, 1, 4, {3, 3, cin, co}},

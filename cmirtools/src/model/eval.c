@@ -2,6 +2,7 @@
  * (held-out tiles embedded with the model, or the paper's unified.mat),
  * and the report as JSON or CSV written through a temporary file. */
 #include "cmir/train.h"
+#include "cmir/audio.h"
 #include "model_internal.h"
 
 #include <math.h>
@@ -21,13 +22,21 @@ cmir_eval_params cmir_eval_default_params(void)
     return p;
 }
 
-/* The four directions over codes V[0] (side a) and V[1] (side b), n x d. */
-static int four_ways(cmir_exec *ex, float *V[2], int64_t n, int d, const cmir_metrics_labels *lab,
+/* Labels of one side: classes (n) or multi-label rows (n x n_labels). */
+typedef struct side_labels {
+    const int32_t *cls;
+    const uint8_t *multi;
+} side_labels;
+
+/* The four directions over codes V[0] (side a, n[0] x d) and V[1] (side
+ * b, n[1] x d) with the labels of each side (both in the same form). */
+static int four_ways(cmir_exec *ex, float *V[2], const int64_t n[2], int d, const side_labels L[2], int n_labels,
                      const char *names[2], cmir_eval_params p, cmir_progress_fn progress, void *user,
                      cmir_eval_report *out)
 {
     memset(out, 0, sizeof *out);
-    out->n_items = n;
+    out->n_items = n[0];
+    out->n_items_b = n[1];
     out->n_cutoffs = p.n_cutoffs;
     memcpy(out->cutoffs, p.cutoffs, sizeof out->cutoffs);
     static const int q[4] = {0, 1, 0, 1}, db[4] = {1, 0, 0, 1};
@@ -40,7 +49,15 @@ static int four_ways(cmir_exec *ex, float *V[2], int64_t n, int d, const cmir_me
         mp.seed = p.seed;
         cmir_eval_direction *dir = &out->dir[k];
         snprintf(dir->name, sizeof dir->name, "%s->%s", names[q[k]], names[db[k]]);
-        int rc = cmir_metrics_eval(ex, V[q[k]], n, V[db[k]], n, d, lab, &mp, &dir->r, dir->map_at, dir->p_at);
+        cmir_metrics_labels lab;
+        memset(&lab, 0, sizeof lab);
+        lab.q_class = L[q[k]].cls;
+        lab.db_class = L[db[k]].cls;
+        lab.q_multi = L[q[k]].multi;
+        lab.db_multi = L[db[k]].multi;
+        lab.n_labels = n_labels;
+        int rc = cmir_metrics_eval(ex, V[q[k]], n[q[k]], V[db[k]], n[db[k]], d, &lab, &mp, &dir->r, dir->map_at,
+                                   dir->p_at);
         if (rc)
             return rc;
         if (progress && progress((k + 1) / 4.0, NULL, user))
@@ -57,6 +74,74 @@ static int check_params(const cmir_eval_params *p)
         if (p->cutoffs[i] < 1)
             return cmir__error(CMIR_EINVAL, "cmir_eval: cutoff %d is not positive", p->cutoffs[i]);
     return 0;
+}
+
+/* Image-speech evaluation: images ids[0..n) of the archive (multi-label)
+ * against the corpus's clips of the chosen voices (their class as a
+ * one-label row); relevance = a shared label. */
+static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int64_t *ids, int64_t n,
+                       cmir_eval_params p, cmir_progress_fn progress, void *user, cmir_eval_report *out)
+{
+    const cmir_model_info *mi = cmir_model_get_info(m);
+    const int d = mi->d_v, C = mi->n_classes;
+    cmir_audio_corpus *cp = cmir_audio_corpus_load(p.speech_manifest, cmir_audio_default_params(), NULL, NULL);
+    if (!cp)
+        return cmir__failed(CMIR_EIO);
+    int64_t nc = cmir_audio_corpus_count(cp), nb = 0;
+    int64_t *pick = cmir__malloc(sizeof(int64_t) * (size_t)nc);
+    size_t per = (size_t)mi->pan_h * mi->pan_w * mi->pan_bands;
+    float *raw = cmir__malloc(sizeof(float) * 64 * per), *V[2] = {NULL, NULL};
+    float *fb = cmir__malloc(sizeof(float) * CMIR_AUDIO_FEATURE_DIM * (size_t)nc);
+    uint8_t *multi[2] = {cmir__calloc((size_t)(n ? n : 1) * C, 1), cmir__calloc((size_t)nc * C, 1)};
+    int rc = (!pick || !raw || !fb || !multi[0] || !multi[1]) ? CMIR_ENOMEM : 0;
+    for (int64_t i = 0; !rc && i < nc; i++) {
+        int held = cmir_audio_corpus_held_out(cp, i);
+        if (p.audio_voices != 2 && held != (p.audio_voices == 0))
+            continue;
+        int c = 0;
+        for (int k = 1; k <= C && !c; k++)
+            if (cmir_audio_label_match(cmir_audio_corpus_label(cp, i), cmir_model_class_name(m, k)))
+                c = k;
+        if (!c) {
+            rc = cmir__error(CMIR_EINVAL, "%s: clip %s is labelled '%s', which is not a class of the model",
+                             p.speech_manifest, cmir_audio_corpus_file(cp, i), cmir_audio_corpus_label(cp, i));
+            break;
+        }
+        multi[1][(size_t)nb * C + c - 1] = 1;
+        memcpy(fb + (size_t)nb * CMIR_AUDIO_FEATURE_DIM,
+               cmir_audio_corpus_features(cp) + (size_t)i * CMIR_AUDIO_FEATURE_DIM,
+               sizeof(float) * CMIR_AUDIO_FEATURE_DIM);
+        pick[nb++] = i;
+    }
+    if (!rc && nb == 0)
+        rc = cmir__error(CMIR_EINVAL, "%s: no clips of the %s voices", p.speech_manifest,
+                         p.audio_voices == 0 ? "held-out" : "training");
+    if (!rc) {
+        V[0] = cmir__malloc(sizeof(float) * (size_t)(n ? n : 1) * d);
+        V[1] = cmir__malloc(sizeof(float) * (size_t)nb * d);
+        if (!V[0] || !V[1])
+            rc = CMIR_ENOMEM;
+    }
+    for (int64_t s = 0; !rc && s < n; s += 64) {
+        int b = (int)(n - s < 64 ? n - s : 64);
+        for (int j = 0; !rc && j < b; j++)
+            if (!(rc = cmir_archive_read_tile(a, CMIR_PAN, ids[s + j], raw + per * j)))
+                rc = cmir_archive_multilabel(a, ids[s + j], multi[0] + (size_t)(s + j) * C);
+        if (!rc)
+            rc = cmir_model_embed(m, ex, 0, raw, b, NULL, V[0] + (size_t)s * d);
+    }
+    if (!rc)
+        rc = cmir_model_embed(m, ex, 1, fb, (int)nb, NULL, V[1]);
+    if (!rc) {
+        side_labels L[2] = {{NULL, multi[0]}, {NULL, multi[1]}};
+        const char *names[2] = {"image", "audio"};
+        const int64_t nn[2] = {n, nb};
+        rc = four_ways(ex, V, nn, d, L, C, names, p, progress, user, out);
+    }
+    cmir__free(pick); cmir__free(raw); cmir__free(fb); cmir__free(V[0]); cmir__free(V[1]);
+    cmir__free(multi[0]); cmir__free(multi[1]);
+    cmir_audio_corpus_free(cp);
+    return rc;
 }
 
 int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p, cmir_progress_fn progress,
@@ -78,9 +163,15 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
         rc = cmir__failed(CMIR_EIO);
     const cmir_model_info *mi = m ? cmir_model_get_info(m) : NULL;
     const cmir_archive_info *ai = a ? cmir_archive_get_info(a) : NULL;
+    const int speech = mi && mi->scenario == CMIR_SCENARIO_IMAGE_SPEECH;
     if (!rc && (mi->pan_h != ai->pan_h || mi->pan_w != ai->pan_w || mi->pan_bands != ai->pan_bands ||
-                mi->ms_h != ai->ms_h || mi->ms_w != ai->ms_w || mi->ms_bands != ai->ms_bands))
+                (!speech && (mi->ms_h != ai->ms_h || mi->ms_w != ai->ms_w || mi->ms_bands != ai->ms_bands))))
         rc = cmir__error(CMIR_EINVAL, "%s: its tiles do not fit the model %s", archive_path, model_path);
+    if (!rc && speech && !p.speech_manifest)
+        rc = cmir__error(CMIR_EINVAL, "%s is an image-speech model: evaluating it needs the speech manifest",
+                         model_path);
+    if (!rc && speech && (p.audio_voices < 0 || p.audio_voices > 2))
+        rc = cmir__error(CMIR_EINVAL, "cmir_eval: audio_voices must be 0, 1 or 2");
     int64_t n = 0, nt = 0, ntiles = 0, *ids = NULL;
     const int64_t *test = m ? cmir_model_test_tiles(m, &nt, &ntiles) : NULL;
     if (!rc) {
@@ -106,7 +197,11 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
     float *V[2] = {NULL, NULL}, *raw = NULL;
     int32_t *cls = NULL;
     uint8_t *multi = NULL;
-    if (!rc) {
+    if (!rc && speech) {
+        rc = eval_speech(m, a, ex, ids, n, p, progress, user, out);
+        n = -1; /* done */
+    }
+    if (!rc && n >= 0) {
         size_t per0 = (size_t)mi->pan_h * mi->pan_w * mi->pan_bands, per1 = (size_t)mi->ms_h * mi->ms_w * mi->ms_bands;
         raw = cmir__malloc(sizeof(float) * 64 * (per0 > per1 ? per0 : per1));
         V[0] = cmir__malloc(sizeof(float) * (size_t)(n ? n : 1) * d);
@@ -131,17 +226,11 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
                 rc = cmir_archive_multilabel(a, ids[i], multi + (size_t)i * C);
         }
     }
-    if (!rc) {
-        cmir_metrics_labels lab;
-        memset(&lab, 0, sizeof lab);
-        if (multi) {
-            lab.q_multi = lab.db_multi = multi;
-            lab.n_labels = C;
-        } else {
-            lab.q_class = lab.db_class = cls;
-        }
+    if (!rc && n >= 0) {
+        side_labels L[2] = {{multi ? NULL : cls, multi}, {multi ? NULL : cls, multi}};
         const char *names[2] = {"PAN", "MS"};
-        rc = four_ways(ex, V, n, d, &lab, names, p, progress, user, out);
+        const int64_t nn[2] = {n, n};
+        rc = four_ways(ex, V, nn, d, L, multi ? C : 0, names, p, progress, user, out);
     }
     cmir__free(ids);
     cmir__free(raw);
@@ -204,17 +293,11 @@ int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progres
     if (!rc && !ex)
         rc = CMIR_ENOMEM;
     if (!rc) {
-        cmir_metrics_labels lab;
-        memset(&lab, 0, sizeof lab);
-        if (multi) {
-            lab.q_multi = lab.db_multi = multi;
-            lab.n_labels = C;
-        } else {
-            lab.q_class = lab.db_class = cls;
-        }
+        side_labels L[2] = {{cls, multi}, {cls, multi}};
         float *V[2] = {x->data, y->data};
         const char *names[2] = {"x", "y"};
-        rc = four_ways(ex, V, n, d, &lab, names, p, progress, user, out);
+        const int64_t nn[2] = {n, n};
+        rc = four_ways(ex, V, nn, d, L, C, names, p, progress, user, out);
     }
     cmir__free(cls);
     cmir__free(multi);
@@ -266,7 +349,8 @@ int cmir_eval_write_json(const cmir_eval_report *r, const char *path)
         cmir__free(tmp);
         return tmp ? CMIR_EIO : CMIR_ENOMEM;
     }
-    fprintf(f, "{\n  \"n_items\": %lld,\n  \"directions\": [\n", (long long)r->n_items);
+    fprintf(f, "{\n  \"n_items\": %lld,\n  \"n_items_b\": %lld,\n  \"directions\": [\n", (long long)r->n_items,
+            (long long)r->n_items_b);
     for (int k = 0; k < 4; k++) {
         const cmir_eval_direction *d = &r->dir[k];
         fprintf(f, "    {\"direction\": \"%s\", \"queries\": %lld, \"map\": ", d->name, (long long)d->r.n_queries);

@@ -26,9 +26,11 @@ struct cmir_model {
     size_t norm_cap;
 };
 
-/* An untrained model for the archive's sizes (weights from seed). */
+/* An untrained model for the archive's sizes (weights from seed). With
+ * scenario CMIR_SCENARIO_IMAGE_SPEECH, modality 1 is the 128-d audio clip
+ * feature instead of the archive's MS tiles. */
 cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_unified_params up,
-                            uint64_t seed);
+                            uint64_t seed, int scenario);
 /* Normalises n raw tiles of modality k into m->norm-sized dst. */
 void cmir__model_normalise(const cmir_model *m, int k, const float *src, int n, float *dst);
 /* Standardises n feature rows of modality k in place. */

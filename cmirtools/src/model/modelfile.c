@@ -2,6 +2,7 @@
  * a .mat tensor set with a weight hash as its identity, loading it with
  * full validation, and embedding raw tiles into the unified space. */
 #include "model_internal.h"
+#include "cmir/audio.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -79,7 +80,7 @@ static int alloc_common(cmir_model *m)
 }
 
 cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_unified_params up,
-                            uint64_t seed)
+                            uint64_t seed, int scenario)
 {
     const cmir_archive_info *ai = cmir_archive_get_info(a);
     cmir_model *m = cmir__calloc(1, sizeof *m);
@@ -88,6 +89,12 @@ cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_un
     m->info.pan_h = ai->pan_h; m->info.pan_w = ai->pan_w; m->info.pan_bands = ai->pan_bands;
     m->info.ms_h = ai->ms_h; m->info.ms_w = ai->ms_w; m->info.ms_bands = ai->ms_bands;
     m->info.ratio = ai->ms_h ? ai->pan_h / ai->ms_h : 0;
+    m->info.scenario = scenario;
+    if (scenario == CMIR_SCENARIO_IMAGE_SPEECH) {
+        m->info.ms_h = m->info.ms_w = 1;
+        m->info.ms_bands = CMIR_AUDIO_FEATURE_DIM;
+        m->info.ratio = 1;
+    }
     m->info.n_classes = ai->n_classes;
     m->info.multilabel = up.multilabel;
     m->info.d_v = up.d_v;
@@ -98,7 +105,9 @@ cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_un
             rc = CMIR_ENOMEM;
     if (!rc) {
         m->band_names[0] = join_names(ai->pan_bands, arch_pan_band, a);
-        m->band_names[1] = join_names(ai->ms_bands, arch_ms_band, a);
+        m->band_names[1] = scenario == CMIR_SCENARIO_IMAGE_SPEECH
+                               ? cmir__strdup("pooled cepstral clip feature (cmir/audio.h)")
+                               : join_names(ai->ms_bands, arch_ms_band, a);
         if (!m->band_names[0] || !m->band_names[1])
             rc = CMIR_ENOMEM;
     }
@@ -188,6 +197,7 @@ int cmir__model_save(cmir_model *m, const char *path)
     float ms[3] = {(float)i->ms_h, (float)i->ms_w, (float)i->ms_bands};
     int rc = cmir_tensorset_put_string(ts, "CMIR_MODEL_FORMAT", FORMAT);
     if (!rc) rc = cmir_tensorset_put_string(ts, "MODEL_ID", m->id);
+    if (!rc) rc = cmir_tensorset_put_string(ts, "SCENARIO", i->scenario ? "image-speech" : "pan-ms");
     if (!rc) rc = cmir_cnn_save(m->cnn[0], ts, "pan_");
     if (!rc) rc = cmir_cnn_save(m->cnn[1], ts, "ms_");
     if (!rc) rc = cmir_unified_save(m->uni, ts);
@@ -311,6 +321,17 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
     int rc = load_sizes(ts, &m->info);
     if (rc)
         return rc;
+    const char *sc = cmir_tensorset_get_string(ts, "SCENARIO");
+    if (!sc || !strcmp(sc, "pan-ms"))
+        m->info.scenario = CMIR_SCENARIO_PAN_MS;
+    else if (!strcmp(sc, "image-speech"))
+        m->info.scenario = CMIR_SCENARIO_IMAGE_SPEECH;
+    else
+        return cmir__error(CMIR_EFORMAT, "SCENARIO '%s' is not known (pan-ms or image-speech)", sc);
+    if (m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH &&
+        (m->info.ms_h != 1 || m->info.ms_w != 1 || m->info.ms_bands != CMIR_AUDIO_FEATURE_DIM))
+        return cmir__error(CMIR_EFORMAT, "an image-speech model needs MS_SIZE 1 x 1 x %d (the clip feature)",
+                           CMIR_AUDIO_FEATURE_DIM);
     m->info.id = m->id;
     const char *id = cmir_tensorset_get_string(ts, "MODEL_ID");
     if (!id || strlen(id) != 16)
@@ -416,6 +437,13 @@ cmir_model *cmir_model_load(const char *path)
 }
 
 const cmir_model_info *cmir_model_get_info(const cmir_model *m) { return &m->info; }
+
+const char *cmir_model_modality_name(const cmir_model *m, int k)
+{
+    static const char *const n[2][2] = {{"PAN", "MS"}, {"image", "audio"}};
+    int s = m && m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH;
+    return n[s][k ? 1 : 0];
+}
 
 const char *cmir_model_class_name(const cmir_model *m, int c)
 {

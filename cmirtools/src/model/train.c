@@ -4,6 +4,7 @@
  * orthogonality), features of every tile, stage 2 (the unified space on
  * the training pairs), then the model file. Tiles are streamed. */
 #include "cmir/train.h"
+#include "cmir/audio.h"
 #include "model_internal.h"
 
 #include <math.h>
@@ -29,6 +30,7 @@ cmir_train_params cmir_train_default_params(void)
     p.augment = 1;
     p.unified = cmir_unified_default_params();
     p.max_stat_tiles = 2000;
+    p.speech_steps = 1000;
     return p;
 }
 
@@ -64,7 +66,43 @@ typedef struct job {
     char settings[1024];
     cmir_tensorset *resume; /* loaded checkpoint, or NULL */
     int r_stage, r_epoch;   /* where it stopped: stage 0 PAN, 1 MS, 2 unified; epochs done */
+    int ml1[2];             /* stage-1 loss of side k is multi-label (sigmoid) */
+    /* image-speech: side 1 is the clip features of a corpus */
+    cmir_audio_corpus *corpus;
+    int32_t *aud_class;     /* per clip, 1..C */
+    int64_t *atrain, n_atrain, n_atest;
+    int64_t est_pairs;      /* pairs per stage-2 epoch (sum of the training images' labels) */
 } job;
+
+static int is_speech(const job *J) { return J->corpus != NULL; }
+
+/* The training items of side k: tile indices, or clip indices. */
+static const int64_t *side_train(const job *J, int k, int64_t *n)
+{
+    if (k && is_speech(J)) {
+        *n = J->n_atrain;
+        return J->atrain;
+    }
+    *n = J->n_train;
+    return J->train;
+}
+
+/* Items of side k that get features: every tile, or every clip. */
+static int64_t side_items(const job *J, int k)
+{
+    return k && is_speech(J) ? cmir_audio_corpus_count(J->corpus) : J->ai->n_tiles;
+}
+
+/* Raw item i of side k into out (h x w x bands floats). */
+static int read_item(job *J, int k, int64_t i, float *out)
+{
+    if (k && is_speech(J)) {
+        memcpy(out, cmir_audio_corpus_features(J->corpus) + (size_t)i * CMIR_AUDIO_FEATURE_DIM,
+               sizeof(float) * CMIR_AUDIO_FEATURE_DIM);
+        return 0;
+    }
+    return cmir_archive_read_tile(J->a, k ? CMIR_MS : CMIR_PAN, i, out);
+}
 
 #define CKPT_FORMAT "cmir-checkpoint 1"
 
@@ -223,7 +261,7 @@ static int is_labelled(const cmir_archive *a, int64_t i, int multilabel, uint8_t
 static int split(job *J)
 {
     const int64_t N = J->ai->n_tiles;
-    int ml = J->p.unified.multilabel;
+    int ml = J->ml1[0];
     uint8_t *tmp = cmir__malloc((size_t)J->ai->n_classes + 1);
     int64_t *lab = cmir__malloc(sizeof(int64_t) * (size_t)N);
     J->train = cmir__malloc(sizeof(int64_t) * (size_t)N);
@@ -319,19 +357,21 @@ static int tile_elems(const cmir_model_info *i, int k, int *bands)
 /* Per-band mean and standard deviation over a seeded sample of training tiles. */
 static int norm_stats(job *J, float *buf)
 {
-    int64_t ns = J->n_train < J->p.max_stat_tiles ? J->n_train : J->p.max_stat_tiles;
-    int64_t *pick = cmir__malloc(sizeof(int64_t) * (size_t)J->n_train);
-    if (!pick)
-        return CMIR_ENOMEM;
-    memcpy(pick, J->train, sizeof(int64_t) * (size_t)J->n_train);
-    shuffle(J->rng, pick, J->n_train);
     int rc = 0;
     for (int k = 0; k < 2 && !rc; k++) {
+        int64_t ntr;
+        const int64_t *tr = side_train(J, k, &ntr);
+        int64_t ns = ntr < J->p.max_stat_tiles ? ntr : J->p.max_stat_tiles;
+        int64_t *pick = cmir__malloc(sizeof(int64_t) * (size_t)ntr);
+        if (!pick)
+            return CMIR_ENOMEM;
+        memcpy(pick, tr, sizeof(int64_t) * (size_t)ntr);
+        shuffle(J->rng, pick, ntr);
         int B, n = tile_elems(&J->m->info, k, &B);
         double s[1024] = {0}, s2[1024] = {0};
         int64_t cnt = 0;
         for (int64_t t = 0; t < ns && !rc; t++) {
-            if ((rc = cmir_archive_read_tile(J->a, k ? CMIR_MS : CMIR_PAN, pick[t], buf)))
+            if ((rc = read_item(J, k, pick[t], buf)))
                 break;
             for (int i = 0; i < n; i += B) {
                 int ok = 1;
@@ -351,8 +391,8 @@ static int norm_stats(job *J, float *buf)
             J->m->mean[k][b] = (float)mu;
             J->m->std[k][b] = (float)sqrt(var > 1e-12 ? var : 1.0);
         }
+        cmir__free(pick);
     }
-    cmir__free(pick);
     return rc;
 }
 
@@ -361,7 +401,7 @@ static int load_batch(job *J, int k, const int64_t *idx, int n, float *raw, floa
 {
     int B, per = tile_elems(&J->m->info, k, &B);
     for (int i = 0; i < n; i++) {
-        int rc = cmir_archive_read_tile(J->a, k ? CMIR_MS : CMIR_PAN, idx[i], raw + (size_t)i * per);
+        int rc = read_item(J, k, idx[i], raw + (size_t)i * per);
         if (rc)
             return rc;
     }
@@ -376,6 +416,8 @@ static void augment(job *J, int k, float *x, int n, float *tmp)
     const cmir_model_info *mi = &J->m->info;
     int h = k ? mi->ms_h : mi->pan_h, w = k ? mi->ms_w : mi->pan_w, b = k ? mi->ms_bands : mi->pan_bands;
     size_t per = (size_t)h * w * b;
+    if (h == 1 && w == 1)
+        return; /* a feature vector: nothing to rotate */
     for (int t = 0; t < n; t++) {
         int s = (int)cmir_rng_below(J->rng, h == w ? 8 : 4);
         if (!s)
@@ -399,10 +441,15 @@ static void augment(job *J, int k, float *x, int n, float *tmp)
     }
 }
 
-static void labels_of(job *J, const int64_t *idx, int n, int32_t *lab, float *tg)
+static void labels_of(job *J, int k, const int64_t *idx, int n, int32_t *lab, float *tg)
 {
     int C = J->ai->n_classes;
     uint8_t tmp[65536];
+    if (k && is_speech(J)) {
+        for (int i = 0; i < n; i++)
+            lab[i] = J->aud_class[idx[i]] - 1;
+        return;
+    }
     for (int i = 0; i < n; i++) {
         lab[i] = cmir_archive_label(J->a, idx[i]) - 1;
         if (lab[i] < 0)
@@ -415,14 +462,28 @@ static void labels_of(job *J, const int64_t *idx, int n, int32_t *lab, float *tg
     }
 }
 
+/* Stage-1 epochs of side k: epochs1, except for the clips of the speech
+ * side (a few hundred feature vectors, a few batches an epoch): enough
+ * epochs for speech_steps steps, and at least epochs1. */
+static int stage1_epochs(const job *J, int k)
+{
+    if (!(k && is_speech(J)) || J->p.epochs1 == 0)
+        return J->p.epochs1;
+    int64_t per = (J->n_atrain - 1 + J->p.batch - 1) / J->p.batch;
+    int64_t e = per > 0 ? (J->p.speech_steps + per - 1) / per : 1;
+    return (int)(e > J->p.epochs1 ? (e > 100000 ? 100000 : e) : J->p.epochs1);
+}
+
 static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
 {
     cmir_cnn *c = J->m->cnn[k];
-    const int C = J->ai->n_classes, ml = J->p.unified.multilabel, Bt = J->p.batch;
+    const int C = J->ai->n_classes, ml = J->ml1[k], Bt = J->p.batch;
+    int64_t ntr;
+    const int64_t *tr = side_train(J, k, &ntr);
     cmir_optim_params op = cmir_optim_default_params();
     op.lr = J->p.lr1;
     cmir_optim *o = cmir_optim_new(op);
-    int64_t *order = cmir__malloc(sizeof(int64_t) * (size_t)J->n_train);
+    int64_t *order = cmir__malloc(sizeof(int64_t) * (size_t)ntr);
     int32_t *lab = cmir__malloc(sizeof(int32_t) * (size_t)Bt);
     float *tg = cmir__malloc(sizeof(float) * (size_t)Bt * C);
     float *dl = cmir__malloc(sizeof(float) * (size_t)Bt * C);
@@ -430,33 +491,34 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
     int bands;
     float *atmp = cmir__malloc(sizeof(float) * (size_t)tile_elems(&J->m->info, k, &bands));
     int rc = (!o || !order || !lab || !tg || !dl || !dz || !atmp) ? CMIR_ENOMEM : cmir_cnn_register(c, o);
+    const int E = stage1_epochs(J, k);
     int ep0 = 0;
     if (!rc && J->resume && J->r_stage > k)
-        ep0 = J->p.epochs1; /* this stage finished before the checkpoint */
+        ep0 = E; /* this stage finished before the checkpoint */
     else if (!rc && J->resume && J->r_stage == k) {
         ep0 = J->r_epoch;
         rc = restore_optim(J, o);
     }
     if (!rc)
-        memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
+        memcpy(order, tr, sizeof(int64_t) * (size_t)ntr);
     if (ep0)
-        report(J, (double)ep0 * (double)J->n_train, NULL);
+        report(J, (double)ep0 * (double)ntr, NULL);
     double t0 = now();
     int64_t images = 0;
-    for (int ep = ep0; !rc && ep < J->p.epochs1; ep++) {
-        cmir_optim_set_lr(o, 3 * ep >= 2 * J->p.epochs1 ? J->p.lr1 * 0.1f : J->p.lr1);
+    for (int ep = ep0; !rc && ep < E; ep++) {
+        cmir_optim_set_lr(o, 3 * ep >= 2 * E ? J->p.lr1 * 0.1f : J->p.lr1);
         /* each epoch's order depends on the RNG state alone (resumable) */
-        memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
-        shuffle(J->rng, order, J->n_train);
+        memcpy(order, tr, sizeof(int64_t) * (size_t)ntr);
+        shuffle(J->rng, order, ntr);
         double lsum = 0;
         int64_t right = 0, seen = 0;
-        for (int64_t s = 0; !rc && s + 1 < J->n_train; s += Bt) { /* batches of >= 2 (batch norm) */
-            int n = (int)(J->n_train - s < Bt ? J->n_train - s : Bt);
+        for (int64_t s = 0; !rc && s + 1 < ntr; s += Bt) { /* batches of >= 2 (batch norm) */
+            int n = (int)(ntr - s < Bt ? ntr - s : Bt);
             if ((rc = load_batch(J, k, order + s, n, raw, x)))
                 break;
             if (J->p.augment)
                 augment(J, k, x, n, atmp);
-            labels_of(J, order + s, n, lab, ml ? tg : NULL);
+            labels_of(J, k, order + s, n, lab, ml ? tg : NULL);
             if ((rc = cmir_cnn_forward(c, J->ex, x, n, 1, J->rng)))
                 break;
             float *lg = cmir_cnn_logits(c), loss = 0, lo = 0;
@@ -502,9 +564,11 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
         float L = seen ? (float)(lsum / (double)seen) : 0, A = seen ? (float)right / (float)seen : 0;
         rep->stage1_loss[k] = L;
         rep->stage1_acc[k] = A;
-        snprintf(J->msg, sizeof J->msg, "stage 1 %s epoch %d/%d: loss %.4f, train accuracy %.3f", k ? "MS" : "PAN",
-                 ep + 1, J->p.epochs1, L, ml ? NAN : A);
-        if ((rc = save_checkpoint(J, k, ep + 1, o)) || (rc = report(J, 0, J->msg)))
+        snprintf(J->msg, sizeof J->msg, "stage 1 %s epoch %d/%d: loss %.4f, train accuracy %.3f",
+                 cmir_model_modality_name(J->m, k), ep + 1, E, L, ml ? NAN : A);
+        /* one line (and checkpoint) per epoch, at most about 20 */
+        int every = E > 20 ? E / 20 : 1, show = (ep + 1) % every == 0 || ep + 1 == E;
+        if (show && ((rc = save_checkpoint(J, k, ep + 1, o)) || (rc = report(J, 0, J->msg))))
             break;
     }
     double dt = now() - t0;
@@ -517,9 +581,9 @@ static int stage1(job *J, int k, float *raw, float *x, cmir_train_report *rep)
 /* Stage-1 features of every tile of the archive, both modalities. */
 static int all_features(job *J, float *raw, float *x, float *Z[2])
 {
-    const int64_t N = J->ai->n_tiles;
     int64_t idx[CMIR_EMBED_BATCH];
     for (int k = 0; k < 2; k++) {
+        const int64_t N = side_items(J, k);
         Z[k] = cmir__malloc(sizeof(float) * (size_t)N * CMIR_FEAT_DIM);
         if (!Z[k])
             return CMIR_ENOMEM;
@@ -548,16 +612,64 @@ static void z_stats(job *J, float *Z[2])
 {
     for (int k = 0; k < 2; k++)
         for (int j = 0; j < CMIR_FEAT_DIM; j++) {
+            int64_t ntr;
+            const int64_t *tr = side_train(J, k, &ntr);
             double s = 0, s2 = 0;
-            for (int64_t t = 0; t < J->n_train; t++) {
-                double v = Z[k][(size_t)J->train[t] * CMIR_FEAT_DIM + j];
+            for (int64_t t = 0; t < ntr; t++) {
+                double v = Z[k][(size_t)tr[t] * CMIR_FEAT_DIM + j];
                 s += v;
                 s2 += v * v;
             }
-            double mu = s / (double)J->n_train, var = s2 / (double)J->n_train - mu * mu;
+            double mu = s / (double)ntr, var = s2 / (double)ntr - mu * mu;
             J->m->zmean[k][j] = (float)mu;
             J->m->zstd[k][j] = (float)(var > 1e-8 ? sqrt(var) : 1.0);
         }
+}
+
+/* Image-speech stage-2 pairs of one epoch, the paper's way: each training
+ * image with one training clip of each of its labels, drawn afresh with
+ * the run's RNG; pa/pb index tiles/clips, pc is the pair's class (0-based),
+ * all in a shuffled order. amulti: the training images' labels, bclass:
+ * the training clips' classes. The previous epoch's arrays are freed. */
+static int speech_pairs(job *J, const uint8_t *amulti, const int32_t *bclass, int64_t **pa, int64_t **pb,
+                        int32_t **pc, int64_t *np)
+{
+    cmir__free(*pa); cmir__free(*pb); cmir__free(*pc);
+    *pa = *pb = NULL;
+    *pc = NULL;
+    int rc = cmir_pairs_by_label(amulti, J->n_train, J->ai->n_classes, bclass, J->n_atrain,
+                                 cmir_rng_u64(J->rng), pa, pb, pc, np);
+    if (rc)
+        return rc;
+    for (int64_t i = 0; i < *np; i++) {
+        (*pa)[i] = J->train[(*pa)[i]];
+        (*pb)[i] = J->atrain[(*pb)[i]];
+    }
+    for (int64_t i = *np - 1; i > 0; i--) {
+        int64_t j = (int64_t)cmir_rng_below(J->rng, (uint64_t)i + 1), t;
+        t = (*pa)[i]; (*pa)[i] = (*pa)[j]; (*pa)[j] = t;
+        t = (*pb)[i]; (*pb)[i] = (*pb)[j]; (*pb)[j] = t;
+        int32_t c = (*pc)[i]; (*pc)[i] = (*pc)[j]; (*pc)[j] = c;
+    }
+    return 0;
+}
+
+/* The training images' multi-labels and the training clips' classes. */
+static int speech_labels(job *J, uint8_t **amulti, int32_t **bclass)
+{
+    const int C = J->ai->n_classes;
+    *amulti = cmir__malloc((size_t)J->n_train * (size_t)C);
+    *bclass = cmir__malloc(sizeof(int32_t) * (size_t)J->n_atrain);
+    if (!*amulti || !*bclass)
+        return CMIR_ENOMEM;
+    for (int64_t i = 0; i < J->n_train; i++) {
+        int rc = cmir_archive_multilabel(J->a, J->train[i], *amulti + (size_t)i * C);
+        if (rc)
+            return rc;
+    }
+    for (int64_t j = 0; j < J->n_atrain; j++)
+        (*bclass)[j] = J->aud_class[J->atrain[j]];
+    return 0;
 }
 
 static int stage2(job *J, float *Z[2], cmir_train_report *rep)
@@ -571,7 +683,12 @@ static int stage2(job *J, float *Z[2], cmir_train_report *rep)
     float *zb = cmir__malloc(sizeof(float) * (size_t)Bt * CMIR_FEAT_DIM);
     int32_t *lab = cmir__malloc(sizeof(int32_t) * (size_t)Bt);
     float *tg = cmir__malloc(sizeof(float) * (size_t)Bt * C);
+    int64_t *pa = NULL, *pb = NULL, np = 0;
+    int32_t *pc = NULL, *bclass = NULL;
+    uint8_t *amulti = NULL;
     int rc = (!o || !order || !za || !zb || !lab || !tg) ? CMIR_ENOMEM : cmir_unified_register(J->m->uni, o);
+    if (!rc && is_speech(J))
+        rc = speech_labels(J, &amulti, &bclass);
     int ep0 = 0;
     if (!rc && J->resume && J->r_stage == 2) {
         ep0 = J->r_epoch;
@@ -583,18 +700,30 @@ static int stage2(job *J, float *Z[2], cmir_train_report *rep)
     int64_t samples = 0;
     for (int ep = ep0; !rc && ep < J->p.epochs2; ep++) {
         /* each epoch's order depends on the RNG state alone (resumable) */
-        memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
-        shuffle(J->rng, order, J->n_train);
+        const int64_t *ia = order, *ib = order;
+        if (is_speech(J)) {
+            if ((rc = speech_pairs(J, amulti, bclass, &pa, &pb, &pc, &np)))
+                break;
+            ia = pa;
+            ib = pb;
+        } else {
+            memcpy(order, J->train, sizeof(int64_t) * (size_t)J->n_train);
+            shuffle(J->rng, order, J->n_train);
+            np = J->n_train;
+        }
         cmir_unified_losses sum;
         memset(&sum, 0, sizeof sum);
         int nb = 0;
-        for (int64_t s = 0; !rc && s < J->n_train; s += Bt) {
-            int n = (int)(J->n_train - s < Bt ? J->n_train - s : Bt);
+        for (int64_t s = 0; !rc && s < np; s += Bt) {
+            int n = (int)(np - s < Bt ? np - s : Bt);
             for (int i = 0; i < n; i++) {
-                memcpy(za + (size_t)i * CMIR_FEAT_DIM, Z[0] + (size_t)order[s + i] * CMIR_FEAT_DIM, sizeof(float) * CMIR_FEAT_DIM);
-                memcpy(zb + (size_t)i * CMIR_FEAT_DIM, Z[1] + (size_t)order[s + i] * CMIR_FEAT_DIM, sizeof(float) * CMIR_FEAT_DIM);
+                memcpy(za + (size_t)i * CMIR_FEAT_DIM, Z[0] + (size_t)ia[s + i] * CMIR_FEAT_DIM, sizeof(float) * CMIR_FEAT_DIM);
+                memcpy(zb + (size_t)i * CMIR_FEAT_DIM, Z[1] + (size_t)ib[s + i] * CMIR_FEAT_DIM, sizeof(float) * CMIR_FEAT_DIM);
             }
-            labels_of(J, order + s, n, lab, ml ? tg : NULL);
+            if (is_speech(J))
+                memcpy(lab, pc + s, sizeof(int32_t) * (size_t)n);
+            else
+                labels_of(J, 0, order + s, n, lab, ml ? tg : NULL);
             cmir_unified_losses L;
             if ((rc = cmir_unified_step(J->m->uni, J->ex, za, zb, lab, tg, n, &L)) || (rc = cmir_optim_step(o)))
                 break;
@@ -618,13 +747,14 @@ static int stage2(job *J, float *Z[2], cmir_train_report *rep)
         int ck = J->p.epochs2 > 10 ? J->p.epochs2 / 10 : 1;
         if (((ep + 1) % ck == 0 || ep + 1 == J->p.epochs2) && (rc = save_checkpoint(J, 2, ep + 1, o)))
             break;
-        if ((rc = report(J, 0.05 * (double)J->n_train, show ? J->msg : NULL)))
+        if ((rc = report(J, 0.05 * (double)(is_speech(J) ? J->est_pairs : J->n_train), show ? J->msg : NULL)))
             break;
     }
     double dt = now() - t0;
     rep->stage2_samples_per_s = dt > 0 ? (double)samples / dt : 0;
     cmir_optim_free(o);
     cmir__free(order); cmir__free(za); cmir__free(zb); cmir__free(lab); cmir__free(tg);
+    cmir__free(pa); cmir__free(pb); cmir__free(pc); cmir__free(amulti); cmir__free(bclass);
     return rc;
 }
 
@@ -697,20 +827,95 @@ static void settings_text(job *J, char *s, size_t n)
 {
     const cmir_train_params *p = &J->p;
     const cmir_unified_params *u = &p->unified;
+    char steps[48] = "";
+    if (p->speech_manifest)
+        snprintf(steps, sizeof steps, "\nspeech_steps=%d", p->speech_steps);
     snprintf(s, n,
              "seed=%llu\nthreads=%d\ntest_frac=%g\nsplit_by_scene=%d\nbatch=%d\nepochs1=%d\nepochs2=%d\n"
              "lr1=%g\nlr2=%g\northo=%g\ndropout=%g\naugment=%d\nd_v=%d\nhidden=%d\nw_pair=%g\nw_class=%g\nw_norm=%g\n"
-             "w_cross=%g\nw_reg=%g\nalpha=%g\nn_train=%lld\nn_test=%lld",
+             "w_cross=%g\nw_reg=%g\nalpha=%g\nn_train=%lld\nn_test=%lld%s%s%s",
              (unsigned long long)p->seed, cmir_exec_threads(J->ex), p->test_frac, p->split_by_scene, p->batch,
              p->epochs1, p->epochs2, p->lr1, p->lr2, p->ortho, p->dropout, p->augment, u->d_v, u->hidden, u->w_pair, u->w_class,
-             u->w_norm, u->w_cross, u->w_reg, u->alpha, (long long)J->n_train, (long long)J->n_test);
+             u->w_norm, u->w_cross, u->w_reg, u->alpha, (long long)J->n_train, (long long)J->n_test,
+             p->speech_manifest ? "\nspeech_manifest=" : "", p->speech_manifest ? p->speech_manifest : "", steps);
+}
+
+/* Image-speech: the corpus's clip features, their classes (matched by
+ * name to the archive's classes) and the training clips (voices not held
+ * out). The image side trains multi-label, the speech side single-label,
+ * and stage 2 on pairs labelled by their shared class. */
+static int speech_setup(job *J, const char *archive_path)
+{
+    const char *man = J->p.speech_manifest;
+    if (!J->ai->has_multilabel)
+        return cmir__error(CMIR_EINVAL, "%s: the image-speech scenario needs multi-labels (MULTI_LABELS; "
+                           "tile with -multilabel)", archive_path);
+    if (J->p.features_dir || J->p.unified_path)
+        return cmir__error(CMIR_EUNSUPPORTED, "feature and unified.mat export is not available for the "
+                           "image-speech scenario");
+    J->corpus = cmir_audio_corpus_load(man, cmir_audio_default_params(), NULL, NULL);
+    if (!J->corpus)
+        return cmir__failed(CMIR_EIO);
+    int64_t n = cmir_audio_corpus_count(J->corpus);
+    J->aud_class = cmir__malloc(sizeof(int32_t) * (size_t)n);
+    J->atrain = cmir__malloc(sizeof(int64_t) * (size_t)n);
+    if (!J->aud_class || !J->atrain)
+        return CMIR_ENOMEM;
+    for (int64_t i = 0; i < n; i++) {
+        const char *l = cmir_audio_corpus_label(J->corpus, i);
+        J->aud_class[i] = 0;
+        for (int c = 1; c <= J->ai->n_classes && !J->aud_class[i]; c++)
+            if (cmir_audio_label_match(l, cmir_archive_class_name(J->a, c)))
+                J->aud_class[i] = c;
+        if (!J->aud_class[i])
+            return cmir__error(CMIR_EINVAL, "%s: clip %s is labelled '%s', which is not a class of %s", man,
+                               cmir_audio_corpus_file(J->corpus, i), l, archive_path);
+        if (cmir_audio_corpus_held_out(J->corpus, i))
+            J->n_atest++;
+        else
+            J->atrain[J->n_atrain++] = i;
+    }
+    if (J->n_atrain < 2)
+        return cmir__error(CMIR_EINVAL, "%s: only %lld clips of voices not held out: too few to train on", man,
+                           (long long)J->n_atrain);
+    J->ml1[0] = 1;
+    J->ml1[1] = 0;
+    J->p.unified.multilabel = 0; /* L3 on the pair's class */
+    return 0;
+}
+
+/* Pairs per stage-2 epoch: every label of a training image that some
+ * training clip speaks. */
+static int count_pairs(job *J)
+{
+    const int C = J->ai->n_classes;
+    uint8_t *has = cmir__calloc((size_t)C + 1, 1), *row = cmir__malloc((size_t)C + 1);
+    if (!has || !row) {
+        cmir__free(has); cmir__free(row);
+        return CMIR_ENOMEM;
+    }
+    for (int64_t j = 0; j < J->n_atrain; j++)
+        has[J->aud_class[J->atrain[j]] - 1] = 1;
+    J->est_pairs = 0;
+    int rc = 0;
+    for (int64_t i = 0; !rc && i < J->n_train; i++) {
+        rc = cmir_archive_multilabel(J->a, J->train[i], row);
+        for (int c = 0; !rc && c < C; c++)
+            J->est_pairs += row[c] && has[c];
+    }
+    cmir__free(has);
+    cmir__free(row);
+    if (!rc && J->est_pairs < 2)
+        rc = cmir__error(CMIR_EINVAL, "no training image carries a label that a training clip speaks");
+    return rc;
 }
 
 int cmir_train(const char *archive_path, const char *model_path, cmir_train_params p,
                cmir_progress_fn progress, void *user, cmir_train_report *rep_out)
 {
     if (!archive_path || !model_path || p.batch < 2 || p.batch > 4096 || p.epochs1 < 0 || p.epochs2 < 0 ||
-        !(p.test_frac >= 0 && p.test_frac < 1) || !(p.lr1 > 0) || !(p.lr2 > 0) || p.threads < 0)
+        !(p.test_frac >= 0 && p.test_frac < 1) || !(p.lr1 > 0) || !(p.lr2 > 0) || p.threads < 0 ||
+        p.speech_steps < 0)
         return cmir__error(CMIR_EINVAL, "cmir_train: invalid parameters (batch %d, test_frac %g)", p.batch,
                            p.test_frac);
     cmir_train_report rep;
@@ -737,14 +942,20 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
             rc = cmir__error(CMIR_EINVAL, "%s: multi-label training asked, but the archive has no MULTI_LABELS",
                              archive_path);
     }
+    J.ml1[0] = J.ml1[1] = J.p.unified.multilabel;
+    if (!rc && p.speech_manifest)
+        rc = speech_setup(&J, archive_path);
     if (!rc) {
         cmir_cnn_params cp = cmir_cnn_default_params();
         cp.dropout = p.dropout;
-        if (!(J.m = cmir__model_new(J.a, cp, J.p.unified, p.seed)))
+        if (!(J.m = cmir__model_new(J.a, cp, J.p.unified, p.seed,
+                                    is_speech(&J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS)))
             rc = cmir__failed(CMIR_EINVAL);
     }
     if (!rc)
         rc = split(&J);
+    if (!rc && is_speech(&J))
+        rc = count_pairs(&J);
     if (!rc) {
         int B0, B1;
         size_t n0 = (size_t)tile_elems(&J.m->info, 0, &B0), n1 = (size_t)tile_elems(&J.m->info, 1, &B1);
@@ -756,7 +967,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     }
     if (!rc && J.p.epochs2 == 0) {
         /* auto: 50 epochs, and at least 3000 steps on small archives */
-        int64_t per = (J.n_train + p.batch - 1) / p.batch;
+        int64_t per = ((is_speech(&J) ? J.est_pairs : J.n_train) + p.batch - 1) / p.batch;
         int64_t e = (3000 + per - 1) / per;
         J.p.epochs2 = (int)(e > 50 ? (e > 100000 ? 100000 : e) : 50);
     }
@@ -773,8 +984,10 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     }
     if (!rc) {
         p.epochs2 = J.p.epochs2;
-        J.total = 2.0 * (double)p.epochs1 * (double)J.n_train + 2.0 * (double)J.ai->n_tiles +
-                  (double)p.epochs2 * (double)J.n_train * 0.05;
+        int64_t n1;
+        side_train(&J, 1, &n1);
+        J.total = (double)p.epochs1 * (double)J.n_train + (double)stage1_epochs(&J, 1) * (double)n1 + (double)(side_items(&J, 0) + side_items(&J, 1)) +
+                  (double)p.epochs2 * (double)(is_speech(&J) ? J.est_pairs : J.n_train) * 0.05;
         if (!p.stage1_from && !J.resume)
             rc = norm_stats(&J, raw);
     }
@@ -786,8 +999,8 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
         rc = export_features(&J, Z); /* raw Z, as the paper's step 2 reads them */
     if (!rc) {
         z_stats(&J, Z);
-        cmir__model_zstd(J.m, 0, Z[0], J.ai->n_tiles);
-        cmir__model_zstd(J.m, 1, Z[1], J.ai->n_tiles);
+        cmir__model_zstd(J.m, 0, Z[0], side_items(&J, 0));
+        cmir__model_zstd(J.m, 1, Z[1], side_items(&J, 1));
         rc = stage2(&J, Z, &rep); /* progress: 5% of a stage-1 image per sample */
     }
     if (!rc) {
@@ -816,6 +1029,9 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     cmir_rng_free(J.rng);
     cmir_exec_free(J.ex);
     cmir_tensorset_free(J.resume);
+    cmir_audio_corpus_free(J.corpus);
+    cmir__free(J.aud_class);
+    cmir__free(J.atrain);
     return rc;
 }
 
