@@ -8,8 +8,9 @@ CMIR_JOBS=${CMIR_JOBS:-$(nproc 2>/dev/null || echo 2)}
 CMIR_PACKAGES="build-essential cmake pkg-config libopenblas-dev libmatio-dev libhdf5-dev
 libsndfile1-dev libgdal-dev gdal-bin libproj-dev proj-bin libfftw3-dev libsamplerate0-dev"
 
-# Only the test suite needs these (the Octave interoperability test).
-CMIR_TEST_PACKAGES="octave"
+# Only the test suite needs these (the Octave interoperability test; the
+# spoken corpus of the image <-> speech test).
+CMIR_TEST_PACKAGES="octave espeak-ng sox"
 
 cmir_say() { printf '%s\n' "$*" >&2; }
 cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }

@@ -10,7 +10,7 @@
 
 static const char usage[] =
     "Usage: cmir_index [--help] [--version] [-q] [-threads N] [-t_srs CRS] [-append]\n"
-    "                  -model MODEL.mat ARCHIVE.mat [ARCHIVE.mat]... INDEX.gpkg\n"
+    "                  [-speech MANIFEST.csv] -model MODEL.mat [ARCHIVE.mat]... INDEX.gpkg\n"
     "       cmir_index [-q] -merge PART.gpkg [PART.gpkg]... INDEX.gpkg\n"
     "\n"
     "Embeds every tile of the archives, both modalities, with MODEL into INDEX, a GeoPackage\n"
@@ -18,7 +18,11 @@ static const char usage[] =
     "row, tile_id, modality, archive, scene, window, class, class_name, labels) plus the\n"
     "embedding matrix and the model's identity. -append adds to an existing index built with\n"
     "the same model, in one transaction (a killed run leaves the index as it was). -merge\n"
-    "joins index parts built in parallel (e.g. with xargs -P) into one new index.\n";
+    "joins index parts built in parallel (e.g. with xargs -P) into one new index.\n"
+    "With an image-speech model (cmir_train -speech), the archives' image tiles are indexed\n"
+    "and, with -speech, every clip of the corpus manifest as a row of modality 'audio'\n"
+    "without geometry (archive = the clip's file, class_name = its spoken label, scene = its\n"
+    "voice), so that image queries can return spoken labels.\n";
 
 int main(int argc, char **argv)
 {
@@ -34,7 +38,7 @@ int main(int argc, char **argv)
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) quiet = 1;
         else if (!strcmp(a, "-append")) p.append = 1;
         else if (!strcmp(a, "-merge")) merge = 1;
-        else if (!strcmp(a, "-model") || !strcmp(a, "-threads") || !strcmp(a, "-t_srs")) {
+        else if (!strcmp(a, "-model") || !strcmp(a, "-threads") || !strcmp(a, "-t_srs") || !strcmp(a, "-speech")) {
             if (i + 1 >= argc) {
                 rc = cmir_app_fail("cmir_index", "option %s needs a value", a);
                 goto end;
@@ -42,6 +46,7 @@ int main(int argc, char **argv)
             const char *v = argv[++i];
             if (!strcmp(a, "-model")) model = v;
             else if (!strcmp(a, "-threads")) p.threads = atoi(v);
+            else if (!strcmp(a, "-speech")) p.speech_manifest = v;
             else p.crs = v;
         } else if (a[0] == '-' && a[1]) {
             rc = cmir_app_fail("cmir_index", "unknown option '%s' (see --help)", a);
@@ -51,7 +56,7 @@ int main(int argc, char **argv)
             pos[npos++] = a;
         }
     }
-    if (npos < 2 || (!merge && !model)) {
+    if (npos < (p.speech_manifest && !merge ? 1 : 2) || (!merge && !model)) {
         fputs(usage, stderr);
         rc = 2;
         goto end;
@@ -65,7 +70,7 @@ int main(int argc, char **argv)
         goto end;
     }
     if (!quiet && !merge)
-        printf("%s: %lld tiles indexed\n", out, (long long)added);
+        printf("%s: %lld %s indexed\n", out, (long long)added, p.speech_manifest ? "tiles and clips" : "tiles");
     rc = 0;
 end:
     free(pos);

@@ -10,9 +10,10 @@
 
 static const char usage[] =
     "Usage: cmir_search [--help] [--version] [-q] [-threads N] -model MODEL.mat -index INDEX.gpkg\n"
-    "                   [-k K] [-target pan|ms|any] [-bbox MINLON MINLAT MAXLON MAXLAT]\n"
+    "                   [-k K] [-target pan|ms|image|audio|any] [-bbox MINLON MINLAT MAXLON MAXLAT]\n"
     "                   [-max_dist D] [-of FORMAT] [-lco NAME=VALUE]... [-quicklook FILE.png]\n"
-    "                   (-row ROW | -raster FILE [-srcwin XOFF YOFF XSIZE YSIZE] | -queries LIST)...\n"
+    "                   (-row ROW | -raster FILE [-srcwin XOFF YOFF XSIZE YSIZE] | --audio CLIP |\n"
+    "                    -queries LIST)...\n"
     "                   OUTPUT\n"
     "\n"
     "Finds the K (default 10) tiles of INDEX nearest to each query in CMIR-NET's shared space,\n"
@@ -24,8 +25,14 @@ static const char usage[] =
     "  -raster FILE    any GDAL raster: 1 band = PAN, the model's MS band count = MS; cut into\n"
     "                  tiles of the model's size from the top-left, their codes averaged\n"
     "  -srcwin X Y W H a window of the raster, in pixels (as gdal_translate -srcwin)\n"
-    "  -queries LIST   a text file, one query per line: 'row N' or 'raster FILE [X Y W H]'\n"
-    "  -target         modality of the hits: the other one (default), pan, ms or any\n"
+    "  --audio CLIP    (or -audio) a spoken query, any file libsndfile reads (WAV, FLAC,\n"
+    "                  OGG...), for an image-speech model (cmir_train -speech): say \"water\",\n"
+    "                  get the footprints of the image tiles that contain water\n"
+    "  -queries LIST   a text file, one query per line: 'row N', 'raster FILE [X Y W H]' or\n"
+    "                  'audio FILE'\n"
+    "  -target         modality of the hits: the other one (default), pan, ms, any; for\n"
+    "                  image-speech models image or audio (an image query then returns the\n"
+    "                  indexed clips, with their spoken label, without geometry)\n"
     "  -bbox           keep hits whose footprint meets this WGS84 box\n"
     "  -max_dist D     keep hits nearer than D\n"
     "  -quicklook PNG  also draw the first query beside its hits, with rank and class\n"
@@ -80,9 +87,22 @@ static int add_list(const char *path, cmir_query **q, int *n, int *cap)
                 e->has_window = 1;
                 memcpy(e->window, w, sizeof w);
             }
+        } else if (!strcmp(kind, "audio") && sscanf(line, "%*s %3999s", file) == 1) {
+            e->kind = CMIR_QUERY_AUDIO;
+            char **o = realloc(owned, sizeof(char *) * (size_t)(n_owned + 1));
+            char *copy = o ? strdup(file) : NULL;
+            if (o)
+                owned = o;
+            if (!copy) {
+                fclose(f);
+                return cmir_app_fail("cmir_search", "%s: out of memory", path);
+            }
+            owned[n_owned++] = copy;
+            e->audio = copy;
         } else {
             fclose(f);
-            return cmir_app_fail("cmir_search", "%s:%d: expected 'row N' or 'raster FILE [X Y W H]'", path, ln);
+            return cmir_app_fail("cmir_search", "%s:%d: expected 'row N', 'raster FILE [X Y W H]' or 'audio FILE'",
+                                 path, ln);
         }
         (*n)++;
     }
@@ -119,11 +139,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-target")) {
             NEED(1);
             const char *t = argv[++i];
-            if (!strcmp(t, "pan")) p.filter.modality = 0;
-            else if (!strcmp(t, "ms")) p.filter.modality = 1;
+            if (!strcmp(t, "pan") || !strcmp(t, "image")) p.filter.modality = 0;
+            else if (!strcmp(t, "ms") || !strcmp(t, "audio")) p.filter.modality = 1;
             else if (!strcmp(t, "any")) p.filter.modality = -1;
             else {
-                rc = cmir_app_fail("cmir_search", "-target takes pan, ms or any, not '%s'", t);
+                rc = cmir_app_fail("cmir_search", "-target takes pan, ms, image, audio or any, not '%s'", t);
                 goto end;
             }
         } else if (!strcmp(a, "-bbox")) {
@@ -131,7 +151,7 @@ int main(int argc, char **argv)
             p.filter.has_bbox = 1;
             for (int j = 0; j < 4; j++)
                 p.filter.bbox[j] = atof(argv[++i]);
-        } else if (!strcmp(a, "-row") || !strcmp(a, "-raster")) {
+        } else if (!strcmp(a, "-row") || !strcmp(a, "-raster") || !strcmp(a, "-audio") || !strcmp(a, "--audio")) {
             NEED(1);
             if (nq == cap) {
                 cap = cap ? cap * 2 : 16;
@@ -141,9 +161,12 @@ int main(int argc, char **argv)
             if (!strcmp(a, "-row")) {
                 q[nq].kind = CMIR_QUERY_ROW;
                 q[nq].row = atoll(argv[++i]);
-            } else {
+            } else if (!strcmp(a, "-raster")) {
                 q[nq].kind = CMIR_QUERY_RASTER;
                 q[nq].raster = argv[++i];
+            } else {
+                q[nq].kind = CMIR_QUERY_AUDIO;
+                q[nq].audio = argv[++i];
             }
             nq++;
         } else if (!strcmp(a, "-srcwin")) {

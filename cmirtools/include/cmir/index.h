@@ -28,12 +28,20 @@ typedef struct cmir_index_params {
     const char *crs;  /* footprint CRS (any OGR definition); default "EPSG:4326" */
     int threads;      /* 0 = all CPUs */
     int append;       /* add to an existing index (same model) */
+    const char *speech_manifest; /* image-speech models: also index every
+                         clip of this corpus manifest (cmir/audio.h) as a
+                         row of modality 1 ("audio"): no footprint, archive
+                         = the clip's file, class/class_name/labels = its
+                         spoken label, scene = its voice, tile_id = its
+                         line in the manifest (0-based) */
 } cmir_index_params;
 
 CMIR_API cmir_index_params cmir_index_default_params(void);
 
 /* Embeds every tile of every archive, both modalities, with the model and
- * writes (or, with p.append, extends) the index at index_path. A new index
+ * writes (or, with p.append, extends) the index at index_path. With an
+ * image-speech model, the archives' image tiles (modality 0) and the clips
+ * of p.speech_manifest (modality 1); n_archives may then be 0. A new index
  * is written to a temporary file and renamed; an append is one
  * transaction. *n_added (may be NULL) receives the rows added. */
 CMIR_API int cmir_index_build(const char *model_path, const char *const *archives, int n_archives,
@@ -78,7 +86,9 @@ CMIR_API int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, in
 /* ---- The search tool -------------------------------------------------- */
 typedef enum cmir_query_kind {
     CMIR_QUERY_ROW = 0,    /* a row of the index */
-    CMIR_QUERY_RASTER = 1  /* a raster file (or a window of it) */
+    CMIR_QUERY_RASTER = 1, /* a raster file (or a window of it) */
+    CMIR_QUERY_AUDIO = 2   /* a spoken query: any file libsndfile reads
+                              (image-speech models only) */
 } cmir_query_kind;
 
 typedef struct cmir_query {
@@ -88,6 +98,7 @@ typedef struct cmir_query {
                             PAN, the model's MS band count = MS */
     int has_window;
     int window[4];       /* xoff, yoff, xsize, ysize in the raster's pixels */
+    const char *audio;   /* CMIR_QUERY_AUDIO: the clip */
 } cmir_query;
 
 typedef struct cmir_search_params {

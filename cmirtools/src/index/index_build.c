@@ -3,6 +3,7 @@
  * and embedding chunks written to a GeoPackage in one transaction. */
 #include "index_internal.h"
 #include "cmir/archive.h"
+#include "cmir/audio.h"
 #include "cmir/model.h"
 
 #include <cpl_conv.h>
@@ -189,7 +190,71 @@ static OGRGeometryH footprint(builder *B, const double gt[6], int w, int h, cons
     return poly;
 }
 
-static int add_tile(builder *B, const cmir_archive *a, const char *apath, int k, int64_t t, const float *v)
+/* Appends one embedding row (and its modality) to the current chunk. */
+static int add_row(builder *B, int k, const float *v)
+{
+    memcpy(B->chunk + (size_t)B->chunk_n * B->dim, v, sizeof(float) * (size_t)B->dim);
+    B->chunk_mod[B->chunk_n] = (uint8_t)k;
+    B->chunk_n++;
+    B->row++;
+    return B->chunk_n == CMIR_INDEX_CHUNK ? flush_chunk(B) : 0;
+}
+
+/* A clip of a speech corpus: a feature without geometry. */
+static int add_clip(builder *B, const cmir_audio_corpus *c, int64_t i, int cls, const char *cls_name,
+                    const float *v)
+{
+    OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(B->tiles));
+    if (!f)
+        return CMIR_ENOMEM;
+    OGR_F_SetFieldInteger64(f, 0, B->row);
+    OGR_F_SetFieldInteger64(f, 1, i);
+    OGR_F_SetFieldString(f, 2, "audio");
+    OGR_F_SetFieldString(f, 3, cmir_audio_corpus_file(c, i));
+    OGR_F_SetFieldString(f, 4, cmir_audio_corpus_voice(c, i));
+    OGR_F_SetFieldInteger(f, 6, cls);
+    OGR_F_SetFieldString(f, 7, cls_name);
+    OGR_F_SetFieldString(f, 8, cls_name);
+    OGRErr e = OGR_L_CreateFeature(B->tiles, f);
+    OGR_F_Destroy(f);
+    if (e != OGRERR_NONE)
+        return cmir__gdal_error(CMIR_EIO, B->path, "cannot write a clip feature");
+    return add_row(B, 1, v);
+}
+
+/* Embeds and adds every clip of the corpus (labels matched to the model's
+ * classes by name). */
+static int add_corpus(builder *B, cmir_model *m, cmir_exec *ex, const char *manifest, float *V)
+{
+    cmir_audio_corpus *c = cmir_audio_corpus_load(manifest, cmir_audio_default_params(), NULL, NULL);
+    if (!c)
+        return cmir__failed(CMIR_EIO);
+    const cmir_model_info *mi = cmir_model_get_info(m);
+    int rc = 0;
+    int64_t n = cmir_audio_corpus_count(c);
+    for (int64_t s = 0; !rc && s < n; s += 64) {
+        int b = (int)(n - s < 64 ? n - s : 64);
+        rc = cmir_model_embed(m, ex, 1, cmir_audio_corpus_features(c) + (size_t)s * CMIR_AUDIO_FEATURE_DIM, b, NULL,
+                              V);
+        for (int j = 0; !rc && j < b; j++) {
+            const char *l = cmir_audio_corpus_label(c, s + j);
+            int cls = 0;
+            for (int k = 1; k <= mi->n_classes && !cls; k++)
+                if (cmir_audio_label_match(l, cmir_model_class_name(m, k)))
+                    cls = k;
+            if (!cls)
+                rc = cmir__error(CMIR_EINVAL, "%s: clip %s is labelled '%s', which is not a class of the model",
+                                 manifest, cmir_audio_corpus_file(c, s + j), l);
+            else
+                rc = add_clip(B, c, s + j, cls, cmir_model_class_name(m, cls), V + (size_t)j * B->dim);
+        }
+    }
+    cmir_audio_corpus_free(c);
+    return rc;
+}
+
+static int add_tile(builder *B, const cmir_archive *a, const char *apath, int k, int64_t t, const float *v,
+                    const char *modality)
 {
     const cmir_archive_info *ai = cmir_archive_get_info(a);
     OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(B->tiles));
@@ -209,7 +274,7 @@ static int add_tile(builder *B, const cmir_archive *a, const char *apath, int k,
     const char *scene = cmir_archive_scene(a, t);
     OGR_F_SetFieldInteger64(f, 0, B->row);
     OGR_F_SetFieldInteger64(f, 1, t);
-    OGR_F_SetFieldString(f, 2, k ? "MS" : "PAN");
+    OGR_F_SetFieldString(f, 2, modality);
     OGR_F_SetFieldString(f, 3, apath);
     if (scene)
         OGR_F_SetFieldString(f, 4, scene);
@@ -228,15 +293,17 @@ static int add_tile(builder *B, const cmir_archive *a, const char *apath, int k,
     OGR_F_Destroy(f);
     if (e != OGRERR_NONE)
         return cmir__gdal_error(CMIR_EIO, B->path, "cannot write a tile feature");
-    memcpy(B->chunk + (size_t)B->chunk_n * B->dim, v, sizeof(float) * (size_t)B->dim);
-    B->chunk_mod[B->chunk_n] = (uint8_t)k;
-    B->chunk_n++;
-    B->row++;
-    return B->chunk_n == CMIR_INDEX_CHUNK ? flush_chunk(B) : 0;
+    return add_row(B, k, v);
 }
 
 static int check_fit(const cmir_model_info *mi, const cmir_archive_info *ai, const char *apath)
 {
+    if (mi->scenario == CMIR_SCENARIO_IMAGE_SPEECH) {
+        if (mi->pan_h != ai->pan_h || mi->pan_w != ai->pan_w || mi->pan_bands != ai->pan_bands)
+            return cmir__error(CMIR_EINVAL, "%s: image tiles are %dx%dx%d, the model expects %dx%dx%d", apath,
+                               ai->pan_h, ai->pan_w, ai->pan_bands, mi->pan_h, mi->pan_w, mi->pan_bands);
+        return 0;
+    }
     if (mi->pan_h != ai->pan_h || mi->pan_w != ai->pan_w || mi->pan_bands != ai->pan_bands ||
         mi->ms_h != ai->ms_h || mi->ms_w != ai->ms_w || mi->ms_bands != ai->ms_bands)
         return cmir__error(CMIR_EINVAL,
@@ -256,7 +323,8 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
                      const char *index_path, cmir_index_params p, cmir_progress_fn progress,
                      void *user, int64_t *n_added)
 {
-    if (!model_path || !archives || n_archives < 1 || !index_path || p.threads < 0)
+    if (!model_path || (!archives && n_archives > 0) || n_archives < 0 || (n_archives < 1 && !p.speech_manifest) ||
+        !index_path || p.threads < 0)
         return cmir__error(CMIR_EINVAL, "cmir_index_build: need a model, archives and an index path");
     builder B;
     memset(&B, 0, sizeof B);
@@ -275,12 +343,15 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     else if (!arch || !ex)
         rc = CMIR_ENOMEM;
     const cmir_model_info *mi = m ? cmir_model_get_info(m) : NULL;
+    const int speech = mi && mi->scenario == CMIR_SCENARIO_IMAGE_SPEECH;
+    if (!rc && p.speech_manifest && !speech)
+        rc = cmir__error(CMIR_EINVAL, "%s is not an image-speech model: it cannot index clips", model_path);
     int64_t total = 0, done = 0;
     for (int i = 0; !rc && i < n_archives; i++) {
         if (!(arch[i] = cmir_archive_open(archives[i])))
             rc = cmir__failed(CMIR_EIO);
         else if (!(rc = check_fit(mi, cmir_archive_get_info(arch[i]), archives[i])))
-            total += 2 * cmir_archive_get_info(arch[i])->n_tiles;
+            total += (speech ? 1 : 2) * cmir_archive_get_info(arch[i])->n_tiles;
     }
     if (!rc) {
         B.dim = mi->d_v;
@@ -338,7 +409,7 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     int64_t first = B.row;
     for (int i = 0; !rc && i < n_archives; i++) {
         const cmir_archive_info *ai = cmir_archive_get_info(arch[i]);
-        for (int k = 0; !rc && k < 2; k++) {
+        for (int k = 0; !rc && k < (speech ? 1 : 2); k++) {
             size_t per = k ? (size_t)ai->ms_h * ai->ms_w * ai->ms_bands : (size_t)ai->pan_h * ai->pan_w * ai->pan_bands;
             for (int64_t s = 0; !rc && s < ai->n_tiles; s += 64) {
                 int n = (int)(ai->n_tiles - s < 64 ? ai->n_tiles - s : 64);
@@ -347,13 +418,16 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
                 if (!rc)
                     rc = cmir_model_embed(m, ex, k, raw, n, NULL, V);
                 for (int j = 0; !rc && j < n; j++)
-                    rc = add_tile(&B, arch[i], archives[i], k, s + j, V + (size_t)j * B.dim);
+                    rc = add_tile(&B, arch[i], archives[i], k, s + j, V + (size_t)j * B.dim,
+                                  cmir_model_modality_name(m, k));
                 done += n;
                 if (!rc && progress && progress((double)done / (double)total, NULL, user))
                     rc = cmir__error(CMIR_ECANCEL, "cancelled");
             }
         }
     }
+    if (!rc && p.speech_manifest)
+        rc = add_corpus(&B, m, ex, p.speech_manifest, V);
     if (!rc)
         rc = flush_chunk(&B);
     if (!rc) {

@@ -140,10 +140,17 @@ static int row_tile(cmir_index *ix, int64_t r, const char *root, float **t, int 
     else
         snprintf(path, sizeof path, "%s", ap);
     int64_t tile = OGR_F_GetFieldAsInteger64(f, OGR_F_GetFieldIndex(f, "tile_id"));
-    int ms = !strcmp(OGR_F_GetFieldAsString(f, OGR_F_GetFieldIndex(f, "modality")), "MS");
+    const char *mod = OGR_F_GetFieldAsString(f, OGR_F_GetFieldIndex(f, "modality"));
+    int ms = !strcmp(mod, "MS"), audio = !strcmp(mod, "audio");
     *cls = OGR_F_GetFieldAsInteger(f, OGR_F_GetFieldIndex(f, "class"));
-    snprintf(name, nname, "%s", OGR_F_GetFieldAsString(f, OGR_F_GetFieldIndex(f, "class_name")));
+    snprintf(name, nname, "%s%s", audio ? "(spoken) " : "",
+             OGR_F_GetFieldAsString(f, OGR_F_GetFieldIndex(f, "class_name")));
     OGR_F_Destroy(f);
+    if (audio) { /* a clip: no picture, its label only */
+        *t = NULL;
+        *h = *w = 0;
+        return 0;
+    }
     cmir_archive *a = cmir_archive_open(path);
     if (!a)
         return cmir__failed(CMIR_EIO);
@@ -182,6 +189,8 @@ int cmir__quicklook(cmir_index *ix, const char *root, const float *qtile, int qh
             h = qh;
             w = qw;
             nb = qnb;
+        } else if (i < 0 && qrow < 0) {
+            snprintf(name, sizeof name, "(spoken)"); /* an audio query */
         } else {
             rc = row_tile(ix, i < 0 ? qrow : rows[i], root, &t, &h, &w, &nb, &cls, name, sizeof name);
             if (rc)
@@ -192,7 +201,8 @@ int cmir__quicklook(cmir_index *ix, const char *root, const float *qtile, int qh
         for (int y = -3; y < CELL + 3; y++)
             for (int x = -3; x < CELL + 3; x++)
                 put(&cv, x0 + x, PAD + y, i < 0 ? white : col);
-        draw_tile(&cv, x0, PAD, t, h, w, nb);
+        if (t)
+            draw_tile(&cv, x0, PAD, t, h, w, nb);
         if (i < 0)
             snprintf(cap, sizeof cap, "QUERY %.40s", name);
         else

@@ -3,6 +3,7 @@
  * OGR (GeoJSON per RFC 7946 by default: WGS84 lon/lat, counter-clockwise
  * rings, bbox) to a temporary file renamed into place. */
 #include "index_internal.h"
+#include "cmir/audio.h"
 #include "cmir/model.h"
 
 #include <cpl_conv.h>
@@ -33,9 +34,13 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
     if (!ds)
         return cmir__failed(CMIR_EIO);
     int nb = GDALGetRasterCount(ds), rc = 0;
-    int k = nb == mi->pan_bands ? 0 : (nb == mi->ms_bands ? 1 : -1);
+    const int speech = mi->scenario == CMIR_SCENARIO_IMAGE_SPEECH;
+    int k = nb == mi->pan_bands ? 0 : (nb == mi->ms_bands && !speech ? 1 : -1);
     if (k < 0) {
         GDALClose(ds);
+        if (speech)
+            return cmir__error(CMIR_EINVAL, "%s: has %d bands; the model's images have %d", q->raster, nb,
+                               mi->pan_bands);
         return cmir__error(CMIR_EINVAL, "%s: has %d bands; the model takes %d (PAN) or %d (MS)", q->raster, nb,
                            mi->pan_bands, mi->ms_bands);
     }
@@ -57,7 +62,7 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
     if (nx < 1 || ny < 1) {
         GDALClose(ds);
         return cmir__error(CMIR_EINVAL, "%s: %dx%d pixels is smaller than one %dx%d %s tile", q->raster, W, H, tw, th,
-                           k ? "MS" : "PAN");
+                           cmir_model_modality_name(m, k));
     }
     size_t per = (size_t)th * tw * nb;
     float *tile = cmir__malloc(sizeof(float) * per), *code = cmir__malloc(sizeof(float) * (size_t)mi->d_v);
@@ -82,12 +87,25 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
             }
         }
     cmir__gdal_quiet_end();
-    snprintf(desc, ndesc, "%s %s window %d,%d,%d,%d (%d tile%s)", k ? "MS" : "PAN", q->raster, x0, y0, nx * tw, ny * th,
+    snprintf(desc, ndesc, "%s %s window %d,%d,%d,%d (%d tile%s)", cmir_model_modality_name(m, k), q->raster, x0, y0, nx * tw, ny * th,
              nx * ny, nx * ny > 1 ? "s, codes averaged" : "");
     *modality = k;
     cmir__free(tile);
     cmir__free(code);
     GDALClose(ds);
+    return rc;
+}
+
+/* Embeds a spoken query: the clip feature of the file, modality 1. */
+static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v, char *desc, size_t ndesc)
+{
+    if (cmir_model_get_info(m)->scenario != CMIR_SCENARIO_IMAGE_SPEECH)
+        return cmir__error(CMIR_EINVAL, "%s: an audio query needs an image-speech model (cmir_train -speech)", path);
+    float feat[CMIR_AUDIO_FEATURE_DIM];
+    int rc = cmir_audio_clip_feature(path, cmir_audio_default_params(), feat);
+    if (!rc)
+        rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
+    snprintf(desc, ndesc, "audio %s", path);
     return rc;
 }
 
@@ -159,10 +177,15 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
             }
             memcpy(codes + (size_t)i * dim, ix->v + (size_t)q->row * dim, sizeof(float) * (size_t)dim);
             qmod[i] = ix->mod[q->row];
-            snprintf(d, sizeof d, "%s tile at row %lld of %s", qmod[i] ? "MS" : "PAN", (long long)q->row, index_path);
+            snprintf(d, sizeof d, "%s %s at row %lld of %s", cmir_model_modality_name(m, qmod[i]),
+                     cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && qmod[i] ? "clip" : "tile",
+                     (long long)q->row, index_path);
         } else if (q->kind == CMIR_QUERY_RASTER && q->raster) {
             rc = embed_raster(m, ex, q, codes + (size_t)i * dim, &qmod[i], d, sizeof d, i == 0 ? &qtile : NULL,
                               qdims);
+        } else if (q->kind == CMIR_QUERY_AUDIO && q->audio) {
+            rc = embed_audio(m, ex, q->audio, codes + (size_t)i * dim, d, sizeof d);
+            qmod[i] = 1;
         } else {
             rc = cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
         }

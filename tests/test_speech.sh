@@ -1,0 +1,67 @@
+#!/bin/sh
+# The image <-> speech scenario end to end through the programs: a spoken
+# corpus of the 8 DSRSID-like class names made by espeak-ng (one voice held
+# out), the sample scenes tiled multi-label, cmir_train -speech, cmir_eval
+# -speech (held-out and seen voices, both above chance), cmir_index
+# -speech, then voice queries (cmir_search --audio) whose first hit must
+# be an image carrying the spoken label, and an image query returning
+# spoken labels. Skips (77) without espeak-ng and sox.
+set -eu
+BIN=$1
+ROOT=$2
+command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 ||
+    { echo "SKIP: espeak-ng and sox are needed (apt-get install espeak-ng sox)"; exit 77; }
+OUT=$(mktemp -d /tmp/cmir_speech_XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+S=$ROOT/sample_scenes
+fail=0
+check() { if ! eval "$1"; then echo "FAIL: $1"; fail=1; else echo "ok   $1"; fi; }
+run() { "$@" >>"$OUT/log" 2>&1 || { cat "$OUT/log"; echo "FAIL: $*"; exit 1; }; }
+
+run sh "$ROOT/python-free-scripts/make-speech-corpus.sh" \
+    --labels "aquafarm|cloud|forest|high building|low building|farm land|river|water" \
+    --voices "en-us en-gb en-us+f3 en-gb+f2 en-029 en-gb-x-rp" --held-out "en-gb-x-rp" \
+    --speeds "130 170" --pitches "40 60" "$OUT/corpus"
+args=""
+for i in 000 001 002 003; do
+    args="$args -pan $S/dsrsid_like_${i}_pan.tif -ms $S/dsrsid_like_${i}_ms.tif -labels $S/dsrsid_like_${i}_class.tif"
+done
+# shellcheck disable=SC2086
+run "$BIN/cmir_tile" -q $args -stride 128 -label_min_frac 0 -multilabel 0.1 "$OUT/a.mat"
+run "$BIN/cmir_train" -q -threads 2 -seed 3 -epochs1 8 -dv 32 -speech "$OUT/corpus/manifest.csv" "$OUT/a.mat" "$OUT/m.mat"
+run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -csv "$OUT/held.csv" "$OUT/m.mat" "$OUT/a.mat"
+run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -voices seen -csv "$OUT/seen.csv" "$OUT/m.mat" "$OUT/a.mat"
+map() { awk -F, -v d="$2" '$1 == d { print $3 }' "$1"; }
+above() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
+cat "$OUT/held.csv" "$OUT/seen.csv"
+# chance: a random ranking's mAP is about the share of relevant items
+# (an image carries 1.4 of the 8 labels on average here: ~0.2)
+for f in seen held; do
+    for d in 'image->audio' 'audio->image'; do
+        check "above $(map "$OUT/$f.csv" "$d") 0.40"
+    done
+done
+check "[ \$(grep -c '^image->audio\|^audio->image\|^image->image\|^audio->audio' '$OUT/held.csv') -eq 4 ]"
+
+run "$BIN/cmir_index" -q -speech "$OUT/corpus/manifest.csv" -model "$OUT/m.mat" "$OUT/a.mat" "$OUT/i.gpkg"
+check "[ \$(ogrinfo -ro -q -sql \"SELECT COUNT(*) FROM tiles WHERE modality = 'audio'\" '$OUT/i.gpkg' | sed -n 's/.*(Integer) = //p') -eq 192 ]"
+# voice queries from the held-out voice: the first image must carry the label
+good=0
+for w in water forest cloud farm_land; do
+    run "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -k 3 --audio "$OUT/corpus/$w/en-gb-x-rp_130_40.wav" \
+        "$OUT/q_$w.geojson"
+    label=$(printf '%s' "$w" | tr '_' ' ')
+    first=$(ogrinfo -ro -q -al -where "rank = 1" "$OUT/q_$w.geojson" | sed -n 's/^ *labels (String) = //p')
+    echo "spoken '$label': first hit's labels '$first'"
+    case ";$first;" in *";$label;"*) good=$((good + 1)) ;; esac
+    check "ogrinfo -ro -q -al '$OUT/q_$w.geojson' | grep -q 'POLYGON ((116\.'"
+done
+check "[ $good -ge 3 ]"
+# an image query returns spoken labels (clips, no geometry)
+run "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -k 5 -row 0 "$OUT/img.geojson"
+check "[ \$(ogrinfo -ro -q -al '$OUT/img.geojson' | grep -c 'modality (String) = audio') -eq 5 ]"
+# refusals: a model that is not image-speech, a file that is not audio
+check "! '$BIN/cmir_search' -q -model '$OUT/m.mat' -index '$OUT/i.gpkg' --audio '$OUT/a.mat' '$OUT/x.geojson' 2>'$OUT/err'"
+check "grep -q 'a.mat' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ]"
+check "[ ! -e '$OUT/x.geojson' ]"
+[ $fail -eq 0 ] && echo "1 passed, 0 failed" || { cat "$OUT/log"; echo "0 passed, 1 failed"; exit 1; }
