@@ -440,6 +440,78 @@ static void test_spoken_words(void)
     ASSERT_LE(1.0, nn_margin);
 }
 
+/* Corpus manifests: features of every listed clip (relative paths resolve
+ * against the manifest's folder; equal to cmir_audio_clip_feature), the
+ * fields, the held-out flags, label matching; malformed manifests and a
+ * bad clip are refused with the file (and line) named. */
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ASSERT_TRUE(f != NULL);
+    if (!f)
+        return;
+    fputs(text, f);
+    fclose(f);
+}
+
+static void expect_bad_manifest(const char *text, const char *needle)
+{
+    const char *m = path_in("bad.csv");
+    write_text(m, text);
+    ASSERT_TRUE(cmir_audio_corpus_load(m, cmir_audio_default_params(), NULL, NULL) == NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), needle) != NULL);
+    if (!strstr(cmir_last_error(), needle))
+        printf("  message: %s\n", cmir_last_error());
+}
+
+static void test_corpus(void)
+{
+    int64_t frames;
+    float *x = make_tone(22050, 1, 0.1, 0.4, 0.1, &frames);
+    write_snd(path_in("clip_a.wav"), SF_FORMAT_WAV | SF_FORMAT_PCM_16, 22050, 1, x, frames);
+    free(x);
+    x = make_tone(16000, 2, 0.05, 0.3, 0.05, &frames);
+    write_snd(path_in("clip_b.flac"), SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 16000, 2, x, frames);
+    free(x);
+    char text[1200];
+    snprintf(text, sizeof text, "file,label,voice,held_out\nclip_a.wav, bare soil ,v1,0\r\n\n%s,water,v2,1\n",
+             path_in("clip_b.flac"));
+    const char *man = path_in("manifest.csv");
+    write_text(man, text);
+    cmir_audio_corpus *c = cmir_audio_corpus_load(man, cmir_audio_default_params(), NULL, NULL);
+    ASSERT_TRUE(c != NULL);
+    if (!c)
+        return;
+    ASSERT_EQ_INT(cmir_audio_corpus_count(c), 2);
+    ASSERT_TRUE(!strcmp(cmir_audio_corpus_label(c, 0), "bare soil"));
+    ASSERT_TRUE(!strcmp(cmir_audio_corpus_voice(c, 1), "v2"));
+    ASSERT_EQ_INT(cmir_audio_corpus_held_out(c, 0), 0);
+    ASSERT_EQ_INT(cmir_audio_corpus_held_out(c, 1), 1);
+    ASSERT_TRUE(!strcmp(cmir_audio_corpus_file(c, 0), path_in("clip_a.wav")));
+    ASSERT_TRUE(cmir_audio_corpus_file(c, 2) == NULL);
+    float f[2][CMIR_AUDIO_FEATURE_DIM];
+    ASSERT_OK(cmir_audio_clip_feature(path_in("clip_a.wav"), cmir_audio_default_params(), f[0]));
+    ASSERT_OK(cmir_audio_clip_feature(path_in("clip_b.flac"), cmir_audio_default_params(), f[1]));
+    ASSERT_EQ_INT(memcmp(cmir_audio_corpus_features(c), f, sizeof f), 0);
+    cmir_audio_corpus_free(c);
+    cmir_audio_corpus_free(NULL);
+    ASSERT_EQ_INT(cmir_audio_label_match("bare_soil", "Bare soil"), 1);
+    ASSERT_EQ_INT(cmir_audio_label_match("bare soil", "bare soils"), 0);
+    ASSERT_EQ_INT(cmir_audio_label_match("sea", "sand"), 0);
+    expect_bad_manifest("", "empty manifest");
+    expect_bad_manifest("path,label\nclip_a.wav,sea\n", "not a speech manifest");
+    expect_bad_manifest("file,label,voice,held_out\n", "lists no clips");
+    expect_bad_manifest("file,label,voice,held_out\nclip_a.wav,sea,v1\n", "bad.csv:2:");
+    expect_bad_manifest("file,label,voice,held_out\nclip_a.wav,sea,v1,2\n", "bad.csv:2:");
+    expect_bad_manifest("file,label,voice,held_out\nclip_a.wav,sea,v1,0,extra\n", "bad.csv:2:");
+    expect_bad_manifest("file,label,voice,held_out\nclip_a.wav,,v1,0\n", "bad.csv:2:");
+    expect_bad_manifest("file,label,voice,held_out\nclip_a.wav,sea,v1,0\nmissing.wav,sea,v1,0\n", "missing.wav");
+    write_text(path_in("not_audio.wav"), "this is text, not audio\n");
+    expect_bad_manifest("file,label,voice,held_out\nnot_audio.wav,sea,v1,0\n", "not_audio.wav");
+    ASSERT_TRUE(cmir_audio_corpus_load(path_in("none.csv"), cmir_audio_default_params(), NULL, NULL) == NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "none.csv") != NULL);
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -451,6 +523,7 @@ int main(void)
     RUN(test_hostile);
     RUN(test_alloc_failures);
     RUN(test_spoken_words);
+    RUN(test_corpus);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

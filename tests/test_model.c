@@ -72,23 +72,28 @@ static double cnn_loss(cnn_ctx *d, int backward)
     return (double)l1 + l2;
 }
 
-static void test_cnn_grad(void)
+/* Finite-difference check of every parameter array of a network for
+ * side x side x bands inputs (side 1: the MLP of the speech branch), then
+ * save/load and a refused load for other sizes. */
+static void cnn_grad_case(int side, int bands, int np_expect, const char *first_param)
 {
     cmir_cnn_params p = cmir_cnn_default_params();
-    p.h = p.w = 16;
-    p.bands = 2;
+    p.h = p.w = side;
+    p.bands = bands;
     p.n_classes = 3;
     p.dropout = 0.0f; /* deterministic forward for finite differences */
     cmir_cnn *c = cmir_cnn_new(p, 7);
+    ASSERT_TRUE(c != NULL);
     cmir_rng *r = cmir_rng_new(3);
-    cnn_ctx d = {c, malloc(sizeof(float) * 6 * 16 * 16 * 2), 6, malloc(sizeof(int32_t) * 6)};
-    for (int i = 0; i < 6 * 16 * 16 * 2; i++)
+    const int per = side * side * bands;
+    cnn_ctx d = {c, malloc(sizeof(float) * 6 * per), 6, malloc(sizeof(int32_t) * 6)};
+    for (int i = 0; i < 6 * per; i++)
         d.x[i] = cmir_rng_normal(r);
     for (int i = 0; i < 6; i++)
         d.lab[i] = i % 3;
     cnn_loss(&d, 1);
     int np = cmir_cnn_n_params(c), bad = 0, total = 0;
-    ASSERT_EQ_INT(np, 16);
+    ASSERT_EQ_INT(np, np_expect);
     for (int i = 0; i < np; i++) {
         const char *name;
         float *w, *g;
@@ -134,10 +139,10 @@ static void test_cnn_grad(void)
     ASSERT_EQ_INT(memcmp(cmir_cnn_features(c), cmir_cnn_features(c2), sizeof(float) * 6 * 128), 0);
     /* A model for other sizes is refused with the name and both shapes. */
     cmir_cnn_params q = p;
-    q.bands = 3;
+    q.bands = bands + 1;
     cmir_cnn *c3 = cmir_cnn_new(q, 1);
     ASSERT_EQ_INT(cmir_cnn_load(c3, ts, "ms_"), CMIR_EFORMAT);
-    ASSERT_TRUE(strstr(cmir_last_error(), "ms_conv1_W") != NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), first_param) != NULL);
     ASSERT_EQ_INT(cmir_cnn_load(c3, ts, "pan_"), CMIR_ENOTFOUND);
     cmir_cnn_free(c3);
     cmir_cnn_free(c2);
@@ -250,6 +255,25 @@ static void test_unified_save(void)
     cmir_tensorset_free(ts);
 }
 
+static void test_cnn_grad(void) { cnn_grad_case(16, 2, 16, "ms_conv1_W"); }
+
+/* A 1 x 1 input is a feature vector: the network is dense -> ReLU ->
+ * dense (4 arrays), with pools of 1 and the FLOPs of two dense layers. */
+static void test_mlp_grad(void)
+{
+    cnn_grad_case(1, 20, 4, "ms_fc1_W");
+    cmir_cnn_params p = cmir_cnn_default_params();
+    p.h = p.w = 1;
+    p.bands = 128;
+    p.n_classes = 17;
+    cmir_cnn *c = cmir_cnn_new(p, 1);
+    int pools[4];
+    cmir_cnn_pools(c, pools);
+    ASSERT_EQ_INT(pools[0] * pools[1] * pools[2] * pools[3], 1);
+    ASSERT_NEAR(cmir_cnn_flops(c), 2.0 * 128 * 128 + 2.0 * 128 * 17, 1e-6);
+    cmir_cnn_free(c);
+}
+
 int main(void)
 {
     cmir_exec_params ep = cmir_exec_default_params();
@@ -257,6 +281,7 @@ int main(void)
     ex = cmir_exec_new(ep);
     RUN(test_pools);
     RUN(test_cnn_grad);
+    RUN(test_mlp_grad);
     RUN(test_unified_grad);
     RUN(test_unified_save);
     cmir_exec_free(ex);

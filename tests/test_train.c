@@ -176,6 +176,31 @@ static void test_bad_models(void)
     ASSERT_TRUE(cmir_model_load(in_dir("edited.mat")) == NULL);
     printf("  edited model: %s\n", cmir_last_error());
     ASSERT_TRUE(strstr(cmir_last_error(), "MODEL_ID") != NULL);
+    /* scenarios: a PAN/MS model says so; an unknown scenario, and an
+     * image-speech one whose second branch is not the clip feature, are
+     * refused */
+    cmir_model *pm = cmir_model_load(in_dir("d1.mat"));
+    ASSERT_TRUE(pm != NULL);
+    if (pm) {
+        ASSERT_EQ_INT(cmir_model_get_info(pm)->scenario, CMIR_SCENARIO_PAN_MS);
+        ASSERT_TRUE(!strcmp(cmir_model_modality_name(pm, 1), "MS"));
+        cmir_model_free(pm);
+    }
+    const char *sc[2] = {"pan-and-speech", "image-speech"}, *want[2] = {"SCENARIO", "1 x 1 x 128"};
+    for (int k = 0; k < 2; k++) {
+        ts = cmir_tensorset_load(in_dir("d1.mat"));
+        ASSERT_OK(cmir_tensorset_put_string(ts, "SCENARIO", sc[k]));
+        ASSERT_OK(cmir_tensorset_save(ts, in_dir("scenario.mat")));
+        cmir_tensorset_free(ts);
+        ASSERT_TRUE(cmir_model_load(in_dir("scenario.mat")) == NULL);
+        printf("  SCENARIO %s: %s\n", sc[k], cmir_last_error());
+        ASSERT_TRUE(strstr(cmir_last_error(), want[k]) != NULL);
+    }
+    /* an image-speech model needs a multi-label archive and a corpus */
+    cmir_train_params sp = small();
+    sp.speech_manifest = in_dir("no_manifest.csv");
+    ASSERT_EQ_INT(cmir_train(in_dir("a.mat"), in_dir("x.mat"), sp, NULL, NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "multi-label") != NULL);
     /* not a model at all: a tile archive */
     ASSERT_TRUE(cmir_model_load(in_dir("a.mat")) == NULL);
     /* an archive without enough labels is refused */
