@@ -3,6 +3,7 @@
  * consistency (block-averaged PAN against MS), georeferencing and class
  * rasters read back through GDAL (and gdalinfo), Wald mode on the real
  * Landsat 7 files and on a raster with nodata, bad inputs, cancelling,
+ * the RGB multi-label mode (determinism, files, label/colour agreement),
  * and the cmir_synth program when its path is given as argv[1]. */
 #include "cmir/synth.h"
 #include "test_util.h"
@@ -489,6 +490,206 @@ static void test_files(void)
     ASSERT_TRUE(s.pan == NULL);
 }
 
+/* ---- RGB multi-label mode ---- */
+
+static void test_rgb_determinism(void)
+{
+    cmir_synth_params p = cmir_synth_rgb_default_params();
+    p.size = 384;
+    p.n_scenes = 2;
+    p.seed = 9;
+    p.n_threads = 1;
+    make_subdir("r1");
+    make_subdir("r2");
+    make_subdir("r3");
+    make_subdir("r4");
+    ASSERT_OK(cmir_synth_rgb_run(&p, path_in("r1"), "s", NULL, NULL));
+    p.n_threads = 3;
+    ASSERT_OK(cmir_synth_rgb_run(&p, path_in("r2"), "s", NULL, NULL));
+    const char *kinds[3] = {"rgb.tif", "class.tif", "class.tif.aux.xml"};
+    for (int k = 0; k < 3; k++)
+        for (int s = 0; s < 2; s++) {
+            char a[64], pa[700], pb[700];
+            snprintf(a, sizeof a, "s_%03d_%s", s, kinds[k]);
+            snprintf(pa, sizeof pa, "%s/r1/%s", dir, a);
+            snprintf(pb, sizeof pb, "%s/r2/%s", dir, a);
+            if (!same_bytes(pa, pb))
+                fprintf(stderr, "  differs: %s\n", a);
+            ASSERT_TRUE(same_bytes(pa, pb));
+        }
+    /* Scene 1 alone equals scene 1 of the two-scene run. */
+    p.first_index = 1;
+    p.n_scenes = 1;
+    ASSERT_OK(cmir_synth_rgb_run(&p, path_in("r3"), "s", NULL, NULL));
+    ASSERT_TRUE(same_bytes(path_in("r1/s_001_rgb.tif"), path_in("r3/s_001_rgb.tif")));
+    ASSERT_TRUE(same_bytes(path_in("r1/s_001_class.tif"), path_in("r3/s_001_class.tif")));
+    /* Another seed, or another scene, changes the pixels. */
+    p.first_index = 0;
+    p.seed = 10;
+    ASSERT_OK(cmir_synth_rgb_run(&p, path_in("r4"), "s", NULL, NULL));
+    ASSERT_TRUE(!same_bytes(path_in("r1/s_000_rgb.tif"), path_in("r4/s_000_rgb.tif")));
+    ASSERT_TRUE(!same_bytes(path_in("r1/s_000_rgb.tif"), path_in("r1/s_001_rgb.tif")));
+    ASSERT_EQ_INT(count_files(path_in("r1"), ".tmp"), 0);
+    /* Bad parameters are refused with a reason. */
+    p.cell_size = 5;
+    ASSERT_EQ_INT(cmir_synth_rgb_run(&p, path_in("r4"), "s", NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "cell_size") != NULL);
+    p = cmir_synth_rgb_default_params();
+    p.pan_res = 0;
+    ASSERT_EQ_INT(cmir_synth_rgb_check_params(&p), CMIR_EINVAL);
+    ASSERT_TRUE(cmir_synth_rgb_label_name(0) == NULL && cmir_synth_rgb_label_name(18) == NULL);
+    ASSERT_TRUE(strcmp(cmir_synth_rgb_label_name(CMIR_SYNTH_RGB_MOBILE_HOME), "mobile home") == 0);
+}
+
+static void test_rgb_files(void)
+{
+    cmir_synth_params p = cmir_synth_rgb_default_params();
+    p.size = 256;
+    p.seed = 4;
+    cmir_synth_rgb_scene s;
+    ASSERT_OK(cmir_synth_rgb_render(&p, 1, &s, NULL, NULL));
+    if (!s.rgb)
+        return;
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "%s/rg", dir);
+    ASSERT_OK(cmir_synth_rgb_scene_write(&p, &s, prefix));
+    GDALDatasetH img = GDALOpen(path_in("rg_rgb.tif"), GA_ReadOnly);
+    GDALDatasetH cl = GDALOpen(path_in("rg_class.tif"), GA_ReadOnly);
+    ASSERT_TRUE(img && cl);
+    if (!img || !cl) {
+        cmir_synth_rgb_scene_free(&s);
+        return;
+    }
+    /* Georeferencing: 0.3 m pixels, scene 1 east of scene 0, UTM 10N. */
+    double gt[6], gc[6];
+    ASSERT_TRUE(GDALGetGeoTransform(img, gt) == CE_None);
+    ASSERT_TRUE(GDALGetGeoTransform(cl, gc) == CE_None);
+    ASSERT_NEAR(gt[1], 0.3, 0);
+    ASSERT_NEAR(gt[5], -0.3, 0);
+    ASSERT_NEAR(gt[0], 720000.0 + 256 * 0.3 + 1024, 1e-6);
+    ASSERT_NEAR(gt[3], 4134000.0, 0);
+    for (int i = 0; i < 6; i++)
+        ASSERT_NEAR(gc[i], gt[i], 0);
+    OGRSpatialReferenceH srs = OSRNewSpatialReference(GDALGetProjectionRef(img));
+    ASSERT_TRUE(srs && OSRIsProjected(srs));
+    if (srs) {
+        OSRAutoIdentifyEPSG(srs);
+        const char *code = OSRGetAuthorityCode(srs, NULL);
+        ASSERT_TRUE(code && strcmp(code, "32610") == 0);
+        OSRDestroySpatialReference(srs);
+    }
+    ASSERT_TRUE(strcmp(GDALGetProjectionRef(img), GDALGetProjectionRef(cl)) == 0);
+    /* Bands: Red, Green, Blue Byte, tiled DEFLATE; pixels as rendered. */
+    ASSERT_EQ_INT(GDALGetRasterCount(img), 3);
+    const GDALColorInterp ci[3] = {GCI_RedBand, GCI_GreenBand, GCI_BlueBand};
+    const char *names[3] = {"Red", "Green", "Blue"};
+    unsigned char *buf = malloc(256 * 256);
+    for (int b = 0; b < 3; b++) {
+        GDALRasterBandH band = GDALGetRasterBand(img, b + 1);
+        ASSERT_EQ_INT(GDALGetRasterDataType(band), GDT_Byte);
+        ASSERT_EQ_INT(GDALGetRasterColorInterpretation(band), ci[b]);
+        ASSERT_TRUE(strcmp(GDALGetDescription(band), names[b]) == 0);
+        int bx, by;
+        GDALGetBlockSize(band, &bx, &by);
+        ASSERT_TRUE(bx < 256 || by < 256 || bx == by);
+        ASSERT_TRUE(GDALRasterIO(band, GF_Read, 0, 0, 256, 256, buf, 256, 256, GDT_Byte, 0, 0) == CE_None);
+        ASSERT_TRUE(memcmp(buf, s.rgb + (size_t)b * 256 * 256, 256 * 256) == 0);
+    }
+    const char *comp = GDALGetMetadataItem(img, "COMPRESSION", "IMAGE_STRUCTURE");
+    ASSERT_TRUE(comp && strcmp(comp, "DEFLATE") == 0);
+    /* Labels: 1..17 with names (categories and CLASS_c metadata), colours. */
+    GDALRasterBandH cb = GDALGetRasterBand(cl, 1);
+    ASSERT_EQ_INT(GDALGetRasterCount(cl), 1);
+    ASSERT_EQ_INT(GDALGetRasterDataType(cb), GDT_Byte);
+    ASSERT_TRUE(GDALGetRasterColorTable(cb) != NULL);
+    char **cats = GDALGetRasterCategoryNames(cb);
+    ASSERT_EQ_INT(CSLCount(cats), 18);
+    for (int c = 1; cats && c <= 17; c++) {
+        char key[16];
+        snprintf(key, sizeof key, "CLASS_%d", c);
+        const char *m = GDALGetMetadataItem(cl, key, NULL);
+        ASSERT_TRUE(m && strcmp(m, cmir_synth_rgb_label_name(c)) == 0);
+        ASSERT_TRUE(strcmp(cats[c], cmir_synth_rgb_label_name(c)) == 0);
+    }
+    ASSERT_TRUE(GDALRasterIO(cb, GF_Read, 0, 0, 256, 256, buf, 256, 256, GDT_Byte, 0, 0) == CE_None);
+    ASSERT_TRUE(memcmp(buf, s.cls, 256 * 256) == 0);
+    int bad = 0;
+    for (int i = 0; i < 256 * 256; i++)
+        bad += buf[i] < 1 || buf[i] > 17;
+    ASSERT_EQ_INT(bad, 0);
+    free(buf);
+    GDALClose(img);
+    GDALClose(cl);
+    cmir_synth_rgb_scene_free(&s);
+    ASSERT_TRUE(s.rgb == NULL && s.cls == NULL);
+}
+
+/* Four 1024 x 1024 scenes: every label occurs, 256-pixel tiles carry a
+ * few labels each, and label pixels look like their label. */
+static void test_rgb_content(void)
+{
+    cmir_synth_params p = cmir_synth_rgb_default_params();
+    p.size = 1024;
+    p.seed = 3;
+    double sum[18][3], n[18];
+    memset(sum, 0, sizeof sum);
+    memset(n, 0, sizeof n);
+    long tiles = 0, tile_labels = 0;
+    for (int k = 0; k < 4; k++) {
+        cmir_synth_rgb_scene s;
+        ASSERT_OK(cmir_synth_rgb_render(&p, k, &s, NULL, NULL));
+        if (!s.rgb)
+            return;
+        const size_t plane = (size_t)s.w * s.h;
+        for (size_t i = 0; i < plane; i++) {
+            int c = s.cls[i];
+            ASSERT_TRUE(c >= 1 && c <= 17);
+            if (c < 1 || c > 17)
+                break;
+            n[c]++;
+            for (int b = 0; b < 3; b++)
+                sum[c][b] += s.rgb[b * plane + i];
+        }
+        for (int ty = 0; ty < s.h; ty += 256)
+            for (int tx = 0; tx < s.w; tx += 256) {
+                int cnt[18] = {0};
+                for (int y = ty; y < ty + 256; y++)
+                    for (int x = tx; x < tx + 256; x++)
+                        cnt[s.cls[(size_t)y * s.w + x] % 18]++;
+                for (int c = 1; c <= 17; c++)
+                    tile_labels += cnt[c] >= 0.005 * 256 * 256;
+                tiles++;
+            }
+        cmir_synth_rgb_scene_free(&s);
+    }
+    for (int c = 1; c <= 17; c++) {
+        if (n[c] < 50)
+            fprintf(stderr, "  label %d (%s): %.0f pixels\n", c, cmir_synth_rgb_label_name(c), n[c]);
+        ASSERT_TRUE(n[c] >= 50);
+        for (int b = 0; n[c] > 0 && b < 3; b++)
+            sum[c][b] /= n[c];
+    }
+    double per_tile = (double)tile_labels / (double)tiles;
+    printf("  RGB: %.2f labels per 256x256 tile; mean RGB water %.0f,%.0f,%.0f sea %.0f,%.0f,%.0f "
+           "grass %.0f,%.0f,%.0f\n", per_tile, sum[17][0], sum[17][1], sum[17][2], sum[13][0],
+           sum[13][1], sum[13][2], sum[9][0], sum[9][1], sum[9][2]);
+    ASSERT_TRUE(per_tile >= 2.0 && per_tile <= 6.0);
+    /* Colours: water and sea blue over red, grass and trees green over
+     * blue, sand bright, pavement grey, sea brighter blue than water. */
+    const double(*m)[3] = (const double(*)[3])sum;
+    ASSERT_LE(m[CMIR_SYNTH_RGB_WATER][0] + 15, m[CMIR_SYNTH_RGB_WATER][2]);
+    ASSERT_LE(m[CMIR_SYNTH_RGB_SEA][0] + 40, m[CMIR_SYNTH_RGB_SEA][2]);
+    ASSERT_LE(m[CMIR_SYNTH_RGB_WATER][2] + 20, m[CMIR_SYNTH_RGB_SEA][2]);
+    ASSERT_LE(m[CMIR_SYNTH_RGB_GRASS][2] + 40, m[CMIR_SYNTH_RGB_GRASS][1]);
+    ASSERT_LE(m[CMIR_SYNTH_RGB_GRASS][0] + 20, m[CMIR_SYNTH_RGB_GRASS][1]);
+    ASSERT_LE(m[CMIR_SYNTH_RGB_TREES][2] + 10, m[CMIR_SYNTH_RGB_TREES][1]);
+    ASSERT_LE(m[CMIR_SYNTH_RGB_TREES][1] + 20, m[CMIR_SYNTH_RGB_GRASS][1]); /* darker crowns */
+    ASSERT_LE(170, m[CMIR_SYNTH_RGB_SAND][0]);
+    ASSERT_LE(fabs(m[CMIR_SYNTH_RGB_PAVEMENT][0] - m[CMIR_SYNTH_RGB_PAVEMENT][2]), 15);
+    ASSERT_LE(m[CMIR_SYNTH_RGB_BARE_SOIL][2] + 30, m[CMIR_SYNTH_RGB_BARE_SOIL][0]);
+    ASSERT_LE(190, m[CMIR_SYNTH_RGB_AIRPLANE][0]);
+}
+
 /* ---- cancelling ---- */
 static int cancel_after(double frac, const char *msg, void *user)
 {
@@ -790,7 +991,7 @@ static void test_program(void)
     const char *opts[] = {"-n ", "-size", "-seed", "-first", "-o DIR", "-prefix", "-epsg", "-origin",
                           "-res", "-ratio", "-oversample", "-cell", "-variation", "-noise",
                           "-confusion", "-mtf", "-pan_weights", "-class_res", "-threads", "-co",
-                          "-wald", "-bands", "-ot", "-labels", "-q"};
+                          "-wald", "-bands", "-ot", "-labels", "-q", "-rgb", "_rgb.tif"};
     for (size_t i = 0; t && i < sizeof opts / sizeof opts[0]; i++) {
         if (!strstr((char *)t, opts[i]))
             fprintf(stderr, "  --help lacks %s\n", opts[i]);
@@ -810,6 +1011,14 @@ static void test_program(void)
     ASSERT_EQ_INT(run_prog("-ratio x", "err2.txt"), 2);
     t = slurp(path_in("err2.txt"), &n);
     ASSERT_TRUE(t && strstr((char *)t, "-ratio: 'x' is not an integer"));
+    free(t);
+    make_subdir("prgb");
+    snprintf(args, sizeof args, "-rgb -q -size 128 -n 1 -first 2 -o %s/prgb", dir);
+    ASSERT_EQ_INT(run_prog(args, "run_rgb.txt"), 0);
+    ASSERT_EQ_INT(count_files(path_in("prgb"), "rgb_002_"), 3);
+    ASSERT_EQ_INT(run_prog("-rgb -mtf 0.3", "err_rgb.txt"), 2);
+    t = slurp(path_in("err_rgb.txt"), &n);
+    ASSERT_TRUE(t && strstr((char *)t, "-mtf is not an option of the RGB mode"));
     free(t);
     snprintf(args, sizeof args, "-q -wald %s/missing.tif -o %s", dir, dir);
     ASSERT_EQ_INT(run_prog(args, "err3.txt"), 1);
@@ -837,6 +1046,9 @@ int main(int argc, char **argv)
     RUN(test_files);
     for (int k = 0; k < NS; k++)
         cmir_synth_scene_free(&S[k]);
+    RUN(test_rgb_determinism);
+    RUN(test_rgb_files);
+    RUN(test_rgb_content);
     RUN(test_cancel);
     RUN(test_wald_nodata);
     RUN(test_wald_landsat);

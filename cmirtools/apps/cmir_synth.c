@@ -1,6 +1,7 @@
 /* cmir_synth: makes PAN/MS scene pairs, either DSRSID-like simulated scenes
  * with class rasters or, with -wald, a pair derived from a real
- * multispectral raster; a thin main() over cmir_synth_run/_wald. */
+ * multispectral raster, or with -rgb very-high-resolution RGB scenes with a
+ * 17-label raster; a thin main() over cmir_synth_run/_wald/_rgb_run. */
 #include "cmir/synth.h"
 #include "cmir_app.h"
 
@@ -19,6 +20,9 @@ static const char usage[] =
     "       cmir_synth -wald INPUT [INPUT]... [-bands B,G,R,NIR] [-ratio R] [-mtf M]\n"
     "                  [-pan_weights B,G,R,NIR] [-ot Float32|UInt16] [-labels RASTER]\n"
     "                  [-class_res ms|pan] [-o DIR] [-prefix NAME] [-co NAME=VALUE]... [-q]\n"
+    "       cmir_synth -rgb [-n N] [-size PIXELS] [-seed S] [-first K] [-o DIR] [-prefix NAME]\n"
+    "                  [-epsg CODE] [-origin X Y] [-res METRES] [-cell METRES] [-variation V]\n"
+    "                  [-noise N] [-threads T] [-co NAME=VALUE]... [-q]\n"
     "\n"
     "DSRSID-like mode (default) renders N georeferenced scenes of the 8 DSRSID classes\n"
     "(1 aquafarm, 2 cloud, 3 forest, 4 high building, 5 low building, 6 farm land, 7 river,\n"
@@ -57,14 +61,29 @@ static const char usage[] =
     "  -labels RASTER land-cover raster resampled onto the class grid (mode or nearest;\n"
     "                 reprojected if needed) and written as DIR/NAME_class.tif\n"
     "\n"
-    "Both modes:\n"
-    "  -o DIR         output directory, must exist (default .)\n"
-    "  -prefix NAME   file name prefix (default 'scene', or 'wald' with -wald)\n"
+    "RGB mode (-rgb) renders N very-high-resolution true-colour scenes (UC-Merced-like) with\n"
+    "a per-pixel raster of the 17 UC-Merced multi-labels (1 airplane, 2 bare soil,\n"
+    "3 buildings, 4 cars, 5 chaparral, 6 court, 7 dock, 8 field, 9 grass, 10 mobile home,\n"
+    "11 pavement, 12 sand, 13 sea, 14 ship, 15 tanks, 16 trees, 17 water): land-cover regions\n"
+    "with objects on suitable ground. Scene K is written as DIR/NAME_KKK_rgb.tif (3 bands\n"
+    "Byte Red, Green, Blue) and DIR/NAME_KKK_class.tif (Byte labels 1..17 on the same grid,\n"
+    "colour table; category names in its .aux.xml). Tile them with `cmir_tile -pan\n"
+    "NAME_KKK_rgb.tif -labels NAME_KKK_class.tif -multilabel 0.01 ARCHIVE` (no -ms).\n"
+    "It takes -n, -size (default 2048), -seed, -first, -epsg (default 32610, UTM 10N),\n"
+    "-origin (default 720000 4134000), -res (pixel size, default 0.3), -cell (region\n"
+    "spacing, default 110), -variation, -noise and -threads as above.\n"
+    "\n"
+    "DSRSID-like and Wald modes:\n"
     "  -ratio R       MS/PAN pixel-size ratio, 1..16 (default 4)\n"
     "  -mtf M         Gaussian MTF at the MS Nyquist frequency, 0.05..0.95 (default 0.3)\n"
     "  -pan_weights B,G,R,NIR  PAN spectral weights, normalised (default 0.2,0.25,0.25,0.3)\n"
+    "\n"
+    "All modes:\n"
+    "  -o DIR         output directory, must exist (default .)\n"
+    "  -prefix NAME   file name prefix (default 'scene', 'wald' with -wald, 'rgb' with -rgb)\n"
     "  -co NAME=VALUE GTiff creation option, repeatable; overrides the defaults TILED=YES,\n"
-    "                 COMPRESS=DEFLATE (and PHOTOMETRIC=MINISBLACK for the MS file)\n"
+    "                 COMPRESS=DEFLATE (and PHOTOMETRIC=MINISBLACK for the MS file,\n"
+    "                 PHOTOMETRIC=RGB for the RGB file)\n"
     "  -q             quiet: no progress bar, no summary\n"
     "Files are written under temporary names and renamed when complete: an error or an\n"
     "interrupt (Ctrl-C, SIGTERM; exit code 130) leaves no partial output. GDAL's general options (--config, --debug,\n"
@@ -156,7 +175,12 @@ int main(int argc, char **argv)
     int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
     if (done)
         return rc;
-    cmir_synth_params p = cmir_synth_default_params();
+    int rgb = 0;
+    for (int i = 1; i < argc; i++) /* the mode decides the defaults */
+        if (!strcmp(argv[i], "-rgb"))
+            rgb = 1;
+    cmir_synth_params p = rgb ? cmir_synth_rgb_default_params() : cmir_synth_default_params();
+    const char *not_rgb = NULL; /* first option the RGB mode does not take */
     const char **inputs = calloc((size_t)argc, sizeof(char *));
     const char **co = calloc((size_t)argc + 1, sizeof(char *));
     int n_in = 0, n_co = 0, quiet = 0, wald = 0, bad = 0;
@@ -176,6 +200,11 @@ int main(int argc, char **argv)
             wald = 1;
             continue;
         }
+        if (!strcmp(a, "-rgb"))
+            continue;
+        if (!not_rgb && (!strcmp(a, "-ratio") || !strcmp(a, "-oversample") || !strcmp(a, "-confusion") ||
+                         !strcmp(a, "-mtf") || !strcmp(a, "-pan_weights") || !strcmp(a, "-class_res")))
+            not_rgb = a;
         if (a[0] != '-' || !a[1]) {
             inputs[n_in++] = a;
             continue;
@@ -247,6 +276,10 @@ int main(int argc, char **argv)
                            n_in ? inputs[0] : p.labels ? "-labels" : type ? "-ot" : "-bands") + 1;
         goto end;
     }
+    if (rgb && (wald || not_rgb)) {
+        rc = cmir_app_fail(prog, "%s is not an option of the RGB mode (-rgb)", wald ? "-wald" : not_rgb) + 1;
+        goto end;
+    }
     if (wald && !n_in) {
         rc = cmir_app_fail(prog, "-wald needs at least one input raster") + 1;
         goto end;
@@ -273,6 +306,14 @@ int main(int argc, char **argv)
             printf("%s: wrote %s_pan.tif, %s_ms.tif%s%s%s\n", prog, out, out,
                    p.labels ? " and " : "", p.labels ? out : "", p.labels ? "_class.tif" : "");
         free(out);
+    } else if (rgb) {
+        if (!prefix)
+            prefix = "rgb";
+        err = cmir_synth_rgb_run(&p, dir, prefix, progress, &quiet);
+        if (!err && !quiet)
+            printf("%s: wrote %d RGB scene%s (%s/%s_%03d..%03d_{rgb,class}.tif)\n", prog,
+                   p.n_scenes, p.n_scenes == 1 ? "" : "s", dir, prefix, p.first_index,
+                   p.first_index + p.n_scenes - 1);
     } else {
         if (!prefix)
             prefix = "scene";
