@@ -1,8 +1,10 @@
 /* Tests of cmir_tile(): co-registration on synthetic scenes (aligned,
  * half-pixel shifted, reprojected to another CRS), the real Landsat 8 and
  * SpaceNet pairs (skipped when ../shared is absent), labels from a class
- * raster and from polygons, and bad inputs refused without leaving or
- * damaging an archive. */
+ * raster and from polygons, RGB scenes tiled without MS (the MS slot a
+ * block-averaged copy, multi-labels from the 17-label raster, nodata), and
+ * bad inputs refused without leaving or damaging an archive. */
+#include "cmir/synth.h"
 #include "cmir/tiling.h"
 #include "test_util.h"
 
@@ -339,9 +341,10 @@ static void test_bad_inputs(void)
     const char *far[1] = {in_dir("far.tif")};
     ASSERT_EQ_INT(cmir_tile(pan, 1, far, 1, in_dir("x.mat"), 0, p, NULL, NULL, NULL), CMIR_EINVAL);
     ASSERT_TRUE(strstr(cmir_last_error(), "do not overlap") != NULL);
-    /* A 4-band "PAN". */
-    ASSERT_EQ_INT(cmir_tile(ms, 1, ms, 1, in_dir("x.mat"), 0, p, NULL, NULL, NULL), CMIR_EINVAL);
-    ASSERT_TRUE(strstr(cmir_last_error(), "one band") != NULL);
+    /* PAN-slot scenes of one run with different band counts. */
+    const char *mixed[2] = {in_dir("pan.tif"), in_dir("ms.tif")};
+    ASSERT_EQ_INT(cmir_tile(mixed, 2, ms, 1, in_dir("x.mat"), 0, p, NULL, NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "ms.tif: has 4 bands but") && strstr(cmir_last_error(), "must agree"));
     /* Tile size not a multiple of the ratio. */
     p.tile_size = 66;
     ASSERT_EQ_INT(cmir_tile(pan, 1, ms, 1, in_dir("x.mat"), 0, p, NULL, NULL, NULL), CMIR_EINVAL);
@@ -390,6 +393,186 @@ static void test_concurrent_append(void)
     cmir_archive *a = cmir_archive_open(in_dir("a.mat"));
     ASSERT_TRUE(a && cmir_archive_get_info(a)->n_tiles == 24);
     cmir_archive_close(a);
+}
+
+/* ---- RGB scenes without MS: the MS slot is a 4x4 block-averaged copy ---- */
+
+static cmir_synth_rgb_scene rgb_scene; /* scene 0 of the RGB tests, 512 x 512 */
+
+/* Writes an RGB GeoTIFF of the scene's pixels, with nodata 0 and a
+ * nodata square of `hole` pixels in the upper-left corner when hole > 0. */
+static void write_rgb(const char *path, const cmir_synth_rgb_scene *s, int hole)
+{
+    GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, s->w, s->h, 3, GDT_Byte, NULL);
+    GDALSetGeoTransform(ds, (double *)s->gt);
+    OGRSpatialReferenceH r = OSRNewSpatialReference(NULL);
+    OSRImportFromEPSG(r, s->epsg);
+    GDALSetSpatialRef(ds, r);
+    OSRDestroySpatialReference(r);
+    size_t plane = (size_t)s->w * s->h;
+    unsigned char *v = malloc(plane);
+    for (int b = 0; b < 3; b++) {
+        memcpy(v, s->rgb + b * plane, plane);
+        for (int y = 0; y < hole; y++)
+            memset(v + (size_t)y * s->w, 0, (size_t)hole);
+        GDALRasterBandH band = GDALGetRasterBand(ds, b + 1);
+        GDALSetRasterColorInterpretation(band, (GDALColorInterp)(GCI_RedBand + b));
+        if (hole)
+            GDALSetRasterNoDataValue(band, 0);
+        ASSERT_EQ_INT(GDALRasterIO(band, GF_Write, 0, 0, s->w, s->h, v, s->w, s->h, GDT_Byte, 0, 0), CE_None);
+    }
+    free(v);
+    GDALClose(ds);
+}
+
+static void test_rgb_no_ms(void)
+{
+    cmir_synth_params sp = cmir_synth_rgb_default_params();
+    sp.size = 512;
+    sp.seed = 11;
+    ASSERT_OK(cmir_synth_rgb_render(&sp, 0, &rgb_scene, NULL, NULL));
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "%s/rgb", dir);
+    ASSERT_OK(cmir_synth_rgb_scene_write(&sp, &rgb_scene, prefix));
+    const char *pan[1] = {in_dir("rgb_rgb.tif")};
+    cmir_tile_params p = quiet_params(256);
+    p.stride = 128;
+    p.label_raster = in_dir("rgb_class.tif");
+    p.label_min_frac = 0;
+    p.multilabel_frac = 0.01;
+    cmir_tile_stats st;
+    ASSERT_OK(cmir_tile(pan, 1, NULL, 0, in_dir("rgb.mat"), 0, p, NULL, NULL, &st));
+    ASSERT_EQ_INT(st.tiles_written, 9);
+    ASSERT_EQ_INT(st.ratio, 4);
+    ASSERT_EQ_INT(st.n_classes, 17);
+    cmir_archive *a = cmir_archive_open(in_dir("rgb.mat"));
+    ASSERT_TRUE(a != NULL);
+    if (!a)
+        return;
+    const cmir_archive_info *inf = cmir_archive_get_info(a);
+    ASSERT_EQ_INT(inf->pan_h, 256);
+    ASSERT_EQ_INT(inf->pan_bands, 3);
+    ASSERT_EQ_INT(inf->ms_h, 64);
+    ASSERT_EQ_INT(inf->ms_w, 64);
+    ASSERT_EQ_INT(inf->ms_bands, 3);
+    ASSERT_EQ_INT(inf->n_classes, 17);
+    ASSERT_EQ_INT(inf->has_multilabel, 1);
+    const char *bn[3] = {"Red", "Green", "Blue"};
+    for (int b = 0; b < 3; b++) {
+        ASSERT_TRUE(strcmp(cmir_archive_band_name(a, CMIR_PAN, b), bn[b]) == 0);
+        ASSERT_TRUE(strcmp(cmir_archive_band_name(a, CMIR_MS, b), bn[b]) == 0);
+    }
+    for (int c = 1; c <= 17; c++)
+        ASSERT_TRUE(strcmp(cmir_archive_class_name(a, c), cmir_synth_rgb_label_name(c)) == 0);
+    float *pt = malloc(sizeof(float) * 256 * 256 * 3), *mt = malloc(sizeof(float) * 64 * 64 * 3);
+    double max_err = 0, n_lab = 0;
+    int bad_pos = 0, bad_neg = 0;
+    for (int64_t t = 0; t < inf->n_tiles; t++) {
+        ASSERT_OK(cmir_archive_read_tile(a, CMIR_PAN, t, pt));
+        ASSERT_OK(cmir_archive_read_tile(a, CMIR_MS, t, mt));
+        double win[4], pg[6], mg[6];
+        ASSERT_OK(cmir_archive_window(a, CMIR_PAN, t, win));
+        ASSERT_OK(cmir_archive_geotransform(a, CMIR_PAN, t, pg));
+        ASSERT_OK(cmir_archive_geotransform(a, CMIR_MS, t, mg));
+        ASSERT_NEAR(pg[1], 0.3, 1e-12);
+        ASSERT_NEAR(mg[1], 1.2, 1e-12);
+        ASSERT_NEAR(pg[0], mg[0], 1e-9);
+        /* PAN tile = the scene's pixels; MS = its 4x4 block means. */
+        int x0 = (int)win[0], y0 = (int)win[1];
+        size_t plane = (size_t)rgb_scene.w * rgb_scene.h;
+        ASSERT_NEAR(pt[1], rgb_scene.rgb[plane + (size_t)y0 * rgb_scene.w + x0 + 0], 0);
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++)
+                for (int b = 0; b < 3; b++) {
+                    double m = 0;
+                    for (int dy = 0; dy < 4; dy++)
+                        for (int dx = 0; dx < 4; dx++)
+                            m += pt[((size_t)(4 * y + dy) * 256 + 4 * x + dx) * 3 + b];
+                    max_err = fmax(max_err, fabs(m / 16 - mt[((size_t)y * 64 + x) * 3 + b]));
+                }
+        /* Multi-labels against the label raster's fractions over the tile. */
+        int cnt[18] = {0};
+        for (int y = y0; y < y0 + 256; y++)
+            for (int x = x0; x < x0 + 256; x++)
+                cnt[rgb_scene.cls[(size_t)y * rgb_scene.w + x] % 18]++;
+        uint8_t ml[17];
+        ASSERT_OK(cmir_archive_multilabel(a, t, ml));
+        for (int c = 1; c <= 17; c++) {
+            double f = cnt[c] / 65536.0;
+            n_lab += ml[c - 1];
+            bad_pos += f >= 0.02 && !ml[c - 1]; /* clearly above 0.01 on the fine grid */
+            bad_neg += f == 0 && ml[c - 1];
+        }
+    }
+    printf("  RGB tiles: MS vs 4x4 PAN mean max |diff| %.3f; %.2f labels per tile\n", max_err,
+           n_lab / (double)inf->n_tiles);
+    ASSERT_LE(max_err, 0.5 + 1e-6);
+    ASSERT_EQ_INT(bad_pos, 0);
+    ASSERT_EQ_INT(bad_neg, 0);
+    ASSERT_LE(2.0, n_lab / (double)inf->n_tiles);
+    free(pt);
+    free(mt);
+    cmir_archive_close(a);
+}
+
+/* Appending a 1-band PAN scene to the RGB archive is refused (naming the
+ * archive and the scene) and leaves the archive as it was; an RGB scene
+ * appends. */
+static void test_rgb_append(void)
+{
+    const char *rgb[1] = {in_dir("rgb_rgb.tif")}, *pan[1] = {in_dir("pan.tif")}, *ms[1] = {in_dir("ms.tif")};
+    cmir_tile_params p = quiet_params(256);
+    long s0, s1;
+    double h0 = file_sum(in_dir("rgb.mat"), &s0);
+    cmir_tile_params q = quiet_params(64);
+    ASSERT_EQ_INT(cmir_tile(pan, 1, ms, 1, in_dir("rgb.mat"), 1, q, NULL, NULL, NULL), CMIR_EINVAL);
+    printf("  %s\n", cmir_last_error());
+    ASSERT_TRUE(strstr(cmir_last_error(), "rgb.mat: cannot append") && strstr(cmir_last_error(), "pan.tif") &&
+                strstr(cmir_last_error(), "3-band"));
+    double h1 = file_sum(in_dir("rgb.mat"), &s1);
+    ASSERT_TRUE(s0 == s1 && h0 == h1);
+    p.label_raster = in_dir("rgb_class.tif");
+    p.label_min_frac = 0;
+    p.multilabel_frac = 0.01;
+    ASSERT_OK(cmir_tile(rgb, 1, NULL, 0, in_dir("rgb.mat"), 1, p, NULL, NULL, NULL));
+    cmir_archive *a = cmir_archive_open(in_dir("rgb.mat"));
+    ASSERT_TRUE(a && cmir_archive_get_info(a)->n_tiles == 9 + 4);
+    cmir_archive_close(a);
+}
+
+/* Nodata in the RGB scene: tiles over it are skipped (or kept with
+ * -keep_nodata), and the reduced copy of a clean tile is unaffected. */
+static void test_rgb_nodata(void)
+{
+    if (!rgb_scene.rgb)
+        return;
+    write_rgb(in_dir("hole.tif"), &rgb_scene, 200);
+    const char *pan[1] = {in_dir("hole.tif")};
+    cmir_tile_params p = quiet_params(256);
+    cmir_tile_stats st;
+    ASSERT_OK(cmir_tile(pan, 1, NULL, 0, in_dir("hole.mat"), 0, p, NULL, NULL, &st));
+    ASSERT_EQ_INT(st.tiles_written, 3);
+    ASSERT_EQ_INT(st.skipped_nodata, 1);
+    cmir_archive *a = cmir_archive_open(in_dir("hole.mat"));
+    ASSERT_TRUE(a != NULL);
+    if (a) {
+        double nd = -1;
+        ASSERT_OK(cmir_archive_nodata(a, CMIR_MS, &nd));
+        ASSERT_NEAR(nd, 0, 0);
+        ASSERT_TRUE(strcmp(cmir_archive_band_name(a, CMIR_PAN, 0), "Red") == 0);
+        cmir_archive_close(a);
+    }
+    p.keep_nodata = 1;
+    ASSERT_OK(cmir_tile(pan, 1, NULL, 0, in_dir("hole2.mat"), 0, p, NULL, NULL, &st));
+    ASSERT_EQ_INT(st.tiles_written, 4);
+    /* An explicit ratio of 2 gives 128 x 128 reduced tiles. */
+    p.keep_nodata = 0;
+    p.ratio = 2;
+    ASSERT_OK(cmir_tile(pan, 1, NULL, 0, in_dir("hole3.mat"), 0, p, NULL, NULL, &st));
+    a = cmir_archive_open(in_dir("hole3.mat"));
+    ASSERT_TRUE(a && cmir_archive_get_info(a)->ms_h == 128 && cmir_archive_get_info(a)->ms_bands == 3);
+    cmir_archive_close(a);
+    cmir_synth_rgb_scene_free(&rgb_scene);
 }
 
 static int cancel_after(double f, const char *m, void *u)
@@ -512,6 +695,9 @@ int main(void)
     RUN(test_warped);
     RUN(test_labels_raster);
     RUN(test_bad_inputs);
+    RUN(test_rgb_no_ms);
+    RUN(test_rgb_append);
+    RUN(test_rgb_nodata);
     RUN(test_cancel);
     RUN(test_concurrent_append);
     RUN(test_real_landsat8);

@@ -1,6 +1,7 @@
-/* cmir_tile: cuts PAN scenes and the MS scenes covering them into
- * co-registered tile pairs with labels, written to a tile archive; a thin
- * main() over cmir_tile(). */
+/* cmir_tile: cuts PAN scenes (or multi-band ones such as RGB) and the MS
+ * scenes covering them (or, without -ms, a reduced copy of each scene)
+ * into co-registered tile pairs with labels, written to a tile archive; a
+ * thin main() over cmir_tile(). */
 #include "cmir/tiling.h"
 #include "cmir_app.h"
 
@@ -10,7 +11,7 @@
 
 static const char usage[] =
     "Usage: cmir_tile [--help] [--version] [-q] [-append]\n"
-    "                 -pan PAN_SCENE [-pan PAN_SCENE]... -ms MS_SCENE [-ms MS_SCENE]...\n"
+    "                 -pan PAN_SCENE [-pan PAN_SCENE]... [-ms MS_SCENE [-ms MS_SCENE]...]\n"
     "                 [-ts SIZE] [-stride N] [-ratio R] [-b BAND]... [-r RESAMPLING]\n"
     "                 [-nodata_frac F] [-keep_nodata]\n"
     "                 [-labels CLASS_RASTER | -label_layer VECTOR -label_field FIELD [-lyr NAME]]\n"
@@ -20,12 +21,19 @@ static const char usage[] =
     "Cuts each PAN scene into SIZE x SIZE tiles (default 256) and, for each, the MS tile that\n"
     "covers exactly the same ground at MS resolution, co-registered by georeferencing (GDAL's\n"
     "warper and PROJ when the grids or CRSs differ). Any raster GDAL reads is accepted.\n"
-    "  -pan, -ms       input scenes (repeatable); MS scenes are mosaicked where several overlap\n"
+    "  -pan, -ms       input scenes (repeatable); MS scenes are mosaicked where several overlap.\n"
+    "                  A -pan scene may have several bands (e.g. RGB: the archive's PAN slot then\n"
+    "                  holds SIZE x SIZE x 3 tiles, band names from the colour interpretation);\n"
+    "                  all -pan scenes of a run, and an archive appended to, must agree.\n"
+    "                  Without -ms, each -pan scene is its own MS source: the MS slot holds it\n"
+    "                  reduced by R (-ratio, default 4) with 'average' resampling (block means),\n"
+    "                  e.g. 256x256x3 RGB tiles with 64x64x3 reduced copies\n"
     "  -ts SIZE        tile size in PAN pixels (a multiple of the PAN/MS ratio)\n"
     "  -stride N       PAN pixels between tiles (default SIZE; smaller values overlap tiles)\n"
-    "  -ratio R        MS/PAN pixel-size ratio (default: read from the data)\n"
+    "  -ratio R        MS/PAN pixel-size ratio (default: read from the data; 4 without -ms)\n"
     "  -b BAND         MS band to keep, 1-based, repeatable (default: all)\n"
     "  -r RESAMPLING   warper resampling for MS: near, bilinear (default), cubic, average...\n"
+    "                  (default average without -ms)\n"
     "  -nodata_frac F  skip tiles with more than F nodata pixels (default 0.01)\n"
     "  -keep_nodata    keep such tiles, unlabelled\n"
     "  -labels R       class raster: values 1..C are classes (category names become class names);\n"
@@ -104,9 +112,9 @@ int main(int argc, char **argv)
         }
 #undef VAL
     }
-    if (!n_pan || !n_ms || !out) {
+    if (!n_pan || !out) {
         fputs(usage, stderr);
-        rc = cmir_app_fail("cmir_tile", "need -pan, -ms and an output archive");
+        rc = cmir_app_fail("cmir_tile", "need -pan and an output archive");
         rc = 2;
         goto end;
     }

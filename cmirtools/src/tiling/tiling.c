@@ -1,8 +1,10 @@
-/* cmir_tile(): PAN scenes and the MS scenes covering them -> co-registered
- * tile pairs in a tile archive. Per PAN scene, the MS data is put on the
- * PAN-aligned MS grid (directly when it already lies on it, else through a
- * warped VRT), labels on the same grid (labels.c), then every tile window
- * is read, checked for nodata, labelled and appended to the archive. */
+/* cmir_tile(): PAN-slot scenes (one band, or several such as RGB) and the
+ * MS scenes covering them -> co-registered tile pairs in a tile archive.
+ * Per scene, the MS data is put on the PAN-aligned MS grid (directly when
+ * it already lies on it, else through a warped VRT; without MS scenes the
+ * scene itself, reduced by block averaging), labels on the same grid
+ * (labels.c), then every tile window is read, checked for nodata,
+ * labelled and appended to the archive. */
 #include "cmir/tiling.h"
 #include "tiling_internal.h"
 
@@ -19,7 +21,7 @@ cmir_tile_params cmir_tile_default_params(void)
     cmir_tile_params p;
     memset(&p, 0, sizeof p);
     p.tile_size = 256;
-    p.resampling = "bilinear";
+    p.resampling = NULL; /* bilinear for MS scenes, average for reduced copies */
     p.nodata_frac = 0.01;
     p.label_min_frac = 0.5;
     p.skip_unlabelled = 1;
@@ -240,7 +242,7 @@ static int read_clipped(GDALDatasetH ds, const char *path, int x0, int y0, int n
     return rc;
 }
 
-/* Clears valid[] where band `mask_of`'s mask (or an alpha band) says
+/* Clears valid[] where band `band`'s mask (or an alpha band) says
  * nodata, and where float pixels are not finite. */
 static int apply_mask(GDALDatasetH ds, const char *path, int x0, int y0, int n, int band,
                       int alpha, uint8_t *valid, uint8_t *tmp)
@@ -322,16 +324,38 @@ typedef struct run {
     cmir_tile_stats st;
     cmir_archive_writer *w;
     cmir_dtype pan_t, ms_t;
+    int pan_nb, *pan_bands; /* PAN-slot bands: all of the scene's, 1..pan_nb */
     int nb, *bands;
     cmir__labels labels;
     /* per-tile buffers */
     void *pan_buf, *ms_buf;
-    uint8_t *pv, *mv, *tmp, *mlab;
+    uint8_t *pv, *mv, *tmp, *mlab, *pv_band, *pv_any;
     uint16_t *lab;
     int64_t done, total;
     cmir_progress_fn progress;
     void *user;
 } run;
+
+/* PAN-slot validity: a pixel is nodata when every band's mask says so (as
+ * GDAL's warper treats multi-band nodata), so the reduced MS copy and the
+ * PAN tile agree. */
+static int pan_mask(run *R, const scene *s, int x0, int y0, int n)
+{
+    if (R->pan_nb == 1)
+        return apply_mask(s->pan, s->path, x0, y0, n, 1, 0, R->pv, R->tmp);
+    size_t np = (size_t)n * n;
+    memset(R->pv_any, 0, np);
+    for (int b = 1; b <= R->pan_nb; b++) {
+        memcpy(R->pv_band, R->pv, np);
+        int rc = apply_mask(s->pan, s->path, x0, y0, n, b, 0, R->pv_band, R->tmp);
+        if (rc)
+            return rc;
+        for (size_t i = 0; i < np; i++)
+            R->pv_any[i] |= R->pv_band[i];
+    }
+    memcpy(R->pv, R->pv_any, np);
+    return 0;
+}
 
 static int tile_scene(run *R, scene *s)
 {
@@ -340,7 +364,7 @@ static int tile_scene(run *R, scene *s)
     if (S % r)
         return cmir__error(CMIR_EINVAL, "%s: stride %d is not a multiple of the PAN/MS ratio %d", s->path, S, r);
     GDALDataType pt = cmir__gdal_from_dtype(R->pan_t), mt = cmir__gdal_from_dtype(R->ms_t);
-    int pan_band = 1, rc = 0;
+    int rc = 0;
     double pan_gt[6], ms_gt[6], pw[4], mw[4];
     for (int ty = 0; !rc && ty + T <= s->h; ty += S) {
         for (int tx = 0; !rc && tx + T <= s->w; tx += S) {
@@ -348,11 +372,12 @@ static int tile_scene(run *R, scene *s)
             if (R->progress && R->progress((double)R->done / (double)R->total, NULL, R->user))
                 return cmir__error(CMIR_ECANCEL, "cancelled");
             /* PAN window */
-            if ((rc = read_clipped(s->pan, s->path, tx, ty, T, 1, &pan_band, pt, R->pan_buf, R->pv)) ||
-                (rc = apply_mask(s->pan, s->path, tx, ty, T, 1, 0, R->pv, R->tmp)))
+            if ((rc = read_clipped(s->pan, s->path, tx, ty, T, R->pan_nb, R->pan_bands, pt, R->pan_buf,
+                                   R->pv)) ||
+                (rc = pan_mask(R, s, tx, ty, T)))
                 break;
             if (R->pan_t == CMIR_DT_FLOAT32)
-                finite_mask(R->pan_buf, T * T, 1, R->pv);
+                finite_mask(R->pan_buf, T * T, R->pan_nb, R->pv);
             /* MS window on the grid */
             int mx = tx / r + s->ms_dx, my = ty / r + s->ms_dy;
             if ((rc = read_clipped(s->ms, s->ms_first->path, mx, my, n, R->nb, R->bands, mt, R->ms_buf, R->mv)) ||
@@ -404,6 +429,26 @@ static int file_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+/* Band names of `bands` of ds (at most 1024): description, else colour
+ * interpretation ("Red", ...), else "band_<b>". Strings live in ds or buf. */
+static void band_names(GDALDatasetH ds, const int *bands, int nb, const char **names,
+                       char (*buf)[32])
+{
+    for (int b = 0; b < nb && b < 1024; b++) {
+        GDALRasterBandH hb = GDALGetRasterBand(ds, bands[b]);
+        const char *d = GDALGetDescription(hb);
+        GDALColorInterp ci = GDALGetRasterColorInterpretation(hb);
+        if (d && *d)
+            names[b] = d;
+        else if (ci != GCI_Undefined && ci != GCI_GrayIndex)
+            names[b] = GDALGetColorInterpretationName(ci);
+        else {
+            snprintf(buf[b], sizeof buf[b], "band_%d", bands[b]);
+            names[b] = buf[b];
+        }
+    }
+}
+
 /* The archive to write: new, or the existing one when appending (whose
  * sizes, types and classes must match this run). */
 static int open_writer(run *R, const char *path, int append, const scene *s0, const ms_input *m0)
@@ -416,8 +461,12 @@ static int open_writer(run *R, const char *path, int append, const scene *s0, co
             return CMIR_EFORMAT;
         const cmir_archive_info *inf = cmir_archive_get_info(a);
         int rc = 0;
-        if (inf->pan_h != p->tile_size || inf->pan_w != p->tile_size || inf->ms_h != n ||
-            inf->ms_w != n || inf->ms_bands != R->nb || inf->pan_bands != 1)
+        if (inf->pan_bands != R->pan_nb)
+            rc = cmir__error(CMIR_EINVAL,
+                             "%s: cannot append: the archive holds %d-band PAN-slot tiles, %s has %d band%s",
+                             path, inf->pan_bands, s0->path, R->pan_nb, R->pan_nb == 1 ? "" : "s");
+        else if (inf->pan_h != p->tile_size || inf->pan_w != p->tile_size || inf->ms_h != n ||
+                 inf->ms_w != n || inf->ms_bands != R->nb)
             rc = cmir__error(CMIR_EINVAL,
                              "%s: cannot append: the archive holds %dx%d PAN / %dx%dx%d MS tiles, "
                              "this run makes %dx%d / %dx%dx%d", path, inf->pan_h, inf->pan_w,
@@ -439,7 +488,7 @@ static int open_writer(run *R, const char *path, int append, const scene *s0, co
     }
     cmir_archive_params ap = cmir_archive_default_params();
     ap.pan_h = ap.pan_w = p->tile_size;
-    ap.pan_bands = 1;
+    ap.pan_bands = R->pan_nb;
     ap.ms_h = ap.ms_w = n;
     ap.ms_bands = R->nb;
     ap.pan_type = R->pan_t;
@@ -453,26 +502,25 @@ static int open_writer(run *R, const char *path, int append, const scene *s0, co
     ap.pan_nodata = has ? nd : NAN;
     nd = GDALGetRasterNoDataValue(GDALGetRasterBand(m0->ds, R->bands[0]), &has);
     ap.ms_nodata = has ? nd : NAN;
-    /* Band names: description, else colour interpretation. */
-    const char *names[1024];
-    char buf[1024][32];
-    for (int b = 0; b < R->nb && b < 1024; b++) {
-        GDALRasterBandH hb = GDALGetRasterBand(m0->ds, R->bands[b]);
-        const char *d = GDALGetDescription(hb);
-        GDALColorInterp ci = GDALGetRasterColorInterpretation(hb);
-        if (d && *d)
-            names[b] = d;
-        else if (ci != GCI_Undefined && ci != GCI_GrayIndex)
-            names[b] = GDALGetColorInterpretationName(ci);
-        else {
-            snprintf(buf[b], sizeof buf[b], "band_%d", R->bands[b]);
-            names[b] = buf[b];
-        }
+    /* Band names: description, else colour interpretation; a single-band
+     * PAN slot is "PAN". */
+    const char **names = cmir__malloc(sizeof(char *) * 2048);
+    char(*buf)[32] = cmir__malloc(sizeof(char[32]) * 2048);
+    if (!names || !buf) {
+        cmir__free(names);
+        cmir__free(buf);
+        return CMIR_ENOMEM;
     }
-    const char *pan_name[1] = {"PAN"};
-    ap.ms_band_names = names;
-    ap.pan_band_names = pan_name;
+    band_names(m0->ds, R->bands, R->nb, names + 1024, buf + 1024);
+    if (R->pan_nb == 1)
+        names[0] = "PAN";
+    else
+        band_names(s0->pan, R->pan_bands, R->pan_nb, names, buf);
+    ap.ms_band_names = names + 1024;
+    ap.pan_band_names = names;
     R->w = cmir_archive_create(path, ap);
+    cmir__free(names);
+    cmir__free(buf);
     return R->w ? 0 : CMIR_EIO;
 }
 
@@ -480,8 +528,8 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
               const char *archive_path, int append, cmir_tile_params p, cmir_progress_fn progress,
               void *user, cmir_tile_stats *stats)
 {
-    if (!pan_paths || n_pan < 1 || !ms_paths || n_ms < 1 || !archive_path)
-        return cmir__error(CMIR_EINVAL, "cmir_tile: need at least one PAN scene, one MS scene and an archive path");
+    if (!pan_paths || n_pan < 1 || n_ms < 0 || (n_ms > 0 && !ms_paths) || !archive_path)
+        return cmir__error(CMIR_EINVAL, "cmir_tile: need at least one PAN scene and an archive path");
     if (p.tile_size < 2 || p.tile_size > 65536 || p.stride < 0 || p.nodata_frac < 0 ||
         p.deflate < 0 || p.deflate > 9 || p.ratio < 0 || p.label_min_frac < 0 || p.label_min_frac > 1)
         return cmir__error(CMIR_EINVAL, "cmir_tile: invalid parameters (tile size %d, stride %d)",
@@ -490,6 +538,16 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
         return cmir__error(CMIR_EINVAL, "cmir_tile: give a label raster or a label layer, not both");
     if (p.label_vector && !p.label_field)
         return cmir__error(CMIR_EINVAL, "cmir_tile: a label layer needs the name of its class field");
+    /* Without MS scenes each PAN-slot scene is its own MS source, reduced
+     * by `ratio` (default 4) with block averaging. */
+    const int self_ms = n_ms == 0;
+    if (self_ms) {
+        ms_paths = pan_paths;
+        n_ms = n_pan;
+        if (p.ratio <= 0)
+            p.ratio = 4;
+    }
+    const char *resampling = p.resampling ? p.resampling : self_ms ? "average" : "bilinear";
     int rc = 0;
     run R;
     memset(&R, 0, sizeof R);
@@ -507,7 +565,7 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
             rc = cmir__failed(CMIR_EIO);
         else
             rc = georef(ms[i].ds, ms_paths[i], ms[i].gt, &ms[i].srs);
-        if (!rc && GDALGetRasterCount(ms[i].ds) != GDALGetRasterCount(ms[0].ds))
+        if (!rc && !self_ms && GDALGetRasterCount(ms[i].ds) != GDALGetRasterCount(ms[0].ds))
             rc = cmir__error(CMIR_EINVAL, "%s: has %d bands but %s has %d", ms_paths[i],
                              GDALGetRasterCount(ms[i].ds), ms_paths[0], GDALGetRasterCount(ms[0].ds));
     }
@@ -535,9 +593,10 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
         }
         if ((rc = georef(s->pan, s->path, s->gt, &s->srs)))
             break;
-        if (GDALGetRasterCount(s->pan) != 1)
-            rc = cmir__error(CMIR_EINVAL, "%s: a PAN scene has one band, this one has %d", s->path,
-                             GDALGetRasterCount(s->pan));
+        if (i > 0 && GDALGetRasterCount(s->pan) != GDALGetRasterCount(sc[0].pan))
+            rc = cmir__error(CMIR_EINVAL, "%s: has %d bands but %s has %d (the PAN-slot scenes of a run "
+                             "must agree)", s->path, GDALGetRasterCount(s->pan), sc[0].path,
+                             GDALGetRasterCount(sc[0].pan));
         else if (s->gt[2] != 0 || s->gt[4] != 0 || s->gt[1] <= 0 || s->gt[5] >= 0)
             rc = cmir__error(CMIR_EUNSUPPORTED, "%s: rotated or south-up geotransform (not supported; "
                              "gdalwarp it to a north-up grid first)", s->path);
@@ -547,6 +606,15 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
         int S = p.stride > 0 ? p.stride : p.tile_size;
         if (s->w >= p.tile_size && s->h >= p.tile_size)
             R.total += (int64_t)((s->w - p.tile_size) / S + 1) * ((s->h - p.tile_size) / S + 1);
+    }
+    if (!rc) {
+        R.pan_nb = GDALGetRasterCount(sc[0].pan);
+        if (R.pan_nb < 1 || R.pan_nb > 1024)
+            rc = cmir__error(CMIR_EINVAL, "%s: has %d bands (1..1024 are supported)", sc[0].path, R.pan_nb);
+        else if (!(R.pan_bands = cmir__malloc(sizeof(int) * (size_t)R.pan_nb)))
+            rc = CMIR_ENOMEM;
+        for (int b = 0; !rc && b < R.pan_nb; b++)
+            R.pan_bands[b] = b + 1;
     }
     if (!rc)
         rc = cmir__labels_open(&R.labels, &p);
@@ -558,21 +626,25 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
         rc = cmir__error(CMIR_EINVAL, "%s: smaller than one %dx%d tile", pan_paths[0], p.tile_size, p.tile_size);
     for (int i = 0; !rc && i < n_pan; i++) {
         scene *s = &sc[i];
-        if ((rc = scene_prepare_ms(s, ms, n_ms, &p, p.resampling ? p.resampling : "bilinear")))
+        if ((rc = self_ms ? scene_prepare_ms(s, &ms[i], 1, &p, resampling)
+                          : scene_prepare_ms(s, ms, n_ms, &p, resampling)))
             break;
         if (!R.w) { /* first scene: sizes known, open the archive and buffers */
             int T = p.tile_size, n = T / s->ratio;
             if ((rc = open_writer(&R, archive_path, append, s, s->ms_first)))
                 break;
             size_t px = (size_t)T * T;
-            R.pan_buf = cmir__malloc(px * 4);
+            R.pan_buf = cmir__malloc(px * 4 * (size_t)R.pan_nb);
             R.ms_buf = cmir__malloc((size_t)n * n * R.nb * 4);
             R.pv = cmir__malloc(px);
             R.mv = cmir__malloc(px);
             R.tmp = cmir__malloc(px);
+            R.pv_band = cmir__malloc(px);
+            R.pv_any = cmir__malloc(px);
             R.lab = cmir__malloc(px * sizeof(uint16_t));
             R.mlab = cmir__malloc((size_t)R.labels.n_classes + 1);
-            if (!R.pan_buf || !R.ms_buf || !R.pv || !R.mv || !R.tmp || !R.lab || !R.mlab) {
+            if (!R.pan_buf || !R.ms_buf || !R.pv || !R.mv || !R.tmp || !R.lab || !R.mlab || !R.pv_band ||
+                !R.pv_any) {
                 rc = CMIR_ENOMEM;
                 break;
             }
@@ -617,6 +689,9 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
     cmir__free(ms);
     cmir__free(sc);
     cmir__free(R.bands);
+    cmir__free(R.pan_bands);
+    cmir__free(R.pv_band);
+    cmir__free(R.pv_any);
     cmir__free(R.pan_buf);
     cmir__free(R.ms_buf);
     cmir__free(R.pv);
