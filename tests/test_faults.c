@@ -73,7 +73,7 @@ static int train_once(void)
 
 static int search_once(void)
 {
-    cmir_query q = {CMIR_QUERY_ROW, 3, NULL, 0, {0}};
+    cmir_query q = {CMIR_QUERY_ROW, 3, NULL, 0, {0}, NULL};
     cmir_search_params p = cmir_search_default_params();
     p.k = 5;
     return cmir_search(in_dir("model.mat"), in_dir("i.gpkg"), &q, 1, in_dir("hits.geojson"), p, NULL, NULL);

@@ -120,7 +120,7 @@ static void test_search_exact(void)
 
 static void test_geojson(void)
 {
-    cmir_query q[2] = {{CMIR_QUERY_ROW, 5, NULL, 0, {0}}, {CMIR_QUERY_ROW, 100, NULL, 0, {0}}};
+    cmir_query q[2] = {{CMIR_QUERY_ROW, 5, NULL, 0, {0}, NULL}, {CMIR_QUERY_ROW, 100, NULL, 0, {0}, NULL}};
     cmir_search_params p = cmir_search_default_params();
     p.k = 4;
     const char *out = in_dir("hits.geojson");
@@ -193,7 +193,7 @@ static void test_raster_query(void)
                                GDT_Float32, 0, 0), CE_None);
     GDALClose(ds);
     cmir_archive_close(a);
-    cmir_query q = {CMIR_QUERY_RASTER, 0, in_dir("q.tif"), 0, {0}};
+    cmir_query q = {CMIR_QUERY_RASTER, 0, in_dir("q.tif"), 0, {0}, NULL};
     cmir_search_params p = cmir_search_default_params();
     p.k = 3;
     p.format = "CSV";
@@ -216,7 +216,7 @@ static void test_raster_query(void)
 
 static void test_wrong_model(void)
 {
-    cmir_query q = {CMIR_QUERY_ROW, 1, NULL, 0, {0}};
+    cmir_query q = {CMIR_QUERY_ROW, 1, NULL, 0, {0}, NULL};
     ASSERT_EQ_INT(cmir_search(M2, IX, &q, 1, in_dir("x.geojson"), cmir_search_default_params(), NULL, NULL),
                   CMIR_EINVAL);
     printf("  other model: %s\n", cmir_last_error());
@@ -284,7 +284,7 @@ static void test_merge(void)
     snprintf(cmd, sizeof cmd, "ogrinfo -q %s -sql \"UPDATE tiles SET fid = fid + 1000000 WHERE row < 500\" "
              "> /dev/null 2>&1", mg);
     ASSERT_EQ_INT(system(cmd), 0);
-    cmir_query q = {CMIR_QUERY_ROW, 10, NULL, 0, {0}}; /* its hits have moved FIDs */
+    cmir_query q = {CMIR_QUERY_ROW, 10, NULL, 0, {0}, NULL}; /* its hits have moved FIDs */
     cmir_search_params sp = cmir_search_default_params();
     sp.k = 5;
     sp.filter.modality = -1;

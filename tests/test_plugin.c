@@ -518,7 +518,7 @@ static void test_query(void)
     snprintf(cmd, sizeof cmd, "ogrinfo -so -al CMIR:QUERY -oo MODEL='%s' -oo INDEX='%s' -oo ROW=3 -oo K=2", M, IX);
     EXPECT_CONTAINS(ok(cmd), "Feature Count: 2"); /* also without -ro */
 
-    cmir_query q = {CMIR_QUERY_ROW, 3, NULL, 0, {0}};
+    cmir_query q = {CMIR_QUERY_ROW, 3, NULL, 0, {0}, NULL};
     cmir_search_params p = cmir_search_default_params();
     snprintf(oo, sizeof oo, "-oo MODEL='%s' -oo INDEX='%s' -oo ROW=3", M, IX);
     same_hits("CMIR:QUERY", oo, q, p, 10);
@@ -552,7 +552,7 @@ static void test_query(void)
              (double)p2.filter.max_dist);
     same_hits("CMIR:QUERY", oo, q, p2, 5);
     /* a raster query: the PAN GeoTIFF written by gdal_translate, and a window of it */
-    cmir_query qr = {CMIR_QUERY_RASTER, 0, in_dir("pan.tif"), 0, {0}};
+    cmir_query qr = {CMIR_QUERY_RASTER, 0, in_dir("pan.tif"), 0, {0}, NULL};
     snprintf(oo, sizeof oo, "-oo MODEL='%s' -oo INDEX='%s' -oo RASTER='%s' -oo K=4", M, IX, in_dir("pan.tif"));
     p = cmir_search_default_params();
     p.k = 4;

@@ -186,10 +186,13 @@ static void test_bad_models(void)
         ASSERT_TRUE(!strcmp(cmir_model_modality_name(pm, 1), "MS"));
         cmir_model_free(pm);
     }
-    const char *sc[2] = {"pan-and-speech", "image-speech"}, *want[2] = {"SCENARIO", "1 x 1 x 128"};
-    for (int k = 0; k < 2; k++) {
+    const char *sc[3] = {"pan-and-speech", "image-speech", "image-speech"};
+    const char *want[3] = {"SCENARIO", "AUDIO_FEATURE", "1 x 1 x 128"};
+    for (int k = 0; k < 3; k++) {
         ts = cmir_tensorset_load(in_dir("d1.mat"));
         ASSERT_OK(cmir_tensorset_put_string(ts, "SCENARIO", sc[k]));
+        if (k == 2)
+            ASSERT_OK(cmir_tensorset_put_string(ts, "AUDIO_FEATURE", "segmental"));
         ASSERT_OK(cmir_tensorset_save(ts, in_dir("scenario.mat")));
         cmir_tensorset_free(ts);
         ASSERT_TRUE(cmir_model_load(in_dir("scenario.mat")) == NULL);

@@ -1,6 +1,7 @@
 /* cmir_train: trains CMIR-NET (both stage-1 extractors and the unified
  * space) on a tile archive and writes the model file; a thin main() over
  * cmir_train(). */
+#include "cmir/audio.h"
 #include "cmir/train.h"
 #include "cmir_app.h"
 
@@ -43,6 +44,9 @@ static const char usage[] =
     "                     each clip's 128-d cepstral feature (softmax loss); held-out voices are\n"
     "                     never trained on; stage 2 pairs each image with a random clip of each\n"
     "                     of its labels, drawn afresh every epoch\n"
+    "  -audio_feature K   the clip feature: segmental (default: cepstral coefficients over 8\n"
+    "                     spans of the word, in order) or cepstral (pooled over the clip; more\n"
+    "                     robust to 8-bit recordings); recorded in the model\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
     "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
@@ -116,6 +120,14 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
             else if (!strcmp(a, "-resume")) p.resume = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
+            else if (!strcmp(a, "-audio_feature")) {
+                if (!strcmp(v, "segmental")) p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
+                else if (!strcmp(v, "cepstral")) p.audio_feature = CMIR_AUDIO_FEATURE_CEPSTRAL;
+                else {
+                    rc = cmir_app_fail("cmir_train", "-audio_feature takes segmental or cepstral, not '%s'", v);
+                    goto end;
+                }
+            }
             else {
                 rc = cmir_app_fail("cmir_train", "unknown option '%s' (see --help)", a);
                 rc = 2;

@@ -26,13 +26,17 @@
  *     least params.trim_db (default -40 dB) relative to the loudest frame.
  *
  * Features (see cmir_audio_extractor_logmel / _feature for the details):
- * log-mel spectrogram through FFTW3 (single precision) and the pooled
- * cepstral clip feature of CMIR_AUDIO_FEATURE_DIM = 128 numbers, which
- * stands in for the paper's 128-d VGGish embedding: it needs no training
- * data, is deterministic, invariant to gain and, because it only looks at
- * 50-8000 Hz of a 16 kHz signal, nearly unchanged by the source's sample
- * rate, channel count and encoding. A learned extractor can be added later
- * as another cmir_audio_feature_kind behind the same extractor handle.
+ * log-mel spectrogram through FFTW3 (single precision) and a cepstral clip
+ * feature of CMIR_AUDIO_FEATURE_DIM = 128 numbers (segmental by default,
+ * or pooled), which stands in for the paper's 128-d VGGish embedding: it
+ * needs no training data, is deterministic, invariant to gain and, because
+ * it only looks at 50-8000 Hz of a 16 kHz signal, nearly unchanged by the
+ * source's sample rate, channel count and encoding. What is learned from
+ * speech is learned on top of it: the speech branch of CMIR-NET (an MLP
+ * trained with softmax over the labels, cmir/model.h). A CNN over the
+ * log-mel frames was the alternative; the fixed feature plus the MLP
+ * already names the held-out voices' words at 0.96 (see
+ * CMIR_AUDIO_FEATURE_SEGMENTAL), and needs no GPU-scale training data.
  *
  * Errors: functions return 0 or a negative CMIR_E* code, constructors NULL;
  * cmir_last_error() says why. libsndfile's messages are prefixed "sndfile: ",
@@ -62,7 +66,21 @@ typedef enum cmir_audio_feature_kind {
      * pooled over frames: [0,32) mean, [32,64) standard deviation,
      * [64,96) mean of the deltas, [96,128) standard deviation of the
      * deltas (deltas: regression over +-2 frames, edges replicated). */
-    CMIR_AUDIO_FEATURE_CEPSTRAL = 0
+    CMIR_AUDIO_FEATURE_CEPSTRAL = 0,
+    /* The default. MFCCs c1..c16 averaged over 8 equal spans of the
+     * (trimmed) clip's frames, in time order: feat[16 s + k] = mean of
+     * c_{k+1} over span s. Keeps the order of the sounds in a word, which
+     * pooling over the whole clip loses: on the 17-label espeak-ng corpus
+     * (make-speech-corpus.sh defaults, 408 clips of 6 voices to train, 136
+     * of 2 held-out voices to test) an MLP classifier reaches 0.963 on the
+     * held-out voices with it, against 0.824 with CEPSTRAL (1-nearest
+     * neighbour on the standardised features: 0.882 against 0.699).
+     * Resampled, re-encoded (FLAC, Vorbis) and 8 kHz versions of a word
+     * stay within cosine 0.98 of the original, as with CEPSTRAL; 8-bit
+     * linear PCM does not (about 0.5: its dither at either end of the word
+     * moves the spans), where CEPSTRAL keeps 0.9: choose CEPSTRAL for such
+     * sources, for training and queries alike. */
+    CMIR_AUDIO_FEATURE_SEGMENTAL = 1
 } cmir_audio_feature_kind;
 
 typedef struct cmir_audio_params {
@@ -77,7 +95,7 @@ typedef struct cmir_audio_params {
     float range_db;     /* log-mel dynamic range: values are floored this
                            many dB below the clip's largest mel value,
                            10..160; 30 (see cmir_audio_extractor_logmel) */
-    int feature;        /* a cmir_audio_feature_kind; CEPSTRAL */
+    int feature;        /* a cmir_audio_feature_kind; SEGMENTAL */
 } cmir_audio_params;
 
 /* The defaults written above. */

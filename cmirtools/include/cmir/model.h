@@ -152,6 +152,10 @@ typedef struct cmir_model_info {
     int ratio, n_classes, d_v, multilabel;
     const char *id;       /* MODEL_ID; owned by the model */
     int scenario;         /* a cmir_scenario */
+    int audio_feature;    /* image-speech: the cmir_audio_feature_kind its
+                             clips were described with (AUDIO_FEATURE in the
+                             file: "segmental" or "cepstral"); queries must
+                             use the same (cmir_model_audio_params) */
 } cmir_model_info;
 
 /* Loads and validates a model file: every name, shape, type and the
@@ -159,6 +163,10 @@ typedef struct cmir_model_info {
 CMIR_API cmir_model *cmir_model_load(const char *path);
 CMIR_API void cmir_model_free(cmir_model *m);
 CMIR_API const cmir_model_info *cmir_model_get_info(const cmir_model *m);
+/* The audio front-end settings of an image-speech model: the defaults of
+ * cmir/audio.h with the model's feature kind. */
+struct cmir_audio_params;
+CMIR_API void cmir_model_audio_params(const cmir_model *m, struct cmir_audio_params *p);
 /* Name of modality k (0 or 1): "PAN"/"MS", or "image"/"audio" for an
  * image-speech model. Static storage. */
 CMIR_API const char *cmir_model_modality_name(const cmir_model *m, int k);

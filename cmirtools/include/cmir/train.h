@@ -55,6 +55,9 @@ typedef struct cmir_train_params {
                                  pairs by label (cmir_pairs_by_label) drawn
                                  afresh each epoch, L3 on the pair's class.
                                  features_dir/unified_path are refused. */
+    int audio_feature;    /* image-speech: the clip feature kind
+                             (cmir/audio.h), recorded in the model; default
+                             CMIR_AUDIO_FEATURE_SEGMENTAL */
     int speech_steps;     /* image-speech: the clip side's stage 1 runs at
                              least this many steps (its epochs are a few
                              batches each); default 1000 */

@@ -1,6 +1,7 @@
-/* The pooled cepstral clip feature: MFCCs c1..c32 of the log-mel, their
- * deltas, and mean and standard deviation of both over the frames (128
- * numbers); the one-shot and file forms. */
+/* The clip features: pooled cepstral (MFCCs c1..c32 of the log-mel, their
+ * deltas, mean and standard deviation of both over the frames) and
+ * segmental (mean c1..c16 over 8 equal spans of the frames), 128 numbers
+ * each; the one-shot and file forms. */
 #include "audio_internal.h"
 #include "../base/internal.h"
 
@@ -36,6 +37,33 @@ static void pool(const float *v, int64_t nf, int k, float *mean, float *sd)
     *sd = (float)sqrt(q / (double)nf);
 }
 
+/* The segmental feature: the frames cut into SEG equal spans [nf s / SEG,
+ * nf (s + 1) / SEG) (a span shorter than one frame takes the frame it
+ * starts in), feat[SEG_NC s + k] = mean of c_{k+1} over span s. Spans of
+ * equal energy (frames weighted by their power, or by their level above a
+ * floor) were measured too: they are more robust to 8-bit sources, but
+ * name held-out voices' words worse (0.73 and 0.91-0.93 against 0.96 on
+ * the corpus of cmir/audio.h), as quiet consonants lose their weight. */
+#define SEG 8
+#define SEG_NC (CMIR_AUDIO_FEATURE_DIM / SEG)
+static int segments(const float *c, int64_t nf, float *feat)
+{
+    for (int s = 0; s < SEG; s++) {
+        int64_t a = nf * s / SEG, b = nf * (s + 1) / SEG;
+        if (a > nf - 1)
+            a = nf - 1;
+        if (b <= a)
+            b = a + 1;
+        for (int k = 0; k < SEG_NC; k++) {
+            double sum = 0.0;
+            for (int64_t t = a; t < b; t++)
+                sum += c[t * NC + k];
+            feat[SEG_NC * s + k] = (float)(sum / (double)(b - a));
+        }
+    }
+    return 0;
+}
+
 int cmir_audio_extractor_feature(cmir_audio_extractor *ex, const float *x, int64_t n,
                                  float feat[CMIR_AUDIO_FEATURE_DIM])
 {
@@ -64,14 +92,18 @@ int cmir_audio_extractor_feature(cmir_audio_extractor *ex, const float *x, int64
                 s += d[m] * l[m];
             cep[t * NC + k] = s;
         }
-    deltas(cep, nf, cep + nf * NC);
-    for (int k = 0; k < NC; k++) {
-        pool(cep, nf, k, &feat[k], &feat[NC + k]);
-        pool(cep + nf * NC, nf, k, &feat[2 * NC + k], &feat[3 * NC + k]);
+    if (ex->p.feature == CMIR_AUDIO_FEATURE_SEGMENTAL) {
+        rc = segments(cep, nf, feat);
+    } else {
+        deltas(cep, nf, cep + nf * NC);
+        for (int k = 0; k < NC; k++) {
+            pool(cep, nf, k, &feat[k], &feat[NC + k]);
+            pool(cep + nf * NC, nf, k, &feat[2 * NC + k], &feat[3 * NC + k]);
+        }
     }
     cmir__free(mel);
     cmir__free(cep);
-    return 0;
+    return rc;
 }
 
 int cmir_audio_features(const float *x, int64_t n, cmir_audio_params p,

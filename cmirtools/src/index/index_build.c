@@ -226,7 +226,9 @@ static int add_clip(builder *B, const cmir_audio_corpus *c, int64_t i, int cls, 
  * classes by name). */
 static int add_corpus(builder *B, cmir_model *m, cmir_exec *ex, const char *manifest, float *V)
 {
-    cmir_audio_corpus *c = cmir_audio_corpus_load(manifest, cmir_audio_default_params(), NULL, NULL);
+    cmir_audio_params ap;
+    cmir_model_audio_params(m, &ap);
+    cmir_audio_corpus *c = cmir_audio_corpus_load(manifest, ap, NULL, NULL);
     if (!c)
         return cmir__failed(CMIR_EIO);
     const cmir_model_info *mi = cmir_model_get_info(m);

@@ -102,7 +102,9 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
     if (cmir_model_get_info(m)->scenario != CMIR_SCENARIO_IMAGE_SPEECH)
         return cmir__error(CMIR_EINVAL, "%s: an audio query needs an image-speech model (cmir_train -speech)", path);
     float feat[CMIR_AUDIO_FEATURE_DIM];
-    int rc = cmir_audio_clip_feature(path, cmir_audio_default_params(), feat);
+    cmir_audio_params ap;
+    cmir_model_audio_params(m, &ap);
+    int rc = cmir_audio_clip_feature(path, ap, feat);
     if (!rc)
         rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
     snprintf(desc, ndesc, "audio %s", path);

@@ -84,7 +84,9 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
 {
     const cmir_model_info *mi = cmir_model_get_info(m);
     const int d = mi->d_v, C = mi->n_classes;
-    cmir_audio_corpus *cp = cmir_audio_corpus_load(p.speech_manifest, cmir_audio_default_params(), NULL, NULL);
+    cmir_audio_params ap;
+    cmir_model_audio_params(m, &ap);
+    cmir_audio_corpus *cp = cmir_audio_corpus_load(p.speech_manifest, ap, NULL, NULL);
     if (!cp)
         return cmir__failed(CMIR_EIO);
     int64_t nc = cmir_audio_corpus_count(cp), nb = 0;

@@ -198,6 +198,9 @@ int cmir__model_save(cmir_model *m, const char *path)
     int rc = cmir_tensorset_put_string(ts, "CMIR_MODEL_FORMAT", FORMAT);
     if (!rc) rc = cmir_tensorset_put_string(ts, "MODEL_ID", m->id);
     if (!rc) rc = cmir_tensorset_put_string(ts, "SCENARIO", i->scenario ? "image-speech" : "pan-ms");
+    if (!rc && i->scenario == CMIR_SCENARIO_IMAGE_SPEECH)
+        rc = cmir_tensorset_put_string(ts, "AUDIO_FEATURE",
+                                       i->audio_feature == CMIR_AUDIO_FEATURE_CEPSTRAL ? "cepstral" : "segmental");
     if (!rc) rc = cmir_cnn_save(m->cnn[0], ts, "pan_");
     if (!rc) rc = cmir_cnn_save(m->cnn[1], ts, "ms_");
     if (!rc) rc = cmir_unified_save(m->uni, ts);
@@ -328,6 +331,16 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
         m->info.scenario = CMIR_SCENARIO_IMAGE_SPEECH;
     else
         return cmir__error(CMIR_EFORMAT, "SCENARIO '%s' is not known (pan-ms or image-speech)", sc);
+    if (m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH) {
+        const char *af = cmir_tensorset_get_string(ts, "AUDIO_FEATURE");
+        if (af && !strcmp(af, "segmental"))
+            m->info.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
+        else if (af && !strcmp(af, "cepstral"))
+            m->info.audio_feature = CMIR_AUDIO_FEATURE_CEPSTRAL;
+        else
+            return cmir__error(CMIR_EFORMAT, "AUDIO_FEATURE is %s%s%s (segmental or cepstral expected)",
+                               af ? "'" : "missing", af ? af : "", af ? "'" : "");
+    }
     if (m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH &&
         (m->info.ms_h != 1 || m->info.ms_w != 1 || m->info.ms_bands != CMIR_AUDIO_FEATURE_DIM))
         return cmir__error(CMIR_EFORMAT, "an image-speech model needs MS_SIZE 1 x 1 x %d (the clip feature)",
@@ -437,6 +450,13 @@ cmir_model *cmir_model_load(const char *path)
 }
 
 const cmir_model_info *cmir_model_get_info(const cmir_model *m) { return &m->info; }
+
+void cmir_model_audio_params(const cmir_model *m, cmir_audio_params *p)
+{
+    *p = cmir_audio_default_params();
+    if (m && m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH)
+        p->feature = m->info.audio_feature;
+}
 
 const char *cmir_model_modality_name(const cmir_model *m, int k)
 {

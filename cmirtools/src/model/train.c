@@ -31,6 +31,7 @@ cmir_train_params cmir_train_default_params(void)
     p.unified = cmir_unified_default_params();
     p.max_stat_tiles = 2000;
     p.speech_steps = 1000;
+    p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
     return p;
 }
 
@@ -829,7 +830,7 @@ static void settings_text(job *J, char *s, size_t n)
     const cmir_unified_params *u = &p->unified;
     char steps[48] = "";
     if (p->speech_manifest)
-        snprintf(steps, sizeof steps, "\nspeech_steps=%d", p->speech_steps);
+        snprintf(steps, sizeof steps, "\nspeech_steps=%d\naudio_feature=%d", p->speech_steps, p->audio_feature);
     snprintf(s, n,
              "seed=%llu\nthreads=%d\ntest_frac=%g\nsplit_by_scene=%d\nbatch=%d\nepochs1=%d\nepochs2=%d\n"
              "lr1=%g\nlr2=%g\northo=%g\ndropout=%g\naugment=%d\nd_v=%d\nhidden=%d\nw_pair=%g\nw_class=%g\nw_norm=%g\n"
@@ -853,7 +854,9 @@ static int speech_setup(job *J, const char *archive_path)
     if (J->p.features_dir || J->p.unified_path)
         return cmir__error(CMIR_EUNSUPPORTED, "feature and unified.mat export is not available for the "
                            "image-speech scenario");
-    J->corpus = cmir_audio_corpus_load(man, cmir_audio_default_params(), NULL, NULL);
+    cmir_audio_params ap = cmir_audio_default_params();
+    ap.feature = J->p.audio_feature;
+    J->corpus = cmir_audio_corpus_load(man, ap, NULL, NULL);
     if (!J->corpus)
         return cmir__failed(CMIR_EIO);
     int64_t n = cmir_audio_corpus_count(J->corpus);
@@ -915,7 +918,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
 {
     if (!archive_path || !model_path || p.batch < 2 || p.batch > 4096 || p.epochs1 < 0 || p.epochs2 < 0 ||
         !(p.test_frac >= 0 && p.test_frac < 1) || !(p.lr1 > 0) || !(p.lr2 > 0) || p.threads < 0 ||
-        p.speech_steps < 0)
+        p.speech_steps < 0 || (p.audio_feature != CMIR_AUDIO_FEATURE_CEPSTRAL && p.audio_feature != CMIR_AUDIO_FEATURE_SEGMENTAL))
         return cmir__error(CMIR_EINVAL, "cmir_train: invalid parameters (batch %d, test_frac %g)", p.batch,
                            p.test_frac);
     cmir_train_report rep;
@@ -951,6 +954,8 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
         if (!(J.m = cmir__model_new(J.a, cp, J.p.unified, p.seed,
                                     is_speech(&J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS)))
             rc = cmir__failed(CMIR_EINVAL);
+        else
+            J.m->info.audio_feature = p.audio_feature;
     }
     if (!rc)
         rc = split(&J);
