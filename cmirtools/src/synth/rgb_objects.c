@@ -404,6 +404,14 @@ static rg_obj obj(ctx *C, int label, int kind, float x, float y, float angle, fl
     return o;
 }
 
+/* Centre of a cluster: near the region's centre, shifted so that the
+ * clusters of one region do not all pile up on the same spot. */
+static void cluster_at(ctx *C, const rg_region *r, float *x, float *y)
+{
+    *x = r->cx + U(C->g, -0.2f, 0.2f) * (float)C->S->sp;
+    *y = r->cy + U(C->g, -0.2f, 0.2f) * (float)C->S->sp;
+}
+
 /* Marches from (x, y) along (dx, dy) for up to n pixels while on water;
  * returns 1 with the first land pixel in *sx, *sy when it is land that a
  * pier can start from. */
@@ -492,12 +500,14 @@ static void place_docks(ctx *C, const rg_region *r)
 
 static void place_courts(ctx *C, const rg_region *r)
 {
+    float x0, y0;
+    cluster_at(C, r, &x0, &y0);
     int n = I(C->g, 1, 4), style = I(C->g, 0, 2);
     float hl = U(C->g, 15, 18), hw = U(C->g, 7.5f, 9.5f);
     float a = atan2f(r->sa, r->ca) + U(C->g, -0.1f, 0.1f);
     for (int k = 0; k < n; k++) {
         float x, y;
-        slot(r->cx, r->cy, cosf(a), sinf(a), 0, (k - 0.5f * (n - 1)) * (2 * hw + 1.0f) * C->m, &x, &y);
+        slot(x0, y0, cosf(a), sinf(a), 0, (k - 0.5f * (n - 1)) * (2 * hw + 1.0f) * C->m, &x, &y);
         rg_obj o = obj(C, CMIR_SYNTH_RGB_COURT, SH_RECT, x, y, a, hl, hw, 0.0f);
         for (int b = 0; b < 3; b++) {
             o.col[b] = court_pal[style][0][b] * (1.0f + 0.05f * C->S->var * cmir_rng_normal(C->g));
@@ -509,6 +519,8 @@ static void place_courts(ctx *C, const rg_region *r)
 
 static void place_houses(ctx *C, const rg_region *r)
 {
+    float x0, y0;
+    cluster_at(C, r, &x0, &y0);
     int rows = I(C->g, 2, 4), cols = I(C->g, 3, 7), gable = chance(C->g, 0.8f);
     float pa = U(C->g, 17, 24), pb = U(C->g, 20, 28);
     float a = atan2f(r->sa, r->ca);
@@ -517,7 +529,7 @@ static void place_houses(ctx *C, const rg_region *r)
             if (chance(C->g, 0.15f))
                 continue;
             float x, y;
-            slot(r->cx, r->cy, cosf(a), sinf(a), (i - 0.5f * (cols - 1)) * pa * C->m,
+            slot(x0, y0, cosf(a), sinf(a), (i - 0.5f * (cols - 1)) * pa * C->m,
                  (j - 0.5f * (rows - 1)) * pb * C->m, &x, &y);
             rg_obj o = obj(C, CMIR_SYNTH_RGB_BUILDINGS, SH_RECT, x, y, a + U(C->g, -0.08f, 0.08f),
                            U(C->g, 5, 8.5f), U(C->g, 4, 6.5f), U(C->g, 4, 8));
@@ -544,6 +556,8 @@ static void place_big_buildings(ctx *C, const rg_region *r)
 
 static void place_tanks(ctx *C, const rg_region *r)
 {
+    float x0, y0;
+    cluster_at(C, r, &x0, &y0);
     int rows = I(C->g, 1, 3), cols = I(C->g, 2, 4);
     float rad = U(C->g, 4, 10), pitch = 2 * rad + U(C->g, 3, 8);
     float a = atan2f(r->sa, r->ca);
@@ -551,7 +565,7 @@ static void place_tanks(ctx *C, const rg_region *r)
     for (int j = 0; j < rows; j++)
         for (int i = 0; i < cols; i++) {
             float x, y;
-            slot(r->cx, r->cy, cosf(a), sinf(a), (i - 0.5f * (cols - 1)) * pitch * C->m,
+            slot(x0, y0, cosf(a), sinf(a), (i - 0.5f * (cols - 1)) * pitch * C->m,
                  (j - 0.5f * (rows - 1)) * pitch * C->m, &x, &y);
             float rr = rad * U(C->g, 0.85f, 1.1f);
             rg_obj o = obj(C, CMIR_SYNTH_RGB_TANKS, SH_CIRCLE, x, y, 0, rr, rr, U(C->g, 0.8f, 1.4f) * rr);
@@ -562,6 +576,8 @@ static void place_tanks(ctx *C, const rg_region *r)
 
 static void place_mobile_homes(ctx *C, const rg_region *r)
 {
+    float x0, y0;
+    cluster_at(C, r, &x0, &y0);
     int rows = I(C->g, 2, 4), per = I(C->g, 4, 9);
     float len = U(C->g, 12, 17), wid = U(C->g, 3.6f, 4.6f);
     float pa = wid + U(C->g, 2.5f, 4.5f), pb = len + U(C->g, 6, 10);
@@ -571,7 +587,7 @@ static void place_mobile_homes(ctx *C, const rg_region *r)
             if (chance(C->g, 0.1f))
                 continue;
             float x, y;
-            slot(r->cx, r->cy, cosf(a), sinf(a), (i - 0.5f * (per - 1)) * pa * C->m,
+            slot(x0, y0, cosf(a), sinf(a), (i - 0.5f * (per - 1)) * pa * C->m,
                  (j - 0.5f * (rows - 1)) * pb * C->m, &x, &y);
             /* long axis across the row */
             rg_obj o = obj(C, CMIR_SYNTH_RGB_MOBILE_HOME, SH_RECT, x, y, a + 1.5707963f + U(C->g, -0.04f, 0.04f),
@@ -584,6 +600,8 @@ static void place_mobile_homes(ctx *C, const rg_region *r)
 /* A parking lot: double rows of stalls with painted lines, most taken. */
 static void place_cars(ctx *C, const rg_region *r)
 {
+    float x0, y0;
+    cluster_at(C, r, &x0, &y0);
     rg_scene *S = C->S;
     int rows = 2 * I(C->g, 1, 2), per = I(C->g, 8, 20);
     float a = atan2f(r->sa, r->ca), stall = 2.7f, depth = 5.2f, aisle = 7.0f;
@@ -593,9 +611,9 @@ static void place_cars(ctx *C, const rg_region *r)
                   0.5f * ((rows / 2 - 1) * (2 * depth + aisle));
         for (int i = 0; i < per; i++) {
             float x, y, along = (i - 0.5f * (per - 1)) * stall;
-            slot(r->cx, r->cy, cosf(a), sinf(a), along * C->m, b * C->m, &x, &y);
+            slot(x0, y0, cosf(a), sinf(a), along * C->m, b * C->m, &x, &y);
             rg_obj line = obj(C, CMIR_SYNTH_RGB_PAVEMENT, SH_RECT, 0, 0, a + 1.5707963f, 0.5f * depth, 0.12f, 0);
-            slot(r->cx, r->cy, cosf(a), sinf(a), (along - 0.5f * stall) * C->m, b * C->m, &line.cx, &line.cy);
+            slot(x0, y0, cosf(a), sinf(a), (along - 0.5f * stall) * C->m, b * C->m, &line.cx, &line.cy);
             line.hw = 0.6f;
             line.col[0] = line.col[1] = line.col[2] = 190.0f;
             place(S, &line, BIT(CMIR_SYNTH_RGB_PAVEMENT), 0.0f);
@@ -612,6 +630,8 @@ static void place_cars(ctx *C, const rg_region *r)
 
 static void place_airplanes(ctx *C, const rg_region *r)
 {
+    float x0, y0;
+    cluster_at(C, r, &x0, &y0);
     int n = I(C->g, 2, 4);
     float len = U(C->g, 24, 44), a = atan2f(r->sa, r->ca);
     float pitch = len * 1.0f + U(C->g, 6, 15);
@@ -619,7 +639,7 @@ static void place_airplanes(ctx *C, const rg_region *r)
     static const float tail[3][3] = {{30, 60, 140}, {170, 30, 40}, {30, 120, 90}};
     for (int k = 0; k < n; k++) {
         float x, y;
-        slot(r->cx, r->cy, cosf(a), sinf(a), 0, (k - 0.5f * (n - 1)) * pitch * C->m, &x, &y);
+        slot(x0, y0, cosf(a), sinf(a), 0, (k - 0.5f * (n - 1)) * pitch * C->m, &x, &y);
         float l = len * U(C->g, 0.9f, 1.1f);
         rg_obj o = obj(C, CMIR_SYNTH_RGB_AIRPLANE, SH_PLANE, x, y, a + U(C->g, -0.1f, 0.1f), 0.5f * l,
                        0.5f * l * U(C->g, 0.85f, 1.05f), 3.0f);
