@@ -5,6 +5,7 @@
 #include "../base/internal.h"
 
 #include <sndfile.h>
+#include <string.h>
 
 #define CHUNK 4096 /* frames decoded per call */
 
@@ -58,6 +59,51 @@ static int read_mono(SNDFILE *sf, const SF_INFO *info, const char *path, float *
     return 0;
 }
 
+/* Bytes per sample of the fixed-width encodings, 0 for the others
+ * (ADPCM, GSM, ...: their frame count is not data bytes / block). */
+static int sample_bytes(int subformat)
+{
+    switch (subformat) {
+    case SF_FORMAT_PCM_S8: case SF_FORMAT_PCM_U8: case SF_FORMAT_ULAW: case SF_FORMAT_ALAW:
+        return 1;
+    case SF_FORMAT_PCM_16: return 2;
+    case SF_FORMAT_PCM_24: return 3;
+    case SF_FORMAT_PCM_32: case SF_FORMAT_FLOAT: return 4;
+    case SF_FORMAT_DOUBLE: return 8;
+    default: return 0;
+    }
+}
+
+/* A WAV whose data chunk declares more bytes than the file holds: libsndfile
+ * clamps the length to the file (it only notes it in its log), so the cut
+ * file would load as shorter audio. The declared size comes from the chunk
+ * itself (libsndfile's chunk API); 0xFFFFFFFF is the "length unknown"
+ * placeholder of streamed WAVs and is let through, as is a data chunk of 0
+ * bytes (refused later as empty). Other containers (AIFF, W64, RF64, CAF)
+ * and compressed encodings are not checked here (FLAC and Ogg fail in
+ * decoding when cut). */
+static int check_declared_length(SNDFILE *sf, const SF_INFO *info, const char *path)
+{
+    int major = info->format & SF_FORMAT_TYPEMASK, width = sample_bytes(info->format & SF_FORMAT_SUBMASK);
+    if ((major != SF_FORMAT_WAV && major != SF_FORMAT_WAVEX) || !width || info->frames <= 0)
+        return 0;
+    SF_CHUNK_INFO want, got;
+    memset(&want, 0, sizeof want);
+    memset(&got, 0, sizeof got);
+    memcpy(want.id, "data", 4);
+    want.id_size = 4;
+    SF_CHUNK_ITERATOR *it = sf_get_chunk_iterator(sf, &want);
+    if (!it || sf_get_chunk_size(it, &got) != SF_ERR_NO_ERROR || got.datalen == 0xffffffffu)
+        return 0;
+    int64_t promised = (int64_t)(got.datalen / ((unsigned)width * (unsigned)info->channels));
+    if (info->frames >= promised)
+        return 0;
+    return cmir__error(CMIR_EFORMAT,
+                       "%s: truncated: the header declares %u bytes of audio data (%lld frames), "
+                       "the file holds %lld frames",
+                       path, got.datalen, (long long)promised, (long long)info->frames);
+}
+
 int cmir_audio_load(const char *path, cmir_audio_params p, float **samples, int64_t *n)
 {
     SF_INFO info = {0};
@@ -88,7 +134,7 @@ int cmir_audio_load(const char *path, cmir_audio_params p, float **samples, int6
         rc = cmir__error(CMIR_EUNSUPPORTED, "%s: %lld frames = %.1f s at %d Hz, above the limit of %g s",
                          path, (long long)info.frames, (double)info.frames / info.samplerate,
                          info.samplerate, p.max_seconds);
-    else
+    else if ((rc = check_declared_length(sf, &info, path)) == 0)
         rc = read_mono(sf, &info, path, &mono, &frames);
     sf_close(sf);
     if (rc)
