@@ -4,6 +4,8 @@
 # -append), and writes into a tiny filesystem (a 3 MB tmpfs, root only).
 # Every time, the file that was there before is intact and opens (GDAL's
 # own gdalinfo/ogrinfo read it, through the CMIR plugin for the archive).
+# Then training with -checkpoint killed at random moments: the checkpoint
+# is absent or resumes into the model an uninterrupted run gives.
 # Usage: test_interrupts.sh BIN_DIR PLUGIN_DIR SOURCE_DIR [KILLS]  (KILLS per case, default 5)
 set -u
 BIN=$1
@@ -121,5 +123,55 @@ if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=3m tmpfs "$MNT" 2>/dev/null; t
 else
     echo "skip disk-full cases: needs root and tmpfs"
 fi
+# 4. training killed at random moments while it writes checkpoints
+# (-checkpoint after every stage-1 epoch and stage-2 tenth): afterwards the
+# checkpoint either does not exist or resumes, and the resumed run gives
+# the model an uninterrupted run gives (same MODEL_ID, read back through an
+# index built with it). Delays are drawn over the uninterrupted run's time.
+TRAIN="-q -threads 2 -epochs1 2 -epochs2 5"
+model_id() { # the model's identity, as an index built with it records it
+    rm -f "$OUT/id.gpkg"
+    "$BIN/cmir_index" -q -model "$1" "$OUT/a.orig" "$OUT/id.gpkg" 2>/dev/null &&
+        gdal ogrinfo -ro -q "$OUT/id.gpkg" -sql "SELECT value FROM cmir_meta WHERE key = 'model_id'" 2>/dev/null |
+        sed -n 's/^ *value (String) = //p'
+}
+t0=$(date +%s.%N)
+# shellcheck disable=SC2086
+"$BIN/cmir_train" $TRAIN -checkpoint "$OUT/ref_ck.mat" "$OUT/a.orig" "$OUT/ref.mat" || bad "checkpointed training fixture"
+tt=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+ref_id=$(model_id "$OUT/ref.mat")
+[ -n "$ref_id" ] || bad "the uninterrupted model's identity could not be read"
+for k in $(seq 1 "$N"); do
+    rm -f "$OUT/ck.mat" "$OUT/r.mat"
+    d=$(awk -v s="$((k + 200))" -v t="$tt" 'BEGIN { srand(s); printf "%.3f", rand() * t }')
+    # shellcheck disable=SC2086
+    "$BIN/cmir_train" $TRAIN -checkpoint "$OUT/ck.mat" "$OUT/a.orig" "$OUT/r.mat" &
+    pid=$!
+    sleep "$d"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rm -f "$OUT"/ck.mat.tmp.* "$OUT"/r.mat.tmp.*
+    if [ -f "$OUT/r.mat" ]; then
+        how="the run finished before the kill"
+        rid=$(model_id "$OUT/r.mat")
+    elif [ -f "$OUT/ck.mat" ]; then
+        how="checkpoint left, resumed"
+        # shellcheck disable=SC2086
+        msg=$("$BIN/cmir_train" $TRAIN -checkpoint "$OUT/ck.mat" -resume "$OUT/ck.mat" "$OUT/a.orig" "$OUT/r.mat" 2>&1) ||
+            how="checkpoint left, but the resume failed: $msg"
+        rid=$(model_id "$OUT/r.mat")
+    else
+        how="no checkpoint yet, trained from the start"
+        # shellcheck disable=SC2086
+        "$BIN/cmir_train" $TRAIN -checkpoint "$OUT/ck.mat" "$OUT/a.orig" "$OUT/r.mat" || how="$how, and that failed"
+        rid=$(model_id "$OUT/r.mat")
+    fi
+    if [ -n "$rid" ] && [ "$rid" = "$ref_id" ]; then
+        ok "training killed after $d s of ~$tt: $how; model $rid = the uninterrupted run's"
+    else
+        bad "training killed after $d s: $how; model '$rid', the uninterrupted run's '$ref_id'"
+    fi
+done
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
