@@ -47,6 +47,8 @@ static const char usage[] =
     "  -audio_feature K   the clip feature: segmental (default: cepstral coefficients over 8\n"
     "                     spans of the word, in order) or cepstral (pooled over the clip; more\n"
     "                     robust to 8-bit recordings); recorded in the model\n"
+    "  -feature_noise S   stage 1 of the speech branch adds Gaussian noise of deviation S\n"
+    "                     (default 0.5) to the normalised clip features, its augmentation\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
     "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
@@ -120,6 +122,7 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
             else if (!strcmp(a, "-resume")) p.resume = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
+            else if (!strcmp(a, "-feature_noise")) p.feature_noise = (float)atof(v);
             else if (!strcmp(a, "-audio_feature")) {
                 if (!strcmp(v, "segmental")) p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
                 else if (!strcmp(v, "cepstral")) p.audio_feature = CMIR_AUDIO_FEATURE_CEPSTRAL;

@@ -58,6 +58,9 @@ typedef struct cmir_train_params {
     int audio_feature;    /* image-speech: the clip feature kind
                              (cmir/audio.h), recorded in the model; default
                              CMIR_AUDIO_FEATURE_SEGMENTAL */
+    float feature_noise;  /* with augment: the deviation of the Gaussian
+                             noise added to normalised feature-vector inputs
+                             (the speech branch) in stage 1; default 0.5 */
     int speech_steps;     /* image-speech: the clip side's stage 1 runs at
                              least this many steps (its epochs are a few
                              batches each); default 1000 */

@@ -32,6 +32,7 @@ cmir_train_params cmir_train_default_params(void)
     p.max_stat_tiles = 2000;
     p.speech_steps = 1000;
     p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
+    p.feature_noise = 0.5f;
     return p;
 }
 
@@ -417,8 +418,14 @@ static void augment(job *J, int k, float *x, int n, float *tmp)
     const cmir_model_info *mi = &J->m->info;
     int h = k ? mi->ms_h : mi->pan_h, w = k ? mi->ms_w : mi->pan_w, b = k ? mi->ms_bands : mi->pan_bands;
     size_t per = (size_t)h * w * b;
-    if (h == 1 && w == 1)
-        return; /* a feature vector: nothing to rotate */
+    if (h == 1 && w == 1) {
+        /* a feature vector (normalised): nothing to rotate; Gaussian noise
+         * of deviation feature_noise instead, so that the branch does not
+         * learn the training voices' exact values */
+        for (size_t i = 0; i < per * (size_t)n; i++)
+            x[i] += J->p.feature_noise * cmir_rng_normal(J->rng);
+        return;
+    }
     for (int t = 0; t < n; t++) {
         int s = (int)cmir_rng_below(J->rng, h == w ? 8 : 4);
         if (!s)
@@ -828,9 +835,10 @@ static void settings_text(job *J, char *s, size_t n)
 {
     const cmir_train_params *p = &J->p;
     const cmir_unified_params *u = &p->unified;
-    char steps[48] = "";
+    char steps[96] = "";
     if (p->speech_manifest)
-        snprintf(steps, sizeof steps, "\nspeech_steps=%d\naudio_feature=%d", p->speech_steps, p->audio_feature);
+        snprintf(steps, sizeof steps, "\nspeech_steps=%d\naudio_feature=%d\nfeature_noise=%g", p->speech_steps,
+                 p->audio_feature, p->feature_noise);
     snprintf(s, n,
              "seed=%llu\nthreads=%d\ntest_frac=%g\nsplit_by_scene=%d\nbatch=%d\nepochs1=%d\nepochs2=%d\n"
              "lr1=%g\nlr2=%g\northo=%g\ndropout=%g\naugment=%d\nd_v=%d\nhidden=%d\nw_pair=%g\nw_class=%g\nw_norm=%g\n"
@@ -918,7 +926,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
 {
     if (!archive_path || !model_path || p.batch < 2 || p.batch > 4096 || p.epochs1 < 0 || p.epochs2 < 0 ||
         !(p.test_frac >= 0 && p.test_frac < 1) || !(p.lr1 > 0) || !(p.lr2 > 0) || p.threads < 0 ||
-        p.speech_steps < 0 || (p.audio_feature != CMIR_AUDIO_FEATURE_CEPSTRAL && p.audio_feature != CMIR_AUDIO_FEATURE_SEGMENTAL))
+        p.speech_steps < 0 || !(p.feature_noise >= 0) || (p.audio_feature != CMIR_AUDIO_FEATURE_CEPSTRAL && p.audio_feature != CMIR_AUDIO_FEATURE_SEGMENTAL))
         return cmir__error(CMIR_EINVAL, "cmir_train: invalid parameters (batch %d, test_frac %g)", p.batch,
                            p.test_frac);
     cmir_train_report rep;
