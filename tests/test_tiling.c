@@ -445,6 +445,14 @@ static void test_rgb_no_ms(void)
     ASSERT_EQ_INT(st.tiles_written, 9);
     ASSERT_EQ_INT(st.ratio, 4);
     ASSERT_EQ_INT(st.n_classes, 17);
+    /* with the default majority rule, multi-labelled tiles are kept too
+     * (class 0 where no label covers half the tile) */
+    cmir_tile_params p2 = p;
+    p2.label_min_frac = 0.5;
+    cmir_tile_stats st2;
+    ASSERT_OK(cmir_tile(pan, 1, NULL, 0, in_dir("rgb2.mat"), 0, p2, NULL, NULL, &st2));
+    ASSERT_EQ_INT(st2.tiles_written, 9);
+    ASSERT_EQ_INT(st2.skipped_unlabelled, 0);
     cmir_archive *a = cmir_archive_open(in_dir("rgb.mat"));
     ASSERT_TRUE(a != NULL);
     if (!a)

@@ -69,7 +69,9 @@ typedef struct cmir_tile_params {
     double multilabel_frac; /* > 0: also record every class covering at
                                least this fraction (multi-label); default 0 */
     int skip_unlabelled;  /* drop tiles without a label when labels are
-                             given; default 1 */
+                             given (with multilabel_frac > 0: without any
+                             label above it; such a tile without a
+                             majority class is kept, class 0); default 1 */
     int deflate;          /* archive compression level 0..9; default 0: zlib
                              (level 1: ~90 MB/s) would make tiling 8x slower
                              than reading the scenes; archives of real imagery

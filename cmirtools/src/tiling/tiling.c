@@ -394,7 +394,11 @@ static int tile_scene(run *R, scene *s)
             if (s->lab) {
                 if ((rc = cmir__labels_tile(&R->labels, s->lab, tx / r, ty / r, n, R->lab, p, &label, R->mlab)))
                     break;
-                if (!label && p->skip_unlabelled) {
+                /* a multi-label tile without a majority class is labelled */
+                int any = 0;
+                for (int c = 0; R->mlab && c < R->labels.n_classes && !any; c++)
+                    any = R->mlab[c] != 0;
+                if (!label && !any && p->skip_unlabelled) {
                     R->st.skipped_unlabelled++;
                     continue;
                 }
