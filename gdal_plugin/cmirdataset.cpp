@@ -31,16 +31,19 @@ static const char *const OPEN_OPTIONS =
     "  <Option name='INDEX' type='string' description='CMIR:QUERY: the GeoPackage index built "
     "with MODEL'/>"
     "  <Option name='ROW' type='integer' min='0' description='CMIR:QUERY: query by a row of the "
-    "index (give ROW or RASTER)'/>"
+    "index (give one of ROW, RASTER, AUDIO)'/>"
     "  <Option name='RASTER' type='string' description='CMIR:QUERY: query by any GDAL raster "
     "(1 band = PAN, the model MS band count = MS)'/>"
+    "  <Option name='AUDIO' type='string' description='CMIR:QUERY: query by voice, a clip in any "
+    "format libsndfile reads (image-speech models)'/>"
     "  <Option name='SRCWIN' type='string' description='CMIR:QUERY: xoff,yoff,xsize,ysize window "
     "of RASTER, in pixels'/>"
     "  <Option name='K' type='integer' min='1' max='100000' default='10' description='CMIR:QUERY: "
     "number of hits'/>"
     "  <Option name='TARGET' type='string-select' default='other' description='CMIR:QUERY: "
     "modality of the hits (other = cross-modal)'>"
-    "    <Value>other</Value><Value>pan</Value><Value>ms</Value><Value>any</Value>"
+    "    <Value>other</Value><Value>pan</Value><Value>ms</Value><Value>image</Value>"
+    "<Value>audio</Value><Value>any</Value>"
     "  </Option>"
     "  <Option name='BBOX' type='string' description='CMIR:QUERY: minlon,minlat,maxlon,maxlat "
     "(WGS84): keep hits whose footprint meets it'/>"
@@ -54,7 +57,8 @@ static const char *const SYNTAX =
     "Raster: a tile archive file.mat lists its subdatasets CMIR:\"file.mat\":PAN:n and "
     "CMIR:\"file.mat\":MS:n (n = 0-based tile number); CMIR:\"file\" opens any archive "
     "(also a .h5 DSRSID copy). Vector: CMIR:QUERY with -oo MODEL=m.mat -oo INDEX=i.gpkg "
-    "-oo ROW=n (or RASTER=file [SRCWIN=x,y,w,h]) [K=10] [TARGET=other|pan|ms|any] "
+    "-oo ROW=n (or RASTER=file [SRCWIN=x,y,w,h], or AUDIO=clip.wav) [K=10] "
+    "[TARGET=other|pan|ms|image|audio|any] "
     "[BBOX=minlon,minlat,maxlon,maxlat] [MAX_DIST=d], or the same keys in the string: "
     "CMIR:QUERY?MODEL=m.mat&INDEX=i.gpkg&ROW=3&K=5";
 
@@ -497,7 +501,7 @@ static bool ParseDoubles(const char *key, const char *value, int n, double *out)
 /* KEY=VALUE pairs, from the connection string and the open options, into a cmir_query and
  * cmir_search_params. */
 static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_params &p,
-                       std::string &model, std::string &index, std::string &raster)
+                       std::string &model, std::string &index, std::string &raster, std::string &audio)
 {
     const char *v;
     model = kv.FetchNameValueDef("MODEL", "");
@@ -505,10 +509,17 @@ static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_param
     if (model.empty() || index.empty())
         return QueryFail("CMIR: CMIR:QUERY needs MODEL=model.mat and INDEX=index.gpkg");
     const char *row = kv.FetchNameValue("ROW"), *ras = kv.FetchNameValue("RASTER");
-    if ((row != nullptr) == (ras != nullptr))
-        return QueryFail("CMIR: CMIR:QUERY needs exactly one of ROW=n and RASTER=file");
+    const char *aud = kv.FetchNameValue("AUDIO");
+    if ((row != nullptr) + (ras != nullptr) + (aud != nullptr) != 1)
+        return QueryFail("CMIR: CMIR:QUERY needs exactly one of ROW=n, RASTER=file and AUDIO=clip");
     memset(&q, 0, sizeof q);
-    if (row) {
+    if (aud) {
+        audio = aud;
+        q.kind = CMIR_QUERY_AUDIO;
+        q.audio = audio.c_str();
+        if (kv.FetchNameValue("SRCWIN"))
+            return QueryFail("CMIR: SRCWIN goes with RASTER, not AUDIO");
+    } else if (row) {
         long long r;
         if (!ParseCount(row, &r))
             return QueryFail("CMIR: ROW=%s is not a row number", row);
@@ -545,14 +556,14 @@ static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_param
         p.threads = static_cast<int>(t);
     }
     if ((v = kv.FetchNameValue("TARGET")) != nullptr) {
-        if (EQUAL(v, "pan"))
+        if (EQUAL(v, "pan") || EQUAL(v, "image"))
             p.filter.modality = CMIR_PAN;
-        else if (EQUAL(v, "ms"))
+        else if (EQUAL(v, "ms") || EQUAL(v, "audio"))
             p.filter.modality = CMIR_MS;
         else if (EQUAL(v, "any"))
             p.filter.modality = -1;
         else if (!EQUAL(v, "other")) /* other: keep cmir_search's cross-modal default */
-            return QueryFail("CMIR: TARGET=%s: expected other, pan, ms or any", v);
+            return QueryFail("CMIR: TARGET=%s: expected other, pan, ms, image, audio or any", v);
     }
     if ((v = kv.FetchNameValue("BBOX")) != nullptr) {
         if (!ParseDoubles("BBOX", v, 4, p.filter.bbox))
@@ -574,7 +585,7 @@ static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_param
  * their own, e.g. NATIVE_DATA), the connection string is checked here. */
 static bool KnownQueryKey(const char *key)
 {
-    static const char *const KEYS[] = {"MODEL", "INDEX",  "ROW",  "RASTER",   "SRCWIN",
+    static const char *const KEYS[] = {"MODEL", "INDEX",  "ROW",  "RASTER",   "SRCWIN", "AUDIO",
                                        "K",     "TARGET", "BBOX", "MAX_DIST", "THREADS"};
     for (const char *k : KEYS)
         if (EQUAL(key, k))
@@ -597,7 +608,7 @@ GDALDataset *CMIRQueryDataset::Open(const char *name, const std::string &args,
             kv.AddString(plain);
         else
             QueryFail("CMIR: '%s' in the connection string is not KEY=VALUE with KEY one of MODEL, "
-                      "INDEX, ROW, RASTER, SRCWIN, K, TARGET, BBOX, MAX_DIST, THREADS",
+                      "INDEX, ROW, RASTER, SRCWIN, AUDIO, K, TARGET, BBOX, MAX_DIST, THREADS",
                       plain);
         CPLFree(key);
         CPLFree(plain);
@@ -613,8 +624,8 @@ GDALDataset *CMIRQueryDataset::Open(const char *name, const std::string &args,
     }
     cmir_query q;
     cmir_search_params p = cmir_search_default_params();
-    std::string model, index, raster;
-    if (!ParseQuery(kv, q, p, model, index, raster))
+    std::string model, index, raster, audio;
+    if (!ParseQuery(kv, q, p, model, index, raster, audio))
         return nullptr;
 
     /* cmir_search writes its result atomically through a temporary file and rename(), so the

@@ -9,6 +9,7 @@
 set -eu
 BIN=$1
 ROOT=$2
+PLUGIN=${3:-}
 command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 ||
     { echo "SKIP: espeak-ng and sox are needed (apt-get install espeak-ng sox)"; exit 77; }
 OUT=$(mktemp -d /tmp/cmir_speech_XXXXXX)
@@ -57,6 +58,11 @@ for w in water forest cloud farm_land; do
     check "ogrinfo -ro -q -al '$OUT/q_$w.geojson' | grep -q 'POLYGON ((116\.'"
 done
 check "[ $good -ge 3 ]"
+# the same voice query through GDAL's own ogrinfo and the CMIR driver (QGIS's route)
+if [ -n "$PLUGIN" ]; then
+    check "GDAL_DRIVER_PATH='$PLUGIN' ogrinfo -ro -q -al 'CMIR:QUERY?MODEL=$OUT/m.mat&INDEX=$OUT/i.gpkg&AUDIO=$OUT/corpus/water/en-gb-x-rp_130_40.wav&K=3' | grep -q 'POLYGON ((116\.'"
+    check "[ \$(GDAL_DRIVER_PATH='$PLUGIN' ogr2ogr -f CSV /vsistdout/ CMIR:QUERY -oo MODEL='$OUT/m.mat' -oo INDEX='$OUT/i.gpkg' -oo ROW=0 -oo K=4 -oo TARGET=audio | grep -c ',audio,') -eq 4 ]"
+fi
 # an image query returns spoken labels (clips, no geometry)
 run "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -k 5 -row 0 "$OUT/img.geojson"
 check "[ \$(ogrinfo -ro -q -al '$OUT/img.geojson' | grep -c 'modality (String) = audio') -eq 5 ]"
