@@ -7,15 +7,15 @@
 # the paper's protocol, Img->Aud and Aud->Img, with the held-out voices and
 # with the voices trained on, beside the paper's figures.
 # Usage: sh bench/speech_quality.sh BUILD_DIR [OUT_DIR]
-#   env: SCENES (24), EPOCHS1 (10), THREADS (2), DVS ("32 64 128"), EXTRA (stage-2 options)
+#   env: SCENES (24), EPOCHS1 (20), THREADS (2), DVS ("32 64 128"), EXTRA (stage-2 options)
 set -eu
 B=${1:?usage: sh bench/speech_quality.sh BUILD_DIR [OUT_DIR]}/cmirtools/apps
 OUT=${2:-/tmp/cmir_speech_quality}
 SCENES=${SCENES:-24}
-EPOCHS1=${EPOCHS1:-10}
+EPOCHS1=${EPOCHS1:-20}
 THREADS=${THREADS:-2}
 DVS=${DVS:-32 64 128}
-EXTRA=${EXTRA:--w_class 5 -w_pair 0.2}
+EXTRA=${EXTRA:--w_class 5 -w_pair 0.2 -w_cross 0.1}
 ROOT=$(dirname "$0")/..
 mkdir -p "$OUT/scenes"
 if [ ! -f "$OUT/rgb.mat" ]; then
