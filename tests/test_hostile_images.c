@@ -45,19 +45,21 @@
  *  1-pixel PAN                           | refused "smaller than one 32x32 tile"
  *  1-pixel MS (covers 4 PAN pixels)      | refused: every tile is nodata (names archive)
  *  scene of exactly one tile (32x32)     | 1 tile, values exact
- *  LEFT OUT (the tiling code misbehaves; reported with the hardening
- *  issue, to be added here once fixed):
- *  PAN or MS Int8 (GDAL 3.6: Byte +      | accepted as unsigned Byte: -60 is stored as 196
- *    PIXELTYPE=SIGNEDBYTE)               |
- *  PAN CInt16 / MS CFloat32 (complex)    | accepted: the real part silently kept as Float32
- *                                        |   instead of a refusal
- *  antimeridian, PAN EPSG:4326 179.9 to  | refused "PAN and MS do not overlap" (the MS
- *    180.1, MS UTM zone 60N (same ground)|   bounds wrap to xmin > xmax in EPSG:4326)
+ *  PAN or MS Int8 (GDAL 3.6: Byte +      | refused CMIR_EUNSUPPORTED "holds signed bytes
+ *    PIXELTYPE=SIGNEDBYTE)               |   (PIXELTYPE=SIGNEDBYTE)", names the file (a read
+ *                                        |   would give 196 for -60); was accepted
+ *  PAN CInt16 / MS CFloat32 (complex)    | refused "holds complex samples", names the file;
+ *                                        |   was accepted with the real part kept
+ *  antimeridian, PAN EPSG:4326 179.9 to  | 4 tiles, MS warped from UTM, values = the MS
+ *    180.1, MS UTM zone 60N (same ground)|   constant; was refused "do not overlap" (the
+ *                                        |   bounds wrapped to xmin > xmax)
  */
 #include "cmir/tiling.h"
 #include "test_util.h"
 
 #include <cpl_conv.h>
+#include <cpl_string.h>
+#include <gdal_utils.h>
 #include <cpl_error.h>
 #include <gdal.h>
 #include <ogr_srs_api.h>
@@ -282,11 +284,49 @@ static void test_antimeridian(void)
     make_raster(ms, 16, 16, 4, GDT_Byte, mgt, "EPSG:4326", ms_plain, 0, 0, NULL);
     expect_tiles("antimeridian, EPSG:4326 both", tile_run(pan, ms, arc, small_params()), arc, 4, pan_plain, ms_plain,
                  1, 0, CMIR_DT_UINT8, CMIR_DT_UINT8);
-    /* Left out: the same PAN with its MS in UTM zone 60N (EPSG:32660,
-     * central meridian 177E) covering the same ground is refused as "PAN
-     * and MS do not overlap" (the MS bounds, brought into EPSG:4326, wrap
-     * to xmin 179.9 > xmax -179.9); at 179.7..179.9 the same pair tiles
-     * fine. Reported with the hardening issue, not pinned here. */
+    /* The same PAN with its MS in UTM zone 60N (EPSG:32660, central
+     * meridian 177E) over the same ground: the MS bounds brought into
+     * EPSG:4326 wrap (xmin 179.9 > xmax -179.9) and must still overlap. A
+     * constant MS, so that the warp's resampling cannot blur the check. */
+    const char *ms_geo = in_dir("am_ms_geo.tif"), *ms_utm = in_dir("am_ms_utm.tif");
+    make_raster(ms_geo, 16, 16, 4, GDT_Byte, mgt, "EPSG:4326", ms_const, 0, 0, NULL);
+    GDALDatasetH src = GDALOpen(ms_geo, GA_ReadOnly);
+    char **wo = NULL;
+    wo = CSLAddString(wo, "-t_srs");
+    wo = CSLAddString(wo, "EPSG:32660");
+    wo = CSLAddString(wo, "-tr");
+    wo = CSLAddString(wo, "1400");
+    wo = CSLAddString(wo, "1400");
+    GDALWarpAppOptions *wopt = GDALWarpAppOptionsNew(wo, NULL);
+    GDALDatasetH out = GDALWarp(ms_utm, NULL, 1, &src, wopt, NULL);
+    ASSERT_TRUE(out != NULL);
+    if (out)
+        GDALClose(out);
+    GDALWarpAppOptionsFree(wopt);
+    CSLDestroy(wo);
+    GDALClose(src);
+    cmir_tile_params p = small_params();
+    p.ratio = 4;
+    expect_tiles("antimeridian, MS in UTM 60N", tile_run(pan, ms_utm, arc, p), arc, 4, pan_plain, ms_const, 0, 0,
+                 CMIR_DT_UINT8, CMIR_DT_UINT8);
+}
+
+/* Sample types the archive cannot hold are refused, naming the file. */
+static void test_refused_types(void)
+{
+    const char *pan = in_dir("pan.tif"), *ms = in_dir("ms.tif"), *arc = in_dir("t.mat"), *bad = in_dir("bad.tif");
+    make_raster(pan, 64, 64, 1, GDT_Byte, pan_gt, UTM, pan_plain, 0, 0, NULL);
+    make_raster(ms, 16, 16, 4, GDT_Byte, ms_gt, UTM, ms_plain, 0, 0, NULL);
+    make_raster(bad, 64, 64, 1, GDT_CInt16, pan_gt, UTM, pan_plain, 0, 0, NULL);
+    expect_refused("PAN CInt16", tile_run(bad, ms, arc, small_params()), arc, bad, "complex samples");
+    make_raster(bad, 16, 16, 4, GDT_CFloat32, ms_gt, UTM, ms_plain, 0, 0, NULL);
+    expect_refused("MS CFloat32", tile_run(pan, bad, arc, small_params()), arc, bad, "complex samples");
+    char **signed_opt = CSLAddString(NULL, "PIXELTYPE=SIGNEDBYTE");
+    make_raster(bad, 64, 64, 1, GDT_Byte, pan_gt, UTM, pan_plain, 0, 0, signed_opt);
+    expect_refused("PAN Int8 (SIGNEDBYTE)", tile_run(bad, ms, arc, small_params()), arc, bad, "signed bytes");
+    make_raster(bad, 16, 16, 4, GDT_Byte, ms_gt, UTM, ms_plain, 0, 0, signed_opt);
+    expect_refused("MS Int8 (SIGNEDBYTE)", tile_run(pan, bad, arc, small_params()), arc, bad, "signed bytes");
+    CSLDestroy(signed_opt);
 }
 
 static void test_polar(void)
@@ -512,6 +552,7 @@ int main(void)
     CPLPushErrorHandler(CPLQuietErrorHandler);
     RUN(test_baseline_and_types);
     RUN(test_antimeridian);
+    RUN(test_refused_types);
     RUN(test_polar);
     RUN(test_georef);
     RUN(test_empty_scenes);

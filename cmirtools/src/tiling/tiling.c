@@ -73,6 +73,26 @@ static int georef(GDALDatasetH ds, const char *path, double gt[6], OGRSpatialRef
     return 0;
 }
 
+/* Refuses sample types that the archive cannot hold faithfully: complex
+ * numbers, and GDAL 3.6's signed bytes (Byte with PIXELTYPE=SIGNEDBYTE,
+ * which a read would return as 0..255). */
+static int check_sample_type(GDALDatasetH ds, const char *path)
+{
+    for (int b = 1; b <= GDALGetRasterCount(ds); b++) {
+        GDALRasterBandH h = GDALGetRasterBand(ds, b);
+        GDALDataType t = GDALGetRasterDataType(h);
+        if (GDALDataTypeIsComplex(t))
+            return cmir__error(CMIR_EUNSUPPORTED, "%s: band %d holds complex samples (%s); convert them first "
+                               "(e.g. gdal_translate -ot Float32 takes the real part)", path, b,
+                               GDALGetDataTypeName(t));
+        const char *pt = GDALGetMetadataItem(h, "PIXELTYPE", "IMAGE_STRUCTURE");
+        if (t == GDT_Byte && pt && EQUAL(pt, "SIGNEDBYTE"))
+            return cmir__error(CMIR_EUNSUPPORTED, "%s: band %d holds signed bytes (PIXELTYPE=SIGNEDBYTE); "
+                               "convert them first (gdal_translate -ot Int16)", path, b);
+    }
+    return 0;
+}
+
 /* Extent of an input in the PAN CRS: xmin, ymin, xmax, ymax. */
 static int extent_in(GDALDatasetH ds, const double gt[6], OGRSpatialReferenceH from,
                      OGRSpatialReferenceH to, double e[4])
@@ -94,6 +114,10 @@ static int extent_in(GDALDatasetH ds, const double gt[6], OGRSpatialReferenceH f
     int ok = ct && OCTTransformBounds(ct, xmin, ymin, xmax, ymax, &e[0], &e[1], &e[2], &e[3], 21);
     if (ct)
         OCTDestroyCoordinateTransformation(ct);
+    /* bounds across the antimeridian come back with xmin > xmax: unwrap
+     * them eastwards (xmax + 360); overlap tests also try +-360 */
+    if (ok && OSRIsGeographic(to) && e[0] > e[2])
+        e[2] += 360.0;
     return ok ? 0 : -1;
 }
 
@@ -101,6 +125,18 @@ static double overlap_area(const double a[4], const double b[4])
 {
     double w = fmin(a[2], b[2]) - fmax(a[0], b[0]), h = fmin(a[3], b[3]) - fmax(a[1], b[1]);
     return w > 0 && h > 0 ? w * h : 0.0;
+}
+
+/* The same for extents in a geographic CRS, where b may be a turn of the
+ * globe (360 degrees) away from a: the largest of the three. */
+static double overlap_area_in(OGRSpatialReferenceH srs, const double a[4], const double b[4])
+{
+    double best = overlap_area(a, b);
+    for (int k = -1; OSRIsGeographic(srs) && k <= 1; k += 2) {
+        const double c[4] = {b[0] + 360.0 * k, b[1], b[2] + 360.0 * k, b[3]};
+        best = fmax(best, overlap_area(a, c));
+    }
+    return best;
 }
 
 static void scene_release(scene *s)
@@ -129,7 +165,7 @@ static int scene_prepare_ms(scene *s, ms_input *ms, int n_ms, const cmir_tile_pa
         double e[4];
         if (extent_in(ms[i].ds, ms[i].gt, ms[i].srs, s->srs, e) != 0)
             continue;
-        if (overlap_area(pe, e) > 0) {
+        if (overlap_area_in(s->srs, pe, e) > 0) {
             over[n_over++] = ms[i].ds;
             if (!s->ms_first)
                 s->ms_first = &ms[i];
@@ -622,6 +658,10 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
     }
     if (!rc)
         rc = cmir__labels_open(&R.labels, &p);
+    for (int i = 0; !rc && i < n_pan + n_ms; i++) {
+        GDALDatasetH ds = i < n_pan ? sc[i].pan : ms[i - n_pan].ds;
+        rc = check_sample_type(ds, i < n_pan ? sc[i].path : ms[i - n_pan].path);
+    }
     if (!rc) {
         R.pan_t = cmir__dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(sc[0].pan, 1)));
         R.ms_t = cmir__dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(ms[0].ds, R.bands[0])));
