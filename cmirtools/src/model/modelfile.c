@@ -375,6 +375,14 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
         m->class_names[c][len] = '\0';
         cn = e ? e + 1 : cn + len;
     }
+    /* every variable cmir__model_save writes is required: a file cut
+     * between two of them is damaged, not an older model */
+    static const char *const texts[3] = {"PAN_BAND_NAMES", "MS_BAND_NAMES", "TRAIN_SETTINGS"};
+    for (int k = 0; k < 3; k++)
+        if (!cmir_tensorset_get_string(ts, texts[k]))
+            return cmir__error(CMIR_EFORMAT, "%s is missing", texts[k]);
+    if (!cmir_tensorset_get(ts, "TEST_TILES"))
+        return cmir__error(CMIR_EFORMAT, "TEST_TILES is missing");
     m->band_names[0] = dup_string(ts, "PAN_BAND_NAMES");
     m->band_names[1] = dup_string(ts, "MS_BAND_NAMES");
     m->settings = dup_string(ts, "TRAIN_SETTINGS");
@@ -410,8 +418,9 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
     if (strcmp(m->id, id) != 0)
         return cmir__error(CMIR_EFORMAT, "MODEL_ID %s does not match its weights (%s): damaged or edited", id, m->id);
     int nt;
-    if (!get_int(ts, "N_TILES", 0, 1 << 30, &nt))
-        m->n_tiles = nt;
+    if ((rc = get_int(ts, "N_TILES", 0, 1 << 30, &nt)))
+        return rc;
+    m->n_tiles = nt;
     const cmir_tensor *tt = cmir_tensorset_get(ts, "TEST_TILES");
     if (tt) {
         int64_t n = cmir_tensor_numel(tt);
