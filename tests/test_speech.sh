@@ -58,10 +58,16 @@ for w in water forest cloud farm_land; do
     check "ogrinfo -ro -q -al '$OUT/q_$w.geojson' | grep -q 'POLYGON ((116\.'"
 done
 check "[ $good -ge 3 ]"
-# the same voice query through GDAL's own ogrinfo and the CMIR driver (QGIS's route)
+# the same voice query through GDAL's own ogrinfo and the CMIR driver (QGIS's route);
+# in a sanitizer build the plugin needs the sanitizer runtimes preloaded into
+# GDAL's (uninstrumented) programs
+asan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libasan[^ ]*\) .*/\1/p' | head -n 1)
+ubsan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libubsan[^ ]*\) .*/\1/p' | head -n 1)
+pre=""
+[ -z "$asan" ] || pre="LD_PRELOAD='$asan${ubsan:+:$ubsan}' ASAN_OPTIONS=detect_leaks=0"
 if [ -n "$PLUGIN" ]; then
-    check "GDAL_DRIVER_PATH='$PLUGIN' ogrinfo -ro -q -al 'CMIR:QUERY?MODEL=$OUT/m.mat&INDEX=$OUT/i.gpkg&AUDIO=$OUT/corpus/water/en-gb-x-rp_130_40.wav&K=3' | grep -q 'POLYGON ((116\.'"
-    check "[ \$(GDAL_DRIVER_PATH='$PLUGIN' ogr2ogr -f CSV /vsistdout/ CMIR:QUERY -oo MODEL='$OUT/m.mat' -oo INDEX='$OUT/i.gpkg' -oo ROW=0 -oo K=4 -oo TARGET=audio | grep -c ',audio,') -eq 4 ]"
+    check "$pre GDAL_DRIVER_PATH='$PLUGIN' ogrinfo -ro -q -al 'CMIR:QUERY?MODEL=$OUT/m.mat&INDEX=$OUT/i.gpkg&AUDIO=$OUT/corpus/water/en-gb-x-rp_130_40.wav&K=3' | grep -q 'POLYGON ((116\.'"
+    check "[ \$($pre GDAL_DRIVER_PATH='$PLUGIN' ogr2ogr -f CSV /vsistdout/ CMIR:QUERY -oo MODEL='$OUT/m.mat' -oo INDEX='$OUT/i.gpkg' -oo ROW=0 -oo K=4 -oo TARGET=audio | grep -c ',audio,') -eq 4 ]"
 fi
 # an image query returns spoken labels (clips, no geometry)
 run "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -k 5 -row 0 "$OUT/img.geojson"
