@@ -519,6 +519,25 @@ static void test_corpus(void)
     ASSERT_EQ_INT(memcmp(cmir_audio_corpus_features(c), f, sizeof f), 0);
     cmir_audio_corpus_free(c);
     cmir_audio_corpus_free(NULL);
+    /* every allocation of a corpus load failing in turn: NULL with
+     * CMIR_ENOMEM, or the whole corpus; never a leak (ASan pass) */
+    cmir_allocator al = {fail_malloc, fail_realloc, plain_free, NULL};
+    int loaded = 0, n_tries = 0;
+    for (fail_at = 1; fail_at < 200 && loaded < 3; fail_at++, n_tries++) {
+        n_alloc = 0;
+        cmir_set_allocator(&al);
+        c = cmir_audio_corpus_load(man, cmir_audio_default_params(), NULL, NULL);
+        cmir_set_allocator(NULL);
+        if (c) {
+            ASSERT_EQ_INT(cmir_audio_corpus_count(c), 2);
+            loaded++;
+        } else {
+            ASSERT_EQ_INT(cmir_last_error_code(), CMIR_ENOMEM);
+        }
+        cmir_audio_corpus_free(c);
+    }
+    printf("  corpus load with allocation n failing: %d runs, the last %d loaded whole\n", n_tries, loaded);
+    ASSERT_EQ_INT(loaded, 3);
     ASSERT_EQ_INT(cmir_audio_label_match("bare_soil", "Bare soil"), 1);
     ASSERT_EQ_INT(cmir_audio_label_match("bare soil", "bare soils"), 0);
     ASSERT_EQ_INT(cmir_audio_label_match("sea", "sand"), 0);
