@@ -198,12 +198,10 @@ static int sub_cb(double frac, const char *msg, void *user)
     return s->fn(s->base + s->span * frac, msg, s->user);
 }
 
-int cmir_synth_run(const cmir_synth_params *p, const char *dir, const char *name,
-                   cmir_progress_fn progress, void *user)
+int cmir__sy_run(const cmir_synth_params *p, const char *dir, const char *name, double render_share,
+                 cmir__sy_scene_fn scene, cmir_progress_fn progress, void *user)
 {
     int rc;
-    if ((rc = cmir_synth_check_params(p)))
-        return rc;
     if ((rc = cmir__sy_check_options(p->creation_options)))
         return rc;
     if (!dir || !*dir)
@@ -222,18 +220,32 @@ int cmir_synth_run(const cmir_synth_params *p, const char *dir, const char *name
     sub_progress sp = {progress, user, 0, 0};
     for (int k = 0; k < p->n_scenes && !rc; k++) {
         int index = p->first_index + k;
-        cmir_synth_scene s;
         sp.base = (double)k / p->n_scenes;
-        sp.span = 0.95 / p->n_scenes;
-        rc = cmir_synth_render(p, index, &s, progress ? sub_cb : NULL, &sp);
-        if (!rc) {
-            snprintf(prefix, pl, "%s/%s_%03d", dir, name, index);
-            rc = cmir_synth_scene_write(p, &s, prefix);
-        }
-        cmir_synth_scene_free(&s);
+        sp.span = render_share / p->n_scenes;
+        snprintf(prefix, pl, "%s/%s_%03d", dir, name, index);
+        rc = scene(p, index, prefix, progress ? sub_cb : NULL, &sp);
         if (!rc && progress && progress((double)(k + 1) / p->n_scenes, "scene written", user))
             rc = cmir__error(CMIR_ECANCEL, "synth: cancelled by the progress callback");
     }
     cmir__free(prefix);
     return rc;
+}
+
+/* One DSRSID-like scene: rendered, written, freed. */
+static int dsrsid_scene(const cmir_synth_params *p, int index, const char *prefix, cmir_progress_fn progress,
+                        void *user)
+{
+    cmir_synth_scene s;
+    int rc = cmir_synth_render(p, index, &s, progress, user);
+    if (!rc)
+        rc = cmir_synth_scene_write(p, &s, prefix);
+    cmir_synth_scene_free(&s);
+    return rc;
+}
+
+int cmir_synth_run(const cmir_synth_params *p, const char *dir, const char *name,
+                   cmir_progress_fn progress, void *user)
+{
+    int rc = cmir_synth_check_params(p);
+    return rc ? rc : cmir__sy_run(p, dir, name, 0.95, dsrsid_scene, progress, user);
 }

@@ -7,11 +7,9 @@
 #include <cpl_string.h>
 #include <gdal.h>
 
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define CHUNK_ROWS 64
 #define TWO_PI 6.28318531f
@@ -545,52 +543,21 @@ int cmir_synth_rgb_scene_write(const cmir_synth_params *p, const cmir_synth_rgb_
     return rc;
 }
 
-typedef struct sub_progress {
-    cmir_progress_fn fn;
-    void *user;
-    double base, span;
-} sub_progress;
-
-static int sub_cb(double frac, const char *msg, void *user)
+/* One RGB scene: rendered, written, freed. */
+static int rgb_scene(const cmir_synth_params *p, int index, const char *prefix, cmir_progress_fn progress,
+                     void *user)
 {
-    sub_progress *s = user;
-    return s->fn(s->base + s->span * frac, msg, s->user);
+    cmir_synth_rgb_scene s;
+    int rc = cmir_synth_rgb_render(p, index, &s, progress, user);
+    if (!rc)
+        rc = cmir_synth_rgb_scene_write(p, &s, prefix);
+    cmir_synth_rgb_scene_free(&s);
+    return rc;
 }
 
 int cmir_synth_rgb_run(const cmir_synth_params *p, const char *dir, const char *name,
                        cmir_progress_fn progress, void *user)
 {
-    int rc;
-    if ((rc = cmir_synth_rgb_check_params(p)) || (rc = cmir__sy_check_options(p->creation_options)))
-        return rc;
-    if (!dir || !*dir)
-        dir = ".";
-    if (!name || !*name || strchr(name, '/'))
-        return cmir__error(CMIR_EINVAL, "synth: the name must be a non-empty file name prefix");
-    struct stat st;
-    if (stat(dir, &st) != 0)
-        return cmir__error(CMIR_ENOTFOUND, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return cmir__error(CMIR_EINVAL, "%s: not a directory", dir);
-    size_t pl = strlen(dir) + strlen(name) + 32;
-    char *prefix = cmir__malloc(pl);
-    if (!prefix)
-        return CMIR_ENOMEM;
-    sub_progress sp = {progress, user, 0, 0};
-    for (int k = 0; k < p->n_scenes && !rc; k++) {
-        int index = p->first_index + k;
-        cmir_synth_rgb_scene s;
-        sp.base = (double)k / p->n_scenes;
-        sp.span = 0.9 / p->n_scenes;
-        rc = cmir_synth_rgb_render(p, index, &s, progress ? sub_cb : NULL, &sp);
-        if (!rc) {
-            snprintf(prefix, pl, "%s/%s_%03d", dir, name, index);
-            rc = cmir_synth_rgb_scene_write(p, &s, prefix);
-        }
-        cmir_synth_rgb_scene_free(&s);
-        if (!rc)
-            rc = cancelled(progress, user, (double)(k + 1) / p->n_scenes, "scene written");
-    }
-    cmir__free(prefix);
-    return rc;
+    int rc = cmir_synth_rgb_check_params(p);
+    return rc ? rc : cmir__sy_run(p, dir, name, 0.9, rgb_scene, progress, user);
 }

@@ -154,6 +154,17 @@ char *cmir__sy_epsg_wkt(int epsg);
 /* "gdal: <what>: <CPLGetLastErrorMsg()>" (the what is left out when the
  * GDAL message already names it). */
 int cmir__sy_gdal_error(int code, const char *what);
+/* One scene of a run: render scene `index` (progress as a fraction of
+ * it), write it as <prefix>_*.tif, free it. 0 or a CMIR_E* code. */
+typedef int (*cmir__sy_scene_fn)(const cmir_synth_params *p, int index, const char *prefix,
+                                 cmir_progress_fn progress, void *user);
+/* The scenes first_index .. first_index + n_scenes - 1 of p as
+ * <dir>/<name>_<kkk>_*: checks the creation options, dir and name, then
+ * calls scene for each (render_share of each scene's progress span goes
+ * to it, the rest is reported when it is written; a non-zero return from
+ * progress cancels with CMIR_ECANCEL). p itself must be checked first. */
+int cmir__sy_run(const cmir_synth_params *p, const char *dir, const char *name, double render_share,
+                 cmir__sy_scene_fn scene, cmir_progress_fn progress, void *user);
 /* Default class colours (index 0..8). */
 extern const unsigned char cmir__sy_class_rgb[9][3];
 
