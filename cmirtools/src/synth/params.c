@@ -59,6 +59,31 @@ cmir_synth_params cmir_synth_default_params(void)
 
 static int finite_in(double v, double lo, double hi) { return isfinite(v) && v >= lo && v <= hi; }
 
+int cmir__sy_check_common(const cmir_synth_params *p)
+{
+    if (p->n_scenes < 1 || p->first_index < 0 || p->first_index > INT_MAX - p->n_scenes)
+        return cmir__error(CMIR_EINVAL, "synth: n_scenes must be >= 1 and first_index >= 0 (got %d, %d)",
+                           p->n_scenes, p->first_index);
+    if (!finite_in(p->variation, 0.0, 1.0))
+        return cmir__error(CMIR_EINVAL, "synth: variation must be in [0, 1], got %g", p->variation);
+    if (!finite_in(p->noise, 0.0, 100.0))
+        return cmir__error(CMIR_EINVAL, "synth: noise must be in [0, 100], got %g", p->noise);
+    if (p->n_threads < 0 || p->n_threads > 1024)
+        return cmir__error(CMIR_EINVAL, "synth: n_threads must be in 0..1024, got %d", p->n_threads);
+    return 0;
+}
+
+int cmir__sy_check_render(const cmir_synth_params *p, int index)
+{
+    if (index < 0)
+        return cmir__error(CMIR_EINVAL, "synth: scene index must be >= 0, got %d", index);
+    char *wkt = cmir__sy_epsg_wkt(p->epsg);
+    if (!wkt)
+        return CMIR_EINVAL;
+    cmir__free(wkt);
+    return 0;
+}
+
 int cmir_synth_check_params(const cmir_synth_params *p)
 {
     if (!p)
@@ -69,9 +94,9 @@ int cmir_synth_check_params(const cmir_synth_params *p)
         return cmir__error(CMIR_EINVAL,
                            "synth: size must be a positive multiple of ratio (%d) up to 16384, got %d",
                            p->ratio, p->size);
-    if (p->n_scenes < 1 || p->first_index < 0 || p->first_index > INT_MAX - p->n_scenes)
-        return cmir__error(CMIR_EINVAL, "synth: n_scenes must be >= 1 and first_index >= 0 (got %d, %d)",
-                           p->n_scenes, p->first_index);
+    int rc = cmir__sy_check_common(p);
+    if (rc)
+        return rc;
     if (!finite_in(p->pan_res, 1e-3, 1e4))
         return cmir__error(CMIR_EINVAL, "synth: pan_res must be in [0.001, 10000] m, got %g", p->pan_res);
     if (p->oversample < 1 || p->oversample > 4)
@@ -80,12 +105,8 @@ int cmir_synth_check_params(const cmir_synth_params *p)
         return cmir__error(CMIR_EINVAL,
                            "synth: cell_size must be >= 50 m and >= scene width / 4000, got %g",
                            p->cell_size);
-    if (!finite_in(p->variation, 0.0, 1.0))
-        return cmir__error(CMIR_EINVAL, "synth: variation must be in [0, 1], got %g", p->variation);
     if (!finite_in(p->confusion, 0.0, 1.0))
         return cmir__error(CMIR_EINVAL, "synth: confusion must be in [0, 1], got %g", p->confusion);
-    if (!finite_in(p->noise, 0.0, 100.0))
-        return cmir__error(CMIR_EINVAL, "synth: noise must be in [0, 100], got %g", p->noise);
     if (!finite_in(p->mtf, 0.05, 0.95))
         return cmir__error(CMIR_EINVAL, "synth: mtf must be in [0.05, 0.95], got %g", p->mtf);
     double s = 0.0;
@@ -103,8 +124,6 @@ int cmir_synth_check_params(const cmir_synth_params *p)
         return cmir__error(CMIR_EINVAL, "synth: pan_gain must be > 0 and pan_offset finite");
     if (p->class_res != CMIR_SYNTH_CLASS_AT_MS && p->class_res != CMIR_SYNTH_CLASS_AT_PAN)
         return cmir__error(CMIR_EINVAL, "synth: class_res must be CLASS_AT_MS or CLASS_AT_PAN");
-    if (p->n_threads < 0 || p->n_threads > 1024)
-        return cmir__error(CMIR_EINVAL, "synth: n_threads must be in 0..1024, got %d", p->n_threads);
     int zero = !p->bands[0] && !p->bands[1] && !p->bands[2] && !p->bands[3];
     for (int b = 0; b < 4 && !zero; b++)
         if (p->bands[b] < 1)

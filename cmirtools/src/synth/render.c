@@ -120,14 +120,8 @@ int cmir_synth_render(const cmir_synth_params *p, int index, cmir_synth_scene *o
     memset(out, 0, sizeof *out);
     if (!p)
         return cmir__error(CMIR_EINVAL, "synth: no parameters");
-    if ((rc = cmir_synth_check_params(p)))
+    if ((rc = cmir_synth_check_params(p)) || (rc = cmir__sy_check_render(p, index)))
         return rc;
-    if (index < 0)
-        return cmir__error(CMIR_EINVAL, "synth: scene index must be >= 0, got %d", index);
-    char *wkt = cmir__sy_epsg_wkt(p->epsg);
-    if (!wkt)
-        return CMIR_EINVAL;
-    cmir__free(wkt);
 
     const int w = p->size, h = p->size, r = p->ratio;
     const int ow = w / r, oh = h / r;

@@ -51,9 +51,9 @@ int cmir_synth_rgb_check_params(const cmir_synth_params *p)
         return cmir__error(CMIR_EINVAL, "synth: no parameters");
     if (p->size < 64 || p->size > 16384)
         return cmir__error(CMIR_EINVAL, "synth: size must be in 64..16384, got %d", p->size);
-    if (p->n_scenes < 1 || p->first_index < 0 || p->first_index > INT_MAX - p->n_scenes)
-        return cmir__error(CMIR_EINVAL, "synth: n_scenes must be >= 1 and first_index >= 0 (got %d, %d)",
-                           p->n_scenes, p->first_index);
+    int rc = cmir__sy_check_common(p);
+    if (rc)
+        return rc;
     if (!finite_in(p->pan_res, 0.01, 100.0))
         return cmir__error(CMIR_EINVAL, "synth: the pixel size (res) must be in [0.01, 100] m, got %g",
                            p->pan_res);
@@ -63,12 +63,6 @@ int cmir_synth_rgb_check_params(const cmir_synth_params *p)
         return cmir__error(CMIR_EINVAL,
                            "synth: cell_size must be >= 20 m, >= scene width / 2000 and <= 100 x "
                            "the scene width (%g m), got %g", width, p->cell_size);
-    if (!finite_in(p->variation, 0.0, 1.0))
-        return cmir__error(CMIR_EINVAL, "synth: variation must be in [0, 1], got %g", p->variation);
-    if (!finite_in(p->noise, 0.0, 100.0))
-        return cmir__error(CMIR_EINVAL, "synth: noise must be in [0, 100], got %g", p->noise);
-    if (p->n_threads < 0 || p->n_threads > 1024)
-        return cmir__error(CMIR_EINVAL, "synth: n_threads must be in 0..1024, got %d", p->n_threads);
     return 0;
 }
 
@@ -376,14 +370,8 @@ int cmir_synth_rgb_render(const cmir_synth_params *p, int index, cmir_synth_rgb_
     if (!out)
         return cmir__error(CMIR_EINVAL, "synth: no scene to render into");
     memset(out, 0, sizeof *out);
-    if ((rc = cmir_synth_rgb_check_params(p)))
+    if ((rc = cmir_synth_rgb_check_params(p)) || (rc = cmir__sy_check_render(p, index)))
         return rc;
-    if (index < 0)
-        return cmir__error(CMIR_EINVAL, "synth: scene index must be >= 0, got %d", index);
-    char *wkt = cmir__sy_epsg_wkt(p->epsg);
-    if (!wkt)
-        return CMIR_EINVAL;
-    cmir__free(wkt);
     rg_scene S;
     memset(&S, 0, sizeof S);
     S.w = S.h = p->size;

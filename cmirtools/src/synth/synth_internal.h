@@ -154,6 +154,11 @@ char *cmir__sy_epsg_wkt(int epsg);
 /* "gdal: <what>: <CPLGetLastErrorMsg()>" (the what is left out when the
  * GDAL message already names it). */
 int cmir__sy_gdal_error(int code, const char *what);
+/* Checks every mode shares (n_scenes and first_index, variation, noise,
+ * n_threads): 0 or CMIR_EINVAL naming the field. */
+int cmir__sy_check_common(const cmir_synth_params *p);
+/* Before rendering scene `index`: index >= 0 and p->epsg a known CRS. */
+int cmir__sy_check_render(const cmir_synth_params *p, int index);
 /* One scene of a run: render scene `index` (progress as a fraction of
  * it), write it as <prefix>_*.tif, free it. 0 or a CMIR_E* code. */
 typedef int (*cmir__sy_scene_fn)(const cmir_synth_params *p, int index, const char *prefix,
