@@ -1,7 +1,6 @@
 /* Tile-archive writer: creates or appends to a CMIR archive (MATLAB v7.3
  * through HDF5, one chunk per tile) in a temporary file beside the target,
  * then writes MATLAB's header, fsyncs and renames it over the target. */
-#define _GNU_SOURCE /* F_OFD_SETLK */
 #include "archive_internal.h"
 
 #include <errno.h>
@@ -436,39 +435,6 @@ static int take_tables(cmir_archive_writer *w, cmir_archive *a)
     return grow(w, n + 1);
 }
 
-/* One appender at a time: an exclusive open-file-description lock (fcntl
- * F_OFD_SETLK; independent of the flock() HDF5 takes when it opens the
- * file) on the archive, taken before it is read and held until commit or
- * abort. If the file was
- * replaced (another append committed) between open and lock, retry on the
- * new one, so an append never starts from a stale copy. */
-static int lock_for_append(const char *path, int *fd_out)
-{
-    for (int tries = 0; tries < 8; tries++) {
-        int fd = open(path, O_RDWR); /* a write lock needs a writable descriptor */
-        if (fd < 0)
-            return cmir__error(CMIR_EIO, "%s: %s", path, strerror(errno));
-        struct flock fl;
-        memset(&fl, 0, sizeof fl);
-        fl.l_type = F_WRLCK; /* the whole file: l_start = l_len = 0 */
-        fl.l_whence = SEEK_SET;
-        if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
-            int e = errno;
-            close(fd);
-            if (e == EAGAIN || e == EACCES)
-                return cmir__error(CMIR_EIO, "%s: another process is appending to this archive; "
-                                   "try again when it has finished", path);
-            return cmir__error(CMIR_EIO, "%s: cannot lock it: %s", path, strerror(e));
-        }
-        struct stat a, b;
-        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
-            *fd_out = fd;
-            return 0;
-        }
-        close(fd); /* replaced meanwhile: lock the new file */
-    }
-    return cmir__error(CMIR_EIO, "%s: it keeps being replaced; cannot lock it", path);
-}
 
 cmir_archive_writer *cmir_archive_append(const char *path)
 {
@@ -477,7 +443,9 @@ cmir_archive_writer *cmir_archive_append(const char *path)
         return NULL;
     }
     int lock_fd = -1;
-    if (lock_for_append(path, &lock_fd))
+    /* the whole file, taken before it is read (independent of the flock()
+     * HDF5 takes when it opens it) */
+    if (cmir__lock_for_append(path, 0, 0, "archive", &lock_fd))
         return NULL;
     cmir_archive *a = cmir_archive_open(path);
     if (!a) {

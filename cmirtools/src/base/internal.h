@@ -32,6 +32,14 @@ char *cmir__strdup(const char *s);
 void *cmir__malloc_aligned(size_t n);
 void cmir__free_aligned(void *p);
 
+/* One appender at a time: opens `path` and takes an exclusive
+ * open-file-description lock on its bytes [start, start + len) (len 0: to
+ * the end), held until *fd_out is closed. If the file was replaced (an
+ * append committed by rename) between open and lock, the new file is
+ * locked instead, so an append never starts from a stale copy. 0, or
+ * CMIR_EIO with "path: another process is appending to this <what>; ...". */
+int cmir__lock_for_append(const char *path, long start, long len, const char *what, int *fd_out);
+
 /* Scratch memory of the context: at least `bytes`, 64-byte aligned, valid
  * until the next call on the same context. NULL (error set) on failure. */
 void *cmir__exec_scratch(cmir_exec *ex, size_t bytes);

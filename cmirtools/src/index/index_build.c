@@ -1,15 +1,12 @@
 /* Building, appending to and merging retrieval indexes: tiles of archives
  * embedded with a model, footprints densified and reprojected, features
  * and embedding chunks written to a GeoPackage in one transaction. */
-#define _GNU_SOURCE /* F_OFD_SETLK */
 #include "index_internal.h"
 #include "cmir/archive.h"
 #include "cmir/audio.h"
 #include "cmir/model.h"
 
 #include <cpl_conv.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <cpl_string.h>
 #include <math.h>
 #include <stdio.h>
@@ -318,35 +315,13 @@ static int check_fit(const cmir_model_info *mi, const cmir_archive_info *ai, con
     return 0;
 }
 
-/* One appender at a time: an exclusive open-file-description lock (fcntl
- * F_OFD_SETLK) on one byte at INDEX_LOCK_BYTE of the GeoPackage, taken
- * before the stored row count is read and held until the append has
- * committed or rolled back. SQLite's own locks live at 1 GiB + 0..511 and
- * do not meet it; without it, an appender that read the count while
- * another was still writing would number its rows after a stale count. */
+/* One appender at a time (cmir__lock_for_append): the lock covers one
+ * byte at INDEX_LOCK_BYTE, outside SQLite's own lock range (1 GiB +
+ * 0..511), and is taken before the stored row count is read; without it,
+ * an appender that read the count while another was still writing would
+ * number its rows after a stale count. */
 #define INDEX_LOCK_BYTE 0x7fff0000L
-static int lock_for_append(const char *path, int *fd_out)
-{
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return cmir__error(CMIR_EIO, "%s: %s", path, strerror(errno));
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = INDEX_LOCK_BYTE;
-    fl.l_len = 1;
-    if (fcntl(fd, F_OFD_SETLK, &fl) != 0) {
-        int e = errno;
-        close(fd);
-        if (e == EAGAIN || e == EACCES)
-            return cmir__error(CMIR_EIO, "%s: another process is appending to this index; try again when it "
-                               "has finished", path);
-        return cmir__error(CMIR_EIO, "%s: cannot lock it: %s", path, strerror(e));
-    }
-    *fd_out = fd;
-    return 0;
-}
+
 
 static int file_exists(const char *p)
 {
@@ -402,7 +377,7 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     OGRLayerH meta = NULL;
     int lock_fd = -1;
     if (!rc && appending)
-        rc = lock_for_append(index_path, &lock_fd);
+        rc = cmir__lock_for_append(index_path, INDEX_LOCK_BYTE, 1, "index", &lock_fd);
     cmir__gdal_quiet_begin();
     GDALAllRegister(); /* callers need not have registered GDAL's drivers */
     if (!rc && appending) {
