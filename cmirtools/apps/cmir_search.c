@@ -42,6 +42,19 @@ static const char usage[] =
 static char **owned;
 static int n_owned;
 
+/* A copy of s kept until exit, or NULL when out of memory. */
+static const char *own(const char *s)
+{
+    char **o = realloc(owned, sizeof(char *) * (size_t)(n_owned + 1));
+    if (!o)
+        return NULL;
+    owned = o;
+    char *copy = strdup(s);
+    if (copy)
+        owned[n_owned++] = copy;
+    return copy;
+}
+
 static int add_list(const char *path, cmir_query **q, int *n, int *cap)
 {
     FILE *f = fopen(path, "r");
@@ -73,32 +86,20 @@ static int add_list(const char *path, cmir_query **q, int *n, int *cap)
             e->row = row;
         } else if (!strcmp(kind, "raster") && sscanf(line, "%*s %3999s", file) == 1) {
             e->kind = CMIR_QUERY_RASTER;
-            char **o = realloc(owned, sizeof(char *) * (size_t)(n_owned + 1));
-            char *copy = o ? strdup(file) : NULL;
-            if (o)
-                owned = o;
-            if (!copy) {
+            if (!(e->raster = own(file))) {
                 fclose(f);
                 return cmir_app_fail("cmir_search", "%s: out of memory", path);
             }
-            owned[n_owned++] = copy;
-            e->raster = copy;
             if (sscanf(line, "%*s %*s %d %d %d %d", &w[0], &w[1], &w[2], &w[3]) == 4) {
                 e->has_window = 1;
                 memcpy(e->window, w, sizeof w);
             }
         } else if (!strcmp(kind, "audio") && sscanf(line, "%*s %3999s", file) == 1) {
             e->kind = CMIR_QUERY_AUDIO;
-            char **o = realloc(owned, sizeof(char *) * (size_t)(n_owned + 1));
-            char *copy = o ? strdup(file) : NULL;
-            if (o)
-                owned = o;
-            if (!copy) {
+            if (!(e->audio = own(file))) {
                 fclose(f);
                 return cmir_app_fail("cmir_search", "%s: out of memory", path);
             }
-            owned[n_owned++] = copy;
-            e->audio = copy;
         } else {
             fclose(f);
             return cmir_app_fail("cmir_search", "%s:%d: expected 'row N', 'raster FILE [X Y W H]' or 'audio FILE'",
