@@ -5,6 +5,7 @@
  * near-identical 128-d features while a different word does not. */
 #include "cmir/audio.h"
 #include "test_util.h"
+#include "test_wav.h"
 
 #include <sndfile.h>
 #include <stdint.h>
@@ -23,32 +24,6 @@ static char *path_in(const char *name)
 }
 
 /* ---- fixtures ---- */
-static void put16(FILE *f, unsigned v) { fputc(v & 255, f), fputc((v >> 8) & 255, f); }
-static void put32(FILE *f, uint32_t v) { put16(f, v & 0xffff), put16(f, v >> 16); }
-
-/* A canonical 44-byte WAV header (fmt: 1 = PCM, 3 = IEEE float) whose
- * sizes claim data_bytes of sample data, then `len` bytes of data. */
-static void write_wav(const char *path, int fmt, int ch, uint32_t rate, int bits,
-                      uint32_t data_bytes, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    fwrite("RIFF", 1, 4, f);
-    put32(f, data_bytes > 0xffffffffu - 36 ? 0xffffffffu : data_bytes + 36);
-    fwrite("WAVEfmt ", 1, 8, f);
-    put32(f, 16);
-    put16(f, (unsigned)fmt);
-    put16(f, (unsigned)ch);
-    put32(f, rate);
-    put32(f, rate * (uint32_t)ch * (uint32_t)bits / 8);
-    put16(f, (unsigned)(ch * bits / 8));
-    put16(f, (unsigned)bits);
-    fwrite("data", 1, 4, f);
-    put32(f, data_bytes);
-    if (len)
-        fwrite(data, 1, len, f);
-    fclose(f);
-}
-
 /* Harmonic tone with a slow pitch glide, between silences (seconds). */
 static float *make_tone(int rate, int ch, double lead, double dur, double tail, int64_t *frames)
 {

@@ -43,6 +43,7 @@
  * declared sizes are not exposed by libsndfile's API (only in its log). */
 #include "cmir/audio.h"
 #include "test_util.h"
+#include "test_wav.h"
 
 #include <sndfile.h>
 #include <stdint.h>
@@ -65,31 +66,6 @@ static const char *base_of(const char *p)
 }
 
 /* ---- fixtures ---- */
-static void put16(FILE *f, unsigned v) { fputc(v & 255, f), fputc((v >> 8) & 255, f); }
-static void put32(FILE *f, uint32_t v) { put16(f, v & 0xffff), put16(f, v >> 16); }
-
-/* A canonical 44-byte WAV header declaring data_bytes, then len bytes. */
-static void write_wav(const char *path, int fmt, int ch, uint32_t rate, int bits, uint32_t data_bytes,
-                      const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    fwrite("RIFF", 1, 4, f);
-    put32(f, data_bytes > 0xffffffffu - 36 ? 0xffffffffu : data_bytes + 36);
-    fwrite("WAVEfmt ", 1, 8, f);
-    put32(f, 16);
-    put16(f, (unsigned)fmt);
-    put16(f, (unsigned)ch);
-    put32(f, rate);
-    put32(f, rate * (uint32_t)ch * (uint32_t)bits / 8);
-    put16(f, (unsigned)(ch * bits / 8));
-    put16(f, (unsigned)bits);
-    fwrite("data", 1, 4, f);
-    put32(f, data_bytes);
-    if (len)
-        fwrite(data, 1, len, f);
-    fclose(f);
-}
-
 /* A harmonic tone with a pitch glide, frames x ch at rate, amplitude 0.4. */
 static float *tone(int rate, int ch, double seconds, int64_t *frames)
 {
