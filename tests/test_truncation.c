@@ -210,9 +210,9 @@ static void test_model_truncated(void)
     ASSERT_EQ_INT(c.bad_msg, 0);
     ASSERT_EQ_INT(c.misbehaved, 0);
     ASSERT_EQ_INT(nonfinite, 0);
-    /* A cut exactly between two variables can leave a model without its
-     * optional trailing variables: it may load, and then it must behave
-     * (checked above). Most cuts must be refused. */
+    /* A model that loads must behave (checked above); since the model
+     * requires every variable it writes, a cut between two of them is
+     * refused too. Most cuts must be refused. */
     ASSERT_LE(c.loaded, c.tried / 100);
     ASSERT_TRUE(c.tried >= (full ? (int)(n / step + edge) : 500));
     free(orig);
