@@ -172,6 +172,10 @@ CMIR_API void cmir_model_audio_params(const cmir_model *m, struct cmir_audio_par
 CMIR_API const char *cmir_model_modality_name(const cmir_model *m, int k);
 /* Class c (1-based) name, "class_<c>" when none. */
 CMIR_API const char *cmir_model_class_name(const cmir_model *m, int c);
+/* The class (1..C) whose name matches `name` as cmir_audio_label_match
+ * does (case and '_' versus ' ' ignored): how a spoken label finds its
+ * class. 0 when none does. */
+CMIR_API int cmir_model_class_of(const cmir_model *m, const char *name);
 /* The held-out tiles recorded at training: *n indices (owned by m). */
 CMIR_API const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, int64_t *n_tiles);
 

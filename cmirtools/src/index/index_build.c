@@ -231,7 +231,6 @@ static int add_corpus(builder *B, cmir_model *m, cmir_exec *ex, const char *mani
     cmir_audio_corpus *c = cmir_audio_corpus_load(manifest, ap, NULL, NULL);
     if (!c)
         return cmir__failed(CMIR_EIO);
-    const cmir_model_info *mi = cmir_model_get_info(m);
     int rc = 0;
     int64_t n = cmir_audio_corpus_count(c);
     for (int64_t s = 0; !rc && s < n; s += 64) {
@@ -240,10 +239,7 @@ static int add_corpus(builder *B, cmir_model *m, cmir_exec *ex, const char *mani
                               V);
         for (int j = 0; !rc && j < b; j++) {
             const char *l = cmir_audio_corpus_label(c, s + j);
-            int cls = 0;
-            for (int k = 1; k <= mi->n_classes && !cls; k++)
-                if (cmir_audio_label_match(l, cmir_model_class_name(m, k)))
-                    cls = k;
+            int cls = cmir_model_class_of(m, l);
             if (!cls)
                 rc = cmir__error(CMIR_EINVAL, "%s: clip %s is labelled '%s', which is not a class of the model",
                                  manifest, cmir_audio_corpus_file(c, s + j), l);

@@ -90,20 +90,16 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
     if (!cp)
         return cmir__failed(CMIR_EIO);
     int64_t nc = cmir_audio_corpus_count(cp), nb = 0;
-    int64_t *pick = cmir__malloc(sizeof(int64_t) * (size_t)nc);
     size_t per = (size_t)mi->pan_h * mi->pan_w * mi->pan_bands;
     float *raw = cmir__malloc(sizeof(float) * 64 * per), *V[2] = {NULL, NULL};
     float *fb = cmir__malloc(sizeof(float) * CMIR_AUDIO_FEATURE_DIM * (size_t)nc);
     uint8_t *multi[2] = {cmir__calloc((size_t)(n ? n : 1) * C, 1), cmir__calloc((size_t)nc * C, 1)};
-    int rc = (!pick || !raw || !fb || !multi[0] || !multi[1]) ? CMIR_ENOMEM : 0;
+    int rc = (!raw || !fb || !multi[0] || !multi[1]) ? CMIR_ENOMEM : 0;
     for (int64_t i = 0; !rc && i < nc; i++) {
         int held = cmir_audio_corpus_held_out(cp, i);
         if (p.audio_voices != 2 && held != (p.audio_voices == 0))
             continue;
-        int c = 0;
-        for (int k = 1; k <= C && !c; k++)
-            if (cmir_audio_label_match(cmir_audio_corpus_label(cp, i), cmir_model_class_name(m, k)))
-                c = k;
+        int c = cmir_model_class_of(m, cmir_audio_corpus_label(cp, i));
         if (!c) {
             rc = cmir__error(CMIR_EINVAL, "%s: clip %s is labelled '%s', which is not a class of the model",
                              p.speech_manifest, cmir_audio_corpus_file(cp, i), cmir_audio_corpus_label(cp, i));
@@ -113,7 +109,7 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
         memcpy(fb + (size_t)nb * CMIR_AUDIO_FEATURE_DIM,
                cmir_audio_corpus_features(cp) + (size_t)i * CMIR_AUDIO_FEATURE_DIM,
                sizeof(float) * CMIR_AUDIO_FEATURE_DIM);
-        pick[nb++] = i;
+        nb++;
     }
     if (!rc && nb == 0)
         rc = cmir__error(CMIR_EINVAL, "%s: no clips of the %s voices", p.speech_manifest,
@@ -140,7 +136,7 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
         const int64_t nn[2] = {n, nb};
         rc = four_ways(ex, V, nn, d, L, C, names, p, progress, user, out);
     }
-    cmir__free(pick); cmir__free(raw); cmir__free(fb); cmir__free(V[0]); cmir__free(V[1]);
+    cmir__free(raw); cmir__free(fb); cmir__free(V[0]); cmir__free(V[1]);
     cmir__free(multi[0]); cmir__free(multi[1]);
     cmir_audio_corpus_free(cp);
     return rc;

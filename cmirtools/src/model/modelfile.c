@@ -483,6 +483,14 @@ const char *cmir_model_class_name(const cmir_model *m, int c)
     return buf;
 }
 
+int cmir_model_class_of(const cmir_model *m, const char *name)
+{
+    for (int c = 1; m && c <= m->info.n_classes; c++)
+        if (cmir_audio_label_match(name, m->class_names[c - 1]))
+            return c;
+    return 0;
+}
+
 const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, int64_t *n_tiles)
 {
     if (n)

@@ -73,7 +73,10 @@ typedef struct job {
     cmir_audio_corpus *corpus;
     int32_t *aud_class;     /* per clip, 1..C */
     int64_t *atrain, n_atrain, n_atest;
-    int64_t est_pairs;      /* pairs per stage-2 epoch (sum of the training images' labels) */
+    uint8_t *amulti;        /* the training images' multi-labels, n_train x C */
+    int32_t *bclass;        /* the training clips' classes, n_atrain */
+    int64_t est_pairs;      /* pairs per stage-2 epoch (the training images'
+                               labels that some training clip speaks) */
 } job;
 
 static int is_speech(const job *J) { return J->corpus != NULL; }
@@ -637,15 +640,13 @@ static void z_stats(job *J, float *Z[2])
 /* Image-speech stage-2 pairs of one epoch, the paper's way: each training
  * image with one training clip of each of its labels, drawn afresh with
  * the run's RNG; pa/pb index tiles/clips, pc is the pair's class (0-based),
- * all in a shuffled order. amulti: the training images' labels, bclass:
- * the training clips' classes. The previous epoch's arrays are freed. */
-static int speech_pairs(job *J, const uint8_t *amulti, const int32_t *bclass, int64_t **pa, int64_t **pb,
-                        int32_t **pc, int64_t *np)
+ * all in a shuffled order. The previous epoch's arrays are freed. */
+static int speech_pairs(job *J, int64_t **pa, int64_t **pb, int32_t **pc, int64_t *np)
 {
     cmir__free(*pa); cmir__free(*pb); cmir__free(*pc);
     *pa = *pb = NULL;
     *pc = NULL;
-    int rc = cmir_pairs_by_label(amulti, J->n_train, J->ai->n_classes, bclass, J->n_atrain,
+    int rc = cmir_pairs_by_label(J->amulti, J->n_train, J->ai->n_classes, J->bclass, J->n_atrain,
                                  cmir_rng_u64(J->rng), pa, pb, pc, np);
     if (rc)
         return rc;
@@ -662,24 +663,6 @@ static int speech_pairs(job *J, const uint8_t *amulti, const int32_t *bclass, in
     return 0;
 }
 
-/* The training images' multi-labels and the training clips' classes. */
-static int speech_labels(job *J, uint8_t **amulti, int32_t **bclass)
-{
-    const int C = J->ai->n_classes;
-    *amulti = cmir__malloc((size_t)J->n_train * (size_t)C);
-    *bclass = cmir__malloc(sizeof(int32_t) * (size_t)J->n_atrain);
-    if (!*amulti || !*bclass)
-        return CMIR_ENOMEM;
-    for (int64_t i = 0; i < J->n_train; i++) {
-        int rc = cmir_archive_multilabel(J->a, J->train[i], *amulti + (size_t)i * C);
-        if (rc)
-            return rc;
-    }
-    for (int64_t j = 0; j < J->n_atrain; j++)
-        (*bclass)[j] = J->aud_class[J->atrain[j]];
-    return 0;
-}
-
 static int stage2(job *J, float *Z[2], cmir_train_report *rep)
 {
     const int C = J->ai->n_classes, ml = J->p.unified.multilabel, Bt = J->p.batch;
@@ -692,11 +675,8 @@ static int stage2(job *J, float *Z[2], cmir_train_report *rep)
     int32_t *lab = cmir__malloc(sizeof(int32_t) * (size_t)Bt);
     float *tg = cmir__malloc(sizeof(float) * (size_t)Bt * C);
     int64_t *pa = NULL, *pb = NULL, np = 0;
-    int32_t *pc = NULL, *bclass = NULL;
-    uint8_t *amulti = NULL;
+    int32_t *pc = NULL;
     int rc = (!o || !order || !za || !zb || !lab || !tg) ? CMIR_ENOMEM : cmir_unified_register(J->m->uni, o);
-    if (!rc && is_speech(J))
-        rc = speech_labels(J, &amulti, &bclass);
     int ep0 = 0;
     if (!rc && J->resume && J->r_stage == 2) {
         ep0 = J->r_epoch;
@@ -710,7 +690,7 @@ static int stage2(job *J, float *Z[2], cmir_train_report *rep)
         /* each epoch's order depends on the RNG state alone (resumable) */
         const int64_t *ia = order, *ib = order;
         if (is_speech(J)) {
-            if ((rc = speech_pairs(J, amulti, bclass, &pa, &pb, &pc, &np)))
+            if ((rc = speech_pairs(J, &pa, &pb, &pc, &np)))
                 break;
             ia = pa;
             ib = pb;
@@ -762,7 +742,7 @@ static int stage2(job *J, float *Z[2], cmir_train_report *rep)
     rep->stage2_samples_per_s = dt > 0 ? (double)samples / dt : 0;
     cmir_optim_free(o);
     cmir__free(order); cmir__free(za); cmir__free(zb); cmir__free(lab); cmir__free(tg);
-    cmir__free(pa); cmir__free(pb); cmir__free(pc); cmir__free(amulti); cmir__free(bclass);
+    cmir__free(pa); cmir__free(pb); cmir__free(pc);
     return rc;
 }
 
@@ -895,27 +875,27 @@ static int speech_setup(job *J, const char *archive_path)
     return 0;
 }
 
-/* Pairs per stage-2 epoch: every label of a training image that some
- * training clip speaks. */
-static int count_pairs(job *J)
+/* The training images' multi-labels and the training clips' classes, read
+ * once for stage 2's pairing, and the pairs an epoch makes from them. */
+static int speech_tables(job *J)
 {
     const int C = J->ai->n_classes;
-    uint8_t *has = cmir__calloc((size_t)C + 1, 1), *row = cmir__malloc((size_t)C + 1);
-    if (!has || !row) {
-        cmir__free(has); cmir__free(row);
-        return CMIR_ENOMEM;
+    uint8_t *has = cmir__calloc((size_t)C, 1);
+    J->amulti = cmir__malloc((size_t)J->n_train * (size_t)C);
+    J->bclass = cmir__malloc(sizeof(int32_t) * (size_t)J->n_atrain);
+    int rc = (!has || !J->amulti || !J->bclass) ? CMIR_ENOMEM : 0;
+    for (int64_t j = 0; !rc && j < J->n_atrain; j++) {
+        J->bclass[j] = J->aud_class[J->atrain[j]];
+        has[J->bclass[j] - 1] = 1;
     }
-    for (int64_t j = 0; j < J->n_atrain; j++)
-        has[J->aud_class[J->atrain[j]] - 1] = 1;
     J->est_pairs = 0;
-    int rc = 0;
     for (int64_t i = 0; !rc && i < J->n_train; i++) {
+        uint8_t *row = J->amulti + (size_t)i * C;
         rc = cmir_archive_multilabel(J->a, J->train[i], row);
         for (int c = 0; !rc && c < C; c++)
             J->est_pairs += row[c] && has[c];
     }
     cmir__free(has);
-    cmir__free(row);
     if (!rc && J->est_pairs < 2)
         rc = cmir__error(CMIR_EINVAL, "no training image carries a label that a training clip speaks");
     return rc;
@@ -968,7 +948,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     if (!rc)
         rc = split(&J);
     if (!rc && is_speech(&J))
-        rc = count_pairs(&J);
+        rc = speech_tables(&J);
     if (!rc) {
         int B0, B1;
         size_t n0 = (size_t)tile_elems(&J.m->info, 0, &B0), n1 = (size_t)tile_elems(&J.m->info, 1, &B1);
@@ -1045,6 +1025,8 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     cmir_audio_corpus_free(J.corpus);
     cmir__free(J.aud_class);
     cmir__free(J.atrain);
+    cmir__free(J.amulti);
+    cmir__free(J.bclass);
     return rc;
 }
 
