@@ -281,6 +281,15 @@ static void test_stage1_from(void)
     ASSERT_TRUE(a && b && strcmp(cmir_tensorset_get_string(a, "MODEL_ID"), cmir_tensorset_get_string(b, "MODEL_ID")));
     cmir_tensorset_free(a);
     cmir_tensorset_free(b);
+    /* another split: the CNNs have trained on some of its test tiles, refused */
+    cmir_train_params q = p;
+    q.test_frac = p.test_frac > 0.3 ? 0.2 : 0.4;
+    ASSERT_EQ_INT(cmir_train(in_dir("a.mat"), in_dir("abl2.mat"), q, NULL, NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "held-out tiles") != NULL);
+    FILE *f = fopen(in_dir("abl2.mat"), "rb");
+    ASSERT_TRUE(f == NULL);
+    if (f)
+        fclose(f);
 }
 
 /* The paper's pairing for unpaired multi-label data. */

@@ -212,6 +212,36 @@ static int load_stage1(job *J, const cmir_tensorset *ts, const char *path)
     return rc;
 }
 
+/* -stage1_from: the CNNs were trained on the other model's training tiles, so
+ * its held-out set must be exactly this run's, or test tiles would have been
+ * trained on (another -seed or -test_frac draws another split). */
+static int same_split(job *J, const cmir_tensorset *ts, const char *path)
+{
+    const cmir_tensor *nt = cmir_tensorset_get(ts, "N_TILES"), *tt = cmir_tensorset_get(ts, "TEST_TILES");
+    if (!nt || cmir_tensor_numel(nt) != 1 || !tt)
+        return cmir__error(CMIR_EFORMAT, "%s: no N_TILES or TEST_TILES: not a CMIR model", path);
+    const int64_t N = J->ai->n_tiles, n = cmir_tensor_numel(tt);
+    int same = nt->data[0] == (float)N && n == J->n_test;
+    uint8_t *mark = same ? cmir__calloc((size_t)N, 1) : NULL;
+    if (same && !mark)
+        return CMIR_ENOMEM;
+    for (int64_t i = 0; same && i < J->n_test; i++)
+        mark[J->test[i]] = 1;
+    for (int64_t i = 0; same && i < n; i++) {
+        float v = tt->data[i];
+        same = v >= 0 && v < (float)N && v == floorf(v) && mark[(int64_t)v];
+        if (same)
+            mark[(int64_t)v] = 0; /* each held-out tile once */
+    }
+    cmir__free(mark);
+    if (!same)
+        return cmir__error(CMIR_EINVAL,
+                           "%s: its held-out tiles are not this run's split (another archive, -seed, -test_frac or "
+                           "-split): its CNNs have seen this run's test tiles",
+                           path);
+    return 0;
+}
+
 /* Loads a checkpoint made with the same archive and settings. */
 static int load_checkpoint(job *J)
 {
@@ -971,7 +1001,9 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     }
     if (!rc && p.stage1_from) {
         cmir_tensorset *ts = cmir_tensorset_load(p.stage1_from);
-        rc = ts ? load_stage1(&J, ts, p.stage1_from) : cmir__failed(CMIR_EIO);
+        rc = ts ? same_split(&J, ts, p.stage1_from) : cmir__failed(CMIR_EIO);
+        if (!rc)
+            rc = load_stage1(&J, ts, p.stage1_from);
         cmir_tensorset_free(ts);
         p.epochs1 = J.p.epochs1 = 0;
     }
