@@ -222,6 +222,12 @@ static void test_unified_grad(void)
     base.d_v = 6;
     base.hidden = 10;
     base.n_classes = 4;
+    /* The sum is checked at weights where every term moves the float loss by
+     * more than its rounding at step FD_H: at the defaults (L3 at 5, L5 at
+     * 1e-3) the decoders' gradients are ~1e-4 against a loss of ~5, below
+     * what a float central difference resolves. Each term alone is at 1. */
+    base.w_class = 1;
+    base.w_cross = 0.01f;
     cmir_unified_params p;
     p = base; p.w_class = p.w_norm = p.w_cross = p.w_reg = 0; check_unified("L2 (pairing)", p);
     p = base; p.w_pair = p.w_norm = p.w_cross = p.w_reg = 0; check_unified("L3 (softmax CE)", p);

@@ -86,9 +86,9 @@ typedef struct cmir_unified_params {
     int multilabel;  /* L3 as sigmoid cross-entropy */
     /* loss weights: lambda_1 (L1 classification... see below) */
     float w_pair;    /* L2 = mean_b ||Va - Vb||^2, default 1 */
-    float w_class;   /* L3 = CE on [Va; Vb], default 1 */
+    float w_class;   /* L3 = CE on [Va; Vb], default 5 */
     float w_norm;    /* L4 = mean_b (||Va||^2 + ||Vb||^2), default 1e-3 */
-    float w_cross;   /* L5 = mean_b (||w_ab Va - Zb||^2 + ||w_ba Vb - Za||^2), default 0.01 */
+    float w_cross;   /* L5 = mean_b (||w_ab Va - Zb||^2 + ||w_ba Vb - Za||^2), default 0.001 */
     float w_reg;     /* R = mean_i (w_a,i - alpha)^2 + mean_i (w_b,i - alpha)^2, default 1e-3 */
     float alpha;     /* default 1 (the paper's best) */
     float slope;     /* leaky ReLU slope of the encoders' hidden layer */
