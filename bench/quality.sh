@@ -1,11 +1,3 @@
-if command -v octave-cli >/dev/null; then
-    mkdir -p "$OUT/classes"
-    for f in "$OUT"/scenes/*_class.tif; do
-        gdal_translate -q -of ENVI "$f" "$OUT/classes/$(basename "$f" .tif).raw"
-    done
-    octave-cli "$(dirname "$0")/quality_by_purity.m" "$OUT/unified.mat" "$OUT/full.mat" "$OUT/dsrsid_like.mat" \
-        "$OUT/classes" 2>&1 | grep -v "^error: ignoring const execution_exception"
-fi
 #!/bin/sh
 # Quality benchmark (not a test): CMIR-NET on the simulator's DSRSID-like
 # scenes at default difficulty, split by scene, d_v = 64: whole-database
