@@ -36,9 +36,9 @@ cmir_unified_params cmir_unified_default_params(void)
     p.hidden = 128;
     p.n_classes = 8;
     p.w_pair = 1.0f;
-    p.w_class = 5.0f; /* 1 gave 0.005-0.01 less mAP (bench/quality.sh, and the speech scenario) */
+    p.w_class = 5.0f; /* 1 gave 0.002-0.007 less mAP (bench/quality.sh) */
     p.w_norm = 1e-3f;
-    p.w_cross = 1e-3f; /* 0.01 cost 0.03-0.04 mAP, 0.1 another 0.04, on DSRSID-like data (bench/quality.sh) */
+    p.w_cross = 1e-3f; /* 0.01 cost 0.004-0.015 mAP (0.03 with L3 at 1), 0.1 more (bench/quality.sh) */
     p.w_reg = 1e-3f;
     p.alpha = 1.0f;
     p.slope = 0.01f;
