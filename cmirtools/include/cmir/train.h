@@ -67,7 +67,8 @@ typedef struct cmir_train_params {
     const char *stage1_from;  /* if set: a model file for the same archive
                                  whose stage-1 CNNs and normalisation are
                                  reused (stage 1 is skipped): ablations of
-                                 stage 2 cost seconds */
+                                 stage 2 cost seconds; its TEST_TILES must
+                                 be this run's split, else CMIR_EINVAL */
 } cmir_train_params;
 
 CMIR_API cmir_train_params cmir_train_default_params(void);
