@@ -214,26 +214,17 @@ static int load_stage1(job *J, const cmir_tensorset *ts, const char *path)
 
 /* -stage1_from: the CNNs were trained on the other model's training tiles, so
  * its held-out set must be exactly this run's, or test tiles would have been
- * trained on (another -seed or -test_frac draws another split). */
+ * trained on (another -seed or -test_frac draws another split). A model's
+ * TEST_TILES is its run's test list as written (modelfile.c), in split()'s
+ * order, so the same split gives the same sequence. */
 static int same_split(job *J, const cmir_tensorset *ts, const char *path)
 {
     const cmir_tensor *nt = cmir_tensorset_get(ts, "N_TILES"), *tt = cmir_tensorset_get(ts, "TEST_TILES");
     if (!nt || cmir_tensor_numel(nt) != 1 || !tt)
         return cmir__error(CMIR_EFORMAT, "%s: no N_TILES or TEST_TILES: not a CMIR model", path);
-    const int64_t N = J->ai->n_tiles, n = cmir_tensor_numel(tt);
-    int same = nt->data[0] == (float)N && n == J->n_test;
-    uint8_t *mark = same ? cmir__calloc((size_t)N, 1) : NULL;
-    if (same && !mark)
-        return CMIR_ENOMEM;
+    int same = nt->data[0] == (float)J->ai->n_tiles && cmir_tensor_numel(tt) == J->n_test;
     for (int64_t i = 0; same && i < J->n_test; i++)
-        mark[J->test[i]] = 1;
-    for (int64_t i = 0; same && i < n; i++) {
-        float v = tt->data[i];
-        same = v >= 0 && v < (float)N && v == floorf(v) && mark[(int64_t)v];
-        if (same)
-            mark[(int64_t)v] = 0; /* each held-out tile once */
-    }
-    cmir__free(mark);
+        same = tt->data[i] == (float)J->test[i];
     if (!same)
         return cmir__error(CMIR_EINVAL,
                            "%s: its held-out tiles are not this run's split (another archive, -seed, -test_frac or "
