@@ -5,7 +5,9 @@
 #include "base/internal.h"
 #include "test_util.h"
 
+#include <dirent.h>
 #include <pthread.h>
+#include <unistd.h>
 
 static void test_rng(void)
 {
@@ -156,6 +158,71 @@ static void test_arena(void)
     cmir_arena_free(NULL);
 }
 
+/* Atomic output files: commit puts the bytes at the target and leaves no
+ * temporary file; abort leaves the previous target untouched; a target in a
+ * missing directory fails at open; the name keeps the target's extension. */
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+static void test_atomic_file(void)
+{
+    char dir[] = "/tmp/cmir_atomic_XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    char path[256], buf[16] = {0};
+    snprintf(path, sizeof path, "%s/out.gpkg", dir);
+    cmir__atomic_file af;
+    ASSERT_EQ_INT(cmir__atomic_open(&af, path, 0), 0);
+    ASSERT_TRUE(strstr(af.tmp, ".gpkg") != NULL && strcmp(af.tmp, path) != 0);
+    ASSERT_EQ_INT(write(af.fd, "first", 5), 5);
+    ASSERT_EQ_INT(cmir__atomic_commit(&af), 0);
+    FILE *f = fopen(path, "rb");
+    ASSERT_TRUE(f != NULL);
+    if (f) {
+        ASSERT_EQ_INT(fread(buf, 1, sizeof buf - 1, f), 5);
+        fclose(f);
+    }
+    ASSERT_TRUE(strcmp(buf, "first") == 0);
+    ASSERT_EQ_INT(count_entries(dir), 1);
+    /* abort: the target keeps its bytes, the temporary file goes */
+    ASSERT_EQ_INT(cmir__atomic_open(&af, path, 0), 0);
+    ASSERT_EQ_INT(write(af.fd, "second!", 7), 7);
+    ASSERT_EQ_INT(count_entries(dir), 2);
+    cmir__atomic_abort(&af);
+    cmir__atomic_abort(&af); /* twice is harmless */
+    ASSERT_EQ_INT(count_entries(dir), 1);
+    /* name only: the writer creates the file */
+    ASSERT_EQ_INT(cmir__atomic_open(&af, path, CMIR__ATOMIC_NAME_ONLY), 0);
+    ASSERT_EQ_INT(af.fd, -1);
+    ASSERT_EQ_INT(access(af.tmp, F_OK), -1);
+    f = fopen(af.tmp, "wb");
+    ASSERT_TRUE(f && fputs("third", f) >= 0 && fclose(f) == 0);
+    ASSERT_EQ_INT(cmir__atomic_commit(&af), 0);
+    f = fopen(path, "rb");
+    memset(buf, 0, sizeof buf);
+    if (f) {
+        ASSERT_EQ_INT(fread(buf, 1, sizeof buf - 1, f), 5);
+        fclose(f);
+    }
+    ASSERT_TRUE(strcmp(buf, "third") == 0);
+    ASSERT_EQ_INT(count_entries(dir), 1);
+    /* a missing directory fails at open, naming the target */
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/missing/out.tif", dir);
+    ASSERT_EQ_INT(cmir__atomic_open(&af, bad, 0), CMIR_EIO);
+    ASSERT_TRUE(strstr(cmir_last_error(), bad) != NULL);
+    cmir__atomic_abort(&af);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     RUN(test_rng);
@@ -163,5 +230,6 @@ int main(void)
     RUN(test_alloc_hook);
     RUN(test_parallel);
     RUN(test_arena);
+    RUN(test_atomic_file);
     TEST_MAIN_END();
 }

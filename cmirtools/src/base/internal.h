@@ -40,6 +40,30 @@ void cmir__free_aligned(void *p);
  * CMIR_EIO with "path: another process is appending to this <what>; ...". */
 int cmir__lock_for_append(const char *path, long start, long len, const char *what, int *fd_out);
 
+/* An output file written under a unique temporary name beside its target
+ * (same directory and extension) and renamed over it only when complete,
+ * so a crash or an error never leaves a half-written or damaged target.
+ *   cmir__atomic_open: creates the temporary file (af->fd open for
+ *     writing), or with CMIR__ATOMIC_NAME_ONLY only reserves af->tmp for a
+ *     writer that creates the file itself (GDAL, SQLite, HDF5, matio);
+ *   cmir__atomic_commit: fsyncs the file (af->fd, or af->tmp reopened once
+ *     the writer closed it), renames it over af->path, fsyncs the
+ *     directory; always releases af;
+ *   cmir__atomic_abort: closes and removes the temporary file; a no-op on
+ *     a zeroed, committed or already aborted af.
+ * The caller owns af (usually on its stack); it is not shared between
+ * threads. Returns 0 or CMIR_E* with the message set. */
+#define CMIR__ATOMIC_NAME_ONLY 1
+typedef struct cmir__atomic_file {
+    char *path; /* the target */
+    char *tmp;  /* the temporary file beside it */
+    int fd;     /* open temporary file, or -1 */
+    int open;   /* 1 while the temporary file may exist */
+} cmir__atomic_file;
+int cmir__atomic_open(cmir__atomic_file *af, const char *path, int flags);
+int cmir__atomic_commit(cmir__atomic_file *af);
+void cmir__atomic_abort(cmir__atomic_file *af);
+
 /* Scratch memory of the context: at least `bytes`, 64-byte aligned, valid
  * until the next call on the same context. NULL (error set) on failure. */
 void *cmir__exec_scratch(cmir_exec *ex, size_t bytes);
