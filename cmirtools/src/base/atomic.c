@@ -111,7 +111,7 @@ void cmir__atomic_abort(cmir__atomic_file *af)
 {
     if (!af)
         return;
-    if (af->fd >= 0)
+    if (af->open && af->fd >= 0) /* a zeroed af (fd 0) is not open: stdin stays */
         close(af->fd);
     if (af->open && af->tmp)
         unlink(af->tmp);
