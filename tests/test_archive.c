@@ -86,7 +86,7 @@ static int tmp_files_left(void)
     struct dirent *e;
     int n = 0;
     while (d && (e = readdir(d)) != NULL)
-        n += strstr(e->d_name, ".tmp.") != NULL;
+        n += strstr(e->d_name, ".tmp-") != NULL; /* cmir__atomic_open's names */
     if (d)
         closedir(d);
     return n;

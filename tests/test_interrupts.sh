@@ -70,7 +70,7 @@ for k in $(seq 1 "$N"); do
         bad "archive append killed: the archive no longer opens or lost tiles ($t of $a0)"
         cp "$OUT/a.orig" "$OUT/a.mat"
     fi
-    rm -f "$OUT"/a.mat.tmp.*
+    rm -f "$OUT"/a.tmp-*.mat
 done
 
 # 2. index append killed at random moments
@@ -150,7 +150,7 @@ for k in $(seq 1 "$N"); do
     sleep "$d"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
-    rm -f "$OUT"/ck.mat.tmp.* "$OUT"/r.mat.tmp.*
+    rm -f "$OUT"/ck.tmp-*.mat "$OUT"/r.tmp-*.mat
     if [ -f "$OUT/r.mat" ]; then
         how="the run finished before the kill"
         rid=$(model_id "$OUT/r.mat")

@@ -29,7 +29,8 @@ static const char *const SMALL[] = {
 #define MAX_TABLE (1 << 20)
 
 struct cmir_archive_writer {
-    char *path, *tmp;
+    char *path;
+    cmir__atomic_file af; /* the temporary file, renamed over path at commit */
     hid_t file, ds[2], fspace[2], mspace[2];
     int h[2], w[2], b[2];
     cmir_dtype type[2];
@@ -76,9 +77,7 @@ static void writer_free(cmir_archive_writer *w)
     close_ids(w);
     cmir__h5_close(w->file);
     cmir__h5_restore(&q);
-    if (w->tmp)
-        unlink(w->tmp);
-    cmir__free(w->tmp);
+    cmir__atomic_abort(&w->af);
     cmir__free(w->path);
     for (int k = 0; k < 3; k++)
         cmir__strtab_free(&w->names[k]);
@@ -97,6 +96,7 @@ static cmir_archive_writer *writer_new(const char *path)
         return NULL;
     w->file = -1;
     w->lock_fd = -1;
+    w->af.fd = -1;
     for (int m = 0; m < 2; m++)
         w->ds[m] = w->fspace[m] = w->mspace[m] = -1;
     if (!(w->path = cmir__strdup(path))) {
@@ -142,20 +142,14 @@ static int grow(cmir_archive_writer *w, int64_t need)
     return 0;
 }
 
+/* The temporary file beside the target; *fd is its descriptor, which the
+ * caller closes (HDF5 reopens the file by name). */
 static int make_tmp(cmir_archive_writer *w, int *fd)
 {
-    size_t pl = strlen(w->path);
-    if (!(w->tmp = cmir__malloc(pl + 16)))
-        return CMIR_ENOMEM;
-    snprintf(w->tmp, pl + 16, "%s.tmp.XXXXXX", w->path);
-    if ((*fd = mkstemp(w->tmp)) < 0) {
-        int rc = cmir__error(CMIR_EIO, "%s: cannot create a temporary file beside it: %s", w->path,
-                             strerror(errno));
-        cmir__free(w->tmp);
-        w->tmp = NULL;
-        return rc;
-    }
-    return 0;
+    int rc = cmir__atomic_open(&w->af, w->path, 0);
+    *fd = w->af.fd;
+    w->af.fd = -1; /* handed to the caller */
+    return rc;
 }
 
 /* HDF5 access list closing every object with the file, so that commit
@@ -254,7 +248,7 @@ static int create_file(cmir_archive_writer *w, int deflate)
     close(fd);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = strong_fapl();
     if (fcpl < 0 || fapl < 0 || H5Pset_userblock(fcpl, 512) < 0 ||
-        (w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, fapl)) < 0)
+        (w->file = H5Fcreate(w->af.tmp, H5F_ACC_TRUNC, fcpl, fapl)) < 0)
         rc = cmir__h5_error(CMIR_EIO, w->path, "cannot create the temporary file");
     cmir__h5_close(fapl);
     cmir__h5_close(fcpl);
@@ -382,7 +376,7 @@ static int open_copy(cmir_archive_writer *w)
     if (rc)
         return rc;
     hid_t fapl = strong_fapl();
-    if (fapl < 0 || (w->file = H5Fopen(w->tmp, H5F_ACC_RDWR, fapl)) < 0)
+    if (fapl < 0 || (w->file = H5Fopen(w->af.tmp, H5F_ACC_RDWR, fapl)) < 0)
         rc = cmir__h5_error(CMIR_EIO, w->path, "cannot open the temporary copy for writing");
     cmir__h5_close(fapl);
     if (rc || (rc = open_for_append(w, 0)) || (rc = open_for_append(w, 1)))
@@ -689,31 +683,12 @@ static int write_header(const char *tmp, const char *path)
     h[125] = 0x02;
     h[126] = 'I';
     h[127] = 'M';
-    int fd = open(tmp, O_WRONLY), rc = 0;
-    if (fd < 0 || pwrite(fd, h, sizeof h, 0) != (ssize_t)sizeof h || fsync(fd) != 0)
-        rc = cmir__error(CMIR_EIO, "%s: cannot write and flush the temporary file: %s", path,
-                         strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CLOEXEC), rc = 0;
+    if (fd < 0 || pwrite(fd, h, sizeof h, 0) != (ssize_t)sizeof h)
+        rc = cmir__error(CMIR_EIO, "%s: cannot write the temporary file: %s", path, strerror(errno));
     if (fd >= 0 && close(fd) != 0 && !rc)
         rc = cmir__error(CMIR_EIO, "%s: cannot close the temporary file: %s", path, strerror(errno));
     return rc;
-}
-
-/* Flushes the directory entry of the rename (best effort). */
-static void sync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == path)
-        snprintf(dir, sizeof dir, "/");
-    else
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
 }
 
 int cmir_archive_writer_commit(cmir_archive_writer *w)
@@ -733,15 +708,9 @@ int cmir_archive_writer_commit(cmir_archive_writer *w)
     w->file = -1;
     cmir__h5_restore(&q);
     if (!rc)
-        rc = write_header(w->tmp, w->path);
-    if (!rc && rename(w->tmp, w->path) != 0)
-        rc = cmir__error(CMIR_EIO, "%s: cannot rename the temporary file over it: %s", w->path,
-                         strerror(errno));
-    if (!rc) {
-        cmir__free(w->tmp);
-        w->tmp = NULL; /* renamed: nothing left to unlink */
-        sync_dir(w->path);
-    }
+        rc = write_header(w->af.tmp, w->path);
+    if (!rc)
+        rc = cmir__atomic_commit(&w->af); /* fsync, rename, directory fsync */
     writer_free(w);
     return rc;
 }

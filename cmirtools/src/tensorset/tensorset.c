@@ -292,45 +292,22 @@ int cmir_tensorset_save(const cmir_tensorset *ts, const char *path)
         return cmir__error(CMIR_EINVAL, "cmir_tensorset_save: NULL argument");
     pthread_once(&log_once, init_log);
     matio_msg[0] = '\0';
-    size_t pl = strlen(path);
-    char *tmp = cmir__malloc(pl + 16);
-    if (!tmp)
-        return CMIR_ENOMEM;
-    snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = cmir__error(CMIR_EIO, "%s: cannot create a temporary file beside it: %s", path,
-                             strerror(errno));
-        cmir__free(tmp);
+    cmir__atomic_file af;
+    int rc = cmir__atomic_open(&af, path, CMIR__ATOMIC_NAME_ONLY);
+    if (rc)
         return rc;
-    }
-    /* mkstemp makes the file 0600; give it the mode a plain create would */
-    mode_t um = umask(0);
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um); /* not fatal: the data is written anyway */
-    close(fd);
-    int rc = 0;
-    mat_t *mat = Mat_CreateVer(tmp, NULL, MAT_FT_MAT5);
+    mat_t *mat = Mat_CreateVer(af.tmp, NULL, MAT_FT_MAT5);
     if (!mat)
         rc = matio_error(CMIR_EIO, path, "cannot create file");
     for (int i = 0; !rc && i < ts->n; i++)
         rc = write_entry(mat, &ts->e[i], path);
     if (mat && Mat_Close(mat) != 0 && !rc)
         rc = matio_error(CMIR_EIO, path, "cannot close file");
-    if (!rc) {
-        fd = open(tmp, O_RDONLY);
-        if (fd < 0 || fsync(fd) != 0)
-            rc = cmir__error(CMIR_EIO, "%s: cannot flush to disk: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    if (rc) {
+        cmir__atomic_abort(&af);
+        return rc;
     }
-    if (!rc && rename(tmp, path) != 0)
-        rc = cmir__error(CMIR_EIO, "%s: cannot rename the temporary file over it: %s", path,
-                         strerror(errno));
-    if (rc)
-        unlink(tmp);
-    cmir__free(tmp);
-    return rc;
+    return cmir__atomic_commit(&af);
 }
 
 /* ---- loading ---- */
