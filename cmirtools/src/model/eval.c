@@ -5,6 +5,7 @@
 #include "cmir/audio.h"
 #include "model_internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -305,30 +306,32 @@ int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progres
 }
 
 /* ---- writing ---- */
-static FILE *open_temp(const char *path, char **tmp)
+/* A stream on a temporary file beside path (NULL, error set, on failure);
+ * close_temp renames it over path. */
+static FILE *open_temp(const char *path, cmir__atomic_file *af)
 {
-    size_t n = strlen(path) + 32;
-    *tmp = cmir__malloc(n);
-    if (!*tmp)
+    if (cmir__atomic_open(af, path, 0))
         return NULL;
-    snprintf(*tmp, n, "%s.tmp-%ld", path, (long)getpid());
-    FILE *f = fopen(*tmp, "w");
-    if (!f)
-        cmir__error(CMIR_EIO, "%s: cannot write", path);
+    FILE *f = fdopen(af->fd, "w");
+    if (!f) {
+        cmir__error(CMIR_EIO, "%s: cannot write: %s", path, strerror(errno));
+        cmir__atomic_abort(af);
+        return NULL;
+    }
+    af->fd = -1; /* the stream owns it now; commit reopens the file to flush it */
     return f;
 }
 
-static int close_temp(FILE *f, char *tmp, const char *path)
+static int close_temp(FILE *f, cmir__atomic_file *af, const char *path)
 {
     int rc = ferror(f) ? cmir__error(CMIR_EIO, "%s: write error", path) : 0;
     if (fclose(f) != 0 && !rc)
         rc = cmir__error(CMIR_EIO, "%s: write error", path);
-    if (!rc && rename(tmp, path) != 0)
-        rc = cmir__error(CMIR_EIO, "%s: cannot rename into place", path);
-    if (rc)
-        unlink(tmp);
-    cmir__free(tmp);
-    return rc;
+    if (rc) {
+        cmir__atomic_abort(af);
+        return rc;
+    }
+    return cmir__atomic_commit(af);
 }
 
 static void jnum(FILE *f, double v)
@@ -341,12 +344,10 @@ static void jnum(FILE *f, double v)
 
 int cmir_eval_write_json(const cmir_eval_report *r, const char *path)
 {
-    char *tmp;
-    FILE *f = open_temp(path, &tmp);
-    if (!f) {
-        cmir__free(tmp);
-        return tmp ? CMIR_EIO : CMIR_ENOMEM;
-    }
+    cmir__atomic_file af;
+    FILE *f = open_temp(path, &af);
+    if (!f)
+        return cmir__failed(CMIR_EIO);
     fprintf(f, "{\n  \"n_items\": %lld,\n  \"n_items_b\": %lld,\n  \"directions\": [\n", (long long)r->n_items,
             (long long)r->n_items_b);
     for (int k = 0; k < 4; k++) {
@@ -381,17 +382,15 @@ int cmir_eval_write_json(const cmir_eval_report *r, const char *path)
         fprintf(f, "]}%s\n", k < 3 ? "," : "");
     }
     fputs("  ]\n}\n", f);
-    return close_temp(f, tmp, path);
+    return close_temp(f, &af, path);
 }
 
 int cmir_eval_write_csv(const cmir_eval_report *r, const char *path)
 {
-    char *tmp;
-    FILE *f = open_temp(path, &tmp);
-    if (!f) {
-        cmir__free(tmp);
-        return tmp ? CMIR_EIO : CMIR_ENOMEM;
-    }
+    cmir__atomic_file af;
+    FILE *f = open_temp(path, &af);
+    if (!f)
+        return cmir__failed(CMIR_EIO);
     fputs("direction,queries,map,anmrr,paper_protocol", f);
     for (int i = 0; i < r->n_cutoffs; i++)
         fprintf(f, ",p_at_%d", r->cutoffs[i]);
@@ -407,5 +406,5 @@ int cmir_eval_write_csv(const cmir_eval_report *r, const char *path)
             fprintf(f, ",%.6f", d->map_at[i]);
         fputc('\n', f);
     }
-    return close_temp(f, tmp, path);
+    return close_temp(f, &af, path);
 }
