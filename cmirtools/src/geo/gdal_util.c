@@ -3,6 +3,7 @@
 #include "gdal_util.h"
 
 #include <cpl_error.h>
+#include <string.h>
 
 void cmir__gdal_quiet_begin(void)
 {
@@ -15,9 +16,19 @@ void cmir__gdal_quiet_end(void) { CPLPopErrorHandler(); }
 int cmir__gdal_error(int code, const char *path, const char *what)
 {
     const char *m = CPLGetLastErrorMsg();
-    if (m && *m)
-        return cmir__error(code, "gdal: %s: %s (%s)", path, what, m);
-    return cmir__error(code, "gdal: %s: %s", path, what);
+    if (!path)
+        path = "";
+    if (what) {
+        if (m && *m)
+            return cmir__error(code, "gdal: %s: %s (%s)", path, what, m);
+        return cmir__error(code, "gdal: %s: %s", path, what);
+    }
+    /* GDAL's own words, named by path unless they already name it */
+    if (!m || !*m)
+        m = "unknown GDAL error";
+    if (*path && strstr(m, path))
+        return cmir__error(code, "gdal: %s", m);
+    return cmir__error(code, "gdal: %s: %s", path, m);
 }
 
 GDALDatasetH cmir__gdal_open_raster(const char *path)

@@ -13,7 +13,10 @@
 void cmir__gdal_quiet_begin(void);
 void cmir__gdal_quiet_end(void);
 
-/* Records "gdal: <path>: <what> (<GDAL's last message>)" and returns code. */
+/* The one bridge from GDAL's errors to cmir__error: records
+ * "gdal: <path>: <what> (<GDAL's last message>)" and returns code. With
+ * what NULL it records "gdal: <path>: <GDAL's message>", or only GDAL's
+ * message when that already names path. */
 int cmir__gdal_error(int code, const char *path, const char *what);
 
 /* Opens a raster read-only (quietly); NULL with the error set. Checks it

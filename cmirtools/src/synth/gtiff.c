@@ -2,6 +2,7 @@
  * driver (tiled DEFLATE defaults, user creation options) under temporary
  * names, renamed together once complete; GDAL messages become errors. */
 #include "synth_internal.h"
+#include "../geo/gdal_util.h"
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -10,7 +11,6 @@
 #include <ogr_srs_api.h>
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,16 +28,6 @@ const unsigned char cmir__sy_class_rgb[9][3] = {
     {0, 20, 140},    /* 8 water */
 };
 
-int cmir__sy_gdal_error(int code, const char *what)
-{
-    const char *msg = CPLGetLastErrorMsg();
-    if (!msg || !msg[0])
-        msg = "unknown GDAL error";
-    if (what && strstr(msg, what))
-        return cmir__error(code, "gdal: %s", msg);
-    return cmir__error(code, "gdal: %s: %s", what ? what : "", msg);
-}
-
 char *cmir__sy_epsg_wkt(int epsg)
 {
     OGRSpatialReferenceH srs = OSRNewSpatialReference(NULL);
@@ -52,7 +42,7 @@ char *cmir__sy_epsg_wkt(int epsg)
     else if (!OSRIsProjected(srs) || fabs(OSRGetLinearUnits(srs, NULL) - 1.0) > 1e-12)
         cmir__error(CMIR_EINVAL, "synth: epsg: EPSG:%d is not a projected CRS in metres", epsg);
     else if (OSRExportToWkt(srs, &wkt) != OGRERR_NONE || !wkt)
-        cmir__sy_gdal_error(CMIR_EINVAL, "EPSG");
+        cmir__gdal_error(CMIR_EINVAL, "EPSG", NULL);
     else
         out = cmir__strdup(wkt);
     CPLPopErrorHandler();
@@ -78,19 +68,6 @@ static void remove_with_aux(const char *path)
         unlink(a);
         cmir__free(a);
     }
-}
-
-/* A name no other writer uses: <final>.tmp<pid>_<counter>. GDAL creates
- * the file itself, so it gets the usual permissions (umask). */
-static char *tmp_name(const char *final)
-{
-    static atomic_uint counter;
-    unsigned k = atomic_fetch_add(&counter, 1U);
-    size_t n = strlen(final) + 48;
-    char *s = cmir__malloc(n);
-    if (s)
-        snprintf(s, n, "%s.tmp%ld_%u", final, (long)getpid(), k);
-    return s;
 }
 
 static char **make_options(const sy_raster *r, const char *const *co)
@@ -183,7 +160,7 @@ int cmir__sy_check_options(const char *const *co)
     CPLPushErrorHandler(CPLQuietErrorHandler);
     CPLErrorReset();
     int ok = GDALValidateCreationOptions(drv, opts);
-    int rc = ok ? 0 : cmir__sy_gdal_error(CMIR_EINVAL, "GTiff creation options");
+    int rc = ok ? 0 : cmir__gdal_error(CMIR_EINVAL, "GTiff creation options", NULL);
     CPLPopErrorHandler();
     CSLDestroy(opts);
     return rc;
@@ -193,33 +170,28 @@ int cmir__sy_write(sy_outset *o, const char *final, const sy_raster *r, const ch
 {
     if (o->n >= 4)
         return cmir__error(CMIR_EINVAL, "synth: too many outputs in one set");
-    char *tmp = tmp_name(final), *fin = cmir__strdup(final);
-    if (!tmp || !fin) {
-        cmir__free(tmp);
-        cmir__free(fin);
-        return CMIR_ENOMEM;
-    }
-    o->tmp[o->n] = tmp;
-    o->final[o->n] = fin;
-    o->n++;
+    /* GDAL creates the file itself, so it gets the usual permissions */
+    int rc = cmir__atomic_open(&o->af[o->n], final, CMIR__ATOMIC_NAME_ONLY);
+    if (rc)
+        return rc;
+    const char *tmp = o->af[o->n++].tmp;
     if (!GDALGetDriverByName("GTiff"))
         GDALAllRegister();
     GDALDriverH drv = GDALGetDriverByName("GTiff");
     if (!drv)
         return cmir__error(CMIR_EUNSUPPORTED, "gdal: %s: the GTiff driver is not available", final);
     char **opts = make_options(r, co);
-    int rc = 0;
     CPLPushErrorHandler(CPLQuietErrorHandler);
     CPLErrorReset();
     GDALDatasetH ds = GDALCreate(drv, tmp, r->w, r->h, r->nbands, (GDALDataType)r->gdt, opts);
     if (!ds) {
-        rc = cmir__sy_gdal_error(CMIR_EIO, final);
+        rc = cmir__gdal_error(CMIR_EIO, final, NULL);
     } else {
         if (fill(ds, r) != 0)
-            rc = cmir__sy_gdal_error(CMIR_EIO, final);
+            rc = cmir__gdal_error(CMIR_EIO, final, NULL);
         GDALClose(ds);
         if (!rc && CPLGetLastErrorType() == CE_Failure)
-            rc = cmir__sy_gdal_error(CMIR_EIO, final);
+            rc = cmir__gdal_error(CMIR_EIO, final, NULL);
     }
     CPLPopErrorHandler();
     CSLDestroy(opts);
@@ -234,13 +206,14 @@ int cmir__sy_commit(sy_outset *o)
      * so that the set is replaced together or not at all. */
     for (int i = 0; i < o->n; i++) {
         struct stat st;
-        if (stat(o->final[i], &st) == 0 && S_ISDIR(st.st_mode))
-            return cmir__error(CMIR_EIO, "%s: is a directory", o->final[i]);
+        if (stat(o->af[i].path, &st) == 0 && S_ISDIR(st.st_mode))
+            return cmir__error(CMIR_EIO, "%s: is a directory", o->af[i].path);
     }
     for (int i = 0; i < o->n; i++) {
-        if (!o->tmp[i])
+        cmir__atomic_file *af = &o->af[i];
+        if (!af->open)
             continue;
-        char *ta = aux_name(o->tmp[i]), *fa = aux_name(o->final[i]);
+        char *ta = aux_name(af->tmp), *fa = aux_name(af->path);
         if (!ta || !fa) {
             cmir__free(ta);
             cmir__free(fa);
@@ -255,15 +228,12 @@ int cmir__sy_commit(sy_outset *o)
         } else {
             unlink(fa); /* a stale sidecar would describe another raster */
         }
-        if (!rc && rename(o->tmp[i], o->final[i]) != 0)
-            rc = cmir__error(CMIR_EIO, "%s: cannot rename the temporary file over it: %s",
-                             o->final[i], strerror(errno));
         cmir__free(ta);
         cmir__free(fa);
+        if (!rc)
+            rc = cmir__atomic_commit(af); /* fsync, rename, directory fsync */
         if (rc)
             return rc;
-        cmir__free(o->tmp[i]);
-        o->tmp[i] = NULL;
     }
     return 0;
 }
@@ -271,10 +241,9 @@ int cmir__sy_commit(sy_outset *o)
 void cmir__sy_outset_clear(sy_outset *o)
 {
     for (int i = 0; i < o->n; i++) {
-        if (o->tmp[i])
-            remove_with_aux(o->tmp[i]);
-        cmir__free(o->tmp[i]);
-        cmir__free(o->final[i]);
+        if (o->af[i].open && o->af[i].tmp)
+            remove_with_aux(o->af[i].tmp);
+        cmir__atomic_abort(&o->af[i]);
     }
     memset(o, 0, sizeof *o);
 }

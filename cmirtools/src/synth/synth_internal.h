@@ -135,8 +135,7 @@ typedef struct sy_raster {
 /* A set of outputs written under temporary names and renamed together. */
 typedef struct sy_outset {
     int n;
-    char *final[4];
-    char *tmp[4];
+    cmir__atomic_file af[4]; /* af[i].path the final name, af[i].tmp GDAL's */
 } sy_outset;
 
 /* Writes r to a fresh temporary file beside `final`; the pair is added to
@@ -151,9 +150,6 @@ int cmir__sy_commit(sy_outset *o);
 void cmir__sy_outset_clear(sy_outset *o);
 /* WKT of an EPSG code (cmir__free it), or NULL with CMIR_EINVAL set. */
 char *cmir__sy_epsg_wkt(int epsg);
-/* "gdal: <what>: <CPLGetLastErrorMsg()>" (the what is left out when the
- * GDAL message already names it). */
-int cmir__sy_gdal_error(int code, const char *what);
 /* Checks every mode shares (n_scenes and first_index, variation, noise,
  * n_threads): 0 or CMIR_EINVAL naming the field. */
 int cmir__sy_check_common(const cmir_synth_params *p);

@@ -3,6 +3,7 @@
  * nodata propagated, the georeferencing kept, optional land-cover labels
  * resampled onto the output grid, and Float32 or scaled UInt16 output. */
 #include "synth_internal.h"
+#include "../geo/gdal_util.h"
 
 #include <cpl_conv.h>
 #include <cpl_error.h>
@@ -44,7 +45,7 @@ static int open_inputs(wald_in *in, const char *const *inputs, int n)
         CPLErrorReset();
         GDALDatasetH ds = GDALOpen(inputs[i], GA_ReadOnly);
         if (!ds)
-            return cmir__sy_gdal_error(CMIR_ENOTFOUND, inputs[i]);
+            return cmir__gdal_error(CMIR_ENOTFOUND, inputs[i], NULL);
         in->ds[in->n++] = ds;
         double gt[6];
         if (GDALGetGeoTransform(ds, gt) != CE_None)
@@ -93,7 +94,7 @@ static int read_labels(const cmir_synth_params *p, const wald_in *in, int cw, in
     CPLErrorReset();
     GDALDatasetH lab = GDALOpen(p->labels, GA_ReadOnly);
     if (!lab)
-        return cmir__sy_gdal_error(CMIR_ENOTFOUND, p->labels);
+        return cmir__gdal_error(CMIR_ENOTFOUND, p->labels, NULL);
     int rc = 0;
     GDALDatasetH dst = NULL;
     float *buf = NULL;
@@ -107,7 +108,7 @@ static int read_labels(const cmir_synth_params *p, const wald_in *in, int cw, in
     dst = mem ? GDALCreate(mem, "", cw, ch, 1, GDT_Float32, NULL) : NULL;
     buf = cmir__malloc(sizeof(float) * (size_t)cw * (size_t)ch);
     if (!dst || !buf) {
-        rc = dst ? CMIR_ENOMEM : cmir__sy_gdal_error(CMIR_EIO, "MEM");
+        rc = dst ? CMIR_ENOMEM : cmir__gdal_error(CMIR_EIO, "MEM", NULL);
         goto done;
     }
     GDALSetGeoTransform(dst, (double *)cgt);
@@ -120,11 +121,11 @@ static int read_labels(const cmir_synth_params *p, const wald_in *in, int cw, in
     GDALResampleAlg alg = area_c > 1.5 * area_l ? GRA_Mode : GRA_NearestNeighbour;
     const char *src_wkt = (lwkt && lwkt[0]) ? NULL : in->wkt; /* none: assume the inputs' CRS */
     if (GDALReprojectImage(lab, src_wkt, dst, in->wkt, alg, 0.0, 0.0, NULL, NULL, NULL) != CE_None) {
-        rc = cmir__sy_gdal_error(CMIR_EIO, p->labels);
+        rc = cmir__gdal_error(CMIR_EIO, p->labels, NULL);
         goto done;
     }
     if (GDALRasterIO(db, GF_Read, 0, 0, cw, ch, buf, cw, ch, GDT_Float32, 0, 0) != CE_None) {
-        rc = cmir__sy_gdal_error(CMIR_EIO, p->labels);
+        rc = cmir__gdal_error(CMIR_EIO, p->labels, NULL);
         goto done;
     }
     for (size_t i = 0; i < (size_t)cw * (size_t)ch; i++) {
@@ -219,7 +220,7 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
         GDALRasterBandH band = stack_band(in, bands[b]);
         CPLErrorReset();
         if (GDALRasterIO(band, GF_Read, 0, 0, w, h, m->x[b], w, h, GDT_Float32, 0, 0) != CE_None)
-            return cmir__sy_gdal_error(CMIR_EIO, inputs[0]);
+            return cmir__gdal_error(CMIR_EIO, inputs[0], NULL);
         int has;
         double nd = GDALGetRasterNoDataValue(band, &has);
         if (b == 0 && has) {
