@@ -26,9 +26,11 @@ static const char usage[] =
     "tiles and the manifest's clips of held-out voices (-voices seen: the voices trained on;\n"
     "all: every clip); relevance: the clip's label is one of the image's.\n";
 
+static const char prog[] = "cmir_eval";
+
 int main(int argc, char **argv)
 {
-    int done, rc = cmir_app_init("cmir_eval", usage, &argc, &argv, &done);
+    int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
     if (done)
         return rc;
     cmir_eval_params p = cmir_eval_default_params();
@@ -39,14 +41,15 @@ int main(int argc, char **argv)
         if (!strcmp(a, "-q")) quiet = 1;
         else if (!strcmp(a, "-all")) p.all_tiles = 1;
         else if (a[0] == '-' && a[1]) {
-            if (i + 1 >= argc) {
-                rc = cmir_app_fail("cmir_eval", "option %s needs a value", a);
+            const char *v = cmir_app_value(prog, argc, argv, &i);
+            int bad = 0;
+            if (!v) {
+                rc = 2;
                 goto end;
             }
-            const char *v = argv[++i];
-            if (!strcmp(a, "-threads")) p.threads = atoi(v);
-            else if (!strcmp(a, "-paper_queries")) p.paper_queries = atoi(v);
-            else if (!strcmp(a, "-seed")) p.seed = strtoull(v, NULL, 10);
+            if (!strcmp(a, "-threads")) bad = cmir_app_int(prog, a, v, 0, 1024, &p.threads);
+            else if (!strcmp(a, "-paper_queries")) bad = cmir_app_int(prog, a, v, 0, 1 << 30, &p.paper_queries);
+            else if (!strcmp(a, "-seed")) bad = cmir_app_u64(prog, a, v, &p.seed);
             else if (!strcmp(a, "-json")) json = v;
             else if (!strcmp(a, "-csv")) csv = v;
             else if (!strcmp(a, "-unified")) unified = v;
@@ -56,28 +59,25 @@ int main(int argc, char **argv)
                 else if (!strcmp(v, "seen")) p.audio_voices = 1;
                 else if (!strcmp(v, "all")) p.audio_voices = 2;
                 else {
-                    rc = cmir_app_fail("cmir_eval", "-voices takes held_out, seen or all, not '%s'", v);
+                    rc = cmir_app_fail(prog, "-voices takes held_out, seen or all, not '%s'", v);
                     goto end;
                 }
             }
-            else if (!strcmp(a, "-k")) {
-                p.n_cutoffs = 0;
-                for (const char *s = v; *s && p.n_cutoffs < CMIR_EVAL_MAX_CUTOFFS;) {
-                    p.cutoffs[p.n_cutoffs++] = atoi(s);
-                    const char *c = strchr(s, ',');
-                    if (!c)
-                        break;
-                    s = c + 1;
-                }
-            } else {
-                rc = cmir_app_fail("cmir_eval", "unknown option '%s' (see --help)", a);
+            else if (!strcmp(a, "-k"))
+                bad = cmir_app_ints(prog, a, v, 1, 1 << 30, CMIR_EVAL_MAX_CUTOFFS, p.cutoffs, &p.n_cutoffs);
+            else {
+                rc = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
                 rc = 2;
+                goto end;
+            }
+            if (bad) {
+                rc = bad;
                 goto end;
             }
         } else if (npos < 2) {
             pos[npos++] = a;
         } else {
-            rc = cmir_app_fail("cmir_eval", "unexpected argument '%s'", a);
+            rc = cmir_app_fail(prog, "unexpected argument '%s'", a);
             rc = 2;
             goto end;
         }
@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     if (!err && csv)
         err = cmir_eval_write_csv(&r, csv);
     if (err) {
-        rc = cmir_app_fail("cmir_eval", "%s", cmir_last_error());
+        rc = cmir_app_fail(prog, "%s", cmir_last_error());
         goto end;
     }
     if (r.n_items_b != r.n_items)

@@ -24,9 +24,11 @@ static const char usage[] =
     "without geometry (archive = the clip's file, class_name = its spoken label, scene = its\n"
     "voice), so that image queries can return spoken labels.\n";
 
+static const char prog[] = "cmir_index";
+
 int main(int argc, char **argv)
 {
-    int done, rc = cmir_app_init("cmir_index", usage, &argc, &argv, &done);
+    int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
     if (done)
         return rc;
     cmir_index_params p = cmir_index_default_params();
@@ -39,17 +41,20 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-append")) p.append = 1;
         else if (!strcmp(a, "-merge")) merge = 1;
         else if (!strcmp(a, "-model") || !strcmp(a, "-threads") || !strcmp(a, "-t_srs") || !strcmp(a, "-speech")) {
-            if (i + 1 >= argc) {
-                rc = cmir_app_fail("cmir_index", "option %s needs a value", a);
+            const char *v = cmir_app_value(prog, argc, argv, &i);
+            if (!v) {
+                rc = 2;
                 goto end;
             }
-            const char *v = argv[++i];
             if (!strcmp(a, "-model")) model = v;
-            else if (!strcmp(a, "-threads")) p.threads = atoi(v);
+            else if (!strcmp(a, "-threads")) {
+                if ((rc = cmir_app_int(prog, a, v, 0, 1024, &p.threads)))
+                    goto end;
+            }
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
             else p.crs = v;
         } else if (a[0] == '-' && a[1]) {
-            rc = cmir_app_fail("cmir_index", "unknown option '%s' (see --help)", a);
+            rc = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
             rc = 2;
             goto end;
         } else {
@@ -66,7 +71,7 @@ int main(int argc, char **argv)
     int err = merge ? cmir_index_merge(pos, npos - 1, out, cmir_app_progress, &quiet)
                     : cmir_index_build(model, pos, npos - 1, out, p, cmir_app_progress, &quiet, &added);
     if (err) {
-        rc = cmir_app_fail("cmir_index", "%s", cmir_last_error());
+        rc = cmir_app_fail(prog, "%s", cmir_last_error());
         goto end;
     }
     if (!quiet && !merge)

@@ -4,6 +4,9 @@
 #include "cmir/index.h"
 #include "cmir_app.h"
 
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +114,8 @@ static int add_list(const char *path, cmir_query **q, int *n, int *cap)
     return 0;
 }
 
+static const char prog[] = "cmir_search";
+
 int main(int argc, char **argv)
 {
     int done, rc = cmir_app_init("cmir_search", usage, &argc, &argv, &done);
@@ -125,18 +130,22 @@ int main(int argc, char **argv)
         const char *a = argv[i];
 #define NEED(n)                                                                   \
     if (i + (n) >= argc) {                                                        \
-        rc = cmir_app_fail("cmir_search", "option %s needs %d value(s)", a, (n)); \
-        goto end;                                                                 \
+        rc = cmir_app_fail("cmir_search", "option %s needs %d value(s)", a, (n)) + 1; \
+        goto end;                                                                     \
     }
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) quiet = 1;
         else if (!strcmp(a, "-model")) { NEED(1); model = argv[++i]; }
         else if (!strcmp(a, "-index")) { NEED(1); index = argv[++i]; }
-        else if (!strcmp(a, "-k")) { NEED(1); p.k = atoi(argv[++i]); }
-        else if (!strcmp(a, "-threads")) { NEED(1); p.threads = atoi(argv[++i]); }
+        else if (!strcmp(a, "-k")) { NEED(1); if ((rc = cmir_app_int(prog, a, argv[++i], 1, 100000, &p.k))) goto end; }
+        else if (!strcmp(a, "-threads")) { NEED(1); if ((rc = cmir_app_int(prog, a, argv[++i], 0, 1024, &p.threads))) goto end; }
         else if (!strcmp(a, "-of")) { NEED(1); p.format = argv[++i]; }
         else if (!strcmp(a, "-quicklook")) { NEED(1); p.quicklook = argv[++i]; }
         else if (!strcmp(a, "-lco")) { NEED(1); lco[nlco++] = argv[++i]; }
-        else if (!strcmp(a, "-max_dist")) { NEED(1); p.filter.max_dist = (float)atof(argv[++i]); }
+        else if (!strcmp(a, "-max_dist")) {
+            NEED(1);
+            if ((rc = cmir_app_float(prog, a, argv[++i], 0, HUGE_VAL, &p.filter.max_dist)))
+                goto end;
+        }
         else if (!strcmp(a, "-target")) {
             NEED(1);
             const char *t = argv[++i];
@@ -150,8 +159,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-bbox")) {
             NEED(4);
             p.filter.has_bbox = 1;
-            for (int j = 0; j < 4; j++)
-                p.filter.bbox[j] = atof(argv[++i]);
+            for (int j = 0; j < 4; j++) /* lon, lat, lon, lat */
+                if ((rc = cmir_app_double(prog, a, argv[++i], j % 2 ? -90 : -180, j % 2 ? 90 : 180,
+                                          &p.filter.bbox[j])))
+                    goto end;
         } else if (!strcmp(a, "-row") || !strcmp(a, "-raster") || !strcmp(a, "-audio") || !strcmp(a, "--audio")) {
             NEED(1);
             if (nq == cap) {
@@ -161,7 +172,10 @@ int main(int argc, char **argv)
             memset(&q[nq], 0, sizeof *q);
             if (!strcmp(a, "-row")) {
                 q[nq].kind = CMIR_QUERY_ROW;
-                q[nq].row = atoll(argv[++i]);
+                int64_t row;
+                if ((rc = cmir_app_int64(prog, a, argv[++i], 0, INT64_MAX, &row)))
+                    goto end;
+                q[nq].row = row;
             } else if (!strcmp(a, "-raster")) {
                 q[nq].kind = CMIR_QUERY_RASTER;
                 q[nq].raster = argv[++i];
@@ -177,12 +191,19 @@ int main(int argc, char **argv)
                 goto end;
             }
             q[nq - 1].has_window = 1;
-            for (int j = 0; j < 4; j++)
-                q[nq - 1].window[j] = atoi(argv[++i]);
+            for (int j = 0; j < 4; j++) /* offsets >= 0, sizes >= 1 */
+                if ((rc = cmir_app_int(prog, a, argv[++i], j < 2 ? 0 : 1, INT_MAX, &q[nq - 1].window[j])))
+                    goto end;
         } else if (!strcmp(a, "-queries")) {
             NEED(1);
+            int before = nq;
             if ((rc = add_list(argv[++i], &q, &nq, &cap)))
                 goto end;
+            if (nq == before) {
+                rc = cmir_app_fail(prog, "-queries: %s holds no query (one per line: 'row N', 'raster FILE "
+                                   "[X Y W H]' or 'audio FILE')", argv[i]) + 1;
+                goto end;
+            }
         } else if (a[0] == '-' && a[1]) {
             rc = cmir_app_fail("cmir_search", "unknown option '%s' (see --help)", a);
             rc = 2;

@@ -6,6 +6,7 @@
 #include "cmir_app.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,54 +123,6 @@ static int progress(double frac, const char *msg, void *user)
     return cmir_app_progress(frac, msg, user);
 }
 
-static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return cmir_app_fail(prog, "%s: '%s' is not an integer in %ld..%ld", opt, s, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_double(const char *opt, const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end)
-        return cmir_app_fail(prog, "%s: '%s' is not a number", opt, s);
-    *out = v;
-    return 0;
-}
-
-static int parse_u64(const char *opt, const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-')
-        return cmir_app_fail(prog, "%s: '%s' is not an unsigned integer", opt, s);
-    *out = (uint64_t)v;
-    return 0;
-}
-
-/* "a,b,c,d" -> 4 numbers. */
-static int parse4(const char *opt, const char *s, double v[4])
-{
-    const char *p = s;
-    for (int k = 0; k < 4; k++) {
-        char *end;
-        errno = 0;
-        v[k] = strtod(p, &end);
-        if (errno || end == p || (k < 3 && *end != ',') || (k == 3 && *end))
-            return cmir_app_fail(prog, "%s: '%s' is not 4 comma-separated numbers", opt, s);
-        p = end + 1;
-    }
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
@@ -219,22 +172,23 @@ int main(int argc, char **argv)
         }
         const char *v = argv[++i];
         double d4[4];
-        if (!strcmp(a, "-n")) bad = parse_int(a, v, 1, 1000000, &p.n_scenes);
-        else if (!strcmp(a, "-size")) bad = parse_int(a, v, 0, 1 << 30, &p.size);
-        else if (!strcmp(a, "-seed")) bad = parse_u64(a, v, &p.seed);
-        else if (!strcmp(a, "-first")) bad = parse_int(a, v, 0, 1 << 30, &p.first_index);
-        else if (!strcmp(a, "-epsg")) bad = parse_int(a, v, 1, 1 << 30, &p.epsg);
+        if (!strcmp(a, "-n")) bad = cmir_app_int(prog, a, v, 1, 1000000, &p.n_scenes);
+        else if (!strcmp(a, "-size")) bad = cmir_app_int(prog, a, v, 0, 1 << 30, &p.size);
+        else if (!strcmp(a, "-seed")) bad = cmir_app_u64(prog, a, v, &p.seed);
+        else if (!strcmp(a, "-first")) bad = cmir_app_int(prog, a, v, 0, 1 << 30, &p.first_index);
+        else if (!strcmp(a, "-epsg")) bad = cmir_app_int(prog, a, v, 1, 1 << 30, &p.epsg);
         else if (!strcmp(a, "-origin"))
-            bad = parse_double(a, v, &p.origin_x) || parse_double(a, argv[++i], &p.origin_y);
-        else if (!strcmp(a, "-res")) bad = parse_double(a, v, &p.pan_res);
-        else if (!strcmp(a, "-ratio")) bad = parse_int(a, v, -1000, 1000, &p.ratio);
-        else if (!strcmp(a, "-oversample")) bad = parse_int(a, v, -1000, 1000, &p.oversample);
-        else if (!strcmp(a, "-cell")) bad = parse_double(a, v, &p.cell_size);
-        else if (!strcmp(a, "-variation")) bad = parse_double(a, v, &p.variation);
-        else if (!strcmp(a, "-noise")) bad = parse_double(a, v, &p.noise);
-        else if (!strcmp(a, "-confusion")) bad = parse_double(a, v, &p.confusion);
-        else if (!strcmp(a, "-mtf")) bad = parse_double(a, v, &p.mtf);
-        else if (!strcmp(a, "-threads")) bad = parse_int(a, v, 0, 1024, &p.n_threads);
+            bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.origin_x) ||
+                  cmir_app_double(prog, a, argv[++i], -HUGE_VAL, HUGE_VAL, &p.origin_y);
+        else if (!strcmp(a, "-res")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.pan_res);
+        else if (!strcmp(a, "-ratio")) bad = cmir_app_int(prog, a, v, -1000, 1000, &p.ratio);
+        else if (!strcmp(a, "-oversample")) bad = cmir_app_int(prog, a, v, -1000, 1000, &p.oversample);
+        else if (!strcmp(a, "-cell")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.cell_size);
+        else if (!strcmp(a, "-variation")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.variation);
+        else if (!strcmp(a, "-noise")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.noise);
+        else if (!strcmp(a, "-confusion")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.confusion);
+        else if (!strcmp(a, "-mtf")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.mtf);
+        else if (!strcmp(a, "-threads")) bad = cmir_app_int(prog, a, v, 0, 1024, &p.n_threads);
         else if (!strcmp(a, "-o")) dir = v;
         else if (!strcmp(a, "-prefix")) prefix = v;
         else if (!strcmp(a, "-labels")) p.labels = v;
@@ -245,10 +199,10 @@ int main(int argc, char **argv)
             else if (!strcmp(v, "pan")) p.class_res = CMIR_SYNTH_CLASS_AT_PAN;
             else bad = cmir_app_fail(prog, "-class_res: '%s' is not ms or pan", v);
         } else if (!strcmp(a, "-pan_weights")) {
-            if (!(bad = parse4(a, v, d4)))
+            if (!(bad = cmir_app_doubles(prog, a, v, 4, -HUGE_VAL, HUGE_VAL, d4)))
                 memcpy(p.pan_weights, d4, sizeof d4);
         } else if (!strcmp(a, "-bands")) {
-            if (!(bad = parse4(a, v, d4)))
+            if (!(bad = cmir_app_doubles(prog, a, v, 4, -HUGE_VAL, HUGE_VAL, d4)))
                 for (int k = 0; k < 4 && !bad; k++) {
                     if (d4[k] != (int)d4[k] || d4[k] < 1 || d4[k] > 65535)
                         bad = cmir_app_fail(prog, "-bands: '%s' must be 4 band numbers >= 1", v);

@@ -49,18 +49,11 @@ static const char usage[] =
     "The archive is a MATLAB v7.3 .mat file in the DSRSID layout (see README). It is written\n"
     "to a temporary file and renamed at the end: on error an existing archive is untouched.\n";
 
-static int need(int i, int argc, const char *opt)
-{
-    if (i + 1 >= argc) {
-        fprintf(stderr, "cmir_tile: option %s needs a value\n", opt);
-        return 0;
-    }
-    return 1;
-}
+static const char prog[] = "cmir_tile";
 
 int main(int argc, char **argv)
 {
-    int done, rc = cmir_app_init("cmir_tile", usage, &argc, &argv, &done);
+    int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
     if (done)
         return rc;
     cmir_tile_params p = cmir_tile_default_params();
@@ -72,7 +65,6 @@ int main(int argc, char **argv)
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-#define VAL() (need(i, argc, a) ? argv[++i] : NULL)
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) quiet = 1;
         else if (!strcmp(a, "-append")) append = 1;
         else if (!strcmp(a, "-keep_nodata")) p.keep_nodata = 1;
@@ -82,39 +74,40 @@ int main(int argc, char **argv)
                  !strcmp(a, "-labels") || !strcmp(a, "-label_layer") || !strcmp(a, "-label_field") ||
                  !strcmp(a, "-lyr") || !strcmp(a, "-label_min_frac") || !strcmp(a, "-multilabel") ||
                  !strcmp(a, "-deflate")) {
-            const char *v = VAL();
+            const char *v = cmir_app_value(prog, argc, argv, &i);
+            int bad = 0;
             if (!v) { rc = 2; goto end; }
             if (!strcmp(a, "-pan")) pan[n_pan++] = v;
             else if (!strcmp(a, "-ms")) ms[n_ms++] = v;
-            else if (!strcmp(a, "-ts")) p.tile_size = atoi(v);
-            else if (!strcmp(a, "-stride")) p.stride = atoi(v);
-            else if (!strcmp(a, "-ratio")) p.ratio = atoi(v);
-            else if (!strcmp(a, "-b")) bands[n_b++] = atoi(v);
+            else if (!strcmp(a, "-ts")) bad = cmir_app_int(prog, a, v, 1, 1 << 20, &p.tile_size);
+            else if (!strcmp(a, "-stride")) bad = cmir_app_int(prog, a, v, 0, 1 << 20, &p.stride);
+            else if (!strcmp(a, "-ratio")) bad = cmir_app_int(prog, a, v, 0, 1000, &p.ratio);
+            else if (!strcmp(a, "-b")) bad = cmir_app_int(prog, a, v, 1, 65535, &bands[n_b++]);
             else if (!strcmp(a, "-r")) p.resampling = v;
-            else if (!strcmp(a, "-nodata_frac")) p.nodata_frac = atof(v);
+            else if (!strcmp(a, "-nodata_frac")) bad = cmir_app_double(prog, a, v, 0, 1, &p.nodata_frac);
             else if (!strcmp(a, "-labels")) labels[n_lab++] = v;
             else if (!strcmp(a, "-label_layer")) p.label_vector = v;
             else if (!strcmp(a, "-label_field")) p.label_field = v;
             else if (!strcmp(a, "-lyr")) p.label_layer = v;
-            else if (!strcmp(a, "-label_min_frac")) p.label_min_frac = atof(v);
-            else if (!strcmp(a, "-multilabel")) p.multilabel_frac = atof(v);
-            else if (!strcmp(a, "-deflate")) p.deflate = atoi(v);
+            else if (!strcmp(a, "-label_min_frac")) bad = cmir_app_double(prog, a, v, 0, 1, &p.label_min_frac);
+            else if (!strcmp(a, "-multilabel")) bad = cmir_app_double(prog, a, v, 0, 1, &p.multilabel_frac);
+            else if (!strcmp(a, "-deflate")) bad = cmir_app_int(prog, a, v, 0, 9, &p.deflate);
+            if (bad) { rc = bad; goto end; }
         } else if (a[0] == '-' && a[1]) {
-            rc = cmir_app_fail("cmir_tile", "unknown option '%s' (see --help)", a);
+            rc = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
             rc = 2;
             goto end;
         } else if (!out) {
             out = a;
         } else {
-            rc = cmir_app_fail("cmir_tile", "more than one output archive given ('%s' and '%s')", out, a);
+            rc = cmir_app_fail(prog, "more than one output archive given ('%s' and '%s')", out, a);
             rc = 2;
             goto end;
         }
-#undef VAL
     }
     if (!n_pan || !out) {
         fputs(usage, stderr);
-        rc = cmir_app_fail("cmir_tile", "need -pan and an output archive");
+        rc = cmir_app_fail(prog, "need -pan and an output archive");
         rc = 2;
         goto end;
     }
@@ -129,7 +122,7 @@ int main(int argc, char **argv)
     cmir_tile_stats st;
     int err = cmir_tile(pan, n_pan, ms, n_ms, out, append, p, cmir_app_progress, &quiet, &st);
     if (err) {
-        rc = cmir_app_fail("cmir_tile", "%s", cmir_last_error());
+        rc = cmir_app_fail(prog, "%s", cmir_last_error());
         goto end;
     }
     if (!quiet)

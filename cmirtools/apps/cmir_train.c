@@ -5,6 +5,7 @@
 #include "cmir/train.h"
 #include "cmir_app.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +56,11 @@ static const char usage[] =
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
     "featuresy (N x d_v), labels and the unified network's weights.\n";
 
+static const char prog[] = "cmir_train";
+
 int main(int argc, char **argv)
 {
-    int done, rc = cmir_app_init("cmir_train", usage, &argc, &argv, &done);
+    int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
     if (done)
         return rc;
     cmir_train_params p = cmir_train_default_params();
@@ -79,7 +82,7 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "-features")) {
             if (i + 2 >= argc) {
-                rc = cmir_app_fail("cmir_train", "-features needs two files");
+                rc = cmir_app_fail(prog, "-features needs two files");
                 goto end;
             }
             feat[0] = argv[++i];
@@ -88,34 +91,35 @@ int main(int argc, char **argv)
         }
         if (a[0] == '-' && a[1]) {
             if (i + 1 >= argc) {
-                rc = cmir_app_fail("cmir_train", "option %s needs a value", a);
+                rc = cmir_app_fail(prog, "option %s needs a value", a);
                 goto end;
             }
             const char *v = argv[++i];
-            if (!strcmp(a, "-threads")) p.threads = atoi(v);
-            else if (!strcmp(a, "-seed")) p.seed = strtoull(v, NULL, 10);
-            else if (!strcmp(a, "-epochs1")) p.epochs1 = atoi(v);
-            else if (!strcmp(a, "-epochs2")) p.epochs2 = atoi(v);
-            else if (!strcmp(a, "-batch")) p.batch = atoi(v);
-            else if (!strcmp(a, "-lr1")) p.lr1 = (float)atof(v);
-            else if (!strcmp(a, "-lr2")) p.lr2 = (float)atof(v);
-            else if (!strcmp(a, "-test_frac")) p.test_frac = atof(v);
+            int bad = 0;
+            if (!strcmp(a, "-threads")) bad = cmir_app_int(prog, a, v, 0, 1024, &p.threads);
+            else if (!strcmp(a, "-seed")) bad = cmir_app_u64(prog, a, v, &p.seed);
+            else if (!strcmp(a, "-epochs1")) bad = cmir_app_int(prog, a, v, 0, 1000000, &p.epochs1);
+            else if (!strcmp(a, "-epochs2")) bad = cmir_app_int(prog, a, v, 0, 1000000, &p.epochs2);
+            else if (!strcmp(a, "-batch")) bad = cmir_app_int(prog, a, v, 1, 1 << 20, &p.batch);
+            else if (!strcmp(a, "-lr1")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.lr1);
+            else if (!strcmp(a, "-lr2")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.lr2);
+            else if (!strcmp(a, "-test_frac")) bad = cmir_app_double(prog, a, v, 0, 1, &p.test_frac);
             else if (!strcmp(a, "-split")) {
                 if (strcmp(v, "scene") && strcmp(v, "tile")) {
-                    rc = cmir_app_fail("cmir_train", "-split takes scene or tile, not '%s'", v);
+                    rc = cmir_app_fail(prog, "-split takes scene or tile, not '%s'", v);
                     goto end;
                 }
                 p.split_by_scene = !strcmp(v, "scene");
-            } else if (!strcmp(a, "-dv")) p.unified.d_v = atoi(v);
-            else if (!strcmp(a, "-hidden")) p.unified.hidden = atoi(v);
-            else if (!strcmp(a, "-ortho")) p.ortho = (float)atof(v);
-            else if (!strcmp(a, "-dropout")) p.dropout = (float)atof(v);
-            else if (!strcmp(a, "-w_pair")) p.unified.w_pair = (float)atof(v);
-            else if (!strcmp(a, "-w_class")) p.unified.w_class = (float)atof(v);
-            else if (!strcmp(a, "-w_norm")) p.unified.w_norm = (float)atof(v);
-            else if (!strcmp(a, "-w_cross")) p.unified.w_cross = (float)atof(v);
-            else if (!strcmp(a, "-w_reg")) p.unified.w_reg = (float)atof(v);
-            else if (!strcmp(a, "-alpha")) p.unified.alpha = (float)atof(v);
+            } else if (!strcmp(a, "-dv")) bad = cmir_app_int(prog, a, v, 1, 1 << 16, &p.unified.d_v);
+            else if (!strcmp(a, "-hidden")) bad = cmir_app_int(prog, a, v, 0, 1 << 16, &p.unified.hidden);
+            else if (!strcmp(a, "-ortho")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.ortho);
+            else if (!strcmp(a, "-dropout")) bad = cmir_app_float(prog, a, v, 0, 1, &p.dropout);
+            else if (!strcmp(a, "-w_pair")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_pair);
+            else if (!strcmp(a, "-w_class")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_class);
+            else if (!strcmp(a, "-w_norm")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_norm);
+            else if (!strcmp(a, "-w_cross")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_cross);
+            else if (!strcmp(a, "-w_reg")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_reg);
+            else if (!strcmp(a, "-alpha")) bad = cmir_app_float(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.unified.alpha);
             else if (!strcmp(a, "-features_dir")) p.features_dir = v;
             else if (!strcmp(a, "-unified")) p.unified_path = v;
             else if (!strcmp(a, "-labels")) labels = v;
@@ -123,24 +127,28 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
             else if (!strcmp(a, "-resume")) p.resume = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
-            else if (!strcmp(a, "-feature_noise")) p.feature_noise = (float)atof(v);
+            else if (!strcmp(a, "-feature_noise")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.feature_noise);
             else if (!strcmp(a, "-audio_feature")) {
                 if (!strcmp(v, "segmental")) p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
                 else if (!strcmp(v, "cepstral")) p.audio_feature = CMIR_AUDIO_FEATURE_CEPSTRAL;
                 else {
-                    rc = cmir_app_fail("cmir_train", "-audio_feature takes segmental or cepstral, not '%s'", v);
+                    rc = cmir_app_fail(prog, "-audio_feature takes segmental or cepstral, not '%s'", v);
                     goto end;
                 }
             }
             else {
-                rc = cmir_app_fail("cmir_train", "unknown option '%s' (see --help)", a);
+                rc = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
                 rc = 2;
+                goto end;
+            }
+            if (bad) {
+                rc = bad;
                 goto end;
             }
         } else if (npos < 2) {
             pos[npos++] = a;
         } else {
-            rc = cmir_app_fail("cmir_train", "unexpected argument '%s'", a);
+            rc = cmir_app_fail(prog, "unexpected argument '%s'", a);
             rc = 2;
             goto end;
         }
@@ -153,7 +161,7 @@ int main(int argc, char **argv)
             goto end;
         }
         if (cmir_train_unified(feat[0], feat[1], labels, pos[0], p, cmir_app_progress_lines, &quiet, &r)) {
-            rc = cmir_app_fail("cmir_train", "%s", cmir_last_error());
+            rc = cmir_app_fail(prog, "%s", cmir_last_error());
             goto end;
         }
         if (!quiet)
@@ -167,7 +175,7 @@ int main(int argc, char **argv)
         goto end;
     }
     if (cmir_train(pos[0], pos[1], p, cmir_app_progress_lines, &quiet, &r)) {
-        rc = cmir_app_fail("cmir_train", "%s", cmir_last_error());
+        rc = cmir_app_fail(prog, "%s", cmir_last_error());
         goto end;
     }
     if (!quiet)
