@@ -786,8 +786,9 @@ static void test_alloc_failures(void)
     ASSERT_EQ_INT(tmp_files_left(), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;

@@ -370,14 +370,12 @@ static void spoken_words_kind(void)
 {
     printf("  feature kind %s\n", kind == CMIR_AUDIO_FEATURE_SEGMENTAL ? "SEGMENTAL" : "CEPSTRAL");
     if (!have("espeak-ng") || !have("sox")) {
-        printf("  note: espeak-ng or sox not installed; spoken-word checks skipped\n");
-        return;
+        SKIP("espeak-ng or sox not installed: no spoken-word checks");
     }
     static float w[2][NV + 1][128];
     const char *word[2] = {"water", "forest"};
     if (word_features(word[0], w[0]) || word_features(word[1], w[1])) {
-        printf("  note: espeak-ng failed; spoken-word checks skipped\n");
-        return;
+        SKIP("espeak-ng failed to speak: no spoken-word checks");
     }
     double worst_cos[NTIER] = {1, 1, 1}, worst_l2[NTIER] = {0, 0, 0}, nn_margin = 1e9, nn8 = 1e9;
     printf("  %-15s %-9s %9s %9s %9s %9s\n", "version", "tier", "cos(wat)", "L2(wat)", "cos(for)",
@@ -530,8 +528,9 @@ static void test_corpus(void)
     ASSERT_TRUE(strstr(cmir_last_error(), "none.csv") != NULL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;

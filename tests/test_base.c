@@ -223,8 +223,9 @@ static void test_atomic_file(void)
     rmdir(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     RUN(test_rng);
     RUN(test_errors);
     RUN(test_alloc_hook);

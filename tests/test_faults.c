@@ -98,6 +98,7 @@ static void test_read(void) { sweep("archive read", read_once, 1); }
 
 int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     if (argc > 1 && !strcmp(argv[1], "full"))
         step = 1;
     if (!mkdtemp(dir))

@@ -350,8 +350,9 @@ static void test_accepted(void)
     expect_accepted("384 kHz (the highest rate)", p, 1.0, 0.05);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;

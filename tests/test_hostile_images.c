@@ -542,8 +542,9 @@ static void test_empty_scenes(void)
     ASSERT_EQ_INT(o.st.skipped_nodata, 4);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;

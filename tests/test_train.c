@@ -324,8 +324,9 @@ static void test_pairs_by_label(void)
     ASSERT_EQ_INT(cmir_pairs_by_label(one, 1, 1, bad, 1, 1, &pa, &pb, &pc, &n), CMIR_EINVAL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     if (!mkdtemp(dir))
         return 1;
     RUN(test_train_and_retrieve);

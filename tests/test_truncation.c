@@ -465,6 +465,7 @@ static void setup(void)
 
 int main(int argc, char **argv)
 {
+    TEST_INIT(argc, argv);
     full = argc > 1 && strcmp(argv[1], "full") == 0;
     if (!mkdtemp(dir)) {
         perror("mkdtemp");

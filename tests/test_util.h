@@ -1,8 +1,14 @@
 /* Small assertion macros for the test programs: each failure prints the
  * expression, both values and the location, and marks the test failed;
- * TEST_MAIN_END returns the exit code ctest reads (77 = skipped). */
+ * REQUIRE also stops the test case; SKIP stops it as skipped (a missing
+ * dependency); TEST_INIT selects cases by name (-t NAME runs only NAME,
+ * -x NAME leaves NAME out; both repeatable); t_sweep fails each allocation
+ * in turn; TEST_MAIN_END returns the exit code ctest reads (1 = failed,
+ * 77 = a case was skipped and none failed, 0 = passed). */
 #ifndef CMIR_TEST_UTIL_H
 #define CMIR_TEST_UTIL_H
+
+#include "cmir/base.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +16,7 @@
 #include <string.h>
 
 static int t_failures;
+__attribute__((unused)) static int t_skipped;
 
 /* Strings a test allocates for its whole run (paths), freed at the end so
  * LeakSanitizer sees no leak. */
@@ -30,6 +37,28 @@ __attribute__((unused)) static const char *t_keep(char *s)
             fprintf(stderr, "FAIL: %s\n", #c);                                \
             FAILED_AT();                                                      \
         }                                                                     \
+    } while (0)
+
+/* Asserts c and, when it fails, stops the test case (returns from the
+ * calling void function): for preconditions the rest depends on. */
+#define REQUIRE(c)                                                            \
+    do {                                                                      \
+        if (!(c)) {                                                           \
+            fprintf(stderr, "FAIL (required): %s\n", #c);                     \
+            FAILED_AT();                                                      \
+            return;                                                           \
+        }                                                                     \
+    } while (0)
+
+/* Stops the test case as skipped, saying why (a dependency is missing):
+ * ctest then reads 77 (SKIP_RETURN_CODE), never a pass. */
+#define SKIP(...)                                                             \
+    do {                                                                      \
+        printf("  SKIP: ");                                                   \
+        printf(__VA_ARGS__);                                                  \
+        printf("\n");                                                         \
+        t_skipped++;                                                          \
+        return;                                                               \
     } while (0)
 
 #define ASSERT_EQ_INT(a, b)                                                   \
@@ -70,20 +99,133 @@ __attribute__((unused)) static const char *t_keep(char *s)
         }                                                                     \
     } while (0)
 
+/* ---- selecting test cases by name ---- */
+static const char *t_sel[64];
+static char t_sel_kind[64]; /* 't' run only these, 'x' leave out */
+static int t_sel_hit[64], t_nsel;
+
+/* Takes "-t NAME" and "-x NAME" out of argv (the rest keeps its order). */
+__attribute__((unused)) static void t_init(int *argc, char **argv)
+{
+    int o = 1;
+    for (int i = 1; i < *argc; i++) {
+        if ((!strcmp(argv[i], "-t") || !strcmp(argv[i], "-x")) && i + 1 < *argc && t_nsel < 64) {
+            t_sel_kind[t_nsel] = argv[i][1];
+            t_sel[t_nsel++] = argv[++i];
+        } else {
+            argv[o++] = argv[i];
+        }
+    }
+    *argc = o;
+    argv[o] = NULL;
+}
+#define TEST_INIT(argc, argv) t_init(&(argc), (argv))
+
+__attribute__((unused)) static int t_selected(const char *name)
+{
+    int only = 0, in = 0;
+    for (int i = 0; i < t_nsel; i++) {
+        int match = !strcmp(t_sel[i], name);
+        t_sel_hit[i] |= match;
+        if (t_sel_kind[i] == 't') {
+            only = 1;
+            in |= match;
+        } else if (match) {
+            return 0;
+        }
+    }
+    return !only || in;
+}
+
 #define RUN(test)                                                             \
     do {                                                                      \
-        int before_ = t_failures;                                             \
-        test();                                                               \
-        printf("%s %s\n", t_failures == before_ ? "ok  " : "FAIL", #test);    \
-        fflush(stdout);                                                       \
+        if (t_selected(#test)) {                                              \
+            int before_ = t_failures, skipped_ = t_skipped;                   \
+            test();                                                           \
+            printf("%s %s\n", t_failures != before_  ? "FAIL"                  \
+                               : t_skipped != skipped_ ? "skip"               \
+                                                       : "ok  ",              \
+                   #test);                                                    \
+            fflush(stdout);                                                   \
+        }                                                                     \
     } while (0)
 
+/* ---- allocation failures ----
+ * t_sweep runs fn(user) with allocation n failing, for n = 1, 1 + step,
+ * 1 + 2 step, ... until a run makes fewer than n allocations (the failure
+ * was never reached: that run must return 0) or n passes max. Every run
+ * that reached its failure must return CMIR_ENOMEM with
+ * cmir_last_error_code() CMIR_ENOMEM (fn returns cmir_last_error_code()
+ * for a constructor that gave NULL). Records a test failure otherwise, and
+ * returns the number of allocations of the run without a failure (0 when
+ * max was passed). */
+typedef int (*t_sweep_fn)(void *user);
+static int t_fail_at, t_calls;
+__attribute__((unused)) static void *t_fail_malloc(size_t n, void *u)
+{
+    (void)u;
+    return ++t_calls == t_fail_at ? NULL : malloc(n);
+}
+__attribute__((unused)) static void *t_fail_realloc(void *p, size_t n, void *u)
+{
+    (void)u;
+    return ++t_calls == t_fail_at ? NULL : realloc(p, n);
+}
+__attribute__((unused)) static void t_plain_free(void *p, void *u)
+{
+    (void)u;
+    free(p);
+}
+
+__attribute__((unused)) static int t_sweep(const char *what, t_sweep_fn fn, void *user, int step, int max)
+{
+    cmir_allocator a = {t_fail_malloc, t_fail_realloc, t_plain_free, NULL};
+    int n, failures = 0, bad = 0, full = 0;
+    for (n = 1; n <= max; n += step) {
+        t_fail_at = n;
+        t_calls = 0;
+        cmir_set_allocator(&a);
+        int rc = fn(user);
+        cmir_set_allocator(NULL);
+        if (t_calls < n) { /* the failure was never reached */
+            if (rc != 0) {
+                printf("  %s: run without a failure returned %d: %s\n", what, rc, cmir_last_error());
+                bad++;
+            }
+            full = t_calls;
+            break;
+        }
+        failures++;
+        if ((rc != CMIR_ENOMEM || cmir_last_error_code() != CMIR_ENOMEM) && bad++ < 3)
+            printf("  %s: allocation %d failed, got %d (%s) instead of CMIR_ENOMEM\n", what, n, rc,
+                   cmir_last_error());
+    }
+    t_fail_at = 0;
+    if (n > max) {
+        printf("  %s: allocation %d still reached: raise max\n", what, max);
+        bad++;
+    }
+    printf("  %s: %d injected failures (every %d%s allocation), all reported; %d allocations in a full run\n",
+           what, failures, step, step == 1 ? "st" : "th", full);
+    if (bad) {
+        fprintf(stderr, "FAIL: allocation-failure sweep of %s\n", what);
+        FAILED_AT();
+    }
+    return full;
+}
+
+/* Unknown -t/-x names fail: a misspelt case must not pass by running nothing. */
 #define TEST_MAIN_END()                                                       \
     do {                                                                      \
         while (t_nkept)                                                       \
             free(t_kept[--t_nkept]);                                          \
-        printf("%d failure(s)\n", t_failures);                                \
-        return t_failures ? 1 : 0;                                            \
+        for (int i_ = 0; i_ < t_nsel; i_++)                                   \
+            if (!t_sel_hit[i_]) {                                             \
+                fprintf(stderr, "FAIL: no test case named %s\n", t_sel[i_]);  \
+                t_failures++;                                                 \
+            }                                                                 \
+        printf("%d failure(s), %d case(s) skipped\n", t_failures, t_skipped); \
+        return t_failures ? 1 : t_skipped ? 77 : 0;                           \
     } while (0)
 
 #endif
