@@ -122,7 +122,7 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
     cmir_exec_params ep = cmir_exec_default_params();
     ep.n_threads = p.threads;
     cmir_exec *ex = cmir_exec_new(ep);
-    cmir_model *m = cmir_model_load(model_path);
+    cmir_model *m = ex ? cmir_model_load(model_path) : NULL; /* else keep exec_new's message */
     cmir_index *ix = m ? cmir_index_open(index_path) : NULL;
     if (!ex)
         rc = CMIR_ENOMEM;
