@@ -12,11 +12,6 @@
 #include <unistd.h>
 
 static char dir[] = "/tmp/cmir_faults_XXXXXX";
-static int fail_at, calls;
-
-static void *f_malloc(size_t n, void *u) { (void)u; return ++calls == fail_at ? NULL : malloc(n); }
-static void *f_realloc(void *p, size_t n, void *u) { (void)u; return ++calls == fail_at ? NULL : realloc(p, n); }
-static void f_free(void *p, void *u) { (void)u; free(p); }
 
 static const char *in_dir(const char *name)
 {
@@ -25,42 +20,9 @@ static const char *in_dir(const char *name)
     return t_keep(strdup(buf));
 }
 
-typedef int (*entry_fn)(void);
-
-/* Runs fn with allocation n failing, for n = 1, 1 + step, ... until a run
- * makes fewer than n allocations (it then must succeed). */
-static void sweep(const char *what, entry_fn fn, int step)
+static int train_once(void *u)
 {
-    cmir_allocator a = {f_malloc, f_realloc, f_free, NULL};
-    int n, failures = 0, bad = 0;
-    for (n = 1;; n += step) {
-        fail_at = n;
-        calls = 0;
-        cmir_set_allocator(&a);
-        int rc = fn();
-        cmir_set_allocator(NULL);
-        if (calls < n) { /* the failure was never reached */
-            if (rc != 0) {
-                printf("  %s: run without a failure returned %d: %s\n", what, rc, cmir_last_error());
-                bad++;
-            }
-            break;
-        }
-        failures++;
-        if (rc != CMIR_ENOMEM) {
-            if (bad++ < 3)
-                printf("  %s: allocation %d failed, got %d (%s) instead of CMIR_ENOMEM\n", what, n, rc,
-                       cmir_last_error());
-        }
-    }
-    printf("  %s: %d injected failures (every %d%s allocation), all reported; %d allocations in a full run\n", what,
-           failures, step, step == 1 ? "st" : "th", calls);
-    ASSERT_EQ_INT(bad, 0);
-    ASSERT_TRUE(failures > 5);
-}
-
-static int train_once(void)
-{
+    (void)u;
     cmir_train_params p = cmir_train_default_params();
     p.threads = 2;
     p.batch = 8;
@@ -71,19 +33,21 @@ static int train_once(void)
     return cmir_train(in_dir("a.mat"), in_dir("m.mat"), p, NULL, NULL, NULL);
 }
 
-static int search_once(void)
+static int search_once(void *u)
 {
+    (void)u;
     cmir_query q = {CMIR_QUERY_ROW, 3, NULL, 0, {0}, NULL};
     cmir_search_params p = cmir_search_default_params();
     p.k = 5;
     return cmir_search(in_dir("model.mat"), in_dir("i.gpkg"), &q, 1, in_dir("hits.geojson"), p, NULL, NULL);
 }
 
-static int read_once(void)
+static int read_once(void *u)
 {
+    (void)u;
     cmir_archive *a = cmir_archive_open(in_dir("a.mat"));
     if (!a) /* constructors return NULL: the message says why */
-        return strstr(cmir_last_error(), "out of memory") ? CMIR_ENOMEM : CMIR_EIO;
+        return cmir_last_error_code();
     float t[TD_PAN * TD_PAN];
     int rc = cmir_archive_read_tile(a, CMIR_PAN, 5, t);
     cmir_archive_close(a);
@@ -91,6 +55,14 @@ static int read_once(void)
 }
 
 static int step = 7;
+
+/* Runs fn with allocation n failing, for n = 1, 1 + step, ... until a run
+ * makes fewer than n allocations (it then must succeed): more than 5
+ * failures injected, each reported as CMIR_ENOMEM. */
+static void sweep(const char *what, t_sweep_fn fn, int step)
+{
+    ASSERT_TRUE(t_sweep(what, fn, NULL, step, 1 << 30) > 5 * step);
+}
 
 static void test_train(void) { sweep("cmir_train", train_once, step); }
 static void test_search(void) { sweep("cmir_search", search_once, step > 1 ? 3 : 1); }

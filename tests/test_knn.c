@@ -348,21 +348,22 @@ static void test_bad_args(void)
 
 /* Failing the n-th allocation gives CMIR_ENOMEM (and, under ASan, no
  * leak) until enough allocations succeed; then the result is right. */
-static int fail_at, calls;
-static void *f_malloc(size_t n, void *u)
+
+typedef struct knn_case {
+    const float *db, *q;
+    int64_t n, m, *out;
+    int d, k;
+} knn_case;
+
+static int knn_once(void *u)
 {
-    (void)u;
-    return ++calls == fail_at ? NULL : malloc(n);
-}
-static void *f_realloc(void *p, size_t n, void *u)
-{
-    (void)u;
-    return ++calls == fail_at ? NULL : realloc(p, n);
-}
-static void f_free(void *p, void *u)
-{
-    (void)u;
-    free(p);
+    const knn_case *c = u;
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = 2;
+    cmir_exec *ex = cmir_exec_new(ep);
+    int rc = ex ? cmir_knn(ex, c->db, c->n, c->q, c->m, c->d, c->k, NULL, c->out, NULL) : cmir_last_error_code();
+    cmir_exec_free(ex);
+    return rc;
 }
 
 static void test_alloc_failures(void)
@@ -373,40 +374,26 @@ static void test_alloc_failures(void)
     int64_t ids[20 * 5], ref[20 * 5];
     float dist[20 * 5], rd[20 * 5];
     brute(db, n, q, m, d, k, NULL, ref, rd);
-    cmir_allocator al = {f_malloc, f_realloc, f_free, NULL};
-    cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = 2;
     int64_t *all = malloc(sizeof(int64_t) * (size_t)(n * m)); /* full rankings */
     for (int full = 0; full < 2; full++) {
-        int ok_at = 0, kk = full ? (int)n : k;
-        int64_t *out = full ? all : ids;
-        cmir_set_allocator(&al);
-        for (fail_at = 1; fail_at < 50 && !ok_at; fail_at++) {
-            calls = 0;
-            cmir_exec *ex = cmir_exec_new(ep);
-            int rc = ex ? cmir_knn(ex, db, n, q, m, d, kk, NULL, out, NULL) : CMIR_ENOMEM;
-            if (rc == 0)
-                ok_at = fail_at;
-            else
-                ASSERT_EQ_INT(rc, CMIR_ENOMEM);
-            cmir_exec_free(ex);
-        }
-        cmir_set_allocator(NULL);
+        knn_case c = {db, q, n, m, full ? all : ids, d, full ? (int)n : k};
+        int allocs = t_sweep(full ? "full ranking" : "heap path", knn_once, &c, 1, 50);
         if (full)
             for (int64_t i = 0; i < m; i++)
                 memcpy(ids + i * k, all + i * n, sizeof(int64_t) * k);
-        printf("  %s: first run without a failure at allocation %d\n",
-               full ? "full ranking" : "heap path", ok_at);
-        ASSERT_TRUE(ok_at > 1);
+        ASSERT_TRUE(allocs > 1);
         ASSERT_TRUE(memcmp(ids, ref, sizeof ids) == 0);
     }
     free(all);
     /* without a context */
+    cmir_allocator al = {t_fail_malloc, t_fail_realloc, t_plain_free, NULL};
     cmir_set_allocator(&al);
-    calls = 0;
-    fail_at = 1;
+    t_calls = 0;
+    t_fail_at = 1;
     ASSERT_EQ_INT(cmir_knn(NULL, db, n, q, m, d, k, NULL, ids, dist), CMIR_ENOMEM);
+    ASSERT_EQ_INT(cmir_last_error_code(), CMIR_ENOMEM);
     cmir_set_allocator(NULL);
+    t_fail_at = 0;
     free(db);
     free(q);
 }
