@@ -9,8 +9,9 @@ CMIR_PACKAGES="build-essential cmake pkg-config libopenblas-dev libmatio-dev lib
 libsndfile1-dev libgdal-dev gdal-bin libproj-dev proj-bin libfftw3-dev libsamplerate0-dev"
 
 # Only the test suite needs these (the Octave interoperability test; the
-# spoken corpus of the image <-> speech test).
-CMIR_TEST_PACKAGES="octave espeak-ng sox"
+# spoken corpus of the image <-> speech test; the shellcheck test of every
+# script). run-tests.sh, when CI=true, fails if a test these enable skipped.
+CMIR_TEST_PACKAGES="octave espeak-ng sox shellcheck"
 
 cmir_say() { printf '%s\n' "$*" >&2; }
 cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }
@@ -33,10 +34,10 @@ cmir_install_deps() {
     else
         cmir_die "missing packages:$missing (run as root, or install sudo)"
     fi
-    export DEBIAN_FRONTEND=noninteractive
-    $SUDO apt-get update -q >/dev/null || cmir_die "apt-get update failed"
-    # shellcheck disable=SC2086
-    $SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null ||
+    # sudo resets the environment: pass DEBIAN_FRONTEND through env(1)
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null || cmir_die "apt-get update failed"
+    # shellcheck disable=SC2086 # one word per package, split on purpose
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null ||
         cmir_die "apt-get install failed for:$missing"
 }
 
