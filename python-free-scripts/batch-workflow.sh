@@ -26,16 +26,32 @@ jobs=${4:-$(nproc 2>/dev/null || echo 2)}
 queries=${5:-}
 mkdir -p "$out/parts" "$out/shards"
 export BIN out model
-# one line per pair: NAME
-ls "$scenes" | sed -n 's/_pan\.tif$//p' | sort >"$out/pairs.txt"
-[ -s "$out/pairs.txt" ] || { echo "batch-workflow: no *_pan.tif in $scenes" >&2; exit 1; }
-echo "== tiling and indexing $(wc -l <"$out/pairs.txt") pairs, $jobs at a time"
-sed "s|^|$scenes/|" "$out/pairs.txt" | xargs -P "$jobs" -I{} sh -c '
-    name=$(basename "{}")
-    labels=""
-    [ -f "{}_class.tif" ] && labels="-labels {}_class.tif"
-    "$BIN/cmir_tile" -q -pan "{}_pan.tif" -ms "{}_ms.tif" $labels -keep_unlabelled "$out/parts/$name.mat" &&
-    "$BIN/cmir_index" -q -threads 1 -model "$model" "$out/parts/$name.mat" "$out/shards/$name.gpkg"'
+# The pairs, by prefix SCENE_DIR/NAME: a glob, never parsed text, so that
+# any character of a name (space, quote, $, backtick, |, &) is only data.
+n=0
+: >"$out/pairs.txt"
+for f in "$scenes"/*_pan.tif; do
+    [ -e "$f" ] || continue
+    name=${f##*/}
+    printf '%s\n' "${name%_pan.tif}" >>"$out/pairs.txt"
+    n=$((n + 1))
+done
+[ "$n" -gt 0 ] || { echo "batch-workflow: no *_pan.tif in $scenes" >&2; exit 1; }
+echo "== tiling and indexing $n pairs, $jobs at a time"
+# One pair per sh: its prefix is the positional parameter $1, never pasted
+# into the script's source.
+# shellcheck disable=SC2016 # expanded by the inner sh
+tile_and_index='
+    p=$1
+    name=${p##*/}
+    set -- -pan "${p}_pan.tif" -ms "${p}_ms.tif"
+    if [ -f "${p}_class.tif" ]; then set -- "$@" -labels "${p}_class.tif"; fi
+    "$BIN/cmir_tile" -q "$@" -keep_unlabelled "$out/parts/$name.mat" &&
+        "$BIN/cmir_index" -q -threads 1 -model "$model" "$out/parts/$name.mat" "$out/shards/$name.gpkg"'
+for f in "$scenes"/*_pan.tif; do
+    [ -e "$f" ] || continue
+    printf '%s\0' "${f%_pan.tif}"
+done | xargs -0 -n 1 -P "$jobs" sh -c "$tile_and_index" sh
 echo "== merging shards into $out/index.gpkg"
 "$BIN/cmir_index" -q -merge "$out"/shards/*.gpkg "$out/index.gpkg"
 if [ -z "$queries" ]; then
