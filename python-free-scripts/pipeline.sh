@@ -15,11 +15,17 @@ cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }
 mkdir -p "$OUT"
 THREADS=${THREADS:-$(nproc 2>/dev/null || echo 2)}
 
+# An unmatched glob stays literal: each loop skips what does not exist.
 set --
-for f in "$SCENES"/*_pan.tif; do set -- "$@" -pan "$f"; done
-for f in "$SCENES"/*_ms.tif; do set -- "$@" -ms "$f"; done
-for f in "$SCENES"/*_class.tif; do set -- "$@" -labels "$f"; done
-[ $# -gt 0 ] || cmir_die "no scenes in $SCENES"
+first_pan=""
+for f in "$SCENES"/*_pan.tif; do
+    [ -e "$f" ] || continue
+    set -- "$@" -pan "$f"
+    [ -n "$first_pan" ] || first_pan=$f
+done
+[ $# -gt 0 ] || cmir_die "no scenes (*_pan.tif) in $SCENES"
+for f in "$SCENES"/*_ms.tif; do [ -e "$f" ] || continue; set -- "$@" -ms "$f"; done
+for f in "$SCENES"/*_class.tif; do [ -e "$f" ] || continue; set -- "$@" -labels "$f"; done
 
 echo "== 1. tiling $SCENES into $OUT/archive.mat"
 "$BIN/cmir_tile" "$@" -nodata_frac 0.05 "$OUT/archive.mat"
@@ -29,7 +35,6 @@ echo "== 2. training CMIR-NET (small, fast setting)"
 echo "== 3. indexing both modalities into $OUT/index.gpkg"
 "$BIN/cmir_index" -threads "$THREADS" -model "$OUT/model.mat" "$OUT/archive.mat" "$OUT/index.gpkg"
 echo "== 4. cross-modal searches"
-first_pan=$(ls "$SCENES"/*_pan.tif | head -n 1)
 "$BIN/cmir_search" -q -model "$OUT/model.mat" -index "$OUT/index.gpkg" -k 5 -row 0 \
     -quicklook "$OUT/quicklook_pan_to_ms.png" "$OUT/hits_pan_to_ms.geojson"
 n=$(ogrinfo -ro -so "$OUT/index.gpkg" tiles | sed -n 's/^Feature Count: //p')
