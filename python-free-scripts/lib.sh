@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Shared by the CMIR scripts (POSIX sh, sourced): locate the repository,
 # install missing Debian packages, configure and build one build tree.
 
@@ -11,6 +12,7 @@ libsndfile1-dev libgdal-dev gdal-bin libproj-dev proj-bin libfftw3-dev libsample
 # Only the test suite needs these (the Octave interoperability test; the
 # spoken corpus of the image <-> speech test; the shellcheck test of every
 # script). run-tests.sh, when CI=true, fails if a test these enable skipped.
+# shellcheck disable=SC2034 # read by run-tests.sh, which sources this file
 CMIR_TEST_PACKAGES="octave espeak-ng sox shellcheck"
 
 cmir_say() { printf '%s\n' "$*" >&2; }

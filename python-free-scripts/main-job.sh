@@ -16,7 +16,7 @@ USAGE
 }
 case ${1:-} in -h | --help) usage; exit 0 ;; esac
 
-cmir_install_deps
+cmir_install_deps "" # no test packages
 cmir_say "cmir: building build/ (Release)"
 cmir_build "$CMIR_ROOT/build" -DCMAKE_BUILD_TYPE=Release
 exec sh "$CMIR_ROOT/python-free-scripts/pipeline.sh" "$CMIR_ROOT/build/cmirtools/apps" "$CMIR_ROOT/sample_scenes" \

@@ -77,8 +77,9 @@ for p in $PITCHES; do
 done
 for a in $NOISE; do is_number "$a" || die "noise amplitude '$a' is not a number"; done
 case $LABELS in *,* | *'"'* | *"/"*) die "labels must not contain ',', '\"' or '/'" ;; esac
-[ -n "$LABELS" ] && [ -n "$VOICES" ] && [ -n "$SPEEDS" ] && [ -n "$PITCHES" ] && [ -n "$NOISE" ] ||
+if [ -z "$LABELS" ] || [ -z "$VOICES" ] || [ -z "$SPEEDS" ] || [ -z "$PITCHES" ] || [ -z "$NOISE" ]; then
     die "voices, speeds, pitches and noise must not be empty"
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/speech-corpus.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -100,6 +101,7 @@ done
 mkdir -p "$dir" || die "cannot create $dir"
 manifest="$dir/manifest.csv"
 printf 'file,label,voice,held_out\n' >"$tmp/manifest.csv"
+# shellcheck disable=SC2086 # NOISE is a list of numbers, split on purpose
 n_noise=$(printf '%s\n' $NOISE | wc -l)
 i=0
 count=0
@@ -118,6 +120,7 @@ for label in $LABELS; do
                 rel="$folder/${v}_${s}_${p}.wav"
                 espeak-ng -v "$v" -s "$s" -p "$p" -w "$tmp/clean.wav" "$label" ||
                     die "espeak-ng failed for '$label' ($v, -s $s, -p $p)"
+                # shellcheck disable=SC2086 # as above
                 amp=$(printf '%s\n' $NOISE | sed -n "$((i % n_noise + 1))p")
                 case $((i % 3)) in 0) kind=whitenoise ;; 1) kind=pinknoise ;; *) kind=brownnoise ;; esac
                 if [ "$amp" = 0 ] || [ "$amp" = 0.0 ]; then

@@ -28,15 +28,18 @@ sql() { ogrinfo -ro -q "$1" -sql "$2" 2>/dev/null | sed -n 's/^ *[^ ].* = //p' |
 added() { sed -n 's/.*: \([0-9][0-9]*\) tiles indexed$/\1/p' "$1"; }
 
 # fixtures: archives of scene 0 (the index), 1, 2, and 0-3 together, a model, an index
-# shellcheck disable=SC2046
-"$BIN/cmir_tile" -q $(scene 0) "$OUT/a.mat" &&
+# shellcheck disable=SC2046 # scene prints -pan/-ms/-labels options, split on purpose
+if ! { "$BIN/cmir_tile" -q $(scene 0) "$OUT/a.mat" &&
     "$BIN/cmir_tile" -q $(scene 1) "$OUT/b.mat" &&
     "$BIN/cmir_tile" -q $(scene 2) "$OUT/c.mat" &&
     "$BIN/cmir_tile" -q $(scene 0) $(scene 1) $(scene 2) $(scene 3) "$OUT/big.mat" &&
     "$BIN/cmir_train" -q -threads 2 -epochs1 1 -epochs2 5 "$OUT/a.mat" "$OUT/m.mat" &&
-    "$BIN/cmir_index" -q -model "$OUT/m.mat" "$OUT/a.mat" "$OUT/i.orig" || { echo "FAIL fixture"; exit 1; }
+    "$BIN/cmir_index" -q -model "$OUT/m.mat" "$OUT/a.mat" "$OUT/i.orig"; }; then
+    echo "FAIL fixture"
+    exit 1
+fi
 i0=$(sql "$OUT/i.orig" "SELECT COUNT(*) FROM tiles")
-[ -n "$i0" ] && [ "$i0" -gt 0 ] || { echo "FAIL fixture: '$i0' rows"; exit 1; }
+if [ -z "$i0" ] || [ "$i0" -le 0 ]; then echo "FAIL fixture: '$i0' rows"; exit 1; fi
 
 # Checks one run's outcome: prints its added rows (0 when refused), or
 # "bad" when it neither succeeded as it should nor was refused cleanly.
@@ -103,6 +106,7 @@ for k in $(seq 1 "$N"); do
         bad "$what: want $want rows; tiles $n (distinct rows $d, max $mx), meta count '$meta', ogrinfo '$fc', embedding chunks (rows, end, distinct firsts, chunks) '$emb'"
     fi
 done
+# shellcheck disable=SC2016 # the quotes around $lastmsg are text, inside double quotes
 echo "  $N trials: both appends went through (one after the other) $both times, one was refused $refused times${lastmsg:+, e.g. '$lastmsg'}"
 
 # Two new builds of the same index at once: written to temporary files and
@@ -121,7 +125,12 @@ n=$(sql "$OUT/n.gpkg" "SELECT COUNT(*) FROM tiles")
 "$BIN/cmir_index" -q -model "$OUT/m.mat" "$OUT/b.mat" "$OUT/nb.gpkg" && "$BIN/cmir_index" -q -model "$OUT/m.mat" "$OUT/big.mat" "$OUT/nbig.gpkg"
 nb=$(sql "$OUT/nb.gpkg" "SELECT COUNT(*) FROM tiles")
 nbig=$(sql "$OUT/nbig.gpkg" "SELECT COUNT(*) FROM tiles")
-left=$(ls "$OUT" | grep -c 'n\.gpkg\.tmp')
+# temporaries beside n.gpkg, by the old (n.gpkg.tmp*) or the atomic helper's (n.tmp-*) name
+left=0
+for f in "$OUT"/n.gpkg.tmp* "$OUT"/n.tmp-*; do
+    [ -e "$f" ] || continue
+    left=$((left + 1))
+done
 if [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && { [ "$n" = "$nb" ] || [ "$n" = "$nbig" ]; } && [ "$left" -eq 0 ] &&
     "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/n.gpkg" -row 0 -k 3 "$OUT/h.geojson"; then
     ok "two new builds at once: the index is one of them whole ($n rows; $nb or $nbig), no temporary left"

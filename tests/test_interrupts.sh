@@ -9,7 +9,7 @@
 # Usage: test_interrupts.sh BIN_DIR PLUGIN_DIR SOURCE_DIR [KILLS]  (KILLS per case, default 5)
 set -u
 BIN=$1
-export GDAL_DRIVER_PATH=$2
+export GDAL_DRIVER_PATH="$2"
 ROOT=$3
 N=${4:-5}
 S=$ROOT/sample_scenes
@@ -50,7 +50,7 @@ tiles_of() { gdal gdalinfo "$1" 2>/dev/null | grep -c '_NAME=CMIR:.*:PAN:'; }
 rows_of() { gdal ogrinfo -ro -so "$1" tiles 2>/dev/null | sed -n 's/^Feature Count: //p'; }
 a0=$(tiles_of "$OUT/a.mat")
 i0=$(rows_of "$OUT/i.gpkg")
-[ "$a0" -gt 0 ] && [ "$i0" -gt 0 ] || { echo "FAIL fixture: $a0 tiles, $i0 rows"; exit 1; }
+if [ "$a0" -le 0 ] || [ "$i0" -le 0 ]; then echo "FAIL fixture: $a0 tiles, $i0 rows"; exit 1; fi
 
 # 1. archive append killed at random moments
 for k in $(seq 1 "$N"); do
@@ -74,6 +74,7 @@ for k in $(seq 1 "$N"); do
 done
 
 # 2. index append killed at random moments
+# shellcheck disable=SC2046 # scene prints options, split on purpose
 "$BIN/cmir_tile" -q $(scene 2) "$OUT/b.mat"
 for k in $(seq 1 "$N"); do
     "$BIN/cmir_index" -q -append -model "$OUT/m.mat" "$OUT/b.mat" "$OUT/i.gpkg" &
@@ -108,7 +109,8 @@ if [ "$(id -u)" -eq 0 ] && mount -t tmpfs -o size=3m tmpfs "$MNT" 2>/dev/null; t
         else
             bad "archive append on a full disk: exit $rc, message '$msg'"
         fi
-        [ -z "$(ls "$MNT" | grep tmp)" ] && ok "no temporary file left on the full disk" || bad "temporary files left: $(ls "$MNT")"
+        left=$(find "$MNT" -name '*tmp*' | wc -l)
+        if [ "$left" -eq 0 ]; then ok "no temporary file left on the full disk"; else bad "temporary files left: $(ls "$MNT")"; fi
     fi
     msg=$("$BIN/cmir_index" -q -model "$OUT/m.mat" "$OUT/a.orig" "$OUT/b.mat" "$MNT/big.gpkg" 2>&1)
     rc=$?

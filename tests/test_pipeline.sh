@@ -23,4 +23,4 @@ check "grep -q '\"bbox\"' '$OUT/hits_pan_to_ms.geojson'"
 check "[ -s '$OUT/quicklook_pan_to_ms.png' ] && gdalinfo '$OUT/quicklook_pan_to_ms.png' | grep -q 'Driver: PNG'"
 check "[ \$(grep -c 'PAN->MS\|MS->PAN\|PAN->PAN\|MS->MS' '$OUT/metrics.csv') -ge 4 ]"
 check "grep -q 'cmir: main job done' '$OUT/log'"
-[ $fail -eq 0 ] && echo "1 passed, 0 failed" || { cat "$OUT/log"; echo "0 passed, 1 failed"; exit 1; }
+if [ $fail -eq 0 ]; then echo "1 passed, 0 failed"; else cat "$OUT/log"; echo "0 passed, 1 failed"; exit 1; fi

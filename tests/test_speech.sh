@@ -10,8 +10,10 @@ set -eu
 BIN=$1
 ROOT=$2
 PLUGIN=${3:-}
-command -v espeak-ng >/dev/null 2>&1 && command -v sox >/dev/null 2>&1 ||
-    { echo "SKIP: espeak-ng and sox are needed (apt-get install espeak-ng sox)"; exit 77; }
+if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; then
+    echo "SKIP: espeak-ng and sox are needed (apt-get install espeak-ng sox)"
+    exit 77
+fi
 OUT=$(mktemp -d /tmp/cmir_speech_XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 S=$ROOT/sample_scenes
@@ -76,4 +78,4 @@ check "[ \$(ogrinfo -ro -q -al '$OUT/img.geojson' | grep -c 'modality (String) =
 check "! '$BIN/cmir_search' -q -model '$OUT/m.mat' -index '$OUT/i.gpkg' --audio '$OUT/a.mat' '$OUT/x.geojson' 2>'$OUT/err'"
 check "grep -q 'a.mat' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ]"
 check "[ ! -e '$OUT/x.geojson' ]"
-[ $fail -eq 0 ] && echo "1 passed, 0 failed" || { cat "$OUT/log"; echo "0 passed, 1 failed"; exit 1; }
+if [ $fail -eq 0 ]; then echo "1 passed, 0 failed"; else cat "$OUT/log"; echo "0 passed, 1 failed"; exit 1; fi
