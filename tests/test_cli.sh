@@ -42,9 +42,9 @@ refused() {
 
 # Values: not a number, trailing junk, out of range (overflowing the type,
 # so out of range whatever the option's own limits), and decimal commas.
-INT_BAD='abc 5x 99999999999999999999 1.5 -'
-REAL_BAD='abc 0.5x 1e999 0,5 nan'
-U64_BAD='abc 5x 99999999999999999999999 -1'
+INT_BAD='abc 5x 99999999999999999999'
+REAL_BAD='abc 0.5x 1e999 0,5'
+U64_BAD='abc 5x 99999999999999999999999'
 
 # check PROG KIND OPT [PREFIX_ARGS...]: every bad value of KIND for OPT
 check() {
