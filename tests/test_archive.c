@@ -309,9 +309,7 @@ static void test_matlab_view(void)
     ASSERT_TRUE(strstr((const char *)head, "HDF5 schema 1.00 .") != NULL);
     ASSERT_TRUE(head[124] == 0x00 && head[125] == 0x02 && head[126] == 'I' && head[127] == 'M');
     mat_t *mat = Mat_Open(p, MAT_ACC_RDONLY);
-    ASSERT_TRUE(mat != NULL);
-    if (!mat)
-        return;
+    REQUIRE(mat != NULL);
     ASSERT_EQ_INT(Mat_GetVersion(mat), MAT_FT_MAT73);
     matvar_t *v = Mat_VarReadInfo(mat, "PAN_IMAGES");
     ASSERT_TRUE(v && v->class_type == MAT_C_UINT8 && v->rank == 4 && v->dims[0] == 12 &&
@@ -476,9 +474,7 @@ static void test_dsrsid(void)
     /* The same through matio as a true v7.3 file (compressed PAN). */
     const char *p = path_in("ds73.mat");
     mat_t *mat = Mat_CreateVer(p, NULL, MAT_FT_MAT73);
-    ASSERT_TRUE(mat != NULL);
-    if (!mat)
-        return;
+    REQUIRE(mat != NULL);
     enum { N = 5 };
     uint8_t *pan = malloc(256 * 256 * N), *ms = malloc(64 * 64 * 4 * N);
     for (int n = 0; n < N; n++)
@@ -549,9 +545,7 @@ static void test_append(void)
     pr.pan_h = 12, pr.pan_w = 10, pr.ms_h = 6, pr.ms_w = 5, pr.ms_bands = 3;
     pr.n_classes = 4; /* no names: class_1..class_4 are recorded */
     cmir_archive_writer *w = cmir_archive_create(p, pr);
-    ASSERT_TRUE(w != NULL);
-    if (!w)
-        return;
+    REQUIRE(w != NULL);
     add_tiles(w, 0, 3, WKT_A, "s1");
     ASSERT_OK(cmir_archive_writer_commit(w));
     w = cmir_archive_append(p);

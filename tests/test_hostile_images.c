@@ -101,9 +101,7 @@ static void make_raster(const char *path, int w, int h, int nb, GDALDataType t, 
                         value_fn f, int has_nd, double nd, char **options)
 {
     GDALDatasetH ds = GDALCreate(GDALGetDriverByName("GTiff"), path, w, h, nb, t, options);
-    ASSERT_TRUE(ds != NULL);
-    if (!ds)
-        return;
+    REQUIRE(ds != NULL);
     if (gt)
         GDALSetGeoTransform(ds, (double *)gt);
     if (srs) {
@@ -199,9 +197,7 @@ static void expect_tiles(const char *name, outcome o, const char *archive, int n
         return;
     }
     cmir_archive *a = cmir_archive_open(archive);
-    ASSERT_TRUE(a != NULL);
-    if (!a)
-        return;
+    REQUIRE(a != NULL);
     const cmir_archive_info *in = cmir_archive_get_info(a);
     ASSERT_EQ_INT(in->n_tiles, n);
     ASSERT_EQ_INT(o.st.tiles_written, n);

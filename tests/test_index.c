@@ -57,9 +57,7 @@ static void test_build_and_ogr(void)
     snprintf(cmd, sizeof cmd, "ogr2ogr -f GeoJSON %s %s tiles", in_dir("tiles.geojson"), IX);
     ASSERT_EQ_INT(system(cmd), 0);
     cmir_index *ix = cmir_index_open(IX);
-    ASSERT_TRUE(ix != NULL);
-    if (!ix)
-        return;
+    REQUIRE(ix != NULL);
     ASSERT_EQ_INT(cmir_index_count(ix), 160);
     ASSERT_EQ_INT(cmir_index_dim(ix), 16);
     cmir_model *m = cmir_model_load(M);
@@ -126,9 +124,7 @@ static void test_geojson(void)
     const char *out = in_dir("hits.geojson");
     ASSERT_OK(cmir_search(M, IX, q, 2, out, p, NULL, NULL));
     GDALDatasetH ds = GDALOpenEx(out, GDAL_OF_VECTOR, NULL, NULL, NULL);
-    ASSERT_TRUE(ds != NULL);
-    if (!ds)
-        return;
+    REQUIRE(ds != NULL);
     OGRLayerH l = GDALDatasetGetLayer(ds, 0);
     ASSERT_EQ_INT(OGR_L_GetFeatureCount(l, TRUE), 8);
     ASSERT_TRUE(strstr(GDALGetMetadataItem(l, "DESCRIPTION", NULL), "row 5") != NULL);

@@ -298,9 +298,7 @@ static void check_subdataset(cmir_archive *a, cmir_modality m, int64_t tile)
     snprintf(cmd, sizeof cmd, "gdal_translate -q 'CMIR:\"%s\":%s:%lld' '%s'", A, mod, (long long)tile, tif);
     ok(cmd);
     GDALDatasetH ds = GDALOpen(tif, GA_ReadOnly);
-    ASSERT_TRUE(ds != NULL);
-    if (!ds)
-        return;
+    REQUIRE(ds != NULL);
     ASSERT_TRUE(GDALGetRasterXSize(ds) == w && GDALGetRasterYSize(ds) == h && GDALGetRasterCount(ds) == nb);
     double tgt[6];
     ASSERT_EQ_INT(GDALGetGeoTransform(ds, tgt), CE_None);
@@ -330,9 +328,7 @@ static void check_subdataset(cmir_archive *a, cmir_modality m, int64_t tile)
 static void test_subdatasets(void)
 {
     cmir_archive *a = cmir_archive_open(A);
-    ASSERT_TRUE(a != NULL);
-    if (!a)
-        return;
+    REQUIRE(a != NULL);
     check_subdataset(a, CMIR_MS, 17);
     check_subdataset(a, CMIR_PAN, 17);
     check_subdataset(a, CMIR_PAN, 0);

@@ -85,9 +85,7 @@ static void test_roundtrip(void)
 static void test_matlab_layout(void)
 {
     mat_t *m = Mat_Open(path_in("rt.mat"), MAT_ACC_RDONLY);
-    ASSERT_TRUE(m != NULL);
-    if (!m)
-        return;
+    REQUIRE(m != NULL);
     matvar_t *v = Mat_VarRead(m, "mat");
     ASSERT_TRUE(v && v->rank == 2 && v->dims[0] == 3 && v->dims[1] == 4);
     ASSERT_EQ_INT(v->class_type, MAT_C_SINGLE);
@@ -113,9 +111,7 @@ static void test_v73_and_types(void)
 {
     const char *p = path_in("v73.mat");
     mat_t *m = Mat_CreateVer(p, NULL, MAT_FT_MAT73);
-    ASSERT_TRUE(m != NULL);
-    if (!m)
-        return;
+    REQUIRE(m != NULL);
     double dd[6] = {1, 2, 3, 4, 5, 6}; /* column-major 2x3: [[1,3,5],[2,4,6]] */
     uint8_t u8[4] = {0, 7, 255, 9};
     size_t d2[2] = {2, 3}, d1[2] = {4, 1};

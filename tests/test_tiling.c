@@ -166,9 +166,7 @@ static void test_aligned(void)
     ASSERT_EQ_INT(st.tiles_written, 12); /* 4 x 3 */
     ASSERT_EQ_INT(st.ratio, 4);
     cmir_archive *a = cmir_archive_open(in_dir("a.mat"));
-    ASSERT_TRUE(a != NULL);
-    if (!a)
-        return;
+    REQUIRE(a != NULL);
     const cmir_archive_info *inf = cmir_archive_get_info(a);
     ASSERT_EQ_INT(inf->ms_h, 16);
     ASSERT_EQ_INT(inf->ms_bands, 4);
@@ -279,9 +277,7 @@ static void test_labels_raster(void)
     ASSERT_OK(cmir_tile(pan, 1, ms, 1, in_dir("l.mat"), 0, p, NULL, NULL, &st));
     ASSERT_EQ_INT(st.n_classes, 3);
     cmir_archive *a = cmir_archive_open(in_dir("l.mat"));
-    ASSERT_TRUE(a != NULL);
-    if (!a)
-        return;
+    REQUIRE(a != NULL);
     ASSERT_TRUE(strcmp(cmir_archive_class_name(a, 2), "forest") == 0);
     int seen[4] = {0}, both = 0;
     for (int64_t t = 0; t < cmir_archive_get_info(a)->n_tiles; t++) {
@@ -454,9 +450,7 @@ static void test_rgb_no_ms(void)
     ASSERT_EQ_INT(st2.tiles_written, 9);
     ASSERT_EQ_INT(st2.skipped_unlabelled, 0);
     cmir_archive *a = cmir_archive_open(in_dir("rgb.mat"));
-    ASSERT_TRUE(a != NULL);
-    if (!a)
-        return;
+    REQUIRE(a != NULL);
     const cmir_archive_info *inf = cmir_archive_get_info(a);
     ASSERT_EQ_INT(inf->pan_h, 256);
     ASSERT_EQ_INT(inf->pan_bands, 3);

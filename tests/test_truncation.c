@@ -222,9 +222,7 @@ static void test_model_flipped(void)
 {
     size_t n;
     unsigned char *orig = slurp(M, &n);
-    ASSERT_TRUE(orig != NULL);
-    if (!orig)
-        return;
+    REQUIRE(orig != NULL);
     const char *bad = in_dir("flip_model.mat");
     int flips = full ? 3000 : 150;
     counts c = {0};
@@ -393,9 +391,7 @@ static void test_index_flipped(void)
 {
     size_t n;
     unsigned char *orig = slurp(IX, &n);
-    ASSERT_TRUE(orig != NULL);
-    if (!orig)
-        return;
+    REQUIRE(orig != NULL);
     const char *bad = in_dir("flip_index.gpkg");
     int flips = full ? 3000 : 100;
     icounts c = {0};
