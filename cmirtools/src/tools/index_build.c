@@ -1,7 +1,7 @@
 /* Building, appending to and merging retrieval indexes: tiles of archives
  * embedded with a model, footprints densified and reprojected, features
  * and embedding chunks written to a GeoPackage in one transaction. */
-#include "index_internal.h"
+#include "../index/index_internal.h"
 #include "cmir/archive.h"
 #include "cmir/audio.h"
 #include "cmir/model.h"

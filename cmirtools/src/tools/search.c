@@ -2,7 +2,7 @@
  * fly) against an index built with the same model, hits written through
  * OGR (GeoJSON per RFC 7946 by default: WGS84 lon/lat, counter-clockwise
  * rings, bbox) to a temporary file renamed into place. */
-#include "index_internal.h"
+#include "../index/index_internal.h"
 #include "cmir/audio.h"
 #include "cmir/model.h"
 
