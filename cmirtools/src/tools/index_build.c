@@ -1,7 +1,7 @@
 /* Building, appending to and merging retrieval indexes: tiles of archives
  * embedded with a model, footprints densified and reprojected, features
  * and embedding chunks written to a GeoPackage in one transaction. */
-#include "../index/index_internal.h"
+#include "../index/index_tools.h"
 #include "cmir/archive.h"
 #include "cmir/audio.h"
 #include "cmir/model.h"
@@ -10,6 +10,7 @@
 #include <cpl_string.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,107 +21,6 @@ cmir_index_params cmir_index_default_params(void)
     memset(&p, 0, sizeof p);
     p.crs = "EPSG:4326";
     return p;
-}
-
-char *cmir__temp_beside(const char *path)
-{
-    size_t n = strlen(path);
-    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
-    if (dot && slash && dot < slash)
-        dot = NULL;
-    size_t stem = dot ? (size_t)(dot - path) : n;
-    char *t = cmir__malloc(n + 48);
-    if (t)
-        snprintf(t, n + 48, "%.*s.tmp-%ld-%p%s", (int)stem, path, (long)getpid(), (void *)t, dot ? dot : "");
-    return t;
-}
-
-static OGRFieldDefnH field(const char *name, OGRFieldType t)
-{
-    return OGR_Fld_Create(name, t);
-}
-
-int cmir__index_create_layers(GDALDatasetH ds, const char *path, OGRSpatialReferenceH srs,
-                              OGRLayerH *tiles, OGRLayerH *emb, OGRLayerH *meta)
-{
-    char *opts[] = {"FID=fid", "SPATIAL_INDEX=YES", NULL};
-    *tiles = GDALDatasetCreateLayer(ds, "tiles", srs, wkbPolygon, opts);
-    *emb = GDALDatasetCreateLayer(ds, "cmir_embeddings", NULL, wkbNone, NULL);
-    *meta = GDALDatasetCreateLayer(ds, "cmir_meta", NULL, wkbNone, NULL);
-    if (!*tiles || !*emb || !*meta)
-        return cmir__gdal_error(CMIR_EIO, path, "cannot create the index layers");
-    struct {
-        OGRLayerH l;
-        const char *name;
-        OGRFieldType t;
-    } f[] = {{*tiles, "row", OFTInteger64},       {*tiles, "tile_id", OFTInteger64},
-             {*tiles, "modality", OFTString},     {*tiles, "archive", OFTString},
-             {*tiles, "scene", OFTString},        {*tiles, "window", OFTString},
-             {*tiles, "class", OFTInteger},       {*tiles, "class_name", OFTString},
-             {*tiles, "labels", OFTString},       {*emb, "first_row", OFTInteger64},
-             {*emb, "n_rows", OFTInteger},        {*emb, "dim", OFTInteger},
-             {*emb, "data", OFTBinary},           {*emb, "modality", OFTBinary},
-             {*meta, "key", OFTString},
-             {*meta, "value", OFTString}};
-    for (size_t i = 0; i < sizeof f / sizeof *f; i++) {
-        OGRFieldDefnH d = field(f[i].name, f[i].t);
-        OGRErr e = OGR_L_CreateField(f[i].l, d, TRUE);
-        OGR_Fld_Destroy(d);
-        if (e != OGRERR_NONE)
-            return cmir__gdal_error(CMIR_EIO, path, "cannot create the index fields");
-    }
-    return 0;
-}
-
-int cmir__index_write_chunk(OGRLayerH emb, const char *path, int64_t first, int64_t n, int dim,
-                            const float *v, const uint8_t *mod)
-{
-    OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(emb));
-    if (!f)
-        return CMIR_ENOMEM;
-    OGR_F_SetFieldInteger64(f, 0, first);
-    OGR_F_SetFieldInteger(f, 1, (int)n);
-    OGR_F_SetFieldInteger(f, 2, dim);
-    /* float32, little-endian (x86 and ARM Linux are little-endian) */
-    OGR_F_SetFieldBinary(f, 3, (int)(n * dim * (int64_t)sizeof(float)), (const void *)v);
-    OGR_F_SetFieldBinary(f, 4, (int)n, (const void *)mod);
-    OGRErr e = OGR_L_CreateFeature(emb, f);
-    OGR_F_Destroy(f);
-    return e == OGRERR_NONE ? 0 : cmir__gdal_error(CMIR_EIO, path, "cannot write embeddings");
-}
-
-int cmir__index_set_meta(OGRLayerH meta, const char *path, const char *key, const char *value)
-{
-    OGRFeatureH f;
-    OGR_L_ResetReading(meta);
-    while ((f = OGR_L_GetNextFeature(meta)) != NULL) {
-        if (!strcmp(OGR_F_GetFieldAsString(f, 0), key)) {
-            OGR_F_SetFieldString(f, 1, value);
-            OGRErr e = OGR_L_SetFeature(meta, f);
-            OGR_F_Destroy(f);
-            return e == OGRERR_NONE ? 0 : cmir__gdal_error(CMIR_EIO, path, "cannot update index metadata");
-        }
-        OGR_F_Destroy(f);
-    }
-    f = OGR_F_Create(OGR_L_GetLayerDefn(meta));
-    OGR_F_SetFieldString(f, 0, key);
-    OGR_F_SetFieldString(f, 1, value);
-    OGRErr e = OGR_L_CreateFeature(meta, f);
-    OGR_F_Destroy(f);
-    return e == OGRERR_NONE ? 0 : cmir__gdal_error(CMIR_EIO, path, "cannot write index metadata");
-}
-
-char *cmir__index_get_meta(OGRLayerH meta, const char *key)
-{
-    OGRFeatureH f;
-    char *out = NULL;
-    OGR_L_ResetReading(meta);
-    while (!out && (f = OGR_L_GetNextFeature(meta)) != NULL) {
-        if (!strcmp(OGR_F_GetFieldAsString(f, 0), key))
-            out = cmir__strdup(OGR_F_GetFieldAsString(f, 1));
-        OGR_F_Destroy(f);
-    }
-    return out;
 }
 
 /* ---- building ---- */
@@ -318,11 +218,155 @@ static int check_fit(const cmir_model_info *mi, const cmir_archive_info *ai, con
  * number its rows after a stale count. */
 #define INDEX_LOCK_BYTE 0x7fff0000L
 
-
 static int file_exists(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0;
+}
+
+static void builder_release(builder *B)
+{
+    if (B->ct)
+        OCTDestroyCoordinateTransformation(B->ct);
+    cmir__free(B->ct_wkt);
+    if (B->srs)
+        OSRDestroySpatialReference(B->srs);
+    cmir__free(B->chunk);
+    cmir__free(B->chunk_mod);
+}
+
+/* Opens an existing index for an append with model mi: its layers, row
+ * count and CRS; the model identity must match. */
+static int open_append(builder *B, const char *path, const cmir_model_info *mi, const char *model_path,
+                       GDALDatasetH *ds, OGRLayerH *meta)
+{
+    if (!(*ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL, NULL, NULL)))
+        return cmir__gdal_error(CMIR_EIO, path, "cannot open the index for update");
+    B->tiles = GDALDatasetGetLayerByName(*ds, "tiles");
+    B->emb = GDALDatasetGetLayerByName(*ds, "cmir_embeddings");
+    *meta = GDALDatasetGetLayerByName(*ds, "cmir_meta");
+    if (!B->tiles || !B->emb || !*meta)
+        return cmir__error(CMIR_EFORMAT, "%s: not a CMIR index", path);
+    int rc = 0;
+    char *id = cmir__index_get_meta(*meta, "model_id"), *cnt = cmir__index_get_meta(*meta, "count");
+    if (!id || strcmp(id, mi->id) != 0)
+        rc = cmir__error(CMIR_EINVAL, "%s: built with model %s, cannot append with model %s (%s)", path,
+                         id ? id : "(unknown)", mi->id, model_path);
+    if (!rc) {
+        B->row = B->chunk_first = cnt ? atoll(cnt) : 0;
+        B->srs = OSRClone(OGR_L_GetSpatialRef(B->tiles));
+        OSRSetAxisMappingStrategy(B->srs, OAMS_TRADITIONAL_GIS_ORDER);
+    }
+    cmir__free(id);
+    cmir__free(cnt);
+    return rc;
+}
+
+/* Creates a new index as af's temporary file, in CRS crs (NULL: WGS84). */
+static int create_new(builder *B, const char *path, const char *crs, cmir__atomic_file *af, GDALDatasetH *ds,
+                      OGRLayerH *meta)
+{
+    const char *def = crs ? crs : "EPSG:4326";
+    if (!(B->srs = OSRNewSpatialReference(NULL)))
+        return CMIR_ENOMEM;
+    if (OSRSetFromUserInput(B->srs, def) != OGRERR_NONE)
+        return cmir__error(CMIR_EINVAL, "%s: unknown CRS '%s'", path, def);
+    OSRSetAxisMappingStrategy(B->srs, OAMS_TRADITIONAL_GIS_ORDER);
+    GDALDriverH drv = GDALGetDriverByName("GPKG");
+    if (!drv)
+        return cmir__error(CMIR_EUNSUPPORTED, "GDAL has no GPKG driver");
+    int rc = cmir__atomic_open(af, path, CMIR__ATOMIC_NAME_ONLY);
+    if (!rc && !(*ds = GDALCreate(drv, af->tmp, 0, 0, 0, GDT_Unknown, NULL)))
+        rc = cmir__gdal_error(CMIR_EIO, path, "cannot create the index");
+    if (!rc)
+        rc = cmir__index_create_layers(*ds, path, B->srs, &B->tiles, &B->emb, meta);
+    return rc;
+}
+
+/* The row count and, for a new index, format, model identity, dimension
+ * and CRS definition. */
+static int write_meta(builder *B, OGRLayerH meta, int is_new, const char *model_id, const char *crs_wkt)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%lld", (long long)B->row);
+    int rc = cmir__index_set_meta(meta, B->path, "count", buf);
+    snprintf(buf, sizeof buf, "%d", B->dim);
+    if (!rc && is_new)
+        rc = cmir__index_set_meta(meta, B->path, "format", CMIR_INDEX_FORMAT);
+    if (!rc && is_new)
+        rc = cmir__index_set_meta(meta, B->path, "model_id", model_id);
+    if (!rc && is_new)
+        rc = cmir__index_set_meta(meta, B->path, "dim", buf);
+    if (!rc && is_new)
+        rc = cmir__index_set_meta(meta, B->path, "crs", crs_wkt ? crs_wkt : "");
+    return rc;
+}
+
+/* Commits (or on rc, rolls back) the transaction, closes ds, and renames a
+ * new index into place (af zeroed for an append). */
+static int finish(GDALDatasetH ds, cmir__atomic_file *af, const char *path, int rc)
+{
+    if (ds) {
+        if (!rc && GDALDatasetCommitTransaction(ds) != OGRERR_NONE)
+            rc = cmir__gdal_error(CMIR_EIO, path, "cannot commit the transaction");
+        else if (rc)
+            GDALDatasetRollbackTransaction(ds);
+        GDALClose(ds);
+    }
+    if (rc)
+        cmir__atomic_abort(af);
+    else if (af->open)
+        rc = cmir__atomic_commit(af);
+    return rc;
+}
+
+/* Opens the archives (each must fit the model) and allocates the chunk
+ * and batch buffers (raw: 64 tiles, V: 64 codes). *total: tiles to embed. */
+static int open_inputs(builder *B, const cmir_model_info *mi, const char *const *archives, int n, cmir_archive **arch,
+                       float **raw, float **V, int64_t *total)
+{
+    const int speech = mi->scenario == CMIR_SCENARIO_IMAGE_SPEECH;
+    for (int i = 0; i < n; i++) {
+        if (!(arch[i] = cmir_archive_open(archives[i])))
+            return cmir__failed(CMIR_EIO);
+        int rc = check_fit(mi, cmir_archive_get_info(arch[i]), archives[i]);
+        if (rc)
+            return rc;
+        *total += (speech ? 1 : 2) * cmir_archive_get_info(arch[i])->n_tiles;
+    }
+    B->dim = mi->d_v;
+    B->chunk = cmir__malloc(sizeof(float) * (size_t)CMIR_INDEX_CHUNK * B->dim);
+    B->chunk_mod = cmir__malloc(CMIR_INDEX_CHUNK);
+    size_t per = (size_t)mi->pan_h * mi->pan_w * mi->pan_bands, per2 = (size_t)mi->ms_h * mi->ms_w * mi->ms_bands;
+    *raw = cmir__malloc(sizeof(float) * 64 * (per > per2 ? per : per2));
+    *V = cmir__malloc(sizeof(float) * 64 * (size_t)B->dim);
+    return B->chunk && B->chunk_mod && *raw && *V ? 0 : CMIR_ENOMEM;
+}
+
+/* Embeds every tile of archive a (both modalities, or images only for an
+ * image-speech model) in batches of 64 and adds them. */
+static int add_archive(builder *B, cmir_model *m, cmir_exec *ex, cmir_archive *a, const char *apath, float *raw,
+                       float *V, int64_t *done, int64_t total, cmir_progress_fn progress, void *user)
+{
+    const cmir_archive_info *ai = cmir_archive_get_info(a);
+    const int speech = cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH;
+    int rc = 0;
+    for (int k = 0; !rc && k < (speech ? 1 : 2); k++) {
+        size_t per = k ? (size_t)ai->ms_h * ai->ms_w * ai->ms_bands : (size_t)ai->pan_h * ai->pan_w * ai->pan_bands;
+        for (int64_t s = 0; !rc && s < ai->n_tiles; s += 64) {
+            int n = (int)(ai->n_tiles - s < 64 ? ai->n_tiles - s : 64);
+            for (int j = 0; !rc && j < n; j++)
+                rc = cmir_archive_read_tile(a, k ? CMIR_MS : CMIR_PAN, s + j, raw + per * j);
+            if (!rc)
+                rc = cmir_model_embed(m, ex, k, raw, n, NULL, V);
+            for (int j = 0; !rc && j < n; j++)
+                rc = add_tile(B, a, apath, k, s + j, V + (size_t)j * B->dim, cmir_model_modality_name(m, k));
+            *done += n;
+            if (!rc && progress && progress((double)*done / (double)total, NULL, user))
+                rc = cmir__error(CMIR_ECANCEL, "cancelled");
+        }
+    }
+    return rc;
 }
 
 int cmir_index_build(const char *model_path, const char *const *archives, int n_archives,
@@ -335,9 +379,12 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     builder B;
     memset(&B, 0, sizeof B);
     B.path = index_path;
-    int rc = 0, appending = p.append && file_exists(index_path);
-    char *tmp = NULL;
+    int rc = 0, appending = p.append && file_exists(index_path), lock_fd = -1;
+    cmir__atomic_file af;
+    memset(&af, 0, sizeof af);
+    af.fd = -1; /* "not open": abort is then a no-op */
     GDALDatasetH ds = NULL;
+    OGRLayerH meta = NULL;
     cmir_archive **arch = cmir__calloc((size_t)n_archives, sizeof *arch);
     cmir_exec_params ep = cmir_exec_default_params();
     ep.n_threads = p.threads;
@@ -349,142 +396,44 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     else if (!arch || !ex)
         rc = CMIR_ENOMEM;
     const cmir_model_info *mi = m ? cmir_model_get_info(m) : NULL;
-    const int speech = mi && mi->scenario == CMIR_SCENARIO_IMAGE_SPEECH;
-    if (!rc && p.speech_manifest && !speech)
+    if (!rc && p.speech_manifest && mi->scenario != CMIR_SCENARIO_IMAGE_SPEECH)
         rc = cmir__error(CMIR_EINVAL, "%s is not an image-speech model: it cannot index clips", model_path);
     int64_t total = 0, done = 0;
-    for (int i = 0; !rc && i < n_archives; i++) {
-        if (!(arch[i] = cmir_archive_open(archives[i])))
-            rc = cmir__failed(CMIR_EIO);
-        else if (!(rc = check_fit(mi, cmir_archive_get_info(arch[i]), archives[i])))
-            total += (speech ? 1 : 2) * cmir_archive_get_info(arch[i])->n_tiles;
-    }
-    if (!rc) {
-        B.dim = mi->d_v;
-        B.chunk = cmir__malloc(sizeof(float) * (size_t)CMIR_INDEX_CHUNK * B.dim);
-        B.chunk_mod = cmir__malloc(CMIR_INDEX_CHUNK);
-        size_t per = (size_t)mi->pan_h * mi->pan_w * mi->pan_bands;
-        size_t per2 = (size_t)mi->ms_h * mi->ms_w * mi->ms_bands;
-        raw = cmir__malloc(sizeof(float) * 64 * (per > per2 ? per : per2));
-        V = cmir__malloc(sizeof(float) * 64 * (size_t)B.dim);
-        if (!B.chunk || !B.chunk_mod || !raw || !V)
-            rc = CMIR_ENOMEM;
-    }
-    OGRLayerH meta = NULL;
-    int lock_fd = -1;
+    if (!rc)
+        rc = open_inputs(&B, mi, archives, n_archives, arch, &raw, &V, &total);
     if (!rc && appending)
         rc = cmir__lock_for_append(index_path, INDEX_LOCK_BYTE, 1, "index", &lock_fd);
     cmir__gdal_quiet_begin();
     GDALAllRegister(); /* callers need not have registered GDAL's drivers */
-    if (!rc && appending) {
-        ds = GDALOpenEx(index_path, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL, NULL, NULL);
-        if (!ds)
-            rc = cmir__gdal_error(CMIR_EIO, index_path, "cannot open the index for update");
-        if (!rc) {
-            B.tiles = GDALDatasetGetLayerByName(ds, "tiles");
-            B.emb = GDALDatasetGetLayerByName(ds, "cmir_embeddings");
-            meta = GDALDatasetGetLayerByName(ds, "cmir_meta");
-            if (!B.tiles || !B.emb || !meta)
-                rc = cmir__error(CMIR_EFORMAT, "%s: not a CMIR index", index_path);
-        }
-        char *id = rc ? NULL : cmir__index_get_meta(meta, "model_id");
-        char *cnt = rc ? NULL : cmir__index_get_meta(meta, "count");
-        if (!rc && (!id || strcmp(id, mi->id) != 0))
-            rc = cmir__error(CMIR_EINVAL, "%s: built with model %s, cannot append with model %s (%s)", index_path,
-                             id ? id : "(unknown)", mi->id, model_path);
-        if (!rc) {
-            B.row = B.chunk_first = cnt ? atoll(cnt) : 0;
-            B.srs = OSRClone(OGR_L_GetSpatialRef(B.tiles));
-            OSRSetAxisMappingStrategy(B.srs, OAMS_TRADITIONAL_GIS_ORDER);
-        }
-        cmir__free(id);
-        cmir__free(cnt);
-    } else if (!rc) {
-        B.srs = OSRNewSpatialReference(NULL);
-        if (OSRSetFromUserInput(B.srs, p.crs ? p.crs : "EPSG:4326") != OGRERR_NONE)
-            rc = cmir__error(CMIR_EINVAL, "%s: unknown CRS '%s'", index_path, p.crs);
-        OSRSetAxisMappingStrategy(B.srs, OAMS_TRADITIONAL_GIS_ORDER);
-        tmp = rc ? NULL : cmir__temp_beside(index_path);
-        GDALDriverH drv = GDALGetDriverByName("GPKG");
-        if (!rc && (!tmp || !drv))
-            rc = tmp ? cmir__error(CMIR_EUNSUPPORTED, "GDAL has no GPKG driver") : CMIR_ENOMEM;
-        if (!rc && !(ds = GDALCreate(drv, tmp, 0, 0, 0, GDT_Unknown, NULL)))
-            rc = cmir__gdal_error(CMIR_EIO, index_path, "cannot create the index");
-        if (!rc)
-            rc = cmir__index_create_layers(ds, index_path, B.srs, &B.tiles, &B.emb, &meta);
-    }
+    if (!rc)
+        rc = appending ? open_append(&B, index_path, mi, model_path, &ds, &meta)
+                       : create_new(&B, index_path, p.crs, &af, &ds, &meta);
     if (!rc && GDALDatasetStartTransaction(ds, FALSE) != OGRERR_NONE)
         rc = cmir__gdal_error(CMIR_EIO, index_path, "cannot start a transaction");
     int64_t first = B.row;
-    for (int i = 0; !rc && i < n_archives; i++) {
-        const cmir_archive_info *ai = cmir_archive_get_info(arch[i]);
-        for (int k = 0; !rc && k < (speech ? 1 : 2); k++) {
-            size_t per = k ? (size_t)ai->ms_h * ai->ms_w * ai->ms_bands : (size_t)ai->pan_h * ai->pan_w * ai->pan_bands;
-            for (int64_t s = 0; !rc && s < ai->n_tiles; s += 64) {
-                int n = (int)(ai->n_tiles - s < 64 ? ai->n_tiles - s : 64);
-                for (int j = 0; !rc && j < n; j++)
-                    rc = cmir_archive_read_tile(arch[i], k ? CMIR_MS : CMIR_PAN, s + j, raw + per * j);
-                if (!rc)
-                    rc = cmir_model_embed(m, ex, k, raw, n, NULL, V);
-                for (int j = 0; !rc && j < n; j++)
-                    rc = add_tile(&B, arch[i], archives[i], k, s + j, V + (size_t)j * B.dim,
-                                  cmir_model_modality_name(m, k));
-                done += n;
-                if (!rc && progress && progress((double)done / (double)total, NULL, user))
-                    rc = cmir__error(CMIR_ECANCEL, "cancelled");
-            }
-        }
-    }
+    for (int i = 0; !rc && i < n_archives; i++)
+        rc = add_archive(&B, m, ex, arch[i], archives[i], raw, V, &done, total, progress, user);
     if (!rc && p.speech_manifest)
         rc = add_corpus(&B, m, ex, p.speech_manifest, V);
     if (!rc)
         rc = flush_chunk(&B);
     if (!rc) {
-        char buf[64], *wkt = NULL;
-        snprintf(buf, sizeof buf, "%lld", (long long)B.row);
-        rc = cmir__index_set_meta(meta, index_path, "count", buf);
-        if (!rc && !appending) {
-            snprintf(buf, sizeof buf, "%d", B.dim);
+        char *wkt = NULL;
+        if (!appending)
             OSRExportToWkt(B.srs, &wkt);
-            rc = cmir__index_set_meta(meta, index_path, "format", CMIR_INDEX_FORMAT);
-            if (!rc)
-                rc = cmir__index_set_meta(meta, index_path, "model_id", mi->id);
-            if (!rc)
-                rc = cmir__index_set_meta(meta, index_path, "dim", buf);
-            if (!rc)
-                rc = cmir__index_set_meta(meta, index_path, "crs", wkt ? wkt : "");
-            CPLFree(wkt);
-        }
+        rc = write_meta(&B, meta, !appending, mi->id, wkt);
+        CPLFree(wkt);
     }
-    if (ds) {
-        if (!rc && GDALDatasetCommitTransaction(ds) != OGRERR_NONE)
-            rc = cmir__gdal_error(CMIR_EIO, index_path, "cannot commit the transaction");
-        else if (rc)
-            GDALDatasetRollbackTransaction(ds);
-        GDALClose(ds);
-    }
+    rc = finish(ds, &af, index_path, rc);
     cmir__gdal_quiet_end();
     if (lock_fd >= 0)
         close(lock_fd); /* after the commit: releases the append lock */
-    if (tmp) {
-        if (!rc && rename(tmp, index_path) != 0)
-            rc = cmir__error(CMIR_EIO, "%s: cannot rename the new index into place", index_path);
-        if (rc)
-            unlink(tmp);
-        cmir__free(tmp);
-    }
     if (n_added)
         *n_added = rc ? 0 : B.row - first;
-    if (B.ct)
-        OCTDestroyCoordinateTransformation(B.ct);
-    cmir__free(B.ct_wkt);
-    if (B.srs)
-        OSRDestroySpatialReference(B.srs);
+    builder_release(&B);
     for (int i = 0; arch && i < n_archives; i++)
         cmir_archive_close(arch[i]);
     cmir__free(arch);
-    cmir__free(B.chunk);
-    cmir__free(B.chunk_mod);
     cmir__free(raw);
     cmir__free(V);
     cmir_model_free(m);
@@ -493,28 +442,56 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
 }
 
 /* ---- merging shards ---- */
+
+/* Copies every row of part ix (its feature, renumbered, and its
+ * embedding) to the merged index. */
+static int merge_part(builder *B, cmir_index *ix, const char *part)
+{
+    int rc = 0;
+    for (int64_t r = 0; !rc && r < cmir_index_count(ix); r++) {
+        OGRFeatureH f = cmir__index_feature(ix, r);
+        if (!f)
+            return cmir__error(CMIR_EFORMAT, "%s: row %lld has no feature", part, (long long)r);
+        OGRFeatureH g = OGR_F_Create(OGR_L_GetLayerDefn(B->tiles));
+        OGR_F_SetFrom(g, f, TRUE);
+        OGR_F_SetFID(g, OGRNullFID);
+        OGR_F_SetFieldInteger64(g, OGR_F_GetFieldIndex(g, "row"), B->row);
+        OGRErr e = OGR_L_CreateFeature(B->tiles, g);
+        OGR_F_Destroy(g);
+        OGR_F_Destroy(f);
+        if (e != OGRERR_NONE)
+            return cmir__gdal_error(CMIR_EIO, B->path, "cannot write a tile feature");
+        rc = add_row(B, cmir_index_modality(ix, r), cmir_index_vector(ix, r));
+    }
+    return rc;
+}
+
 int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmir_progress_fn progress,
                      void *user)
 {
     if (!parts || n_parts < 1 || !out)
         return cmir__error(CMIR_EINVAL, "cmir_index_merge: need parts and an output");
-    int rc = 0;
     cmir_index *first = cmir_index_open(parts[0]);
     if (!first)
         return cmir__failed(CMIR_EFORMAT);
     builder B;
     memset(&B, 0, sizeof B);
     B.path = out;
-    B.dim = first->dim;
-    B.srs = OSRClone(first->srs);
-    char *tmp = cmir__temp_beside(out);
+    B.dim = cmir_index_dim(first);
+    B.srs = OSRClone(cmir__index_srs(first));
+    B.chunk = cmir__malloc(sizeof(float) * (size_t)CMIR_INDEX_CHUNK * B.dim);
+    B.chunk_mod = cmir__malloc(CMIR_INDEX_CHUNK);
+    cmir__atomic_file af;
+    memset(&af, 0, sizeof af);
+    af.fd = -1; /* "not open": abort is then a no-op */
     GDALDatasetH ds = NULL;
     OGRLayerH meta = NULL;
+    int rc = B.srs && B.chunk && B.chunk_mod ? 0 : CMIR_ENOMEM;
     cmir__gdal_quiet_begin();
     GDALDriverH drv = GDALGetDriverByName("GPKG");
-    if (!tmp)
-        rc = CMIR_ENOMEM;
-    else if (!(ds = GDALCreate(drv, tmp, 0, 0, 0, GDT_Unknown, NULL)))
+    if (!rc)
+        rc = cmir__atomic_open(&af, out, CMIR__ATOMIC_NAME_ONLY);
+    if (!rc && !(ds = GDALCreate(drv, af.tmp, 0, 0, 0, GDT_Unknown, NULL)))
         rc = cmir__gdal_error(CMIR_EIO, out, "cannot create the index");
     if (!rc)
         rc = cmir__index_create_layers(ds, out, B.srs, &B.tiles, &B.emb, &meta);
@@ -522,43 +499,15 @@ int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmi
         rc = cmir__gdal_error(CMIR_EIO, out, "cannot start a transaction");
     for (int i = 0; !rc && i < n_parts; i++) {
         cmir_index *ix = i ? cmir_index_open(parts[i]) : first;
-        if (!ix) {
+        if (!ix)
             rc = cmir__failed(CMIR_EFORMAT);
-            break;
-        }
-        if (strcmp(ix->model_id, first->model_id) != 0 || ix->dim != first->dim)
-            rc = cmir__error(CMIR_EINVAL, "%s: built with model %s, %s with %s: cannot merge", parts[i], ix->model_id,
-                             parts[0], first->model_id);
-        else if (!OSRIsSame(ix->srs, first->srs))
+        else if (strcmp(cmir_index_model_id(ix), cmir_index_model_id(first)) != 0 || cmir_index_dim(ix) != B.dim)
+            rc = cmir__error(CMIR_EINVAL, "%s: built with model %s, %s with %s: cannot merge", parts[i],
+                             cmir_index_model_id(ix), parts[0], cmir_index_model_id(first));
+        else if (!OSRIsSame(cmir__index_srs(ix), B.srs))
             rc = cmir__error(CMIR_EINVAL, "%s: its CRS differs from %s's", parts[i], parts[0]);
-        for (int64_t r = 0; !rc && r < ix->n; r++) {
-            OGRFeatureH f = cmir__index_feature(ix, r);
-            if (!f) {
-                rc = cmir__error(CMIR_EFORMAT, "%s: row %lld has no feature", parts[i], (long long)r);
-                break;
-            }
-            OGRFeatureH g = OGR_F_Create(OGR_L_GetLayerDefn(B.tiles));
-            OGR_F_SetFrom(g, f, TRUE);
-            OGR_F_SetFID(g, OGRNullFID);
-            OGR_F_SetFieldInteger64(g, OGR_F_GetFieldIndex(g, "row"), B.row);
-            OGRErr e = OGR_L_CreateFeature(B.tiles, g);
-            OGR_F_Destroy(g);
-            OGR_F_Destroy(f);
-            if (e != OGRERR_NONE)
-                rc = cmir__gdal_error(CMIR_EIO, out, "cannot write a tile feature");
-            if (!B.chunk && !(B.chunk = cmir__malloc(sizeof(float) * (size_t)CMIR_INDEX_CHUNK * B.dim)))
-                rc = CMIR_ENOMEM;
-            if (!B.chunk_mod && !(B.chunk_mod = cmir__malloc(CMIR_INDEX_CHUNK)))
-                rc = CMIR_ENOMEM;
-            if (!rc) {
-                memcpy(B.chunk + (size_t)B.chunk_n * B.dim, ix->v + (size_t)r * B.dim, sizeof(float) * (size_t)B.dim);
-                B.chunk_mod[B.chunk_n] = ix->mod[r];
-                B.chunk_n++;
-                B.row++;
-                if (B.chunk_n == CMIR_INDEX_CHUNK)
-                    rc = flush_chunk(&B);
-            }
-        }
+        if (!rc)
+            rc = merge_part(&B, ix, parts[i]);
         if (ix != first)
             cmir_index_close(ix);
         if (!rc && progress && progress((double)(i + 1) / n_parts, NULL, user))
@@ -566,32 +515,11 @@ int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmi
     }
     if (!rc)
         rc = flush_chunk(&B);
-    if (!rc) {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%lld", (long long)B.row);
-        rc = cmir__index_set_meta(meta, out, "count", buf);
-        snprintf(buf, sizeof buf, "%d", B.dim);
-        if (!rc) rc = cmir__index_set_meta(meta, out, "format", CMIR_INDEX_FORMAT);
-        if (!rc) rc = cmir__index_set_meta(meta, out, "model_id", first->model_id);
-        if (!rc) rc = cmir__index_set_meta(meta, out, "dim", buf);
-        if (!rc) rc = cmir__index_set_meta(meta, out, "crs", first->crs_wkt ? first->crs_wkt : "");
-    }
-    if (ds) {
-        if (!rc && GDALDatasetCommitTransaction(ds) != OGRERR_NONE)
-            rc = cmir__gdal_error(CMIR_EIO, out, "cannot commit the transaction");
-        GDALClose(ds);
-    }
+    if (!rc)
+        rc = write_meta(&B, meta, 1, cmir_index_model_id(first), cmir__index_crs_wkt(first));
+    rc = finish(ds, &af, out, rc);
     cmir__gdal_quiet_end();
-    if (tmp) {
-        if (!rc && rename(tmp, out) != 0)
-            rc = cmir__error(CMIR_EIO, "%s: cannot rename the merged index into place", out);
-        if (rc)
-            unlink(tmp);
-    }
-    cmir__free(tmp);
-    cmir__free(B.chunk);
-    cmir__free(B.chunk_mod);
-    OSRDestroySpatialReference(B.srs);
+    builder_release(&B);
     cmir_index_close(first);
     return rc;
 }

@@ -1,8 +1,8 @@
-/* cmir_search(): queries (index rows, or rasters tiled and embedded on the
- * fly) against an index built with the same model, hits written through
- * OGR (GeoJSON per RFC 7946 by default: WGS84 lon/lat, counter-clockwise
- * rings, bbox) to a temporary file renamed into place. */
-#include "../index/index_internal.h"
+/* The search tool: cmir_search_run() embeds queries (index rows, raster
+ * windows tiled and embedded on the fly, spoken clips) with the model and
+ * keeps their nearest index rows in memory (cmir_hits); cmir_search()
+ * loads model and index, runs it and writes the hits and a quick-look. */
+#include "../index/index_tools.h"
 #include "cmir/audio.h"
 #include "cmir/model.h"
 
@@ -11,7 +11,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 cmir_search_params cmir_search_default_params(void)
 {
@@ -19,7 +18,7 @@ cmir_search_params cmir_search_default_params(void)
     memset(&p, 0, sizeof p);
     p.k = 10;
     p.filter = cmir_search_default_filter();
-    p.filter.modality = -2; /* -2: the other modality than the query's */
+    p.filter.modality = CMIR_TARGET_OTHER;
     p.format = "GeoJSON";
     return p;
 }
@@ -111,198 +110,176 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
     return rc;
 }
 
-static int is_geojson(const char *fmt) { return !strcasecmp(fmt, "GeoJSON"); }
+/* The model (model_path: its file, or NULL) and the index belong together. */
+static int check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
+{
+    const cmir_model_info *mi = cmir_model_get_info(m);
+    if (strcmp(mi->id, cmir_index_model_id(ix)) != 0)
+        return cmir__error(CMIR_EINVAL, "%s was built with model %s, not with %s%s%s%s: rebuild the index with this model",
+                           cmir__index_path(ix), cmir_index_model_id(ix), mi->id, model_path ? " (" : "",
+                           model_path ? model_path : "", model_path ? ")" : "");
+    if (cmir_index_dim(ix) != mi->d_v)
+        return cmir__error(CMIR_EFORMAT, "%s: dimension %d does not match the model's %d", cmir__index_path(ix),
+                           cmir_index_dim(ix), mi->d_v);
+    return 0;
+}
+
+/* Query i's code (dim floats), modality and description (d). first/dims:
+ * see embed_raster. */
+static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, float *code,
+                       int *mod, char *d, size_t nd, float **first, int dims[3])
+{
+    const char *index_path = cmir__index_path(ix);
+    if (q->kind == CMIR_QUERY_ROW) {
+        if (q->row < 0 || q->row >= cmir_index_count(ix))
+            return cmir__error(CMIR_EINVAL, "%s: no row %lld (the index has %lld)", index_path, (long long)q->row,
+                               (long long)cmir_index_count(ix));
+        memcpy(code, cmir_index_vector(ix, q->row), sizeof(float) * (size_t)cmir_index_dim(ix));
+        *mod = cmir_index_modality(ix, q->row);
+        snprintf(d, nd, "%s %s at row %lld of %s", cmir_model_modality_name(m, *mod),
+                 cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && *mod ? "clip" : "tile",
+                 (long long)q->row, index_path);
+        return 0;
+    }
+    if (q->kind == CMIR_QUERY_RASTER && q->raster)
+        return embed_raster(m, ex, q, code, mod, d, nd, first, dims);
+    if (q->kind == CMIR_QUERY_AUDIO && q->audio) {
+        *mod = 1;
+        return embed_audio(m, ex, q->audio, code, d, nd);
+    }
+    return cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
+}
+
+/* cmir_search_run, also giving the first query's first tile (raster
+ * queries; *qtile NULL otherwise) for the quick-look when qtile != NULL. */
+static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_queries, cmir_search_params p,
+               cmir_progress_fn progress, void *user, cmir_hits **out, float **qtile, int qdims[3])
+{
+    int rc = check_pair(m, ix, NULL), dim = cmir_index_dim(ix);
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = p.threads;
+    cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
+    cmir_hits *H = rc ? NULL : cmir__hits_new(ix, n_queries);
+    float *codes = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)dim * (size_t)n_queries);
+    int *qmod = rc ? NULL : cmir__malloc(sizeof(int) * (size_t)n_queries);
+    int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k);
+    float *dist = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)p.k);
+    if (!rc && (!ex || !H || !codes || !qmod || !rows || !dist))
+        rc = CMIR_ENOMEM;
+    cmir__gdal_quiet_begin();
+    /* every query embedded and described first: a bad one fails the search
+     * before any is run */
+    for (int i = 0; !rc && i < n_queries; i++) {
+        char d[1024];
+        rc = embed_query(m, ex, ix, &queries[i], i, codes + (size_t)i * dim, &qmod[i], d, sizeof d,
+                         i == 0 ? qtile : NULL, qdims);
+        if (!rc)
+            rc = cmir__hits_set_query(H, i, qmod[i], d);
+    }
+    for (int i = 0; !rc && i < n_queries; i++) {
+        cmir_search_filter F = p.filter;
+        if (F.modality == CMIR_TARGET_OTHER)
+            F.modality = qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS;
+        if (queries[i].kind == CMIR_QUERY_ROW)
+            F.exclude = queries[i].row;
+        rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist);
+        if (!rc)
+            rc = cmir__hits_add(H, ix, i, rows, dist, p.k);
+        if (!rc && progress && progress((double)(i + 1) / n_queries, NULL, user))
+            rc = cmir__error(CMIR_ECANCEL, "cancelled");
+    }
+    cmir__gdal_quiet_end();
+    cmir__free(codes);
+    cmir__free(qmod);
+    cmir__free(rows);
+    cmir__free(dist);
+    cmir_exec_free(ex);
+    if (rc)
+        cmir_hits_free(H);
+    *out = rc ? NULL : H;
+    return rc;
+}
+
+static int bad_k(int k) { return k < 1 || k > CMIR_SEARCH_K_MAX; }
+
+int cmir_search_run(cmir_model *model, cmir_index *index, const cmir_query *queries, int n_queries,
+                    cmir_search_params p, cmir_progress_fn progress, void *user, cmir_hits **out)
+{
+    if (out)
+        *out = NULL;
+    if (!model || !index || !queries || n_queries < 1 || !out || bad_k(p.k))
+        return cmir__error(CMIR_EINVAL, "cmir_search_run: need a model, an index, queries, an output and 1 <= k <= %d",
+                           CMIR_SEARCH_K_MAX);
+    return run(model, index, queries, n_queries, p, progress, user, out, NULL, NULL);
+}
+
+/* The quick-look of query 0: its tile (qtile, or its index row) beside its
+ * hits' tiles. */
+static int quicklook(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, const float *qtile,
+                     const int qdims[3], cmir_search_params p)
+{
+    int64_t *rows = cmir__malloc(sizeof(int64_t) * (size_t)p.k);
+    if (!rows)
+        return CMIR_ENOMEM;
+    for (int r = 0; r < p.k; r++)
+        rows[r] = -1;
+    for (int64_t i = 0; i < cmir_hits_count(H) && cmir_hits_query(H, i) == 0; i++)
+        rows[cmir_hits_rank(H, i) - 1] = cmir_hits_row(H, i);
+    cmir__gdal_quiet_begin();
+    int rc = cmir__quicklook(ix, p.archive_root, qtile, qdims[0], qdims[1], qdims[2],
+                             q0->kind == CMIR_QUERY_ROW ? q0->row : -1, rows, p.k, p.quicklook);
+    cmir__gdal_quiet_end();
+    cmir__free(rows);
+    return rc;
+}
+
+/* The hits to out_path (a temporary file renamed once the quick-look, if
+ * any, is written too; /vsi paths are written in place). */
+static int write_outputs(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, const float *qtile,
+                         const int qdims[3], const char *out_path, cmir_search_params p)
+{
+    const int vsi = !strncmp(out_path, "/vsi", 4);
+    cmir__atomic_file af;
+    memset(&af, 0, sizeof af);
+    af.fd = -1;
+    int rc = vsi ? 0 : cmir__atomic_open(&af, out_path, CMIR__ATOMIC_NAME_ONLY);
+    cmir__gdal_quiet_begin();
+    if (!rc)
+        rc = cmir__hits_write_file(H, vsi ? out_path : af.tmp, out_path, p);
+    cmir__gdal_quiet_end();
+    if (!rc && p.quicklook)
+        rc = quicklook(ix, H, q0, qtile, qdims, p);
+    if (rc)
+        cmir__atomic_abort(&af);
+    else if (!vsi)
+        rc = cmir__atomic_commit(&af);
+    return rc;
+}
 
 int cmir_search(const char *model_path, const char *index_path, const cmir_query *queries, int n_queries,
                 const char *out_path, cmir_search_params p, cmir_progress_fn progress, void *user)
 {
-    if (!model_path || !index_path || !queries || n_queries < 1 || !out_path || p.k < 1 || p.k > 100000)
-        return cmir__error(CMIR_EINVAL, "cmir_search: need a model, an index, queries, an output and 1 <= k <= 100000");
+    if (!model_path || !index_path || !queries || n_queries < 1 || !out_path || bad_k(p.k))
+        return cmir__error(CMIR_EINVAL, "cmir_search: need a model, an index, queries, an output and 1 <= k <= %d",
+                           CMIR_SEARCH_K_MAX);
     int rc = 0;
-    cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
-    cmir_exec *ex = cmir_exec_new(ep);
     cmir_model *m = cmir_model_load(model_path);
     cmir_index *ix = m ? cmir_index_open(index_path) : NULL;
-    if (!ex)
-        rc = CMIR_ENOMEM;
-    else if (!m || !ix)
-        rc = cmir__failed(CMIR_EFORMAT);
-    else if (strcmp(cmir_model_get_info(m)->id, ix->model_id) != 0)
-        rc = cmir__error(CMIR_EINVAL, "%s was built with model %s, not with %s (%s): rebuild the index with this model",
-                         index_path, ix->model_id, cmir_model_get_info(m)->id, model_path);
-    else if (ix->dim != cmir_model_get_info(m)->d_v)
-        rc = cmir__error(CMIR_EFORMAT, "%s: dimension %d does not match the model's %d", index_path, ix->dim,
-                         cmir_model_get_info(m)->d_v);
-    int dim = ix ? ix->dim : 0;
-    float *v = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)dim);
-    int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k);
-    float *dist = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)p.k);
-    if (!rc && (!v || !rows || !dist))
-        rc = CMIR_ENOMEM;
-    /* output */
-    char *tmp = rc ? NULL : cmir__temp_beside(out_path);
-    if (!rc && !tmp)
-        rc = CMIR_ENOMEM;
-    GDALDatasetH out = NULL;
-    OGRLayerH lyr = NULL;
-    OGRSpatialReferenceH wgs = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
-    OSRSetAxisMappingStrategy(wgs, OAMS_TRADITIONAL_GIS_ORDER);
-    OGRCoordinateTransformationH ct = NULL;
-    char **desc_all = NULL;
+    cmir_hits *H = NULL;
     float *qtile = NULL; /* first query's first tile, for the quick-look */
     int qdims[3] = {0, 0, 0};
-    cmir__gdal_quiet_begin();
-    if (!rc) {
-        GDALDriverH drv = GDALGetDriverByName(p.format ? p.format : "GeoJSON");
-        if (!drv)
-            rc = cmir__error(CMIR_EINVAL, "%s: unknown output format '%s' (see --formats)", out_path, p.format);
-        else if (!(out = GDALCreate(drv, tmp, 0, 0, 0, GDT_Unknown, NULL)))
-            rc = cmir__gdal_error(CMIR_EIO, out_path, "cannot create the output");
-        if (!rc && !OSRIsSame(wgs, ix->srs))
-            ct = OCTNewCoordinateTransformation(ix->srs, wgs);
-    }
-    /* queries: embed and describe first (the description goes in the layer
-     * metadata, which GeoJSON writes at creation) */
-    float *codes = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)dim * (size_t)n_queries);
-    int *qmod = rc ? NULL : cmir__malloc(sizeof(int) * (size_t)n_queries);
-    if (!rc && (!codes || !qmod))
-        rc = CMIR_ENOMEM;
-    for (int i = 0; !rc && i < n_queries; i++) {
-        char d[1024];
-        const cmir_query *q = &queries[i];
-        if (q->kind == CMIR_QUERY_ROW) {
-            if (q->row < 0 || q->row >= ix->n) {
-                rc = cmir__error(CMIR_EINVAL, "%s: no row %lld (the index has %lld)", index_path, (long long)q->row,
-                                 (long long)ix->n);
-                break;
-            }
-            memcpy(codes + (size_t)i * dim, ix->v + (size_t)q->row * dim, sizeof(float) * (size_t)dim);
-            qmod[i] = ix->mod[q->row];
-            snprintf(d, sizeof d, "%s %s at row %lld of %s", cmir_model_modality_name(m, qmod[i]),
-                     cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && qmod[i] ? "clip" : "tile",
-                     (long long)q->row, index_path);
-        } else if (q->kind == CMIR_QUERY_RASTER && q->raster) {
-            rc = embed_raster(m, ex, q, codes + (size_t)i * dim, &qmod[i], d, sizeof d, i == 0 ? &qtile : NULL,
-                              qdims);
-        } else if (q->kind == CMIR_QUERY_AUDIO && q->audio) {
-            rc = embed_audio(m, ex, q->audio, codes + (size_t)i * dim, d, sizeof d);
-            qmod[i] = 1;
-        } else {
-            rc = cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
-        }
-        if (!rc) {
-            char line[1200];
-            snprintf(line, sizeof line, "query %d: %s", i, d);
-            desc_all = CSLAddString(desc_all, line);
-        }
-    }
-    if (!rc) {
-        char *joined = NULL;
-        size_t len = 1;
-        for (int i = 0; desc_all && desc_all[i]; i++)
-            len += strlen(desc_all[i]) + 2;
-        joined = CPLMalloc(len);
-        joined[0] = '\0';
-        for (int i = 0; desc_all && desc_all[i]; i++) {
-            if (i)
-                strcat(joined, "; ");
-            strcat(joined, desc_all[i]);
-        }
-        char **opts = NULL;
-        if (is_geojson(p.format ? p.format : "GeoJSON")) {
-            opts = CSLSetNameValue(opts, "RFC7946", "YES");
-            opts = CSLSetNameValue(opts, "WRITE_BBOX", "YES");
-            opts = CSLSetNameValue(opts, "DESCRIPTION", joined);
-        }
-        for (int i = 0; p.layer_options && p.layer_options[i]; i++)
-            opts = CSLAddString(opts, p.layer_options[i]);
-        lyr = GDALDatasetCreateLayer(out, "cmir_hits", wgs, wkbPolygon, opts);
-        CSLDestroy(opts);
-        CPLFree(joined);
-        if (!lyr)
-            rc = cmir__gdal_error(CMIR_EIO, out_path, "cannot create the output layer");
-        const char *fn[] = {"query", "rank", "distance", "row", "tile_id", "modality", "archive", "scene", "window",
-                            "class", "class_name", "labels", "query_desc"};
-        OGRFieldType ft[] = {OFTInteger, OFTInteger, OFTReal, OFTInteger64, OFTInteger64, OFTString, OFTString,
-                             OFTString, OFTString, OFTInteger, OFTString, OFTString, OFTString};
-        for (size_t i = 0; !rc && i < sizeof fn / sizeof *fn; i++) {
-            OGRFieldDefnH d = OGR_Fld_Create(fn[i], ft[i]);
-            if (OGR_L_CreateField(lyr, d, TRUE) != OGRERR_NONE)
-                rc = cmir__gdal_error(CMIR_EIO, out_path, "cannot create the output fields");
-            OGR_Fld_Destroy(d);
-        }
-    }
-    for (int i = 0; !rc && i < n_queries; i++) {
-        cmir_search_filter F = p.filter;
-        if (F.modality == -2)
-            F.modality = !qmod[i];
-        if (queries[i].kind == CMIR_QUERY_ROW)
-            F.exclude = queries[i].row;
-        if ((rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist)))
-            break;
-        for (int r = 0; !rc && r < p.k && rows[r] >= 0; r++) {
-            OGRFeatureH src = cmir__index_feature(ix, rows[r]);
-            if (!src) {
-                rc = cmir__gdal_error(CMIR_EFORMAT, index_path, "missing tile feature");
-                break;
-            }
-            OGRFeatureH f = OGR_F_Create(OGR_L_GetLayerDefn(lyr));
-            OGR_F_SetFieldInteger(f, 0, i);
-            OGR_F_SetFieldInteger(f, 1, r + 1);
-            OGR_F_SetFieldDouble(f, 2, dist[r]);
-            OGR_F_SetFieldInteger64(f, 3, rows[r]);
-            const char *names[] = {"tile_id", "modality", "archive", "scene", "window", "class", "class_name", "labels"};
-            for (int j = 0; j < 8; j++) {
-                int si = OGR_F_GetFieldIndex(src, names[j]);
-                if (si >= 0 && OGR_F_IsFieldSetAndNotNull(src, si))
-                    OGR_F_SetFieldString(f, 4 + j, OGR_F_GetFieldAsString(src, si));
-            }
-            OGR_F_SetFieldString(f, 12, desc_all[i]);
-            OGRGeometryH g = OGR_F_GetGeometryRef(src);
-            if (g) {
-                OGRGeometryH c = OGR_G_Clone(g);
-                /* footprints were densified when the index was built */
-                if (ct && OGR_G_Transform(c, ct) != OGRERR_NONE) {
-                    OGR_G_DestroyGeometry(c);
-                    c = NULL;
-                }
-                if (c)
-                    OGR_F_SetGeometryDirectly(f, c);
-            }
-            if (OGR_L_CreateFeature(lyr, f) != OGRERR_NONE)
-                rc = cmir__gdal_error(CMIR_EIO, out_path, "cannot write a hit");
-            OGR_F_Destroy(f);
-            OGR_F_Destroy(src);
-        }
-        if (!rc && i == 0 && p.quicklook)
-            rc = cmir__quicklook(ix, p.archive_root, qtile, qdims[0], qdims[1], qdims[2],
-                                 queries[0].kind == CMIR_QUERY_ROW ? queries[0].row : -1, rows, p.k, p.quicklook);
-        if (!rc && progress && progress((double)(i + 1) / n_queries, NULL, user))
-            rc = cmir__error(CMIR_ECANCEL, "cancelled");
-    }
-    if (out)
-        GDALClose(out);
+    const char *fmt = p.format ? p.format : "GeoJSON";
+    if (!m || !ix)
+        rc = cmir__failed(CMIR_EFORMAT);
+    else if (!(rc = check_pair(m, ix, model_path)) && !GDALGetDriverByName(fmt))
+        rc = cmir__error(CMIR_EINVAL, "%s: unknown output format '%s' (see --formats)", out_path, fmt);
+    if (!rc)
+        rc = run(m, ix, queries, n_queries, p, progress, user, &H, p.quicklook ? &qtile : NULL, qdims);
+    if (!rc)
+        rc = write_outputs(ix, H, &queries[0], qtile, qdims, out_path, p);
     cmir__free(qtile);
-    cmir__gdal_quiet_end();
-    if (tmp) { /* VSI calls: out_path may be a /vsimem/ path */
-        if (!rc && VSIRename(tmp, out_path) != 0)
-            rc = cmir__error(CMIR_EIO, "%s: cannot rename the result into place", out_path);
-        if (rc)
-            VSIUnlink(tmp);
-        cmir__free(tmp);
-    }
-    if (ct)
-        OCTDestroyCoordinateTransformation(ct);
-    OSRDestroySpatialReference(wgs);
-    CSLDestroy(desc_all);
-    cmir__free(codes);
-    cmir__free(qmod);
-    cmir__free(v);
-    cmir__free(rows);
-    cmir__free(dist);
+    cmir_hits_free(H);
     cmir_index_close(ix);
     cmir_model_free(m);
-    cmir_exec_free(ex);
     return rc;
 }
