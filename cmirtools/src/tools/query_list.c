@@ -111,19 +111,35 @@ static int parse_line(char *line, cmir_query *e)
     return 0;
 }
 
+/* Lines that may hold a query: not a comment, and at least 5 bytes from
+ * the first non-blank one ("row N"); shorter ones are refused anyway. */
+static size_t count_candidates(const char *text, size_t len)
+{
+    size_t n = 0, i = 0;
+    while (i < len) {
+        const char *nl = memchr(text + i, '\n', len - i);
+        size_t end = nl ? (size_t)(nl - text) : len;
+        i += strspn(text + i, " \t\r\v\f");
+        n += i < end && text[i] != '#' && end - i >= 5;
+        i = end + 1;
+    }
+    return n;
+}
+
 int cmir_query_list_load(const char *path, cmir_query_list **out)
 {
     if (!out || !path)
         return cmir__error(CMIR_EINVAL, "cmir_query_list_load: need a path and an output");
     *out = NULL;
-    size_t len = 0, lines = 1;
+    size_t len = 0;
     char *text = read_all(path, &len);
     if (!text)
         return cmir__failed(CMIR_EIO);
-    for (size_t i = 0; i < len; i++)
-        lines += text[i] == '\n';
+    /* one query per candidate line of 6 bytes or more (with its newline):
+     * the array (56-byte queries) stays under ten times the file's size */
+    size_t cand = count_candidates(text, len);
     cmir_query_list *L = cmir__calloc(1, sizeof *L);
-    cmir_query *q = cmir__malloc(sizeof *q * lines); /* at most one query per line */
+    cmir_query *q = cmir__malloc(sizeof *q * (cand ? cand : 1));
     if (!L || !q) {
         cmir__free(text);
         cmir__free(L);
@@ -141,7 +157,7 @@ int cmir_query_list_load(const char *path, cmir_query_list **out)
         *end = '\0';
         const char *first = s + strspn(s, " \t\r\v\f");
         if (!rc && *first && *first != '#') {
-            if (L->n == INT_MAX || parse_line(s, &q[L->n]))
+            if ((size_t)L->n >= cand || L->n == INT_MAX || parse_line(s, &q[L->n]))
                 rc = cmir__error(CMIR_EFORMAT, "%s:%d: %s", path, ln + 1, EXPECTED);
             else
                 L->n++;
