@@ -502,9 +502,12 @@ struct QueryCache {
         VSIStatBufL ms{}, is{};
         const bool stat_ok = VSIStatL(m.c_str(), &ms) == 0 && VSIStatL(ix.c_str(), &is) == 0;
         if (model && stat_ok && m == model_path && ix == index_path && Same(ms, model_st) &&
-            Same(is, index_st))
+            Same(is, index_st)) {
+            CPLDebug("CMIR", "CMIR:QUERY: model %s and index %s kept open", m.c_str(), ix.c_str());
             return true;
+        }
         Close();
+        CPLDebug("CMIR", "CMIR:QUERY: loading model %s and index %s", m.c_str(), ix.c_str());
         model = cmir_model_load(m.c_str());
         index = model ? cmir_index_open(ix.c_str()) : nullptr;
         if (!index) {
