@@ -1,13 +1,11 @@
-/* Fuzz target: cmir_search's -queries list ("row N" / "raster FILE [X Y W
- * H]" lines, '#' comments). The parser, add_list(), is a static function
- * of the program cmirtools/apps/cmir_search.c; rather than copy it, this
- * file includes that source with its main() renamed, so the fuzzed code is
- * exactly the program's. */
+/* Fuzz target: query list files ("row N" / "raster FILE [X Y W H]" /
+ * "audio FILE" lines, '#' comments), the library's cmir_query_list_load(),
+ * which cmir_search -queries uses. */
 #include "fuzz_common.h"
 
-#define main cmir_search_main
-#include "cmir_search.c"
-#undef main
+#include "cmir/index.h"
+
+#include <string.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -23,12 +21,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     if (fuzz_memfile(data, size, &fd, path))
         return 0;
-    cmir_query *q = NULL;
-    int n = 0, cap = 0;
-    (void)add_list(path, &q, &n, &cap);
-    for (int i = 0; i < n; i++)
-        free((void *)q[i].raster);
-    free(q);
+    cmir_query_list *l = NULL;
+    if (cmir_query_list_load(path, &l) == 0) {
+        /* every query well formed, its strings readable */
+        const cmir_query *q = cmir_query_list_queries(l);
+        for (int i = 0; i < cmir_query_list_count(l); i++) {
+            if (q[i].kind == CMIR_QUERY_RASTER && strlen(q[i].raster) == 0)
+                __builtin_trap();
+            if (q[i].kind == CMIR_QUERY_AUDIO && strlen(q[i].audio) == 0)
+                __builtin_trap();
+            if (q[i].kind == CMIR_QUERY_ROW && q[i].row < 0)
+                __builtin_trap();
+        }
+    } else if (l) {
+        __builtin_trap(); /* a failed load leaves no list */
+    }
+    cmir_query_list_free(l);
     close(fd);
     return 0;
 }

@@ -1,9 +1,11 @@
 /* gdal_CMIR: the GDAL driver plugin "CMIR". Raster side: a tile archive lists one subdataset
  * per tile and modality (CMIR:"a.mat":PAN|MS:n, 0-based); vector side: CMIR:QUERY runs a
- * retrieval (cmir_search) and exposes its ranked hits as a layer. A thin shim over libcmir. */
+ * retrieval (cmir_search_run) and exposes its ranked hits as an in-memory layer. A thin shim
+ * over libcmir. */
 
 #include "cmir/archive.h"
 #include "cmir/index.h"
+#include "cmir/model.h"
 
 #include "cpl_conv.h"
 #include "cpl_string.h"
@@ -15,6 +17,8 @@
 
 #include <cerrno>
 #include <climits>
+#include <memory>
+#include <mutex>
 #include <cstdarg>
 #include <cmath>
 #include <cstdlib>
@@ -25,42 +29,68 @@
 
 static const char *const DRIVER_HELP = "gdal_plugin/README.md in the CMIR sources";
 
-static const char *const OPEN_OPTIONS =
-    "<OpenOptionList>"
-    "  <Option name='MODEL' type='string' description='CMIR:QUERY: the trained model (.mat)'/>"
-    "  <Option name='INDEX' type='string' description='CMIR:QUERY: the GeoPackage index built "
-    "with MODEL'/>"
-    "  <Option name='ROW' type='integer' min='0' description='CMIR:QUERY: query by a row of the "
-    "index (give one of ROW, RASTER, AUDIO)'/>"
-    "  <Option name='RASTER' type='string' description='CMIR:QUERY: query by any GDAL raster "
-    "(1 band = PAN, the model MS band count = MS)'/>"
-    "  <Option name='AUDIO' type='string' description='CMIR:QUERY: query by voice, a clip in any "
-    "format libsndfile reads (image-speech models)'/>"
-    "  <Option name='SRCWIN' type='string' description='CMIR:QUERY: xoff,yoff,xsize,ysize window "
-    "of RASTER, in pixels'/>"
-    "  <Option name='K' type='integer' min='1' max='100000' default='10' description='CMIR:QUERY: "
-    "number of hits'/>"
-    "  <Option name='TARGET' type='string-select' default='other' description='CMIR:QUERY: "
-    "modality of the hits (other = cross-modal)'>"
-    "    <Value>other</Value><Value>pan</Value><Value>ms</Value><Value>image</Value>"
-    "<Value>audio</Value><Value>any</Value>"
-    "  </Option>"
-    "  <Option name='BBOX' type='string' description='CMIR:QUERY: minlon,minlat,maxlon,maxlat "
-    "(WGS84): keep hits whose footprint meets it'/>"
-    "  <Option name='MAX_DIST' type='float' min='0' description='CMIR:QUERY: keep hits nearer "
-    "than this distance'/>"
-    "  <Option name='THREADS' type='integer' min='0' default='0' description='CMIR:QUERY: "
-    "threads (0 = all CPUs)'/>"
-    "</OpenOptionList>";
+#define CMIR_STR2(x) #x
+#define CMIR_STR(x) CMIR_STR2(x)
+
+/* The keys of CMIR:QUERY, listed once: the open option list, the check of the connection string
+ * and its message are made from this table. */
+struct QueryKey {
+    const char *name, *attributes, *description;
+};
+static const QueryKey QUERY_KEYS[] = {
+    {"MODEL", "type='string'", "the trained model (.mat)"},
+    {"INDEX", "type='string'", "the GeoPackage index built with MODEL"},
+    {"ROW", "type='integer' min='0'", "query by a row of the index (give one of ROW, RASTER, AUDIO)"},
+    {"RASTER", "type='string'", "query by any GDAL raster (1 band = PAN, the model MS band count = MS)"},
+    {"AUDIO", "type='string'",
+     "query by voice, a clip in any format libsndfile reads (image-speech models)"},
+    {"SRCWIN", "type='string'", "xoff,yoff,xsize,ysize window of RASTER, in pixels"},
+    {"K", "type='integer' min='1' max='" CMIR_STR(CMIR_SEARCH_K_MAX) "' default='10'", "number of hits"},
+    {"TARGET", "type='string-select' default='other'", "modality of the hits (other = cross-modal)"},
+    {"BBOX", "type='string'", "minlon,minlat,maxlon,maxlat (WGS84): keep hits whose footprint meets it"},
+    {"MAX_DIST", "type='float' min='0'", "keep hits nearer than this distance"},
+    {"THREADS", "type='integer' min='0' default='0'", "threads (0 = all CPUs)"},
+};
+
+/* TARGET's values. */
+static const struct {
+    const char *name;
+    cmir_target target;
+} TARGETS[] = {{"other", CMIR_TARGET_OTHER}, {"pan", CMIR_TARGET_PAN},     {"ms", CMIR_TARGET_MS},
+               {"image", CMIR_TARGET_IMAGE}, {"audio", CMIR_TARGET_AUDIO}, {"any", CMIR_TARGET_ANY}};
+
+static std::string OpenOptionList()
+{
+    std::string x = "<OpenOptionList>";
+    for (const QueryKey &k : QUERY_KEYS) {
+        x += CPLSPrintf("<Option name='%s' %s description='CMIR:QUERY: %s'", k.name, k.attributes,
+                        k.description);
+        if (!EQUAL(k.name, "TARGET")) {
+            x += "/>";
+            continue;
+        }
+        x += ">";
+        for (const auto &t : TARGETS)
+            x += CPLSPrintf("<Value>%s</Value>", t.name);
+        x += "</Option>";
+    }
+    return x + "</OpenOptionList>";
+}
+
+/* "MODEL, INDEX, ..." */
+static std::string QueryKeyNames()
+{
+    std::string names;
+    for (const QueryKey &k : QUERY_KEYS)
+        names += std::string(names.empty() ? "" : ", ") + k.name;
+    return names;
+}
 
 static const char *const SYNTAX =
     "Raster: a tile archive file.mat lists its subdatasets CMIR:\"file.mat\":PAN:n and "
     "CMIR:\"file.mat\":MS:n (n = 0-based tile number); CMIR:\"file\" opens any archive "
-    "(also a .h5 DSRSID copy). Vector: CMIR:QUERY with -oo MODEL=m.mat -oo INDEX=i.gpkg "
-    "-oo ROW=n (or RASTER=file [SRCWIN=x,y,w,h], or AUDIO=clip.wav) [K=10] "
-    "[TARGET=other|pan|ms|image|audio|any] "
-    "[BBOX=minlon,minlat,maxlon,maxlat] [MAX_DIST=d], or the same keys in the string: "
-    "CMIR:QUERY?MODEL=m.mat&INDEX=i.gpkg&ROW=3&K=5";
+    "(also a .h5 DSRSID copy). Vector: CMIR:QUERY with the open options (-oo KEY=VALUE), or "
+    "the same keys in the string: CMIR:QUERY?MODEL=m.mat&INDEX=i.gpkg&ROW=3&K=5";
 
 static const GByte HDF5_SIGNATURE[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
@@ -449,29 +479,73 @@ GDALDataset *CMIRDataset::Open(const CMIRConnection &c, bool quiet)
 /*                 Vector: a retrieval query and its hits               */
 /* ==================================================================== */
 
+/* The model and index of the last query, kept open for the next queries on the same files (a
+ * program, e.g. QGIS, opens a data source several times): reloaded when either file changed,
+ * closed when the driver is unloaded. One search at a time: it writes the model's scratch. */
+struct QueryCache {
+    std::mutex lock;
+    std::string model_path, index_path;
+    VSIStatBufL model_st{}, index_st{};
+    cmir_model *model = nullptr;
+    cmir_index *index = nullptr;
+
+    void Close()
+    {
+        cmir_index_close(index);
+        cmir_model_free(model);
+        index = nullptr;
+        model = nullptr;
+    }
+    /* The model and index of these files, opened or kept; false with a GDAL error. */
+    bool Open(const std::string &m, const std::string &ix)
+    {
+        VSIStatBufL ms{}, is{};
+        const bool stat_ok = VSIStatL(m.c_str(), &ms) == 0 && VSIStatL(ix.c_str(), &is) == 0;
+        if (model && stat_ok && m == model_path && ix == index_path && Same(ms, model_st) &&
+            Same(is, index_st)) {
+            CPLDebug("CMIR", "CMIR:QUERY: model %s and index %s kept open", m.c_str(), ix.c_str());
+            return true;
+        }
+        Close();
+        CPLDebug("CMIR", "CMIR:QUERY: loading model %s and index %s", m.c_str(), ix.c_str());
+        model = cmir_model_load(m.c_str());
+        index = model ? cmir_index_open(ix.c_str()) : nullptr;
+        if (!index) {
+            CPLError(CE_Failure, CPLE_OpenFailed, "CMIR: %s", cmir_last_error());
+            Close();
+            return false;
+        }
+        model_path = m;
+        index_path = ix;
+        model_st = ms;
+        index_st = is;
+        return true;
+    }
+    static bool Same(const VSIStatBufL &a, const VSIStatBufL &b)
+    {
+        return a.st_ino == b.st_ino && a.st_dev == b.st_dev && a.st_size == b.st_size &&
+               a.st_mtime == b.st_mtime;
+    }
+};
+static QueryCache *g_cache = nullptr;
+
+/* The hits of one query, an in-memory layer (GDAL's Memory driver) filled by libcmir. */
 class CMIRQueryDataset final : public GDALDataset
 {
-    GDALDataset *m_hits = nullptr; /* the GeoJSON written by cmir_search */
-    std::string m_dir, m_file;
+    GDALDataset *m_hits = nullptr;
 
   public:
-    ~CMIRQueryDataset() override;
+    ~CMIRQueryDataset() override
+    {
+        if (m_hits)
+            GDALClose(m_hits);
+    }
     int GetLayerCount() override { return m_hits ? m_hits->GetLayerCount() : 0; }
     OGRLayer *GetLayer(int i) override { return m_hits ? m_hits->GetLayer(i) : nullptr; }
     int TestCapability(const char *) override { return FALSE; }
 
     static GDALDataset *Open(const char *name, const std::string &args, CSLConstList openOptions);
 };
-
-CMIRQueryDataset::~CMIRQueryDataset()
-{
-    if (m_hits)
-        GDALClose(m_hits);
-    if (!m_file.empty())
-        VSIUnlink(m_file.c_str());
-    if (!m_dir.empty())
-        VSIRmdir(m_dir.c_str());
-}
 
 static bool QueryFail(CPL_FORMAT_STRING(const char *fmt), ...) CPL_PRINT_FUNC_FORMAT(1, 2);
 
@@ -498,55 +572,59 @@ static bool ParseDoubles(const char *key, const char *value, int n, double *out)
     return true;
 }
 
-/* KEY=VALUE pairs, from the connection string and the open options, into a cmir_query and
- * cmir_search_params. */
-static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_params &p,
-                       std::string &model, std::string &index, std::string &raster, std::string &audio)
+/* The query itself: ROW, RASTER [SRCWIN] or AUDIO. */
+static bool ParseQueryItself(const CPLStringList &kv, cmir_query &q, std::string &raster,
+                             std::string &audio)
 {
-    const char *v;
-    model = kv.FetchNameValueDef("MODEL", "");
-    index = kv.FetchNameValueDef("INDEX", "");
-    if (model.empty() || index.empty())
-        return QueryFail("CMIR: CMIR:QUERY needs MODEL=model.mat and INDEX=index.gpkg");
     const char *row = kv.FetchNameValue("ROW"), *ras = kv.FetchNameValue("RASTER");
-    const char *aud = kv.FetchNameValue("AUDIO");
+    const char *aud = kv.FetchNameValue("AUDIO"), *win = kv.FetchNameValue("SRCWIN");
     if ((row != nullptr) + (ras != nullptr) + (aud != nullptr) != 1)
         return QueryFail("CMIR: CMIR:QUERY needs exactly one of ROW=n, RASTER=file and AUDIO=clip");
     memset(&q, 0, sizeof q);
+    if (win && !ras)
+        return QueryFail("CMIR: SRCWIN goes with RASTER, not %s", aud ? "AUDIO" : "ROW");
     if (aud) {
         audio = aud;
         q.kind = CMIR_QUERY_AUDIO;
         q.audio = audio.c_str();
-        if (kv.FetchNameValue("SRCWIN"))
-            return QueryFail("CMIR: SRCWIN goes with RASTER, not AUDIO");
     } else if (row) {
         long long r;
         if (!ParseCount(row, &r))
             return QueryFail("CMIR: ROW=%s is not a row number", row);
         q.kind = CMIR_QUERY_ROW;
         q.row = r;
-        if (kv.FetchNameValue("SRCWIN"))
-            return QueryFail("CMIR: SRCWIN goes with RASTER, not ROW");
     } else {
         raster = ras;
         q.kind = CMIR_QUERY_RASTER;
         q.raster = raster.c_str();
-        if ((v = kv.FetchNameValue("SRCWIN")) != nullptr) {
-            double w[4];
-            if (!ParseDoubles("SRCWIN", v, 4, w))
-                return false;
-            for (int i = 0; i < 4; i++) {
-                if (w[i] != std::floor(w[i]) || w[i] < 0 || w[i] > INT_MAX || (i >= 2 && w[i] < 1))
-                    return QueryFail("CMIR: SRCWIN=%s: expected xoff,yoff,xsize,ysize in pixels", v);
-                q.window[i] = static_cast<int>(w[i]);
-            }
-            q.has_window = 1;
+        double w[4];
+        if (win && !ParseDoubles("SRCWIN", win, 4, w))
+            return false;
+        for (int i = 0; win && i < 4; i++) {
+            if (w[i] != std::floor(w[i]) || w[i] < 0 || w[i] > INT_MAX || (i >= 2 && w[i] < 1))
+                return QueryFail("CMIR: SRCWIN=%s: expected xoff,yoff,xsize,ysize in pixels", win);
+            q.window[i] = static_cast<int>(w[i]);
         }
+        q.has_window = win != nullptr;
     }
+    return true;
+}
+
+/* KEY=VALUE pairs, from the connection string and the open options, into a cmir_query and
+ * cmir_search_params. */
+static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_params &p,
+                       std::string &raster, std::string &audio)
+{
+    const char *v;
+    if (!kv.FetchNameValue("MODEL") || !kv.FetchNameValue("INDEX") || !*kv.FetchNameValue("MODEL") ||
+        !*kv.FetchNameValue("INDEX"))
+        return QueryFail("CMIR: CMIR:QUERY needs MODEL=model.mat and INDEX=index.gpkg");
+    if (!ParseQueryItself(kv, q, raster, audio))
+        return false;
     if ((v = kv.FetchNameValue("K")) != nullptr) {
         long long k;
-        if (!ParseCount(v, &k) || k < 1 || k > 100000)
-            return QueryFail("CMIR: K=%s: expected 1 to 100000", v);
+        if (!ParseCount(v, &k) || k < 1 || k > CMIR_SEARCH_K_MAX)
+            return QueryFail("CMIR: K=%s: expected 1 to %d", v, CMIR_SEARCH_K_MAX);
         p.k = static_cast<int>(k);
     }
     if ((v = kv.FetchNameValue("THREADS")) != nullptr) {
@@ -556,13 +634,13 @@ static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_param
         p.threads = static_cast<int>(t);
     }
     if ((v = kv.FetchNameValue("TARGET")) != nullptr) {
-        if (EQUAL(v, "pan") || EQUAL(v, "image"))
-            p.filter.modality = CMIR_PAN;
-        else if (EQUAL(v, "ms") || EQUAL(v, "audio"))
-            p.filter.modality = CMIR_MS;
-        else if (EQUAL(v, "any"))
-            p.filter.modality = -1;
-        else if (!EQUAL(v, "other")) /* other: keep cmir_search's cross-modal default */
+        bool known = false;
+        for (const auto &t : TARGETS)
+            if (EQUAL(v, t.name)) {
+                p.filter.modality = t.target;
+                known = true;
+            }
+        if (!known)
             return QueryFail("CMIR: TARGET=%s: expected other, pan, ms, image, audio or any", v);
     }
     if ((v = kv.FetchNameValue("BBOX")) != nullptr) {
@@ -581,14 +659,12 @@ static bool ParseQuery(const CPLStringList &kv, cmir_query &q, cmir_search_param
     return true;
 }
 
-/* The keys of a query; GDAL checks open options against OPEN_OPTIONS itself (and programs add
- * their own, e.g. NATIVE_DATA), the connection string is checked here. */
+/* Whether key is one of QUERY_KEYS; GDAL checks open options against the open option list
+ * itself (and programs add their own, e.g. NATIVE_DATA), the connection string is checked here. */
 static bool KnownQueryKey(const char *key)
 {
-    static const char *const KEYS[] = {"MODEL", "INDEX",  "ROW",  "RASTER",   "SRCWIN", "AUDIO",
-                                       "K",     "TARGET", "BBOX", "MAX_DIST", "THREADS"};
-    for (const char *k : KEYS)
-        if (EQUAL(key, k))
+    for (const QueryKey &k : QUERY_KEYS)
+        if (EQUAL(key, k.name))
             return true;
     return false;
 }
@@ -607,9 +683,8 @@ GDALDataset *CMIRQueryDataset::Open(const char *name, const std::string &args,
         if (good)
             kv.AddString(plain);
         else
-            QueryFail("CMIR: '%s' in the connection string is not KEY=VALUE with KEY one of MODEL, "
-                      "INDEX, ROW, RASTER, SRCWIN, AUDIO, K, TARGET, BBOX, MAX_DIST, THREADS",
-                      plain);
+            QueryFail("CMIR: '%s' in the connection string is not KEY=VALUE with KEY one of %s",
+                      plain, QueryKeyNames().c_str());
         CPLFree(key);
         CPLFree(plain);
         if (!good)
@@ -624,27 +699,30 @@ GDALDataset *CMIRQueryDataset::Open(const char *name, const std::string &args,
     }
     cmir_query q;
     cmir_search_params p = cmir_search_default_params();
-    std::string model, index, raster, audio;
-    if (!ParseQuery(kv, q, p, model, index, raster, audio))
+    std::string raster, audio;
+    if (!ParseQuery(kv, q, p, raster, audio))
         return nullptr;
 
-    /* cmir_search writes its result atomically through a temporary file and rename(), so the
-     * hits go to a private local directory, removed when the data source is closed. */
-    auto ds = std::make_unique<CMIRQueryDataset>();
-    ds->m_dir = MakeTempDir();
-    if (ds->m_dir.empty())
-        return nullptr;
-    ds->m_file = ds->m_dir + "/hits.geojson";
-    p.format = "GeoJSON";
-    if (cmir_search(model.c_str(), index.c_str(), &q, 1, ds->m_file.c_str(), p, nullptr, nullptr) !=
-        CMIR_OK) {
-        CPLError(CE_Failure, CPLE_OpenFailed, "CMIR: %s", cmir_last_error());
-        return nullptr;
+    cmir_hits *hits = nullptr;
+    {
+        std::lock_guard<std::mutex> hold(g_cache->lock);
+        if (!g_cache->Open(kv.FetchNameValue("MODEL"), kv.FetchNameValue("INDEX")))
+            return nullptr;
+        if (cmir_search_run(g_cache->model, g_cache->index, &q, 1, p, nullptr, nullptr, &hits) !=
+            CMIR_OK) {
+            CPLError(CE_Failure, CPLE_OpenFailed, "CMIR: %s", cmir_last_error());
+            return nullptr;
+        }
     }
-    const char *const drivers[] = {"GeoJSON", nullptr};
-    ds->m_hits = GDALDataset::Open(ds->m_file.c_str(), GDAL_OF_VECTOR | GDAL_OF_READONLY, drivers);
-    if (!ds->m_hits) {
-        CPLError(CE_Failure, CPLE_OpenFailed, "CMIR: cannot read back the hits of the query");
+    auto ds = std::make_unique<CMIRQueryDataset>();
+    GDALDriver *mem = GetGDALDriverManager()->GetDriverByName("Memory");
+    ds->m_hits = mem ? mem->Create("", 0, 0, 0, GDT_Unknown, nullptr) : nullptr;
+    const int rc = ds->m_hits ? cmir_hits_to_ogr(hits, GDALDataset::ToHandle(ds->m_hits), nullptr)
+                              : CMIR_EUNSUPPORTED;
+    cmir_hits_free(hits);
+    if (rc != CMIR_OK) {
+        CPLError(CE_Failure, CPLE_OpenFailed, "CMIR: %s",
+                 ds->m_hits ? cmir_last_error() : "GDAL's Memory driver is needed");
         return nullptr;
     }
     ds->SetDescription(name);
@@ -735,9 +813,15 @@ void GDALRegister_CMIR()
     d->SetMetadataItem(GDAL_DMD_CONNECTION_PREFIX, "CMIR:");
     d->SetMetadataItem(GDAL_DMD_SUBDATASETS, "YES");
     d->SetMetadataItem(GDAL_DCAP_VIRTUALIO, "YES");
-    d->SetMetadataItem(GDAL_DMD_OPENOPTIONLIST, OPEN_OPTIONS);
+    d->SetMetadataItem(GDAL_DMD_OPENOPTIONLIST, OpenOptionList().c_str());
     d->SetMetadataItem("CMIR_SYNTAX", SYNTAX);
     d->SetMetadataItem("CMIR_VERSION", cmir_version());
+    g_cache = new QueryCache();
+    d->pfnUnloadDriver = [](GDALDriver *) {
+        g_cache->Close();
+        delete g_cache;
+        g_cache = nullptr;
+    };
     d->pfnIdentify = CMIRIdentify;
     d->pfnOpen = CMIROpen;
     GetGDALDriverManager()->RegisterDriver(d);

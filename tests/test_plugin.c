@@ -559,6 +559,28 @@ static void test_query(void)
     snprintf(oo, sizeof oo, "-oo MODEL='%s' -oo INDEX='%s' -oo RASTER='%s' -oo SRCWIN=0,0,32,32 -oo K=4", M, IX,
              in_dir("pan.tif"));
     same_hits("CMIR:QUERY", oo, qr, p, 4);
+    /* two queries on the same files in one process (an OGR VRT of both): the model and the index
+     * are loaded once */
+    char vrt[600];
+    snprintf(vrt, sizeof vrt, "%s", in_dir("two.vrt"));
+    FILE *f = fopen(vrt, "w");
+    ASSERT_TRUE(f != NULL);
+    if (f) {
+        fprintf(f, "<OGRVRTDataSource>\n");
+        for (int i = 0; i < 2; i++)
+            fprintf(f, "<OGRVRTLayer name='q%d'><SrcDataSource>CMIR:QUERY?MODEL=%s&amp;INDEX=%s&amp;ROW=%d"
+                       "&amp;K=%d</SrcDataSource><SrcLayer>cmir_hits</SrcLayer></OGRVRTLayer>\n",
+                    i, M, IX, i ? 44 : 3, i ? 2 : 4);
+        fprintf(f, "</OGRVRTDataSource>\n");
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "ogrinfo --debug on -ro -so -al '%s'", vrt);
+    out = ok(cmd);
+    EXPECT_CONTAINS(out, "Feature Count: 4");
+    EXPECT_CONTAINS(out, "Feature Count: 2");
+    const char *first = strstr(out, "CMIR:QUERY: loading model");
+    ASSERT_TRUE(first != NULL && strstr(first + 1, "CMIR:QUERY: loading model") == NULL);
+    EXPECT_CONTAINS(out, "CMIR:QUERY: model");
     /* no temporary files left behind by the data source */
     snprintf(cmd, sizeof cmd, "TMPDIR='%s' ogrinfo -ro -so -al CMIR:QUERY -oo MODEL='%s' -oo INDEX='%s' -oo ROW=1 && "
              "ls '%s' | grep -c cmir_gdal_", dir, M, IX, dir);

@@ -41,76 +41,33 @@ static const char usage[] =
     "  -quicklook PNG  also draw the first query beside its hits, with rank and class\n"
     "The index must have been built with MODEL (its identity is checked).\n";
 
-/* Raster names copied from query lists, freed at exit. */
-static char **owned;
-static int n_owned;
+/* Query lists loaded by -queries, freed at exit (the queries' strings
+ * belong to them). */
+static cmir_query_list **lists;
+static int n_lists;
 
-/* A copy of s kept until exit, or NULL when out of memory. */
-static const char *own(const char *s)
-{
-    char **o = realloc(owned, sizeof(char *) * (size_t)(n_owned + 1));
-    if (!o)
-        return NULL;
-    owned = o;
-    char *copy = strdup(s);
-    if (copy)
-        owned[n_owned++] = copy;
-    return copy;
-}
-
+/* Appends the queries of the list file at path to q (n of cap). */
 static int add_list(const char *path, cmir_query **q, int *n, int *cap)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return cmir_app_fail("cmir_search", "%s: cannot read the query list", path);
-    char line[4096];
-    int ln = 0;
-    while (fgets(line, sizeof line, f)) {
-        ln++;
-        char kind[16] = "", file[4000];
-        long long row;
-        int w[4];
-        if (line[0] == '#' || line[strspn(line, " \t\r\n")] == '\0')
-            continue;
-        if (*n == *cap) {
-            int nc = *cap ? *cap * 2 : 16;
-            cmir_query *g = realloc(*q, sizeof(cmir_query) * (size_t)nc);
-            if (!g) {
-                fclose(f);
-                return cmir_app_fail("cmir_search", "%s: out of memory", path);
-            }
-            *q = g;
-            *cap = nc;
-        }
-        cmir_query *e = &(*q)[*n];
-        memset(e, 0, sizeof *e);
-        if (sscanf(line, "%15s", kind) == 1 && !strcmp(kind, "row") && sscanf(line, "%*s %lld", &row) == 1) {
-            e->kind = CMIR_QUERY_ROW;
-            e->row = row;
-        } else if (!strcmp(kind, "raster") && sscanf(line, "%*s %3999s", file) == 1) {
-            e->kind = CMIR_QUERY_RASTER;
-            if (!(e->raster = own(file))) {
-                fclose(f);
-                return cmir_app_fail("cmir_search", "%s: out of memory", path);
-            }
-            if (sscanf(line, "%*s %*s %d %d %d %d", &w[0], &w[1], &w[2], &w[3]) == 4) {
-                e->has_window = 1;
-                memcpy(e->window, w, sizeof w);
-            }
-        } else if (!strcmp(kind, "audio") && sscanf(line, "%*s %3999s", file) == 1) {
-            e->kind = CMIR_QUERY_AUDIO;
-            if (!(e->audio = own(file))) {
-                fclose(f);
-                return cmir_app_fail("cmir_search", "%s: out of memory", path);
-            }
-        } else {
-            fclose(f);
-            return cmir_app_fail("cmir_search", "%s:%d: expected 'row N', 'raster FILE [X Y W H]' or 'audio FILE'",
-                                 path, ln);
-        }
-        (*n)++;
+    cmir_query_list *l = NULL;
+    cmir_query_list **g = realloc(lists, sizeof *lists * (size_t)(n_lists + 1));
+    if (!g)
+        return cmir_app_fail("cmir_search", "%s: out of memory", path);
+    lists = g;
+    if (cmir_query_list_load(path, &l))
+        return cmir_app_fail("cmir_search", "%s", cmir_last_error());
+    lists[n_lists++] = l;
+    int m = cmir_query_list_count(l);
+    if (*n + m > *cap) {
+        int nc = *n + m + 16;
+        cmir_query *e = realloc(*q, sizeof(cmir_query) * (size_t)nc);
+        if (!e)
+            return cmir_app_fail("cmir_search", "%s: out of memory", path);
+        *q = e;
+        *cap = nc;
     }
-    fclose(f);
+    memcpy(*q + *n, cmir_query_list_queries(l), sizeof(cmir_query) * (size_t)m);
+    *n += m;
     return 0;
 }
 
@@ -231,9 +188,9 @@ int main(int argc, char **argv)
     rc = 0;
 end:
     free(q);
-    for (int i = 0; i < n_owned; i++)
-        free(owned[i]);
-    free(owned);
+    for (int i = 0; i < n_lists; i++)
+        cmir_query_list_free(lists[i]);
+    free(lists);
     free(lco);
     cmir_app_done(argv);
     return rc;

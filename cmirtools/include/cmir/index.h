@@ -20,6 +20,8 @@
 
 #include "cmir/base.h"
 
+typedef struct cmir_model cmir_model;
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -66,9 +68,25 @@ CMIR_API const char *cmir_index_model_id(const cmir_index *ix);
 CMIR_API const float *cmir_index_vector(const cmir_index *ix, int64_t r);
 CMIR_API int cmir_index_modality(const cmir_index *ix, int64_t r);
 
+/* The modality of the rows a search keeps. Image-speech models: image is
+ * PAN's slot, audio MS's. */
+typedef enum cmir_target {
+    CMIR_TARGET_OTHER = -2, /* the other modality than each query's (PAN
+                               query -> MS rows, MS -> PAN, image <-> audio):
+                               cross-modal retrieval, cmir_search's default;
+                               resolved per query by cmir_search_run.
+                               cmir_index_search, which does not know the
+                               query's modality, keeps every row for it */
+    CMIR_TARGET_ANY = -1,   /* every row */
+    CMIR_TARGET_PAN = 0,
+    CMIR_TARGET_IMAGE = 0,
+    CMIR_TARGET_MS = 1,
+    CMIR_TARGET_AUDIO = 1
+} cmir_target;
+
 /* What to search for. */
 typedef struct cmir_search_filter {
-    int modality;      /* -1 any (default), 0 PAN, 1 MS */
+    cmir_target modality; /* default CMIR_TARGET_ANY */
     int has_bbox;      /* restrict to footprints intersecting bbox */
     double bbox[4];    /* minx, miny, maxx, maxy in WGS84 longitude/latitude */
     float max_dist;    /* Euclidean distance limit; default +INFINITY */
@@ -84,6 +102,8 @@ CMIR_API int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, in
                                const cmir_search_filter *f, int64_t *rows, float *dist);
 
 /* ---- The search tool -------------------------------------------------- */
+#define CMIR_SEARCH_K_MAX 100000 /* the most hits per query (k) */
+
 typedef enum cmir_query_kind {
     CMIR_QUERY_ROW = 0,    /* a row of the index */
     CMIR_QUERY_RASTER = 1, /* a raster file (or a window of it) */
@@ -101,10 +121,24 @@ typedef struct cmir_query {
     const char *audio;   /* CMIR_QUERY_AUDIO: the clip */
 } cmir_query;
 
+/* A query list file: one query per line, 'row N', 'raster FILE [X Y W H]'
+ * or 'audio FILE' (FILE without blanks), blank lines and lines starting
+ * with '#' ignored. Loads every query of the list at path into a new list
+ * (*out; free with cmir_query_list_free; the queries' strings belong to
+ * the list). A line that is none of these, or a list with no query, is
+ * refused with "path:line: ..." and *out = NULL. Memory is bounded by the
+ * file's size. */
+typedef struct cmir_query_list cmir_query_list;
+CMIR_API int cmir_query_list_load(const char *path, cmir_query_list **out);
+CMIR_API int cmir_query_list_count(const cmir_query_list *l);
+/* The queries, count of them, owned by l. */
+CMIR_API const cmir_query *cmir_query_list_queries(const cmir_query_list *l);
+CMIR_API void cmir_query_list_free(cmir_query_list *l);
+
 typedef struct cmir_search_params {
-    int k;                   /* default 10 */
-    cmir_search_filter filter; /* modality: the target; default: the other
-                                  modality than the query's (cross-modal) */
+    int k;                   /* 1..CMIR_SEARCH_K_MAX, default 10 */
+    cmir_search_filter filter; /* modality: default CMIR_TARGET_OTHER
+                                  (cross-modal) */
     const char *format;      /* OGR driver, default "GeoJSON" (RFC 7946) */
     const char *const *layer_options; /* NULL-terminated NAME=VALUE, or NULL */
     const char *quicklook;   /* PNG path: query beside its hits, or NULL */
@@ -115,12 +149,83 @@ typedef struct cmir_search_params {
 
 CMIR_API cmir_search_params cmir_search_default_params(void);
 
-/* Runs the queries against the index with the model and writes one
- * feature per hit to out_path (atomically): query, rank, distance, row,
- * tile_id, modality, archive, scene, class, class_name, labels and the
- * footprint (WGS84 lon/lat for GeoJSON). The query is described in the
- * layer's metadata (GeoJSON "description"). Refuses an index built by
- * another model. */
+/* ---- Search results in memory ----------------------------------------
+ * cmir_hits holds every hit of a search: per hit its query, rank (1 =
+ * nearest), Euclidean distance, index row, the row's attributes as stored
+ * in the index and its footprint. Hits are ordered by query, then rank.
+ * The caller owns the hits (cmir_hits_free; NULL is a no-op); strings and
+ * coordinates returned belong to them and live until they are freed.
+ * Hits are never modified after cmir_search_run returns them, so several
+ * threads may read the same hits at once. Accessors given an index out of
+ * range return -1, NaN or NULL. */
+typedef struct cmir_hits cmir_hits;
+
+/* The attributes of a hit, as stored in the index's "tiles" layer. */
+typedef enum cmir_hit_attr {
+    CMIR_HIT_TILE_ID = 0,  /* tile number in its archive (clip line for audio) */
+    CMIR_HIT_MODALITY,     /* "PAN", "MS", "image" or "audio" */
+    CMIR_HIT_ARCHIVE,      /* archive file (clip file for audio) */
+    CMIR_HIT_SCENE,        /* source scene (voice for audio) */
+    CMIR_HIT_WINDOW,       /* "xoff,yoff,xsize,ysize" in the scene's pixels */
+    CMIR_HIT_CLASS,        /* class number */
+    CMIR_HIT_CLASS_NAME,
+    CMIR_HIT_LABELS,       /* class names joined by ';' */
+    CMIR_HIT_N_ATTRS
+} cmir_hit_attr;
+
+/* Runs the queries against the index with the model (the index must have
+ * been built with it: its identity is checked) and returns the hits in
+ * *out: for each query the p.k nearest rows under p.filter, exact (as
+ * brute force; ties by row); a row query leaves its own row out. p.format,
+ * p.layer_options, p.quicklook and p.archive_root are not used. The model
+ * and the index are only read, but the model's scratch memory is written
+ * (cmir/model.h): one search at a time per model and index. progress (may
+ * be NULL) is called after each query; a non-zero return cancels. */
+CMIR_API int cmir_search_run(cmir_model *model, cmir_index *index, const cmir_query *queries, int n_queries,
+                             cmir_search_params p, cmir_progress_fn progress, void *user, cmir_hits **out);
+CMIR_API void cmir_hits_free(cmir_hits *h);
+
+/* Number of hits (all queries) and of queries. */
+CMIR_API int64_t cmir_hits_count(const cmir_hits *h);
+CMIR_API int cmir_hits_query_count(const cmir_hits *h);
+/* Query q's description ("query q: PAN tile at row 3 of index.gpkg") and
+ * modality (0 PAN/image, 1 MS/audio). */
+CMIR_API const char *cmir_hits_query_description(const cmir_hits *h, int q);
+CMIR_API int cmir_hits_query_modality(const cmir_hits *h, int q);
+/* Hit i: its query, rank (1-based), distance and index row. */
+CMIR_API int cmir_hits_query(const cmir_hits *h, int64_t i);
+CMIR_API int cmir_hits_rank(const cmir_hits *h, int64_t i);
+CMIR_API float cmir_hits_distance(const cmir_hits *h, int64_t i);
+CMIR_API int64_t cmir_hits_row(const cmir_hits *h, int64_t i);
+/* Attribute a of hit i as stored, NULL when the row has none; tile_id and
+ * class as numbers (-1 when absent). */
+CMIR_API const char *cmir_hits_attribute(const cmir_hits *h, int64_t i, cmir_hit_attr a);
+CMIR_API int64_t cmir_hits_tile_id(const cmir_hits *h, int64_t i);
+CMIR_API int cmir_hits_class(const cmir_hits *h, int64_t i);
+/* Footprint of hit i: the number of points of its ring (closed: the last
+ * point repeats the first; 0 when it has none, e.g. a clip) and in *xy
+ * (may be NULL) their coordinates x0, y0, x1, y1, ... in cmir_hits_crs,
+ * the index CRS (WKT2, longitude/easting first). */
+CMIR_API int cmir_hits_footprint(const cmir_hits *h, int64_t i, const double **xy);
+CMIR_API const char *cmir_hits_crs(const cmir_hits *h);
+
+/* Writes one feature per hit to path (atomically: a temporary file beside
+ * it, renamed) with OGR driver p.format (default GeoJSON) and
+ * p.layer_options: layer "cmir_hits" with fields query, rank, distance,
+ * row, tile_id, modality, archive, scene, window, class, class_name,
+ * labels, query_desc and the footprint in WGS84 lon/lat. GeoJSON follows
+ * RFC 7946 (bbox, counter-clockwise rings) with the queries in the
+ * collection's description. */
+CMIR_API int cmir_hits_write(const cmir_hits *h, const char *path, cmir_search_params p);
+/* The same layer added to an open OGR dataset gdal_dataset (a GDALDatasetH,
+ * e.g. of GDAL's Memory driver), with the queries also in the layer's
+ * DESCRIPTION metadata item: for programs that hand the hits to OGR. */
+CMIR_API int cmir_hits_to_ogr(const cmir_hits *h, void *gdal_dataset, const char *const *layer_options);
+
+/* Loads the model and the index, runs the queries (cmir_search_run) and
+ * writes the hits to out_path (cmir_hits_write) and, with p.quicklook, the
+ * first query beside its hits as a PNG. Refuses an index built by another
+ * model. */
 CMIR_API int cmir_search(const char *model_path, const char *index_path, const cmir_query *queries,
                          int n_queries, const char *out_path, cmir_search_params p,
                          cmir_progress_fn progress, void *user);

@@ -42,7 +42,10 @@ void cmir_index_close(cmir_index *ix)
 static int load(cmir_index *ix)
 {
     const char *path = ix->path;
-    ix->ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL, NULL);
+    /* internal: the handle is the index's own, so a host program's GDAL
+     * teardown (GDALDestroy closes every listed dataset) leaves it to
+     * cmir_index_close */
+    ix->ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_INTERNAL, NULL, NULL, NULL);
     if (!ix->ds)
         return cmir__gdal_error(CMIR_EIO, path, "cannot open the index");
     OGRLayerH meta = GDALDatasetGetLayerByName(ix->ds, "cmir_meta");

@@ -214,29 +214,31 @@ int cmir__quicklook(cmir_index *ix, const char *root, const float *qtile, int qh
     if (!rc) {
         GDALDriverH mem = GDALGetDriverByName("MEM"), png = GDALGetDriverByName("PNG");
         GDALDatasetH ds = mem ? GDALCreate(mem, "", cv.w, cv.h, 3, GDT_Byte, NULL) : NULL;
-        char *tmp = cmir__temp_beside(path);
-        if (!ds || !png || !tmp)
+        cmir__atomic_file af;
+        int arc = ds && png ? cmir__atomic_open(&af, path, CMIR__ATOMIC_NAME_ONLY) : 0;
+        if (!ds || !png)
             rc = cmir__error(CMIR_EUNSUPPORTED, "%s: GDAL's MEM and PNG drivers are needed", path);
+        else if (arc)
+            rc = arc;
         else if (GDALDatasetRasterIO(ds, GF_Write, 0, 0, cv.w, cv.h, cv.px, cv.w, cv.h, GDT_Byte, 3, NULL, 3,
                                      (GSpacing)cv.w * 3, 1) != CE_None)
             rc = cmir__gdal_error(CMIR_EIO, path, "cannot draw the quick-look");
-        if (!rc) {
-            GDALDatasetH out = GDALCreateCopy(png, tmp, ds, FALSE, NULL, NULL, NULL);
-            if (!out)
+        if (ds && png && !arc) {
+            GDALDatasetH out = rc ? NULL : GDALCreateCopy(png, af.tmp, ds, FALSE, NULL, NULL, NULL);
+            if (!rc && !out)
                 rc = cmir__gdal_error(CMIR_EIO, path, "cannot write the PNG");
-            else
+            else if (out)
                 GDALClose(out);
             char aux[4200];
-            snprintf(aux, sizeof aux, "%s.aux.xml", tmp);
+            snprintf(aux, sizeof aux, "%s.aux.xml", af.tmp);
             unlink(aux);
-            if (!rc && rename(tmp, path) != 0)
-                rc = cmir__error(CMIR_EIO, "%s: cannot rename the quick-look into place", path);
             if (rc)
-                unlink(tmp);
+                cmir__atomic_abort(&af);
+            else
+                rc = cmir__atomic_commit(&af);
         }
         if (ds)
             GDALClose(ds);
-        cmir__free(tmp);
     }
     cmir__free(cv.px);
     return rc;

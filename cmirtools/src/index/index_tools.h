@@ -1,0 +1,59 @@
+/* The index module's library-internal interface for the tools layer
+ * (src/tools: index build and search): the GeoPackage layout for writers,
+ * rows' features, the quick-look and filling cmir_hits. Tools include this
+ * header, never index_internal.h. */
+#ifndef CMIR_INDEX_TOOLS_H
+#define CMIR_INDEX_TOOLS_H
+
+#include "cmir/index.h"
+#include "../geo/gdal_util.h"
+
+#include <ogr_api.h>
+#include <ogr_srs_api.h>
+
+#define CMIR_INDEX_FORMAT "cmir-index 1"
+#define CMIR_INDEX_CHUNK 8192 /* embedding rows per BLOB: 2 MiB at d = 64, so the transient BLOB copies while loading stay small */
+
+/* Creates the three layers of a new index in ds. */
+int cmir__index_create_layers(GDALDatasetH ds, const char *path, OGRSpatialReferenceH srs,
+                              OGRLayerH *tiles, OGRLayerH *emb, OGRLayerH *meta);
+/* Writes rows [first, first + n) of the matrix (n x dim) as one BLOB, with
+ * their modalities (n bytes, 0 PAN, 1 MS) as another. */
+int cmir__index_write_chunk(OGRLayerH emb, const char *path, int64_t first, int64_t n, int dim,
+                            const float *v, const uint8_t *mod);
+/* Sets key = value in cmir_meta (insert or update). */
+int cmir__index_set_meta(OGRLayerH meta, const char *path, const char *key, const char *value);
+/* Reads key from cmir_meta; NULL when absent; the caller frees. */
+char *cmir__index_get_meta(OGRLayerH meta, const char *key);
+
+/* An open index's path (as opened), CRS (owned by ix, traditional GIS
+ * axis order) and stored CRS definition ("crs" of cmir_meta, may be NULL). */
+const char *cmir__index_path(const cmir_index *ix);
+OGRSpatialReferenceH cmir__index_srs(const cmir_index *ix);
+const char *cmir__index_crs_wkt(const cmir_index *ix);
+/* The "tiles" feature of row r (destroy with OGR_F_Destroy), or NULL. */
+OGRFeatureH cmir__index_feature(cmir_index *ix, int64_t r);
+
+/* Writes the quick-look PNG (atomically): the query (qtile h x w x nb when
+ * given, else the tile of index row qrow) beside the tiles of rows[0..k)
+ * (-1: none). root resolves relative archive paths (NULL: as stored). */
+int cmir__quicklook(cmir_index *ix, const char *root, const float *qtile, int qh, int qw, int qnb, int64_t qrow,
+                    const int64_t *rows, int k, const char *path);
+
+/* Filling hits (src/index/hits.c): an empty set for n_queries queries
+ * against ix (NULL when out of memory); query q's modality and description
+ * ("query q: " is prefixed); the hits of query q, rows[0..k) and their
+ * distances up to the first row < 0, each with row's attributes and
+ * footprint read from ix. */
+cmir_hits *cmir__hits_new(const cmir_index *ix, int n_queries);
+int cmir__hits_set_query(cmir_hits *h, int q, int modality, const char *desc);
+int cmir__hits_add(cmir_hits *h, cmir_index *ix, int q, const int64_t *rows, const float *dist, int k);
+/* The footprints' CRS (owned by h), NULL when unknown. */
+OGRSpatialReferenceH cmir__hits_srs(const cmir_hits *h);
+/* Adds layer "cmir_hits" with every hit to ds (errors name path). */
+int cmir__hits_fill(const cmir_hits *h, GDALDatasetH ds, const char *path, const char *const *layer_options);
+/* Creates `file` with driver p.format (default GeoJSON) and writes the hits
+ * into it, not atomically (errors name path, the final name). */
+int cmir__hits_write_file(const cmir_hits *h, const char *file, const char *path, cmir_search_params p);
+
+#endif

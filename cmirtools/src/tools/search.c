@@ -1,0 +1,285 @@
+/* The search tool: cmir_search_run() embeds queries (index rows, raster
+ * windows tiled and embedded on the fly, spoken clips) with the model and
+ * keeps their nearest index rows in memory (cmir_hits); cmir_search()
+ * loads model and index, runs it and writes the hits and a quick-look. */
+#include "../index/index_tools.h"
+#include "cmir/audio.h"
+#include "cmir/model.h"
+
+#include <cpl_conv.h>
+#include <cpl_string.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+cmir_search_params cmir_search_default_params(void)
+{
+    cmir_search_params p;
+    memset(&p, 0, sizeof p);
+    p.k = 10;
+    p.filter = cmir_search_default_filter();
+    p.filter.modality = CMIR_TARGET_OTHER;
+    p.format = "GeoJSON";
+    return p;
+}
+
+/* Embeds a raster query: tiles of the model's size from the window's
+ * top-left, their codes averaged. *modality from the band count. */
+static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float *v, int *modality, char *desc,
+                        size_t ndesc, float **first, int dims[3])
+{
+    const cmir_model_info *mi = cmir_model_get_info(m);
+    GDALDatasetH ds = cmir__gdal_open_raster(q->raster);
+    if (!ds)
+        return cmir__failed(CMIR_EIO);
+    int nb = GDALGetRasterCount(ds), rc = 0;
+    const int speech = mi->scenario == CMIR_SCENARIO_IMAGE_SPEECH;
+    int k = nb == mi->pan_bands ? 0 : (nb == mi->ms_bands && !speech ? 1 : -1);
+    if (k < 0) {
+        GDALClose(ds);
+        if (speech)
+            return cmir__error(CMIR_EINVAL, "%s: has %d bands; the model's images have %d", q->raster, nb,
+                               mi->pan_bands);
+        return cmir__error(CMIR_EINVAL, "%s: has %d bands; the model takes %d (PAN) or %d (MS)", q->raster, nb,
+                           mi->pan_bands, mi->ms_bands);
+    }
+    int th = k ? mi->ms_h : mi->pan_h, tw = k ? mi->ms_w : mi->pan_w;
+    int x0 = 0, y0 = 0, W = GDALGetRasterXSize(ds), H = GDALGetRasterYSize(ds);
+    if (q->has_window) {
+        if (q->window[0] < 0 || q->window[1] < 0 || q->window[2] < 1 || q->window[3] < 1 ||
+            q->window[0] + q->window[2] > W || q->window[1] + q->window[3] > H) {
+            GDALClose(ds);
+            return cmir__error(CMIR_EINVAL, "%s: window %d,%d,%d,%d is outside the %dx%d raster", q->raster,
+                               q->window[0], q->window[1], q->window[2], q->window[3], W, H);
+        }
+        x0 = q->window[0];
+        y0 = q->window[1];
+        W = q->window[2];
+        H = q->window[3];
+    }
+    int nx = W / tw, ny = H / th;
+    if (nx < 1 || ny < 1) {
+        GDALClose(ds);
+        return cmir__error(CMIR_EINVAL, "%s: %dx%d pixels is smaller than one %dx%d %s tile", q->raster, W, H, tw, th,
+                           cmir_model_modality_name(m, k));
+    }
+    size_t per = (size_t)th * tw * nb;
+    float *tile = cmir__malloc(sizeof(float) * per), *code = cmir__malloc(sizeof(float) * (size_t)mi->d_v);
+    if (!tile || !code)
+        rc = CMIR_ENOMEM;
+    for (int j = 0; j < mi->d_v; j++)
+        v[j] = 0;
+    cmir__gdal_quiet_begin();
+    for (int ty = 0; !rc && ty < ny; ty++)
+        for (int tx = 0; !rc && tx < nx; tx++) {
+            if (GDALDatasetRasterIO(ds, GF_Read, x0 + tx * tw, y0 + ty * th, tw, th, tile, tw, th, GDT_Float32, nb, NULL,
+                                    (GSpacing)nb * 4, (GSpacing)tw * nb * 4, 4) != CE_None)
+                rc = cmir__gdal_error(CMIR_EIO, q->raster, "read failed");
+            else if (!(rc = cmir_model_embed(m, ex, k, tile, 1, NULL, code)))
+                for (int j = 0; j < mi->d_v; j++)
+                    v[j] += code[j] / (float)(nx * ny);
+            if (!rc && first && !*first && (*first = cmir__malloc(sizeof(float) * per)) != NULL) {
+                memcpy(*first, tile, sizeof(float) * per);
+                dims[0] = th;
+                dims[1] = tw;
+                dims[2] = nb;
+            }
+        }
+    cmir__gdal_quiet_end();
+    snprintf(desc, ndesc, "%s %s window %d,%d,%d,%d (%d tile%s)", cmir_model_modality_name(m, k), q->raster, x0, y0, nx * tw, ny * th,
+             nx * ny, nx * ny > 1 ? "s, codes averaged" : "");
+    *modality = k;
+    cmir__free(tile);
+    cmir__free(code);
+    GDALClose(ds);
+    return rc;
+}
+
+/* Embeds a spoken query: the clip feature of the file, modality 1. */
+static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v, char *desc, size_t ndesc)
+{
+    if (cmir_model_get_info(m)->scenario != CMIR_SCENARIO_IMAGE_SPEECH)
+        return cmir__error(CMIR_EINVAL, "%s: an audio query needs an image-speech model (cmir_train -speech)", path);
+    float feat[CMIR_AUDIO_FEATURE_DIM];
+    cmir_audio_params ap;
+    cmir_model_audio_params(m, &ap);
+    int rc = cmir_audio_clip_feature(path, ap, feat);
+    if (!rc)
+        rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
+    snprintf(desc, ndesc, "audio %s", path);
+    return rc;
+}
+
+/* The model (model_path: its file, or NULL) and the index belong together. */
+static int check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
+{
+    const cmir_model_info *mi = cmir_model_get_info(m);
+    if (strcmp(mi->id, cmir_index_model_id(ix)) != 0)
+        return cmir__error(CMIR_EINVAL, "%s was built with model %s, not with %s%s%s%s: rebuild the index with this model",
+                           cmir__index_path(ix), cmir_index_model_id(ix), mi->id, model_path ? " (" : "",
+                           model_path ? model_path : "", model_path ? ")" : "");
+    if (cmir_index_dim(ix) != mi->d_v)
+        return cmir__error(CMIR_EFORMAT, "%s: dimension %d does not match the model's %d", cmir__index_path(ix),
+                           cmir_index_dim(ix), mi->d_v);
+    return 0;
+}
+
+/* Query i's code (dim floats), modality and description (d). first/dims:
+ * see embed_raster. */
+static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, float *code,
+                       int *mod, char *d, size_t nd, float **first, int dims[3])
+{
+    const char *index_path = cmir__index_path(ix);
+    if (q->kind == CMIR_QUERY_ROW) {
+        if (q->row < 0 || q->row >= cmir_index_count(ix))
+            return cmir__error(CMIR_EINVAL, "%s: no row %lld (the index has %lld)", index_path, (long long)q->row,
+                               (long long)cmir_index_count(ix));
+        memcpy(code, cmir_index_vector(ix, q->row), sizeof(float) * (size_t)cmir_index_dim(ix));
+        *mod = cmir_index_modality(ix, q->row);
+        snprintf(d, nd, "%s %s at row %lld of %s", cmir_model_modality_name(m, *mod),
+                 cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && *mod ? "clip" : "tile",
+                 (long long)q->row, index_path);
+        return 0;
+    }
+    if (q->kind == CMIR_QUERY_RASTER && q->raster)
+        return embed_raster(m, ex, q, code, mod, d, nd, first, dims);
+    if (q->kind == CMIR_QUERY_AUDIO && q->audio) {
+        *mod = 1;
+        return embed_audio(m, ex, q->audio, code, d, nd);
+    }
+    return cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
+}
+
+/* cmir_search_run, also giving the first query's first tile (raster
+ * queries; *qtile NULL otherwise) for the quick-look when qtile != NULL. */
+static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_queries, cmir_search_params p,
+               cmir_progress_fn progress, void *user, cmir_hits **out, float **qtile, int qdims[3])
+{
+    int rc = check_pair(m, ix, NULL), dim = cmir_index_dim(ix);
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.n_threads = p.threads;
+    cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
+    cmir_hits *H = rc ? NULL : cmir__hits_new(ix, n_queries);
+    float *codes = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)dim * (size_t)n_queries);
+    int *qmod = rc ? NULL : cmir__malloc(sizeof(int) * (size_t)n_queries);
+    int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k);
+    float *dist = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)p.k);
+    if (!rc && (!ex || !H || !codes || !qmod || !rows || !dist))
+        rc = CMIR_ENOMEM;
+    cmir__gdal_quiet_begin();
+    /* every query embedded and described first: a bad one fails the search
+     * before any is run */
+    for (int i = 0; !rc && i < n_queries; i++) {
+        char d[1024];
+        rc = embed_query(m, ex, ix, &queries[i], i, codes + (size_t)i * dim, &qmod[i], d, sizeof d,
+                         i == 0 ? qtile : NULL, qdims);
+        if (!rc)
+            rc = cmir__hits_set_query(H, i, qmod[i], d);
+    }
+    for (int i = 0; !rc && i < n_queries; i++) {
+        cmir_search_filter F = p.filter;
+        if (F.modality == CMIR_TARGET_OTHER)
+            F.modality = qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS;
+        if (queries[i].kind == CMIR_QUERY_ROW)
+            F.exclude = queries[i].row;
+        rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist);
+        if (!rc)
+            rc = cmir__hits_add(H, ix, i, rows, dist, p.k);
+        if (!rc && progress && progress((double)(i + 1) / n_queries, NULL, user))
+            rc = cmir__error(CMIR_ECANCEL, "cancelled");
+    }
+    cmir__gdal_quiet_end();
+    cmir__free(codes);
+    cmir__free(qmod);
+    cmir__free(rows);
+    cmir__free(dist);
+    cmir_exec_free(ex);
+    if (rc)
+        cmir_hits_free(H);
+    *out = rc ? NULL : H;
+    return rc;
+}
+
+static int bad_k(int k) { return k < 1 || k > CMIR_SEARCH_K_MAX; }
+
+int cmir_search_run(cmir_model *model, cmir_index *index, const cmir_query *queries, int n_queries,
+                    cmir_search_params p, cmir_progress_fn progress, void *user, cmir_hits **out)
+{
+    if (out)
+        *out = NULL;
+    if (!model || !index || !queries || n_queries < 1 || !out || bad_k(p.k))
+        return cmir__error(CMIR_EINVAL, "cmir_search_run: need a model, an index, queries, an output and 1 <= k <= %d",
+                           CMIR_SEARCH_K_MAX);
+    return run(model, index, queries, n_queries, p, progress, user, out, NULL, NULL);
+}
+
+/* The quick-look of query 0: its tile (qtile, or its index row) beside its
+ * hits' tiles. */
+static int quicklook(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, const float *qtile,
+                     const int qdims[3], cmir_search_params p)
+{
+    int64_t *rows = cmir__malloc(sizeof(int64_t) * (size_t)p.k);
+    if (!rows)
+        return CMIR_ENOMEM;
+    for (int r = 0; r < p.k; r++)
+        rows[r] = -1;
+    for (int64_t i = 0; i < cmir_hits_count(H) && cmir_hits_query(H, i) == 0; i++)
+        rows[cmir_hits_rank(H, i) - 1] = cmir_hits_row(H, i);
+    cmir__gdal_quiet_begin();
+    int rc = cmir__quicklook(ix, p.archive_root, qtile, qdims[0], qdims[1], qdims[2],
+                             q0->kind == CMIR_QUERY_ROW ? q0->row : -1, rows, p.k, p.quicklook);
+    cmir__gdal_quiet_end();
+    cmir__free(rows);
+    return rc;
+}
+
+/* The hits to out_path (a temporary file renamed once the quick-look, if
+ * any, is written too; /vsi paths are written in place). */
+static int write_outputs(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, const float *qtile,
+                         const int qdims[3], const char *out_path, cmir_search_params p)
+{
+    const int vsi = !strncmp(out_path, "/vsi", 4);
+    cmir__atomic_file af;
+    memset(&af, 0, sizeof af);
+    af.fd = -1;
+    int rc = vsi ? 0 : cmir__atomic_open(&af, out_path, CMIR__ATOMIC_NAME_ONLY);
+    cmir__gdal_quiet_begin();
+    if (!rc)
+        rc = cmir__hits_write_file(H, vsi ? out_path : af.tmp, out_path, p);
+    cmir__gdal_quiet_end();
+    if (!rc && p.quicklook)
+        rc = quicklook(ix, H, q0, qtile, qdims, p);
+    if (rc)
+        cmir__atomic_abort(&af);
+    else if (!vsi)
+        rc = cmir__atomic_commit(&af);
+    return rc;
+}
+
+int cmir_search(const char *model_path, const char *index_path, const cmir_query *queries, int n_queries,
+                const char *out_path, cmir_search_params p, cmir_progress_fn progress, void *user)
+{
+    if (!model_path || !index_path || !queries || n_queries < 1 || !out_path || bad_k(p.k))
+        return cmir__error(CMIR_EINVAL, "cmir_search: need a model, an index, queries, an output and 1 <= k <= %d",
+                           CMIR_SEARCH_K_MAX);
+    int rc = 0;
+    cmir_model *m = cmir_model_load(model_path);
+    cmir_index *ix = m ? cmir_index_open(index_path) : NULL;
+    cmir_hits *H = NULL;
+    float *qtile = NULL; /* first query's first tile, for the quick-look */
+    int qdims[3] = {0, 0, 0};
+    const char *fmt = p.format ? p.format : "GeoJSON";
+    if (!m || !ix)
+        rc = cmir__failed(CMIR_EFORMAT);
+    else if (!(rc = check_pair(m, ix, model_path)) && !GDALGetDriverByName(fmt))
+        rc = cmir__error(CMIR_EINVAL, "%s: unknown output format '%s' (see --formats)", out_path, fmt);
+    if (!rc)
+        rc = run(m, ix, queries, n_queries, p, progress, user, &H, p.quicklook ? &qtile : NULL, qdims);
+    if (!rc)
+        rc = write_outputs(ix, H, &queries[0], qtile, qdims, out_path, p);
+    cmir__free(qtile);
+    cmir_hits_free(H);
+    cmir_index_close(ix);
+    cmir_model_free(m);
+    return rc;
+}
