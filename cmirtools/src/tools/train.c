@@ -5,7 +5,7 @@
  * the training pairs), then the model file. Tiles are streamed. */
 #include "cmir/train.h"
 #include "cmir/audio.h"
-#include "model_internal.h"
+#include "../model/model_internal.h"
 
 #include <math.h>
 #include <stdio.h>
