@@ -73,6 +73,14 @@ typedef struct cmir_train_params {
 
 CMIR_API cmir_train_params cmir_train_default_params(void);
 
+/* 0 when cmir_train() accepts p, else CMIR_EINVAL with a message naming the
+ * first offending field ("cmir_train: batch must be in 2..4096, got 1").
+ * cmir_train() runs it first. */
+CMIR_API int cmir_train_check_params(cmir_train_params p);
+/* The same for cmir_train_unified(), which reads the stage-2 fields only:
+ * batch, epochs2, lr2, threads and unified (d_v, hidden). */
+CMIR_API int cmir_train_unified_check_params(cmir_train_params p);
+
 /* What training measured. */
 typedef struct cmir_train_report {
     int64_t n_train, n_test;
