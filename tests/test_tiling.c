@@ -371,6 +371,38 @@ static void test_bad_inputs(void)
     cmir_archive_close(a);
 }
 
+/* Every refused parameter is named in the message, and cmir_tile()
+ * refuses it before opening anything. */
+static void test_check_params(void)
+{
+    ASSERT_OK(cmir_tile_check_params(cmir_tile_default_params()));
+    const char *field[11] = {"tile_size", "tile_size", "stride", "ratio", "nodata_frac", "label_min_frac",
+                             "label_min_frac", "deflate", "deflate", "label_vector", "label_field"};
+    for (int i = 0; i < 11; i++) {
+        cmir_tile_params p = cmir_tile_default_params();
+        switch (i) {
+        case 0: p.tile_size = 1; break;
+        case 1: p.tile_size = 65537; break;
+        case 2: p.stride = -1; break;
+        case 3: p.ratio = -4; break;
+        case 4: p.nodata_frac = -0.1; break;
+        case 5: p.label_min_frac = -0.5; break;
+        case 6: p.label_min_frac = 1.5; break;
+        case 7: p.deflate = -1; break;
+        case 8: p.deflate = 10; break;
+        case 9: p.label_raster = "l.tif"; p.label_vector = "l.gpkg"; p.label_field = "c"; break;
+        default: p.label_vector = "l.gpkg"; break;
+        }
+        ASSERT_EQ_INT(cmir_tile_check_params(p), CMIR_EINVAL);
+        printf("  %s\n", cmir_last_error());
+        ASSERT_TRUE(strstr(cmir_last_error(), field[i]) != NULL && strstr(cmir_last_error(), "cmir_tile:") != NULL);
+        const char *pan[1] = {in_dir("nope.tif")};
+        ASSERT_EQ_INT(cmir_tile(pan, 1, NULL, 0, in_dir("x.mat"), 0, p, NULL, NULL, NULL), CMIR_EINVAL);
+        ASSERT_TRUE(strstr(cmir_last_error(), field[i]) != NULL);
+    }
+    ASSERT_TRUE(!exists(in_dir("x.mat")));
+}
+
 /* Two appenders at once: the second is refused, the archive stays whole. */
 static void test_concurrent_append(void)
 {
@@ -695,6 +727,7 @@ int main(int argc, char **argv)
     RUN(test_warped);
     RUN(test_labels_raster);
     RUN(test_bad_inputs);
+    RUN(test_check_params);
     RUN(test_rgb_no_ms);
     RUN(test_rgb_append);
     RUN(test_rgb_nodata);

@@ -1,7 +1,9 @@
 /* Tests of cmir_train(): on a small archive with four learnable classes,
  * cross-modal retrieval of held-out scenes is well above chance in both
  * directions; the same seed and thread count give the same model; the
- * paper's feature files are written; damaged or edited models are refused. */
+ * paper's feature files are written; damaged or edited models are refused;
+ * cmir_train_unified() reports the losses it trained on; bad parameters
+ * are refused by name. */
 #include "cmir/train.h"
 #include "test_data.h"
 #include "test_util.h"
@@ -119,6 +121,152 @@ static void test_train_and_retrieve(void)
     ASSERT_OK(cmir_tensorset_expect(f, "featuresx", 2, us));
     ASSERT_OK(cmir_tensorset_expect(f, "featuresy", 2, us));
     cmir_tensorset_free(f);
+}
+
+/* Features standardised per dimension, as cmir_train_unified() does. */
+static float *standardised(const cmir_tensor *t)
+{
+    int64_t n = t->shape[0], d = t->shape[1];
+    float *z = malloc(sizeof(float) * (size_t)(n * d));
+    for (int64_t j = 0; j < d; j++) {
+        double s = 0, s2 = 0;
+        for (int64_t i = 0; i < n; i++) {
+            s += t->data[i * d + j];
+            s2 += (double)t->data[i * d + j] * t->data[i * d + j];
+        }
+        double mu = s / (double)n, var = s2 / (double)n - mu * mu, sd = var > 1e-8 ? sqrt(var) : 1.0;
+        for (int64_t i = 0; i < n; i++)
+            z[i * d + j] = (float)((t->data[i * d + j] - mu) / sd);
+    }
+    return z;
+}
+
+/* cmir_train_unified's report is its losses: every term (norm and reg
+ * included) and their total, in rep.stage2. One epoch of one batch at a
+ * learning rate too small to move the weights: the report must equal the
+ * losses recomputed on the weights it wrote. */
+static void test_unified_report(void)
+{
+    const char *fa = in_dir("features_pan.mat"), *fb = in_dir("features_ms.mat"), *out = in_dir("u1.mat");
+    cmir_train_params p = small();
+    p.batch = 256; /* > the 240 rows: one step */
+    p.epochs2 = 1;
+    p.lr2 = 1e-9f;
+    cmir_train_report r;
+    memset(&r, 0, sizeof r);
+    ASSERT_OK(cmir_train_unified(fa, fb, NULL, out, p, NULL, NULL, &r));
+    const cmir_unified_losses *L = &r.stage2;
+    printf("  reported: total %.5f = pair %.5f + class %.5f + norm %.5f + cross %.5f + reg %.5f\n", L->total,
+           L->pair, L->cls, L->norm, L->cross, L->reg);
+    ASSERT_EQ_INT(r.n_train, 240);
+    ASSERT_TRUE(L->norm > 0 && L->reg > 0 && L->pair > 0 && L->cls > 0 && L->cross > 0);
+    ASSERT_NEAR(L->total, L->pair + L->cls + L->norm + L->cross + L->reg, 1e-4 * L->total);
+    ASSERT_TRUE(r.stage2_samples_per_s > 0);
+    /* the same losses on the written weights */
+    cmir_tensorset *ta = cmir_tensorset_load(fa), *tb = cmir_tensorset_load(fb), *tu = cmir_tensorset_load(out);
+    ASSERT_TRUE(ta && tb && tu);
+    if (!ta || !tb || !tu)
+        goto done;
+    const cmir_tensor *A = cmir_tensorset_get(ta, "features"), *B = cmir_tensorset_get(tb, "features");
+    const cmir_tensor *lab = cmir_tensorset_get(ta, "labels");
+    int32_t cls[240];
+    for (int i = 0; i < 240; i++)
+        cls[i] = (int32_t)lab->data[i] - 1;
+    cmir_unified_params up = p.unified;
+    up.d_in = 128;
+    up.n_classes = 4;
+    cmir_unified *u = cmir_unified_new(up, 99);
+    ASSERT_TRUE(u != NULL);
+    ASSERT_OK(cmir_unified_load(u, tu));
+    float *za = standardised(A), *zb = standardised(B);
+    cmir_unified_losses R;
+    ASSERT_OK(cmir_unified_step(u, NULL, za, zb, cls, NULL, 240, &R));
+    printf("  on the written weights: total %.5f = pair %.5f + class %.5f + norm %.5f + cross %.5f + reg %.5f\n",
+           R.total, R.pair, R.cls, R.norm, R.cross, R.reg);
+    ASSERT_NEAR(L->pair, R.pair, 1e-3 * R.pair);
+    ASSERT_NEAR(L->cls, R.cls, 1e-3 * R.cls);
+    ASSERT_NEAR(L->norm, R.norm, 1e-3 * R.norm);
+    ASSERT_NEAR(L->cross, R.cross, 1e-3 * R.cross);
+    ASSERT_NEAR(L->reg, R.reg, 1e-3 * R.reg);
+    ASSERT_NEAR(L->total, R.total, 1e-3 * R.total);
+    free(za);
+    free(zb);
+    cmir_unified_free(u);
+    /* weights off: their terms are 0 */
+    p.unified.w_norm = p.unified.w_reg = 0;
+    ASSERT_OK(cmir_train_unified(fa, fb, NULL, out, p, NULL, NULL, &r));
+    ASSERT_TRUE(r.stage2.norm == 0 && r.stage2.reg == 0 && r.stage2.pair > 0);
+done:
+    cmir_tensorset_free(ta);
+    cmir_tensorset_free(tb);
+    cmir_tensorset_free(tu);
+}
+
+/* Every refused parameter is named in the message. */
+static void test_check_params(void)
+{
+    ASSERT_OK(cmir_train_check_params(cmir_train_default_params()));
+    ASSERT_OK(cmir_train_unified_check_params(cmir_train_default_params()));
+    ASSERT_OK(cmir_unified_check_params(cmir_unified_default_params()));
+    struct {
+        const char *field;
+        cmir_train_params p;
+        int unified; /* also refused by cmir_train_unified_check_params */
+    } bad[16];
+    int n = 0;
+    for (int i = 0; i < 16; i++)
+        bad[i].p = cmir_train_default_params();
+#define BAD(f, set, uni) (bad[n].field = f, bad[n].p.set, bad[n].unified = uni, n++)
+    BAD("batch", batch = 1, 1);
+    BAD("batch", batch = 5000, 1);
+    BAD("epochs2", epochs2 = -1, 1);
+    BAD("lr2", lr2 = 0, 1);
+    BAD("threads", threads = -2, 1);
+    BAD("unified.d_v", unified.d_v = 0, 1);
+    BAD("unified.hidden", unified.hidden = -1, 1);
+    BAD("epochs1", epochs1 = -1, 0);
+    BAD("test_frac", test_frac = 1.0, 0);
+    BAD("lr1", lr1 = NAN, 0);
+    BAD("dropout", dropout = 1.0f, 0);
+    BAD("speech_steps", speech_steps = -1, 0);
+    BAD("feature_noise", feature_noise = -0.5f, 0);
+    BAD("audio_feature", audio_feature = 99, 0);
+#undef BAD
+    for (int i = 0; i < n; i++) {
+        ASSERT_EQ_INT(cmir_train_check_params(bad[i].p), CMIR_EINVAL);
+        const char *e = cmir_last_error();
+        printf("  %s\n", e);
+        ASSERT_TRUE(strstr(e, bad[i].field) != NULL && strstr(e, "cmir_train") != NULL);
+        int rc = cmir_train_unified_check_params(bad[i].p);
+        if (bad[i].unified) {
+            ASSERT_EQ_INT(rc, CMIR_EINVAL);
+            ASSERT_TRUE(strstr(cmir_last_error(), bad[i].field) != NULL);
+            ASSERT_TRUE(strstr(cmir_last_error(), "cmir_train_unified") != NULL);
+        } else {
+            ASSERT_EQ_INT(rc, 0);
+        }
+    }
+    /* the trainers refuse them with the same message, before reading anything */
+    ASSERT_EQ_INT(cmir_train(in_dir("a.mat"), in_dir("x.mat"), bad[0].p, NULL, NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "batch") != NULL);
+    ASSERT_EQ_INT(cmir_train_unified(in_dir("features_pan.mat"), in_dir("features_ms.mat"), NULL, in_dir("x.mat"),
+                                     bad[5].p, NULL, NULL, NULL),
+                  CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "unified.d_v") != NULL);
+    ASSERT_TRUE(access(in_dir("x.mat"), F_OK) != 0);
+    /* cmir_unified_params */
+    const char *uf[4] = {"d_in", "d_v", "hidden", "n_classes"};
+    for (int i = 0; i < 4; i++) {
+        cmir_unified_params u = cmir_unified_default_params();
+        if (i == 0) u.d_in = 0;
+        if (i == 1) u.d_v = 4097;
+        if (i == 2) u.hidden = -3;
+        if (i == 3) u.n_classes = 0;
+        ASSERT_EQ_INT(cmir_unified_check_params(u), CMIR_EINVAL);
+        ASSERT_TRUE(strstr(cmir_last_error(), uf[i]) != NULL);
+        ASSERT_TRUE(cmir_unified_new(u, 1) == NULL);
+        ASSERT_TRUE(strstr(cmir_last_error(), uf[i]) != NULL);
+    }
 }
 
 static void test_determinism(void)
@@ -330,6 +478,8 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir))
         return 1;
     RUN(test_train_and_retrieve);
+    RUN(test_unified_report);
+    RUN(test_check_params);
     RUN(test_determinism);
     RUN(test_bad_models);
     RUN(test_pairs_by_label);

@@ -96,7 +96,17 @@ typedef struct cmir_unified_params {
 
 CMIR_API cmir_unified_params cmir_unified_default_params(void);
 
+#define CMIR_UNIFIED_MAX_D_IN 65536
+#define CMIR_UNIFIED_MAX_D_V 4096
+
+/* 0 when p describes a unified network (d_in 1..CMIR_UNIFIED_MAX_D_IN,
+ * d_v 1..CMIR_UNIFIED_MAX_D_V, hidden >= 0, n_classes >= 1), else
+ * CMIR_EINVAL with a message naming the first offending field. */
+CMIR_API int cmir_unified_check_params(cmir_unified_params p);
+
 typedef struct cmir_unified cmir_unified;
+/* NULL (cmir_last_error() says why) for parameters that
+ * cmir_unified_check_params() refuses. */
 CMIR_API cmir_unified *cmir_unified_new(cmir_unified_params p, uint64_t seed);
 CMIR_API void cmir_unified_free(cmir_unified *u);
 CMIR_API cmir_unified_params cmir_unified_get_params(const cmir_unified *u);

@@ -80,6 +80,13 @@ typedef struct cmir_tile_params {
 
 CMIR_API cmir_tile_params cmir_tile_default_params(void);
 
+#define CMIR_TILE_MAX_SIZE 65536 /* largest tile_size */
+
+/* 0 when cmir_tile() accepts p, else CMIR_EINVAL with a message naming the
+ * first offending field ("cmir_tile: deflate must be in 0..9, got 12").
+ * cmir_tile() runs it first. */
+CMIR_API int cmir_tile_check_params(cmir_tile_params p);
+
 /* What a run did. */
 typedef struct cmir_tile_stats {
     int64_t tiles_written;

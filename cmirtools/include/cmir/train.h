@@ -73,6 +73,14 @@ typedef struct cmir_train_params {
 
 CMIR_API cmir_train_params cmir_train_default_params(void);
 
+/* 0 when cmir_train() accepts p, else CMIR_EINVAL with a message naming the
+ * first offending field ("cmir_train: batch must be in 2..4096, got 1").
+ * cmir_train() runs it first. */
+CMIR_API int cmir_train_check_params(cmir_train_params p);
+/* The same for cmir_train_unified(), which reads the stage-2 fields only:
+ * batch, epochs2, lr2, threads and unified (d_v, hidden). */
+CMIR_API int cmir_train_unified_check_params(cmir_train_params p);
+
 /* What training measured. */
 typedef struct cmir_train_report {
     int64_t n_train, n_test;
@@ -99,7 +107,9 @@ CMIR_API int cmir_train(const char *archive_path, const char *model_path, cmir_t
  * labels_path, or from the first feature file when labels_path is NULL.
  * Every row is a training pair. Writes unified_path (featuresx, featuresy:
  * N x d_v; labels) atomically. Features are standardised per dimension
- * first. rep may be NULL. */
+ * first. Stage 2 runs as in cmir_train() (epochs2 = 0: automatic; no
+ * checkpoints). rep may be NULL; it gets n_train (the rows), stage2 (the
+ * last epoch's mean losses), stage2_samples_per_s and seconds. */
 CMIR_API int cmir_train_unified(const char *features_a, const char *features_b, const char *labels_path,
                                 const char *unified_path, cmir_train_params p, cmir_progress_fn progress,
                                 void *user, cmir_train_report *rep);

@@ -8,6 +8,11 @@
 #include "../base/internal.h"
 
 #define CMIR_EMBED_BATCH 64
+/* A model of seed s initialises CNN k (0, 1) from s + CMIR__CNN_SEED_STEP * (k + 1)
+ * and the unified network from s + CMIR__UNIFIED_SEED_OFFSET; cmir_train_unified()
+ * uses the same offset. */
+#define CMIR__CNN_SEED_STEP 101
+#define CMIR__UNIFIED_SEED_OFFSET 303
 
 struct cmir_model {
     cmir_model_info info;

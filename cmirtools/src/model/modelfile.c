@@ -119,12 +119,12 @@ cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_un
         p.w = d[1];
         p.bands = d[2];
         p.n_classes = ai->n_classes;
-        if (!(m->cnn[k] = cmir_cnn_new(p, seed + 101 * (uint64_t)(k + 1))))
+        if (!(m->cnn[k] = cmir_cnn_new(p, seed + CMIR__CNN_SEED_STEP * (uint64_t)(k + 1))))
             rc = CMIR_EINVAL;
     }
     up.d_in = CMIR_FEAT_DIM;
     up.n_classes = ai->n_classes;
-    if (!rc && !(m->uni = cmir_unified_new(up, seed + 303)))
+    if (!rc && !(m->uni = cmir_unified_new(up, seed + CMIR__UNIFIED_SEED_OFFSET)))
         rc = CMIR_EINVAL;
     if (rc) {
         cmir_model_free(m);

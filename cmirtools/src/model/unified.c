@@ -70,13 +70,24 @@ void cmir_unified_free(cmir_unified *u)
     cmir__free(u);
 }
 
+int cmir_unified_check_params(cmir_unified_params p)
+{
+    const char *who = "cmir_unified_params:";
+    if (p.d_in < 1 || p.d_in > CMIR_UNIFIED_MAX_D_IN)
+        return cmir__error(CMIR_EINVAL, "%s d_in must be in 1..%d, got %d", who, CMIR_UNIFIED_MAX_D_IN, p.d_in);
+    if (p.d_v < 1 || p.d_v > CMIR_UNIFIED_MAX_D_V)
+        return cmir__error(CMIR_EINVAL, "%s d_v must be in 1..%d, got %d", who, CMIR_UNIFIED_MAX_D_V, p.d_v);
+    if (p.hidden < 0)
+        return cmir__error(CMIR_EINVAL, "%s hidden must be >= 0 (0: linear encoders), got %d", who, p.hidden);
+    if (p.n_classes < 1)
+        return cmir__error(CMIR_EINVAL, "%s n_classes must be >= 1, got %d", who, p.n_classes);
+    return 0;
+}
+
 cmir_unified *cmir_unified_new(cmir_unified_params p, uint64_t seed)
 {
-    if (p.d_in < 1 || p.d_v < 1 || p.d_v > 4096 || p.hidden < 0 || p.n_classes < 1 || p.d_in > 65536) {
-        cmir__error(CMIR_EINVAL, "cmir_unified_new: invalid sizes (d_in %d, d_v %d, %d classes)", p.d_in,
-                    p.d_v, p.n_classes);
+    if (cmir_unified_check_params(p))
         return NULL;
-    }
     cmir_unified *u = cmir__calloc(1, sizeof *u);
     if (!u)
         return NULL;

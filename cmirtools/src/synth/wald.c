@@ -172,19 +172,16 @@ static void wald_mem_free(wald_mem *m)
     cmir__free(m->ms_out);
 }
 
-static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *inputs,
-                    int n_inputs, const char *prefix, cmir_progress_fn progress, void *user,
-                    wald_mem *m, sy_outset *o, GDALColorTableH *ct, char ***cats)
+/* The blue, green, red and NIR bands (1-based over the stacked inputs). */
+static int pick_bands(const cmir_synth_params *p, const wald_in *in, const char *const *inputs, int bands[4])
 {
-    int rc;
-    if ((rc = open_inputs(in, inputs, n_inputs)))
-        return rc;
     int total = 0;
     for (int i = 0; i < in->n; i++)
         total += GDALGetRasterCount(in->ds[i]);
-    int bands[4] = {1, 2, 3, 4};
+    for (int b = 0; b < 4; b++)
+        bands[b] = b + 1;
     if (p->bands[0] || p->bands[1] || p->bands[2] || p->bands[3])
-        memcpy(bands, p->bands, sizeof bands);
+        memcpy(bands, p->bands, sizeof(int) * 4);
     else if (total != 4) /* guessing would silently take the wrong bands */
         return cmir__error(CMIR_EINVAL,
                            "%s: the inputs hold %d band%s; say which are blue, green, red and "
@@ -196,12 +193,22 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
                                "%s: band %d does not exist (the inputs hold %d band%s; choose "
                                "blue, green, red and NIR with bands)",
                                inputs[0], bands[b], total, total == 1 ? "" : "s");
-    const int r = p->ratio;
-    const int ow = in->w / r, oh = in->h / r, w = ow * r, h = oh * r;
-    if (ow < 1 || oh < 1)
-        return cmir__error(CMIR_EINVAL, "%s: %dx%d pixels is smaller than the ratio %d", inputs[0],
-                           in->w, in->h, r);
-    const size_t plane = (size_t)w * (size_t)h, oplane = (size_t)ow * (size_t)oh;
+    return 0;
+}
+
+/* The output grids: PAN w x h (the input cut to a multiple of r), MS ow x oh. */
+typedef struct wald_grid {
+    int r, w, h, ow, oh;
+    size_t plane, oplane;
+} wald_grid;
+
+/* Reads the four bands; a pixel is valid when no band is nodata/NaN.
+ * *nd0 is the first band's nodata value when it has one (*has_nd0). */
+static int read_bands(const wald_in *in, const char *path, const int bands[4], const wald_grid *g, wald_mem *m,
+                      cmir_progress_fn progress, void *user, int *has_nd0, double *nd0)
+{
+    const int w = g->w, h = g->h;
+    const size_t plane = g->plane, oplane = g->oplane;
     for (int b = 0; b < 4; b++)
         if (!(m->x[b] = cmir__malloc(sizeof(float) * plane)))
             return CMIR_ENOMEM;
@@ -212,20 +219,17 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
     if (!m->pan || !m->ms || !m->valid || !m->msvalid)
         return CMIR_ENOMEM;
     memset(m->valid, 1, plane);
-
-    /* Read the four bands; a pixel is valid when no band is nodata/NaN. */
-    int has_nd0 = 0;
-    double nd0 = -99999.0;
+    int rc;
     for (int b = 0; b < 4; b++) {
         GDALRasterBandH band = stack_band(in, bands[b]);
         CPLErrorReset();
         if (GDALRasterIO(band, GF_Read, 0, 0, w, h, m->x[b], w, h, GDT_Float32, 0, 0) != CE_None)
-            return cmir__gdal_error(CMIR_EIO, inputs[0], NULL);
+            return cmir__gdal_error(CMIR_EIO, path, NULL);
         int has;
         double nd = GDALGetRasterNoDataValue(band, &has);
         if (b == 0 && has) {
-            has_nd0 = 1;
-            nd0 = nd;
+            *has_nd0 = 1;
+            *nd0 = nd;
         }
         float ndf = (float)nd;
         for (size_t i = 0; i < plane; i++)
@@ -234,39 +238,58 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
         if ((rc = cancelled(progress, user, 0.1 * (b + 1), "reading")))
             return rc;
     }
-    float wp[4];
-    cmir__sy_pan_weights(p, wp);
-    float lo = FLT_MAX, hi = -FLT_MAX;
-    for (size_t i = 0; i < plane; i++) {
+    return 0;
+}
+
+/* PAN = the weighted band sum (weights wp) of the valid pixels; *lo, *hi:
+ * the range of their band values (lo > hi when there is none). */
+static void make_pan(const wald_grid *g, wald_mem *m, const float wp[4], float *lo, float *hi)
+{
+    *lo = FLT_MAX;
+    *hi = -FLT_MAX;
+    for (size_t i = 0; i < g->plane; i++) {
         if (!m->valid[i])
             continue;
         m->pan[i] = wp[0] * m->x[0][i] + wp[1] * m->x[1][i] + wp[2] * m->x[2][i] + wp[3] * m->x[3][i];
         for (int b = 0; b < 4; b++) {
-            lo = fminf(lo, m->x[b][i]);
-            hi = fmaxf(hi, m->x[b][i]);
+            *lo = fminf(*lo, m->x[b][i]);
+            *hi = fmaxf(*hi, m->x[b][i]);
         }
     }
-    if (lo > hi)
-        return cmir__error(CMIR_EFORMAT, "%s: no valid pixel in the selected bands", inputs[0]);
-    double sigma = cmir__sy_mtf_sigma(p->mtf, r);
-    int threads = cmir__sy_threads(p);
+}
+
+/* MS = each band blurred by the MTF and decimated by r. */
+static int make_ms(const cmir_synth_params *p, const wald_grid *g, wald_mem *m, cmir_progress_fn progress,
+                   void *user)
+{
+    double sigma = cmir__sy_mtf_sigma(p->mtf, g->r);
+    int threads = cmir__sy_threads(p), rc;
     for (int b = 0; b < 4; b++) {
-        if ((rc = cmir__sy_degrade(m->x[b], m->valid, w, h, r, sigma, threads,
-                                   m->ms + (size_t)b * oplane, m->msvalid)))
+        if ((rc = cmir__sy_degrade(m->x[b], m->valid, g->w, g->h, g->r, sigma, threads,
+                                   m->ms + (size_t)b * g->oplane, m->msvalid)))
             return rc;
         if ((rc = cancelled(progress, user, 0.5 + 0.1 * (b + 1), "MTF blur and decimation")))
             return rc;
     }
+    return 0;
+}
 
-    /* Output samples. */
-    int u16 = p->wald_type == CMIR_SYNTH_UINT16;
-    double nodata = u16 ? 0.0 : (has_nd0 ? nd0 : -99999.0);
-    double scale = hi > lo ? ((double)hi - lo) / 65534.0 : 1.0, offset = (double)lo - scale;
-    size_t es = u16 ? 2 : 4;
-    m->pan_out = cmir__malloc(es * plane);
-    m->ms_out = cmir__malloc(es * 4 * oplane);
+/* Output samples: Float32 with nodata, or UInt16 scaled to [lo, hi] with 0
+ * as nodata (value = offset + scale * q). */
+typedef struct wald_out {
+    int u16;
+    double lo, nodata, scale, offset;
+} wald_out;
+
+static int quantise(const wald_grid *g, wald_mem *m, const wald_out *q)
+{
+    size_t es = q->u16 ? 2 : 4;
+    m->pan_out = cmir__malloc(es * g->plane);
+    m->ms_out = cmir__malloc(es * 4 * g->oplane);
     if (!m->pan_out || !m->ms_out)
         return CMIR_ENOMEM;
+    const int u16 = q->u16;
+    const double lo = q->lo, scale = q->scale, nodata = q->nodata;
 #define STORE(dst, i, v, ok)                                                                  \
     do {                                                                                      \
         if (u16) {                                                                            \
@@ -276,48 +299,41 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
             ((float *)(dst))[i] = ok ? (float)(v) : (float)nodata;                            \
         }                                                                                     \
     } while (0)
-    for (size_t i = 0; i < plane; i++)
+    for (size_t i = 0; i < g->plane; i++)
         STORE(m->pan_out, i, m->pan[i], m->valid[i]);
     for (int b = 0; b < 4; b++)
-        for (size_t i = 0; i < oplane; i++)
-            STORE(m->ms_out, (size_t)b * oplane + i, m->ms[(size_t)b * oplane + i], m->msvalid[i]);
+        for (size_t i = 0; i < g->oplane; i++)
+            STORE(m->ms_out, (size_t)b * g->oplane + i, m->ms[(size_t)b * g->oplane + i], m->msvalid[i]);
 #undef STORE
+    return 0;
+}
 
+/* PREFIX_pan.tif, PREFIX_ms.tif and (with labels) PREFIX_class.tif into o,
+ * then commits them. */
+static int write_outputs(const cmir_synth_params *p, const wald_in *in, const wald_grid *g, wald_mem *m,
+                         const wald_out *q, const char *prov, const char *prefix, sy_outset *o,
+                         GDALColorTableH ct, char **cats)
+{
     double pgt[6], mgt[6];
     memcpy(pgt, in->gt, sizeof pgt);
     memcpy(mgt, in->gt, sizeof mgt);
-    mgt[1] *= r;
-    mgt[5] *= r;
+    mgt[1] *= g->r;
+    mgt[5] *= g->r;
     int at_pan = p->class_res == CMIR_SYNTH_CLASS_AT_PAN;
-    int cw = at_pan ? w : ow, ch = at_pan ? h : oh;
-    if (p->labels) {
-        if (!(m->cls = cmir__malloc((size_t)cw * (size_t)ch)))
-            return CMIR_ENOMEM;
-        if ((rc = read_labels(p, in, cw, ch, at_pan ? pgt : mgt, m->cls, ct, cats)))
-            return rc;
-    }
-    if ((rc = cancelled(progress, user, 0.95, "writing")))
-        return rc;
-
-    char prov[512];
-    snprintf(prov, sizeof prov,
-             "CMIR_SYNTH=cmir_synth %s wald ratio=%d mtf=%g bands=%d,%d,%d,%d pan_weights=%g,%g,%g,%g",
-             cmir_version(), r, p->mtf, bands[0], bands[1], bands[2], bands[3], wp[0], wp[1], wp[2],
-             wp[3]);
-    char *meta[2] = {prov, NULL};
+    char *meta[2] = {(char *)prov, NULL};
     static const char *const pan_desc[1] = {"PAN"};
     static const char *const ms_desc[4] = {"Blue", "Green", "Red", "NIR"};
     static const char *const cls_desc[1] = {"class"};
     static const int pan_ci[1] = {GCI_GrayIndex};
     static const int ms_ci[4] = {GCI_BlueBand, GCI_GreenBand, GCI_RedBand, GCI_Undefined};
-    int gdt = u16 ? GDT_UInt16 : GDT_Float32;
-    sy_raster pr = {.w = w, .h = h, .nbands = 1, .gdt = gdt, .data = m->pan_out, .wkt = in->wkt,
+    int gdt = q->u16 ? GDT_UInt16 : GDT_Float32;
+    sy_raster pr = {.w = g->w, .h = g->h, .nbands = 1, .gdt = gdt, .data = m->pan_out, .wkt = in->wkt,
                     .band_desc = pan_desc, .color_interp = pan_ci, .has_nodata = 1,
-                    .nodata = nodata, .has_scale = u16, .scale = scale, .offset = offset,
+                    .nodata = q->nodata, .has_scale = q->u16, .scale = q->scale, .offset = q->offset,
                     .metadata = meta};
     sy_raster mr = pr;
-    mr.w = ow;
-    mr.h = oh;
+    mr.w = g->ow;
+    mr.h = g->oh;
     mr.nbands = 4;
     mr.data = m->ms_out;
     mr.band_desc = ms_desc;
@@ -329,15 +345,15 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
     if (!name)
         return CMIR_ENOMEM;
     snprintf(name, pl, "%s_pan.tif", prefix);
-    rc = cmir__sy_write(o, name, &pr, p->creation_options);
+    int rc = cmir__sy_write(o, name, &pr, p->creation_options);
     if (!rc) {
         snprintf(name, pl, "%s_ms.tif", prefix);
         rc = cmir__sy_write(o, name, &mr, p->creation_options);
     }
     if (!rc && m->cls) {
-        sy_raster cr = {.w = cw, .h = ch, .nbands = 1, .gdt = GDT_Byte, .data = m->cls,
-                        .wkt = in->wkt, .band_desc = cls_desc, .has_nodata = 1, .nodata = 0,
-                        .ctable = *ct, .categories = *cats, .metadata = meta};
+        sy_raster cr = {.w = at_pan ? g->w : g->ow, .h = at_pan ? g->h : g->oh, .nbands = 1, .gdt = GDT_Byte,
+                        .data = m->cls, .wkt = in->wkt, .band_desc = cls_desc, .has_nodata = 1, .nodata = 0,
+                        .ctable = ct, .categories = cats, .metadata = meta};
         memcpy(cr.gt, at_pan ? pgt : mgt, sizeof cr.gt);
         snprintf(name, pl, "%s_class.tif", prefix);
         rc = cmir__sy_write(o, name, &cr, p->creation_options);
@@ -346,6 +362,64 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
     if (!rc)
         rc = cmir__sy_commit(o);
     return rc;
+}
+
+static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *inputs,
+                    int n_inputs, const char *prefix, cmir_progress_fn progress, void *user,
+                    wald_mem *m, sy_outset *o, GDALColorTableH *ct, char ***cats)
+{
+    int rc, bands[4];
+    if ((rc = open_inputs(in, inputs, n_inputs)) || (rc = pick_bands(p, in, inputs, bands)))
+        return rc;
+    wald_grid g;
+    g.r = p->ratio;
+    g.ow = in->w / g.r;
+    g.oh = in->h / g.r;
+    g.w = g.ow * g.r;
+    g.h = g.oh * g.r;
+    if (g.ow < 1 || g.oh < 1)
+        return cmir__error(CMIR_EINVAL, "%s: %dx%d pixels is smaller than the ratio %d", inputs[0],
+                           in->w, in->h, g.r);
+    g.plane = (size_t)g.w * (size_t)g.h;
+    g.oplane = (size_t)g.ow * (size_t)g.oh;
+    int has_nd0 = 0;
+    double nd0 = -99999.0;
+    if ((rc = read_bands(in, inputs[0], bands, &g, m, progress, user, &has_nd0, &nd0)))
+        return rc;
+    float wp[4], lo, hi;
+    cmir__sy_pan_weights(p, wp);
+    make_pan(&g, m, wp, &lo, &hi);
+    if (lo > hi)
+        return cmir__error(CMIR_EFORMAT, "%s: no valid pixel in the selected bands", inputs[0]);
+    if ((rc = make_ms(p, &g, m, progress, user)))
+        return rc;
+    wald_out q;
+    q.u16 = p->wald_type == CMIR_SYNTH_UINT16;
+    q.lo = lo;
+    q.nodata = q.u16 ? 0.0 : (has_nd0 ? nd0 : -99999.0);
+    q.scale = hi > lo ? ((double)hi - lo) / 65534.0 : 1.0;
+    q.offset = (double)lo - q.scale;
+    if ((rc = quantise(&g, m, &q)))
+        return rc;
+    int at_pan = p->class_res == CMIR_SYNTH_CLASS_AT_PAN;
+    if (p->labels) {
+        int cw = at_pan ? g.w : g.ow, ch = at_pan ? g.h : g.oh;
+        double lgt[6];
+        memcpy(lgt, in->gt, sizeof lgt);
+        lgt[1] *= at_pan ? 1 : g.r;
+        lgt[5] *= at_pan ? 1 : g.r;
+        if (!(m->cls = cmir__malloc((size_t)cw * (size_t)ch)))
+            return CMIR_ENOMEM;
+        if ((rc = read_labels(p, in, cw, ch, lgt, m->cls, ct, cats)))
+            return rc;
+    }
+    if ((rc = cancelled(progress, user, 0.95, "writing")))
+        return rc;
+    char prov[512];
+    snprintf(prov, sizeof prov,
+             "CMIR_SYNTH=cmir_synth %s wald ratio=%d mtf=%g bands=%d,%d,%d,%d pan_weights=%g,%g,%g,%g",
+             cmir_version(), g.r, p->mtf, bands[0], bands[1], bands[2], bands[3], wp[0], wp[1], wp[2], wp[3]);
+    return write_outputs(p, in, &g, m, &q, prov, prefix, o, *ct, *cats);
 }
 
 int cmir_synth_wald(const cmir_synth_params *p, const char *const *inputs, int n_inputs,

@@ -16,18 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-cmir_tile_params cmir_tile_default_params(void)
-{
-    cmir_tile_params p;
-    memset(&p, 0, sizeof p);
-    p.tile_size = 256;
-    p.resampling = NULL; /* bilinear for MS scenes, average for reduced copies */
-    p.nodata_frac = 0.01;
-    p.label_min_frac = 0.5;
-    p.skip_unlabelled = 1;
-    p.deflate = 0; /* zlib at level 1 runs at ~90 MB/s, 8x the read time: opt in */
-    return p;
-}
+#define MAX_PAN_BANDS 1024 /* PAN-slot bands of a scene */
+#define SELF_MS_RATIO 4    /* ratio of the reduced copy made without MS scenes */
 
 typedef struct ms_input {
     const char *path;
@@ -564,41 +554,11 @@ static int open_writer(run *R, const char *path, int append, const scene *s0, co
     return R->w ? 0 : CMIR_EIO;
 }
 
-int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_paths, int n_ms,
-              const char *archive_path, int append, cmir_tile_params p, cmir_progress_fn progress,
-              void *user, cmir_tile_stats *stats)
+/* Opens and checks the MS inputs; fills R's MS band selection. */
+static int open_ms(run *R, ms_input *ms, const char *const *ms_paths, int n_ms, int self_ms)
 {
-    if (!pan_paths || n_pan < 1 || n_ms < 0 || (n_ms > 0 && !ms_paths) || !archive_path)
-        return cmir__error(CMIR_EINVAL, "cmir_tile: need at least one PAN scene and an archive path");
-    if (p.tile_size < 2 || p.tile_size > 65536 || p.stride < 0 || p.nodata_frac < 0 ||
-        p.deflate < 0 || p.deflate > 9 || p.ratio < 0 || p.label_min_frac < 0 || p.label_min_frac > 1)
-        return cmir__error(CMIR_EINVAL, "cmir_tile: invalid parameters (tile size %d, stride %d)",
-                           p.tile_size, p.stride);
-    if ((p.label_raster || p.n_label_rasters > 0) && p.label_vector)
-        return cmir__error(CMIR_EINVAL, "cmir_tile: give a label raster or a label layer, not both");
-    if (p.label_vector && !p.label_field)
-        return cmir__error(CMIR_EINVAL, "cmir_tile: a label layer needs the name of its class field");
-    /* Without MS scenes each PAN-slot scene is its own MS source, reduced
-     * by `ratio` (default 4) with block averaging. */
-    const int self_ms = n_ms == 0;
-    if (self_ms) {
-        ms_paths = pan_paths;
-        n_ms = n_pan;
-        if (p.ratio <= 0)
-            p.ratio = 4;
-    }
-    const char *resampling = p.resampling ? p.resampling : self_ms ? "average" : "bilinear";
+    const cmir_tile_params *p = R->p;
     int rc = 0;
-    run R;
-    memset(&R, 0, sizeof R);
-    R.p = &p;
-    R.progress = progress;
-    R.user = user;
-    ms_input *ms = cmir__calloc((size_t)n_ms, sizeof *ms);
-    scene *sc = cmir__calloc((size_t)n_pan, sizeof *sc);
-    if (!ms || !sc)
-        rc = CMIR_ENOMEM;
-    /* Open and check every input before writing anything. */
     for (int i = 0; !rc && i < n_ms; i++) {
         ms[i].path = ms_paths[i];
         if (!(ms[i].ds = cmir__gdal_open_raster(ms_paths[i])))
@@ -609,30 +569,35 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
             rc = cmir__error(CMIR_EINVAL, "%s: has %d bands but %s has %d", ms_paths[i],
                              GDALGetRasterCount(ms[i].ds), ms_paths[0], GDALGetRasterCount(ms[0].ds));
     }
-    if (!rc) {
-        int nb_in = GDALGetRasterCount(ms[0].ds);
-        R.nb = p.ms_bands ? p.n_ms_bands : nb_in;
-        R.bands = cmir__malloc(sizeof(int) * (size_t)(R.nb > 0 ? R.nb : 1));
-        if (!R.bands)
-            rc = CMIR_ENOMEM;
-        for (int b = 0; !rc && b < R.nb; b++) {
-            R.bands[b] = p.ms_bands ? p.ms_bands[b] : b + 1;
-            if (R.bands[b] < 1 || R.bands[b] > nb_in)
-                rc = cmir__error(CMIR_EINVAL, "%s: has %d bands, band %d was asked for", ms_paths[0],
-                                 nb_in, R.bands[b]);
-        }
-        if (!rc && R.nb < 1)
-            rc = cmir__error(CMIR_EINVAL, "cmir_tile: no MS band selected");
+    if (rc)
+        return rc;
+    int nb_in = GDALGetRasterCount(ms[0].ds);
+    R->nb = p->ms_bands ? p->n_ms_bands : nb_in;
+    R->bands = cmir__malloc(sizeof(int) * (size_t)(R->nb > 0 ? R->nb : 1));
+    if (!R->bands)
+        return CMIR_ENOMEM;
+    for (int b = 0; b < R->nb; b++) {
+        R->bands[b] = p->ms_bands ? p->ms_bands[b] : b + 1;
+        if (R->bands[b] < 1 || R->bands[b] > nb_in)
+            return cmir__error(CMIR_EINVAL, "%s: has %d bands, band %d was asked for", ms_paths[0], nb_in,
+                               R->bands[b]);
     }
+    return R->nb < 1 ? cmir__error(CMIR_EINVAL, "cmir_tile: no MS band selected") : 0;
+}
+
+/* Opens and checks the PAN-slot scenes; counts the tiles (progress) and
+ * fills R's PAN-slot bands. */
+static int open_pan(run *R, scene *sc, const char *const *pan_paths, int n_pan)
+{
+    const cmir_tile_params *p = R->p;
+    int rc = 0;
     for (int i = 0; !rc && i < n_pan; i++) {
         scene *s = &sc[i];
         s->path = pan_paths[i];
-        if (!(s->pan = cmir__gdal_open_raster(s->path))) {
-            rc = cmir__failed(CMIR_EIO);
-            break;
-        }
+        if (!(s->pan = cmir__gdal_open_raster(s->path)))
+            return cmir__failed(CMIR_EIO);
         if ((rc = georef(s->pan, s->path, s->gt, &s->srs)))
-            break;
+            return rc;
         if (i > 0 && GDALGetRasterCount(s->pan) != GDALGetRasterCount(sc[0].pan))
             rc = cmir__error(CMIR_EINVAL, "%s: has %d bands but %s has %d (the PAN-slot scenes of a run "
                              "must agree)", s->path, GDALGetRasterCount(s->pan), sc[0].path,
@@ -643,79 +608,75 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
         s->wkt = GDALGetProjectionRef(s->pan);
         s->w = GDALGetRasterXSize(s->pan);
         s->h = GDALGetRasterYSize(s->pan);
-        int S = p.stride > 0 ? p.stride : p.tile_size;
-        if (s->w >= p.tile_size && s->h >= p.tile_size)
-            R.total += (int64_t)((s->w - p.tile_size) / S + 1) * ((s->h - p.tile_size) / S + 1);
+        int S = p->stride > 0 ? p->stride : p->tile_size;
+        if (s->w >= p->tile_size && s->h >= p->tile_size)
+            R->total += (int64_t)((s->w - p->tile_size) / S + 1) * ((s->h - p->tile_size) / S + 1);
     }
-    if (!rc) {
-        R.pan_nb = GDALGetRasterCount(sc[0].pan);
-        if (R.pan_nb < 1 || R.pan_nb > 1024)
-            rc = cmir__error(CMIR_EINVAL, "%s: has %d bands (1..1024 are supported)", sc[0].path, R.pan_nb);
-        else if (!(R.pan_bands = cmir__malloc(sizeof(int) * (size_t)R.pan_nb)))
-            rc = CMIR_ENOMEM;
-        for (int b = 0; !rc && b < R.pan_nb; b++)
-            R.pan_bands[b] = b + 1;
-    }
-    if (!rc)
-        rc = cmir__labels_open(&R.labels, &p);
-    for (int i = 0; !rc && i < n_pan + n_ms; i++) {
-        GDALDatasetH ds = i < n_pan ? sc[i].pan : ms[i - n_pan].ds;
-        rc = check_sample_type(ds, i < n_pan ? sc[i].path : ms[i - n_pan].path);
-    }
-    if (!rc) {
-        R.pan_t = cmir__dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(sc[0].pan, 1)));
-        R.ms_t = cmir__dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(ms[0].ds, R.bands[0])));
-    }
-    if (R.total == 0 && !rc)
-        rc = cmir__error(CMIR_EINVAL, "%s: smaller than one %dx%d tile", pan_paths[0], p.tile_size, p.tile_size);
+    if (rc)
+        return rc;
+    R->pan_nb = GDALGetRasterCount(sc[0].pan);
+    if (R->pan_nb < 1 || R->pan_nb > MAX_PAN_BANDS)
+        return cmir__error(CMIR_EINVAL, "%s: has %d bands (1..%d are supported)", sc[0].path, R->pan_nb,
+                           MAX_PAN_BANDS);
+    if (!(R->pan_bands = cmir__malloc(sizeof(int) * (size_t)R->pan_nb)))
+        return CMIR_ENOMEM;
+    for (int b = 0; b < R->pan_nb; b++)
+        R->pan_bands[b] = b + 1;
+    return 0;
+}
+
+/* The per-tile buffers, once the first scene gives the sizes. */
+static int alloc_tile_buffers(run *R, int T, int n)
+{
+    size_t px = (size_t)T * T;
+    R->pan_buf = cmir__malloc(px * 4 * (size_t)R->pan_nb);
+    R->ms_buf = cmir__malloc((size_t)n * n * R->nb * 4);
+    R->pv = cmir__malloc(px);
+    R->mv = cmir__malloc(px);
+    R->tmp = cmir__malloc(px);
+    R->pv_band = cmir__malloc(px);
+    R->pv_any = cmir__malloc(px);
+    R->lab = cmir__malloc(px * sizeof(uint16_t));
+    R->mlab = cmir__malloc((size_t)R->labels.n_classes + 1);
+    if (!R->pan_buf || !R->ms_buf || !R->pv || !R->mv || !R->tmp || !R->lab || !R->mlab || !R->pv_band ||
+        !R->pv_any)
+        return CMIR_ENOMEM;
+    return 0;
+}
+
+/* Every scene in turn: its MS data and labels on the MS grid, then its
+ * tiles; the archive is opened at the first scene. */
+static int tile_scenes(run *R, scene *sc, int n_pan, ms_input *ms, int n_ms, int self_ms, const char *resampling,
+                       const char *archive_path, int append)
+{
+    const cmir_tile_params *p = R->p;
+    int rc = 0;
     for (int i = 0; !rc && i < n_pan; i++) {
         scene *s = &sc[i];
-        if ((rc = self_ms ? scene_prepare_ms(s, &ms[i], 1, &p, resampling)
-                          : scene_prepare_ms(s, ms, n_ms, &p, resampling)))
+        if ((rc = self_ms ? scene_prepare_ms(s, &ms[i], 1, p, resampling)
+                          : scene_prepare_ms(s, ms, n_ms, p, resampling)))
             break;
-        if (!R.w) { /* first scene: sizes known, open the archive and buffers */
-            int T = p.tile_size, n = T / s->ratio;
-            if ((rc = open_writer(&R, archive_path, append, s, s->ms_first)))
+        if (!R->w) { /* first scene: sizes known, open the archive and buffers */
+            if ((rc = open_writer(R, archive_path, append, s, s->ms_first)) ||
+                (rc = alloc_tile_buffers(R, p->tile_size, p->tile_size / s->ratio)))
                 break;
-            size_t px = (size_t)T * T;
-            R.pan_buf = cmir__malloc(px * 4 * (size_t)R.pan_nb);
-            R.ms_buf = cmir__malloc((size_t)n * n * R.nb * 4);
-            R.pv = cmir__malloc(px);
-            R.mv = cmir__malloc(px);
-            R.tmp = cmir__malloc(px);
-            R.pv_band = cmir__malloc(px);
-            R.pv_any = cmir__malloc(px);
-            R.lab = cmir__malloc(px * sizeof(uint16_t));
-            R.mlab = cmir__malloc((size_t)R.labels.n_classes + 1);
-            if (!R.pan_buf || !R.ms_buf || !R.pv || !R.mv || !R.tmp || !R.lab || !R.mlab || !R.pv_band ||
-                !R.pv_any) {
-                rc = CMIR_ENOMEM;
-                break;
-            }
-        } else if (p.tile_size / s->ratio != p.tile_size / sc[0].ratio) {
+        } else if (p->tile_size / s->ratio != p->tile_size / sc[0].ratio) {
             rc = cmir__error(CMIR_EINVAL, "%s: PAN/MS ratio %d differs from the first scene's %d", s->path,
                              s->ratio, sc[0].ratio);
             break;
         }
-        if ((rc = cmir__labels_scene(&R.labels, &p, s->path, s->srs, s->wkt, s->gt, s->w / s->ratio,
+        if ((rc = cmir__labels_scene(&R->labels, p, s->path, s->srs, s->wkt, s->gt, s->w / s->ratio,
                                      s->h / s->ratio, s->ratio, &s->lab)))
             break;
-        rc = tile_scene(&R, s);
-        R.st.ratio = s->ratio;
+        rc = tile_scene(R, s);
+        R->st.ratio = s->ratio;
         scene_release(s);
     }
-    R.st.n_classes = R.labels.n_classes;
-    if (R.w) {
-        if (!rc && R.st.tiles_written == 0)
-            rc = cmir__error(CMIR_EINVAL, "%s: no tile passed the nodata and label checks; nothing written",
-                             archive_path);
-        if (rc)
-            cmir_archive_writer_abort(R.w);
-        else
-            rc = cmir_archive_writer_commit(R.w);
-    }
-    if (!rc && progress)
-        progress(1.0, NULL, user);
+    return rc;
+}
+
+static void release_all(run *R, scene *sc, int n_pan, ms_input *ms, int n_ms)
+{
     for (int i = 0; sc && i < n_pan; i++) {
         scene_release(&sc[i]);
         if (sc[i].pan)
@@ -729,20 +690,82 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
         if (ms[i].srs)
             OSRDestroySpatialReference(ms[i].srs);
     }
-    cmir__labels_close(&R.labels);
+    cmir__labels_close(&R->labels);
     cmir__free(ms);
     cmir__free(sc);
-    cmir__free(R.bands);
-    cmir__free(R.pan_bands);
-    cmir__free(R.pv_band);
-    cmir__free(R.pv_any);
-    cmir__free(R.pan_buf);
-    cmir__free(R.ms_buf);
-    cmir__free(R.pv);
-    cmir__free(R.mv);
-    cmir__free(R.tmp);
-    cmir__free(R.lab);
-    cmir__free(R.mlab);
+    cmir__free(R->bands);
+    cmir__free(R->pan_bands);
+    cmir__free(R->pv_band);
+    cmir__free(R->pv_any);
+    cmir__free(R->pan_buf);
+    cmir__free(R->ms_buf);
+    cmir__free(R->pv);
+    cmir__free(R->mv);
+    cmir__free(R->tmp);
+    cmir__free(R->lab);
+    cmir__free(R->mlab);
+}
+
+int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_paths, int n_ms,
+              const char *archive_path, int append, cmir_tile_params p, cmir_progress_fn progress,
+              void *user, cmir_tile_stats *stats)
+{
+    if (!pan_paths || n_pan < 1 || n_ms < 0 || (n_ms > 0 && !ms_paths) || !archive_path)
+        return cmir__error(CMIR_EINVAL, "cmir_tile: need at least one PAN scene and an archive path");
+    int rc = cmir_tile_check_params(p);
+    if (rc)
+        return rc;
+    /* Without MS scenes each PAN-slot scene is its own MS source, reduced
+     * by `ratio` (default 4) with block averaging. */
+    const int self_ms = n_ms == 0;
+    if (self_ms) {
+        ms_paths = pan_paths;
+        n_ms = n_pan;
+        if (p.ratio <= 0)
+            p.ratio = SELF_MS_RATIO;
+    }
+    const char *resampling = p.resampling ? p.resampling : self_ms ? "average" : "bilinear";
+    run R;
+    memset(&R, 0, sizeof R);
+    R.p = &p;
+    R.progress = progress;
+    R.user = user;
+    ms_input *ms = cmir__calloc((size_t)n_ms, sizeof *ms);
+    scene *sc = cmir__calloc((size_t)n_pan, sizeof *sc);
+    if (!ms || !sc)
+        rc = CMIR_ENOMEM;
+    /* Open and check every input before writing anything. */
+    if (!rc)
+        rc = open_ms(&R, ms, ms_paths, n_ms, self_ms);
+    if (!rc)
+        rc = open_pan(&R, sc, pan_paths, n_pan);
+    if (!rc)
+        rc = cmir__labels_open(&R.labels, &p);
+    for (int i = 0; !rc && i < n_pan + n_ms; i++) {
+        GDALDatasetH ds = i < n_pan ? sc[i].pan : ms[i - n_pan].ds;
+        rc = check_sample_type(ds, i < n_pan ? sc[i].path : ms[i - n_pan].path);
+    }
+    if (!rc) {
+        R.pan_t = cmir__dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(sc[0].pan, 1)));
+        R.ms_t = cmir__dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(ms[0].ds, R.bands[0])));
+    }
+    if (R.total == 0 && !rc)
+        rc = cmir__error(CMIR_EINVAL, "%s: smaller than one %dx%d tile", pan_paths[0], p.tile_size, p.tile_size);
+    if (!rc)
+        rc = tile_scenes(&R, sc, n_pan, ms, n_ms, self_ms, resampling, archive_path, append);
+    R.st.n_classes = R.labels.n_classes;
+    if (R.w) {
+        if (!rc && R.st.tiles_written == 0)
+            rc = cmir__error(CMIR_EINVAL, "%s: no tile passed the nodata and label checks; nothing written",
+                             archive_path);
+        if (rc)
+            cmir_archive_writer_abort(R.w);
+        else
+            rc = cmir_archive_writer_commit(R.w);
+    }
+    if (!rc && progress)
+        progress(1.0, NULL, user);
+    release_all(&R, sc, n_pan, ms, n_ms);
     if (stats)
         *stats = R.st;
     return rc;
