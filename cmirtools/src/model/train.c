@@ -6,6 +6,7 @@
 #include "cmir/train.h"
 #include "cmir/audio.h"
 #include "model_internal.h"
+#include "../tools/archive_model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -939,7 +940,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     J.user = user;
     double t0 = now();
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
+    ep.threads = p.threads;
     J.ex = cmir_exec_new(ep);
     J.rng = cmir_rng_new(p.seed);
     J.a = cmir_archive_open(archive_path);
@@ -960,8 +961,8 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     if (!rc) {
         cmir_cnn_params cp = cmir_cnn_default_params();
         cp.dropout = p.dropout;
-        if (!(J.m = cmir__model_new(J.a, cp, J.p.unified, p.seed,
-                                    is_speech(&J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS)))
+        if (!(J.m = cmir__model_for_archive(J.a, cp, J.p.unified, p.seed,
+                                            is_speech(&J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS)))
             rc = cmir__failed(CMIR_EINVAL);
         else
             J.m->info.audio_feature = p.audio_feature;
@@ -1152,7 +1153,7 @@ int cmir_train_unified(const char *features_a, const char *features_b, const cha
     up.n_classes = C;
     cmir_unified *u = rc ? NULL : cmir_unified_new(up, p.seed + 303);
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
+    ep.threads = p.threads;
     cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
     cmir_rng *rng = cmir_rng_new(p.seed);
     cmir_optim_params op = cmir_optim_default_params();
