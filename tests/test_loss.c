@@ -222,7 +222,7 @@ static void test_weight_penalty(void)
 int main(void)
 {
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = 2;
+    ep.threads = 2;
     ex = cmir_exec_new(ep);
     rng = cmir_rng_new(777);
     RUN(test_softmax_xent);

@@ -283,7 +283,7 @@ static void test_mlp_grad(void)
 int main(void)
 {
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = 2;
+    ep.threads = 2;
     ex = cmir_exec_new(ep);
     RUN(test_pools);
     RUN(test_cnn_grad);

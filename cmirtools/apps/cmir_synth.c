@@ -234,7 +234,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-noise")) bad = parse_double(a, v, &p.noise);
         else if (!strcmp(a, "-confusion")) bad = parse_double(a, v, &p.confusion);
         else if (!strcmp(a, "-mtf")) bad = parse_double(a, v, &p.mtf);
-        else if (!strcmp(a, "-threads")) bad = parse_int(a, v, 0, 1024, &p.n_threads);
+        else if (!strcmp(a, "-threads")) bad = parse_int(a, v, 0, 1024, &p.threads);
         else if (!strcmp(a, "-o")) dir = v;
         else if (!strcmp(a, "-prefix")) prefix = v;
         else if (!strcmp(a, "-labels")) p.labels = v;

@@ -1,5 +1,4 @@
-/* Thread-local error message and the names of return codes, plus the
- * library version. */
+/* Thread-local error message and the names of return codes. */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -8,8 +7,6 @@
 
 static _Thread_local char tls_msg[1024];
 static _Thread_local int tls_code;
-
-const char *cmir_version(void) { return CMIR_VERSION_STRING; }
 
 const char *cmir_last_error(void) { return tls_msg; }
 

@@ -120,7 +120,7 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
         return cmir__error(CMIR_EINVAL, "cmir_search: need a model, an index, queries, an output and 1 <= k <= 100000");
     int rc = 0;
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
+    ep.threads = p.threads;
     cmir_exec *ex = cmir_exec_new(ep);
     cmir_model *m = cmir_model_load(model_path);
     cmir_index *ix = m ? cmir_index_open(index_path) : NULL;

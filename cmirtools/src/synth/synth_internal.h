@@ -155,7 +155,7 @@ char *cmir__sy_epsg_wkt(int epsg);
  * GDAL message already names it). */
 int cmir__sy_gdal_error(int code, const char *what);
 /* Checks every mode shares (n_scenes and first_index, variation, noise,
- * n_threads): 0 or CMIR_EINVAL naming the field. */
+ * threads): 0 or CMIR_EINVAL naming the field. */
 int cmir__sy_check_common(const cmir_synth_params *p);
 /* Before rendering scene `index`: index >= 0 and p->epsg a known CRS. */
 int cmir__sy_check_render(const cmir_synth_params *p, int index);
