@@ -18,9 +18,9 @@
 #endif
 
 #define KNN_DEFAULT_QB 512
-/* Tiles of at most this many multiply-adds (rows x queries x d): OpenBLAS
- * 0.3.21 runs them (for SkylakeX, when M*N*K <= 1e6) with kernels that
- * neither pack the operands nor clear C first, and they stay in L1/L2. */
+/* Tiles of at most this many multiply-adds (rows x queries x d): small
+ * enough for OpenBLAS's small-matrix kernels (no packing, no clearing of
+ * C) and for L1/L2; the measurement behind it is in bench/README.md. */
 #define KNN_SMALL_MNK 1000000
 #define KNN_SUB_BLOCK 128 /* queries per sgemm for d <= 128 */
 /* Per-thread budget for the k-heaps of one query block. */
