@@ -1,4 +1,6 @@
-/* Thread-local error message and the names of return codes. */
+/* Thread-local error message and the names of return codes, plus the
+ * library version (CMIR_VERSION_STRING, generated from the project VERSION;
+ * kept here, not in info.c, so that printing it links no matio). */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -7,6 +9,8 @@
 
 static _Thread_local char tls_msg[1024];
 static _Thread_local int tls_code;
+
+const char *cmir_version(void) { return CMIR_VERSION_STRING; }
 
 const char *cmir_last_error(void) { return tls_msg; }
 

@@ -1,6 +1,5 @@
-/* Build information: libcmir's version (from the generated cmir/version.h)
- * and the versions of the numerical and file libraries it runs on, for
- * --version output and bug reports. */
+/* Build information: the versions of the numerical and file libraries
+ * libcmir runs on, for --version output and bug reports. */
 #include "internal.h"
 
 #include <cblas.h>
@@ -18,8 +17,6 @@ static void make_info(void)
     snprintf(info, sizeof info, "OpenBLAS: %s (core %s)\nmatio: %d.%d.%d", openblas_get_config(),
              openblas_get_corename(), ma, mi, re);
 }
-
-const char *cmir_version(void) { return CMIR_VERSION_STRING; }
 
 const char *cmir_build_info(void)
 {

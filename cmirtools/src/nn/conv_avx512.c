@@ -122,65 +122,6 @@ DK_IN void tile_stats(__m512 acc[12][4], const int P, const int V, double *st, i
     }
 }
 
-/* fwd_tile's batch norm + max-pool epilogue (pl->y < pl->Hok): the tile's
- * pixels x0 .. x0+P-1 of row pl->y, normalised, into the running window
- * maxima of pl's row buffers. */
-DK_IN void tile_pool(__m512 acc[12][4], const int P, const int V, __mmask16 ml, const fpool *pl,
-                     int x0)
-{
-    const int k = pl->k, xend = pl->Wo * k, row0 = pl->y % k == 0;
-    const __m512i iota =
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-#pragma GCC unroll 4
-    for (int v = 0; v < V; v++) {
-        const int c = pl->co0 + 16 * v;
-        const __mmask16 m = v == V - 1 ? ml : 0xFFFF;
-        const __m512 mu = _mm512_maskz_loadu_ps(m, pl->mu + c);
-        const __m512 is = _mm512_maskz_loadu_ps(m, pl->is + c);
-        const __m512 ga = _mm512_maskz_loadu_ps(m, pl->ga + c);
-        const __m512 be = _mm512_maskz_loadu_ps(m, pl->be + c);
-        const int32_t a0 = (int32_t)(((size_t)pl->y * pl->W) * pl->Co) + c;
-        /* The tile's pixels of one window are reduced in registers (the
-         * first maximum wins), then merged into the row buffers, which
-         * hold the earlier pixels: strict > keeps those on ties, so the
-         * winner is the first maximum in row-major order. */
-        __m512 bv = _mm512_setzero_ps(), bx = bv;
-        __m512i ba = _mm512_setzero_si512();
-        int cur = -1, seg0 = 0;
-#pragma GCC unroll 12
-        for (int p = 0; p <= P; p++) {
-            const int x = x0 + p, ox = p < P && x < xend ? x / k : -2;
-            if (ox != cur && cur >= 0) { /* flush window cur */
-                const size_t bo = (size_t)cur * pl->Co + c;
-                __mmask16 upd = m;
-                if (!(row0 && seg0 == cur * k))
-                    upd = _mm512_mask_cmp_ps_mask(
-                        m, bv, _mm512_maskz_loadu_ps(m, pl->best + bo), _CMP_GT_OQ);
-                _mm512_mask_storeu_ps(pl->best + bo, upd, bv);
-                _mm512_mask_storeu_ps(pl->bxh + bo, upd, bx);
-                _mm512_mask_storeu_epi32(pl->barg + bo, upd, ba);
-            }
-            if (ox < 0)
-                break;
-            __m512 xh = _mm512_mul_ps(_mm512_sub_ps(acc[p][v], mu), is);
-            __m512 val = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
-            __m512i ai = _mm512_add_epi32(_mm512_set1_epi32(a0 + x * pl->Co), iota);
-            if (ox != cur) {
-                cur = ox;
-                seg0 = x;
-                bv = val;
-                bx = xh;
-                ba = ai;
-            } else {
-                __mmask16 gt = _mm512_cmp_ps_mask(val, bv, _CMP_GT_OQ);
-                bv = _mm512_mask_mov_ps(bv, gt, val);
-                bx = _mm512_mask_mov_ps(bx, gt, xh);
-                ba = _mm512_mask_mov_epi32(ba, gt, ai);
-            }
-        }
-    }
-}
-
 /* yb[p*Co + 16v] (p < P, v < V; last vector masked by ml) = bias +
  * sum_{tap, c} xb[tap offset + p*Ci + c] * wb[(tap*Ci + c)*Co + 16v].
  * xb: the padded input at the tile's top-left tap; rs: its row stride. */
@@ -227,8 +168,59 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
     }
     if (st) /* per-channel sum and sum of squares of the tile, into double */
         tile_stats(acc, P, V, st, Cr);
-    if (pl && pl->y < pl->Hok) /* normalise, then the running window maxima */
-        tile_pool(acc, P, V, ml, pl, x0);
+    if (pl && pl->y < pl->Hok) { /* normalise, then the running window maxima */
+        const int k = pl->k, xend = pl->Wo * k, row0 = pl->y % k == 0;
+        const __m512i iota =
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            const int c = pl->co0 + 16 * v;
+            const __mmask16 m = v == V - 1 ? ml : 0xFFFF;
+            const __m512 mu = _mm512_maskz_loadu_ps(m, pl->mu + c);
+            const __m512 is = _mm512_maskz_loadu_ps(m, pl->is + c);
+            const __m512 ga = _mm512_maskz_loadu_ps(m, pl->ga + c);
+            const __m512 be = _mm512_maskz_loadu_ps(m, pl->be + c);
+            const int32_t a0 = (int32_t)(((size_t)pl->y * pl->W) * pl->Co) + c;
+            /* The tile's pixels of one window are reduced in registers (the
+             * first maximum wins), then merged into the row buffers, which
+             * hold the earlier pixels: strict > keeps those on ties, so the
+             * winner is the first maximum in row-major order. */
+            __m512 bv = _mm512_setzero_ps(), bx = bv;
+            __m512i ba = _mm512_setzero_si512();
+            int cur = -1, seg0 = 0;
+#pragma GCC unroll 12
+            for (int p = 0; p <= P; p++) {
+                const int x = x0 + p, ox = p < P && x < xend ? x / k : -2;
+                if (ox != cur && cur >= 0) { /* flush window cur */
+                    const size_t bo = (size_t)cur * pl->Co + c;
+                    __mmask16 upd = m;
+                    if (!(row0 && seg0 == cur * k))
+                        upd = _mm512_mask_cmp_ps_mask(
+                            m, bv, _mm512_maskz_loadu_ps(m, pl->best + bo), _CMP_GT_OQ);
+                    _mm512_mask_storeu_ps(pl->best + bo, upd, bv);
+                    _mm512_mask_storeu_ps(pl->bxh + bo, upd, bx);
+                    _mm512_mask_storeu_epi32(pl->barg + bo, upd, ba);
+                }
+                if (ox < 0)
+                    break;
+                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(acc[p][v], mu), is);
+                __m512 val = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
+                __m512i ai = _mm512_add_epi32(_mm512_set1_epi32(a0 + x * pl->Co), iota);
+                if (ox != cur) {
+                    cur = ox;
+                    seg0 = x;
+                    bv = val;
+                    bx = xh;
+                    ba = ai;
+                } else {
+                    __mmask16 gt = _mm512_cmp_ps_mask(val, bv, _CMP_GT_OQ);
+                    bv = _mm512_mask_mov_ps(bv, gt, val);
+                    bx = _mm512_mask_mov_ps(bx, gt, xh);
+                    ba = _mm512_mask_mov_epi32(ba, gt, ai);
+                }
+            }
+        }
+    }
     if (pl && !pl->store)
         return;
 #pragma GCC unroll 12
