@@ -137,7 +137,7 @@ int main(int argc, char **argv)
         best_open_warm = t < best_open_warm ? t : best_open_warm;
     }
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = threads;
+    ep.threads = threads;
     cmir_exec *ex = cmir_exec_new(ep);
     cmir_rng *r = cmir_rng_new(2);
     float *q = malloc(sizeof(float) * (size_t)nq * d);

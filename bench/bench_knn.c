@@ -196,7 +196,7 @@ typedef struct result {
 } result;
 
 static int time_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t m, int d,
-                    int k, const cmir_knn_params *p, int64_t *ids, float *dist, double min_s,
+                    int k, cmir_knn_params p, int64_t *ids, float *dist, double min_s,
                     int min_reps, result *out)
 {
     CK(cmir_knn(ex, db, n, q, m, d, k, p, ids, dist)); /* warm-up: scratch, pages */
@@ -250,13 +250,13 @@ static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, c
 
     /* 1. batched, norms computed inside each call */
     result r1, r2;
-    CK(time_knn(ex, db, N, q, m, d, k, &p, ids, dist, o->seconds, reps, &r1));
+    CK(time_knn(ex, db, N, q, m, d, k, p, ids, dist, o->seconds, reps, &r1));
     /* 2. batched, precomputed norms (a long-lived index) */
     double t0 = now_s();
     CK(cmir_knn_norms(db, N, d, nx));
     double t_norms = now_s() - t0;
     p.db_norms = nx;
-    CK(time_knn(ex, db, N, q, m, d, k, &p, ids, dist, o->seconds, reps, &r2));
+    CK(time_knn(ex, db, N, q, m, d, k, p, ids, dist, o->seconds, reps, &r2));
     /* 3. the same GEMM tiles alone */
     replay rp = {db, q, N, m, d, o->qb ? o->qb : 512, o->nb, 0, {0}};
     int64_t share = (m + T - 1) / T;
@@ -312,11 +312,11 @@ static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, c
     for (int pass = 0; pass < 2; pass++) {
         cmir_knn_params pl = p;
         pl.db_norms = pass ? nx : NULL;
-        CK(cmir_knn(ex, db, N, q, 1, d, k, &pl, ids, dist)); /* warm-up */
+        CK(cmir_knn(ex, db, N, q, 1, d, k, pl, ids, dist)); /* warm-up */
         double tot = 0.0, mx = 0.0;
         for (int i = 0; i < lq; i++) {
             double l0 = now_s();
-            CK(cmir_knn(ex, db, N, q + (size_t)i * d, 1, d, k, &pl, ids, dist));
+            CK(cmir_knn(ex, db, N, q + (size_t)i * d, 1, d, k, pl, ids, dist));
             double dt = now_s() - l0;
             tot += dt;
             mx = dt > mx ? dt : mx;
@@ -420,7 +420,7 @@ int main(int argc, char **argv)
         o.nsizes = 2;
     }
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = o.threads;
+    ep.threads = o.threads;
     cmir_exec *ex = cmir_exec_new(ep);
     cmir_rng *rng = cmir_rng_new(2024);
     float *q = alloc_floats((size_t)o.nq * o.d);

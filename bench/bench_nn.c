@@ -761,7 +761,7 @@ static int run(const options *o)
     int rc;
 
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = T;
+    ep.threads = T;
     cmir_exec *ex = cmir_exec_new(ep);
     cmir_rng *rng = cmir_rng_new(12345);
     if (!ex || !rng)

@@ -71,9 +71,9 @@ static void test_errors(void)
     ASSERT_TRUE(strcmp(cmir_version(), CMIR_VERSION_STRING) == 0);
     ASSERT_TRUE(strstr(cmir_build_info(), "OpenBLAS") != NULL);
     cmir_exec_params p = cmir_exec_default_params();
-    p.n_threads = -3;
+    p.threads = -3;
     ASSERT_TRUE(cmir_exec_new(p) == NULL);
-    ASSERT_TRUE(strstr(cmir_last_error(), "n_threads") != NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "threads must be") != NULL);
 }
 
 /* Creating an optimiser with two parameters: each allocation failing in

@@ -66,6 +66,7 @@ static float *randn(size_t n, float scale, float offset)
 static int check_case(const char *what, const float *db, int64_t n, const float *q, int64_t m,
                       int d, int k, const cmir_knn_params *p)
 {
+    cmir_knn_params pv = p ? *p : cmir_knn_default_params();
     size_t sz = (size_t)m * k;
     int64_t *ri = malloc(sizeof(int64_t) * (sz ? sz : 1)), *gi = malloc(sizeof(int64_t) * (sz ? sz : 1));
     float *rd = malloc(sizeof(float) * (sz ? sz : 1)), *gd = malloc(sizeof(float) * (sz ? sz : 1));
@@ -73,10 +74,10 @@ static int check_case(const char *what, const float *db, int64_t n, const float 
     int bad_rows = 0;
     for (int T = 1; T <= 3; T++) {
         cmir_exec_params ep = cmir_exec_default_params();
-        ep.n_threads = T;
+        ep.threads = T;
         cmir_exec *ex = cmir_exec_new(ep);
         memset(gi, 0x55, sizeof(int64_t) * sz);
-        ASSERT_OK(cmir_knn(ex, db, n, q, m, d, k, p, gi, gd));
+        ASSERT_OK(cmir_knn(ex, db, n, q, m, d, k, pv, gi, gd));
         for (int64_t i = 0; i < m; i++) {
             int ok = 1;
             for (int r = 0; r < k; r++) {
@@ -96,12 +97,12 @@ static int check_case(const char *what, const float *db, int64_t n, const float 
             }
         }
         /* dist == NULL gives the same ids */
-        ASSERT_OK(cmir_knn(ex, db, n, q, m, d, k, p, gi, NULL));
+        ASSERT_OK(cmir_knn(ex, db, n, q, m, d, k, pv, gi, NULL));
         ASSERT_TRUE(sz == 0 || memcmp(gi, ri, sizeof(int64_t) * sz) == 0);
         cmir_exec_free(ex);
     }
     /* ex == NULL: one thread, own scratch */
-    ASSERT_OK(cmir_knn(NULL, db, n, q, m, d, k, p, gi, gd));
+    ASSERT_OK(cmir_knn(NULL, db, n, q, m, d, k, pv, gi, gd));
     ASSERT_TRUE(sz == 0 || memcmp(gi, ri, sizeof(int64_t) * sz) == 0);
     ASSERT_EQ_INT(bad_rows, 0);
     printf("  %-44s n=%-6lld m=%-4lld d=%-3d k=%-4d %s\n", what, (long long)n, (long long)m, d,
@@ -294,7 +295,7 @@ static void test_db_norms(void)
     check_case("precomputed db_norms", db, n, q, m, d, k, &p);
     nx[3] = NAN;
     int64_t ids[25 * 5];
-    ASSERT_EQ_INT(cmir_knn(NULL, db, n, q, m, d, k, &p, ids, NULL), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, n, q, m, d, k, p, ids, NULL), CMIR_EINVAL);
     free(nx);
     free(db);
     free(q);
@@ -306,31 +307,31 @@ static void test_bad_args(void)
     int64_t ids[4];
     float dist[4];
     cmir_knn_params p = cmir_knn_default_params();
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 0, 1, NULL, ids, dist), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, -3, 1, NULL, ids, dist), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 0, NULL, ids, dist), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_knn(NULL, NULL, 2, q, 1, 4, 1, NULL, ids, dist), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, NULL, 1, 4, 1, NULL, ids, dist), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, NULL, NULL, dist), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_knn(NULL, db, -1, q, 1, 4, 1, NULL, ids, dist), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, -1, 4, 1, NULL, ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 0, 1, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, -3, 1, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 0, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, NULL, 2, q, 1, 4, 1, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, NULL, 1, 4, 1, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, cmir_knn_default_params(), NULL, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, -1, q, 1, 4, 1, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, -1, 4, 1, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
     ASSERT_TRUE(strlen(cmir_last_error()) > 0);
     p.max_dist = NAN;
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, &p, ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, p, ids, dist), CMIR_EINVAL);
     p.max_dist = -1.0f;
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, &p, ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, p, ids, dist), CMIR_EINVAL);
     p = cmir_knn_default_params();
     p.squared = 2;
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, &p, ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, p, ids, dist), CMIR_EINVAL);
     p = cmir_knn_default_params();
     p.query_block = -1;
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, &p, ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, p, ids, dist), CMIR_EINVAL);
     /* non-finite values */
     q[1] = NAN;
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, NULL, ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
     q[1] = 0.0f;
     db[5] = INFINITY;
-    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, NULL, ids, dist), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, 2, q, 1, 4, 1, cmir_knn_default_params(), ids, dist), CMIR_EINVAL);
     float nx[2];
     ASSERT_EQ_INT(cmir_knn_norms(db, 2, 4, nx), CMIR_EINVAL);
     db[5] = 1e20f; /* squared norm 1e40: refused */
@@ -339,8 +340,8 @@ static void test_bad_args(void)
     ASSERT_EQ_INT(cmir_knn_norms(db, 2, 0, nx), CMIR_EINVAL);
     /* m = 0 and n = 0 are fine */
     db[5] = 0.0f;
-    ASSERT_OK(cmir_knn(NULL, db, 2, q, 0, 4, 3, NULL, NULL, NULL));
-    ASSERT_OK(cmir_knn(NULL, NULL, 0, q, 1, 4, 3, NULL, ids, dist));
+    ASSERT_OK(cmir_knn(NULL, db, 2, q, 0, 4, 3, cmir_knn_default_params(), NULL, NULL));
+    ASSERT_OK(cmir_knn(NULL, NULL, 0, q, 1, 4, 3, cmir_knn_default_params(), ids, dist));
     ASSERT_EQ_INT(ids[0], -1);
     ASSERT_EQ_INT(ids[2], -1);
     ASSERT_TRUE(isinf(dist[1]) && dist[1] > 0);
@@ -359,9 +360,9 @@ static int knn_once(void *u)
 {
     const knn_case *c = u;
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = 2;
+    ep.threads = 2;
     cmir_exec *ex = cmir_exec_new(ep);
-    int rc = ex ? cmir_knn(ex, c->db, c->n, c->q, c->m, c->d, c->k, NULL, c->out, NULL) : cmir_last_error_code();
+    int rc = ex ? cmir_knn(ex, c->db, c->n, c->q, c->m, c->d, c->k, cmir_knn_default_params(), c->out, NULL) : cmir_last_error_code();
     cmir_exec_free(ex);
     return rc;
 }
@@ -390,7 +391,7 @@ static void test_alloc_failures(void)
     cmir_set_allocator(&al);
     t_calls = 0;
     t_fail_at = 1;
-    ASSERT_EQ_INT(cmir_knn(NULL, db, n, q, m, d, k, NULL, ids, dist), CMIR_ENOMEM);
+    ASSERT_EQ_INT(cmir_knn(NULL, db, n, q, m, d, k, cmir_knn_default_params(), ids, dist), CMIR_ENOMEM);
     ASSERT_EQ_INT(cmir_last_error_code(), CMIR_ENOMEM);
     cmir_set_allocator(NULL);
     t_fail_at = 0;

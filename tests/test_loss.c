@@ -223,7 +223,7 @@ int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = 2;
+    ep.threads = 2;
     ex = cmir_exec_new(ep);
     rng = cmir_rng_new(777);
     RUN(test_softmax_xent);

@@ -13,11 +13,12 @@ static cmir_metrics_result run(int T, const float *Q, int64_t nq, const float *D
                                const cmir_metrics_params *p, double *map_at, double *p_at)
 {
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = T;
+    ep.threads = T;
     cmir_exec *ex = cmir_exec_new(ep);
     cmir_metrics_result r;
     memset(&r, 0xff, sizeof r);
-    ASSERT_OK(cmir_metrics_eval(ex, Q, nq, D, nd, d, lab, p, &r, map_at, p_at));
+    cmir_metrics_params pv = p ? *p : cmir_metrics_default_params();
+    ASSERT_OK(cmir_metrics_eval(ex, Q, nq, D, nd, d, lab, pv, NULL, NULL, &r, map_at, p_at));
     cmir_exec_free(ex);
     return r;
 }
@@ -148,7 +149,7 @@ static void test_self_exclude(void)
     /* self_exclude with more queries than database items */
     cmir_metrics_result rr;
     p.self_exclude = 1;
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 3, 1, &lab, &p, &rr, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 3, 1, &lab, p, NULL, NULL, &rr, NULL, NULL),
                   CMIR_EINVAL);
 }
 
@@ -391,41 +392,41 @@ static void test_edge_and_bad(void)
     cmir_metrics_result r;
     cmir_metrics_labels lab = {c, c, NULL, NULL, 0};
     /* nothing to evaluate: NaN means, counts set */
-    ASSERT_OK(cmir_metrics_eval(NULL, X, 4, X, 0, 1, &lab, NULL, &r, NULL, NULL));
+    ASSERT_OK(cmir_metrics_eval(NULL, X, 4, X, 0, 1, &lab, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL));
     ASSERT_EQ_INT(r.n_queries, 0);
     ASSERT_EQ_INT(r.n_no_relevant, 4);
     ASSERT_TRUE(isnan(r.map) && isnan(r.anmrr) && isnan(r.pr[0]));
-    ASSERT_OK(cmir_metrics_eval(NULL, X, 0, X, 4, 1, &lab, NULL, &r, NULL, NULL));
+    ASSERT_OK(cmir_metrics_eval(NULL, X, 0, X, 4, 1, &lab, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL));
     ASSERT_EQ_INT(r.n_queries, 0);
     /* bad arguments */
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 0, &lab, NULL, &r, NULL, NULL), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, NULL, 4, X, 4, 1, &lab, NULL, &r, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 0, &lab, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, NULL, 4, X, 4, 1, &lab, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL),
                   CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, NULL, NULL, &r, NULL, NULL), CMIR_EINVAL);
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &lab, NULL, NULL, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, NULL, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &lab, cmir_metrics_default_params(), NULL, NULL, NULL, NULL, NULL),
                   CMIR_EINVAL);
     cmir_metrics_labels both = {c, c, m, m, 1};
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &both, NULL, &r, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &both, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL),
                   CMIR_EINVAL);
     cmir_metrics_labels none = {NULL, NULL, NULL, NULL, 0};
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &none, NULL, &r, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &none, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL),
                   CMIR_EINVAL);
     cmir_metrics_labels bad = {c, neg, NULL, NULL, 0};
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &bad, NULL, &r, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &bad, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL),
                   CMIR_EINVAL);
     cmir_metrics_labels ml0 = {NULL, NULL, m, m, 0};
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &ml0, NULL, &r, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &ml0, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL),
                   CMIR_EINVAL);
     cmir_metrics_params p = cmir_metrics_default_params();
     static const int zero[1] = {0};
     p.cutoffs = zero;
     p.n_cutoffs = 1;
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &lab, &p, &r, NULL, NULL), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &lab, p, NULL, NULL, &r, NULL, NULL), CMIR_EINVAL);
     p = cmir_metrics_default_params();
     p.paper_queries = -1;
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &lab, &p, &r, NULL, NULL), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &lab, p, NULL, NULL, &r, NULL, NULL), CMIR_EINVAL);
     const float nanq[4] = {0, NAN, 2, 3};
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, nanq, 4, X, 4, 1, &lab, NULL, &r, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, nanq, 4, X, 4, 1, &lab, cmir_metrics_default_params(), NULL, NULL, &r, NULL, NULL),
                   CMIR_EINVAL);
 }
 
@@ -444,10 +445,8 @@ static void test_cancel(void)
     cmir_metrics_labels lab = {c, c, NULL, NULL, 0};
     cmir_metrics_params p = cmir_metrics_default_params();
     int calls = 0;
-    p.progress = cancel_cb;
-    p.progress_user = &calls;
     cmir_metrics_result r;
-    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &lab, &p, &r, NULL, NULL),
+    ASSERT_EQ_INT(cmir_metrics_eval(NULL, X, 4, X, 4, 1, &lab, p, cancel_cb, &calls, &r, NULL, NULL),
                   CMIR_ECANCEL);
     ASSERT_EQ_INT(calls, 1);
 }
@@ -466,9 +465,9 @@ static int metrics_once(void *u)
 {
     const metrics_case *c = u;
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = 2;
+    ep.threads = 2;
     cmir_exec *ex = cmir_exec_new(ep);
-    int rc = ex ? cmir_metrics_eval(ex, c->Q, 2, c->D, 5, 1, c->lab, c->p, c->r, NULL, NULL)
+    int rc = ex ? cmir_metrics_eval(ex, c->Q, 2, c->D, 5, 1, c->lab, *c->p, NULL, NULL, c->r, NULL, NULL)
                 : cmir_last_error_code();
     cmir_exec_free(ex);
     return rc;
@@ -484,7 +483,7 @@ static void test_alloc_failures(void)
     cmir_metrics_params p = cmir_metrics_default_params();
     p.paper_queries = 1;
     cmir_metrics_result ref, r;
-    ASSERT_OK(cmir_metrics_eval(NULL, Q, 2, D, 5, 1, &lab, &p, &ref, NULL, NULL));
+    ASSERT_OK(cmir_metrics_eval(NULL, Q, 2, D, 5, 1, &lab, p, NULL, NULL, &ref, NULL, NULL));
     metrics_case c = {Q, D, &lab, &p, &r};
     ASSERT_TRUE(t_sweep("cmir_metrics_eval", metrics_once, &c, 1, 60) > 5);
     ASSERT_TRUE(memcmp(&r, &ref, sizeof r) == 0);

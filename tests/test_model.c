@@ -284,7 +284,7 @@ int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = 2;
+    ep.threads = 2;
     ex = cmir_exec_new(ep);
     RUN(test_pools);
     RUN(test_cnn_grad);

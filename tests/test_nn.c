@@ -167,7 +167,7 @@ static double max_abs_diff(const float *a, const float *b, size_t n)
 static void conv_vs_naive(int N, int H, int Wd, int Ci, int Co, int threads)
 {
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = threads;
+    ep.threads = threads;
     cmir_exec *e = cmir_exec_new(ep);
     size_t nx = (size_t)N * H * Wd * Ci, ny = (size_t)N * H * Wd * Co, nw = 9 * Ci * Co;
     float *x = randv(nx, 1), *W = randv(nw, 1), *b = randv(Co, 1), *dy = randv(ny, 1);
@@ -419,8 +419,8 @@ static void test_batchnorm(void)
 }
 
 /* ---------------- fused block kernels ----------------
- * cmir_conv3x3_lrelu_forward, cmir_bn_maxpool_forward and
- * cmir_bn_maxpool_backward against the unfused sequence conv -> lrelu ->
+ * cmir__conv3x3_lrelu_forward, cmir__bn_maxpool_forward and
+ * cmir__bn_maxpool_backward against the unfused sequence conv -> lrelu ->
  * batchnorm -> maxpool (forward) and maxpool -> batchnorm -> lrelu
  * (backward), on shapes with channel tails (C % 16), trailing rows and
  * columns the pooling drops, several windows and 1 to 3 threads; the
@@ -437,7 +437,7 @@ static double max_abs(const float *a, size_t n)
 static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int threads)
 {
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = threads;
+    ep.threads = threads;
     cmir_exec *e = cmir_exec_new(ep);
     const float slope = 0.01f;
     const int Ho = H / k, Wo = W / k;
@@ -470,7 +470,7 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
     ASSERT_OK(cmir_batchnorm_forward(e, bp, 1, &tar, gamma, beta, rm0, rv0, sm0, si0, &tbn));
     ASSERT_OK(cmir_maxpool_forward(e, k, &tbn, &tpr, argref));
     /* conv + lrelu: the same values; sums of y and y^2 */
-    ASSERT_OK(cmir_conv3x3_lrelu_forward(e, &tx, Wt, b, slope, &ta, sums));
+    ASSERT_OK(cmir__conv3x3_lrelu_forward(e, &tx, Wt, b, slope, &ta, sums));
     ASSERT_TRUE(memcmp(a, aref, sizeof(float) * na) == 0);
     for (int c = 0; c < C; c++) {
         double s = 0, q = 0;
@@ -482,7 +482,7 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
         ASSERT_NEAR(sums[C + c], q, 1e-5 * q + 1e-6);
     }
     /* bn + maxpool with the conv's sums: the statistics within rounding */
-    ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1, sums,
+    ASSERT_OK(cmir__bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1, sums,
                                       &tp, arg, xw));
     for (int c = 0; c < C; c++) {
         ASSERT_NEAR(sm1[c], sm0[c], 1e-5 * (fabs(sm0[c]) + 1.0 / si0[c]));
@@ -512,14 +512,14 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
     memcpy(rm2, rm1, sizeof rm2);
     memcpy(rv2, rv1, sizeof rv2);
     float *xw2 = malloc(sizeof(float) * np);
-    ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1, NULL,
+    ASSERT_OK(cmir__bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1, NULL,
                                       &tp, arg, xw));
     for (int c = 0; c < C; c++) {
         ASSERT_NEAR(sm1[c], sm0[c], 1e-6 * (fabs(sm0[c]) + 1.0 / si0[c]));
         ASSERT_NEAR(si1[c], si0[c], 1e-6 * si0[c]);
     }
     cmir__fused_generic = 1;
-    ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm2, rv2, sm2, si2, NULL,
+    ASSERT_OK(cmir__bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm2, rv2, sm2, si2, NULL,
                                       &tp2, arg2, xw2));
     cmir__fused_generic = 0;
     ASSERT_TRUE(memcmp(sm1, sm2, sizeof(float) * C) == 0 && memcmp(si1, si2, sizeof(float) * C) == 0);
@@ -530,7 +530,7 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
     /* inference: the running statistics; exactly batchnorm + maxpool */
     ASSERT_OK(cmir_batchnorm_forward(e, bp, 0, &tar, gamma, beta, rm0, rv0, NULL, NULL, &tbn));
     ASSERT_OK(cmir_maxpool_forward(e, k, &tbn, &tpr, argref));
-    ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 0, k, &ta, gamma, beta, rm0, rv0, NULL, NULL, NULL,
+    ASSERT_OK(cmir__bn_maxpool_forward(e, bp, 0, k, &ta, gamma, beta, rm0, rv0, NULL, NULL, NULL,
                                       &tp, arg, NULL));
     ASSERT_TRUE(memcmp(p, pref, sizeof(float) * np) == 0);
     ASSERT_TRUE(memcmp(arg, argref, sizeof(int32_t) * np) == 0);
@@ -551,12 +551,12 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
     for (int pass = 0; pass < 2; pass++) {
         float *xh = NULL;
         if (pass) {
-            ASSERT_OK(cmir_bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1,
+            ASSERT_OK(cmir__bn_maxpool_forward(e, bp, 1, k, &ta, gamma, beta, rm1, rv1, sm1, si1,
                                               NULL, &tp, arg, xw));
             ASSERT_TRUE(memcmp(arg, argref, sizeof(int32_t) * np) == 0);
             xh = xw;
         }
-        ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, pass ? sm1 : sm0,
+        ASSERT_OK(cmir__bn_maxpool_backward(e, slope, k, &ta, gamma, pass ? sm1 : sm0,
                                            pass ? si1 : si0, &tdp, argref, xh, &tda, dg, dbt));
         for (size_t i = 0; i < na; i++)
             bworst = fmax(bworst, fabs(da[i] - daref[i]));
@@ -566,17 +566,17 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
             ASSERT_NEAR(dbt[c], dbr[c], 1e-5 * (fabs(dbr[c]) + 1.0));
         }
         cmir__fused_generic = 1;
-        ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, pass ? sm1 : sm0,
+        ASSERT_OK(cmir__bn_maxpool_backward(e, slope, k, &ta, gamma, pass ? sm1 : sm0,
                                            pass ? si1 : si0, &tdp, argref, xh, &tda2, dg2, dbt2));
         cmir__fused_generic = 0;
         ASSERT_TRUE(memcmp(da, da2, sizeof(float) * na) == 0);
         ASSERT_TRUE(memcmp(dg, dg2, sizeof(float) * C) == 0 && memcmp(dbt, dbt2, sizeof(float) * C) == 0);
     }
     /* parameter gradients only */
-    ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, sm0, si0, &tdp, argref, NULL,
+    ASSERT_OK(cmir__bn_maxpool_backward(e, slope, k, &ta, gamma, sm0, si0, &tdp, argref, NULL,
                                        NULL, dg2, dbt2));
     /* the whole block's backward (dy made row by row inside the conv) is
-     * bit-identical to cmir_bn_maxpool_backward followed by the conv's */
+     * bit-identical to cmir__bn_maxpool_backward followed by the conv's */
     {
         size_t kc = (size_t)9 * Ci * C;
         float *dW0 = malloc(sizeof(float) * kc), *dW1 = malloc(sizeof(float) * kc);
@@ -584,10 +584,10 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
         float *dx0 = malloc(sizeof(float) * nx), *dx1 = malloc(sizeof(float) * nx);
         cmir_tensor tdx0 = cmir_tensor_4d(dx0, N, H, W, Ci), tdx1 = cmir_tensor_4d(dx1, N, H, W, Ci);
         for (int withdx = 0; withdx < 2; withdx++) {
-            ASSERT_OK(cmir_bn_maxpool_backward(e, slope, k, &ta, gamma, sm1, si1, &tdp, argref, xw,
+            ASSERT_OK(cmir__bn_maxpool_backward(e, slope, k, &ta, gamma, sm1, si1, &tdp, argref, xw,
                                                &tda, dg, dbt));
             ASSERT_OK(cmir_conv3x3_backward(e, &tx, Wt, &tda, withdx ? &tdx0 : NULL, dW0, db0));
-            ASSERT_OK(cmir_conv3x3_bn_maxpool_backward(e, slope, k, &ta, gamma, sm1, si1, &tdp,
+            ASSERT_OK(cmir__conv3x3_bn_maxpool_backward(e, slope, k, &ta, gamma, sm1, si1, &tdp,
                                                        argref, xw, &tx, Wt, b,
                                                        withdx ? &tdx1 : NULL, dW1, db1, dg2,
                                                        dbt2));
@@ -607,10 +607,10 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
         memcpy(rv4, rv0, sizeof rv4);
         float *xw3 = malloc(sizeof(float) * np), *xw4 = malloc(sizeof(float) * np);
         for (int training = 1; training >= 0; training--) {
-            ASSERT_OK(cmir_conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, training, k, gamma,
+            ASSERT_OK(cmir__conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, training, k, gamma,
                                                       beta, rm3, rv3, sm3, si3, &ta, &tp, arg,
                                                       training ? xw3 : NULL));
-            ASSERT_OK(cmir_conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, training, k, gamma,
+            ASSERT_OK(cmir__conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, training, k, gamma,
                                                       beta, rm4, rv4, sm4, si4, NULL, &tp2, arg2,
                                                       training ? xw4 : NULL));
             ASSERT_TRUE(memcmp(a, aref, sizeof(float) * na) == 0);
@@ -623,11 +623,11 @@ static void fused_vs_unfused(int N, int H, int W, int Ci, int C, int k, int thre
             if (training)
                 ASSERT_TRUE(memcmp(xw3, xw4, sizeof(float) * np) == 0);
         }
-        ASSERT_OK(cmir_conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, 1, k, gamma, beta, rm3,
+        ASSERT_OK(cmir__conv3x3_bn_maxpool_forward(e, &tx, Wt, b, slope, bp, 1, k, gamma, beta, rm3,
                                                   rv3, sm3, si3, NULL, &tp, arg, xw3));
-        ASSERT_OK(cmir_conv3x3_bn_maxpool_backward(e, slope, k, &ta, gamma, sm3, si3, &tdp, arg,
+        ASSERT_OK(cmir__conv3x3_bn_maxpool_backward(e, slope, k, &ta, gamma, sm3, si3, &tdp, arg,
                                                    xw3, &tx, Wt, b, &tdx0, dW0, db0, dg, dbt));
-        ASSERT_OK(cmir_conv3x3_bn_maxpool_backward(e, slope, k, NULL, gamma, sm3, si3, &tdp, arg,
+        ASSERT_OK(cmir__conv3x3_bn_maxpool_backward(e, slope, k, NULL, gamma, sm3, si3, &tdp, arg,
                                                    xw3, &tx, Wt, b, &tdx1, dW1, db1, dg2, dbt2));
         ASSERT_TRUE(memcmp(dW0, dW1, sizeof(float) * kc) == 0);
         ASSERT_TRUE(memcmp(db0, db1, sizeof(float) * C) == 0);
@@ -668,7 +668,7 @@ static double fused_loss(void *c)
 {
     fused_ctx *d = c;
     cmir_lrelu_forward(ex, d->slope, &d->z, &d->a);
-    cmir_bn_maxpool_forward(ex, cmir_bn_default_params(), 1, d->k, &d->a, d->gamma, d->beta,
+    cmir__bn_maxpool_forward(ex, cmir_bn_default_params(), 1, d->k, &d->a, d->gamma, d->beta,
                             d->rm, d->rv, d->sm, d->si, NULL, &d->y, d->arg, d->xw);
     return dot(d->y.data, d->R, (size_t)cmir_tensor_numel(&d->y));
 }
@@ -707,7 +707,7 @@ static void test_fused_grad(void)
     cmir_tensor dy = cmir_tensor_4d(d.R, N, H / k, W / k, C);
     cmir_tensor dz = cmir_tensor_4d(malloc(sizeof(float) * n), N, H, W, C);
     float *dg = randv(C, 1), *dbt = randv(C, 1);
-    ASSERT_OK(cmir_bn_maxpool_backward(ex, d.slope, k, &d.a, d.gamma, d.sm, d.si, &dy, d.arg,
+    ASSERT_OK(cmir__bn_maxpool_backward(ex, d.slope, k, &d.a, d.gamma, d.sm, d.si, &dy, d.arg,
                                        d.xw, &dz, dg, dbt));
     fd_check("fused lrelu+bn+pool dz", d.z.data, dz.data, n, fused_loss, &d, 80);
     fd_check("fused lrelu+bn+pool dgamma", d.gamma, dg, C, fused_loss, &d, C);
@@ -772,7 +772,7 @@ int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = 2;
+    ep.threads = 2;
     ex = cmir_exec_new(ep);
     rng = cmir_rng_new(12345);
     RUN(test_dense_grad);

@@ -83,7 +83,7 @@ static void make_batch(cmir_rng *r, float *x, int32_t *lab)
 static double train(net *n, int threads, int steps)
 {
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = threads;
+    ep.threads = threads;
     cmir_exec *ex = cmir_exec_new(ep);
     cmir_rng *r = cmir_rng_new(2024);
     memset(n, 0, sizeof *n);

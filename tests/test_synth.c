@@ -174,13 +174,13 @@ static void test_determinism(void)
     p.size = 256;
     p.n_scenes = 2;
     p.seed = 42;
-    p.n_threads = 1;
+    p.threads = 1;
     make_subdir("d1");
     make_subdir("d2");
     make_subdir("d3");
     make_subdir("d4");
     ASSERT_OK(cmir_synth_run(&p, path_in("d1"), "s", NULL, NULL));
-    p.n_threads = 3;
+    p.threads = 3;
     ASSERT_OK(cmir_synth_run(&p, path_in("d2"), "s", NULL, NULL));
     const char *kinds[4] = {"pan.tif", "ms.tif", "class.tif", "class.tif.aux.xml"};
     for (int k = 0; k < 4; k++)
@@ -498,13 +498,13 @@ static void test_rgb_determinism(void)
     p.size = 384;
     p.n_scenes = 2;
     p.seed = 9;
-    p.n_threads = 1;
+    p.threads = 1;
     make_subdir("r1");
     make_subdir("r2");
     make_subdir("r3");
     make_subdir("r4");
     ASSERT_OK(cmir_synth_rgb_run(&p, path_in("r1"), "s", NULL, NULL));
-    p.n_threads = 3;
+    p.threads = 3;
     ASSERT_OK(cmir_synth_rgb_run(&p, path_in("r2"), "s", NULL, NULL));
     const char *kinds[3] = {"rgb.tif", "class.tif", "class.tif.aux.xml"};
     for (int k = 0; k < 3; k++)

@@ -188,7 +188,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-noise")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.noise);
         else if (!strcmp(a, "-confusion")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.confusion);
         else if (!strcmp(a, "-mtf")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.mtf);
-        else if (!strcmp(a, "-threads")) bad = cmir_app_int(prog, a, v, 0, 1024, &p.n_threads);
+        else if (!strcmp(a, "-threads")) bad = cmir_app_int(prog, a, v, 0, 1024, &p.threads);
         else if (!strcmp(a, "-o")) dir = v;
         else if (!strcmp(a, "-prefix")) prefix = v;
         else if (!strcmp(a, "-labels")) p.labels = v;

@@ -20,10 +20,9 @@ extern "C" {
 #define CMIR_API
 #endif
 
-#define CMIR_VERSION_MAJOR 0
-#define CMIR_VERSION_MINOR 1
-#define CMIR_VERSION_PATCH 0
-#define CMIR_VERSION_STRING "0.1.0"
+/* CMIR_VERSION_MAJOR/MINOR/PATCH and CMIR_VERSION_STRING, generated from
+ * the project VERSION in CMakeLists.txt. */
+#include "cmir/version.h"
 
 /* Return codes. 0 is success; every failure is negative. */
 enum {
@@ -105,7 +104,7 @@ CMIR_API void cmir_rng_set_state(cmir_rng *r, const uint64_t state[4]);
 typedef struct cmir_exec cmir_exec;
 
 typedef struct cmir_exec_params {
-    int n_threads; /* >= 1; 0 means "all online CPUs" */
+    int threads; /* >= 1; 0 means "all online CPUs" */
 } cmir_exec_params;
 
 CMIR_API cmir_exec_params cmir_exec_default_params(void);

@@ -35,9 +35,9 @@ typedef struct cmir_knn_params {
      * state (thresholds, heaps) a thread keeps while it streams the
      * database; default 0 = 512. db_block: database rows per sgemm tile;
      * default 0 = automatic: for d <= 128 the tiles are rows x 128 queries
-     * x d with rows = 1e6 / (128 d) (about 122 for d = 64), the size at
-     * which OpenBLAS 0.3.21's SkylakeX build uses kernels that neither pack
-     * the operands nor clear C; for d > 128, 512 rows x query_block. */
+     * x d with rows = 1e6 / (128 d) (about 122 for d = 64), small enough
+     * for OpenBLAS's unpacked small-matrix kernels (why: bench/README.md);
+     * for d > 128, 512 rows x query_block. */
     int query_block;
     int db_block;
 } cmir_knn_params;
@@ -46,7 +46,7 @@ CMIR_API cmir_knn_params cmir_knn_default_params(void);
 
 /* Squared Euclidean norms of the n rows of x (row-major n x d): norms[i] =
  * sum_j x[i,j]^2 accumulated in double (order unspecified), rounded to
- * float; norms has n floats, caller-allocated. For p->db_norms of
+ * float; norms has n floats, caller-allocated. For p.db_norms of
  * cmir_knn. Single-threaded. Returns 0, or CMIR_EINVAL for NULL pointers,
  * n < 0, d <= 0, d > 2^20, a row with a NaN or an infinite value, or a
  * squared norm of 1e30 or more (see cmir_knn). */
@@ -54,12 +54,12 @@ CMIR_API int cmir_knn_norms(const float *x, int64_t n, int d, float *norms);
 
 /* For each of the m queries q (row-major m x d) finds the k rows of the
  * database db (row-major n x d) nearest in Euclidean distance. db, q,
- * p->mask and p->db_norms are only read; ids and dist are only written.
+ * p.mask and p.db_norms are only read; ids and dist are only written.
  *
  * Output: ids[i*k + r] and dist[i*k + r] (both m x k, caller-allocated)
  * are the database row index and distance of the r-th nearest row to query
  * i, in ascending order of distance. When fewer than k rows qualify (k > n,
- * or rows removed by p->mask / p->max_dist), the remaining slots get id -1
+ * or rows removed by p.mask / p.max_dist), the remaining slots get id -1
  * and dist +INFINITY. dist may be NULL when only the ids are wanted.
  *
  * Exactness: the result is identical (ids and order) to a brute force that
@@ -67,7 +67,7 @@ CMIR_API int cmir_knn_norms(const float *x, int64_t n, int d, float *norms);
  *     D(q, x) = sum over j = 0..d-1, in this order, of ((double)q_j - (double)x_j)^2
  * in IEEE double precision (no fused multiply-add), and sorts by (D, row
  * index) ascending: ties in D go to the smaller row index. dist[] holds
- * (float)D, or (float)sqrt(D) with p->squared = 0; max_dist is compared
+ * (float)D, or (float)sqrt(D) with p.squared = 0; max_dist is compared
  * with D (or sqrt(D)) in double. The float sgemm values ||x||^2 - 2 q.x
  * only select candidates: a rigorous bound on their rounding error (from
  * d and the largest squared norms) proves every skipped row is beaten by k
@@ -86,19 +86,19 @@ CMIR_API int cmir_knn_norms(const float *x, int64_t n, int d, float *norms);
  * or, with fewer than 8 queries per thread, the database is split and the
  * per-thread results merged (single queries). Scratch memory (from the
  * context) is bounded by the block sizes, k and the thread count (about
- * 1.1 MiB per thread for k = 10), never by n*m; without p->db_norms, n
+ * 1.1 MiB per thread for k = 10), never by n*m; without p.db_norms, n
  * floats for the norms are added and each call reads the database once
  * more to compute them. When k >= n/4 every allowed row's D is computed
  * and radix-sorted per query instead (O(n*d) double operations per query,
  * n * 32 bytes per thread), which also serves full rankings (k = n).
  *
- * ex may be NULL (one thread, scratch allocated for the call). p NULL means
- * cmir_knn_default_params(). Returns 0; CMIR_EINVAL for NULL db (with
+ * ex may be NULL (one thread, scratch allocated for the call). p is taken
+ * by value (start from cmir_knn_default_params()). Returns 0; CMIR_EINVAL for NULL db (with
  * n > 0), q (with m > 0) or ids (with m > 0), n < 0, m < 0, d <= 0,
  * d > 2^20, k <= 0, bad params or bad values; CMIR_ENOMEM. On failure the
  * contents of ids and dist are unspecified. */
 CMIR_API int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t m,
-                      int d, int k, const cmir_knn_params *p, int64_t *ids, float *dist);
+                      int d, int k, cmir_knn_params p, int64_t *ids, float *dist);
 
 #ifdef __cplusplus
 }

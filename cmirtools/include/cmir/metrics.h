@@ -43,10 +43,6 @@ typedef struct cmir_metrics_params {
      * (as in the paper); 0 = all evaluated queries. */
     int paper_queries;
     uint64_t seed; /* default 1 */
-    /* Optional progress callback (fraction of queries ranked); non-zero
-     * from it cancels with CMIR_ECANCEL. Default NULL. */
-    cmir_progress_fn progress;
-    void *progress_user;
 } cmir_metrics_params;
 
 CMIR_API cmir_metrics_params cmir_metrics_default_params(void);
@@ -88,9 +84,11 @@ typedef struct cmir_metrics_result {
 
 /* Evaluates retrieval of the nq query codes Q (row-major nq x d) against
  * the nd database codes D (row-major nd x d) with the relevance `labels`.
- * map_at and p_at (p->n_cutoffs doubles each, caller-allocated, either may
- * be NULL) receive mAP@k and P@k for p->cutoffs in order. p NULL means the
- * defaults. ex gives the threads (NULL: one).
+ * map_at and p_at (p.n_cutoffs doubles each, caller-allocated, either may
+ * be NULL) receive mAP@k and P@k for p.cutoffs in order. p is taken by
+ * value (start from cmir_metrics_default_params()). progress (may be NULL)
+ * gets the fraction of queries ranked; non-zero from it cancels with
+ * CMIR_ECANCEL. ex gives the threads (NULL: one).
  *
  * Cost: O(nd * d + nd) per evaluated query for the exact ranking (see
  * cmir_knn with k = nd) plus O(nd * n_labels / 64) for relevance; memory
@@ -102,8 +100,8 @@ typedef struct cmir_metrics_result {
  * written only on success. */
 CMIR_API int cmir_metrics_eval(cmir_exec *ex, const float *Q, int64_t nq, const float *D,
                                int64_t nd, int d, const cmir_metrics_labels *labels,
-                               const cmir_metrics_params *p, cmir_metrics_result *out,
-                               double *map_at, double *p_at);
+                               cmir_metrics_params p, cmir_progress_fn progress, void *user,
+                               cmir_metrics_result *out, double *map_at, double *p_at);
 
 #ifdef __cplusplus
 }

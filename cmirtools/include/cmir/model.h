@@ -161,7 +161,7 @@ typedef struct cmir_model_info {
     int pan_h, pan_w, pan_bands, ms_h, ms_w, ms_bands;
     int ratio, n_classes, d_v, multilabel;
     const char *id;       /* MODEL_ID; owned by the model */
-    int scenario;         /* a cmir_scenario */
+    cmir_scenario scenario;
     int audio_feature;    /* image-speech: the cmir_audio_feature_kind its
                              clips were described with (AUDIO_FEATURE in the
                              file: "segmental" or "cepstral"); queries must
@@ -194,7 +194,15 @@ CMIR_API const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, i
  * 0 = image tiles, 1 = clip features, n x 128) into the unified space:
  * V (n x d_v). Z (n x 128 stage-1 features) may be NULL. Normalisation is
  * applied inside. Processes at most 64 tiles at a time. ex may be NULL
- * (a context of the model's own, with all CPUs, is used). */
+ * (a context of the model's own, with all CPUs, is used).
+ *
+ * Threads: a model is not safe to share between threads while one of
+ * them embeds. cmir_model_embed writes scratch inside the model (the
+ * normalised tiles, the networks' activations, its own context), so give
+ * each thread its own model (cmir_model_load the file once per thread),
+ * or serialise the calls. The read-only accessors (cmir_model_get_info,
+ * _modality_name, _class_name, _class_of, _test_tiles, _audio_params)
+ * may run concurrently with each other. */
 CMIR_API int cmir_model_embed(cmir_model *m, cmir_exec *ex, int modality, const float *tiles, int n,
                               float *Z, float *V);
 

@@ -111,7 +111,7 @@ typedef struct cmir_synth_params {
                           band means ~113, 112, 85, 53 */
     int class_res;     /* CMIR_SYNTH_CLASS_AT_MS (default: mode of each
                           ratio x ratio block) or CMIR_SYNTH_CLASS_AT_PAN */
-    int n_threads;     /* rendering threads; 0 = all online CPUs (at most
+    int threads;       /* rendering threads; 0 = all online CPUs (at most
                           64). Never changes the output */
     const char *const *creation_options; /* extra GTiff creation options,
                           "NAME=VALUE", NULL-terminated, or NULL; they
@@ -239,7 +239,7 @@ CMIR_API int cmir_synth_wald(const cmir_synth_params *p, const char *const *inpu
  * 64..16384), n_scenes, first_index, seed, epsg, origin_x/y (scene k at
  * column k % 8, row k / 8, 1024 m gaps), pan_res (the pixel size, metres),
  * cell_size (region spacing, 20 m .. 100 x the scene width), variation,
- * noise, n_threads, creation_options. Start from
+ * noise, threads, creation_options. Start from
  * cmir_synth_rgb_default_params(): 2048 x 2048 pixels of 0.3 m (614 m),
  * regions of 110 m, EPSG:32610 (WGS 84 / UTM 10N) at (720000, 4134000),
  * about 120.5 W 37.3 N (Merced, California).
@@ -250,18 +250,8 @@ CMIR_API int cmir_synth_wald(const cmir_synth_params *p, const char *const *inpu
  * category names in its .aux.xml sidecar and in the metadata as
  * CLASS_1..CLASS_17), tiled DEFLATE GeoTIFFs in params.epsg.
  *
- * Label shares at the defaults (measured on 32 scenes, seeds 1..4 x
- * scenes 0..7: 2048 tiles of 256 x 256 pixels, a label counted when it
- * covers >= 1% of the tile's 64 x 64 mode-resampled label grid, as
- * cmir_tile -multilabel 0.01 without MS scenes sees it), percent of tiles:
- *   airplane 6.9, bare soil 32.0, buildings 17.6, cars 8.7, chaparral 24.1,
- *   court 8.8, dock 8.0, field 23.5, grass 46.4, mobile home 8.8,
- *   pavement 52.9, sand 18.4, sea 27.8, ship 7.7, tanks 8.5, trees 23.8,
- *   water 22.4;
- * 3.46 labels per tile on average (pixel shares: the 8 land covers 6-22%
- * each, objects 0.2-1.4% each). The archive's MULTI_LABELS agree with these
- * fractions (checked on 8 scenes through cmir_tile). Rendering a 2048 x 2048
- * scene takes about 1.3-1.9 s on 2 cores (writing it about 1 s more). */
+ * The label shares of tiles at the defaults, and rendering times, as
+ * measured: bench/README.md. */
 enum {
     CMIR_SYNTH_RGB_AIRPLANE = 1,
     CMIR_SYNTH_RGB_BARE_SOIL = 2,

@@ -72,10 +72,9 @@ typedef struct cmir_tile_params {
                              given (with multilabel_frac > 0: without any
                              label above it; such a tile without a
                              majority class is kept, class 0); default 1 */
-    int deflate;          /* archive compression level 0..9; default 0: zlib
-                             (level 1: ~90 MB/s) would make tiling 8x slower
-                             than reading the scenes; archives of real imagery
-                             shrink by about a third with it */
+    int deflate;          /* archive compression level 0..9; default 0 (zlib
+                             costs more than reading the scenes; figures in
+                             bench/README.md) */
 } cmir_tile_params;
 
 CMIR_API cmir_tile_params cmir_tile_default_params(void);

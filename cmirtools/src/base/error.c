@@ -1,5 +1,6 @@
 /* Thread-local error message and the names of return codes, plus the
- * library version. */
+ * library version (CMIR_VERSION_STRING, generated from the project VERSION;
+ * kept here, not in info.c, so that printing it links no matio). */
 #include "internal.h"
 
 #include <stdarg.h>

@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 struct cmir_exec {
-    int n_threads;
+    int threads;
     void *scratch;
     size_t scratch_size;
 };
@@ -21,18 +21,18 @@ cmir_exec_params cmir_exec_default_params(void)
 cmir_exec *cmir_exec_new(cmir_exec_params p)
 {
     cmir_exec *ex;
-    if (p.n_threads < 0 || p.n_threads > 1024) {
-        cmir__error(CMIR_EINVAL, "n_threads must be in [0, 1024], got %d", p.n_threads);
+    if (p.threads < 0 || p.threads > 1024) {
+        cmir__error(CMIR_EINVAL, "threads must be in [0, 1024], got %d", p.threads);
         return NULL;
     }
     ex = cmir__calloc(1, sizeof *ex);
     if (!ex)
         return NULL;
-    if (p.n_threads == 0) {
+    if (p.threads == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        p.n_threads = n > 0 ? (int)n : 1;
+        p.threads = n > 0 ? (int)n : 1;
     }
-    ex->n_threads = p.n_threads;
+    ex->threads = p.threads;
     return ex;
 }
 
@@ -44,7 +44,7 @@ void cmir_exec_free(cmir_exec *ex)
     cmir__free(ex);
 }
 
-int cmir_exec_threads(const cmir_exec *ex) { return ex ? ex->n_threads : 1; }
+int cmir_exec_threads(const cmir_exec *ex) { return ex ? ex->threads : 1; }
 
 void *cmir__exec_scratch(cmir_exec *ex, size_t bytes)
 {

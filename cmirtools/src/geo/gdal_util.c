@@ -1,5 +1,5 @@
 /* GDAL boundary helpers: quiet error handling, error translation with the
- * "gdal" domain prefix, raster opening and type mapping. */
+ * "gdal" domain prefix, and raster opening. */
 #include "gdal_util.h"
 
 #include <cpl_error.h>
@@ -46,24 +46,4 @@ GDALDatasetH cmir__gdal_open_raster(const char *path)
     }
     cmir__gdal_quiet_end();
     return ds;
-}
-
-cmir_dtype cmir__dtype_from_gdal(GDALDataType t)
-{
-    switch (t) {
-    case GDT_Byte: return CMIR_DT_UINT8;
-    case GDT_UInt16: return CMIR_DT_UINT16;
-    case GDT_Int16: return CMIR_DT_INT16;
-    default: return CMIR_DT_FLOAT32;
-    }
-}
-
-GDALDataType cmir__gdal_from_dtype(cmir_dtype t)
-{
-    switch (t) {
-    case CMIR_DT_UINT8: return GDT_Byte;
-    case CMIR_DT_UINT16: return GDT_UInt16;
-    case CMIR_DT_INT16: return GDT_Int16;
-    default: return GDT_Float32;
-    }
 }

@@ -1,9 +1,9 @@
-/* Internal GDAL helpers: opening rasters with GDAL's messages captured as
- * one-line "gdal: file: problem" errors, and data type mapping. */
+/* geo's exported internal API (not installed): opening rasters with GDAL's
+ * messages captured as one-line "gdal: file: problem" errors. Modules above
+ * geo (tiling, index) include it; it knows nothing of archives. */
 #ifndef CMIR_GDAL_UTIL_H
 #define CMIR_GDAL_UTIL_H
 
-#include "cmir/archive.h"
 #include "../base/internal.h"
 
 #include <gdal.h>
@@ -22,10 +22,5 @@ int cmir__gdal_error(int code, const char *path, const char *what);
 /* Opens a raster read-only (quietly); NULL with the error set. Checks it
  * has at least one band and a non-empty size. */
 GDALDatasetH cmir__gdal_open_raster(const char *path);
-
-/* The archive type that holds a GDAL type without loss where possible:
- * Byte -> UINT8, UInt16 -> UINT16, Int16 -> INT16, anything else FLOAT32. */
-cmir_dtype cmir__dtype_from_gdal(GDALDataType t);
-GDALDataType cmir__gdal_from_dtype(cmir_dtype t);
 
 #endif

@@ -282,7 +282,7 @@ int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, 
         kp.squared = 0;
         kp.max_dist = F.max_dist;
         kp.db_norms = ix->norms;
-        rc = cmir_knn(ex, ix->v, ix->n, q, m, ix->dim, k, &kp, rows, dist);
+        rc = cmir_knn(ex, ix->v, ix->n, q, m, ix->dim, k, kp, rows, dist);
     }
     cmir__free(mask);
     return rc;

@@ -4,6 +4,7 @@
  * speech branch) no blocks: an MLP. Forward, backward, parameters, save
  * and load. Activations live in buffers that grow once and are reused. */
 #include "cmir/model.h"
+#include "../nn/nn_export.h"
 #include "../base/internal.h"
 
 #include <math.h>
@@ -270,7 +271,7 @@ int cmir_cnn_forward(cmir_cnn *c, cmir_exec *ex, const float *x, int n, int trai
          * output is never stored (the backward recomputes it from a[l]), and
          * for few input channels neither is the conv's (a[l] NULL: the conv
          * is cheaper to run again than its output is to store and read). */
-        TRY(cmir_conv3x3_bn_maxpool_forward(ex, &tx, c->cw[l], c->cb[l], c->p.slope, c->p.bn,
+        TRY(cmir__conv3x3_bn_maxpool_forward(ex, &tx, c->cw[l], c->cb[l], c->p.slope, c->p.bn,
                                             training, c->k[l], c->bg[l], c->bb[l], c->rm[l],
                                             c->rv[l], c->sm[l], c->si[l], c->a[l] ? &ta : NULL,
                                             &tp, c->idx[l], training ? c->xw[l] : NULL));
@@ -337,7 +338,7 @@ int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const fl
         cmir_tensor dx = cmir_tensor_4d(other, n, c->H[l], c->W[l], cin);
         /* max-pool, batch-norm, leaky-ReLU and conv backward in one call: the
          * gradient at the conv's output is made row by row, never stored */
-        TRY(cmir_conv3x3_bn_maxpool_backward(ex, c->p.slope, c->k[l], c->a[l] ? &ta : NULL,
+        TRY(cmir__conv3x3_bn_maxpool_backward(ex, c->p.slope, c->k[l], c->a[l] ? &ta : NULL,
                                              c->bg[l], c->sm[l], c->si[l], &dp, c->idx[l],
                                              c->xw[l], &tx, c->cw[l], c->cb[l],
                                              l ? &dx : NULL, c->gcw[l], c->gcb[l], c->gbg[l],

@@ -1,10 +1,11 @@
-/* Internal to the model module: the model structure shared by the model
- * file code (modelfile.c) and the trainer (train.c). */
+/* model's exported internal API (not installed): the model structure
+ * shared by the model file code (modelfile.c) and the trainer (train*.c in
+ * tools, which fills weights, statistics and the test split). It knows no
+ * archive: a model is built from sizes and names (cmir__model_spec). */
 #ifndef CMIR_MODEL_INTERNAL_H
 #define CMIR_MODEL_INTERNAL_H
 
 #include "cmir/model.h"
-#include "cmir/archive.h"
 #include "../base/internal.h"
 
 #define CMIR_EMBED_BATCH 64
@@ -31,11 +32,25 @@ struct cmir_model {
     size_t norm_cap;
 };
 
-/* An untrained model for the archive's sizes (weights from seed). With
- * scenario CMIR_SCENARIO_IMAGE_SPEECH, modality 1 is the 128-d audio clip
- * feature instead of the archive's MS tiles. */
-cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_unified_params up,
-                            uint64_t seed, int scenario);
+/* What a new model is built for: the tile sizes, band and class names of
+ * its data (the trainer takes them from the archive). Names are borrowed
+ * for the call and copied. With scenario CMIR_SCENARIO_IMAGE_SPEECH the
+ * ms_* sizes and ms band names are ignored: modality 1 is the 128-d audio
+ * clip feature. */
+typedef struct cmir__model_spec {
+    int pan_h, pan_w, pan_bands;
+    int ms_h, ms_w, ms_bands;
+    int n_classes;
+    const char *const *class_names; /* n_classes (class c + 1 at c) */
+    const char *const *pan_band_names; /* pan_bands */
+    const char *const *ms_band_names;  /* ms_bands */
+    cmir_scenario scenario;
+} cmir__model_spec;
+
+/* An untrained model for the spec (weights from seed); NULL with the
+ * error set. */
+cmir_model *cmir__model_new(const cmir__model_spec *s, cmir_cnn_params base, cmir_unified_params up,
+                            uint64_t seed);
 /* Normalises n raw tiles of modality k into m->norm-sized dst. */
 void cmir__model_normalise(const cmir_model *m, int k, const float *src, int n, float *dst);
 /* Standardises n feature rows of modality k in place. */

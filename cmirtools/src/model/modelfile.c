@@ -1,4 +1,4 @@
-/* The CMIR-NET model file: building a model for an archive, saving it as
+/* The CMIR-NET model file: building a model from sizes and names, saving it as
  * a .mat tensor set with a weight hash as its identity, loading it with
  * full validation, and embedding raw tiles into the unified space. */
 #include "model_internal.h"
@@ -39,11 +39,11 @@ void cmir_model_free(cmir_model *m)
     cmir__free(m);
 }
 
-static char *join_names(int n, const char *(*get)(const void *, int), const void *src)
+static char *join_names(int n, const char *const *names)
 {
     size_t len = 1;
     for (int i = 0; i < n; i++)
-        len += strlen(get(src, i)) + 1;
+        len += strlen(names[i]) + 1;
     char *s = cmir__malloc(len);
     if (!s)
         return NULL;
@@ -51,13 +51,10 @@ static char *join_names(int n, const char *(*get)(const void *, int), const void
     for (int i = 0; i < n; i++) {
         if (i)
             strcat(s, "\n");
-        strcat(s, get(src, i));
+        strcat(s, names[i]);
     }
     return s;
 }
-
-static const char *arch_pan_band(const void *a, int i) { return cmir_archive_band_name(a, CMIR_PAN, i); }
-static const char *arch_ms_band(const void *a, int i) { return cmir_archive_band_name(a, CMIR_MS, i); }
 
 static int alloc_common(cmir_model *m)
 {
@@ -79,35 +76,35 @@ static int alloc_common(cmir_model *m)
     return m->class_names ? 0 : CMIR_ENOMEM;
 }
 
-cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_unified_params up,
-                            uint64_t seed, int scenario)
+cmir_model *cmir__model_new(const cmir__model_spec *s, cmir_cnn_params base, cmir_unified_params up,
+                            uint64_t seed)
 {
-    const cmir_archive_info *ai = cmir_archive_get_info(a);
     cmir_model *m = cmir__calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    m->info.pan_h = ai->pan_h; m->info.pan_w = ai->pan_w; m->info.pan_bands = ai->pan_bands;
-    m->info.ms_h = ai->ms_h; m->info.ms_w = ai->ms_w; m->info.ms_bands = ai->ms_bands;
-    m->info.ratio = ai->ms_h ? ai->pan_h / ai->ms_h : 0;
-    m->info.scenario = scenario;
+    int scenario = s->scenario;
+    m->info.pan_h = s->pan_h; m->info.pan_w = s->pan_w; m->info.pan_bands = s->pan_bands;
+    m->info.ms_h = s->ms_h; m->info.ms_w = s->ms_w; m->info.ms_bands = s->ms_bands;
+    m->info.ratio = s->ms_h ? s->pan_h / s->ms_h : 0;
+    m->info.scenario = s->scenario;
     if (scenario == CMIR_SCENARIO_IMAGE_SPEECH) {
         m->info.ms_h = m->info.ms_w = 1;
         m->info.ms_bands = CMIR_AUDIO_FEATURE_DIM;
         m->info.ratio = 1;
     }
-    m->info.n_classes = ai->n_classes;
+    m->info.n_classes = s->n_classes;
     m->info.multilabel = up.multilabel;
     m->info.d_v = up.d_v;
     m->info.id = m->id;
     int rc = alloc_common(m);
-    for (int c = 0; !rc && c < ai->n_classes; c++)
-        if (!(m->class_names[c] = cmir__strdup(cmir_archive_class_name(a, c + 1))))
+    for (int c = 0; !rc && c < s->n_classes; c++)
+        if (!(m->class_names[c] = cmir__strdup(s->class_names[c])))
             rc = CMIR_ENOMEM;
     if (!rc) {
-        m->band_names[0] = join_names(ai->pan_bands, arch_pan_band, a);
+        m->band_names[0] = join_names(s->pan_bands, s->pan_band_names);
         m->band_names[1] = scenario == CMIR_SCENARIO_IMAGE_SPEECH
                                ? cmir__strdup("pooled cepstral clip feature (cmir/audio.h)")
-                               : join_names(ai->ms_bands, arch_ms_band, a);
+                               : join_names(s->ms_bands, s->ms_band_names);
         if (!m->band_names[0] || !m->band_names[1])
             rc = CMIR_ENOMEM;
     }
@@ -118,12 +115,12 @@ cmir_model *cmir__model_new(const cmir_archive *a, cmir_cnn_params base, cmir_un
         p.h = d[0];
         p.w = d[1];
         p.bands = d[2];
-        p.n_classes = ai->n_classes;
+        p.n_classes = s->n_classes;
         if (!(m->cnn[k] = cmir_cnn_new(p, seed + CMIR__CNN_SEED_STEP * (uint64_t)(k + 1))))
             rc = CMIR_EINVAL;
     }
     up.d_in = CMIR_FEAT_DIM;
-    up.n_classes = ai->n_classes;
+    up.n_classes = s->n_classes;
     if (!rc && !(m->uni = cmir_unified_new(up, seed + CMIR__UNIFIED_SEED_OFFSET)))
         rc = CMIR_EINVAL;
     if (rc) {

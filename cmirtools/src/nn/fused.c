@@ -114,7 +114,7 @@ static void bsum_generic(const fjob *j, size_t lo, size_t hi, double *s, double 
 
 /* Row yy of sample n of dx into out (W * C floats): per element
  * t = (x - mean) B + A (+ G dy at a pool winner), then the leaky-ReLU
- * derivative (see cmir_bn_maxpool_backward). */
+ * derivative (see cmir__bn_maxpool_backward). */
 static void dense_row_generic(const fjob *j, size_t n, int yy, const float *arow, float *out)
 {
     const int H = j->H, W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
@@ -518,13 +518,13 @@ int cmir__channel_sums(cmir_exec *ex, const cmir_tensor *x, double *sums)
     return 0;
 }
 
-int cmir_bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k,
+int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k,
                             const cmir_tensor *x, const float *gamma, const float *beta,
                             float *running_mean, float *running_var, float *save_mean,
                             float *save_invstd, const double *sums, cmir_tensor *y,
                             int32_t *argmax, float *xhat)
 {
-    const char *fn = "cmir_bn_maxpool_forward";
+    const char *fn = "cmir__bn_maxpool_forward";
     fjob j;
     int T = 1, rc = fused_setup(ex, fn, k, x, y, "y", &j, &T);
     if (rc)
@@ -623,13 +623,13 @@ static int bwd_prepare(cmir_exec *ex, const char *fn, float slope, int k, const 
     return 0;
 }
 
-int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *x,
+int cmir__bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *x,
                              const float *gamma, const float *save_mean,
                              const float *save_invstd, const cmir_tensor *dy,
                              const int32_t *argmax, const float *xhat, cmir_tensor *dx,
                              float *dgamma, float *dbeta)
 {
-    const char *fn = "cmir_bn_maxpool_backward";
+    const char *fn = "cmir__bn_maxpool_backward";
     int rc = cmir__check_tensor(x, 4, fn, "x");
     if (rc)
         return rc;
@@ -654,7 +654,7 @@ int cmir_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tenso
     return rc;
 }
 
-int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *a,
+int cmir__conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *a,
                                      const float *gamma, const float *save_mean,
                                      const float *save_invstd, const cmir_tensor *dy,
                                      const int32_t *argmax, const float *xhat,
@@ -662,7 +662,7 @@ int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cm
                                      cmir_tensor *dx, float *dW, float *db, float *dgamma,
                                      float *dbeta)
 {
-    const char *fn = "cmir_conv3x3_bn_maxpool_backward";
+    const char *fn = "cmir__conv3x3_bn_maxpool_backward";
     int rc;
     float *tmp_a = NULL;
     cmir_tensor av;
@@ -677,7 +677,7 @@ int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cm
             if (!tmp_a)
                 return CMIR_ENOMEM;
             av.data = tmp_a;
-            if ((rc = cmir_conv3x3_lrelu_forward(ex, x, W, b, slope, &av, NULL))) {
+            if ((rc = cmir__conv3x3_lrelu_forward(ex, x, W, b, slope, &av, NULL))) {
                 cmir__free_aligned(tmp_a);
                 return rc;
             }
@@ -721,14 +721,14 @@ int cmir_conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cm
     return rc;
 }
 
-int cmir_conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
+int cmir__conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                     const float *b, float slope, cmir_bn_params p, int training,
                                     int k, const float *gamma, const float *beta,
                                     float *running_mean, float *running_var, float *save_mean,
                                     float *save_invstd, cmir_tensor *a, cmir_tensor *y,
                                     int32_t *argmax, float *xhat)
 {
-    const char *fn = "cmir_conv3x3_bn_maxpool_forward";
+    const char *fn = "cmir__conv3x3_bn_maxpool_forward";
     double *sums = NULL;
     int rc;
     if ((rc = cmir__check_tensor(x, 4, fn, "x")) || (rc = cmir__check_tensor(y, 4, fn, "y")))
@@ -758,9 +758,9 @@ int cmir_conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const f
         a = &av;
     }
     if (a) { /* conv + lrelu with the sums, then batch norm + max-pool reading a */
-        rc = cmir_conv3x3_lrelu_forward(ex, x, W, b, slope, a, training ? sums : NULL);
+        rc = cmir__conv3x3_lrelu_forward(ex, x, W, b, slope, a, training ? sums : NULL);
         if (!rc)
-            rc = cmir_bn_maxpool_forward(ex, p, training, k, a, gamma, beta, running_mean,
+            rc = cmir__bn_maxpool_forward(ex, p, training, k, a, gamma, beta, running_mean,
                                          running_var, save_mean, save_invstd,
                                          training ? sums : NULL, y, argmax, xhat);
     } else { /* the conv twice, nothing full-size stored */

@@ -1,16 +1,22 @@
-/* Shape checks shared by the nn kernels (internal). */
+/* nn's private header: shape checks and kernel plumbing shared by the nn
+ * sources only (modules above nn use nn_export.h, never this header). */
 #ifndef CMIR_NN_INTERNAL_H
 #define CMIR_NN_INTERNAL_H
 
-#include "cmir/nn.h"
+#include "nn_export.h"
 #include "../base/internal.h"
 
-/* CMIR_EINVAL unless t is non-NULL, contiguous, with data, of rank ndim
- * (or any rank when ndim is 0). `what` names the argument in the message. */
-int cmir__check_tensor(const cmir_tensor *t, int ndim, const char *fn, const char *what);
 /* CMIR_EINVAL unless a and b have the same number of elements. */
 int cmir__check_same(const cmir_tensor *a, const cmir_tensor *b, const char *fn,
                      const char *an, const char *bn);
+
+/* conv.c: the checks of a 3x3 convolution's arguments (backward: y is
+ * dy), and the fixed-order reduction of T per-thread partials (thread t's
+ * dW, kc floats, at first + t * stride, its db, co floats, right after). */
+int cmir__conv_check(const char *fn, const cmir_tensor *x, const float *W, const cmir_tensor *y,
+                     int backward);
+void cmir__conv_reduce_partials(const float *first, size_t stride, int T, size_t kc, int co,
+                                float *dW, float *db);
 
 /* Threads worth using for n elements of cheap element-wise work. */
 int cmir__elementwise_threads(const cmir_exec *ex, size_t n);
@@ -40,8 +46,8 @@ int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float
 /* The forward of conv -> leaky ReLU -> batch norm -> max-pool without the
  * full-size output (direct kernels only; returns 1 elsewhere): with sums
  * non-NULL, only the per-channel sums of lrelu(conv(x) + b) and of its
- * squares (as cmir_conv3x3_lrelu_forward gives them); else y, argmax,
- * xhat (may be NULL) {N, H/k, W/k, Co} as cmir_bn_maxpool_forward makes
+ * squares (as cmir__conv3x3_lrelu_forward gives them); else y, argmax,
+ * xhat (may be NULL) {N, H/k, W/k, Co} as cmir__bn_maxpool_forward makes
  * them from that output with the given statistics (bit-identical). */
 /* Whether the direct (AVX-512) conv kernels run on this CPU. */
 int cmir__conv3x3_direct_available(void);
@@ -49,5 +55,17 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
                              const float *b, float slope, int Co, double *sums,
                              const float *mean, const float *invstd, const float *gamma,
                              const float *beta, int k, float *y, int32_t *argmax, float *xhat);
+
+/* conv_avx512.c: the direct kernels, where the compiler can target
+ * AVX-512F (callers check cmir__conv3x3_direct_available() first). */
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(CMIR_CONV_NO_DIRECT)
+#define CMIR__CONV_DIRECT 1
+int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
+                              cmir_tensor *y, int act, float slope, double *sums);
+int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                               const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db,
+                               cmir__dyrow_fn dyrow, void *dyctx, const float *rb, float rslope,
+                               int recompute);
+#endif
 
 #endif

@@ -68,8 +68,8 @@ int cmir__sy_check_common(const cmir_synth_params *p)
         return cmir__error(CMIR_EINVAL, "synth: variation must be in [0, 1], got %g", p->variation);
     if (!finite_in(p->noise, 0.0, 100.0))
         return cmir__error(CMIR_EINVAL, "synth: noise must be in [0, 100], got %g", p->noise);
-    if (p->n_threads < 0 || p->n_threads > 1024)
-        return cmir__error(CMIR_EINVAL, "synth: n_threads must be in 0..1024, got %d", p->n_threads);
+    if (p->threads < 0 || p->threads > 1024)
+        return cmir__error(CMIR_EINVAL, "synth: threads must be in 0..1024, got %d", p->threads);
     return 0;
 }
 

@@ -23,7 +23,7 @@ void cmir__sy_pan_weights(const cmir_synth_params *p, float w[4])
 
 int cmir__sy_threads(const cmir_synth_params *p)
 {
-    int n = p->n_threads;
+    int n = p->threads;
     if (n <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n = c > 0 ? (int)c : 1;

@@ -151,7 +151,7 @@ void cmir__sy_outset_clear(sy_outset *o);
 /* WKT of an EPSG code (cmir__free it), or NULL with CMIR_EINVAL set. */
 char *cmir__sy_epsg_wkt(int epsg);
 /* Checks every mode shares (n_scenes and first_index, variation, noise,
- * n_threads): 0 or CMIR_EINVAL naming the field. */
+ * threads): 0 or CMIR_EINVAL naming the field. */
 int cmir__sy_check_common(const cmir_synth_params *p);
 /* Before rendering scene `index`: index >= 0 and p->epsg a known CRS. */
 int cmir__sy_check_render(const cmir_synth_params *p, int index);

@@ -3,7 +3,7 @@
  * matio's messages captured as "matio: ..." errors, and atomic saving. */
 #include "cmir/tensorset.h"
 #include "../base/internal.h"
-#include "../nn/nn_internal.h"
+#include "../nn/nn_export.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -44,6 +44,29 @@ typedef struct scene {
     GDALDatasetH lab; /* labels on the MS grid, or NULL */
 } scene;
 
+/* The archive type that holds a GDAL type without loss where possible:
+ * Byte -> UINT8, UInt16 -> UINT16, Int16 -> INT16, anything else FLOAT32;
+ * and back. */
+static cmir_dtype dtype_from_gdal(GDALDataType t)
+{
+    switch (t) {
+    case GDT_Byte: return CMIR_DT_UINT8;
+    case GDT_UInt16: return CMIR_DT_UINT16;
+    case GDT_Int16: return CMIR_DT_INT16;
+    default: return CMIR_DT_FLOAT32;
+    }
+}
+
+static GDALDataType gdal_from_dtype(cmir_dtype t)
+{
+    switch (t) {
+    case CMIR_DT_UINT8: return GDT_Byte;
+    case CMIR_DT_UINT16: return GDT_UInt16;
+    case CMIR_DT_INT16: return GDT_Int16;
+    default: return GDT_Float32;
+    }
+}
+
 static void srs_traditional(OGRSpatialReferenceH s)
 {
     if (s)
@@ -389,7 +412,7 @@ static int tile_scene(run *R, scene *s)
     const int T = p->tile_size, S = p->stride > 0 ? p->stride : T, r = s->ratio, n = T / r;
     if (S % r)
         return cmir__error(CMIR_EINVAL, "%s: stride %d is not a multiple of the PAN/MS ratio %d", s->path, S, r);
-    GDALDataType pt = cmir__gdal_from_dtype(R->pan_t), mt = cmir__gdal_from_dtype(R->ms_t);
+    GDALDataType pt = gdal_from_dtype(R->pan_t), mt = gdal_from_dtype(R->ms_t);
     int rc = 0;
     double pan_gt[6], ms_gt[6], pw[4], mw[4];
     for (int ty = 0; !rc && ty + T <= s->h; ty += S) {
@@ -746,8 +769,8 @@ int cmir_tile(const char *const *pan_paths, int n_pan, const char *const *ms_pat
         rc = check_sample_type(ds, i < n_pan ? sc[i].path : ms[i - n_pan].path);
     }
     if (!rc) {
-        R.pan_t = cmir__dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(sc[0].pan, 1)));
-        R.ms_t = cmir__dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(ms[0].ds, R.bands[0])));
+        R.pan_t = dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(sc[0].pan, 1)));
+        R.ms_t = dtype_from_gdal(GDALGetRasterDataType(GDALGetRasterBand(ms[0].ds, R.bands[0])));
     }
     if (R.total == 0 && !rc)
         rc = cmir__error(CMIR_EINVAL, "%s: smaller than one %dx%d tile", pan_paths[0], p.tile_size, p.tile_size);

@@ -387,7 +387,7 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     OGRLayerH meta = NULL;
     cmir_archive **arch = cmir__calloc((size_t)n_archives, sizeof *arch);
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
+    ep.threads = p.threads;
     cmir_exec *ex = cmir_exec_new(ep);
     cmir_model *m = cmir_model_load(model_path);
     float *raw = NULL, *V = NULL;

@@ -157,7 +157,7 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
 {
     int rc = check_pair(m, ix, NULL), dim = cmir_index_dim(ix);
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
+    ep.threads = p.threads;
     cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
     cmir_hits *H = rc ? NULL : cmir__hits_new(ix, n_queries);
     float *codes = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)dim * (size_t)n_queries);

@@ -132,7 +132,7 @@ static int build_model(cmir__train_job *J)
 {
     cmir_cnn_params cp = cmir_cnn_default_params();
     cp.dropout = J->p.dropout;
-    J->m = cmir__model_new(J->a, cp, J->p.unified, J->p.seed,
+    J->m = cmir__model_for_archive(J->a, cp, J->p.unified, J->p.seed,
                            cmir__train_is_speech(J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS);
     if (!J->m)
         return cmir__failed(CMIR_EINVAL);
@@ -144,7 +144,7 @@ static int build_model(cmir__train_job *J)
 static int job_open(cmir__train_job *J, const char *archive_path)
 {
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = J->p.threads;
+    ep.threads = J->p.threads;
     J->ex = cmir_exec_new(ep);
     J->rng = cmir_rng_new(J->p.seed);
     J->a = cmir_archive_open(archive_path);

@@ -7,6 +7,7 @@
 #include "cmir/audio.h"
 #include "cmir/train.h"
 #include "../model/model_internal.h"
+#include "archive_model.h"
 
 /* ---- constants ---------------------------------------------------------- */
 #define CMIR__TRAIN_MAX_BATCH 4096      /* largest p.batch */

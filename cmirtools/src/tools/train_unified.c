@@ -171,7 +171,7 @@ int cmir_train_unified(const char *features_a, const char *features_b, const cha
     J.total = CMIR__TRAIN_PROGRESS2 * (double)J.p.epochs2 * (double)N;
     cmir_unified *u = rc ? NULL : cmir_unified_new(up, p.seed + CMIR__UNIFIED_SEED_OFFSET);
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
+    ep.threads = p.threads;
     J.ex = rc ? NULL : cmir_exec_new(ep);
     J.rng = cmir_rng_new(p.seed);
     if (!rc && (!u || !J.ex || !J.rng))

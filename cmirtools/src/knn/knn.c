@@ -1,196 +1,7 @@
 /* Exact brute-force Euclidean k-NN: small float sgemm tiles select candidates
  * under a rigorous rounding-error bound, candidates are re-ranked by double
  * distance and index; k >= n/4 (full rankings) sorts exact distances. */
-#include "cmir/knn.h"
-#include "base/internal.h"
-
-#include <float.h>
-#include <math.h>
-#include <string.h>
-
-#if defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
-#define KNN_HAVE_AVX512 1
-#endif
-
-#define KNN_DEFAULT_QB 512
-/* Tiles of at most this many multiply-adds (rows x queries x d): OpenBLAS
- * 0.3.21 runs them (for SkylakeX, when M*N*K <= 1e6) with kernels that
- * neither pack the operands nor clear C first, and they stay in L1/L2. */
-#define KNN_SMALL_MNK 1000000
-#define KNN_SUB_BLOCK 128 /* queries per sgemm for d <= 128 */
-/* Per-thread budget for the k-heaps of one query block. */
-#define KNN_HEAP_BUDGET ((size_t)16 << 20)
-/* Squared norms at or above this are refused: keeps every float sum and
- * product in the sgemm tile far from overflow. */
-#define KNN_NORM_LIMIT 1e30
-#define KNN_MAX_D (1 << 20)
-#define KNN_U 0x1p-24  /* unit roundoff of float */
-#define KNN_UD 0x1p-53 /* unit roundoff of double */
-
-typedef struct knn_hit {
-    double d;
-    int64_t id;
-} knn_hit;
-
-typedef struct knn_key {
-    uint64_t key; /* bit pattern of a non-negative double: ordered like it */
-    int64_t id;
-} knn_key;
-
-typedef struct knn_job {
-    const float *db, *q;
-    int64_t n, m;
-    int d, k;
-    const uint8_t *mask;
-    const float *nx; /* squared db norms (float) */
-    double md;       /* max_dist as given (unit of `squared`) */
-    double theta0;   /* bound on D above which nothing is kept (from md) */
-    int squared;
-    int qb, nb, sb;    /* queries per block (heap path), db rows per tile (0 = by
-                          tile_shape()), queries per sgemm */
-    int64_t q0, q1;    /* db-split mode: the query chunk */
-    int split_db;      /* threads split the database instead of the queries */
-    int avx512;        /* scan tiles with AVX-512F */
-    double gam, epsd;  /* error-bound coefficients, see thr_for() */
-    double xmax;       /* bound on every squared db norm */
-    int cap;           /* candidate buffer per query (heap path) */
-    size_t off_qt, off_thr, off_slot, off_aheap, off_buf; /* a thread's area */
-    char *scratch;     /* per-thread areas */
-    size_t per_thread; /* bytes */
-    int64_t *ids;
-    float *dist;
-} knn_job;
-
-/* ------------------------------------------------------------------------ */
-/* Exact distances                                                           */
-/*
- * The reference D must be bit-identical wherever it is computed: no
- * multiply-add contraction (GCC: off in ISO C mode, and forced off for
- * these functions; clang: the pragma).
- */
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#define KNN_NO_CONTRACT
-#elif defined(__GNUC__)
-#define KNN_NO_CONTRACT __attribute__((optimize("fp-contract=off")))
-#else
-#define KNN_NO_CONTRACT
-#endif
-
-/* The reference distance: in-order double sum of squared differences. */
-KNN_NO_CONTRACT static double exact_d(const float *a, const float *b, int d)
-{
-    double s = 0.0;
-    for (int j = 0; j < d; j++) {
-        double t = (double)a[j] - (double)b[j];
-        s += t * t;
-    }
-    return s;
-}
-
-/* The same for four rows at once: four independent in-order chains, so each
- * result is bit-identical to exact_d, with more instruction-level overlap. */
-KNN_NO_CONTRACT static void exact_d4(const float *q, const float *x0, const float *x1,
-                                     const float *x2, const float *x3, int d, double out[4])
-{
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    for (int j = 0; j < d; j++) {
-        double qj = (double)q[j];
-        double t0 = qj - (double)x0[j], t1 = qj - (double)x1[j];
-        double t2 = qj - (double)x2[j], t3 = qj - (double)x3[j];
-        s0 += t0 * t0;
-        s1 += t1 * t1;
-        s2 += t2 * t2;
-        s3 += t3 * t3;
-    }
-    out[0] = s0;
-    out[1] = s1;
-    out[2] = s2;
-    out[3] = s3;
-}
-
-#ifdef KNN_HAVE_AVX512
-/* 32 rows at once, one per double lane of four accumulators, each lane the
- * same in-order chain as exact_d (separate multiply and add), so results
- * are bit-identical; four chains hide the add latency. */
-#define KNN_BATCH 32
-__attribute__((target("avx512f"))) KNN_NO_CONTRACT static void
-exact_d32_avx512(const float *q, const float *db, const int64_t rows[KNN_BATCH], int d,
-                 double out[KNN_BATCH])
-{
-    long long off[KNN_BATCH];
-    for (int u = 0; u < KNN_BATCH; u++)
-        off[u] = (long long)rows[u] * d;
-    __m512i i0 = _mm512_loadu_si512((const void *)off);
-    __m512i i1 = _mm512_loadu_si512((const void *)(off + 8));
-    __m512i i2 = _mm512_loadu_si512((const void *)(off + 16));
-    __m512i i3 = _mm512_loadu_si512((const void *)(off + 24));
-    __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-    for (int j = 0; j < d; j++) {
-        const float *b = db + j;
-        __m512d qj = _mm512_set1_pd((double)q[j]);
-        __m512d t0 = _mm512_sub_pd(qj, _mm512_cvtps_pd(_mm512_i64gather_ps(i0, b, 4)));
-        __m512d t1 = _mm512_sub_pd(qj, _mm512_cvtps_pd(_mm512_i64gather_ps(i1, b, 4)));
-        __m512d t2 = _mm512_sub_pd(qj, _mm512_cvtps_pd(_mm512_i64gather_ps(i2, b, 4)));
-        __m512d t3 = _mm512_sub_pd(qj, _mm512_cvtps_pd(_mm512_i64gather_ps(i3, b, 4)));
-        s0 = _mm512_add_pd(s0, _mm512_mul_pd(t0, t0));
-        s1 = _mm512_add_pd(s1, _mm512_mul_pd(t1, t1));
-        s2 = _mm512_add_pd(s2, _mm512_mul_pd(t2, t2));
-        s3 = _mm512_add_pd(s3, _mm512_mul_pd(t3, t3));
-    }
-    _mm512_storeu_pd(out, s0);
-    _mm512_storeu_pd(out + 8, s1);
-    _mm512_storeu_pd(out + 16, s2);
-    _mm512_storeu_pd(out + 24, s3);
-}
-#else
-#define KNN_BATCH 32
-#endif
-
-/* Whether a hit at exact squared distance D passes max_dist. */
-static int keep_dist(const knn_job *j, double D)
-{
-    if (j->md == INFINITY)
-        return 1;
-    return j->squared ? D <= j->md : sqrt(D) <= j->md;
-}
-
-/* Squared norm in double. Only its accuracy matters (relative error below
- * (d + 1) 2^-53 in any summation order), so eight partial sums keep the
- * adds independent. */
-static double sq_norm(const float *x, int d)
-{
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int j = 0;
-    for (; j + 8 <= d; j += 8)
-        for (int u = 0; u < 8; u++)
-            s[u] += (double)x[j + u] * (double)x[j + u];
-    for (; j < d; j++)
-        s[0] += (double)x[j] * (double)x[j];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
-#ifdef KNN_HAVE_AVX512
-/* The same in AVX-512 (products of floats are exact in double). */
-__attribute__((target("avx512f"))) static double sq_norm_avx512(const float *x, int d)
-{
-    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
-    int j = 0;
-    for (; j + 16 <= d; j += 16) {
-        __m512d lo = _mm512_cvtps_pd(_mm256_loadu_ps(x + j));
-        __m512d hi = _mm512_cvtps_pd(_mm256_loadu_ps(x + j + 8));
-        a0 = _mm512_fmadd_pd(lo, lo, a0);
-        a1 = _mm512_fmadd_pd(hi, hi, a1);
-    }
-    double s = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
-    for (; j < d; j++)
-        s += (double)x[j] * (double)x[j];
-    return s;
-}
-#endif
-
-static int norm_ok(double s) { return isfinite(s) && s < KNN_NORM_LIMIT; }
+#include "knn_internal.h"
 
 /* ------------------------------------------------------------------------ */
 /* The candidate bounds                                                      */
@@ -693,17 +504,6 @@ static size_t per_query_bytes(int k, int cap)
            (size_t)cap * sizeof(knn_hit);
 }
 
-/* Whether the CPU runs AVX-512F (asked once per call, in the caller). */
-static int cpu_avx512(void)
-{
-#ifdef KNN_HAVE_AVX512
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") ? 1 : 0;
-#else
-    return 0;
-#endif
-}
-
 /* Query-split mode: thread t owns a contiguous range of queries. */
 static int task_queries(int t, int T, void *user)
 {
@@ -732,176 +532,6 @@ static int task_rows(int t, int T, void *user)
     run_block(j, area, j->q0, j->q1, (int64_t)lo, (int64_t)hi);
     return 0;
 }
-
-/* ------------------------------------------------------------------------ */
-/* Full path (k >= n/4): every allowed row's D, radix-sorted                 */
-
-/* Stable LSD radix sort on the 64-bit keys (11-bit digits), so rows with
- * equal keys keep their (ascending index) order. Returns the sorted copy
- * (a or tmp). */
-static knn_key *radix_sort(knn_key *a, knn_key *tmp, size_t n)
-{
-    size_t cnt[2048];
-    knn_key *src = a, *dst = tmp;
-    for (int shift = 0; shift < 64; shift += 11) {
-        memset(cnt, 0, sizeof cnt);
-        for (size_t i = 0; i < n; i++)
-            cnt[(src[i].key >> shift) & 2047]++;
-        if (n == 0 || cnt[(src[0].key >> shift) & 2047] == n)
-            continue; /* one digit value: the pass would change nothing */
-        size_t sum = 0;
-        for (int b = 0; b < 2048; b++) {
-            size_t c = cnt[b];
-            cnt[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            dst[cnt[(src[i].key >> shift) & 2047]++] = src[i];
-        knn_key *t = src;
-        src = dst;
-        dst = t;
-    }
-    return src;
-}
-
-static uint64_t dkey(double D)
-{
-    uint64_t u;
-    memcpy(&u, &D, sizeof u); /* D >= +0: the bit pattern orders like D */
-    return u;
-}
-
-static int task_full(int t, int T, void *user)
-{
-    const knn_job *j = user;
-    knn_key *buf = (knn_key *)(j->scratch + (size_t)t * j->per_thread);
-    knn_key *tmp = buf + j->n;
-    size_t lo, hi;
-    cmir__split((size_t)j->m, T, t, &lo, &hi);
-    const int d = j->d;
-    for (size_t i = lo; i < hi; i++) {
-        const float *q = j->q + i * d;
-        size_t cnt = 0;
-        int64_t x = 0;
-        double Db[KNN_BATCH];
-        while (x < j->n) {
-            int64_t r[KNN_BATCH];
-            int nr = 0;
-            for (; x < j->n && nr < KNN_BATCH; x++)
-                if (!j->mask || j->mask[x])
-                    r[nr++] = x;
-            if (nr == 0)
-                break;
-            for (int u = nr; u < KNN_BATCH; u++)
-                r[u] = r[0];
-#ifdef KNN_HAVE_AVX512
-            if (j->avx512) {
-                exact_d32_avx512(q, j->db, r, d, Db);
-            } else
-#endif
-            {
-                for (int u = 0; u < nr; u += 4)
-                    exact_d4(q, j->db + (size_t)r[u] * d, j->db + (size_t)r[u + 1] * d,
-                             j->db + (size_t)r[u + 2] * d, j->db + (size_t)r[u + 3] * d, d,
-                             Db + u);
-            }
-            for (int u = 0; u < nr; u++)
-                if (keep_dist(j, Db[u])) {
-                    buf[cnt].key = dkey(Db[u]);
-                    buf[cnt].id = r[u];
-                    cnt++;
-                }
-        }
-        knn_key *s = radix_sort(buf, tmp, cnt);
-        int64_t *ids = j->ids + i * j->k;
-        float *dist = j->dist ? j->dist + i * j->k : NULL;
-        for (int r = 0; r < j->k; r++) {
-            if ((size_t)r < cnt) {
-                ids[r] = s[r].id;
-                if (dist) {
-                    double D;
-                    memcpy(&D, &s[r].key, sizeof D);
-                    dist[r] = (float)(j->squared ? D : sqrt(D));
-                }
-            } else {
-                ids[r] = -1;
-                if (dist)
-                    dist[r] = INFINITY;
-            }
-        }
-    }
-    return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Norms                                                                     */
-
-typedef struct norms_job {
-    const float *x;
-    int64_t n;
-    int d, avx512;
-    float *out;
-    int64_t bad[64]; /* first bad row of each thread, -1 if none */
-} norms_job;
-
-static int task_norms(int t, int T, void *user)
-{
-    norms_job *nj = user;
-    size_t lo, hi;
-    cmir__split((size_t)nj->n, T, t, &lo, &hi);
-    nj->bad[t] = -1;
-    for (size_t i = lo; i < hi; i++) {
-#ifdef KNN_HAVE_AVX512
-        double s = nj->avx512 ? sq_norm_avx512(nj->x + i * nj->d, nj->d)
-                              : sq_norm(nj->x + i * nj->d, nj->d);
-#else
-        double s = sq_norm(nj->x + i * nj->d, nj->d);
-#endif
-        if (!norm_ok(s)) {
-            nj->bad[t] = (int64_t)i;
-            return CMIR_EINVAL;
-        }
-        if (nj->out)
-            nj->out[i] = (float)s;
-    }
-    return 0;
-}
-
-static int norms_threads(int T, const float *x, int64_t n, int d, float *norms)
-{
-    norms_job nj;
-    if (n == 0)
-        return 0;
-    nj.x = x;
-    nj.n = n;
-    nj.d = d;
-    nj.avx512 = cpu_avx512();
-    nj.out = norms;
-    if (T > 64)
-        T = 64;
-    if ((int64_t)T * 4096 > n)
-        T = (int)(n / 4096) > 1 ? (int)(n / 4096) : 1;
-    if (cmir__parallel(T, task_norms, &nj) == 0)
-        return 0;
-    for (int t = 0; t < T; t++)
-        if (nj.bad[t] >= 0)
-            return cmir__error(CMIR_EINVAL,
-                               "cmir_knn: row %lld has a NaN or infinite value or a squared "
-                               "norm >= 1e30",
-                               (long long)nj.bad[t]);
-    return cmir__error(CMIR_EINVAL, "cmir_knn: bad values");
-}
-
-int cmir_knn_norms(const float *x, int64_t n, int d, float *norms)
-{
-    if ((!x && n > 0) || (!norms && n > 0))
-        return cmir__error(CMIR_EINVAL, "cmir_knn_norms: NULL argument");
-    if (n < 0 || d <= 0 || d > KNN_MAX_D)
-        return cmir__error(CMIR_EINVAL, "cmir_knn_norms: bad shape n=%lld d=%d", (long long)n,
-                           d);
-    return norms_threads(1, x, n, d, norms);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Entry point                                                               */
 
@@ -914,64 +544,152 @@ cmir_knn_params cmir_knn_default_params(void)
     return p;
 }
 
-int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t m, int d, int k,
-             const cmir_knn_params *pp, int64_t *ids, float *dist)
+/* Arguments and values (so that workers never fail). */
+static int check_args(const float *db, int64_t n, const float *q, int64_t m, int d, int k,
+                      const cmir_knn_params *p, const int64_t *ids)
 {
-    cmir_knn_params p = pp ? *pp : cmir_knn_default_params();
     if ((!db && n > 0) || (!q && m > 0) || (!ids && m > 0))
         return cmir__error(CMIR_EINVAL, "cmir_knn: NULL argument");
     if (n < 0 || m < 0 || d <= 0 || d > KNN_MAX_D || k <= 0)
         return cmir__error(CMIR_EINVAL, "cmir_knn: bad shape n=%lld m=%lld d=%d k=%d",
                            (long long)n, (long long)m, d, k);
-    if (isnan(p.max_dist) || p.max_dist < 0.0f)
+    if (isnan(p->max_dist) || p->max_dist < 0.0f)
         return cmir__error(CMIR_EINVAL, "cmir_knn: max_dist must be >= 0 and not NaN");
-    if (p.squared != 0 && p.squared != 1)
+    if (p->squared != 0 && p->squared != 1)
         return cmir__error(CMIR_EINVAL, "cmir_knn: squared must be 0 or 1");
-    if (p.query_block < 0 || p.db_block < 0 || p.query_block > (1 << 16) ||
-        p.db_block > (1 << 20))
+    if (p->query_block < 0 || p->db_block < 0 || p->query_block > (1 << 16) ||
+        p->db_block > (1 << 20))
         return cmir__error(CMIR_EINVAL, "cmir_knn: bad block sizes");
     if ((uint64_t)m * (uint64_t)k > (uint64_t)SIZE_MAX / 16)
         return cmir__error(CMIR_EINVAL, "cmir_knn: m*k too large");
     if (m == 0)
         return 0;
-
-    /* Query values: checked here, so workers never fail. */
     for (int64_t i = 0; i < m; i++)
         if (!norm_ok(sq_norm(q + (size_t)i * d, d)))
             return cmir__error(CMIR_EINVAL,
                                "cmir_knn: query %lld has a NaN or infinite value or a squared "
                                "norm >= 1e30",
                                (long long)i);
-    if (p.db_norms)
+    if (p->db_norms)
         for (int64_t i = 0; i < n; i++) {
-            double s = p.db_norms[i];
+            double s = p->db_norms[i];
             if (!(s >= 0.0) || !norm_ok(s))
                 return cmir__error(CMIR_EINVAL, "cmir_knn: db_norms[%lld] is invalid",
                                    (long long)i);
         }
+    return 0;
+}
 
-    knn_job j;
-    memset(&j, 0, sizeof j);
-    j.db = db;
-    j.q = q;
-    j.n = n;
-    j.m = m;
-    j.d = d;
-    j.k = k;
-    j.mask = p.mask;
-    j.md = p.max_dist;
-    j.squared = p.squared;
-    j.ids = ids;
-    j.dist = dist;
-    if (j.md == INFINITY)
-        j.theta0 = INFINITY;
+/* The job's problem and error-bound coefficients. */
+static void job_init(knn_job *j, const float *db, int64_t n, const float *q, int64_t m, int d,
+                     int k, const cmir_knn_params *p, int64_t *ids, float *dist)
+{
+    memset(j, 0, sizeof *j);
+    j->db = db;
+    j->q = q;
+    j->n = n;
+    j->m = m;
+    j->d = d;
+    j->k = k;
+    j->mask = p->mask;
+    j->md = p->max_dist;
+    j->squared = p->squared;
+    j->ids = ids;
+    j->dist = dist;
+    if (j->md == INFINITY)
+        j->theta0 = INFINITY;
     else
-        j.theta0 = (j.squared ? j.md : j.md * j.md) * (1.0 + 1e-14);
+        j->theta0 = (j->squared ? j->md : j->md * j->md) * (1.0 + 1e-14);
     double du = (double)(d + 1) * KNN_U;
-    j.gam = (2.0 * du / (1.0 - du) + (d + 5.0) * KNN_U) * 1.001;
-    j.epsd = 1.01 * (double)(d + 2) * KNN_UD;
-    j.avx512 = cpu_avx512();
+    j->gam = (2.0 * du / (1.0 - du) + (d + 5.0) * KNN_U) * 1.001;
+    j->epsd = 1.01 * (double)(d + 2) * KNN_UD;
+    j->avx512 = cpu_avx512();
+}
 
+/* Heap path: block sizes, split mode, threads (*T lowered where rows are
+ * few) and each thread's scratch bytes. */
+static void plan_heap(knn_job *j, const cmir_knn_params *p, int *T)
+{
+    const int64_t n = j->n, m = j->m;
+    const int k = j->k, d = j->d;
+    j->nb = p->db_block;
+    j->split_db = m < (int64_t)*T * 8;
+    int qb = p->query_block ? p->query_block : KNN_DEFAULT_QB;
+    int64_t cap = 4 * (int64_t)k + 64;
+    j->cap = (int)(cap < n + 1 ? cap : n + 1);
+    size_t hq = KNN_HEAP_BUDGET / per_query_bytes(k, j->cap);
+    if ((size_t)qb > hq)
+        qb = hq > 0 ? (int)hq : 1;
+    if (j->split_db) {
+        if (qb > m)
+            qb = (int)m;
+        if ((int64_t)*T * 256 > n) /* at least 256 rows per thread */
+            *T = (int)(n / 256) > 1 ? (int)(n / 256) : 1;
+    } else {
+        int64_t share = (m + *T - 1) / *T;
+        if (qb > share)
+            qb = (int)share;
+    }
+    j->qb = qb;
+    j->sb = d <= 128 ? KNN_SUB_BLOCK : qb;
+    if (d > 128 && !j->nb) /* large d: ordinary (packed) sgemm tiles */
+        j->nb = 512;
+    j->per_thread = heap_area_layout(j);
+}
+
+/* Database-split mode: per chunk of queries, the threads scan their rows,
+ * then threads 1..T-1 are merged into thread 0's heaps and emitted. */
+static int run_split_db(knn_job *j, int T)
+{
+    const int k = j->k;
+    for (int64_t q0 = 0; q0 < j->m; q0 += j->qb) {
+        j->q0 = q0;
+        j->q1 = j->m - q0 < j->qb ? j->m : q0 + j->qb;
+        int rc = cmir__parallel(T, task_rows, j);
+        if (rc)
+            return rc;
+        qview v0 = area_view(j, j->scratch, q0);
+        for (int t = 1; t < T; t++) {
+            qview vt = area_view(j, j->scratch + (size_t)t * j->per_thread, q0);
+            for (int64_t i = 0; i < j->q1 - q0; i++)
+                for (int r = 0; r < vt.slot[i].nbuf; r++)
+                    heap_offer(v0.buf + (size_t)i * j->cap, &v0.slot[i].nbuf, k,
+                               vt.buf[(size_t)i * j->cap + r]);
+        }
+        for (int64_t i = q0; i < j->q1; i++)
+            heap_emit(j, v0.buf + (size_t)(i - q0) * j->cap, v0.slot[i - q0].nbuf,
+                      j->ids + (size_t)i * k, j->dist ? j->dist + (size_t)i * k : NULL);
+    }
+    return 0;
+}
+
+/* Heap path after planning: the norms (given, or computed into nx_area),
+ * their bound, then the tiles. */
+static int run_heap(knn_job *j, cmir_exec *ex, int T, const float *db_norms, float *nx_area)
+{
+    int rc;
+    if (db_norms) {
+        j->nx = db_norms;
+    } else {
+        if ((rc = cmir__knn_norms_threads(cmir_exec_threads(ex), j->db, j->n, j->d, nx_area)))
+            return rc;
+        j->nx = nx_area;
+    }
+    float xm = 0.0f;
+    for (int64_t i = 0; i < j->n; i++)
+        xm = j->nx[i] > xm ? j->nx[i] : xm;
+    j->xmax = (double)xm * (1.0 + (j->d + 3.0) * KNN_U); /* nx may be low by (d+2)u */
+    return j->split_db ? run_split_db(j, T) : cmir__parallel(T, task_queries, j);
+}
+
+int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t m, int d, int k,
+             cmir_knn_params p, int64_t *ids, float *dist)
+{
+    int rc = check_args(db, n, q, m, d, k, &p, ids);
+    if (rc || m == 0)
+        return rc;
+    knn_job j;
+    job_init(&j, db, n, q, m, d, k, &p, ids, dist);
     int T = cmir_exec_threads(ex);
     if (T > 64)
         T = 64;
@@ -982,29 +700,7 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
             T = (int)m;
         j.per_thread = ((size_t)n * 2 * sizeof(knn_key) + 63) & ~(size_t)63;
     } else {
-        j.nb = p.db_block;
-        j.split_db = m < (int64_t)T * 8;
-        int qb = p.query_block ? p.query_block : KNN_DEFAULT_QB;
-        int64_t cap = 4 * (int64_t)k + 64;
-        j.cap = (int)(cap < n + 1 ? cap : n + 1);
-        size_t hq = KNN_HEAP_BUDGET / per_query_bytes(k, j.cap);
-        if ((size_t)qb > hq)
-            qb = hq > 0 ? (int)hq : 1;
-        if (j.split_db) {
-            if (qb > m)
-                qb = (int)m;
-            if ((int64_t)T * 256 > n) /* at least 256 rows per thread */
-                T = (int)(n / 256) > 1 ? (int)(n / 256) : 1;
-        } else {
-            int64_t share = (m + T - 1) / T;
-            if (qb > share)
-                qb = (int)share;
-        }
-        j.qb = qb;
-        j.sb = d <= 128 ? KNN_SUB_BLOCK : qb;
-        if (d > 128 && !j.nb) /* large d: ordinary (packed) sgemm tiles */
-            j.nb = 512;
-        j.per_thread = heap_area_layout(&j);
+        plan_heap(&j, &p, &T);
         if (!p.db_norms)
             norms_bytes = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
     }
@@ -1017,51 +713,14 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
     if (!base)
         return CMIR_ENOMEM;
     j.scratch = base + norms_bytes;
-
-    int rc = 0;
     if (full) {
         /* Only checks the values (the norms are not needed here). */
-        if ((rc = norms_threads(cmir_exec_threads(ex), db, n, d, NULL)))
-            goto done;
-        rc = cmir__parallel(T, task_full, &j);
+        rc = cmir__knn_norms_threads(cmir_exec_threads(ex), db, n, d, NULL);
+        if (!rc)
+            rc = cmir__parallel(T, cmir__knn_task_full, &j);
     } else {
-        if (p.db_norms) {
-            j.nx = p.db_norms;
-        } else {
-            float *nx = (float *)base;
-            if ((rc = norms_threads(cmir_exec_threads(ex), db, n, d, nx)))
-                goto done;
-            j.nx = nx;
-        }
-        float xm = 0.0f;
-        for (int64_t i = 0; i < n; i++)
-            xm = j.nx[i] > xm ? j.nx[i] : xm;
-        j.xmax = (double)xm * (1.0 + (d + 3.0) * KNN_U); /* nx may be low by (d+2)u */
-        if (!j.split_db) {
-            rc = cmir__parallel(T, task_queries, &j);
-        } else {
-            for (int64_t q0 = 0; q0 < m && !rc; q0 += j.qb) {
-                j.q0 = q0;
-                j.q1 = m - q0 < j.qb ? m : q0 + j.qb;
-                rc = cmir__parallel(T, task_rows, &j);
-                if (rc)
-                    break;
-                /* Merge threads 1..T-1 into thread 0's heaps, then emit. */
-                qview v0 = area_view(&j, j.scratch, q0);
-                for (int t = 1; t < T; t++) {
-                    qview vt = area_view(&j, j.scratch + (size_t)t * j.per_thread, q0);
-                    for (int64_t i = 0; i < j.q1 - q0; i++)
-                        for (int r = 0; r < vt.slot[i].nbuf; r++)
-                            heap_offer(v0.buf + (size_t)i * j.cap, &v0.slot[i].nbuf, k,
-                                       vt.buf[(size_t)i * j.cap + r]);
-                }
-                for (int64_t i = q0; i < j.q1; i++)
-                    heap_emit(&j, v0.buf + (size_t)(i - q0) * j.cap, v0.slot[i - q0].nbuf,
-                              ids + (size_t)i * k, dist ? dist + (size_t)i * k : NULL);
-            }
-        }
+        rc = run_heap(&j, ex, T, p.db_norms, (float *)base);
     }
-done:
     cmir__free_aligned(owned);
     return rc;
 }

@@ -3,7 +3,9 @@
  * and the report as JSON or CSV written through a temporary file. */
 #include "cmir/train.h"
 #include "cmir/audio.h"
-#include "model_internal.h"
+#include "cmir/model.h"
+#include "cmir/archive.h"
+#include "../base/internal.h"
 
 #include <errno.h>
 #include <math.h>
@@ -57,8 +59,8 @@ static int four_ways(cmir_exec *ex, float *V[2], const int64_t n[2], int d, cons
         lab.q_multi = L[q[k]].multi;
         lab.db_multi = L[db[k]].multi;
         lab.n_labels = n_labels;
-        int rc = cmir_metrics_eval(ex, V[q[k]], n[q[k]], V[db[k]], n[db[k]], d, &lab, &mp, &dir->r, dir->map_at,
-                                   dir->p_at);
+        int rc = cmir_metrics_eval(ex, V[q[k]], n[q[k]], V[db[k]], n[db[k]], d, &lab, mp, NULL, NULL, &dir->r,
+                                   dir->map_at, dir->p_at);
         if (rc)
             return rc;
         if (progress && progress((k + 1) / 4.0, NULL, user))
@@ -152,7 +154,7 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
     if (!model_path || !archive_path || !out)
         return cmir__error(CMIR_EINVAL, "cmir_eval: need a model, an archive and a report");
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
+    ep.threads = p.threads;
     cmir_exec *ex = cmir_exec_new(ep);
     cmir_model *m = cmir_model_load(model_path);
     cmir_archive *a = m ? cmir_archive_open(archive_path) : NULL;
@@ -287,7 +289,7 @@ int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progres
         rc = cmir__error(CMIR_EFORMAT, "%s: labels must hold one class per row, or n x C flags", unified_path);
     }
     cmir_exec_params ep = cmir_exec_default_params();
-    ep.n_threads = p.threads;
+    ep.threads = p.threads;
     cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
     if (!rc && !ex)
         rc = CMIR_ENOMEM;

@@ -3,7 +3,7 @@
  * averaged in query order (results independent of the thread count). */
 #include "cmir/metrics.h"
 #include "cmir/knn.h"
-#include "base/internal.h"
+#include "../base/internal.h"
 
 #include <math.h>
 #include <string.h>
@@ -234,11 +234,124 @@ static double mean_of(const double *v, size_t stride, int64_t n)
     return s / (double)n;
 }
 
-int cmir_metrics_eval(cmir_exec *ex, const float *Q, int64_t nq, const float *D, int64_t nd,
-                      int d, const cmir_metrics_labels *labels, const cmir_metrics_params *pp,
-                      cmir_metrics_result *out, double *map_at, double *p_at)
+/* Pass 1: R_q of every query, the evaluated ones into eval (*ne of them),
+ * the skipped counts and GTM into res. */
+static void count_pass(mjob *j, int T, int64_t *eval, int64_t *ne, cmir_metrics_result *res)
 {
-    cmir_metrics_params p = pp ? *pp : cmir_metrics_default_params();
+    const int64_t nq = j->nq;
+    cmir__parallel(T < nq ? T : (nq > 0 ? (int)nq : 1), task_count, j);
+    int64_t n = 0;
+    for (int64_t q = 0; q < nq; q++) {
+        if (j->R[q] < 0)
+            res->n_unlabelled++;
+        else if (j->R[q] == 0)
+            res->n_no_relevant++;
+        else {
+            eval[n++] = q;
+            if (j->R[q] > j->gtm)
+                j->gtm = j->R[q];
+        }
+    }
+    res->n_queries = n;
+    res->gtm = j->gtm;
+    j->eval = eval;
+    *ne = n;
+}
+
+/* The paper's sample: ns of the ne evaluated queries marked in sampled
+ * (all of them, or a partial Fisher-Yates over positions 0..ne-1). */
+static int paper_sample(cmir_rng *rng, int64_t ne, int64_t ns, uint8_t *sampled)
+{
+    if (ns == ne) {
+        memset(sampled, 1, (size_t)ne);
+        return 0;
+    }
+    int64_t *perm = cmir__malloc(sizeof(int64_t) * (size_t)ne);
+    if (!perm)
+        return CMIR_ENOMEM;
+    for (int64_t i = 0; i < ne; i++)
+        perm[i] = i;
+    for (int64_t i = 0; i < ns; i++) {
+        int64_t r = i + (int64_t)cmir_rng_below(rng, (uint64_t)(ne - i));
+        int64_t t = perm[i];
+        perm[i] = perm[r];
+        perm[r] = t;
+        sampled[perm[i]] = 1;
+    }
+    cmir__free(perm);
+    return 0;
+}
+
+/* Pass 2: exact rankings of the ne evaluated queries in blocks of at most
+ * METRICS_BLOCK_BYTES of ids, metrics per query (into j's arrays). */
+static int rank_pass(mjob *j, cmir_exec *ex, int T, const float *Q, const float *D, int d,
+                     int64_t ne, cmir_progress_fn progress, void *user)
+{
+    const int64_t nd = j->nd;
+    int64_t bq = (int64_t)(METRICS_BLOCK_BYTES / (sizeof(int64_t) * (size_t)nd));
+    if (bq < 1)
+        bq = 1;
+    if (bq > ne)
+        bq = ne;
+    int rc = 0;
+    int64_t *ids = cmir__malloc(sizeof(int64_t) * (size_t)bq * (size_t)nd);
+    float *qbuf = cmir__malloc(sizeof(float) * (size_t)bq * (size_t)d);
+    if (!ids || !qbuf || !(j->hit_rank = cmir__malloc(sizeof(int64_t) * (size_t)T * (size_t)nd)) ||
+        !(j->hit_psum = cmir__malloc(sizeof(double) * (size_t)T * (size_t)nd)))
+        rc = CMIR_ENOMEM;
+    j->ids = ids;
+    for (int64_t b0 = 0; !rc && b0 < ne; b0 += bq) {
+        int64_t bn = ne - b0 < bq ? ne - b0 : bq;
+        for (int64_t b = 0; b < bn; b++)
+            memcpy(qbuf + (size_t)b * d, Q + (size_t)j->eval[b0 + b] * d, sizeof(float) * d);
+        if ((rc = cmir_knn(ex, D, nd, qbuf, bn, d, (int)nd, cmir_knn_default_params(), ids, NULL))) {
+            cmir__error_prefix("cmir_metrics_eval");
+            break;
+        }
+        j->b0 = b0;
+        j->bn = bn;
+        cmir__parallel(T < bn ? T : (int)bn, task_eval, j);
+        if (progress && progress((double)(b0 + bn) / (double)ne, "ranking", user))
+            rc = cmir__error(CMIR_ECANCEL, "cmir_metrics_eval: cancelled");
+    }
+    j->ids = NULL;
+    cmir__free(ids);
+    cmir__free(qbuf);
+    return rc;
+}
+
+/* The means over the evaluated queries, in query order. */
+static void means(const mjob *j, int64_t ne, const uint8_t *sampled, int64_t ns,
+                  cmir_metrics_result *res, double *map_at, double *p_at)
+{
+    res->map = mean_of(j->ap, 1, ne);
+    res->anmrr = mean_of(j->nmrr, 1, ne);
+    for (int L = 0; L < CMIR_METRICS_PR_POINTS; L++)
+        res->pr[L] = mean_of(j->pr + L, CMIR_METRICS_PR_POINTS, ne);
+    for (int c = 0; c < j->nc; c++) {
+        if (map_at)
+            map_at[c] = mean_of(j->apk + c, (size_t)j->nc, ne);
+        if (p_at)
+            p_at[c] = mean_of(j->pk + c, (size_t)j->nc, ne);
+    }
+    for (int c = 0; c < CMIR_METRICS_PAPER_POINTS; c++) {
+        double s = 0.0;
+        for (int64_t e = 0; e < ne; e++)
+            if (sampled[e])
+                s += j->paper[(size_t)e * CMIR_METRICS_PAPER_POINTS + c];
+        res->paper_p_at[c] = ns ? s / (double)ns : NAN;
+    }
+    res->paper_mean = 0.0;
+    for (int c = 0; c < CMIR_METRICS_PAPER_POINTS; c++)
+        res->paper_mean += res->paper_p_at[c];
+    res->paper_mean /= CMIR_METRICS_PAPER_POINTS;
+}
+
+int cmir_metrics_eval(cmir_exec *ex, const float *Q, int64_t nq, const float *D, int64_t nd,
+                      int d, const cmir_metrics_labels *labels, cmir_metrics_params p,
+                      cmir_progress_fn progress, void *user, cmir_metrics_result *out,
+                      double *map_at, double *p_at)
+{
     int rc = check_args(Q, nq, D, nd, d, labels, &p, out);
     if (rc)
         return rc;
@@ -253,9 +366,7 @@ int cmir_metrics_eval(cmir_exec *ex, const float *Q, int64_t nq, const float *D,
     int T = cmir_exec_threads(ex);
     if (T > 64)
         T = 64;
-    int64_t *eval = NULL;
-    int64_t *ids = NULL;
-    float *qbuf = NULL;
+    int64_t *eval = NULL, ne = 0, ns = 0;
     uint8_t *sampled = NULL;
     double *perq = NULL;
     cmir_rng *rng = NULL;
@@ -270,58 +381,21 @@ int cmir_metrics_eval(cmir_exec *ex, const float *Q, int64_t nq, const float *D,
             goto done;
         }
     }
-    /* ---- pass 1: R_q, the evaluated queries, GTM ---- */
     if (!(j.R = cmir__malloc(sizeof(int64_t) * (size_t)(nq ? nq : 1))) ||
         !(eval = cmir__malloc(sizeof(int64_t) * (size_t)(nq ? nq : 1)))) {
         rc = CMIR_ENOMEM;
         goto done;
     }
-    cmir__parallel(T < nq ? T : (nq > 0 ? (int)nq : 1), task_count, &j);
-    int64_t ne = 0;
-    for (int64_t q = 0; q < nq; q++) {
-        if (j.R[q] < 0)
-            res.n_unlabelled++;
-        else if (j.R[q] == 0)
-            res.n_no_relevant++;
-        else {
-            eval[ne++] = q;
-            if (j.R[q] > j.gtm)
-                j.gtm = j.R[q];
-        }
-    }
-    res.n_queries = ne;
-    res.gtm = j.gtm;
-    j.eval = eval;
+    count_pass(&j, T, eval, &ne, &res);
 
-    /* ---- the paper's sample ---- */
-    int64_t ns = p.paper_queries == 0 || p.paper_queries > ne ? ne : p.paper_queries;
-    if (!(sampled = cmir__calloc((size_t)(ne ? ne : 1), 1)) || !(rng = cmir_rng_new(p.seed))) {
+    ns = p.paper_queries == 0 || p.paper_queries > ne ? ne : p.paper_queries;
+    if (!(sampled = cmir__calloc((size_t)(ne ? ne : 1), 1)) || !(rng = cmir_rng_new(p.seed)) ||
+        paper_sample(rng, ne, ns, sampled)) {
         rc = CMIR_ENOMEM;
         goto done;
     }
-    if (ns == ne) {
-        memset(sampled, 1, (size_t)ne);
-    } else {
-        /* partial Fisher-Yates over positions 0..ne-1 */
-        int64_t *perm = cmir__malloc(sizeof(int64_t) * (size_t)ne);
-        if (!perm) {
-            rc = CMIR_ENOMEM;
-            goto done;
-        }
-        for (int64_t i = 0; i < ne; i++)
-            perm[i] = i;
-        for (int64_t i = 0; i < ns; i++) {
-            int64_t r = i + (int64_t)cmir_rng_below(rng, (uint64_t)(ne - i));
-            int64_t t = perm[i];
-            perm[i] = perm[r];
-            perm[r] = t;
-            sampled[perm[i]] = 1;
-        }
-        cmir__free(perm);
-    }
     res.paper_n = ns;
 
-    /* ---- pass 2: rankings in blocks, metrics per query ---- */
     size_t per_q = 2 + CMIR_METRICS_PR_POINTS + 2 * (size_t)j.nc + CMIR_METRICS_PAPER_POINTS;
     if (!(perq = cmir__malloc(sizeof(double) * per_q * (size_t)(ne ? ne : 1)))) {
         rc = CMIR_ENOMEM;
@@ -333,69 +407,15 @@ int cmir_metrics_eval(cmir_exec *ex, const float *Q, int64_t nq, const float *D,
     j.apk = j.pr + (size_t)ne * CMIR_METRICS_PR_POINTS;
     j.pk = j.apk + (size_t)ne * j.nc;
     j.paper = j.pk + (size_t)ne * j.nc;
-    if (ne > 0) {
-        int64_t bq = (int64_t)(METRICS_BLOCK_BYTES / (sizeof(int64_t) * (size_t)nd));
-        if (bq < 1)
-            bq = 1;
-        if (bq > ne)
-            bq = ne;
-        if (!(ids = cmir__malloc(sizeof(int64_t) * (size_t)bq * (size_t)nd)) ||
-            !(qbuf = cmir__malloc(sizeof(float) * (size_t)bq * (size_t)d)) ||
-            !(j.hit_rank = cmir__malloc(sizeof(int64_t) * (size_t)T * (size_t)nd)) ||
-            !(j.hit_psum = cmir__malloc(sizeof(double) * (size_t)T * (size_t)nd))) {
-            rc = CMIR_ENOMEM;
-            goto done;
-        }
-        j.ids = ids;
-        for (int64_t b0 = 0; b0 < ne; b0 += bq) {
-            int64_t bn = ne - b0 < bq ? ne - b0 : bq;
-            for (int64_t b = 0; b < bn; b++)
-                memcpy(qbuf + (size_t)b * d, Q + (size_t)eval[b0 + b] * d, sizeof(float) * d);
-            if ((rc = cmir_knn(ex, D, nd, qbuf, bn, d, (int)nd, NULL, ids, NULL))) {
-                cmir__error_prefix("cmir_metrics_eval");
-                goto done;
-            }
-            j.b0 = b0;
-            j.bn = bn;
-            cmir__parallel(T < bn ? T : (int)bn, task_eval, &j);
-            if (p.progress && p.progress((double)(b0 + bn) / (double)ne, "ranking", p.progress_user)) {
-                rc = cmir__error(CMIR_ECANCEL, "cmir_metrics_eval: cancelled");
-                goto done;
-            }
-        }
-    }
-
-    /* ---- means, in query order ---- */
-    res.map = mean_of(j.ap, 1, ne);
-    res.anmrr = mean_of(j.nmrr, 1, ne);
-    for (int L = 0; L < CMIR_METRICS_PR_POINTS; L++)
-        res.pr[L] = mean_of(j.pr + L, CMIR_METRICS_PR_POINTS, ne);
-    for (int c = 0; c < j.nc; c++) {
-        if (map_at)
-            map_at[c] = mean_of(j.apk + c, (size_t)j.nc, ne);
-        if (p_at)
-            p_at[c] = mean_of(j.pk + c, (size_t)j.nc, ne);
-    }
-    for (int c = 0; c < CMIR_METRICS_PAPER_POINTS; c++) {
-        double s = 0.0;
-        for (int64_t e = 0; e < ne; e++)
-            if (sampled[e])
-                s += j.paper[(size_t)e * CMIR_METRICS_PAPER_POINTS + c];
-        res.paper_p_at[c] = ns ? s / (double)ns : NAN;
-    }
-    res.paper_mean = 0.0;
-    for (int c = 0; c < CMIR_METRICS_PAPER_POINTS; c++)
-        res.paper_mean += res.paper_p_at[c];
-    res.paper_mean /= CMIR_METRICS_PAPER_POINTS;
+    if (ne > 0 && (rc = rank_pass(&j, ex, T, Q, D, d, ne, progress, user)))
+        goto done;
+    means(&j, ne, sampled, ns, &res, map_at, p_at);
     *out = res;
-    rc = 0;
 done:
     cmir__free(j.qbits);
     cmir__free(j.dbits);
     cmir__free(j.R);
     cmir__free(eval);
-    cmir__free(ids);
-    cmir__free(qbuf);
     cmir__free(sampled);
     cmir__free(perq);
     cmir__free(j.hit_rank);

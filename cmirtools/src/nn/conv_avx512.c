@@ -1,0 +1,752 @@
+/* The direct 3x3 convolution kernels for x86-64 CPUs with AVX-512F
+ * (chosen at run time; conv.c holds the portable im2col + sgemm path and
+ * the public entry points): forward with the fused leaky ReLU, statistics
+ * and batch norm + max-pool epilogues, and the backward with dy made row
+ * by row. Built everywhere; empty except for the stubs where the compiler
+ * cannot target AVX-512 (or with -DCMIR_CONV_NO_DIRECT). */
+#include "nn_internal.h"
+
+#include <string.h>
+
+/* ======================================================================== */
+/* Direct convolution (x86-64 with AVX-512F, detected at run time).         */
+/*                                                                          */
+/* No im2col and no GEMM: each thread copies one sample at a time into a    */
+/* zero-bordered buffer, so every output pixel has all nine taps, and       */
+/* register-tiled kernels compute                                            */
+/*   forward: a tile of P pixels x 16V output channels, bias preloaded,     */
+/*            summed over taps and input channels in a fixed order;         */
+/*   dx:      the same kernel on the padded dy with the flipped, transposed */
+/*            weights {3,3,Cout,Cin};                                         */
+/*   dW, db:  a tile of KR rows of dW x 16V channels summed over the pixels */
+/*            of one output row in registers, then added to the thread's    */
+/*            partial; partials are reduced in thread order.                */
+/* Channel counts that are not multiples of 16 use masked loads/stores in   */
+/* the same kernels. Everything runs in a fixed order, so results are       */
+/* bit-identical for the same inputs and thread count.                      */
+
+#ifdef CMIR__CONV_DIRECT
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DK_FN static __attribute__((target("avx512f"), noinline))
+#define DK_IN static inline __attribute__((always_inline, target("avx512f")))
+
+/* Outputs at least this large are written with streaming stores: they
+ * cannot stay in cache for the next layer anyway. */
+#ifndef DIRECT_NT_BYTES
+#define DIRECT_NT_BYTES ((size_t)32 << 20)
+#endif
+
+typedef struct dconv {
+    const float *x, *W, *b, *dy;
+    float *y, *dx;
+    float *Wt;         /* {3,3,Co,Ci}: flipped, transposed W for dx */
+    float *scratch;    /* per thread: padded x, padded dy, dW and db partials */
+    size_t per_thread; /* floats */
+    size_t off_dyp, off_dw;
+    int N, H, Wd, Ci, Co;
+    int nt;
+    int act;     /* forward only: leaky ReLU with `slope` applied in the store */
+    float slope;
+    size_t off_st; /* forward with statistics: per-thread sums (doubles) at this float offset */
+    int want_st;
+    cmir__dyrow_fn dyrow; /* backward: dy made row by row by this (j->dy unused) */
+    void *dyctx;
+    size_t off_row;       /* per-thread row buffer for dyrow without dx */
+    const float *rb;      /* recompute: the forward's bias (NULL: zero) ... */
+    float rslope;         /* ... and leaky-ReLU slope, to remake the conv's output */
+    int recompute;        /* rows for dyrow (needs want_dw) */
+    size_t off_arow;      /* per-thread buffer for one remade output row */
+    /* forward without a stored output (cmir__conv3x3_lrelu_pool) */
+    int pmode;            /* 1: sums only, 2: batch norm + max-pool */
+    const struct fpool *ptmpl;
+    float *py, *pxh;
+    int32_t *parg;
+    size_t off_prow;      /* per thread: a dummy output row, then best, bxh, barg {Wo, Co} */
+    int want_dx, want_dw;
+} dconv;
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* Copies sample xs{H,W,C} into the interior of xp{H+2,W+2,C}, whose
+ * border is already zero. */
+static void pad_sample(const float *xs, int H, int Wd, int C, float *xp)
+{
+    for (int y = 0; y < H; y++)
+        memcpy(xp + ((size_t)(y + 1) * (Wd + 2) + 1) * C, xs + (size_t)y * Wd * C,
+               sizeof(float) * Wd * C);
+}
+
+static __mmask16 last_mask(int rem) /* rem in 1..16 */
+{
+    return (__mmask16)(rem >= 16 ? 0xFFFFu : (1u << rem) - 1u);
+}
+
+/* Forward epilogue without a stored output: batch norm with given
+ * statistics + max-pool k x k into per-thread row buffers {Wo, Co}. */
+typedef struct fpool {
+    int store;                      /* 0: y is not written */
+    int k, Wo, Hok;                 /* window; rows y < Hok are pooled */
+    int y, W, Co, co0;              /* current row, width, channels, first channel of the block */
+    const float *mu, *is, *ga, *be; /* per channel, from 0 */
+    float *best, *bxh;
+    int32_t *barg;
+} fpool;
+
+/* fwd_tile's statistics: per-channel sum and sum of squares of the tile
+ * acc (P pixels x V vectors), added into st (sums) and st + Cr (squares)
+ * in double. */
+DK_IN void tile_stats(__m512 acc[12][4], const int P, const int V, double *st, int Cr)
+{
+#pragma GCC unroll 4
+    for (int v = 0; v < V; v++) {
+        __m512 s = acc[0][v], q = _mm512_mul_ps(acc[0][v], acc[0][v]);
+#pragma GCC unroll 12
+        for (int p = 1; p < P; p++) {
+            s = _mm512_add_ps(s, acc[p][v]);
+            q = _mm512_fmadd_ps(acc[p][v], acc[p][v], q);
+        }
+        double *ds = st + 16 * v, *dq = ds + Cr;
+        __m512d s0 = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
+        __m512d s1 = _mm512_cvtps_pd(
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+        __m512d q0 = _mm512_cvtps_pd(_mm512_castps512_ps256(q));
+        __m512d q1 = _mm512_cvtps_pd(
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(q), 1)));
+        _mm512_storeu_pd(ds, _mm512_add_pd(_mm512_loadu_pd(ds), s0));
+        _mm512_storeu_pd(ds + 8, _mm512_add_pd(_mm512_loadu_pd(ds + 8), s1));
+        _mm512_storeu_pd(dq, _mm512_add_pd(_mm512_loadu_pd(dq), q0));
+        _mm512_storeu_pd(dq + 8, _mm512_add_pd(_mm512_loadu_pd(dq + 8), q1));
+    }
+}
+
+/* yb[p*Co + 16v] (p < P, v < V; last vector masked by ml) = bias +
+ * sum_{tap, c} xb[tap offset + p*Ci + c] * wb[(tap*Ci + c)*Co + 16v].
+ * xb: the padded input at the tile's top-left tap; rs: its row stride. */
+DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int Co,
+                    const float *bias, float *yb, const int P, const int V, __mmask16 ml,
+                    int nt, int act, float slope, double *st, int Cr, const fpool *pl,
+                    int x0)
+{
+    __m512 acc[12][4];
+#pragma GCC unroll 4
+    for (int v = 0; v < V; v++) {
+        __m512 b0 = bias ? _mm512_maskz_loadu_ps(v == V - 1 ? ml : 0xFFFF, bias + 16 * v)
+                         : _mm512_setzero_ps();
+#pragma GCC unroll 12
+        for (int p = 0; p < P; p++)
+            acc[p][v] = b0;
+    }
+    for (int t = 0; t < 9; t++) {
+        const float *xr = xb + (t / 3) * rs + (t % 3) * Ci;
+        const float *wr = wb + (size_t)t * Ci * Co;
+        for (int c = 0; c < Ci; c++, wr += Co) {
+            __m512 w[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                w[v] = v == V - 1 ? _mm512_maskz_loadu_ps(ml, wr + 16 * v)
+                                  : _mm512_loadu_ps(wr + 16 * v);
+#pragma GCC unroll 12
+            for (int p = 0; p < P; p++) {
+                __m512 xv = _mm512_set1_ps(xr[(ptrdiff_t)p * Ci + c]);
+#pragma GCC unroll 4
+                for (int v = 0; v < V; v++)
+                    acc[p][v] = _mm512_fmadd_ps(xv, w[v], acc[p][v]);
+            }
+        }
+    }
+    if (act) { /* y > 0 ? y : slope * y, exactly as cmir_lrelu_forward */
+        const __m512 zero = _mm512_setzero_ps(), sv = _mm512_set1_ps(slope);
+#pragma GCC unroll 12
+        for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                acc[p][v] = _mm512_mask_mul_ps(
+                    acc[p][v], _mm512_cmp_ps_mask(acc[p][v], zero, _CMP_NGT_UQ), acc[p][v], sv);
+    }
+    if (st) /* per-channel sum and sum of squares of the tile, into double */
+        tile_stats(acc, P, V, st, Cr);
+    if (pl && pl->y < pl->Hok) { /* normalise, then the running window maxima */
+        const int k = pl->k, xend = pl->Wo * k, row0 = pl->y % k == 0;
+        const __m512i iota =
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            const int c = pl->co0 + 16 * v;
+            const __mmask16 m = v == V - 1 ? ml : 0xFFFF;
+            const __m512 mu = _mm512_maskz_loadu_ps(m, pl->mu + c);
+            const __m512 is = _mm512_maskz_loadu_ps(m, pl->is + c);
+            const __m512 ga = _mm512_maskz_loadu_ps(m, pl->ga + c);
+            const __m512 be = _mm512_maskz_loadu_ps(m, pl->be + c);
+            const int32_t a0 = (int32_t)(((size_t)pl->y * pl->W) * pl->Co) + c;
+            /* The tile's pixels of one window are reduced in registers (the
+             * first maximum wins), then merged into the row buffers, which
+             * hold the earlier pixels: strict > keeps those on ties, so the
+             * winner is the first maximum in row-major order. */
+            __m512 bv = _mm512_setzero_ps(), bx = bv;
+            __m512i ba = _mm512_setzero_si512();
+            int cur = -1, seg0 = 0;
+#pragma GCC unroll 12
+            for (int p = 0; p <= P; p++) {
+                const int x = x0 + p, ox = p < P && x < xend ? x / k : -2;
+                if (ox != cur && cur >= 0) { /* flush window cur */
+                    const size_t bo = (size_t)cur * pl->Co + c;
+                    __mmask16 upd = m;
+                    if (!(row0 && seg0 == cur * k))
+                        upd = _mm512_mask_cmp_ps_mask(
+                            m, bv, _mm512_maskz_loadu_ps(m, pl->best + bo), _CMP_GT_OQ);
+                    _mm512_mask_storeu_ps(pl->best + bo, upd, bv);
+                    _mm512_mask_storeu_ps(pl->bxh + bo, upd, bx);
+                    _mm512_mask_storeu_epi32(pl->barg + bo, upd, ba);
+                }
+                if (ox < 0)
+                    break;
+                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(acc[p][v], mu), is);
+                __m512 val = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
+                __m512i ai = _mm512_add_epi32(_mm512_set1_epi32(a0 + x * pl->Co), iota);
+                if (ox != cur) {
+                    cur = ox;
+                    seg0 = x;
+                    bv = val;
+                    bx = xh;
+                    ba = ai;
+                } else {
+                    __mmask16 gt = _mm512_cmp_ps_mask(val, bv, _CMP_GT_OQ);
+                    bv = _mm512_mask_mov_ps(bv, gt, val);
+                    bx = _mm512_mask_mov_ps(bx, gt, xh);
+                    ba = _mm512_mask_mov_epi32(ba, gt, ai);
+                }
+            }
+        }
+    }
+    if (pl && !pl->store)
+        return;
+#pragma GCC unroll 12
+    for (int p = 0; p < P; p++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            float *d = yb + (size_t)p * Co + 16 * v;
+            if (v == V - 1 && ml != 0xFFFF)
+                _mm512_mask_storeu_ps(d, ml, acc[p][v]);
+            else if (nt)
+                _mm512_stream_ps(d, acc[p][v]);
+            else
+                _mm512_storeu_ps(d, acc[p][v]);
+        }
+}
+
+#define FWD_T(PP, VV)                                                                          \
+    fwd_tile(xb + (ptrdiff_t)x * Ci, rs, Ci, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt,  \
+             act, slope, st, Cr, pl, x)
+#define FWD_C(PP, VV)                                                                          \
+    case PP:                                                                                   \
+        FWD_T(PP, VV);                                                                         \
+        break;
+#define SW5(F, VV) F(1, VV) F(2, VV) F(3, VV) F(4, VV) F(5, VV)
+#define SW7(F, VV) SW5(F, VV) F(6, VV) F(7, VV)
+#define SW11(F, VV) SW7(F, VV) F(8, VV) F(9, VV) F(10, VV) F(11, VV)
+
+/* One output row, one block of up to 16V output channels. */
+#define DEF_FWD_ROW(VV, PMAX, SW)                                                              \
+    DK_FN void fwd_row_##VV(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int Co,     \
+                            const float *bias, float *yb, int Wd, __mmask16 ml, int nt,        \
+                            int act, float slope, double *st, int Cr, const fpool *pl)         \
+    {                                                                                          \
+        int x = 0;                                                                             \
+        for (; x + PMAX <= Wd; x += PMAX)                                                      \
+            FWD_T(PMAX, VV);                                                                   \
+        switch (Wd - x) {                                                                      \
+            SW(FWD_C, VV)                                                                      \
+        default:                                                                               \
+            break;                                                                             \
+        }                                                                                      \
+    }
+DEF_FWD_ROW(1, 12, SW11)
+DEF_FWD_ROW(2, 12, SW11)
+DEF_FWD_ROW(3, 8, SW7)
+DEF_FWD_ROW(4, 6, SW5)
+
+/* ys{H,W,Co} = conv(xp{H+2,W+2,Ci}, W) + b. */
+/* Output row y into yr{W,Co}. */
+static void fwd_one_row(const float *xp, int y, int Wd, int Ci, const float *W, int Co,
+                        const float *b, float *yr, int nt, int act, float slope, double *st,
+                        int Cr, const fpool *pool)
+{
+    fpool pb, *pl = NULL;
+    if (pool) {
+        pb = *pool;
+        pb.y = y;
+        pl = &pb;
+    }
+    const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Ci;
+    for (int co0 = 0; co0 < Co; co0 += 64) {
+        int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
+        __mmask16 ml = last_mask(rem - 16 * (V - 1));
+        const float *xb = xp + y * rs, *wb = W + co0, *bias = b ? b + co0 : NULL;
+        float *yb = yr + co0;
+        double *sb = st ? st + co0 : NULL;
+        if (pl)
+            pl->co0 = co0;
+        switch (V) {
+        case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
+        case 2: fwd_row_2(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
+        case 3: fwd_row_3(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
+        default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
+        }
+    }
+}
+
+static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, int Co,
+                       const float *b, float *ys, int nt, int act, float slope, double *st,
+                       int Cr)
+{
+    for (int y = 0; y < H; y++)
+        fwd_one_row(xp, y, Wd, Ci, W, Co, b, ys + (size_t)y * Wd * Co, nt, act, slope, st, Cr,
+                    NULL);
+}
+
+/* dwp[(k0+r)*Co + 16v] += sum over the Wd pixels of one output row of
+ * xpad[pixel + tap(k) offset + c(k)] * dyr[pixel*Co + 16v], k = k0 + r. */
+DK_IN void dw_tile(const float *xb, ptrdiff_t rs, int Ci, int k0, const float *dyr, int Co,
+                   int Wd, float *dwp, const int KR, const int V, __mmask16 ml, const float *pf)
+{
+    const float *pr[10];
+    __m512 acc[10][4];
+#pragma GCC unroll 10
+    for (int r = 0; r < KR; r++) {
+        int k = k0 + r, t = k / Ci, c = k - t * Ci;
+        pr[r] = xb + (t / 3) * rs + (ptrdiff_t)(t % 3) * Ci + c;
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++)
+            acc[r][v] = _mm512_setzero_ps();
+    }
+    for (int x = 0; x < Wd; x++) {
+        __m512 d[4];
+        const float *dp = dyr + (size_t)x * Co;
+        if (pf) /* the next row of dy, while this one is in cache */
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                _mm_prefetch((const char *)(pf + (size_t)x * Co + 16 * v), _MM_HINT_T0);
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++)
+            d[v] = v == V - 1 ? _mm512_maskz_loadu_ps(ml, dp + 16 * v)
+                              : _mm512_loadu_ps(dp + 16 * v);
+#pragma GCC unroll 10
+        for (int r = 0; r < KR; r++) {
+            __m512 xv = _mm512_set1_ps(pr[r][(ptrdiff_t)x * Ci]);
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++)
+                acc[r][v] = _mm512_fmadd_ps(xv, d[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 10
+    for (int r = 0; r < KR; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            float *q = dwp + (size_t)(k0 + r) * Co + 16 * v;
+            __mmask16 m = v == V - 1 ? ml : 0xFFFF;
+            _mm512_mask_storeu_ps(q, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, q), acc[r][v]));
+        }
+}
+
+#define DW_T(KK, VV) dw_tile(xb, rs, Ci, k0, dyr, Co, Wd, dwp, KK, VV, ml, k0 ? NULL : pf)
+#define DW_C(KK, VV)                                                                           \
+    case KK:                                                                                   \
+        DW_T(KK, VV);                                                                          \
+        break;
+#define SW9(F, VV) SW7(F, VV) F(8, VV) F(9, VV)
+
+/* All K rows of dW, one block of up to 16V channels, one output row. */
+#define DEF_DW_ROW(VV, KMAX, SW)                                                               \
+    DK_FN void dw_row_##VV(const float *xb, ptrdiff_t rs, int Ci, int K, const float *dyr,     \
+                           int Co, int Wd, float *dwp, __mmask16 ml, const float *pf)          \
+    {                                                                                          \
+        int k0 = 0;                                                                            \
+        for (; k0 + KMAX <= K; k0 += KMAX)                                                     \
+            DW_T(KMAX, VV);                                                                    \
+        switch (K - k0) {                                                                      \
+            SW(DW_C, VV)                                                                       \
+        default:                                                                               \
+            break;                                                                             \
+        }                                                                                      \
+    }
+DEF_DW_ROW(1, 10, SW9)
+DEF_DW_ROW(2, 10, SW9)
+DEF_DW_ROW(3, 8, SW7)
+DEF_DW_ROW(4, 6, SW5)
+
+/* dbp[c] += sum over the Wd pixels of one row of dyr[pixel*Co + c]. */
+DK_FN void db_row(const float *dyr, int Co, int Wd, float *dbp)
+{
+    for (int co0 = 0; co0 < Co; co0 += 16) {
+        __mmask16 m = last_mask(Co - co0);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        const float *p = dyr + co0;
+        int x = 0;
+        for (; x + 4 <= Wd; x += 4, p += 4 * (size_t)Co) {
+            a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(m, p));
+            a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(m, p + Co));
+            a2 = _mm512_add_ps(a2, _mm512_maskz_loadu_ps(m, p + 2 * (size_t)Co));
+            a3 = _mm512_add_ps(a3, _mm512_maskz_loadu_ps(m, p + 3 * (size_t)Co));
+        }
+        for (; x < Wd; x++, p += Co)
+            a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(m, p));
+        __m512 s = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+        _mm512_mask_storeu_ps(dbp + co0, m,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(m, dbp + co0), s));
+    }
+}
+
+/* With j->recompute: row y of lrelu(conv(x) + b) from the padded sample xp,
+ * bit-identical to the forward's, into the thread's row buffer. */
+static const float *remake_row(const dconv *j, const float *xp, int y)
+{
+    if (!j->recompute)
+        return NULL;
+    float *ar = (float *)xp + j->off_arow;
+    fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->rb, ar, 0, 1, j->rslope, NULL, 0, NULL);
+    return ar;
+}
+
+/* Adds one sample's contribution to the dW, db partials. dy rows are drs
+ * floats apart from dys, or (dys NULL) made one at a time into rowbuf by
+ * the job's dyrow for sample n. */
+static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
+                      const float *dys, size_t drs, int H, int Wd, int Ci, int Co, float *dwp,
+                      float *dbp)
+{
+    const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Ci;
+    const int K = 9 * Ci;
+    for (int y = 0; y < H; y++) {
+        const float *dyrow = dys ? dys + (size_t)y * drs : rowbuf;
+        if (!dys)
+            j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), rowbuf);
+        for (int co0 = 0; co0 < Co; co0 += 64) {
+            int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
+            __mmask16 ml = last_mask(rem - 16 * (V - 1));
+            const float *xb = xp + y * rs, *dyr = dyrow + co0;
+            const float *pf = dys && y + 1 < H ? dyr + drs : NULL;
+            float *dw = dwp + co0;
+            switch (V) {
+            case 1: dw_row_1(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
+            case 2: dw_row_2(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
+            case 3: dw_row_3(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
+            default: dw_row_4(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
+            }
+        }
+        db_row(dyrow, Co, Wd, dbp);
+    }
+}
+
+DK_FN void stream_fence(void) { _mm_sfence(); }
+
+static int dfwd_task(int t, int T, void *user)
+{
+    const dconv *j = user;
+    size_t lo, hi;
+    cmir__split((size_t)j->N, T, t, &lo, &hi);
+    const size_t hw = (size_t)j->H * j->Wd;
+    float *xp = j->scratch + (size_t)t * j->per_thread;
+    memset(xp, 0, sizeof(float) * (size_t)(j->H + 2) * (j->Wd + 2) * j->Ci);
+    double *st = j->want_st ? (double *)(xp + j->off_st) : NULL;
+    if (st)
+        memset(st, 0, sizeof(double) * 2 * round16((size_t)j->Co));
+    for (size_t n = lo; n < hi; n++) {
+        pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
+        fwd_sample(xp, j->H, j->Wd, j->Ci, j->W, j->Co, j->b, j->y + n * hw * j->Co, j->nt,
+                   j->act, j->slope, st, (int)round16((size_t)j->Co));
+    }
+    if (j->nt)
+        stream_fence();
+    return 0;
+}
+
+/* cmir__conv3x3_lrelu_pool's passes: nothing full-size is written. */
+static int dpool_task(int t, int T, void *user)
+{
+    const dconv *j = user;
+    size_t lo, hi;
+    cmir__split((size_t)j->N, T, t, &lo, &hi);
+    const size_t hw = (size_t)j->H * j->Wd, Cr = round16((size_t)j->Co);
+    float *xp = j->scratch + (size_t)t * j->per_thread;
+    memset(xp, 0, sizeof(float) * (size_t)(j->H + 2) * (j->Wd + 2) * j->Ci);
+    double *st = j->pmode == 1 ? (double *)(xp + j->off_st) : NULL;
+    if (st)
+        memset(st, 0, sizeof(double) * 2 * Cr);
+    float *dummy = xp + j->off_prow;
+    fpool pl = *j->ptmpl;
+    const size_t pw = round16((size_t)pl.Wo * j->Co);
+    pl.best = dummy + round16((size_t)j->Wd * j->Co);
+    pl.bxh = pl.best + pw;
+    pl.barg = (int32_t *)(pl.bxh + pw);
+    if (j->pmode == 1)
+        pl.Hok = 0; /* statistics only */
+    const int Ho = pl.k > 0 ? pl.Hok / pl.k : 0;
+    const size_t prow = (size_t)pl.Wo * j->Co;
+    for (size_t n = lo; n < hi; n++) {
+        pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
+        for (int y = 0; y < j->H; y++) {
+            fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->b, dummy, 0, 1, j->slope, st,
+                        (int)Cr, &pl);
+            if (j->pmode == 2 && y < pl.Hok && y % pl.k == pl.k - 1 && prow) {
+                size_t o = (n * Ho + (size_t)(y / pl.k)) * prow;
+                memcpy(j->py + o, pl.best, sizeof(float) * prow);
+                memcpy(j->parg + o, pl.barg, sizeof(int32_t) * prow);
+                if (j->pxh)
+                    memcpy(j->pxh + o, pl.bxh, sizeof(float) * prow);
+            }
+        }
+    }
+    return 0;
+}
+
+static int dbwd_task(int t, int T, void *user)
+{
+    const dconv *j = user;
+    size_t lo, hi;
+    cmir__split((size_t)j->N, T, t, &lo, &hi);
+    const size_t hw = (size_t)j->H * j->Wd, pad = (size_t)(j->H + 2) * (j->Wd + 2);
+    float *xp = j->scratch + (size_t)t * j->per_thread;
+    float *dyp = xp + j->off_dyp, *dwp = xp + j->off_dw, *dbp = dwp + (size_t)9 * j->Ci * j->Co;
+    if (j->want_dw) {
+        memset(xp, 0, sizeof(float) * pad * j->Ci);
+        memset(dwp, 0, sizeof(float) * ((size_t)9 * j->Ci * j->Co + j->Co));
+    }
+    if (j->want_dx)
+        memset(dyp, 0, sizeof(float) * pad * j->Co);
+    const size_t prs = (size_t)(j->Wd + 2) * j->Co; /* padded dy row stride */
+    for (size_t n = lo; n < hi; n++) {
+        const float *dys = j->dyrow ? NULL : j->dy + n * hw * j->Co;
+        size_t drs = (size_t)j->Wd * j->Co;
+        if (j->want_dw)
+            pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
+        if (j->dyrow && j->want_dx) { /* the whole sample, into the padded buffer */
+            for (int y = 0; y < j->H; y++)
+                j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), dyp + (size_t)(y + 1) * prs + j->Co);
+            dys = dyp + prs + j->Co;
+            drs = prs;
+        }
+        if (j->want_dw) {
+            dw_sample(j, n, xp + j->off_row, xp, dys, drs, j->H, j->Wd, j->Ci, j->Co, dwp, dbp);
+        }
+        if (j->want_dx) {
+            if (!j->dyrow)
+                pad_sample(dys, j->H, j->Wd, j->Co, dyp);
+            fwd_sample(dyp, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0, 0,
+                       0.0f, NULL, 0);
+        }
+    }
+    return 0;
+}
+
+static int direct_available(void) { return __builtin_cpu_supports("avx512f"); }
+
+/* Fills the shape fields and the thread count. */
+static void direct_setup(cmir_exec *ex, const cmir_tensor *x, const cmir_tensor *y, dconv *j,
+                         int *T)
+{
+    memset(j, 0, sizeof *j);
+    j->N = (int)x->shape[0];
+    j->H = (int)x->shape[1];
+    j->Wd = (int)x->shape[2];
+    j->Ci = (int)x->shape[3];
+    j->Co = (int)y->shape[3];
+    j->x = x->data;
+    *T = cmir_exec_threads(ex);
+    if (*T > j->N)
+        *T = j->N > 0 ? j->N : 1;
+}
+
+int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
+                              cmir_tensor *y, int act, float slope, double *sums)
+{
+    dconv j;
+    int T;
+    direct_setup(ex, x, y, &j, &T);
+    j.act = act;
+    j.slope = slope;
+    j.W = W;
+    j.b = b;
+    j.y = y->data;
+    size_t ybytes = (size_t)j.N * j.H * j.Wd * j.Co * sizeof(float);
+    j.nt = ybytes >= DIRECT_NT_BYTES && j.Co % 16 == 0 && ((uintptr_t)j.y & 63) == 0;
+    j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
+    const size_t Cr = round16((size_t)j.Co);
+    if (sums) { /* 2 Cr doubles per thread after the padded sample */
+        j.want_st = 1;
+        j.off_st = j.per_thread;
+        j.per_thread += 4 * Cr;
+    }
+    j.scratch = cmir__exec_scratch(ex, j.per_thread * sizeof(float) * (size_t)T);
+    if (!j.scratch)
+        return CMIR_ENOMEM;
+    int rc = cmir__parallel(T, dfwd_task, &j);
+    if (rc || !sums)
+        return rc;
+    /* Fixed-order reduction of the per-thread sums. */
+    for (int c = 0; c < 2 * j.Co; c++) {
+        size_t o = c < j.Co ? (size_t)c : Cr + (size_t)(c - j.Co);
+        double v = 0.0;
+        for (int t = 0; t < T; t++)
+            v += ((const double *)(j.scratch + (size_t)t * j.per_thread + j.off_st))[o];
+        sums[c] = v;
+    }
+    return 0;
+}
+
+int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                               const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db,
+                               cmir__dyrow_fn dyrow, void *dyctx, const float *rb, float rslope,
+                               int recompute)
+{
+    dconv j;
+    int T, rc;
+    direct_setup(ex, x, dy, &j, &T);
+    j.W = W;
+    j.dy = dy->data;
+    j.dyrow = dyrow;
+    j.dyctx = dyctx;
+    j.rb = rb;
+    j.rslope = rslope;
+    j.recompute = dyrow && recompute && (dW || db);
+    j.dx = dx ? dx->data : NULL;
+    j.want_dx = dx != NULL;
+    j.want_dw = dW || db;
+    const size_t pad = (size_t)(j.H + 2) * (j.Wd + 2), kc = (size_t)9 * j.Ci * j.Co;
+    size_t n = j.want_dw ? round16(pad * j.Ci) : 0;
+    j.off_dyp = n;
+    n += j.want_dx ? round16(pad * j.Co) : 0;
+    j.off_dw = n;
+    n += j.want_dw ? round16(kc + j.Co) : 0;
+    if (dyrow && !j.want_dx) {
+        j.off_row = n;
+        n += round16((size_t)j.Wd * j.Co);
+    }
+    if (j.recompute) {
+        j.off_arow = n;
+        n += round16((size_t)j.Wd * j.Co);
+    }
+    j.per_thread = n ? n : 16;
+    float *s = cmir__exec_scratch(ex, (j.per_thread * (size_t)T + (j.want_dx ? kc : 0)) *
+                                          sizeof(float));
+    if (!s)
+        return CMIR_ENOMEM;
+    j.scratch = s;
+    if (j.want_dx) {
+        /* Wt[8-t][co][ci] = W[t][ci][co]. */
+        j.Wt = s + j.per_thread * (size_t)T;
+        for (int t = 0; t < 9; t++)
+            for (int ci = 0; ci < j.Ci; ci++)
+                for (int co = 0; co < j.Co; co++)
+                    j.Wt[((size_t)(8 - t) * j.Co + co) * j.Ci + ci] =
+                        W[((size_t)t * j.Ci + ci) * j.Co + co];
+    }
+    if ((rc = cmir__parallel(T, dbwd_task, &j)))
+        return rc;
+    if (j.want_dw)
+        cmir__conv_reduce_partials(s + j.off_dw, j.per_thread, T, kc, j.Co, dW, db);
+    return 0;
+}
+#endif /* direct convolution */
+
+int cmir__conv3x3_direct_available(void)
+{
+#ifdef CMIR__CONV_DIRECT
+    return direct_available();
+#else
+    return 0;
+#endif
+}
+
+int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                             const float *b, float slope, int Co, double *sums,
+                             const float *mean, const float *invstd, const float *gamma,
+                             const float *beta, int k, float *y, int32_t *argmax, float *xhat)
+{
+#ifdef CMIR__CONV_DIRECT
+    const char *fn = "cmir__conv3x3_bn_maxpool_forward";
+    if (!x || !x->data || x->ndim != 4)
+        return cmir__check_tensor(x, 4, fn, "x");
+    cmir_tensor yv = cmir_tensor_4d(x->data, x->shape[0], x->shape[1], x->shape[2], Co);
+    int rc = cmir__conv_check(fn, x, W, &yv, 0);
+    if (rc)
+        return rc;
+    if (k < 1 || (!sums && (!mean || !invstd || !gamma || !beta || !y || !argmax)))
+        return cmir__error(CMIR_EINVAL, "%s: bad window or NULL argument", fn);
+    if (!direct_available())
+        return 1;
+    dconv j;
+    int T;
+    direct_setup(ex, x, &yv, &j, &T);
+    j.W = W;
+    j.b = b;
+    j.slope = slope;
+    j.pmode = sums ? 1 : 2;
+    fpool tm;
+    memset(&tm, 0, sizeof tm);
+    tm.store = 0;
+    tm.k = k;
+    tm.Wo = j.Wd / k;
+    tm.Hok = (j.H / k) * k;
+    tm.W = j.Wd;
+    tm.Co = Co;
+    tm.mu = mean;
+    tm.is = invstd;
+    tm.ga = gamma;
+    tm.be = beta;
+    j.ptmpl = &tm;
+    j.py = y;
+    j.parg = argmax;
+    j.pxh = xhat;
+    const size_t Cr = round16((size_t)Co), pw = round16((size_t)tm.Wo * Co);
+    j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
+    j.off_st = j.per_thread;
+    j.per_thread += 4 * Cr;
+    j.off_prow = j.per_thread;
+    j.per_thread += round16((size_t)j.Wd * Co) + 3 * pw;
+    j.scratch = cmir__exec_scratch(ex, j.per_thread * sizeof(float) * (size_t)T);
+    if (!j.scratch)
+        return CMIR_ENOMEM;
+    if ((rc = cmir__parallel(T, dpool_task, &j)) || !sums)
+        return rc;
+    for (int c = 0; c < 2 * Co; c++) { /* fixed-order reduction */
+        size_t o = c < Co ? (size_t)c : Cr + (size_t)(c - Co);
+        double v = 0.0;
+        for (int t = 0; t < T; t++)
+            v += ((const double *)(j.scratch + (size_t)t * j.per_thread + j.off_st))[o];
+        sums[c] = v;
+    }
+    return 0;
+#else
+    (void)ex; (void)x; (void)W; (void)b; (void)slope; (void)Co; (void)sums; (void)mean;
+    (void)invstd; (void)gamma; (void)beta; (void)k; (void)y; (void)argmax; (void)xhat;
+    return 1;
+#endif
+}
+
+int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
+                                cmir__dyrow_fn dyrow, void *ctx, const float *b, float slope,
+                                int recompute, cmir_tensor *dx, float *dW, float *db)
+{
+#ifdef CMIR__CONV_DIRECT
+    const char *fn = "cmir__conv3x3_bn_maxpool_backward";
+    if (!x || !x->data || x->ndim != 4)
+        return cmir__check_tensor(x, 4, fn, "x");
+    /* dy's shape, for the checks only: its data is never read */
+    cmir_tensor dy = cmir_tensor_4d(x->data, x->shape[0], x->shape[1], x->shape[2], Co);
+    int rc = cmir__conv_check(fn, x, W, &dy, 1);
+    if (rc)
+        return rc;
+    if (dx && ((rc = cmir__check_tensor(dx, 4, fn, "dx")) ||
+               (rc = cmir__check_same(x, dx, fn, "x", "dx"))))
+        return rc;
+    if (direct_available())
+        return cmir__conv_direct_backward(ex, x, W, &dy, dx, dW, db, dyrow, ctx, b, slope, recompute);
+#else
+    (void)ex; (void)x; (void)W; (void)Co; (void)dyrow; (void)ctx; (void)dx; (void)dW; (void)db;
+    (void)b; (void)slope; (void)recompute;
+#endif
+    return 1;
+}
