@@ -31,7 +31,7 @@ cmir_train_params cmir_train_default_params(void)
     p.unified = cmir_unified_default_params();
     p.max_stat_tiles = 2000;
     p.speech_steps = 1000;
-    p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
+    p.audio_feature = CMIR_AUDIO_FEATURE_SPHINX;
     p.feature_noise = 0.5f;
     return p;
 }
@@ -865,6 +865,7 @@ static int speech_setup(job *J, const char *archive_path)
                            "image-speech scenario");
     cmir_audio_params ap = cmir_audio_default_params();
     ap.feature = J->p.audio_feature;
+    ap.extra_dict = J->p.speech_dict;
     J->corpus = cmir_audio_corpus_load(man, ap, NULL, NULL);
     if (!J->corpus)
         return cmir__failed(CMIR_EIO);
@@ -927,7 +928,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
 {
     if (!archive_path || !model_path || p.batch < 2 || p.batch > 4096 || p.epochs1 < 0 || p.epochs2 < 0 ||
         !(p.test_frac >= 0 && p.test_frac < 1) || !(p.lr1 > 0) || !(p.lr2 > 0) || p.threads < 0 ||
-        p.speech_steps < 0 || !(p.feature_noise >= 0) || (p.audio_feature != CMIR_AUDIO_FEATURE_CEPSTRAL && p.audio_feature != CMIR_AUDIO_FEATURE_SEGMENTAL))
+        p.speech_steps < 0 || !(p.feature_noise >= 0) || p.audio_feature < CMIR_AUDIO_FEATURE_CEPSTRAL || p.audio_feature > CMIR_AUDIO_FEATURE_SPHINX)
         return cmir__error(CMIR_EINVAL, "cmir_train: invalid parameters (batch %d, test_frac %g)", p.batch,
                            p.test_frac);
     cmir_train_report rep;
@@ -963,8 +964,8 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
         if (!(J.m = cmir__model_new(J.a, cp, J.p.unified, p.seed,
                                     is_speech(&J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS)))
             rc = cmir__failed(CMIR_EINVAL);
-        else
-            J.m->info.audio_feature = p.audio_feature;
+        else if (is_speech(&J))
+            rc = cmir_model_set_audio(J.m, p.audio_feature, cmir_audio_corpus_vocabulary(J.corpus));
     }
     if (!rc)
         rc = split(&J);
