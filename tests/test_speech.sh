@@ -23,13 +23,16 @@ run sh "$ROOT/python-free-scripts/make-speech-corpus.sh" \
     --labels "aquafarm|cloud|forest|high building|low building|farm land|river|water" \
     --voices "en-us en-gb en-us+f3 en-gb+f2 en-029 en-gb-x-rp" --held-out "en-gb-x-rp" \
     --speeds "130 170" --pitches "40 60" "$OUT/corpus"
+# "aquafarm" is not in pocketsphinx's CMU dictionary: its pronunciation
+printf 'aquafarm AE K W AH F AA R M\n' >"$OUT/extra.dict"
 args=""
 for i in 000 001 002 003; do
     args="$args -pan $S/dsrsid_like_${i}_pan.tif -ms $S/dsrsid_like_${i}_ms.tif -labels $S/dsrsid_like_${i}_class.tif"
 done
 # shellcheck disable=SC2086
 run "$BIN/cmir_tile" -q $args -stride 128 -label_min_frac 0 -multilabel 0.1 "$OUT/a.mat"
-run "$BIN/cmir_train" -q -threads 2 -seed 3 -epochs1 8 -dv 32 -speech "$OUT/corpus/manifest.csv" "$OUT/a.mat" "$OUT/m.mat"
+run "$BIN/cmir_train" -q -threads 2 -seed 3 -epochs1 8 -dv 32 -speech "$OUT/corpus/manifest.csv" -dict "$OUT/extra.dict" \
+    "$OUT/a.mat" "$OUT/m.mat"
 run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -csv "$OUT/held.csv" "$OUT/m.mat" "$OUT/a.mat"
 run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -voices seen -csv "$OUT/seen.csv" "$OUT/m.mat" "$OUT/a.mat"
 map() { awk -F, -v d="$2" '$1 == d { print $3 }' "$1"; }
