@@ -96,6 +96,58 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
     return rc;
 }
 
+/* A sphinx model's spoken query naming several labels ("trees and
+ * water"): the mean of the codes of each named label alone (the clip's
+ * feature with the other named labels' entries zeroed). Images are
+ * trained against clips of each of their labels, so a tile carrying all
+ * of them lies between those codes: the nearest tiles to the mean carry
+ * all the named labels, ranked by distance to it. desc gets the labels. */
+static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cmir_audio_params *ap,
+                        float *feat, float *v, char *desc, size_t ndesc)
+{
+    int d_v = cmir_model_get_info(m)->d_v, heard[CMIR_AUDIO_FEATURE_DIM], nh = 0, rc;
+    float *x = NULL, *code = cmir__malloc(sizeof(float) * (size_t)d_v);
+    int64_t n = 0;
+    cmir_audio_extractor *ae = code ? cmir_audio_extractor_new(*ap) : NULL;
+    if (!code || !ae)
+        rc = cmir__failed(CMIR_ENOMEM);
+    else if (!(rc = cmir_audio_load(path, *ap, &x, &n)) && !(rc = cmir_audio_extractor_feature(ae, x, n, feat)))
+        rc = cmir_audio_extractor_heard(ae, x, n, heard, CMIR_AUDIO_FEATURE_DIM, &nh);
+    if (rc == CMIR_EFORMAT && !strncmp(cmir_last_error(), "audio: ", 7)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", cmir_last_error() + 7);
+        cmir__error(rc, "%s: %s", path, msg);
+    }
+    size_t at = (size_t)snprintf(desc, ndesc, "audio %s (heard:", path);
+    const char *vocab = cmir_model_audio_vocabulary(m);
+    for (int j = 0; !rc && j < nh; j++) {
+        const char *l = vocab;
+        for (int k = 0; k < heard[j] && l; k++)
+            l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL;
+        size_t len = l ? strcspn(l, "\t\n") : 0;
+        if (at < ndesc)
+            at += (size_t)snprintf(desc + at, ndesc - at, "%s%.*s", j ? " and " : " ", (int)len, l ? l : "");
+    }
+    if (at < ndesc)
+        snprintf(desc + at, ndesc - at, ")");
+    for (int j = 0; !rc && nh > 1 && j < nh; j++) {
+        float one[CMIR_AUDIO_FEATURE_DIM];
+        memcpy(one, feat, sizeof one);
+        for (int i = 0; i < nh; i++)
+            if (i != j)
+                one[heard[i]] = 0.0f;
+        if (!(rc = cmir_model_embed(m, ex, 1, one, 1, NULL, code)))
+            for (int i = 0; i < d_v; i++)
+                v[i] = (j ? v[i] : 0.0f) + code[i] / (float)nh;
+    }
+    if (!rc && nh <= 1)
+        rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
+    cmir_audio_extractor_free(ae);
+    cmir__free(x);
+    cmir__free(code);
+    return rc;
+}
+
 /* Embeds a spoken query: the clip feature of the file, modality 1. */
 static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v, char *desc, size_t ndesc)
 {
@@ -104,6 +156,8 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
     float feat[CMIR_AUDIO_FEATURE_DIM];
     cmir_audio_params ap;
     cmir_model_audio_params(m, &ap);
+    if (ap.feature == CMIR_AUDIO_FEATURE_SPHINX)
+        return embed_phrase(m, ex, path, &ap, feat, v, desc, ndesc);
     int rc = cmir_audio_clip_feature(path, ap, feat);
     if (!rc)
         rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
