@@ -97,13 +97,11 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
 }
 
 /* A sphinx model's spoken query naming several labels ("trees and
- * water"): the mean of the codes of each named label alone (the clip's
- * feature with the other named labels' entries zeroed). Images are
- * trained against clips of each of their labels, so a tile carrying all
- * of them lies between those codes: the nearest tiles to the mean carry
- * all the named labels, ranked by distance to it. desc gets the labels. */
+ * water"): *lcodes gets the code of each named label alone (the clip's
+ * feature with the other named labels' entries zeroed), *nl of them, and v
+ * their mean; phrase_search ranks by them. desc gets the labels heard. */
 static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cmir_audio_params *ap,
-                        float *feat, float *v, char *desc, size_t ndesc)
+                        float *feat, float *v, char *desc, size_t ndesc, float **lcodes, int *nl)
 {
     int d_v = cmir_model_get_info(m)->d_v, heard[CMIR_AUDIO_FEATURE_DIM], nh = 0, rc;
     float *x = NULL, *code = cmir__malloc(sizeof(float) * (size_t)d_v);
@@ -130,16 +128,21 @@ static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cm
     }
     if (at < ndesc)
         snprintf(desc + at, ndesc - at, ")");
+    if (!rc && nh > 1 && !(*lcodes = cmir__malloc(sizeof(float) * (size_t)d_v * (size_t)nh)))
+        rc = CMIR_ENOMEM;
     for (int j = 0; !rc && nh > 1 && j < nh; j++) {
         float one[CMIR_AUDIO_FEATURE_DIM];
         memcpy(one, feat, sizeof one);
         for (int i = 0; i < nh; i++)
             if (i != j)
                 one[heard[i]] = 0.0f;
-        if (!(rc = cmir_model_embed(m, ex, 1, one, 1, NULL, code)))
+        if (!(rc = cmir_model_embed(m, ex, 1, one, 1, NULL, code))) {
+            memcpy(*lcodes + (size_t)j * d_v, code, sizeof(float) * (size_t)d_v);
             for (int i = 0; i < d_v; i++)
                 v[i] = (j ? v[i] : 0.0f) + code[i] / (float)nh;
+        }
     }
+    *nl = rc || nh < 2 ? 0 : nh;
     if (!rc && nh <= 1)
         rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
     cmir_audio_extractor_free(ae);
@@ -148,8 +151,53 @@ static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cm
     return rc;
 }
 
-/* Embeds a spoken query: the clip feature of the file, modality 1. */
-static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v, char *desc, size_t ndesc)
+/* A phrase query: the rows passing F near every one of the nl label
+ * codes, ranked by their largest distance to any of them (a tile must
+ * match all the labels named), ties by row; the k best into rows/dist
+ * (-1 past the end). */
+typedef struct { float d; int64_t r; } scored;
+static int by_score(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    return x->d < y->d ? -1 : x->d > y->d ? 1 : (x->r > y->r) - (x->r < y->r);
+}
+static int phrase_search(cmir_index *ix, cmir_exec *ex, const float *codes, int nl, int dim, int k,
+                         const cmir_search_filter *F, int64_t *rows, float *dist)
+{
+    int64_t n = ix->n, kk = n < 1000000000 ? n : 1000000000;
+    int64_t *r = cmir__malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    float *d = cmir__malloc(sizeof(float) * (size_t)(n ? n : 1));
+    scored *w = cmir__calloc((size_t)(n ? n : 1), sizeof(scored));
+    int *cnt = cmir__calloc((size_t)(n ? n : 1), sizeof(int));
+    int rc = r && d && w && cnt ? 0 : CMIR_ENOMEM;
+    for (int j = 0; !rc && j < nl && n > 0; j++) {
+        rc = cmir_index_search(ix, ex, codes + (size_t)j * dim, 1, (int)kk, F, r, d);
+        for (int64_t t = 0; !rc && t < kk && r[t] >= 0; t++) {
+            w[r[t]].d = cnt[r[t]]++ ? fmaxf(w[r[t]].d, d[t]) : d[t];
+            w[r[t]].r = r[t];
+        }
+    }
+    int64_t m = 0;
+    for (int64_t t = 0; !rc && t < n; t++)
+        if (cnt[t] == nl)
+            w[m++] = w[t];
+    if (!rc)
+        qsort(w, (size_t)m, sizeof *w, by_score);
+    for (int t = 0; !rc && t < k; t++) {
+        rows[t] = t < m ? w[t].r : -1;
+        dist[t] = t < m ? w[t].d : 0.0f;
+    }
+    cmir__free(r);
+    cmir__free(d);
+    cmir__free(w);
+    cmir__free(cnt);
+    return rc;
+}
+
+/* Embeds a spoken query: the clip feature of the file, modality 1; a
+ * phrase of several labels also gives *lcodes and *nl (embed_phrase). */
+static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v, char *desc, size_t ndesc,
+                       float **lcodes, int *nl)
 {
     if (cmir_model_get_info(m)->scenario != CMIR_SCENARIO_IMAGE_SPEECH)
         return cmir__error(CMIR_EINVAL, "%s: an audio query needs an image-speech model (cmir_train -speech)", path);
@@ -157,7 +205,7 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
     cmir_audio_params ap;
     cmir_model_audio_params(m, &ap);
     if (ap.feature == CMIR_AUDIO_FEATURE_SPHINX)
-        return embed_phrase(m, ex, path, &ap, feat, v, desc, ndesc);
+        return embed_phrase(m, ex, path, &ap, feat, v, desc, ndesc, lcodes, nl);
     int rc = cmir_audio_clip_feature(path, ap, feat);
     if (!rc)
         rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
@@ -220,7 +268,9 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
      * metadata, which GeoJSON writes at creation) */
     float *codes = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)dim * (size_t)n_queries);
     int *qmod = rc ? NULL : cmir__malloc(sizeof(int) * (size_t)n_queries);
-    if (!rc && (!codes || !qmod))
+    int *pn = rc ? NULL : cmir__calloc((size_t)n_queries, sizeof(int)); /* labels of a phrase query */
+    float **pcodes = rc ? NULL : cmir__calloc((size_t)n_queries, sizeof(float *));
+    if (!rc && (!codes || !qmod || !pn || !pcodes))
         rc = CMIR_ENOMEM;
     for (int i = 0; !rc && i < n_queries; i++) {
         char d[1024];
@@ -240,7 +290,7 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
             rc = embed_raster(m, ex, q, codes + (size_t)i * dim, &qmod[i], d, sizeof d, i == 0 ? &qtile : NULL,
                               qdims);
         } else if (q->kind == CMIR_QUERY_AUDIO && q->audio) {
-            rc = embed_audio(m, ex, q->audio, codes + (size_t)i * dim, d, sizeof d);
+            rc = embed_audio(m, ex, q->audio, codes + (size_t)i * dim, d, sizeof d, &pcodes[i], &pn[i]);
             qmod[i] = 1;
         } else {
             rc = cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
@@ -293,7 +343,11 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
             F.modality = !qmod[i];
         if (queries[i].kind == CMIR_QUERY_ROW)
             F.exclude = queries[i].row;
-        if ((rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist)))
+        if (pn[i] > 1)
+            rc = phrase_search(ix, ex, pcodes[i], pn[i], dim, p.k, &F, rows, dist);
+        else
+            rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist);
+        if (rc)
             break;
         for (int r = 0; !rc && r < p.k && rows[r] >= 0; r++) {
             OGRFeatureH src = cmir__index_feature(ix, rows[r]);
@@ -352,6 +406,10 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
     CSLDestroy(desc_all);
     cmir__free(codes);
     cmir__free(qmod);
+    for (int i = 0; pcodes && i < n_queries; i++)
+        cmir__free(pcodes[i]);
+    cmir__free(pcodes);
+    cmir__free(pn);
     cmir__free(v);
     cmir__free(rows);
     cmir__free(dist);
