@@ -85,21 +85,26 @@ typedef enum cmir_audio_feature_kind {
      * decoded by pocketsphinx (Debian's pocketsphinx-en-us acoustic model,
      * trained on real speech) against a JSGF grammar whose words are the
      * labels of params.vocabulary, a phrase being one label or several
-     * joined by "and" ("trees and water"). feat[k] is label k's posterior
-     * in the decoding lattice (the sum over its lattice nodes, capped at
-     * 1; the labels of the best path are set to 1); the entries past the
-     * vocabulary are 0. A clip in which nothing is heard (silence, noise:
-     * pocketsphinx's voice activity detection finds no speech, or no path
-     * through the grammar) is refused by cmir_audio_extractor_feature with
-     * "no speech"; a corpus keeps such a clip with an all-zero feature.
-     * Why this and not phone posteriors pooled over the word or one forced
-     * alignment per label: on real recordings (pocketsphinx-testdata) and
-     * on synthesised words the grammar decode is right where a cepstral
-     * feature learned from synthesisers is at chance (issue 15: 14/170
-     * real clips); its lattice is sharp (posteriors are 0 or 1 on short
-     * words), so per-label forced alignments (L decodes a clip) would cost
-     * L times more for what is in effect the same decision; one decode is
-     * 15-40 ms for a one-second word (bench/speech_quality.sh). Labels are
+     * joined by "and" ("trees and water"). feat[k] is 1 when label k is on
+     * the best path, else 0 (entries past the vocabulary are 0). A clip in
+     * which nothing is heard (silence, noise: pocketsphinx's voice activity
+     * detection finds no speech, or no path through the grammar) is
+     * refused by cmir_audio_extractor_feature with "no speech"; a corpus
+     * keeps such a clip with an all-zero feature. Why: the acoustic model
+     * was trained on real speech, so the decision does not hang on whose
+     * voice it is, where a cepstral feature learned from synthesisers is at
+     * chance on real voices (issue 15: 14 of 170 real clips right). On the
+     * 17-label corpus of bench/speech_quality.sh it keeps its mAP on a
+     * held-out engine (Img->Aud 0.45 against 0.50 on seen voices) where the
+     * segmental feature falls (0.31 against 0.55). Measured alternatives:
+     * lattice node posteriors (ps_latnode_prob after ps_get_prob) are 1 for
+     * every word of the FSG lattice in Debian 12's pocketsphinx (a clip got
+     * up to 5 labels, and the largest entry named the first label in
+     * vocabulary order, not the word heard); n-best lists repeat
+     * hypotheses and hold empty ones; one forced alignment per label would
+     * give graded scores at L times the cost. The best path is what a stock
+     * recogniser answers (0.85 on the issue's real clips) for one decode,
+     * about 40 ms per second of audio (bench_sphinx). Labels are
      * words of the dictionary (multi-word labels such as "bare soil" become
      * one grammar word whose pronunciation is the words' in order); a word
      * the dictionary lacks is refused naming it unless params.extra_dict

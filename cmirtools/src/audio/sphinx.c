@@ -1,7 +1,7 @@
 /* The speaker-independent clip feature CMIR_AUDIO_FEATURE_SPHINX: the clip
  * decoded by pocketsphinx (acoustic model trained on real speech) against a
- * JSGF grammar of the vocabulary's labels, joined by "and"; per-label
- * lattice posteriors make the feature. Also the acoustic model's identity. */
+ * JSGF grammar of the vocabulary's labels, joined by "and"; the labels on
+ * the best path make the feature. Also the acoustic model's identity. */
 #include "audio_internal.h"
 #include "../base/internal.h"
 
@@ -422,21 +422,8 @@ int cmir__sphinx_feature(cmir__sphinx *s, const float *x, int64_t n, float feat[
     memset(feat, 0, sizeof(float) * CMIR_AUDIO_FEATURE_DIM);
     if (!*n_heard)
         return 0;
-    logmath_t *lm = ps_get_logmath(s->ps);
-    (void)ps_get_prob(s->ps); /* runs the forward-backward pass over the lattice */
-    ps_lattice_t *dag = ps_get_lattice(s->ps);
-    for (ps_latnode_iter_t *it = dag ? ps_latnode_iter(dag) : NULL; it; it = ps_latnode_iter_next(it)) {
-        ps_latnode_t *nd = ps_latnode_iter_node(it);
-        const char *w = ps_latnode_baseword(dag, nd);
-        for (int k = 0; k < s->n; k++)
-            if (!strcmp(w, s->token[k]))
-                feat[k] += (float)logmath_exp(lm, ps_latnode_prob(dag, nd, NULL));
-    }
     for (int j = 0; j < *n_heard; j++)
-        if (feat[heard[j]] < 1.0f)
-            feat[heard[j]] = 1.0f; /* the best path's labels, whatever the lattice says */
-    for (int k = 0; k < s->n; k++)
-        feat[k] = feat[k] > 1.0f ? 1.0f : feat[k];
+        feat[heard[j]] = 1.0f; /* the labels of the best path */
     return 0;
 }
 
