@@ -4,6 +4,8 @@
  * silence and noise score nothing, and bad vocabularies, dictionaries and
  * clips are refused in one line. Skips (77) only without that package. */
 #include "cmir/audio.h"
+#include "cmir/tensorset.h"
+#include "model/model_internal.h"
 #include "test_util.h"
 
 #include <samplerate.h>
@@ -265,6 +267,59 @@ static void test_identity(void)
     ASSERT_TRUE(cmir_audio_sphinx_identity("/nonexistent", NULL, c) == CMIR_EIO);
 }
 
+/* What a sphinx model file records, and its checks on loading. */
+static cmir_tensorset *records(const char *vocab, const char *hmm, const char *sum)
+{
+    cmir_tensorset *ts = cmir_tensorset_new();
+    ASSERT_OK(cmir_tensorset_put_string(ts, "AUDIO_FEATURE", "sphinx"));
+    if (vocab)
+        ASSERT_OK(cmir_tensorset_put_string(ts, "AUDIO_VOCABULARY", vocab));
+    ASSERT_OK(cmir_tensorset_put_string(ts, "AUDIO_ACOUSTIC_MODEL", hmm));
+    ASSERT_OK(cmir_tensorset_put_string(ts, "AUDIO_DICTIONARY", CMIR_AUDIO_SPHINX_DICT));
+    ASSERT_OK(cmir_tensorset_put_string(ts, "AUDIO_MODEL_SUM", sum));
+    return ts;
+}
+
+static int load_records(cmir_tensorset *ts, char *vocab_out, size_t n)
+{
+    cmir_model *m = calloc(1, sizeof *m);
+    int rc = cmir__model_load_audio(m, ts);
+    if (!rc && vocab_out) {
+        cmir_audio_params p = cmir_audio_default_params();
+        p.feature = m->info.audio_feature;
+        cmir__model_audio_params(m, &p);
+        snprintf(vocab_out, n, "%s", p.vocabulary ? p.vocabulary : "");
+    }
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", cmir_last_error());
+    cmir__free(m->audio_vocab);
+    cmir__free(m->audio_hmm);
+    cmir__free(m->audio_dict);
+    free(m);
+    cmir_tensorset_free(ts);
+    cmir__error(rc ? rc : 0, "%s", msg);
+    return rc;
+}
+
+static void test_model_records(void)
+{
+    char sum[17], v[256];
+    ASSERT_OK(cmir_audio_sphinx_identity(NULL, NULL, sum));
+    ASSERT_OK(load_records(records("water\nbare soil", CMIR_AUDIO_SPHINX_HMM, sum), v, sizeof v));
+    ASSERT_TRUE(!strcmp(v, "water\nbare soil"));
+    /* another acoustic model than the one trained with, a changed checksum, no vocabulary */
+    ASSERT_EQ_INT(load_records(records("water", "/usr/share/pocketsphinx/test/data/an4_ci_cont", sum), NULL, 0),
+                  CMIR_EFORMAT);
+    printf("  other acoustic model: %s\n", cmir_last_error());
+    ASSERT_TRUE(strstr(cmir_last_error(), "not the one it was trained with") != NULL);
+    ASSERT_EQ_INT(load_records(records("water", CMIR_AUDIO_SPHINX_HMM, "0123456789abcdef"), NULL, 0), CMIR_EFORMAT);
+    ASSERT_TRUE(strstr(cmir_last_error(), "0123456789abcdef") != NULL && !strchr(cmir_last_error(), '\n'));
+    ASSERT_EQ_INT(load_records(records(NULL, CMIR_AUDIO_SPHINX_HMM, sum), NULL, 0), CMIR_EFORMAT);
+    ASSERT_TRUE(strstr(cmir_last_error(), "AUDIO_VOCABULARY") != NULL);
+    ASSERT_EQ_INT(load_records(records("water", "/nonexistent", sum), NULL, 0), CMIR_EFORMAT);
+    ASSERT_TRUE(strstr(cmir_last_error(), "/nonexistent") != NULL);
+}
+
 int main(void)
 {
     if (access(CARDS "001.wav", R_OK) != 0) {
@@ -279,6 +334,7 @@ int main(void)
     RUN(test_silence_and_noise);
     RUN(test_vocabulary_refusals);
     RUN(test_identity);
+    RUN(test_model_records);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0)
