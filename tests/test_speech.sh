@@ -89,4 +89,11 @@ check "[ \$(ogrinfo -ro -q -al '$OUT/img.geojson' | grep -c 'modality (String) =
 check "! '$BIN/cmir_search' -q -model '$OUT/m.mat' -index '$OUT/i.gpkg' --audio '$OUT/a.mat' '$OUT/x.geojson' 2>'$OUT/err'"
 check "grep -q 'a.mat' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ]"
 check "[ ! -e '$OUT/x.geojson' ]"
+# a label with no pronunciation (no -dict): one line naming it, no model written
+check "! '$BIN/cmir_train' -q -epochs1 1 -speech '$OUT/corpus/manifest.csv' '$OUT/a.mat' '$OUT/m2.mat' 2>'$OUT/err'"
+check "grep -q \"'aquafarm'\" '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ] && [ ! -e '$OUT/m2.mat' ]"
+# noise alone as a query: "no speech" in one line, nothing written
+sox -R -n -r 16000 -b 16 "$OUT/noise.wav" synth 1.5 whitenoise vol 0.1
+check "! '$BIN/cmir_search' -q -model '$OUT/m.mat' -index '$OUT/i.gpkg' --audio '$OUT/noise.wav' '$OUT/n.geojson' 2>'$OUT/err'"
+check "grep -q 'noise.wav: no speech' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ] && [ ! -e '$OUT/n.geojson' ]"
 [ $fail -eq 0 ] && echo "1 passed, 0 failed" || { cat "$OUT/log"; echo "0 passed, 1 failed"; exit 1; }

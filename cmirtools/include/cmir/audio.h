@@ -262,6 +262,11 @@ CMIR_API void cmir_audio_corpus_free(cmir_audio_corpus *c);
  * feature because nothing was heard in them (0 for other kinds). */
 CMIR_API const char *cmir_audio_corpus_vocabulary(const cmir_audio_corpus *c);
 CMIR_API int64_t cmir_audio_corpus_silent(const cmir_audio_corpus *c);
+/* 1 when clip i's feature names its own label (sphinx: its label is on
+ * the best path; always 1 for other kinds), else 0. cmir_train trains
+ * the speech branch only on such clips: a clip the recogniser mishears
+ * would teach the branch that one label's code means another. */
+CMIR_API int cmir_audio_corpus_heard_own(const cmir_audio_corpus *c, int64_t i);
 /* Number of clips (0 for NULL). */
 CMIR_API int64_t cmir_audio_corpus_count(const cmir_audio_corpus *c);
 /* The features, row-major count x CMIR_AUDIO_FEATURE_DIM. */

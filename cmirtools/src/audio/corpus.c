@@ -221,6 +221,25 @@ cmir_audio_corpus *cmir_audio_corpus_load(const char *manifest, cmir_audio_param
 const char *cmir_audio_corpus_vocabulary(const cmir_audio_corpus *c) { return c ? c->vocab : NULL; }
 int64_t cmir_audio_corpus_silent(const cmir_audio_corpus *c) { return c ? c->silent : 0; }
 
+int cmir_audio_corpus_heard_own(const cmir_audio_corpus *c, int64_t i)
+{
+    if (!c || i < 0 || i >= c->n)
+        return 0;
+    if (!c->vocab)
+        return 1;
+    const char *v = c->vocab;
+    for (int k = 0; *v && k < CMIR_AUDIO_FEATURE_DIM; k++) {
+        size_t len = strcspn(v, "\t\n");
+        char l[256];
+        snprintf(l, sizeof l, "%.*s", (int)(len < 255 ? len : 255), v);
+        if (cmir_audio_label_match(l, c->label[i]))
+            return c->feat[(size_t)i * CMIR_AUDIO_FEATURE_DIM + (size_t)k] > 0.5f;
+        v += strcspn(v, "\n");
+        v += *v == '\n';
+    }
+    return 0;
+}
+
 int64_t cmir_audio_corpus_count(const cmir_audio_corpus *c) { return c ? c->n : 0; }
 const float *cmir_audio_corpus_features(const cmir_audio_corpus *c) { return c ? c->feat : NULL; }
 

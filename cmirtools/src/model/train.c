@@ -885,7 +885,7 @@ static int speech_setup(job *J, const char *archive_path)
                                cmir_audio_corpus_file(J->corpus, i), l, archive_path);
         if (cmir_audio_corpus_held_out(J->corpus, i))
             J->n_atest++;
-        else
+        else if (cmir_audio_corpus_heard_own(J->corpus, i)) /* misheard clips teach nothing true */
             J->atrain[J->n_atrain++] = i;
     }
     if (J->n_atrain < 2)
