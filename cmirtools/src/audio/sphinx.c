@@ -13,6 +13,8 @@
 
 #include <pocketsphinx.h>
 #include <sphinxbase/err.h>
+#include <sphinxbase/fsg_model.h>
+#include <sphinxbase/jsgf.h>
 
 #define MAXPHONES 1024 /* characters of one label's pronunciation */
 
@@ -282,6 +284,24 @@ static int add_label(cmir__sphinx *s, const cmir_audio_params *p, int k, char *e
     return 0;
 }
 
+/* What ps_set_jsgf_string does, without its leak (Debian 12's
+ * pocketsphinx never frees the parsed grammar): JSGF text to an FSG
+ * search, made the decoder's search. 0 or -1. */
+static int set_grammar(ps_decoder_t *ps, const char *g)
+{
+    jsgf_t *jg = jsgf_parse_string(g, NULL);
+    jsgf_rule_t *rule = jg ? jsgf_get_public_rule(jg) : NULL;
+    fsg_model_t *fsg = rule ? jsgf_build_fsg(jg, rule, ps_get_logmath(ps),
+                                             cmd_ln_float32_r(ps_get_config(ps), "-lw"))
+                            : NULL;
+    int rc = fsg && ps_set_fsg(ps, "cmir", fsg) >= 0 && ps_set_search(ps, "cmir") >= 0 ? 0 : -1;
+    if (fsg)
+        fsg_model_free(fsg); /* the search keeps its own reference */
+    if (jg)
+        jsgf_grammar_free(jg);
+    return rc;
+}
+
 /* Splits the vocabulary into entries and builds the grammar. */
 static int build_grammar(cmir__sphinx *s, const cmir_audio_params *p)
 {
@@ -317,7 +337,7 @@ static int build_grammar(cmir__sphinx *s, const cmir_audio_params *p)
     }
     if (!rc)
         rc = append(&g, &gl, &gc, ";\n");
-    if (!rc && (ps_set_jsgf_string(s->ps, "cmir", g) < 0 || ps_set_search(s->ps, "cmir") < 0))
+    if (!rc && set_grammar(s->ps, g))
         rc = cmir__error(CMIR_EINVAL, "vocabulary: pocketsphinx refused the grammar of the labels");
     cmir__free(copy);
     cmir__free(g);
