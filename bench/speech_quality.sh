@@ -1,20 +1,33 @@
 #!/bin/sh
 # Quality benchmark (not a test) of the image <-> speech scenario: the
 # simulator's UC-Merced-like RGB scenes (0.3 m, 17 multi-labels) tiled
-# 256 x 256, split by scene; the 17-label espeak-ng corpus of
-# python-free-scripts/make-speech-corpus.sh (6 voices train, 2 voices held
-# out); CMIR-NET trained at d_v = 32, 64, 128; whole-database mAP, P@10 and
-# the paper's protocol, Img->Aud and Aud->Img, with the held-out voices and
-# with the voices trained on, beside the paper's figures.
+# 256 x 256, split by scene; the spoken-label corpus of
+# python-free-scripts/make-speech-corpus.sh (espeak-ng, flite and festival
+# voices, sox augmentations) with some voices of the seen engines held out
+# and one whole engine held out; CMIR-NET trained per clip feature (the
+# pocketsphinx feature and the previous cepstral one) and d_v. Reports
+# whole-database mAP and P@10, Img->Aud and Aud->Img, for seen voices,
+# held-out voices of seen engines and the held-out engine, beside the
+# paper's figures; then bench_sphinx (acoustic model load, extraction time
+# per second of audio, nearest-label accuracy on words cut from real
+# recordings).
 # Usage: sh bench/speech_quality.sh BUILD_DIR [OUT_DIR]
-#   env: SCENES (24), EPOCHS1 (20), THREADS (2), DVS ("32 64 128"), EXTRA (stage-2 options)
+#   env (defaults in brackets; the machine is shared, so scale down):
+#     SCENES [24]  EPOCHS1 [20]  THREADS [2]  DVS ["32 64 128"]
+#     FEATURES ["sphinx segmental"]  (segmental: the previous cepstral feature)
+#     HELD_ENGINE [festival]; VOICES, HELD_VOICES, AUGMENT [make-speech-corpus.sh's
+#     defaults: its --voices, --held-out, --augment]
+#     EXTRA [-w_class 5 -w_pair 0.2 -w_cross 0.1] (stage-2 options)
 set -eu
-B=${1:?usage: sh bench/speech_quality.sh BUILD_DIR [OUT_DIR]}/cmirtools/apps
+BUILD=${1:?usage: sh bench/speech_quality.sh BUILD_DIR [OUT_DIR]}
+B=$BUILD/cmirtools/apps
 OUT=${2:-/tmp/cmir_speech_quality}
 SCENES=${SCENES:-24}
 EPOCHS1=${EPOCHS1:-20}
 THREADS=${THREADS:-2}
 DVS=${DVS:-32 64 128}
+FEATURES=${FEATURES:-sphinx segmental}
+HELD_ENGINE=${HELD_ENGINE:-festival}
 EXTRA=${EXTRA:--w_class 5 -w_pair 0.2 -w_cross 0.1}
 ROOT=$(dirname "$0")/..
 mkdir -p "$OUT/scenes"
@@ -24,19 +37,44 @@ if [ ! -f "$OUT/rgb.mat" ]; then
     for f in "$OUT"/scenes/rgb_*_rgb.tif; do set -- "$@" -pan "$f" -labels "${f%_rgb.tif}_class.tif"; done
     "$B/cmir_tile" -q "$@" -label_min_frac 0 -multilabel 0.01 "$OUT/rgb.mat"
 fi
-[ -f "$OUT/corpus/manifest.csv" ] || sh "$ROOT/python-free-scripts/make-speech-corpus.sh" "$OUT/corpus" 2>/dev/null
+if [ ! -f "$OUT/corpus/manifest.csv" ]; then
+    set -- --held-out-engine "$HELD_ENGINE"
+    [ -z "${VOICES:-}" ] || set -- "$@" --voices "$VOICES"
+    [ -z "${HELD_VOICES:-}" ] || set -- "$@" --held-out "$HELD_VOICES"
+    [ -z "${AUGMENT:-}" ] || set -- "$@" --augment "$AUGMENT"
+    sh "$ROOT/python-free-scripts/make-speech-corpus.sh" "$@" "$OUT/corpus"
+fi
 M=$OUT/corpus/manifest.csv
-row() { awk -F, -v d="$2" '$1 == d { printf "%.4f %.4f %.4f", $3, $7, $5 }' "$1"; }
-printf '%-5s %-13s %-28s %-28s\n' d_v direction "held-out voices mAP P@10 paper" "seen voices mAP P@10 paper"
-for dv in $DVS; do
-    # shellcheck disable=SC2086
-    [ -f "$OUT/m$dv.mat" ] || "$B/cmir_train" -q -threads "$THREADS" -seed 1 -epochs1 "$EPOCHS1" -dv "$dv" $EXTRA \
-        -speech "$M" "$OUT/rgb.mat" "$OUT/m$dv.mat"
-    "$B/cmir_eval" -q -threads "$THREADS" -speech "$M" -k 5,10,20,50,100 -csv "$OUT/held$dv.csv" "$OUT/m$dv.mat" "$OUT/rgb.mat" >/dev/null
-    "$B/cmir_eval" -q -threads "$THREADS" -speech "$M" -voices seen -k 5,10,20,50,100 -csv "$OUT/seen$dv.csv" \
-        "$OUT/m$dv.mat" "$OUT/rgb.mat" >/dev/null
-    for d in 'image->audio' 'audio->image'; do
-        printf '%-5s %-13s %-28s %-28s\n' "$dv" "$d" "$(row "$OUT/held$dv.csv" "$d")" "$(row "$OUT/seen$dv.csv" "$d")"
+# Two test manifests: the training rows with the held-out voices of the
+# seen engines, and with the held-out engine's voices.
+awk -F, -v e="$HELD_ENGINE:" 'NR == 1 || $4 == 0 || index($3, e) != 1' "$M" >"$OUT/corpus/voices.csv"
+awk -F, -v e="$HELD_ENGINE:" 'NR == 1 || $4 == 0 || index($3, e) == 1' "$M" >"$OUT/corpus/engine.csv"
+printf 'corpus: %s clips; held-out voices of seen engines: %s; held-out engine %s: %s\n' \
+    "$(($(wc -l <"$M") - 1))" "$(awk -F, -v e="$HELD_ENGINE:" '$4 == 1 && index($3, e) != 1' "$M" | wc -l)" \
+    "$HELD_ENGINE" "$(awk -F, -v e="$HELD_ENGINE:" 'index($3, e) == 1' "$M" | wc -l)"
+row() { awk -F, -v d="$2" '$1 == d { printf "%.4f %.4f", $3, $7 }' "$1"; }
+printf '%-9s %-5s %-13s %-16s %-16s %-16s\n' feature d_v direction "seen mAP P@10" "voices mAP P@10" \
+    "engine mAP P@10"
+for feat in $FEATURES; do
+    for dv in $DVS; do
+        m=$OUT/m_${feat}_$dv.mat
+        # shellcheck disable=SC2086 # EXTRA is a list of options
+        [ -f "$m" ] || "$B/cmir_train" -q -threads "$THREADS" -seed 1 -epochs1 "$EPOCHS1" -dv "$dv" $EXTRA \
+            -speech_feature "$feat" -speech "$M" "$OUT/rgb.mat" "$m"
+        for c in seen voices engine; do
+            man=$OUT/corpus/$c.csv
+            v=held_out
+            [ "$c" != seen ] || { man=$M; v=seen; }
+            "$B/cmir_eval" -q -threads "$THREADS" -speech "$man" -voices "$v" -k 5,10,20,50,100 \
+                -csv "$OUT/${c}_${feat}_$dv.csv" "$m" "$OUT/rgb.mat" >/dev/null
+        done
+        for d in 'image->audio' 'audio->image'; do
+            printf '%-9s %-5s %-13s %-16s %-16s %-16s\n' "$feat" "$dv" "$d" "$(row "$OUT/seen_${feat}_$dv.csv" "$d")" \
+                "$(row "$OUT/voices_${feat}_$dv.csv" "$d")" "$(row "$OUT/engine_${feat}_$dv.csv" "$d")"
+        done
     done
 done
 echo "paper (CMIR-NET, UC-Merced multi-label, d_v 128): Img->Aud mAP 0.6211 P@10 0.6481; Aud->Img mAP 0.5421 P@10 0.5600"
+if [ -x "$BUILD/bench/bench_sphinx" ]; then
+    "$BUILD/bench/bench_sphinx" | grep -v '^  miss'
+fi

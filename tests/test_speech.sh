@@ -24,14 +24,17 @@ run() { "$@" >>"$OUT/log" 2>&1 || { cat "$OUT/log"; echo "FAIL: $*"; exit 1; }; 
 run sh "$ROOT/python-free-scripts/make-speech-corpus.sh" \
     --labels "aquafarm|cloud|forest|high building|low building|farm land|river|water" \
     --voices "en-us en-gb en-us+f3 en-gb+f2 en-029 en-gb-x-rp" --held-out "en-gb-x-rp" \
-    --speeds "130 170" --pitches "40 60" "$OUT/corpus"
+    --speeds "130 170" --pitches "40 60" --augment noise "$OUT/corpus"
+# "aquafarm" is not in pocketsphinx's CMU dictionary: its pronunciation
+printf 'aquafarm AE K W AH F AA R M\n' >"$OUT/extra.dict"
 args=""
 for i in 000 001 002 003; do
     args="$args -pan $S/dsrsid_like_${i}_pan.tif -ms $S/dsrsid_like_${i}_ms.tif -labels $S/dsrsid_like_${i}_class.tif"
 done
 # shellcheck disable=SC2086
 run "$BIN/cmir_tile" -q $args -stride 128 -label_min_frac 0 -multilabel 0.1 "$OUT/a.mat"
-run "$BIN/cmir_train" -q -threads 2 -seed 3 -epochs1 8 -dv 32 -speech "$OUT/corpus/manifest.csv" "$OUT/a.mat" "$OUT/m.mat"
+run "$BIN/cmir_train" -q -threads 2 -seed 3 -epochs1 8 -dv 32 -speech "$OUT/corpus/manifest.csv" -dict "$OUT/extra.dict" \
+    "$OUT/a.mat" "$OUT/m.mat"
 run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -csv "$OUT/held.csv" "$OUT/m.mat" "$OUT/a.mat"
 run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -voices seen -csv "$OUT/seen.csv" "$OUT/m.mat" "$OUT/a.mat"
 map() { awk -F, -v d="$2" '$1 == d { print $3 }' "$1"; }
@@ -51,7 +54,7 @@ check "[ \$(ogrinfo -ro -q -sql \"SELECT COUNT(*) FROM tiles WHERE modality = 'a
 # voice queries from the held-out voice: the first image must carry the label
 good=0
 for w in water forest cloud farm_land; do
-    run "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -k 3 --audio "$OUT/corpus/$w/en-gb-x-rp_130_40.wav" \
+    run "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -k 3 --audio "$OUT/corpus/$w/espeak-ng_en-gb-x-rp_130_40_noise.wav" \
         "$OUT/q_$w.geojson"
     label=$(printf '%s' "$w" | tr '_' ' ')
     first=$(ogrinfo -ro -q -al -where "rank = 1" "$OUT/q_$w.geojson" | sed -n 's/^ *labels (String) = //p')
@@ -60,6 +63,16 @@ for w in water forest cloud farm_land; do
     check "ogrinfo -ro -q -al '$OUT/q_$w.geojson' | grep -q 'POLYGON ((116\.'"
 done
 check "[ $good -ge 3 ]"
+# a phrase naming two labels: both are heard, and the first hits are tiles
+# near both labels' codes (see README "Query by voice")
+espeak-ng -v en-gb-x-rp -w "$OUT/phrase.wav" "water and forest"
+run "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -k 3 --audio "$OUT/phrase.wav" "$OUT/phrase.geojson"
+ogrinfo -ro -q -al "$OUT/phrase.geojson" | sed -n 's/^ *\(labels\|query_desc\) (String) = //p' | head -n 2
+check "ogrinfo -ro -q -al '$OUT/phrase.geojson' | grep -q 'heard: water and forest'"
+named=$(ogrinfo -ro -q -al "$OUT/phrase.geojson" | sed -n 's/^ *labels (String) = //p' | grep -c 'water\|forest' || true)
+both=$(ogrinfo -ro -q -al "$OUT/phrase.geojson" | sed -n 's/^ *labels (String) = //p' | grep 'water' | grep -c 'forest' || true)
+echo "phrase 'water and forest': of the 3 first hits, $named carry a named label, $both both"
+check "[ $named -ge 2 ]"
 # the same voice query through GDAL's own ogrinfo and the CMIR driver (QGIS's route);
 # in a sanitizer build the plugin needs the sanitizer runtimes preloaded into
 # GDAL's (uninstrumented) programs
@@ -68,7 +81,7 @@ ubsan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libubsan[^ ]*
 pre=""
 [ -z "$asan" ] || pre="LD_PRELOAD='$asan${ubsan:+:$ubsan}' ASAN_OPTIONS=detect_leaks=0"
 if [ -n "$PLUGIN" ]; then
-    check "$pre GDAL_DRIVER_PATH='$PLUGIN' ogrinfo -ro -q -al 'CMIR:QUERY?MODEL=$OUT/m.mat&INDEX=$OUT/i.gpkg&AUDIO=$OUT/corpus/water/en-gb-x-rp_130_40.wav&K=3' | grep -q 'POLYGON ((116\.'"
+    check "$pre GDAL_DRIVER_PATH='$PLUGIN' ogrinfo -ro -q -al 'CMIR:QUERY?MODEL=$OUT/m.mat&INDEX=$OUT/i.gpkg&AUDIO=$OUT/corpus/water/espeak-ng_en-gb-x-rp_130_40_noise.wav&K=3' | grep -q 'POLYGON ((116\.'"
     check "[ \$($pre GDAL_DRIVER_PATH='$PLUGIN' ogr2ogr -f CSV /vsistdout/ CMIR:QUERY -oo MODEL='$OUT/m.mat' -oo INDEX='$OUT/i.gpkg' -oo ROW=0 -oo K=4 -oo TARGET=audio | grep -c ',audio,') -eq 4 ]"
 fi
 # an image query returns spoken labels (clips, no geometry)
@@ -78,4 +91,11 @@ check "[ \$(ogrinfo -ro -q -al '$OUT/img.geojson' | grep -c 'modality (String) =
 check "! '$BIN/cmir_search' -q -model '$OUT/m.mat' -index '$OUT/i.gpkg' --audio '$OUT/a.mat' '$OUT/x.geojson' 2>'$OUT/err'"
 check "grep -q 'a.mat' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ]"
 check "[ ! -e '$OUT/x.geojson' ]"
+# a label with no pronunciation (no -dict): one line naming it, no model written
+check "! '$BIN/cmir_train' -q -epochs1 1 -speech '$OUT/corpus/manifest.csv' '$OUT/a.mat' '$OUT/m2.mat' 2>'$OUT/err'"
+check "grep -q \"'aquafarm'\" '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ] && [ ! -e '$OUT/m2.mat' ]"
+# noise alone as a query: "no speech" in one line, nothing written
+sox -R -n -r 16000 -b 16 "$OUT/noise.wav" synth 1.5 whitenoise vol 0.1
+check "! '$BIN/cmir_search' -q -model '$OUT/m.mat' -index '$OUT/i.gpkg' --audio '$OUT/noise.wav' '$OUT/n.geojson' 2>'$OUT/err'"
+check "grep -q 'noise.wav: no speech' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ] && [ ! -e '$OUT/n.geojson' ]"
 if [ $fail -eq 0 ]; then echo "1 passed, 0 failed"; else cat "$OUT/log"; echo "0 passed, 1 failed"; exit 1; fi

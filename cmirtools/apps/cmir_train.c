@@ -43,12 +43,16 @@ static const char usage[] =
     "  -speech M.csv      the image <-> speech scenario: ARCHIVE's image tiles (multi-label,\n"
     "                     sigmoid loss) against the spoken labels of the corpus manifest M.csv\n"
     "                     (file,label,voice,held_out; see make-speech-corpus.sh), an MLP over\n"
-    "                     each clip's 128-d cepstral feature (softmax loss); held-out voices are\n"
+    "                     each clip's 128-d feature (softmax loss); held-out voices are\n"
     "                     never trained on; stage 2 pairs each image with a random clip of each\n"
     "                     of its labels, drawn afresh every epoch\n"
-    "  -audio_feature K   the clip feature: segmental (default: cepstral coefficients over 8\n"
-    "                     spans of the word, in order) or cepstral (pooled over the clip; more\n"
-    "                     robust to 8-bit recordings); recorded in the model\n"
+    "  -speech_feature K  (or -audio_feature) the clip feature: sphinx (default: the clip decoded\n"
+    "                     by pocketsphinx against a grammar of the manifest's labels, per-label\n"
+    "                     posteriors; speaker-independent), segmental (cepstral coefficients\n"
+    "                     over 8 spans of the word) or cepstral (pooled over the clip); recorded\n"
+    "                     in the model with the vocabulary and the acoustic model's checksum\n"
+    "  -dict FILE         sphinx: pronunciations (CMUdict format, e.g. 'aquafarm AE K W AH F\n"
+    "                     AA R M') of label words the pocketsphinx dictionary lacks\n"
     "  -feature_noise S   stage 1 of the speech branch adds Gaussian noise of deviation S\n"
     "                     (default 0.5) to the normalised clip features, its augmentation\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
@@ -128,11 +132,13 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-resume")) p.resume = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
             else if (!strcmp(a, "-feature_noise")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.feature_noise);
-            else if (!strcmp(a, "-audio_feature")) {
+            else if (!strcmp(a, "-dict")) p.speech_dict = v;
+            else if (!strcmp(a, "-audio_feature") || !strcmp(a, "-speech_feature")) {
                 if (!strcmp(v, "segmental")) p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
                 else if (!strcmp(v, "cepstral")) p.audio_feature = CMIR_AUDIO_FEATURE_CEPSTRAL;
+                else if (!strcmp(v, "sphinx")) p.audio_feature = CMIR_AUDIO_FEATURE_SPHINX;
                 else {
-                    rc = cmir_app_fail(prog, "-audio_feature takes segmental or cepstral, not '%s'", v);
+                    rc = cmir_app_fail(prog, "%s takes sphinx, segmental or cepstral, not '%s'", a, v);
                     goto end;
                 }
             }

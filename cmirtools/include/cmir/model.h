@@ -164,7 +164,7 @@ typedef struct cmir_model_info {
     cmir_scenario scenario;
     int audio_feature;    /* image-speech: the cmir_audio_feature_kind its
                              clips were described with (AUDIO_FEATURE in the
-                             file: "segmental" or "cepstral"); queries must
+                             file: "segmental", "cepstral" or "sphinx"); queries must
                              use the same (cmir_model_audio_params) */
 } cmir_model_info;
 
@@ -174,9 +174,22 @@ CMIR_API cmir_model *cmir_model_load(const char *path);
 CMIR_API void cmir_model_free(cmir_model *m);
 CMIR_API const cmir_model_info *cmir_model_get_info(const cmir_model *m);
 /* The audio front-end settings of an image-speech model: the defaults of
- * cmir/audio.h with the model's feature kind. */
+ * cmir/audio.h with the model's feature kind and, for the sphinx feature,
+ * its vocabulary, acoustic model and dictionary (strings owned by m). */
 struct cmir_audio_params;
 CMIR_API void cmir_model_audio_params(const cmir_model *m, struct cmir_audio_params *p);
+/* Records the clip feature an image-speech model is trained with; for
+ * CMIR_AUDIO_FEATURE_SPHINX also the resolved vocabulary
+ * (cmir_audio_corpus_vocabulary) and the identity of the default acoustic
+ * model and dictionary (cmir_audio_sphinx_identity), saved as
+ * AUDIO_VOCABULARY, AUDIO_ACOUSTIC_MODEL, AUDIO_DICTIONARY and
+ * AUDIO_MODEL_SUM. cmir_model_load refuses a sphinx model whose acoustic
+ * model or dictionary is missing or differs (checksum), in one line.
+ * 0, CMIR_EINVAL, CMIR_EIO or CMIR_ENOMEM. */
+CMIR_API int cmir_model_set_audio(cmir_model *m, int feature, const char *vocabulary);
+/* The sphinx model's vocabulary (one label a line, in feature order), or
+ * NULL for other models. */
+CMIR_API const char *cmir_model_audio_vocabulary(const cmir_model *m);
 /* Name of modality k (0 or 1): "PAN"/"MS", or "image"/"audio" for an
  * image-speech model. Static storage. */
 CMIR_API const char *cmir_model_modality_name(const cmir_model *m, int k);

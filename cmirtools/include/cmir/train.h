@@ -57,7 +57,12 @@ typedef struct cmir_train_params {
                                  features_dir/unified_path are refused. */
     int audio_feature;    /* image-speech: the clip feature kind
                              (cmir/audio.h), recorded in the model; default
-                             CMIR_AUDIO_FEATURE_SEGMENTAL */
+                             CMIR_AUDIO_FEATURE_SPHINX (vocabulary: the
+                             manifest's labels) */
+    const char *speech_dict; /* sphinx feature: a CMUdict-format file with
+                             the pronunciations of label words the main
+                             dictionary lacks (cmir_audio_params.extra_dict);
+                             they are recorded in the model; NULL: none */
     float feature_noise;  /* with augment: the deviation of the Gaussian
                              noise added to normalised feature-vector inputs
                              (the speech branch) in stage 1; default 0.5 */

@@ -28,8 +28,26 @@ void cmir__audio_trim_span(const float *x, int64_t n, float trim_db, int64_t *lo
 int cmir__audio_condition(const float *mono, int64_t n, int rate, const cmir_audio_params *p,
                           const char *name, float **out, int64_t *nout);
 
+/* ---- The pocketsphinx feature (sphinx.c) ---- */
+typedef struct cmir__sphinx cmir__sphinx;
+/* Loads the acoustic model and dictionary of p and builds the grammar of
+ * p->vocabulary; NULL with a one-line message naming the problem. */
+cmir__sphinx *cmir__sphinx_new(const cmir_audio_params *p);
+void cmir__sphinx_free(cmir__sphinx *s);
+/* The resolved vocabulary: one label a line, "label<TAB>PHONES" where the
+ * pronunciation came from the vocabulary or the extra dictionary. */
+const char *cmir__sphinx_vocabulary(const cmir__sphinx *s);
+int cmir__sphinx_n_labels(const cmir__sphinx *s);
+/* The feature of x (16 kHz); *n_heard = labels on the best path (0: no
+ * speech the vocabulary names; feat is then all zero). */
+int cmir__sphinx_feature(cmir__sphinx *s, const float *x, int64_t n, float feat[CMIR_AUDIO_FEATURE_DIM],
+                         int *n_heard);
+/* The labels (0-based, in the order spoken, no repeats) of the best path. */
+int cmir__sphinx_heard(cmir__sphinx *s, const float *x, int64_t n, int *labels, int max, int *n_heard);
+
 struct cmir_audio_extractor {
     cmir_audio_params p;
+    cmir__sphinx *sphinx; /* CMIR_AUDIO_FEATURE_SPHINX only */
     int win, hop, nfft, nbins, n_mels;
     float *window;        /* [win] periodic Hann */
     float *fbank;         /* [n_mels][nbins] triangular weights */

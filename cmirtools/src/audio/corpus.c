@@ -13,6 +13,8 @@ struct cmir_audio_corpus {
     float *feat;             /* n x CMIR_AUDIO_FEATURE_DIM */
     char **file, **label, **voice;
     uint8_t *held;
+    char *vocab;             /* sphinx: the resolved vocabulary */
+    int64_t silent;          /* sphinx: clips in which nothing was heard */
 };
 
 void cmir_audio_corpus_free(cmir_audio_corpus *c)
@@ -29,6 +31,7 @@ void cmir_audio_corpus_free(cmir_audio_corpus *c)
     cmir__free(c->voice);
     cmir__free(c->held);
     cmir__free(c->feat);
+    cmir__free(c->vocab);
     cmir__free(c);
 }
 
@@ -146,6 +149,28 @@ static int read_manifest(cmir_audio_corpus *c, const char *path)
     return rc;
 }
 
+/* The manifest's distinct labels (cmir_audio_label_match) in order of first
+ * appearance, one a line: the default sphinx vocabulary. */
+static char *manifest_labels(const cmir_audio_corpus *c)
+{
+    size_t len = 1;
+    for (int64_t i = 0; i < c->n; i++)
+        len += strlen(c->label[i]) + 1;
+    char *v = cmir__malloc(len);
+    if (!v)
+        return NULL;
+    size_t at = 0;
+    for (int64_t i = 0; i < c->n; i++) {
+        int seen = 0;
+        for (int64_t j = 0; j < i && !seen; j++)
+            seen = cmir_audio_label_match(c->label[i], c->label[j]);
+        if (!seen)
+            at += (size_t)sprintf(v + at, "%s%s", at ? "\n" : "", c->label[i]);
+    }
+    v[at] = '\0';
+    return v;
+}
+
 cmir_audio_corpus *cmir_audio_corpus_load(const char *manifest, cmir_audio_params p,
                                           cmir_progress_fn progress, void *user)
 {
@@ -160,24 +185,59 @@ cmir_audio_corpus *cmir_audio_corpus_load(const char *manifest, cmir_audio_param
     cmir_audio_extractor *ex = NULL;
     if (!rc && !(c->feat = cmir__malloc(sizeof(float) * CMIR_AUDIO_FEATURE_DIM * (size_t)c->n)))
         rc = CMIR_ENOMEM;
+    char *labels = NULL;
+    if (!rc && p.feature == CMIR_AUDIO_FEATURE_SPHINX && !p.vocabulary) {
+        if (!(labels = manifest_labels(c)))
+            rc = CMIR_ENOMEM;
+        p.vocabulary = labels;
+    }
     if (!rc && !(ex = cmir_audio_extractor_new(p)))
         rc = cmir__failed(CMIR_EINVAL);
+    if (!rc && ex->sphinx && !(c->vocab = cmir__strdup(cmir_audio_extractor_vocabulary(ex))))
+        rc = CMIR_ENOMEM;
     for (int64_t i = 0; !rc && i < c->n; i++) {
-        float *x = NULL;
+        float *x = NULL, *f = c->feat + (size_t)i * CMIR_AUDIO_FEATURE_DIM;
         int64_t n = 0;
+        int heard = 1;
         rc = cmir_audio_load(c->file[i], p, &x, &n);
-        if (!rc)
-            rc = cmir_audio_extractor_feature(ex, x, n, c->feat + (size_t)i * CMIR_AUDIO_FEATURE_DIM);
+        if (!rc && ex->sphinx) /* a clip with nothing heard keeps an all-zero feature */
+            rc = cmir__sphinx_feature(ex->sphinx, x, n, f, &heard);
+        else if (!rc)
+            rc = cmir_audio_extractor_feature(ex, x, n, f);
+        c->silent += !heard;
         cmir__free(x);
         if (!rc && progress && progress((double)(i + 1) / (double)c->n, NULL, user))
             rc = cmir__error(CMIR_ECANCEL, "cancelled");
     }
     cmir_audio_extractor_free(ex);
+    cmir__free(labels);
     if (rc) {
         cmir_audio_corpus_free(c);
         return NULL;
     }
     return c;
+}
+
+const char *cmir_audio_corpus_vocabulary(const cmir_audio_corpus *c) { return c ? c->vocab : NULL; }
+int64_t cmir_audio_corpus_silent(const cmir_audio_corpus *c) { return c ? c->silent : 0; }
+
+int cmir_audio_corpus_heard_own(const cmir_audio_corpus *c, int64_t i)
+{
+    if (!c || i < 0 || i >= c->n)
+        return 0;
+    if (!c->vocab)
+        return 1;
+    const char *v = c->vocab;
+    for (int k = 0; *v && k < CMIR_AUDIO_FEATURE_DIM; k++) {
+        size_t len = strcspn(v, "\t\n");
+        char l[256];
+        snprintf(l, sizeof l, "%.*s", (int)(len < 255 ? len : 255), v);
+        if (cmir_audio_label_match(l, c->label[i]))
+            return c->feat[(size_t)i * CMIR_AUDIO_FEATURE_DIM + (size_t)k] > 0.5f;
+        v += strcspn(v, "\n");
+        v += *v == '\n';
+    }
+    return 0;
 }
 
 int64_t cmir_audio_corpus_count(const cmir_audio_corpus *c) { return c ? c->n : 0; }

@@ -85,7 +85,16 @@ cmir_audio_extractor *cmir_audio_extractor_new(cmir_audio_params p)
         cmir_audio_extractor_free(ex);
         return NULL;
     }
+    if (p.feature == CMIR_AUDIO_FEATURE_SPHINX && !(ex->sphinx = cmir__sphinx_new(&p))) {
+        cmir_audio_extractor_free(ex);
+        return NULL;
+    }
     return ex;
+}
+
+const char *cmir_audio_extractor_vocabulary(const cmir_audio_extractor *ex)
+{
+    return ex ? cmir__sphinx_vocabulary(ex->sphinx) : NULL;
 }
 
 void cmir_audio_extractor_free(cmir_audio_extractor *ex)
@@ -105,5 +114,15 @@ void cmir_audio_extractor_free(cmir_audio_extractor *ex)
     cmir__free_aligned(ex->frame);
     cmir__free_aligned(ex->spec);
     cmir__free(ex->power);
+    cmir__sphinx_free(ex->sphinx);
     cmir__free(ex);
+}
+
+int cmir_audio_extractor_heard(cmir_audio_extractor *ex, const float *x, int64_t n, int *labels, int max,
+                               int *n_heard)
+{
+    if (!ex || !ex->sphinx || !labels || !n_heard || max < 1)
+        return cmir__error(CMIR_EINVAL, "cmir_audio_extractor_heard: needs a sphinx extractor and outputs");
+    int rc = cmir__audio_check_input(ex, x, n);
+    return rc ? rc : cmir__sphinx_heard(ex->sphinx, x, n, labels, max, n_heard);
 }

@@ -6,6 +6,8 @@
 #include "../base/internal.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #define NC CMIR__AUDIO_NCEP
 
@@ -74,6 +76,17 @@ int cmir_audio_extractor_feature(cmir_audio_extractor *ex, const float *x, int64
         return cmir__error(CMIR_EINVAL, "audio: NULL feature output");
     if ((rc = cmir__audio_check_input(ex, x, n)) != 0)
         return rc;
+    if (ex->sphinx) {
+        int heard;
+        float f[CMIR_AUDIO_FEATURE_DIM];
+        if ((rc = cmir__sphinx_feature(ex->sphinx, x, n, f, &heard)) != 0)
+            return rc;
+        if (!heard)
+            return cmir__error(CMIR_EFORMAT, "audio: no speech (nothing in the clip sounds like a label "
+                               "of the vocabulary)");
+        memcpy(feat, f, sizeof f);
+        return 0;
+    }
     nf = cmir__audio_n_frames(ex, n);
     M = ex->n_mels;
     mel = cmir__malloc(sizeof(float) * (size_t)nf * (size_t)M);
@@ -112,7 +125,7 @@ int cmir_audio_features(const float *x, int64_t n, cmir_audio_params p,
     cmir_audio_extractor *ex = cmir_audio_extractor_new(p);
     int rc;
     if (!ex)
-        return cmir__audio_check_params(&p) ? CMIR_EINVAL : CMIR_ENOMEM;
+        return cmir__failed(CMIR_ENOMEM);
     rc = cmir_audio_extractor_feature(ex, x, n, feat);
     cmir_audio_extractor_free(ex);
     return rc;
@@ -128,5 +141,10 @@ int cmir_audio_clip_feature(const char *path, cmir_audio_params p,
         return rc;
     rc = cmir_audio_features(x, n, p, feat);
     cmir__free(x);
+    if (rc == CMIR_EFORMAT && !strncmp(cmir_last_error(), "audio: ", 7)) {
+        char msg[512]; /* the message names the file */
+        snprintf(msg, sizeof msg, "%s", cmir_last_error() + 7);
+        cmir__error(rc, "%s: %s", path, msg);
+    }
     return rc;
 }

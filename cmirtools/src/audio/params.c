@@ -17,6 +17,10 @@ cmir_audio_params cmir_audio_default_params(void)
     p.hop_ms = 10.0f;
     p.range_db = 30.0f;
     p.feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
+    p.vocabulary = NULL;
+    p.sphinx_hmm = NULL;
+    p.sphinx_dict = NULL;
+    p.extra_dict = NULL;
     return p;
 }
 
@@ -39,7 +43,8 @@ int cmir__audio_check_params(const cmir_audio_params *p)
         return cmir__error(CMIR_EINVAL, "audio: hop_ms %g outside [1, win_ms]", p->hop_ms);
     if (!(p->range_db >= 10.0f && p->range_db <= 160.0f))
         return cmir__error(CMIR_EINVAL, "audio: range_db %g outside [10, 160]", p->range_db);
-    if (p->feature != CMIR_AUDIO_FEATURE_CEPSTRAL && p->feature != CMIR_AUDIO_FEATURE_SEGMENTAL)
+    if (p->feature != CMIR_AUDIO_FEATURE_CEPSTRAL && p->feature != CMIR_AUDIO_FEATURE_SEGMENTAL &&
+        p->feature != CMIR_AUDIO_FEATURE_SPHINX)
         return cmir__error(CMIR_EINVAL, "audio: unknown feature kind %d", p->feature);
     return 0;
 }

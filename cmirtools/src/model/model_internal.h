@@ -30,6 +30,8 @@ struct cmir_model {
     float *norm;             /* CMIR_EMBED_BATCH tiles, normalised */
     cmir_exec *own_ex;       /* for callers that pass no context */
     size_t norm_cap;
+    char *audio_vocab, *audio_hmm, *audio_dict; /* sphinx feature (model_audio.c) */
+    char audio_sum[17];
 };
 
 /* What a new model is built for: the tile sizes, band and class names of
@@ -51,6 +53,12 @@ typedef struct cmir__model_spec {
  * error set. */
 cmir_model *cmir__model_new(const cmir__model_spec *s, cmir_cnn_params base, cmir_unified_params up,
                             uint64_t seed);
+/* AUDIO_FEATURE and, for the sphinx feature, its vocabulary and acoustic
+ * model (model_audio.c); loading checks the acoustic model's identity. */
+struct cmir_tensorset;
+int cmir__model_save_audio(const cmir_model *m, struct cmir_tensorset *ts);
+int cmir__model_load_audio(cmir_model *m, const struct cmir_tensorset *ts);
+void cmir__model_audio_params(const cmir_model *m, struct cmir_audio_params *p);
 /* Normalises n raw tiles of modality k into m->norm-sized dst. */
 void cmir__model_normalise(const cmir_model *m, int k, const float *src, int n, float *dst);
 /* Standardises n feature rows of modality k in place. */

@@ -33,6 +33,9 @@ void cmir_model_free(cmir_model *m)
         cmir__free(m->class_names[c]);
     cmir__free(m->class_names);
     cmir__free(m->settings);
+    cmir__free(m->audio_vocab);
+    cmir__free(m->audio_hmm);
+    cmir__free(m->audio_dict);
     cmir__free(m->test);
     cmir__free_aligned(m->norm);
     cmir_exec_free(m->own_ex);
@@ -103,7 +106,7 @@ cmir_model *cmir__model_new(const cmir__model_spec *s, cmir_cnn_params base, cmi
     if (!rc) {
         m->band_names[0] = join_names(s->pan_bands, s->pan_band_names);
         m->band_names[1] = scenario == CMIR_SCENARIO_IMAGE_SPEECH
-                               ? cmir__strdup("pooled cepstral clip feature (cmir/audio.h)")
+                               ? cmir__strdup("clip feature (cmir/audio.h)")
                                : join_names(s->ms_bands, s->ms_band_names);
         if (!m->band_names[0] || !m->band_names[1])
             rc = CMIR_ENOMEM;
@@ -196,8 +199,7 @@ int cmir__model_save(cmir_model *m, const char *path)
     if (!rc) rc = cmir_tensorset_put_string(ts, "MODEL_ID", m->id);
     if (!rc) rc = cmir_tensorset_put_string(ts, "SCENARIO", i->scenario ? "image-speech" : "pan-ms");
     if (!rc && i->scenario == CMIR_SCENARIO_IMAGE_SPEECH)
-        rc = cmir_tensorset_put_string(ts, "AUDIO_FEATURE",
-                                       i->audio_feature == CMIR_AUDIO_FEATURE_CEPSTRAL ? "cepstral" : "segmental");
+        rc = cmir__model_save_audio(m, ts);
     if (!rc) rc = cmir_cnn_save(m->cnn[0], ts, "pan_");
     if (!rc) rc = cmir_cnn_save(m->cnn[1], ts, "ms_");
     if (!rc) rc = cmir_unified_save(m->uni, ts);
@@ -328,16 +330,8 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
         m->info.scenario = CMIR_SCENARIO_IMAGE_SPEECH;
     else
         return cmir__error(CMIR_EFORMAT, "SCENARIO '%s' is not known (pan-ms or image-speech)", sc);
-    if (m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH) {
-        const char *af = cmir_tensorset_get_string(ts, "AUDIO_FEATURE");
-        if (af && !strcmp(af, "segmental"))
-            m->info.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
-        else if (af && !strcmp(af, "cepstral"))
-            m->info.audio_feature = CMIR_AUDIO_FEATURE_CEPSTRAL;
-        else
-            return cmir__error(CMIR_EFORMAT, "AUDIO_FEATURE is %s%s%s (segmental or cepstral expected)",
-                               af ? "'" : "missing", af ? af : "", af ? "'" : "");
-    }
+    if (m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH && (rc = cmir__model_load_audio(m, ts)) != 0)
+        return rc;
     if (m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH &&
         (m->info.ms_h != 1 || m->info.ms_w != 1 || m->info.ms_bands != CMIR_AUDIO_FEATURE_DIM))
         return cmir__error(CMIR_EFORMAT, "an image-speech model needs MS_SIZE 1 x 1 x %d (the clip feature)",
@@ -460,8 +454,10 @@ const cmir_model_info *cmir_model_get_info(const cmir_model *m) { return &m->inf
 void cmir_model_audio_params(const cmir_model *m, cmir_audio_params *p)
 {
     *p = cmir_audio_default_params();
-    if (m && m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH)
+    if (m && m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH) {
         p->feature = m->info.audio_feature;
+        cmir__model_audio_params(m, p);
+    }
 }
 
 const char *cmir_model_modality_name(const cmir_model *m, int k)

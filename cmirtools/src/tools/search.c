@@ -95,14 +95,116 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
     return rc;
 }
 
-/* Embeds a spoken query: the clip feature of the file, modality 1. */
-static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v, char *desc, size_t ndesc)
+/* A sphinx model's spoken query naming several labels ("trees and
+ * water"): *lcodes gets the code of each named label alone (the clip's
+ * feature with the other named labels' entries zeroed), *nl of them, and v
+ * their mean; phrase_search ranks by them. desc gets the labels heard. */
+static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cmir_audio_params *ap,
+                        float *feat, float *v, char *desc, size_t ndesc, float **lcodes, int *nl)
+{
+    int d_v = cmir_model_get_info(m)->d_v, heard[CMIR_AUDIO_FEATURE_DIM], nh = 0, rc;
+    float *x = NULL, *code = cmir__malloc(sizeof(float) * (size_t)d_v);
+    int64_t n = 0;
+    cmir_audio_extractor *ae = code ? cmir_audio_extractor_new(*ap) : NULL;
+    if (!code || !ae)
+        rc = cmir__failed(CMIR_ENOMEM);
+    else if (!(rc = cmir_audio_load(path, *ap, &x, &n)) && !(rc = cmir_audio_extractor_feature(ae, x, n, feat)))
+        rc = cmir_audio_extractor_heard(ae, x, n, heard, CMIR_AUDIO_FEATURE_DIM, &nh);
+    if (rc == CMIR_EFORMAT && !strncmp(cmir_last_error(), "audio: ", 7)) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", cmir_last_error() + 7);
+        cmir__error(rc, "%s: %s", path, msg);
+    }
+    size_t at = (size_t)snprintf(desc, ndesc, "audio %s (heard:", path);
+    const char *vocab = cmir_model_audio_vocabulary(m);
+    for (int j = 0; !rc && j < nh; j++) {
+        const char *l = vocab;
+        for (int k = 0; k < heard[j] && l; k++)
+            l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL;
+        size_t len = l ? strcspn(l, "\t\n") : 0;
+        if (at < ndesc)
+            at += (size_t)snprintf(desc + at, ndesc - at, "%s%.*s", j ? " and " : " ", (int)len, l ? l : "");
+    }
+    if (at < ndesc)
+        snprintf(desc + at, ndesc - at, ")");
+    if (!rc && nh > 1 && !(*lcodes = cmir__malloc(sizeof(float) * (size_t)d_v * (size_t)nh)))
+        rc = CMIR_ENOMEM;
+    for (int j = 0; !rc && nh > 1 && j < nh; j++) {
+        float one[CMIR_AUDIO_FEATURE_DIM];
+        memcpy(one, feat, sizeof one);
+        for (int i = 0; i < nh; i++)
+            if (i != j)
+                one[heard[i]] = 0.0f;
+        if (!(rc = cmir_model_embed(m, ex, 1, one, 1, NULL, code))) {
+            memcpy(*lcodes + (size_t)j * d_v, code, sizeof(float) * (size_t)d_v);
+            for (int i = 0; i < d_v; i++)
+                v[i] = (j ? v[i] : 0.0f) + code[i] / (float)nh;
+        }
+    }
+    *nl = rc || nh < 2 ? 0 : nh;
+    if (!rc && nh <= 1)
+        rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
+    cmir_audio_extractor_free(ae);
+    cmir__free(x);
+    cmir__free(code);
+    return rc;
+}
+
+/* A phrase query: the rows passing F near every one of the nl label
+ * codes, ranked by their largest distance to any of them (a tile must
+ * match all the labels named), ties by row; the k best into rows/dist
+ * (-1 past the end). */
+typedef struct { float d; int64_t r; } scored;
+static int by_score(const void *a, const void *b)
+{
+    const scored *x = a, *y = b;
+    return x->d < y->d ? -1 : x->d > y->d ? 1 : (x->r > y->r) - (x->r < y->r);
+}
+static int phrase_search(cmir_index *ix, cmir_exec *ex, const float *codes, int nl, int dim, int k,
+                         const cmir_search_filter *F, int64_t *rows, float *dist)
+{
+    int64_t n = cmir_index_count(ix), kk = n < 1000000000 ? n : 1000000000;
+    int64_t *r = cmir__malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    float *d = cmir__malloc(sizeof(float) * (size_t)(n ? n : 1));
+    scored *w = cmir__calloc((size_t)(n ? n : 1), sizeof(scored));
+    int *cnt = cmir__calloc((size_t)(n ? n : 1), sizeof(int));
+    int rc = r && d && w && cnt ? 0 : CMIR_ENOMEM;
+    for (int j = 0; !rc && j < nl && n > 0; j++) {
+        rc = cmir_index_search(ix, ex, codes + (size_t)j * dim, 1, (int)kk, F, r, d);
+        for (int64_t t = 0; !rc && t < kk && r[t] >= 0; t++) {
+            w[r[t]].d = cnt[r[t]]++ ? fmaxf(w[r[t]].d, d[t]) : d[t];
+            w[r[t]].r = r[t];
+        }
+    }
+    int64_t m = 0;
+    for (int64_t t = 0; !rc && t < n; t++)
+        if (cnt[t] == nl)
+            w[m++] = w[t];
+    if (!rc)
+        qsort(w, (size_t)m, sizeof *w, by_score);
+    for (int t = 0; !rc && t < k; t++) {
+        rows[t] = t < m ? w[t].r : -1;
+        dist[t] = t < m ? w[t].d : 0.0f;
+    }
+    cmir__free(r);
+    cmir__free(d);
+    cmir__free(w);
+    cmir__free(cnt);
+    return rc;
+}
+
+/* Embeds a spoken query: the clip feature of the file, modality 1; a
+ * phrase of several labels also gives *lcodes and *nl (embed_phrase). */
+static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v, char *desc, size_t ndesc,
+                       float **lcodes, int *nl)
 {
     if (cmir_model_get_info(m)->scenario != CMIR_SCENARIO_IMAGE_SPEECH)
         return cmir__error(CMIR_EINVAL, "%s: an audio query needs an image-speech model (cmir_train -speech)", path);
     float feat[CMIR_AUDIO_FEATURE_DIM];
     cmir_audio_params ap;
     cmir_model_audio_params(m, &ap);
+    if (ap.feature == CMIR_AUDIO_FEATURE_SPHINX)
+        return embed_phrase(m, ex, path, &ap, feat, v, desc, ndesc, lcodes, nl);
     int rc = cmir_audio_clip_feature(path, ap, feat);
     if (!rc)
         rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
@@ -127,7 +229,7 @@ static int check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
 /* Query i's code (dim floats), modality and description (d). first/dims:
  * see embed_raster. */
 static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, float *code,
-                       int *mod, char *d, size_t nd, float **first, int dims[3])
+                       int *mod, char *d, size_t nd, float **first, int dims[3], float **lcodes, int *nl)
 {
     const char *index_path = cmir__index_path(ix);
     if (q->kind == CMIR_QUERY_ROW) {
@@ -145,7 +247,7 @@ static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_
         return embed_raster(m, ex, q, code, mod, d, nd, first, dims);
     if (q->kind == CMIR_QUERY_AUDIO && q->audio) {
         *mod = 1;
-        return embed_audio(m, ex, q->audio, code, d, nd);
+        return embed_audio(m, ex, q->audio, code, d, nd, lcodes, nl);
     }
     return cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
 }
@@ -162,9 +264,11 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
     cmir_hits *H = rc ? NULL : cmir__hits_new(ix, n_queries);
     float *codes = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)dim * (size_t)n_queries);
     int *qmod = rc ? NULL : cmir__malloc(sizeof(int) * (size_t)n_queries);
+    int *pn = rc ? NULL : cmir__calloc((size_t)n_queries, sizeof(int)); /* labels of a phrase query */
+    float **pcodes = rc ? NULL : cmir__calloc((size_t)n_queries, sizeof(float *));
     int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k);
     float *dist = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)p.k);
-    if (!rc && (!ex || !H || !codes || !qmod || !rows || !dist))
+    if (!rc && (!ex || !H || !codes || !qmod || !pn || !pcodes || !rows || !dist))
         rc = CMIR_ENOMEM;
     cmir__gdal_quiet_begin();
     /* every query embedded and described first: a bad one fails the search
@@ -172,7 +276,7 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
     for (int i = 0; !rc && i < n_queries; i++) {
         char d[1024];
         rc = embed_query(m, ex, ix, &queries[i], i, codes + (size_t)i * dim, &qmod[i], d, sizeof d,
-                         i == 0 ? qtile : NULL, qdims);
+                         i == 0 ? qtile : NULL, qdims, &pcodes[i], &pn[i]);
         if (!rc)
             rc = cmir__hits_set_query(H, i, qmod[i], d);
     }
@@ -182,7 +286,10 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
             F.modality = qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS;
         if (queries[i].kind == CMIR_QUERY_ROW)
             F.exclude = queries[i].row;
-        rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist);
+        if (pn[i] > 1)
+            rc = phrase_search(ix, ex, pcodes[i], pn[i], dim, p.k, &F, rows, dist);
+        else
+            rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist);
         if (!rc)
             rc = cmir__hits_add(H, ix, i, rows, dist, p.k);
         if (!rc && progress && progress((double)(i + 1) / n_queries, NULL, user))
@@ -191,6 +298,10 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
     cmir__gdal_quiet_end();
     cmir__free(codes);
     cmir__free(qmod);
+    for (int i = 0; pcodes && i < n_queries; i++)
+        cmir__free(pcodes[i]);
+    cmir__free(pcodes);
+    cmir__free(pn);
     cmir__free(rows);
     cmir__free(dist);
     cmir_exec_free(ex);

@@ -28,7 +28,7 @@ cmir_train_params cmir_train_default_params(void)
     p.unified = cmir_unified_default_params();
     p.max_stat_tiles = 2000;
     p.speech_steps = 1000;
-    p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
+    p.audio_feature = CMIR_AUDIO_FEATURE_SPHINX;
     p.feature_noise = 0.5f;
     return p;
 }
@@ -77,8 +77,8 @@ int cmir_train_check_params(cmir_train_params p)
         return BAD("%s: speech_steps must be >= 0, got %d", who, p.speech_steps);
     if (!(p.feature_noise >= 0))
         return BAD("%s: feature_noise must be >= 0, got %g", who, (double)p.feature_noise);
-    if (p.audio_feature != CMIR_AUDIO_FEATURE_CEPSTRAL && p.audio_feature != CMIR_AUDIO_FEATURE_SEGMENTAL)
-        return BAD("%s: audio_feature must be CMIR_AUDIO_FEATURE_SEGMENTAL or _CEPSTRAL, got %d", who,
+    if (p.audio_feature < CMIR_AUDIO_FEATURE_CEPSTRAL || p.audio_feature > CMIR_AUDIO_FEATURE_SPHINX)
+        return BAD("%s: audio_feature must be CMIR_AUDIO_FEATURE_CEPSTRAL, _SEGMENTAL or _SPHINX, got %d", who,
                    p.audio_feature);
     return 0;
 }
@@ -136,7 +136,8 @@ static int build_model(cmir__train_job *J)
                            cmir__train_is_speech(J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS);
     if (!J->m)
         return cmir__failed(CMIR_EINVAL);
-    J->m->info.audio_feature = J->p.audio_feature;
+    if (cmir__train_is_speech(J))
+        return cmir_model_set_audio(J->m, J->p.audio_feature, cmir_audio_corpus_vocabulary(J->corpus));
     return 0;
 }
 

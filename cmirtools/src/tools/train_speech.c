@@ -21,6 +21,7 @@ int cmir__train_speech_setup(cmir__train_job *J, const char *archive_path)
                            "image-speech scenario");
     cmir_audio_params ap = cmir_audio_default_params();
     ap.feature = J->p.audio_feature;
+    ap.extra_dict = J->p.speech_dict;
     J->corpus = cmir_audio_corpus_load(man, ap, NULL, NULL);
     if (!J->corpus)
         return cmir__failed(CMIR_EIO);
@@ -40,7 +41,7 @@ int cmir__train_speech_setup(cmir__train_job *J, const char *archive_path)
                                cmir_audio_corpus_file(J->corpus, i), l, archive_path);
         if (cmir_audio_corpus_held_out(J->corpus, i))
             J->n_atest++;
-        else
+        else if (cmir_audio_corpus_heard_own(J->corpus, i)) /* misheard clips teach nothing true */
             J->atrain[J->n_atrain++] = i;
     }
     if (J->n_atrain < 2)
