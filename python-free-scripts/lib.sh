@@ -9,8 +9,9 @@ CMIR_PACKAGES="build-essential cmake pkg-config libopenblas-dev libmatio-dev lib
 libsndfile1-dev libgdal-dev gdal-bin libproj-dev proj-bin libfftw3-dev libsamplerate0-dev"
 
 # Only the test suite needs these (the Octave interoperability test; the
-# spoken corpus of the image <-> speech test).
-CMIR_TEST_PACKAGES="octave espeak-ng sox"
+# spoken corpus of the image <-> speech test; /usr/bin/time for the peak
+# RSS of the resource-ceiling test).
+CMIR_TEST_PACKAGES="octave espeak-ng sox time"
 
 cmir_say() { printf '%s\n' "$*" >&2; }
 cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }
