@@ -2,13 +2,17 @@
  * or found (recursively, in sorted order) under a directory named there,
  * to LLVMFuzzerTestOneInput once. Linked with a fuzz target instead of
  * libFuzzer, it lets any compiler (gcc) replay the corpus under ctest, so
- * the seeds and every past crash (crash-* files) are checked on each run. */
+ * the seeds and every past crash (crash-* files) are checked on each run.
+ * Like libFuzzer run with -rss_limit_mb=512, it fails when the peak RSS
+ * after an input exceeds 512 MB (CMIR_FUZZ_RSS_LIMIT_MB overrides, e.g.
+ * for a sanitizer build whose shadow memory counts too). */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -53,6 +57,14 @@ static int run_file(const char *path)
     LLVMFuzzerTestOneInput(exact, n);
     free(exact);
     n_run++;
+    struct rusage ru;
+    const char *lim = getenv("CMIR_FUZZ_RSS_LIMIT_MB");
+    long limit_mb = lim && atol(lim) > 0 ? atol(lim) : 512;
+    if (getrusage(RUSAGE_SELF, &ru) == 0 && ru.ru_maxrss / 1024 > limit_mb) {
+        fprintf(stderr, "replay: %s: peak RSS %ld MB exceeds the %ld MB limit (-rss_limit_mb)\n",
+                path, ru.ru_maxrss / 1024, limit_mb);
+        return 1;
+    }
     return 0;
 }
 

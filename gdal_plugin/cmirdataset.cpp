@@ -74,6 +74,8 @@ static std::string OpenOptionList()
             x += CPLSPrintf("<Value>%s</Value>", t.name);
         x += "</Option>";
     }
+    x += "<Option name='MAX_SUBDATASET_TILES' type='integer' min='0' default='100' "
+         "description='archive: list the first N tiles as subdatasets (any tile opens by name)'/>";
     return x + "</OpenOptionList>";
 }
 
@@ -91,6 +93,11 @@ static const char *const SYNTAX =
     "CMIR:\"file.mat\":MS:n (n = 0-based tile number); CMIR:\"file\" opens any archive "
     "(also a .h5 DSRSID copy). Vector: CMIR:QUERY with the open options (-oo KEY=VALUE), or "
     "the same keys in the string: CMIR:QUERY?MODEL=m.mat&INDEX=i.gpkg&ROW=3&K=5";
+
+/* Tiles an archive lists as subdatasets by default: like GDAL's own
+ * multi-dataset drivers, a list that stays readable and fast for archives
+ * of millions of tiles; the metadata says how to open any other tile. */
+static const long long DEFAULT_LISTED_TILES = 100;
 
 static const GByte HDF5_SIGNATURE[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
 
@@ -239,6 +246,7 @@ class CMIRDataset final : public GDALPamDataset
     bool m_tileRead = false;
     CPLStringList m_subdatasets;
     bool m_subdatasetsBuilt = false;
+    int64_t m_listed = 0; /* tiles listed as subdatasets (the first ones) */
 
     CPLErr ReadTile();
     void BuildSubdatasets();
@@ -250,7 +258,7 @@ class CMIRDataset final : public GDALPamDataset
     char **GetMetadata(const char *domain = "") override;
     char **GetMetadataDomainList() override;
 
-    static GDALDataset *Open(const CMIRConnection &c, bool quiet);
+    static GDALDataset *Open(const CMIRConnection &c, bool quiet, CSLConstList openOptions);
 };
 
 class CMIRRasterBand final : public GDALPamRasterBand
@@ -345,7 +353,7 @@ void CMIRDataset::BuildSubdatasets()
     const cmir_archive_info *info = cmir_archive_get_info(m_archive);
     static const char *const MOD[2] = {"PAN", "MS"};
     int n = 1;
-    for (int64_t i = 0; i < info->n_tiles; i++) {
+    for (int64_t i = 0; i < info->n_tiles && i < m_listed; i++) {
         const int label = cmir_archive_label(m_archive, i);
         const char *cls = label > 0 ? cmir_archive_class_name(m_archive, label) : "unlabelled";
         for (int m = 0; m < 2; m++, n++) {
@@ -379,8 +387,15 @@ char **CMIRDataset::GetMetadataDomainList()
                                    m_modality < 0 ? "SUBDATASETS" : nullptr, nullptr);
 }
 
-GDALDataset *CMIRDataset::Open(const CMIRConnection &c, bool quiet)
+GDALDataset *CMIRDataset::Open(const CMIRConnection &c, bool quiet, CSLConstList openOptions)
 {
+    long long listed = DEFAULT_LISTED_TILES;
+    const char *maxTiles = CSLFetchNameValue(openOptions, "MAX_SUBDATASET_TILES");
+    if (maxTiles && !ParseCount(maxTiles, &listed)) {
+        CPLError(CE_Failure, CPLE_OpenFailed,
+                 "CMIR: MAX_SUBDATASET_TILES=%s: expected a number of tiles (0 or more)", maxTiles);
+        return nullptr;
+    }
     cmir_archive *a = OpenArchiveFile(c.path);
     if (!a) {
         if (quiet) /* a .mat that is no archive: let the other drivers (HDF5) try it */
@@ -407,8 +422,20 @@ GDALDataset *CMIRDataset::Open(const CMIRConnection &c, bool quiet)
     if (c.modality < 0) { /* no bands: the tiles are its subdatasets */
         ds->nRasterXSize = 0;
         ds->nRasterYSize = 0;
-        ds->GDALDataset::SetMetadataItem("N_TILES",
-                                         CPLSPrintf("%lld", static_cast<long long>(info->n_tiles)));
+        const long long n = static_cast<long long>(info->n_tiles);
+        ds->m_listed = listed < n ? listed : n;
+        ds->GDALDataset::SetMetadataItem("N_TILES", CPLSPrintf("%lld", n));
+        ds->GDALDataset::SetMetadataItem("LISTED_TILES",
+                                         CPLSPrintf("%lld", static_cast<long long>(ds->m_listed)));
+        ds->GDALDataset::SetMetadataItem(
+            "TILE_SYNTAX", CPLSPrintf("CMIR:\"%s\":PAN:n or CMIR:\"%s\":MS:n, n = 0 to %lld",
+                                      c.path.c_str(), c.path.c_str(), n - 1));
+        if (ds->m_listed < n)
+            ds->GDALDataset::SetMetadataItem(
+                "SUBDATASETS_NOTE",
+                CPLSPrintf("the first %lld of %lld tiles are listed as subdatasets; open any tile "
+                           "by TILE_SYNTAX, or list more with -oo MAX_SUBDATASET_TILES=N",
+                           static_cast<long long>(ds->m_listed), n));
         std::string names;
         for (int k = 1; k <= info->n_classes; k++)
             names += (k > 1 ? ";" : "") + std::string(cmir_archive_class_name(a, k));
@@ -761,7 +788,7 @@ static GDALDataset *CMIROpen(GDALOpenInfo *info)
             return nullptr;
         CMIRConnection c;
         c.path = info->pszFilename;
-        return CMIRDataset::Open(c, true);
+        return CMIRDataset::Open(c, true, info->papszOpenOptions);
     }
     CMIRConnection c;
     if (!ParseConnection(info->pszFilename, c)) {
@@ -790,7 +817,7 @@ static GDALDataset *CMIROpen(GDALOpenInfo *info)
                  c.path.c_str());
         return nullptr;
     }
-    return CMIRDataset::Open(c, false);
+    return CMIRDataset::Open(c, false, info->papszOpenOptions);
 }
 
 extern "C" __attribute__((visibility("default"))) void GDALRegister_CMIR();

@@ -13,10 +13,11 @@ libpocketsphinx-dev pocketsphinx-en-us"
 # Only the test suite needs these (the Octave interoperability test; the
 # spoken corpus of the image <-> speech test, from several engines, and the
 # real recordings of the speech front-end test; the shellcheck test of every
-# script). run-tests.sh, when CI=true, fails if a test these enable skipped.
+# script; /usr/bin/time for the peak RSS of the resource-ceiling test).
+# run-tests.sh, when CI=true, fails if a test these enable skipped.
 # shellcheck disable=SC2034 # read by run-tests.sh, which sources this file
 CMIR_TEST_PACKAGES="octave espeak-ng sox libsox-fmt-all flite festival festvox-kallpc16k
-festvox-us-slt-hts pocketsphinx-testdata shellcheck"
+festvox-us-slt-hts pocketsphinx-testdata shellcheck time"
 
 cmir_say() { printf '%s\n' "$*" >&2; }
 cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }

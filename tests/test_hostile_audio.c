@@ -22,6 +22,10 @@
  *  data size 0xFFFFFFF0, 1 s of data       | refused "truncated"
  *  data size 0xFFFFFFF0, no data           | refused "empty"
  *  data size 0xFFFFFFFF (streamed WAV)     | accepted: the 1 s that is there
+ *  RIFF and data sizes 0, 0x7FFFFFFF or    | accepted, all 9 combinations: "until the end
+ *    0xFFFFFFFF (streamed WAV markers)     |   of the file" as sox reads them (before, data
+ *                                          |   0 was refused "empty", 0x7FFFFFFF "truncated")
+ *  data size 0x7FFFFFFE, 1 s of data       | refused "truncated"
  *  64 channels                             | refused CMIR_EUNSUPPORTED "64 channels"
  *  32 channels (the limit)                 | accepted, = the mono file's feature
  *  1 Hz / 10 MHz sample rate               | refused CMIR_EUNSUPPORTED "sample rate"
@@ -322,6 +326,22 @@ static void test_accepted(void)
     const char *p = in_dir("streamed.wav");
     write_wav(p, 1, 1, 16000, 16, 0xffffffffu, pcm, sizeof pcm);
     expect_accepted("data 0xFFFFFFFF (streamed)", p, 1.0, 0.05);
+    /* Every streamed-WAV marker in the RIFF and data sizes means "until
+     * the end of the file", as sox reads them; a specific size the file
+     * does not hold (one byte short of the 0x7FFFFFFF marker) is still
+     * refused as truncated. */
+    static const uint32_t marks[3] = {0, 0x7fffffffu, 0xffffffffu};
+    for (int r = 0; r < 3; r++)
+        for (int d = 0; d < 3; d++) {
+            char name[64], what[80];
+            snprintf(name, sizeof name, "streamed_%d_%d.wav", r, d);
+            snprintf(what, sizeof what, "RIFF 0x%X, data 0x%X (streamed)", marks[r], marks[d]);
+            write_wav_sizes(p = in_dir(name), 1, 1, 16000, 16, marks[r], marks[d], pcm, sizeof pcm);
+            expect_accepted(what, p, 1.0, 0.05);
+        }
+    write_wav_sizes(p = in_dir("claims_7ffffffe.wav"), 1, 1, 16000, 16, 0x7fffffffu, 0x7ffffffeu,
+                    pcm, sizeof pcm);
+    expect_refused("data 0x7FFFFFFE, 1 s present", p, CMIR_EFORMAT, "truncated");
     /* A LIST chunk after the data chunk. */
     p = in_dir("trailing_list.wav");
     write_wav(p, 1, 1, 16000, 16, sizeof pcm, pcm, sizeof pcm);

@@ -245,7 +245,7 @@ static void test_format(void)
 /* ---- raster side ---- */
 static void test_subdataset_list(void)
 {
-    char cmd[1024], want[1024];
+    char cmd[1024], want[2200];
     snprintf(cmd, sizeof cmd, "gdalinfo '%s'", A);
     const char *out = ok(cmd);
     EXPECT_CONTAINS(out, "Driver: CMIR/");
@@ -258,6 +258,23 @@ static void test_subdataset_list(void)
     snprintf(want, sizeof want, "SUBDATASET_80_NAME=CMIR:\"%s\":MS:39\n", A);
     EXPECT_CONTAINS(out, want);
     ASSERT_TRUE(strstr(out, "SUBDATASET_81_NAME") == NULL);
+    EXPECT_CONTAINS(out, "LISTED_TILES=40\n");
+    ASSERT_TRUE(strstr(out, "SUBDATASETS_NOTE") == NULL);
+    /* A capped list (by default 100 tiles): the first N tiles, and
+     * metadata saying how many exist and how to open any of them. */
+    snprintf(cmd, sizeof cmd, "gdalinfo -oo MAX_SUBDATASET_TILES=5 '%s'", A);
+    out = ok(cmd);
+    snprintf(want, sizeof want, "SUBDATASET_10_NAME=CMIR:\"%s\":MS:4\n", A);
+    EXPECT_CONTAINS(out, want);
+    ASSERT_TRUE(strstr(out, "SUBDATASET_11_NAME") == NULL);
+    EXPECT_CONTAINS(out, "N_TILES=40\n");
+    EXPECT_CONTAINS(out, "LISTED_TILES=5\n");
+    EXPECT_CONTAINS(out, "SUBDATASETS_NOTE=the first 5 of 40 tiles are listed");
+    snprintf(want, sizeof want, "TILE_SYNTAX=CMIR:\"%s\":PAN:n or CMIR:\"%s\":MS:n, n = 0 to 39\n",
+             A, A);
+    EXPECT_CONTAINS(out, want);
+    snprintf(cmd, sizeof cmd, "gdalinfo -oo MAX_SUBDATASET_TILES=-1 '%s'", A);
+    fails(cmd);
 }
 
 /* gdalinfo of a subdataset shows what the C reader returns; gdal_translate writes a GeoTIFF

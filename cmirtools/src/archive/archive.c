@@ -108,6 +108,14 @@ static int open_images(cmir_archive *a, int m)
         a->info.ms_bands = (int)d[1];
         a->info.ms_type = t;
     }
+    /* the claimed tiles against what the file stores of them */
+    hid_t fty = H5Dget_type(a->ds[m]);
+    size_t es = fty < 0 ? 0 : H5Tget_size(fty);
+    cmir__h5_close(fty);
+    hsize_t tile = d[1] * d[2] * d[3] * (hsize_t)es; /* < 2^45 by the limits above */
+    hsize_t bytes = tile && d[0] > ((hsize_t)-1) / tile ? (hsize_t)-1 : d[0] * tile;
+    if ((rc = cmir__h5_check_stored(a->ds[m], path, name, d[0], "tiles", bytes)))
+        return rc;
     hsize_t count[4] = {1, d[1], d[2], d[3]};
     if ((a->fspace[m] = H5Dget_space(a->ds[m])) < 0 ||
         (a->mspace[m] = H5Screate_simple(4, count, NULL)) < 0)
@@ -156,6 +164,8 @@ static int read_table(cmir_archive *a, const char *name, int width, double **out
         else
             rc = cmir__error(CMIR_EFORMAT, "%s: '%s' is %s, expected %d x %lld", a->path, name,
                              rank ? got : "a scalar", width, (long long)n);
+    } else if ((rc = cmir__h5_check_array(ds, a->path, name))) {
+        /* message set */
     } else if (!(*out = cmir__malloc(sizeof(double) * (size_t)(n * width > 0 ? n * width : 1)))) {
         rc = CMIR_ENOMEM;
     } else if (n > 0) {

@@ -8,6 +8,11 @@
 
 /* Largest char matrix we read: 2^26 characters. */
 #define MAX_CHARS ((hsize_t)1 << 26)
+/* Claims against storage: deflate (the strongest filter MATLAB and HDF5
+ * write) compresses at most about 1032:1; below the allowance any claim
+ * is accepted (small fill-value datasets stay legal). */
+#define MAX_RATIO 1032
+#define ALLOWANCE ((hsize_t)1 << 20)
 
 /* ---- error stack ---- */
 void cmir__h5_quiet(cmir__h5quiet *q)
@@ -129,6 +134,35 @@ int cmir__h5_open_array(hid_t file, const char *path, const char *name, hid_t *o
     else
         *out = ds;
     return rc;
+}
+
+int cmir__h5_check_stored(hid_t ds, const char *path, const char *name, hsize_t count,
+                          const char *unit, hsize_t bytes)
+{
+    if (bytes <= ALLOWANCE)
+        return 0;
+    hsize_t stored = H5Dget_storage_size(ds); /* 0 also on error: refused below */
+    if (stored >= (bytes - ALLOWANCE) / MAX_RATIO)
+        return 0;
+    return cmir__error(CMIR_EFORMAT,
+                       "%s: '%s' claims %llu %s (%llu bytes) but the file stores %llu bytes of it "
+                       "(at most 1:%d compression is plausible)",
+                       path, name, (unsigned long long)count, unit, (unsigned long long)bytes,
+                       (unsigned long long)stored, MAX_RATIO);
+}
+
+int cmir__h5_check_array(hid_t ds, const char *path, const char *name)
+{
+    hid_t sp = H5Dget_space(ds), ty = H5Dget_type(ds);
+    hssize_t n = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    size_t es = ty < 0 ? 0 : H5Tget_size(ty);
+    cmir__h5_close(ty);
+    cmir__h5_close(sp);
+    if (n < 0 || es == 0)
+        return cmir__h5_error(CMIR_EFORMAT, path, "cannot read the size of '%s'", name);
+    if ((hsize_t)n > ((hsize_t)-1) / es) /* cannot happen for HDF5's own limits */
+        return cmir__error(CMIR_EFORMAT, "%s: '%s' is too large", path, name);
+    return cmir__h5_check_stored(ds, path, name, (hsize_t)n, "values", (hsize_t)n * es);
 }
 
 int cmir__h5_read_all(hid_t ds, const char *path, const char *name, hid_t memtype, void *buf)
@@ -297,10 +331,11 @@ int cmir__h5_read_chars(hid_t file, const char *path, const char *name, cmir__st
     else if (K > MAX_CHARS || L > MAX_CHARS || L * K > MAX_CHARS)
         rc = cmir__error(CMIR_EFORMAT, "%s: '%s' is too large (%llu x %llu characters)", path,
                          name, (unsigned long long)K, (unsigned long long)L);
-    else if (!(u = cmir__malloc(sizeof(uint16_t) * (size_t)(L * K > 0 ? L * K : 1))) ||
-             !(row = cmir__malloc(3 * (size_t)L + 1)))
+    else if (!(rc = cmir__h5_check_array(ds, path, name)) &&
+             (!(u = cmir__malloc(sizeof(uint16_t) * (size_t)(L * K > 0 ? L * K : 1))) ||
+              !(row = cmir__malloc(3 * (size_t)L + 1))))
         rc = CMIR_ENOMEM;
-    else if (L * K > 0)
+    if (!rc && L * K > 0)
         rc = cmir__h5_read_all(ds, path, name, H5T_NATIVE_UINT16, u);
     for (hsize_t r = 0; !rc && r < K; r++) {
         if (L * K > 0)

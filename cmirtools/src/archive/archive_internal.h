@@ -73,6 +73,16 @@ int cmir__h5_exists(hid_t file, const char *name);
  * empty array reports rank 2, dims 0 x 0). Refuses non-numeric types. */
 int cmir__h5_open_array(hid_t file, const char *path, const char *name, hid_t *ds, int *rank,
                         hsize_t dims[4]);
+/* Refuses a dataset whose claimed size (`count` of `unit`, `bytes` bytes in
+ * the file) is implausible for the storage HDF5 has allocated to it: more
+ * than deflate's best ratio (1032:1) above a 1 MiB allowance. HDF5 fill
+ * values make such a dataset legal, but reading it would allocate memory
+ * for content the file does not hold. */
+int cmir__h5_check_stored(hid_t ds, const char *path, const char *name, hsize_t count,
+                          const char *unit, hsize_t bytes);
+/* The same for a whole numeric array: its element count times the size of
+ * its type in the file. */
+int cmir__h5_check_array(hid_t ds, const char *path, const char *name);
 /* Reads the whole of an opened dataset as `memtype` into buf. */
 int cmir__h5_read_all(hid_t ds, const char *path, const char *name, hid_t memtype, void *buf);
 /* Reads a MATLAB char matrix (HDF5 dims L x K, one row per string) into a

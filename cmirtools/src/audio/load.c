@@ -1,10 +1,13 @@
 /* Decoding audio files through libsndfile: header limits checked before
- * any allocation, chunked reading mixed to mono into a buffer that grows
- * with the data actually read, libsndfile's errors as "sndfile: ...". */
+ * any allocation, streamed WAVs (length markers 0, 0x7FFFFFFF, 0xFFFFFFFF)
+ * read to the end of the file, chunked reading mixed to mono into a buffer
+ * that grows with the data actually read, libsndfile's errors as
+ * "sndfile: ...". */
 #include "audio_internal.h"
 #include "../base/internal.h"
 
 #include <sndfile.h>
+#include <stdio.h>
 #include <string.h>
 
 #define CHUNK 4096 /* frames decoded per call */
@@ -74,12 +77,90 @@ static int sample_bytes(int subformat)
     }
 }
 
+/* ---- streamed WAV ----
+ * A recorder writing to a pipe cannot go back to fill in the sizes: it
+ * leaves the RIFF and data sizes at 0, 0x7FFFFFFF or 0xFFFFFFFF, meaning
+ * "until the end of the file" (sox and libsndfile read them so).
+ * libsndfile already clamps the two large markers to the file; a data
+ * size of 0 it takes as no audio, so such a file is read through a view
+ * of it that shows 0xFFFFFFFF in that field instead. */
+static int is_stream_marker(uint32_t v) { return v == 0 || v == 0x7fffffffu || v == 0xffffffffu; }
+
+static uint32_t le32(const unsigned char *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* Offset of the size field of a RIFF/WAVE file's data chunk when that size
+ * is 0 and audio bytes follow it; -1 otherwise. */
+static off_t zero_data_size_at(FILE *f, off_t flen)
+{
+    unsigned char h[12];
+    if (fread(h, 1, 12, f) != 12 || memcmp(h, "RIFF", 4) || memcmp(h + 8, "WAVE", 4))
+        return -1;
+    off_t at = 12;
+    for (int k = 0; k < 256 && at + 8 <= flen; k++) { /* chunks before data are few */
+        if (fseeko(f, at, SEEK_SET) || fread(h, 1, 8, f) != 8)
+            return -1;
+        uint32_t size = le32(h + 4);
+        if (!memcmp(h, "data", 4))
+            return size == 0 && at + 8 < flen ? at + 4 : -1;
+        at += 8 + (off_t)size + (size & 1);
+    }
+    return -1;
+}
+
+typedef struct view {
+    FILE *f;
+    off_t len, patch; /* patch: offset of 4 bytes shown as 0xFF */
+} view;
+
+static sf_count_t v_len(void *u) { return ((view *)u)->len; }
+static sf_count_t v_tell(void *u) { return ftello(((view *)u)->f); }
+static sf_count_t v_write(const void *p, sf_count_t n, void *u) { (void)p, (void)n, (void)u; return 0; }
+static sf_count_t v_seek(sf_count_t off, int whence, void *u)
+{
+    view *v = u;
+    return fseeko(v->f, off, whence) ? -1 : ftello(v->f);
+}
+static sf_count_t v_read(void *p, sf_count_t n, void *u)
+{
+    view *v = u;
+    off_t at = ftello(v->f);
+    size_t got = fread(p, 1, (size_t)n, v->f);
+    for (off_t k = v->patch; k < v->patch + 4; k++)
+        if (k >= at && k < at + (off_t)got)
+            ((unsigned char *)p)[k - at] = 0xff;
+    return (sf_count_t)got;
+}
+
+/* sf_open, or for a streamed WAV whose data size is 0, sf_open_virtual on
+ * the patched view (vw->f stays open while sf reads it; NULL otherwise). */
+static SNDFILE *open_audio(const char *path, SF_INFO *info, view *vw)
+{
+    static SF_VIRTUAL_IO io = {v_len, v_seek, v_read, v_write, v_tell};
+    FILE *f = fopen(path, "rb");
+    vw->f = NULL;
+    if (f && !fseeko(f, 0, SEEK_END) && (vw->len = ftello(f)) > 0 && !fseeko(f, 0, SEEK_SET) &&
+        (vw->patch = zero_data_size_at(f, vw->len)) >= 0 && !fseeko(f, 0, SEEK_SET)) {
+        vw->f = f;
+        SNDFILE *sf = sf_open_virtual(&io, SFM_READ, info, vw);
+        if (!sf) {
+            fclose(f);
+            vw->f = NULL;
+        }
+        return sf;
+    }
+    if (f)
+        fclose(f);
+    return sf_open(path, SFM_READ, info);
+}
+
 /* A WAV whose data chunk declares more bytes than the file holds: libsndfile
  * clamps the length to the file (it only notes it in its log), so the cut
  * file would load as shorter audio. The declared size comes from the chunk
- * itself (libsndfile's chunk API); 0xFFFFFFFF is the "length unknown"
- * placeholder of streamed WAVs and is let through, as is a data chunk of 0
- * bytes (refused later as empty). Other containers (AIFF, W64, RF64, CAF)
+ * itself (libsndfile's chunk API); the streamed-WAV markers (0,
+ * 0x7FFFFFFF, 0xFFFFFFFF: "until the end of the file") are let through. Other containers (AIFF, W64, RF64, CAF)
  * and compressed encodings are not checked here (FLAC and Ogg fail in
  * decoding when cut). */
 static int check_declared_length(SNDFILE *sf, const SF_INFO *info, const char *path)
@@ -93,7 +174,7 @@ static int check_declared_length(SNDFILE *sf, const SF_INFO *info, const char *p
     memcpy(want.id, "data", 4);
     want.id_size = 4;
     SF_CHUNK_ITERATOR *it = sf_get_chunk_iterator(sf, &want);
-    if (!it || sf_get_chunk_size(it, &got) != SF_ERR_NO_ERROR || got.datalen == 0xffffffffu)
+    if (!it || sf_get_chunk_size(it, &got) != SF_ERR_NO_ERROR || is_stream_marker(got.datalen))
         return 0;
     int64_t promised = (int64_t)(got.datalen / ((unsigned)width * (unsigned)info->channels));
     if (info->frames >= promised)
@@ -119,7 +200,8 @@ int cmir_audio_load(const char *path, cmir_audio_params p, float **samples, int6
         return cmir__error(CMIR_EINVAL, "audio: NULL argument");
     if ((rc = cmir__audio_check_params(&p)) != 0)
         return rc;
-    if (!(sf = sf_open(path, SFM_READ, &info)))
+    view vw;
+    if (!(sf = open_audio(path, &info, &vw)))
         return cmir__error(sf_error(NULL) == SF_ERR_SYSTEM ? CMIR_EIO : CMIR_EFORMAT,
                            "sndfile: %s: %s", path, sf_strerror(NULL));
     if (info.channels < 1 || info.channels > CMIR_AUDIO_MAX_CHANNELS)
@@ -137,6 +219,8 @@ int cmir_audio_load(const char *path, cmir_audio_params p, float **samples, int6
     else if ((rc = check_declared_length(sf, &info, path)) == 0)
         rc = read_mono(sf, &info, path, &mono, &frames);
     sf_close(sf);
+    if (vw.f)
+        fclose(vw.f);
     if (rc)
         return rc;
     rc = cmir__audio_condition(mono, frames, info.samplerate, &p, path, samples, n);

@@ -5,10 +5,23 @@
 #include "cmir/knn.h"
 
 #include <cpl_conv.h>
-#include <sys/stat.h>
+#include <cpl_vsi.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Size of a file through GDAL's virtual file API (so /vsimem/ and other
+ * /vsi paths too); -1 when it cannot be told. */
+static long long file_size(const char *path)
+{
+    VSILFILE *f = VSIFOpenL(path, "rb");
+    long long n = -1;
+    if (f && VSIFSeekL(f, 0, SEEK_END) == 0)
+        n = (long long)VSIFTellL(f);
+    if (f)
+        VSIFCloseL(f);
+    return n;
+}
 
 cmir_search_filter cmir_search_default_filter(void)
 {
@@ -72,10 +85,12 @@ static int load(cmir_index *ix)
         ix->n = atoll(cnt);
         /* the chunks must hold n x dim floats: a file too small for them is
          * damaged, and its claim must not size an allocation */
-        struct stat st; /* (a /vsi path that stat cannot see is not checked) */
-        if (stat(path, &st) == 0 && (double)ix->n * ix->dim * sizeof(float) > (double)st.st_size)
-            rc = cmir__error(CMIR_EFORMAT, "%s: claims %lld x %d embeddings, more than the file holds", path,
-                             (long long)ix->n, ix->dim);
+        double need = (double)ix->n * ix->dim * sizeof(float);
+        long long size = file_size(path);
+        if (size >= 0 && need > (double)size)
+            rc = cmir__error(CMIR_EFORMAT, "%s: claims %lld x %d embeddings (%.0f bytes), more than "
+                             "the file holds (%lld bytes)", path, (long long)ix->n, ix->dim, need,
+                             size);
     }
     cmir__free(fmt);
     cmir__free(dim);

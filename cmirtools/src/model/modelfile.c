@@ -313,7 +313,8 @@ static char *dup_string(const cmir_tensorset *ts, const char *name)
     return s ? cmir__strdup(s) : NULL;
 }
 
-static int load_body(cmir_model *m, const cmir_tensorset *ts)
+/* Format, sizes, scenario and the recorded identity. */
+static int load_header(cmir_model *m, const cmir_tensorset *ts)
 {
     const char *fmt = cmir_tensorset_get_string(ts, "CMIR_MODEL_FORMAT");
     if (!fmt)
@@ -340,18 +341,36 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
     const char *id = cmir_tensorset_get_string(ts, "MODEL_ID");
     if (!id || strlen(id) != 16)
         return cmir__error(CMIR_EFORMAT, "MODEL_ID is missing or malformed");
-    if ((rc = alloc_common(m)))
-        return rc;
-    if ((rc = get_vec(ts, "PAN_MEAN", m->info.pan_bands, m->mean[0], 0)) ||
-        (rc = get_vec(ts, "PAN_STD", m->info.pan_bands, m->std[0], 1)) ||
-        (rc = get_vec(ts, "MS_MEAN", m->info.ms_bands, m->mean[1], 0)) ||
-        (rc = get_vec(ts, "MS_STD", m->info.ms_bands, m->std[1], 1)) ||
-        (rc = get_vec(ts, "PAN_Z_MEAN", CMIR_FEAT_DIM, m->zmean[0], 0)) ||
-        (rc = get_vec(ts, "PAN_Z_STD", CMIR_FEAT_DIM, m->zstd[0], 1)) ||
-        (rc = get_vec(ts, "MS_Z_MEAN", CMIR_FEAT_DIM, m->zmean[1], 0)) ||
-        (rc = get_vec(ts, "MS_Z_STD", CMIR_FEAT_DIM, m->zstd[1], 1)))
-        return rc;
-    /* class names: newline-separated, exactly n_classes of them */
+    return 0;
+}
+
+/* The weights that the recorded sizes imply (a lower bound: the two CNN
+ * classifiers and the unified space's layers) against the values the
+ * file stores, before anything is allocated for them: sizes that claim
+ * gigabytes in a small file are refused, not allocated. */
+static int check_claims(const cmir_model *m, const cmir_tensorset *ts, int hidden)
+{
+    const int64_t C = m->info.n_classes, dv = m->info.d_v, F = CMIR_FEAT_DIM;
+    const int64_t hid = hidden ? hidden : dv;
+    int64_t need = 2 * F * C + 2 * F * hid + (hidden ? 2 * (int64_t)hidden * dv : 0) + 2 * dv * F +
+                   dv * C, stored = 0;
+    for (int i = 0; i < cmir_tensorset_count(ts); i++) {
+        const cmir_tensor *t = cmir_tensorset_get(ts, cmir_tensorset_name(ts, i));
+        stored += t ? cmir_tensor_numel(t) : 0;
+    }
+    if (need > stored)
+        return cmir__error(CMIR_EFORMAT,
+                           "its sizes (%lld classes, hidden %d, d_v %lld) need at least %lld weights "
+                           "but the file stores %lld values", (long long)C, hidden, (long long)dv,
+                           (long long)need, (long long)stored);
+    return 0;
+}
+
+/* Class names (newline-separated, exactly n_classes of them), band names,
+ * settings; every variable cmir__model_save writes is required: a file cut
+ * between two of them is damaged, not an older model. */
+static int load_texts(cmir_model *m, const cmir_tensorset *ts)
+{
     const char *cn = cmir_tensorset_get_string(ts, "CLASS_NAMES");
     if (!cn)
         return cmir__error(CMIR_EFORMAT, "CLASS_NAMES is missing");
@@ -366,8 +385,6 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
         m->class_names[c][len] = '\0';
         cn = e ? e + 1 : cn + len;
     }
-    /* every variable cmir__model_save writes is required: a file cut
-     * between two of them is damaged, not an older model */
     static const char *const texts[3] = {"PAN_BAND_NAMES", "MS_BAND_NAMES", "TRAIN_SETTINGS"};
     for (int k = 0; k < 3; k++)
         if (!cmir_tensorset_get_string(ts, texts[k]))
@@ -377,13 +394,16 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
     m->band_names[0] = dup_string(ts, "PAN_BAND_NAMES");
     m->band_names[1] = dup_string(ts, "MS_BAND_NAMES");
     m->settings = dup_string(ts, "TRAIN_SETTINGS");
-    if ((!m->band_names[0] && cmir_tensorset_get_string(ts, "PAN_BAND_NAMES")) ||
-        (!m->band_names[1] && cmir_tensorset_get_string(ts, "MS_BAND_NAMES")) ||
-        (!m->settings && cmir_tensorset_get_string(ts, "TRAIN_SETTINGS")))
+    if (!m->band_names[0] || !m->band_names[1] || !m->settings)
         return CMIR_ENOMEM;
-    int hidden;
-    if ((rc = get_int(ts, "HIDDEN", 0, 65536, &hidden)))
-        return rc;
+    return 0;
+}
+
+/* Both CNNs and the unified space, then the identity recomputed from the
+ * weights, which must match the recorded one. */
+static int load_nets(cmir_model *m, const cmir_tensorset *ts, int hidden)
+{
+    int rc;
     for (int k = 0; k < 2; k++) {
         cmir_cnn_params p = cmir_cnn_default_params();
         int d[3];
@@ -404,29 +424,53 @@ static int load_body(cmir_model *m, const cmir_tensorset *ts)
         return cmir__failed(CMIR_EFORMAT);
     if ((rc = cmir_unified_load(m->uni, ts)))
         return rc;
-    /* identity: recomputed from the weights, must match */
+    const char *id = cmir_tensorset_get_string(ts, "MODEL_ID");
     make_id(m);
     if (strcmp(m->id, id) != 0)
         return cmir__error(CMIR_EFORMAT, "MODEL_ID %s does not match its weights (%s): damaged or edited", id, m->id);
-    int nt;
+    return 0;
+}
+
+/* N_TILES and the held-out tiles of the training split. */
+static int load_split(cmir_model *m, const cmir_tensorset *ts)
+{
+    int nt = 0, rc;
     if ((rc = get_int(ts, "N_TILES", 0, 1 << 30, &nt)))
         return rc;
     m->n_tiles = nt;
     const cmir_tensor *tt = cmir_tensorset_get(ts, "TEST_TILES");
-    if (tt) {
-        int64_t n = cmir_tensor_numel(tt);
-        m->test = cmir__malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-        if (!m->test)
-            return CMIR_ENOMEM;
-        for (int64_t k = 0; k < n; k++) {
-            float v = tt->data[k];
-            if (!(v >= 0 && v < (float)m->n_tiles) || v != floorf(v))
-                return cmir__error(CMIR_EFORMAT, "TEST_TILES holds an invalid index");
-            m->test[k] = (int64_t)v;
-        }
-        m->n_test = n;
+    int64_t n = cmir_tensor_numel(tt);
+    m->test = cmir__malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (!m->test)
+        return CMIR_ENOMEM;
+    for (int64_t k = 0; k < n; k++) {
+        float v = tt->data[k];
+        if (!(v >= 0 && v < (float)m->n_tiles) || v != floorf(v))
+            return cmir__error(CMIR_EFORMAT, "TEST_TILES holds an invalid index");
+        m->test[k] = (int64_t)v;
     }
+    m->n_test = n;
     return 0;
+}
+
+static int load_body(cmir_model *m, const cmir_tensorset *ts)
+{
+    int rc, hidden = 0;
+    if ((rc = load_header(m, ts)) || (rc = get_int(ts, "HIDDEN", 0, 65536, &hidden)) ||
+        (rc = check_claims(m, ts, hidden)) || (rc = alloc_common(m)))
+        return rc;
+    if ((rc = get_vec(ts, "PAN_MEAN", m->info.pan_bands, m->mean[0], 0)) ||
+        (rc = get_vec(ts, "PAN_STD", m->info.pan_bands, m->std[0], 1)) ||
+        (rc = get_vec(ts, "MS_MEAN", m->info.ms_bands, m->mean[1], 0)) ||
+        (rc = get_vec(ts, "MS_STD", m->info.ms_bands, m->std[1], 1)) ||
+        (rc = get_vec(ts, "PAN_Z_MEAN", CMIR_FEAT_DIM, m->zmean[0], 0)) ||
+        (rc = get_vec(ts, "PAN_Z_STD", CMIR_FEAT_DIM, m->zstd[0], 1)) ||
+        (rc = get_vec(ts, "MS_Z_MEAN", CMIR_FEAT_DIM, m->zmean[1], 0)) ||
+        (rc = get_vec(ts, "MS_Z_STD", CMIR_FEAT_DIM, m->zstd[1], 1)))
+        return rc;
+    if ((rc = load_texts(m, ts)) || (rc = load_nets(m, ts, hidden)))
+        return rc;
+    return load_split(m, ts);
 }
 
 cmir_model *cmir_model_load(const char *path)

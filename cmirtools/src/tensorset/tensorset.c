@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <hdf5.h>
 #include <matio.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -336,6 +337,32 @@ static int to_float(const matvar_t *v, float *dst, size_t n)
     return 0;
 }
 
+/* MATLAB v7.3 files are HDF5: the bytes HDF5 has allocated to variable
+ * `name` (a dataset of the root group), -1 when that cannot be told (a
+ * struct or cell is a group). HDF5's fill values let a dataset claim any
+ * size while storing nothing, so the claim is compared with this. */
+static int64_t h5_stored(hid_t file, const char *name)
+{
+    if (file < 0)
+        return -1;
+    H5E_auto2_t fn = NULL;
+    void *data = NULL;
+    int saved = H5Eget_auto2(H5E_DEFAULT, &fn, &data) >= 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    int64_t r = -1;
+    if (H5Lexists(file, name, H5P_DEFAULT) > 0) {
+        hid_t ds = H5Dopen2(file, name, H5P_DEFAULT); /* fails for a group */
+        if (ds >= 0) {
+            r = (int64_t)H5Dget_storage_size(ds);
+            H5Dclose(ds);
+        }
+    }
+    H5Eclear2(H5E_DEFAULT);
+    if (saved)
+        H5Eset_auto2(H5E_DEFAULT, fn, data);
+    return r;
+}
+
 static size_t class_size(enum matio_classes c)
 {
     switch (c) {
@@ -442,6 +469,18 @@ cmir_tensorset *cmir_tensorset_load(const char *path)
     cmir_tensorset *ts = cmir_tensorset_new();
     int rc = ts ? 0 : CMIR_ENOMEM;
     matvar_t *info;
+    int64_t claimed = 0, can_hold = (int64_t)1032 * (int64_t)st.st_size + 65536, stored;
+    hid_t h5 = -1;
+    if (Mat_GetVersion(mat) == MAT_FT_MAT73) {
+        H5E_auto2_t fn = NULL;
+        void *data = NULL;
+        int saved = H5Eget_auto2(H5E_DEFAULT, &fn, &data) >= 0;
+        H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+        h5 = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        H5Eclear2(H5E_DEFAULT);
+        if (saved)
+            H5Eset_auto2(H5E_DEFAULT, fn, data);
+    }
     while (!rc && (info = Mat_VarReadNextInfo(mat)) != NULL) {
         matvar_t *v = NULL;
         if (!info->name) {
@@ -457,12 +496,19 @@ cmir_tensorset *cmir_tensorset_load(const char *path)
             if (bad)
                 rc = cmir__error(CMIR_EFORMAT, "%s: variable '%s' has an unsupported size", path,
                                  info->name);
-            /* ... and against what the file can hold (a byte a value at
-             * least, deflated at most 1032:1), so a damaged size cannot
-             * make matio allocate gigabytes for a small file */
-            else if (n > (int64_t)1032 * (int64_t)st.st_size + 65536)
-                rc = cmir__error(CMIR_EFORMAT, "%s: variable '%s' claims %lld values, more than "
-                                 "the file can hold", path, info->name, (long long)n);
+            /* ... and, all variables together, against what the file can
+             * hold (a byte a value at least, deflated at most 1032:1; HDF5
+             * fill values can claim more), so damaged or hostile sizes
+             * cannot make matio allocate gigabytes for a small file */
+            else if ((stored = h5_stored(h5, info->name)) >= 0 && n > 1032 * stored + 65536)
+                rc = cmir__error(CMIR_EFORMAT, "%s: variable '%s' claims %lld values but the file "
+                                 "stores %lld bytes of it (at most 1:1032 compression is "
+                                 "plausible)", path, info->name, (long long)n, (long long)stored);
+            else if ((claimed += n) > can_hold)
+                rc = cmir__error(CMIR_EFORMAT, "%s: variable '%s' brings the values claimed to "
+                                 "%lld, more than the file (%lld bytes) can hold (%lld)", path,
+                                 info->name, (long long)claimed, (long long)st.st_size,
+                                 (long long)can_hold);
             else if (!(v = Mat_VarRead(mat, info->name)))
                 rc = matio_error(CMIR_EFORMAT, path, "cannot read a variable (damaged or truncated file?)");
             else
@@ -473,6 +519,8 @@ cmir_tensorset *cmir_tensorset_load(const char *path)
     }
     if (!rc && matio_msg[0])
         rc = matio_error(CMIR_EFORMAT, path, "damaged or truncated file");
+    if (h5 >= 0)
+        H5Fclose(h5);
     Mat_Close(mat);
     if (rc) {
         cmir_tensorset_free(ts);

@@ -89,6 +89,24 @@ static int georef(GDALDatasetH ds, const char *path, double gt[6], OGRSpatialRef
 /* Refuses sample types that the archive cannot hold faithfully: complex
  * numbers, and GDAL 3.6's signed bytes (Byte with PIXELTYPE=SIGNEDBYTE,
  * which a read would return as 0..255). */
+/* A scene whose size claims far more than it holds (a VRT of 10^6 x 10^6
+ * pixels over a small file, a sparse GeoTIFF): by GDAL's data coverage of
+ * its first band, fewer pixels with data than one tile is refused before
+ * millions of empty windows are read. Drivers that cannot tell pass. */
+static int check_coverage(GDALDatasetH ds, const char *path, int ts)
+{
+    int W = GDALGetRasterXSize(ds), H = GDALGetRasterYSize(ds);
+    double pct = 100;
+    int st = GDALGetDataCoverageStatus(GDALGetRasterBand(ds, 1), 0, 0, W, H, 0, &pct);
+    double px = pct / 100 * W * H;
+    if ((st & GDAL_DATA_COVERAGE_STATUS_UNIMPLEMENTED) || !(st & GDAL_DATA_COVERAGE_STATUS_EMPTY) ||
+        px >= (double)ts * ts)
+        return 0;
+    return cmir__error(CMIR_EINVAL, "%s: claims %d x %d pixels but holds data for about %.0f of "
+                       "them (GDAL's data coverage), less than one %dx%d tile", path, W, H, px, ts,
+                       ts);
+}
+
 static int check_sample_type(GDALDatasetH ds, const char *path)
 {
     for (int b = 1; b <= GDALGetRasterCount(ds); b++) {
@@ -628,6 +646,8 @@ static int open_pan(run *R, scene *sc, const char *const *pan_paths, int n_pan)
         else if (s->gt[2] != 0 || s->gt[4] != 0 || s->gt[1] <= 0 || s->gt[5] >= 0)
             rc = cmir__error(CMIR_EUNSUPPORTED, "%s: rotated or south-up geotransform (not supported; "
                              "gdalwarp it to a north-up grid first)", s->path);
+        else
+            rc = check_coverage(s->pan, s->path, p->tile_size);
         s->wkt = GDALGetProjectionRef(s->pan);
         s->w = GDALGetRasterXSize(s->pan);
         s->h = GDALGetRasterYSize(s->pan);
