@@ -11,15 +11,18 @@ GEN=$2
 PLUGIN=$3
 T=$(mktemp -d /tmp/cmir_ceilings_XXXXXX)
 trap 'rm -rf "$T"' EXIT
-export GDAL_DRIVER_PATH=$PLUGIN HDF5_USE_FILE_LOCKING=FALSE OPENBLAS_NUM_THREADS=1
+export GDAL_DRIVER_PATH="$PLUGIN" HDF5_USE_FILE_LOCKING=FALSE OPENBLAS_NUM_THREADS=1
 [ -x /usr/bin/time ] || { echo "FAIL: /usr/bin/time is missing (Debian package 'time')"; exit 1; }
 H=$T/hostile
 mkdir -p "$H" "$T/out"
-"$GEN" hostile "$H" && "$GEN" small "$T/small.mat" || { echo "FAIL: gen_claims"; exit 1; }
+if ! "$GEN" hostile "$H" || ! "$GEN" small "$T/small.mat"; then echo "FAIL: gen_claims"; exit 1; fi
 # a tiny real model and index, for the cases whose hostile input is elsewhere
-"$BIN/cmir_train" -q -threads 1 -epochs1 1 -epochs2 1 "$T/small.mat" "$T/model.mat" >"$T/log" 2>&1 &&
-    "$BIN/cmir_index" -q -threads 1 -model "$T/model.mat" "$T/small.mat" "$T/index.gpkg" >>"$T/log" 2>&1 ||
-    { cat "$T/log"; echo "FAIL: cannot make the tiny model and index"; exit 1; }
+if ! "$BIN/cmir_train" -q -threads 1 -epochs1 1 -epochs2 1 "$T/small.mat" "$T/model.mat" >"$T/log" 2>&1 ||
+    ! "$BIN/cmir_index" -q -threads 1 -model "$T/model.mat" "$T/small.mat" "$T/index.gpkg" >>"$T/log" 2>&1; then
+    cat "$T/log"
+    echo "FAIL: cannot make the tiny model and index"
+    exit 1
+fi
 # an index whose metadata claims 2*10^9 rows of 64 floats (512 GB)
 cp "$T/index.gpkg" "$H/index_claims.gpkg"
 ogrinfo -q "$H/index_claims.gpkg" -sql "UPDATE cmir_meta SET value='2000000000' WHERE key='count'" \
@@ -94,4 +97,4 @@ run tile_giant_vrt "$BIN/cmir_tile" -q -pan "$H/giant.vrt" "$O/t.mat"
 run gdalinfo_archive_1e9_tiles gdalinfo "CMIR:\"$H/archive_1e9.mat\""
 run gdalinfo_tile_of_1e9 gdalinfo "CMIR:\"$H/archive_1e9.mat\":PAN:5"
 run gdalinfo_multilabels_5GB gdalinfo "CMIR:\"$H/archive_multilabels.mat\""
-[ $fail -eq 0 ] && echo "1 passed, 0 failed" || { echo "0 passed, 1 failed"; exit 1; }
+if [ $fail -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; exit 1; fi
