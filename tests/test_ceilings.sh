@@ -94,6 +94,8 @@ run search_model_v73_claims "$BIN/cmir_search" -q -model "$H/model_v73_claims.ma
 run search_queries_row "$BIN/cmir_search" -q -model "$T/model.mat" -index "$T/index.gpkg" -queries "$H/queries_row.txt" "$O/h.geojson"
 run search_queries_window "$BIN/cmir_search" -q -model "$T/model.mat" -index "$T/index.gpkg" -queries "$H/queries_window.txt" "$O/h.geojson"
 run tile_giant_vrt "$BIN/cmir_tile" -q -pan "$H/giant.vrt" "$O/t.mat"
+run search_raster_giant_vrt "$BIN/cmir_search" -q -model "$T/model.mat" -index "$T/index.gpkg" \
+    -raster "$H/giant.vrt" "$O/hits.geojson"
 run gdalinfo_archive_1e9_tiles gdalinfo "CMIR:\"$H/archive_1e9.mat\""
 run gdalinfo_tile_of_1e9 gdalinfo "CMIR:\"$H/archive_1e9.mat\":PAN:5"
 run gdalinfo_multilabels_5GB gdalinfo "CMIR:\"$H/archive_multilabels.mat\""

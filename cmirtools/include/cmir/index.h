@@ -103,6 +103,10 @@ CMIR_API int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, in
 
 /* ---- The search tool -------------------------------------------------- */
 #define CMIR_SEARCH_K_MAX 100000 /* the most hits per query (k) */
+/* The most model-sized tiles a raster query's window may hold (their codes
+ * are averaged): a larger window is refused, so that the time a query takes
+ * is bounded whatever size the raster claims. */
+#define CMIR_SEARCH_RASTER_TILES_MAX 4096
 
 typedef enum cmir_query_kind {
     CMIR_QUERY_ROW = 0,    /* a row of the index */

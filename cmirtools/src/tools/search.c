@@ -63,6 +63,12 @@ static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float
         return cmir__error(CMIR_EINVAL, "%s: %dx%d pixels is smaller than one %dx%d %s tile", q->raster, W, H, tw, th,
                            cmir_model_modality_name(m, k));
     }
+    if ((int64_t)nx * ny > CMIR_SEARCH_RASTER_TILES_MAX) {
+        GDALClose(ds);
+        return cmir__error(CMIR_EINVAL, "%s: the %dx%d window holds %lld %dx%d tiles; a raster query averages at "
+                           "most %d (give a smaller window, -srcwin)", q->raster, W, H, (long long)nx * ny, tw, th,
+                           CMIR_SEARCH_RASTER_TILES_MAX);
+    }
     size_t per = (size_t)th * tw * nb;
     float *tile = cmir__malloc(sizeof(float) * per), *code = cmir__malloc(sizeof(float) * (size_t)mi->d_v);
     if (!tile || !code)
