@@ -397,14 +397,8 @@ cmir_archive *cmir_archive_open(const char *path)
         cmir__error(CMIR_EINVAL, "cmir_archive_open: NULL path");
         return NULL;
     }
-    if (stat(path, &st) != 0) {
-        cmir__error(CMIR_EIO, "%s: %s", path, strerror(errno));
+    if (cmir__stat_regular(path, &st))
         return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        cmir__error(CMIR_EIO, "%s: not a regular file", path);
-        return NULL;
-    }
     cmir_archive *a = cmir__calloc(1, sizeof *a);
     if (!a) {
         cmir__ar_oom(CMIR_ENOMEM, path);
@@ -504,19 +498,30 @@ static int read_stored(cmir_archive *a, int m, int64_t i)
             }                                                                            \
     } while (0)
 
-int cmir_archive_read_tile(cmir_archive *a, cmir_modality m, int64_t i, float *out)
+/* The checks and the read that both tile readers start with: tile i of
+ * modality m into a->scratch, its dimensions into nh, nw, nb. */
+static int load_tile(cmir_archive *a, cmir_modality m, int64_t i, const void *out, const char *fn, size_t *nh,
+                     size_t *nw, size_t *nb)
 {
-    int rc = check_tile(a, m, i, "cmir_archive_read_tile");
+    int rc = check_tile(a, m, i, fn);
     if (rc)
         return rc;
     if (!out)
-        return cmir__error(CMIR_EINVAL, "cmir_archive_read_tile: NULL output");
+        return cmir__error(CMIR_EINVAL, "%s: NULL output", fn);
     if ((rc = read_stored(a, m, i)))
         return rc;
+    tile_dims(a, m, nh, nw, nb);
+    return 0;
+}
+
+int cmir_archive_read_tile(cmir_archive *a, cmir_modality m, int64_t i, float *out)
+{
     size_t nh, nw, nb;
+    int rc = load_tile(a, m, i, out, "cmir_archive_read_tile", &nh, &nw, &nb);
+    if (rc)
+        return rc;
     const void *src = a->scratch;
     void *dst = out;
-    tile_dims(a, m, &nh, &nw, &nb);
     switch (m == 0 ? a->info.pan_type : a->info.ms_type) {
     case CMIR_DT_UINT8: FROM_HDF(uint8_t, float); break;
     case CMIR_DT_UINT16: FROM_HDF(uint16_t, float); break;
@@ -528,17 +533,12 @@ int cmir_archive_read_tile(cmir_archive *a, cmir_modality m, int64_t i, float *o
 
 int cmir_archive_read_tile_raw(cmir_archive *a, cmir_modality m, int64_t i, void *out)
 {
-    int rc = check_tile(a, m, i, "cmir_archive_read_tile_raw");
+    size_t nh, nw, nb;
+    int rc = load_tile(a, m, i, out, "cmir_archive_read_tile_raw", &nh, &nw, &nb);
     if (rc)
         return rc;
-    if (!out)
-        return cmir__error(CMIR_EINVAL, "cmir_archive_read_tile_raw: NULL output");
-    if ((rc = read_stored(a, m, i)))
-        return rc;
-    size_t nh, nw, nb;
     const void *src = a->scratch;
     void *dst = out;
-    tile_dims(a, m, &nh, &nw, &nb);
     switch (cmir_dtype_size(m == 0 ? a->info.pan_type : a->info.ms_type)) {
     case 1: FROM_HDF(uint8_t, uint8_t); break;
     case 2: FROM_HDF(uint16_t, uint16_t); break;

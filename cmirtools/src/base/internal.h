@@ -32,6 +32,11 @@ char *cmir__strdup(const char *s);
 void *cmir__malloc_aligned(size_t n);
 void cmir__free_aligned(void *p);
 
+/* stat()s path into *st: 0 for a regular file, else CMIR_EIO with
+ * "path: <reason>" or "path: not a regular file" (a directory, a FIFO). */
+struct stat;
+int cmir__stat_regular(const char *path, struct stat *st);
+
 /* One appender at a time: opens `path` and takes an exclusive
  * open-file-description lock on its bytes [start, start + len) (len 0: to
  * the end), held until *fd_out is closed. If the file was replaced (an

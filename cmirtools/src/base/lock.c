@@ -1,4 +1,5 @@
-/* The one-appender-at-a-time lock of archives and indexes: an exclusive
+/* File helpers: the check that an input is a regular file, and the
+ * one-appender-at-a-time lock of archives and indexes: an exclusive
  * open-file-description lock (fcntl F_OFD_SETLK) held from before the file
  * is read until the append commits or aborts. */
 #define _GNU_SOURCE /* F_OFD_SETLK */
@@ -38,4 +39,13 @@ int cmir__lock_for_append(const char *path, long start, long len, const char *wh
         close(fd); /* replaced meanwhile: lock the new file */
     }
     return cmir__error(CMIR_EIO, "%s: it keeps being replaced; cannot lock it", path);
+}
+
+int cmir__stat_regular(const char *path, struct stat *st)
+{
+    if (stat(path, st) != 0)
+        return cmir__error(CMIR_EIO, "%s: %s", path, strerror(errno));
+    if (!S_ISREG(st->st_mode))
+        return cmir__error(CMIR_EIO, "%s: not a regular file", path);
+    return 0;
 }

@@ -104,6 +104,22 @@ static int bn_common(cmir_exec *ex, const char *fn, const cmir_tensor *x, const 
     return 0;
 }
 
+int cmir__bn_inference_stats(cmir_bn_params p, int C, const float *running_mean, const float *running_var,
+                             float **mean, float **invstd, float **tmp)
+{
+    if (!*mean || !*invstd) {
+        if (!tmp || !(*tmp = cmir__malloc(sizeof(float) * 2 * (size_t)C)))
+            return CMIR_ENOMEM;
+        *mean = *tmp;
+        *invstd = *tmp + C;
+    }
+    for (int c = 0; c < C; c++) {
+        (*mean)[c] = running_mean[c];
+        (*invstd)[c] = (float)(1.0 / sqrt((double)running_var[c] + p.eps));
+    }
+    return 0;
+}
+
 int cmir_batchnorm_forward(cmir_exec *ex, cmir_bn_params p, int training, const cmir_tensor *x,
                            const float *gamma, const float *beta, float *running_mean,
                            float *running_var, float *save_mean, float *save_invstd,
@@ -142,17 +158,8 @@ int cmir_batchnorm_forward(cmir_exec *ex, cmir_bn_params p, int training, const 
         }
     } else {
         /* Inference: running statistics, converted once per call. */
-        if (!mean || !invstd) {
-            tmp = cmir__malloc(sizeof(float) * 2 * C);
-            if (!tmp)
-                return CMIR_ENOMEM;
-            mean = tmp;
-            invstd = tmp + C;
-        }
-        for (int c = 0; c < C; c++) {
-            mean[c] = running_mean[c];
-            invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + p.eps));
-        }
+        if (cmir__bn_inference_stats(p, C, running_mean, running_var, &mean, &invstd, &tmp))
+            return CMIR_ENOMEM;
     }
     j.mean = mean;
     j.invstd = invstd;

@@ -547,17 +547,8 @@ int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int 
         }
         stats_finish(p, j.M, C, sum, sq, running_mean, running_var, mean, invstd);
     } else {
-        if (!mean || !invstd) {
-            tmp = cmir__malloc(sizeof(float) * 2 * C);
-            if (!tmp)
-                return CMIR_ENOMEM;
-            mean = tmp;
-            invstd = tmp + C;
-        }
-        for (int c = 0; c < C; c++) {
-            mean[c] = running_mean[c];
-            invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + p.eps));
-        }
+        if (cmir__bn_inference_stats(p, C, running_mean, running_var, &mean, &invstd, &tmp))
+            return CMIR_ENOMEM;
     }
     j.mean = mean;
     j.invstd = invstd;
@@ -777,10 +768,7 @@ int cmir__conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const 
             if (!rc)
                 stats_finish(p, M, C, sums, sums + C, running_mean, running_var, mean, invstd);
         } else {
-            for (int c = 0; c < C; c++) {
-                mean[c] = running_mean[c];
-                invstd[c] = (float)(1.0 / sqrt((double)running_var[c] + p.eps));
-            }
+            cmir__bn_inference_stats(p, C, running_mean, running_var, &mean, &invstd, NULL);
         }
         if (!rc)
             rc = cmir__conv3x3_lrelu_pool(ex, x, W, b, slope, C, NULL, mean, invstd, gamma, beta,

@@ -68,4 +68,11 @@ int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float 
                                int recompute);
 #endif
 
+/* Batch-norm inference statistics from the running ones: mean and
+ * 1/sqrt(var + eps) per channel into *mean / *invstd, which, when either is
+ * NULL, point into a new 2*C buffer given in *tmp (the caller frees it;
+ * tmp may be NULL only when both are set). 0 or CMIR_ENOMEM. */
+int cmir__bn_inference_stats(cmir_bn_params p, int C, const float *running_mean, const float *running_var,
+                             float **mean, float **invstd, float **tmp);
+
 #endif

@@ -118,6 +118,18 @@ static entry *slot_for(cmir_tensorset *ts, const char *name)
     return &ts->e[i];
 }
 
+/* Stores the string s (taken over, freed on failure) as variable name. */
+static int set_owned_string(cmir_tensorset *ts, const char *name, char *s)
+{
+    entry *e = slot_for(ts, name);
+    if (!e) {
+        cmir__free(s);
+        return CMIR_ENOMEM;
+    }
+    e->str = s;
+    return 0;
+}
+
 /* Takes ownership of data (aligned) on success. */
 static int put_owned(cmir_tensorset *ts, const char *name, float *data, int ndim,
                      const int64_t *shape)
@@ -154,15 +166,7 @@ int cmir_tensorset_put_string(cmir_tensorset *ts, const char *name, const char *
     if (!ts || !valid_name(name) || !value)
         return cmir__error(CMIR_EINVAL, "cmir_tensorset_put_string: invalid name or value");
     char *s = cmir__strdup(value);
-    if (!s)
-        return CMIR_ENOMEM;
-    entry *e = slot_for(ts, name);
-    if (!e) {
-        cmir__free(s);
-        return CMIR_ENOMEM;
-    }
-    e->str = s;
-    return 0;
+    return s ? set_owned_string(ts, name, s) : CMIR_ENOMEM;
 }
 
 const cmir_tensor *cmir_tensorset_get(const cmir_tensorset *ts, const char *name)
@@ -413,13 +417,7 @@ static int load_var(cmir_tensorset *ts, const matvar_t *v, const char *path)
             s[i] = (char)(c < 128 && c != 0 ? c : '?');
         }
         s[n] = '\0';
-        entry *e = slot_for(ts, name);
-        if (!e) {
-            cmir__free(s);
-            return CMIR_ENOMEM;
-        }
-        e->str = s;
-        return 0;
+        return set_owned_string(ts, name, s);
     }
     size_t cs = class_size(v->class_type);
     if (!cs || v->isComplex || v->isLogical || v->class_type == MAT_C_SPARSE)
@@ -453,14 +451,8 @@ cmir_tensorset *cmir_tensorset_load(const char *path)
     pthread_once(&log_once, init_log);
     matio_msg[0] = '\0';
     struct stat st;
-    if (stat(path, &st) != 0) {
-        cmir__error(CMIR_EIO, "%s: %s", path, strerror(errno));
+    if (cmir__stat_regular(path, &st))
         return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        cmir__error(CMIR_EIO, "%s: not a regular file", path);
-        return NULL;
-    }
     mat_t *mat = Mat_Open(path, MAT_ACC_RDONLY);
     if (!mat) {
         matio_error(CMIR_EFORMAT, path, "not a readable MATLAB .mat file");
