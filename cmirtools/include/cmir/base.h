@@ -108,6 +108,8 @@ typedef struct cmir_exec_params {
 } cmir_exec_params;
 
 CMIR_API cmir_exec_params cmir_exec_default_params(void);
+/* 0, or CMIR_EINVAL naming the bad field (threads). cmir_exec_new calls it. */
+CMIR_API int cmir_exec_check_params(cmir_exec_params p);
 CMIR_API cmir_exec *cmir_exec_new(cmir_exec_params p);
 CMIR_API void cmir_exec_free(cmir_exec *ex);
 CMIR_API int cmir_exec_threads(const cmir_exec *ex);
