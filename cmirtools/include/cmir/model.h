@@ -31,6 +31,9 @@ typedef struct cmir_cnn_params {
 } cmir_cnn_params;
 
 CMIR_API cmir_cnn_params cmir_cnn_default_params(void);
+/* 0, or CMIR_EINVAL naming the first bad field (h, w, bands, n_classes,
+ * dropout, slope). cmir_cnn_new calls it; bn is checked by the layers. */
+CMIR_API int cmir_cnn_check_params(cmir_cnn_params p);
 
 typedef struct cmir_cnn cmir_cnn;
 
