@@ -39,6 +39,8 @@ typedef struct cmir_index_params {
 } cmir_index_params;
 
 CMIR_API cmir_index_params cmir_index_default_params(void);
+/* 0, or CMIR_EINVAL naming the bad field (threads). cmir_index_build calls it. */
+CMIR_API int cmir_index_check_params(cmir_index_params p);
 
 /* Embeds every tile of every archive, both modalities, with the model and
  * writes (or, with p.append, extends) the index at index_path. With an
@@ -148,6 +150,9 @@ typedef struct cmir_search_params {
 } cmir_search_params;
 
 CMIR_API cmir_search_params cmir_search_default_params(void);
+/* 0, or CMIR_EINVAL with a message naming the first bad field (k,
+ * filter.modality, threads). cmir_search and cmir_search_run call it. */
+CMIR_API int cmir_search_check_params(cmir_search_params p);
 
 /* ---- Search results in memory ----------------------------------------
  * cmir_hits holds every hit of a search: per hit its query, rank (1 =
