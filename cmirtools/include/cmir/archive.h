@@ -40,7 +40,7 @@
 extern "C" {
 #endif
 
-typedef enum cmir_modality { CMIR_PAN = 0, CMIR_MS = 1 } cmir_modality;
+/* cmir_modality (CMIR_PAN, CMIR_MS) is defined in cmir/base.h. */
 
 /* Pixel types an archive stores. */
 typedef enum cmir_dtype {

@@ -135,10 +135,10 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
             if (!(rc = cmir_archive_read_tile(a, CMIR_PAN, ids[s + j], raw + per * j)))
                 rc = cmir_archive_multilabel(a, ids[s + j], multi[0] + (size_t)(s + j) * C);
         if (!rc)
-            rc = cmir_model_embed(m, ex, 0, raw, b, NULL, V[0] + (size_t)s * d);
+            rc = cmir_model_embed(m, ex, CMIR_IMAGE, raw, b, NULL, V[0] + (size_t)s * d);
     }
     if (!rc)
-        rc = cmir_model_embed(m, ex, 1, fb, (int)nb, NULL, V[1]);
+        rc = cmir_model_embed(m, ex, CMIR_AUDIO, fb, (int)nb, NULL, V[1]);
     if (!rc) {
         side_labels L[2] = {{NULL, multi[0]}, {NULL, multi[1]}};
         const char *names[2] = {"image", "audio"};

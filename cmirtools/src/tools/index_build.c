@@ -135,7 +135,7 @@ static int add_corpus(builder *B, cmir_model *m, cmir_exec *ex, const char *mani
     int64_t n = cmir_audio_corpus_count(c);
     for (int64_t s = 0; !rc && s < n; s += 64) {
         int b = (int)(n - s < 64 ? n - s : 64);
-        rc = cmir_model_embed(m, ex, 1, cmir_audio_corpus_features(c) + (size_t)s * CMIR_AUDIO_FEATURE_DIM, b, NULL,
+        rc = cmir_model_embed(m, ex, CMIR_AUDIO, cmir_audio_corpus_features(c) + (size_t)s * CMIR_AUDIO_FEATURE_DIM, b, NULL,
                               V);
         for (int j = 0; !rc && j < b; j++) {
             const char *l = cmir_audio_corpus_label(c, s + j);

@@ -135,7 +135,7 @@ static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cm
         for (int i = 0; i < nh; i++)
             if (i != j)
                 one[heard[i]] = 0.0f;
-        if (!(rc = cmir_model_embed(m, ex, 1, one, 1, NULL, code))) {
+        if (!(rc = cmir_model_embed(m, ex, CMIR_AUDIO, one, 1, NULL, code))) {
             memcpy(*lcodes + (size_t)j * d_v, code, sizeof(float) * (size_t)d_v);
             for (int i = 0; i < d_v; i++)
                 v[i] = (j ? v[i] : 0.0f) + code[i] / (float)nh;
@@ -143,7 +143,7 @@ static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cm
     }
     *nl = rc || nh < 2 ? 0 : nh;
     if (!rc && nh <= 1)
-        rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
+        rc = cmir_model_embed(m, ex, CMIR_AUDIO, feat, 1, NULL, v);
     cmir_audio_extractor_free(ae);
     cmir__free(x);
     cmir__free(code);
@@ -207,7 +207,7 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
         return embed_phrase(m, ex, path, &ap, feat, v, desc, ndesc, lcodes, nl);
     int rc = cmir_audio_clip_feature(path, ap, feat);
     if (!rc)
-        rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
+        rc = cmir_model_embed(m, ex, CMIR_AUDIO, feat, 1, NULL, v);
     snprintf(desc, ndesc, "audio %s", path);
     return rc;
 }
