@@ -2,6 +2,8 @@
  * encode (tile, row, column, band), so an axis swap shows), the MATLAB view
  * through matio, DSRSID fixtures (plain HDF5 and v7.3), append and abort,
  * hostile files and allocation failures refused cleanly. */
+#include <stdio.h>
+#include <string.h>
 #include "cmir/archive.h"
 #include "test_util.h"
 
@@ -768,6 +770,47 @@ static void test_alloc_failures(void)
     ASSERT_EQ_INT(tmp_files_left(), 0);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_check_params(void)
+{
+    cmir_archive_params p = cmir_archive_default_params();
+    ASSERT_OK(cmir_archive_check_params(p));
+    const char *field[11] = {"pan_h:", "pan_w:", "ms_h:", "ms_w:", "pan_bands:", "ms_bands:", "pan_type:",
+                             "ms_type:", "n_classes:", "multilabel:", "deflate:"};
+    for (int f = 0; f < 11; f++) {
+        p = cmir_archive_default_params();
+        switch (f) {
+        case 0: p.pan_h = 0; break;
+        case 1: p.pan_w = -1; break;
+        case 2: p.ms_h = 0; break;
+        case 3: p.ms_w = 0; break;
+        case 4: p.pan_bands = 0; break;
+        case 5: p.ms_bands = -2; break;
+        case 6: p.pan_type = (cmir_dtype)99; break;
+        case 7: p.ms_type = (cmir_dtype)99; break;
+        case 8: p.n_classes = -1; break;
+        case 9: p.multilabel = 1; break;
+        default: p.deflate = 10; break;
+        }
+        char want[64];
+        snprintf(want, sizeof want, "cmir_archive_params.%s", field[f]);
+        REFUSES(cmir_archive_check_params(p), want);
+        /* cmir_archive_create: the same message after the path; no file. */
+        ASSERT_TRUE(cmir_archive_create(path_in("bad.mat"), p) == NULL);
+        ASSERT_TRUE(strstr(cmir_last_error(), want) != NULL);
+        ASSERT_TRUE(strstr(cmir_last_error(), "bad.mat") != NULL);
+        ASSERT_TRUE(access(path_in("bad.mat"), F_OK) != 0);
+    }
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -785,5 +828,6 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
+    RUN(test_check_params);
     TEST_MAIN_END();
 }

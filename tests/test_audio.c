@@ -3,6 +3,9 @@
  * and empty files refused cleanly, allocation failures, and (when espeak-ng
  * and sox are installed) one spoken word in many formats and rates giving
  * near-identical 128-d features while a different word does not. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
 #include "cmir/audio.h"
 #include "test_util.h"
 #include "test_wav.h"
@@ -504,6 +507,42 @@ static void test_corpus(void)
     ASSERT_TRUE(strstr(cmir_last_error(), "none.csv") != NULL);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_check_params(void)
+{
+    cmir_audio_params p = cmir_audio_default_params();
+    ASSERT_OK(cmir_audio_check_params(p));
+    const char *field[9] = {"max_seconds:", "trim_db:", "n_mels:", "fmin_hz:", "fmax_hz:", "win_ms:",
+                            "hop_ms:", "range_db:", "feature:"};
+    for (int f = 0; f < 9; f++) {
+        p = cmir_audio_default_params();
+        switch (f) {
+        case 0: p.max_seconds = 601; break;
+        case 1: p.trim_db = 1; break;
+        case 2: p.n_mels = 32; break;
+        case 3: p.fmin_hz = -1; break;
+        case 4: p.fmax_hz = 9000; break;
+        case 5: p.win_ms = NAN; break;
+        case 6: p.hop_ms = 0.5f; break;
+        case 7: p.range_db = 5; break;
+        default: p.feature = 42; break;
+        }
+        char want[64];
+        snprintf(want, sizeof want, "cmir_audio_params.%s", field[f]);
+        REFUSES(cmir_audio_check_params(p), want);
+        ASSERT_TRUE(cmir_audio_extractor_new(p) == NULL);
+        ASSERT_TRUE(strstr(cmir_last_error(), want) != NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -521,5 +560,6 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
+    RUN(test_check_params);
     TEST_MAIN_END();
 }

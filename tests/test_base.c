@@ -73,7 +73,9 @@ static void test_errors(void)
     cmir_exec_params p = cmir_exec_default_params();
     p.threads = -3;
     ASSERT_TRUE(cmir_exec_new(p) == NULL);
-    ASSERT_TRUE(strstr(cmir_last_error(), "threads must be") != NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "cmir_exec_params.threads: must be in [0, 1024], got -3") != NULL);
+    ASSERT_OK(cmir_exec_check_params(cmir_exec_default_params()));
+    ASSERT_EQ_INT(cmir_exec_check_params(p), CMIR_EINVAL);
 }
 
 /* Creating an optimiser with two parameters: each allocation failing in

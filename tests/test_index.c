@@ -3,6 +3,7 @@
  * known footprint equal to its geotransform reprojected), raster queries,
  * the wrong model refused, append, a killed append leaving the index as it
  * was, and shards merged. */
+#include <string.h>
 #include "cmir/index.h"
 #include "cmir/train.h"
 #include "test_data.h"
@@ -293,6 +294,42 @@ static void test_merge(void)
     ASSERT_EQ_INT(cmir_index_merge(bad, 2, in_dir("bad.gpkg"), NULL, NULL), CMIR_EINVAL);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_check_params(void)
+{
+    cmir_index_params ip = cmir_index_default_params();
+    ASSERT_OK(cmir_index_check_params(ip));
+    ip.threads = -2;
+    REFUSES(cmir_index_check_params(ip), "cmir_index_params.threads: must be >= 0, got -2");
+    const char *A = "/nonexistent.mat";
+    REFUSES(cmir_index_build("/nonexistent.cmir", &A, 1, "/nonexistent.gpkg", ip, NULL, NULL, NULL),
+            "cmir_index_params.threads");
+    cmir_search_params p = cmir_search_default_params();
+    ASSERT_OK(cmir_search_check_params(p));
+    p.k = 0;
+    REFUSES(cmir_search_check_params(p), "cmir_search_params.k: must be in 1..");
+    p.k = CMIR_SEARCH_K_MAX + 1;
+    REFUSES(cmir_search_check_params(p), "cmir_search_params.k");
+    cmir_query q;
+    memset(&q, 0, sizeof q);
+    REFUSES(cmir_search("/nonexistent.cmir", "/nonexistent.gpkg", &q, 1, "/tmp/x.geojson", p, NULL, NULL),
+            "cmir_search_params.k");
+    p = cmir_search_default_params();
+    p.filter.modality = (cmir_target)5;
+    REFUSES(cmir_search_check_params(p), "cmir_search_params.filter.modality");
+    p = cmir_search_default_params();
+    p.threads = -1;
+    REFUSES(cmir_search_check_params(p), "cmir_search_params.threads");
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -311,5 +348,6 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
+    RUN(test_check_params);
     TEST_MAIN_END();
 }

@@ -1,6 +1,8 @@
 /* Tests of cmir_knn: ids, order and distances identical to a naive double
  * brute force (ties by index) on random, duplicated, near-tied and offset
  * data, 1-3 threads, both paths, masks, max_dist, units, bad arguments. */
+#include <string.h>
+#include <math.h>
 #include "cmir/knn.h"
 #include "test_util.h"
 
@@ -399,6 +401,39 @@ static void test_alloc_failures(void)
     free(q);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_check_params(void)
+{
+    cmir_knn_params p = cmir_knn_default_params();
+    ASSERT_OK(cmir_knn_check_params(p));
+    p.max_dist = NAN;
+    REFUSES(cmir_knn_check_params(p), "cmir_knn_params.max_dist");
+    p = cmir_knn_default_params();
+    p.max_dist = -1.0f;
+    REFUSES(cmir_knn_check_params(p), "cmir_knn_params.max_dist");
+    p = cmir_knn_default_params();
+    p.squared = 2;
+    REFUSES(cmir_knn_check_params(p), "cmir_knn_params.squared");
+    p = cmir_knn_default_params();
+    p.query_block = -3;
+    REFUSES(cmir_knn_check_params(p), "cmir_knn_params.query_block: must be in 0..65536, got -3");
+    p = cmir_knn_default_params();
+    p.db_block = (1 << 20) + 1;
+    REFUSES(cmir_knn_check_params(p), "cmir_knn_params.db_block");
+    /* cmir_knn refuses the same way. */
+    float db[2] = {0, 1}, q[1] = {0}, dist[1];
+    int64_t ids[1];
+    REFUSES(cmir_knn(NULL, db, 2, q, 1, 1, 1, p, ids, dist), "cmir_knn_params.db_block");
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -413,5 +448,6 @@ int main(int argc, char **argv)
     RUN(test_bad_args);
     RUN(test_alloc_failures);
     cmir_rng_free(rng);
+    RUN(test_check_params);
     TEST_MAIN_END();
 }

@@ -1,6 +1,7 @@
 /* Tests of cmir_metrics_eval: hand-computed AP, AP@k, P@k, PR, NMRR (ties,
  * R_q = 0, multi-label, self-exclusion), the paper protocol, a naive
  * cross-check for 1-3 threads, bad arguments. */
+#include <string.h>
 #include "cmir/metrics.h"
 #include "test_util.h"
 
@@ -489,6 +490,34 @@ static void test_alloc_failures(void)
     ASSERT_TRUE(memcmp(&r, &ref, sizeof r) == 0);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_check_params(void)
+{
+    cmir_metrics_params p = cmir_metrics_default_params();
+    ASSERT_OK(cmir_metrics_check_params(p));
+    p.n_cutoffs = -1;
+    REFUSES(cmir_metrics_check_params(p), "cmir_metrics_params.n_cutoffs");
+    p = cmir_metrics_default_params();
+    p.cutoffs = NULL;
+    REFUSES(cmir_metrics_check_params(p), "cmir_metrics_params.cutoffs");
+    p = cmir_metrics_default_params();
+    const int bad[2] = {5, 0};
+    p.cutoffs = bad;
+    p.n_cutoffs = 2;
+    REFUSES(cmir_metrics_check_params(p), "cmir_metrics_params.cutoffs[1]: must be >= 1, got 0");
+    p = cmir_metrics_default_params();
+    p.paper_queries = -2;
+    REFUSES(cmir_metrics_check_params(p), "cmir_metrics_params.paper_queries");
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -502,5 +531,6 @@ int main(int argc, char **argv)
     RUN(test_edge_and_bad);
     RUN(test_cancel);
     RUN(test_alloc_failures);
+    RUN(test_check_params);
     TEST_MAIN_END();
 }

@@ -2,6 +2,7 @@
  * paper's sizes, finite-difference check of the whole network's backward
  * pass, save/load) and the stage-2 unified network (finite-difference
  * check of every loss term on every parameter array, save/load). */
+#include <string.h>
 #include "cmir/model.h"
 #include "test_util.h"
 
@@ -280,6 +281,57 @@ static void test_mlp_grad(void)
     cmir_cnn_free(c);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_cnn_check_params(void)
+{
+    cmir_cnn_params p = cmir_cnn_default_params();
+    ASSERT_OK(cmir_cnn_check_params(p));
+    const char *field[6] = {"cmir_cnn_params.h:", "cmir_cnn_params.w:", "cmir_cnn_params.bands:",
+                            "cmir_cnn_params.n_classes:", "cmir_cnn_params.dropout:", "cmir_cnn_params.slope:"};
+    for (int f = 0; f < 6; f++) {
+        p = cmir_cnn_default_params();
+        switch (f) {
+        case 0: p.h = 0; break;
+        case 1: p.w = 8193; break;
+        case 2: p.bands = 1025; break;
+        case 3: p.n_classes = 0; break;
+        case 4: p.dropout = 1.0f; break;
+        default: p.slope = -0.5f; break;
+        }
+        REFUSES(cmir_cnn_check_params(p), field[f]);
+        ASSERT_TRUE(cmir_cnn_new(p, 1) == NULL);
+        ASSERT_TRUE(strstr(cmir_last_error(), field[f]) != NULL);
+    }
+}
+
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+/* cmir_modality lives in base.h: the image-speech names alias the slots. */
+static void test_modality_enum(void)
+{
+    ASSERT_EQ_INT(CMIR_PAN, 0);
+    ASSERT_EQ_INT(CMIR_MS, 1);
+    ASSERT_EQ_INT(CMIR_IMAGE, CMIR_PAN);
+    ASSERT_EQ_INT(CMIR_AUDIO, CMIR_MS);
+    ASSERT_TRUE(!strcmp(cmir_model_modality_name(NULL, CMIR_PAN), "PAN"));
+    ASSERT_TRUE(!strcmp(cmir_model_modality_name(NULL, CMIR_MS), "MS"));
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -292,5 +344,7 @@ int main(int argc, char **argv)
     RUN(test_unified_grad);
     RUN(test_unified_save);
     cmir_exec_free(ex);
+    RUN(test_cnn_check_params);
+    RUN(test_modality_enum);
     TEST_MAIN_END();
 }

@@ -1,6 +1,8 @@
 /* Tests of the nn layers: finite-difference gradient checks of every layer
  * (dense, conv 3x3, max-pool, leaky ReLU, batch norm, dropout), and the
  * GEMM/conv paths against naive loops on odd shapes, for 1 to 3 threads. */
+#include <string.h>
+#include <math.h>
 #include "cmir/nn.h"
 #include "nn/nn_internal.h" /* cmir__fused_generic: the portable loops of fused.c */
 #include "test_util.h"
@@ -768,6 +770,28 @@ static void test_shape_errors(void)
     ASSERT_EQ_INT(cmir_dense_forward(ex, &x, buf, NULL, &y), CMIR_EINVAL);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_bn_check_params(void)
+{
+    cmir_bn_params p = cmir_bn_default_params();
+    ASSERT_OK(cmir_bn_check_params(p));
+    p.eps = 0.0f;
+    REFUSES(cmir_bn_check_params(p), "cmir_bn_params.eps: must be > 0, got 0");
+    p = cmir_bn_default_params();
+    p.momentum = NAN;
+    REFUSES(cmir_bn_check_params(p), "cmir_bn_params.momentum");
+    p.momentum = 1.5f;
+    REFUSES(cmir_bn_check_params(p), "cmir_bn_params.momentum");
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -788,5 +812,6 @@ int main(int argc, char **argv)
     RUN(test_shape_errors);
     cmir_rng_free(rng);
     cmir_exec_free(ex);
+    RUN(test_bn_check_params);
     TEST_MAIN_END();
 }

@@ -2,6 +2,8 @@
  * convex toy loss, and a small CNN (conv, leaky ReLU, batch norm, pool,
  * dense, softmax + orthogonality) trained twice with the same seed and
  * thread count giving bit-identical weights, and learning its task. */
+#include <string.h>
+#include <math.h>
 #include "cmir/nn.h"
 #include "test_util.h"
 
@@ -50,7 +52,7 @@ static void test_bad_params(void)
     cmir_optim_params p = cmir_optim_default_params();
     p.lr = -1.0f;
     ASSERT_TRUE(cmir_optim_new(p) == NULL);
-    ASSERT_TRUE(strstr(cmir_last_error(), "invalid") != NULL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "cmir_optim_params.lr: must be > 0, got -1") != NULL);
     cmir_optim_free(NULL); /* no-op */
 }
 
@@ -158,6 +160,39 @@ static void test_determinism_and_learning(void)
     ASSERT_LE(d, 1e-2);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_check_params(void)
+{
+    cmir_optim_params p = cmir_optim_default_params();
+    ASSERT_OK(cmir_optim_check_params(p));
+    p.kind = (cmir_optim_kind)7;
+    REFUSES(cmir_optim_check_params(p), "cmir_optim_params.kind");
+    p = cmir_optim_default_params();
+    p.lr = NAN;
+    REFUSES(cmir_optim_check_params(p), "cmir_optim_params.lr");
+    p = cmir_optim_default_params();
+    p.beta1 = 1.0f;
+    REFUSES(cmir_optim_check_params(p), "cmir_optim_params.beta1");
+    p = cmir_optim_default_params();
+    p.beta2 = -0.1f;
+    REFUSES(cmir_optim_check_params(p), "cmir_optim_params.beta2");
+    p = cmir_optim_default_params();
+    p.eps = 0.0f;
+    REFUSES(cmir_optim_check_params(p), "cmir_optim_params.eps");
+    p = cmir_optim_default_params();
+    p.kind = CMIR_OPTIM_SGD;
+    p.momentum = 1.5f;
+    REFUSES(cmir_optim_check_params(p), "cmir_optim_params.momentum");
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -165,5 +200,6 @@ int main(int argc, char **argv)
     RUN(test_sgd);
     RUN(test_bad_params);
     RUN(test_determinism_and_learning);
+    RUN(test_check_params);
     TEST_MAIN_END();
 }

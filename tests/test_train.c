@@ -4,6 +4,7 @@
  * paper's feature files are written; damaged or edited models are refused;
  * cmir_train_unified() reports the losses it trained on; bad parameters
  * are refused by name. */
+#include <string.h>
 #include "cmir/train.h"
 #include "test_data.h"
 #include "test_util.h"
@@ -472,6 +473,34 @@ static void test_pairs_by_label(void)
     ASSERT_EQ_INT(cmir_pairs_by_label(one, 1, 1, bad, 1, 1, &pa, &pb, &pc, &n), CMIR_EINVAL);
 }
 
+#ifndef REFUSES
+/* expr returns CMIR_EINVAL and the message names field. */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+#endif
+
+static void test_eval_check_params(void)
+{
+    cmir_eval_params p = cmir_eval_default_params();
+    ASSERT_OK(cmir_eval_check_params(p));
+    p.n_cutoffs = CMIR_EVAL_MAX_CUTOFFS + 1;
+    REFUSES(cmir_eval_check_params(p), "cmir_eval_params.n_cutoffs");
+    p = cmir_eval_default_params();
+    p.threads = -1;
+    REFUSES(cmir_eval_check_params(p), "cmir_eval_params.threads: must be >= 0, got -1");
+    p = cmir_eval_default_params();
+    p.paper_queries = -5;
+    REFUSES(cmir_eval_check_params(p), "cmir_eval_params.paper_queries");
+    p = cmir_eval_default_params();
+    p.cutoffs[2] = 0;
+    REFUSES(cmir_eval_check_params(p), "cmir_eval_params.cutoffs[2]");
+    /* cmir_eval checks before opening anything. */
+    REFUSES(cmir_eval("/nonexistent.cmir", "/nonexistent.mat", p, NULL, NULL, NULL), "cmir_eval_params.cutoffs[2]");
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -489,5 +518,6 @@ int main(int argc, char **argv)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
+    RUN(test_eval_check_params);
     TEST_MAIN_END();
 }

@@ -40,7 +40,7 @@
 extern "C" {
 #endif
 
-typedef enum cmir_modality { CMIR_PAN = 0, CMIR_MS = 1 } cmir_modality;
+/* cmir_modality (CMIR_PAN, CMIR_MS) is defined in cmir/base.h. */
 
 /* Pixel types an archive stores. */
 typedef enum cmir_dtype {
@@ -132,6 +132,10 @@ typedef struct cmir_archive_params {
 } cmir_archive_params;
 
 CMIR_API cmir_archive_params cmir_archive_default_params(void);
+/* 0, or CMIR_EINVAL with a message naming the first bad field (tile sides,
+ * bands, pixel types, n_classes, multilabel, deflate). cmir_archive_create
+ * calls it (and prefixes the message with the path). */
+CMIR_API int cmir_archive_check_params(cmir_archive_params p);
 
 /* One tile pair to add. Pixels are row-major H x W x bands in the
  * archive's types. gt/crs/scene/windows may be NULL (then not recorded

@@ -146,6 +146,9 @@ typedef struct cmir_audio_params {
 
 /* The defaults written above. */
 CMIR_API cmir_audio_params cmir_audio_default_params(void);
+/* 0, or CMIR_EINVAL with a message naming the first field outside the
+ * ranges documented above. Every function taking the params calls it. */
+CMIR_API int cmir_audio_check_params(cmir_audio_params p);
 
 /* Decodes `path` (WAV, FLAC, OGG/Vorbis, ... whatever libsndfile reads;
  * any rate, channel count and sample format within the limits above) and

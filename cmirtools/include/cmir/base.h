@@ -54,6 +54,17 @@ CMIR_API int cmir_last_error_code(void);
 /* Short name of a return code ("CMIR_EINVAL", ...); static storage. */
 CMIR_API const char *cmir_strerror(int code);
 
+/* The two modalities of a model, an archive and an index. Image-speech
+ * models use the same two slots: the image is PAN's (CMIR_IMAGE), the
+ * clip MS's (CMIR_AUDIO). Here, below every module, so that the model,
+ * the index and the archive share one type. */
+typedef enum cmir_modality {
+    CMIR_PAN = 0,
+    CMIR_MS = 1,
+    CMIR_IMAGE = 0, /* image-speech: the image tiles */
+    CMIR_AUDIO = 1  /* image-speech: the spoken clips (clip features) */
+} cmir_modality;
+
 /* Progress callback, GDAL style: frac in [0,1], msg may be NULL, user is
  * passed through. Return 0 to continue, non-zero to cancel (the running
  * function then returns CMIR_ECANCEL). */
@@ -108,6 +119,8 @@ typedef struct cmir_exec_params {
 } cmir_exec_params;
 
 CMIR_API cmir_exec_params cmir_exec_default_params(void);
+/* 0, or CMIR_EINVAL naming the bad field (threads). cmir_exec_new calls it. */
+CMIR_API int cmir_exec_check_params(cmir_exec_params p);
 CMIR_API cmir_exec *cmir_exec_new(cmir_exec_params p);
 CMIR_API void cmir_exec_free(cmir_exec *ex);
 CMIR_API int cmir_exec_threads(const cmir_exec *ex);

@@ -32,13 +32,15 @@ typedef struct cmir_index_params {
     int append;       /* add to an existing index (same model) */
     const char *speech_manifest; /* image-speech models: also index every
                          clip of this corpus manifest (cmir/audio.h) as a
-                         row of modality 1 ("audio"): no footprint, archive
+                         row of modality CMIR_AUDIO (1, "audio"): no footprint, archive
                          = the clip's file, class/class_name/labels = its
                          spoken label, scene = its voice, tile_id = its
                          line in the manifest (0-based) */
 } cmir_index_params;
 
 CMIR_API cmir_index_params cmir_index_default_params(void);
+/* 0, or CMIR_EINVAL naming the bad field (threads). cmir_index_build calls it. */
+CMIR_API int cmir_index_check_params(cmir_index_params p);
 
 /* Embeds every tile of every archive, both modalities, with the model and
  * writes (or, with p.append, extends) the index at index_path. With an
@@ -64,7 +66,9 @@ CMIR_API void cmir_index_close(cmir_index *ix);
 CMIR_API int64_t cmir_index_count(const cmir_index *ix);
 CMIR_API int cmir_index_dim(const cmir_index *ix);
 CMIR_API const char *cmir_index_model_id(const cmir_index *ix);
-/* Row r's embedding (dim floats, owned by ix) and modality (0 PAN, 1 MS). */
+/* Row r's embedding (dim floats, owned by ix) and modality (a cmir_modality:
+ * CMIR_PAN or CMIR_MS; CMIR_IMAGE or CMIR_AUDIO in an image-speech index),
+ * -1 for a bad row. */
 CMIR_API const float *cmir_index_vector(const cmir_index *ix, int64_t r);
 CMIR_API int cmir_index_modality(const cmir_index *ix, int64_t r);
 
@@ -152,6 +156,9 @@ typedef struct cmir_search_params {
 } cmir_search_params;
 
 CMIR_API cmir_search_params cmir_search_default_params(void);
+/* 0, or CMIR_EINVAL with a message naming the first bad field (k,
+ * filter.modality, threads). cmir_search and cmir_search_run call it. */
+CMIR_API int cmir_search_check_params(cmir_search_params p);
 
 /* ---- Search results in memory ----------------------------------------
  * cmir_hits holds every hit of a search: per hit its query, rank (1 =
@@ -193,7 +200,8 @@ CMIR_API void cmir_hits_free(cmir_hits *h);
 CMIR_API int64_t cmir_hits_count(const cmir_hits *h);
 CMIR_API int cmir_hits_query_count(const cmir_hits *h);
 /* Query q's description ("query q: PAN tile at row 3 of index.gpkg") and
- * modality (0 PAN/image, 1 MS/audio). */
+ * modality (a cmir_modality: CMIR_PAN/CMIR_IMAGE or CMIR_MS/CMIR_AUDIO; -1
+ * for a bad q). */
 CMIR_API const char *cmir_hits_query_description(const cmir_hits *h, int q);
 CMIR_API int cmir_hits_query_modality(const cmir_hits *h, int q);
 /* Hit i: its query, rank (1-based), distance and index row. */

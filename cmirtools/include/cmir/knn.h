@@ -43,6 +43,9 @@ typedef struct cmir_knn_params {
 } cmir_knn_params;
 
 CMIR_API cmir_knn_params cmir_knn_default_params(void);
+/* 0, or CMIR_EINVAL with a message naming the first bad field (max_dist,
+ * squared, query_block, db_block). cmir_knn calls it. */
+CMIR_API int cmir_knn_check_params(cmir_knn_params p);
 
 /* Squared Euclidean norms of the n rows of x (row-major n x d): norms[i] =
  * sum_j x[i,j]^2 accumulated in double (order unspecified), rounded to

@@ -46,6 +46,9 @@ typedef struct cmir_metrics_params {
 } cmir_metrics_params;
 
 CMIR_API cmir_metrics_params cmir_metrics_default_params(void);
+/* 0, or CMIR_EINVAL with a message naming the first bad field (n_cutoffs,
+ * cutoffs[i], paper_queries). cmir_metrics_eval calls it. */
+CMIR_API int cmir_metrics_check_params(cmir_metrics_params p);
 
 /* Results. Every mean is over the evaluated queries: labelled, with at
  * least one relevant database item (R_q >= 1). A mean without any such

@@ -31,6 +31,9 @@ typedef struct cmir_cnn_params {
 } cmir_cnn_params;
 
 CMIR_API cmir_cnn_params cmir_cnn_default_params(void);
+/* 0, or CMIR_EINVAL naming the first bad field (h, w, bands, n_classes,
+ * dropout, slope). cmir_cnn_new calls it; bn is checked by the layers. */
+CMIR_API int cmir_cnn_check_params(cmir_cnn_params p);
 
 typedef struct cmir_cnn cmir_cnn;
 
@@ -192,7 +195,7 @@ CMIR_API int cmir_model_set_audio(cmir_model *m, int feature, const char *vocabu
 CMIR_API const char *cmir_model_audio_vocabulary(const cmir_model *m);
 /* Name of modality k (0 or 1): "PAN"/"MS", or "image"/"audio" for an
  * image-speech model. Static storage. */
-CMIR_API const char *cmir_model_modality_name(const cmir_model *m, int k);
+CMIR_API const char *cmir_model_modality_name(const cmir_model *m, cmir_modality k);
 /* Class c (1-based) name, "class_<c>" when none. */
 CMIR_API const char *cmir_model_class_name(const cmir_model *m, int c);
 /* The class (1..C) whose name matches `name` as cmir_audio_label_match
@@ -202,9 +205,10 @@ CMIR_API int cmir_model_class_of(const cmir_model *m, const char *name);
 /* The held-out tiles recorded at training: *n indices (owned by m). */
 CMIR_API const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, int64_t *n_tiles);
 
-/* Embeds n raw tiles of modality `modality` (0 = PAN, 1 = MS; values as
+/* Embeds n raw tiles of modality `modality` (CMIR_PAN or CMIR_MS; values as
  * stored in the archive, n x h x w x bands; for an image-speech model,
- * 0 = image tiles, 1 = clip features, n x 128) into the unified space:
+ * CMIR_IMAGE = image tiles, CMIR_AUDIO = clip features, n x 128; any other
+ * value is CMIR_EINVAL) into the unified space:
  * V (n x d_v). Z (n x 128 stage-1 features) may be NULL. Normalisation is
  * applied inside. Processes at most 64 tiles at a time. ex may be NULL
  * (a context of the model's own, with all CPUs, is used).
@@ -216,7 +220,7 @@ CMIR_API const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, i
  * or serialise the calls. The read-only accessors (cmir_model_get_info,
  * _modality_name, _class_name, _class_of, _test_tiles, _audio_params)
  * may run concurrently with each other. */
-CMIR_API int cmir_model_embed(cmir_model *m, cmir_exec *ex, int modality, const float *tiles, int n,
+CMIR_API int cmir_model_embed(cmir_model *m, cmir_exec *ex, cmir_modality modality, const float *tiles, int n,
                               float *Z, float *V);
 
 #ifdef __cplusplus

@@ -119,6 +119,8 @@ typedef struct cmir_bn_params {
     float momentum; /* default 0.01 (TensorFlow's 0.99 decay) */
 } cmir_bn_params;
 CMIR_API cmir_bn_params cmir_bn_default_params(void);
+/* 0, or CMIR_EINVAL naming the bad field (eps > 0, momentum in [0, 1]). */
+CMIR_API int cmir_bn_check_params(cmir_bn_params p);
 CMIR_API int cmir_batchnorm_forward(cmir_exec *ex, cmir_bn_params p, int training,
                                     const cmir_tensor *x, const float *gamma,
                                     const float *beta, float *running_mean,
@@ -179,6 +181,9 @@ typedef struct cmir_optim_params {
 
 typedef struct cmir_optim cmir_optim;
 CMIR_API cmir_optim_params cmir_optim_default_params(void);
+/* 0, or CMIR_EINVAL naming the first bad field (kind, lr, beta1, beta2, eps,
+ * momentum). cmir_optim_new calls it. */
+CMIR_API int cmir_optim_check_params(cmir_optim_params p);
 CMIR_API cmir_optim *cmir_optim_new(cmir_optim_params p);
 CMIR_API void cmir_optim_free(cmir_optim *o);
 /* Registers w[n] with its gradient g[n]; returns 0 or CMIR_ENOMEM. */

@@ -147,6 +147,9 @@ typedef struct cmir_eval_params {
 } cmir_eval_params;
 
 CMIR_API cmir_eval_params cmir_eval_default_params(void);
+/* 0, or CMIR_EINVAL with a message naming the first bad field (n_cutoffs,
+ * threads, paper_queries, cutoffs[i]). cmir_eval and cmir_eval_unified call it. */
+CMIR_API int cmir_eval_check_params(cmir_eval_params p);
 
 typedef struct cmir_eval_direction {
     char name[16];        /* "PAN->MS", ... or "x->y", ... */

@@ -175,32 +175,37 @@ static int open_spaces(cmir_archive_writer *w, int m)
 }
 
 /* ---- create ---- */
-static int check_params(const cmir_archive_params *p, const char *path)
+int cmir_archive_check_params(cmir_archive_params p)
 {
-    const int side[4] = {p->pan_h, p->pan_w, p->ms_h, p->ms_w};
+    const char *who = "cmir_archive_params";
+    const char *sname[4] = {"pan_h", "pan_w", "ms_h", "ms_w"};
+    const int side[4] = {p.pan_h, p.pan_w, p.ms_h, p.ms_w};
     for (int k = 0; k < 4; k++)
         if (side[k] < 1 || side[k] > CMIR__AR_MAX_SIDE)
-            return cmir__error(CMIR_EINVAL, "cmir_archive_create: %s: tile side %d out of range 1..%d",
-                               path, side[k], CMIR__AR_MAX_SIDE);
-    if (p->pan_bands < 1 || p->pan_bands > CMIR__AR_MAX_BANDS || p->ms_bands < 1 ||
-        p->ms_bands > CMIR__AR_MAX_BANDS)
-        return cmir__error(CMIR_EINVAL, "cmir_archive_create: %s: bands out of range 1..%d", path,
-                           CMIR__AR_MAX_BANDS);
-    if (!cmir_dtype_size(p->pan_type) || !cmir_dtype_size(p->ms_type))
-        return cmir__error(CMIR_EINVAL, "cmir_archive_create: %s: unknown pixel type", path);
-    if ((double)p->pan_h * p->pan_w * p->pan_bands * cmir_dtype_size(p->pan_type) > 2147483647.0 ||
-        (double)p->ms_h * p->ms_w * p->ms_bands * cmir_dtype_size(p->ms_type) > 2147483647.0)
-        return cmir__error(CMIR_EINVAL, "cmir_archive_create: %s: a tile over 2 GiB does not fit "
-                           "one HDF5 chunk", path);
-    if (p->n_classes < 0 || p->n_classes > CMIR__AR_MAX_CLASSES)
-        return cmir__error(CMIR_EINVAL, "cmir_archive_create: %s: n_classes %d out of range 0..%d",
-                           path, p->n_classes, CMIR__AR_MAX_CLASSES);
-    if (p->multilabel && p->n_classes == 0)
-        return cmir__error(CMIR_EINVAL, "cmir_archive_create: %s: multilabel needs n_classes > 0",
-                           path);
-    if (p->deflate < 0 || p->deflate > 9)
-        return cmir__error(CMIR_EINVAL, "cmir_archive_create: %s: deflate level %d out of range 0..9",
-                           path, p->deflate);
+            return cmir__error(CMIR_EINVAL, "%s.%s: tile side must be in 1..%d, got %d", who, sname[k],
+                               CMIR__AR_MAX_SIDE, side[k]);
+    if (p.pan_bands < 1 || p.pan_bands > CMIR__AR_MAX_BANDS)
+        return cmir__error(CMIR_EINVAL, "%s.pan_bands: must be in 1..%d, got %d", who, CMIR__AR_MAX_BANDS,
+                           p.pan_bands);
+    if (p.ms_bands < 1 || p.ms_bands > CMIR__AR_MAX_BANDS)
+        return cmir__error(CMIR_EINVAL, "%s.ms_bands: must be in 1..%d, got %d", who, CMIR__AR_MAX_BANDS,
+                           p.ms_bands);
+    if (!cmir_dtype_size(p.pan_type))
+        return cmir__error(CMIR_EINVAL, "%s.pan_type: unknown pixel type %d", who, (int)p.pan_type);
+    if (!cmir_dtype_size(p.ms_type))
+        return cmir__error(CMIR_EINVAL, "%s.ms_type: unknown pixel type %d", who, (int)p.ms_type);
+    if ((double)p.pan_h * p.pan_w * p.pan_bands * cmir_dtype_size(p.pan_type) > 2147483647.0)
+        return cmir__error(CMIR_EINVAL, "%s.pan_h: a PAN tile over 2 GiB does not fit one HDF5 chunk", who);
+    if ((double)p.ms_h * p.ms_w * p.ms_bands * cmir_dtype_size(p.ms_type) > 2147483647.0)
+        return cmir__error(CMIR_EINVAL, "%s.ms_h: an MS tile over 2 GiB does not fit one HDF5 chunk", who);
+    if (p.n_classes < 0 || p.n_classes > CMIR__AR_MAX_CLASSES)
+        return cmir__error(CMIR_EINVAL, "%s.n_classes: must be in 0..%d, got %d", who, CMIR__AR_MAX_CLASSES,
+                           p.n_classes);
+    if (p.multilabel && p.n_classes == 0)
+        return cmir__error(CMIR_EINVAL, "%s.multilabel: needs n_classes > 0, got multilabel %d", who,
+                           p.multilabel);
+    if (p.deflate < 0 || p.deflate > 9)
+        return cmir__error(CMIR_EINVAL, "%s.deflate: must be in 0..9, got %d", who, p.deflate);
     return 0;
 }
 
@@ -263,8 +268,12 @@ cmir_archive_writer *cmir_archive_create(const char *path, cmir_archive_params p
         cmir__error(CMIR_EINVAL, "cmir_archive_create: NULL path");
         return NULL;
     }
-    if (check_params(&p, path))
+    if (cmir_archive_check_params(p)) {
+        char pre[64 + 4096];
+        snprintf(pre, sizeof pre, "cmir_archive_create: %s", path);
+        cmir__error_prefix(pre);
         return NULL;
+    }
     cmir_archive_writer *w = writer_new(path);
     if (!w) {
         cmir__ar_oom(CMIR_ENOMEM, path);

@@ -18,13 +18,18 @@ cmir_exec_params cmir_exec_default_params(void)
     return p;
 }
 
+int cmir_exec_check_params(cmir_exec_params p)
+{
+    if (p.threads < 0 || p.threads > 1024)
+        return cmir__error(CMIR_EINVAL, "cmir_exec_params.threads: must be in [0, 1024], got %d", p.threads);
+    return 0;
+}
+
 cmir_exec *cmir_exec_new(cmir_exec_params p)
 {
     cmir_exec *ex;
-    if (p.threads < 0 || p.threads > 1024) {
-        cmir__error(CMIR_EINVAL, "threads must be in [0, 1024], got %d", p.threads);
+    if (cmir_exec_check_params(p))
         return NULL;
-    }
     ex = cmir__calloc(1, sizeof *ex);
     if (!ex)
         return NULL;

@@ -544,6 +544,22 @@ cmir_knn_params cmir_knn_default_params(void)
     return p;
 }
 
+int cmir_knn_check_params(cmir_knn_params p)
+{
+    if (isnan(p.max_dist) || p.max_dist < 0.0f)
+        return cmir__error(CMIR_EINVAL, "cmir_knn_params.max_dist: must be >= 0 and not NaN, got %g",
+                           (double)p.max_dist);
+    if (p.squared != 0 && p.squared != 1)
+        return cmir__error(CMIR_EINVAL, "cmir_knn_params.squared: must be 0 or 1, got %d", p.squared);
+    if (p.query_block < 0 || p.query_block > (1 << 16))
+        return cmir__error(CMIR_EINVAL, "cmir_knn_params.query_block: must be in 0..%d, got %d", 1 << 16,
+                           p.query_block);
+    if (p.db_block < 0 || p.db_block > (1 << 20))
+        return cmir__error(CMIR_EINVAL, "cmir_knn_params.db_block: must be in 0..%d, got %d", 1 << 20,
+                           p.db_block);
+    return 0;
+}
+
 /* Arguments and values (so that workers never fail). */
 static int check_args(const float *db, int64_t n, const float *q, int64_t m, int d, int k,
                       const cmir_knn_params *p, const int64_t *ids)
@@ -553,13 +569,9 @@ static int check_args(const float *db, int64_t n, const float *q, int64_t m, int
     if (n < 0 || m < 0 || d <= 0 || d > KNN_MAX_D || k <= 0)
         return cmir__error(CMIR_EINVAL, "cmir_knn: bad shape n=%lld m=%lld d=%d k=%d",
                            (long long)n, (long long)m, d, k);
-    if (isnan(p->max_dist) || p->max_dist < 0.0f)
-        return cmir__error(CMIR_EINVAL, "cmir_knn: max_dist must be >= 0 and not NaN");
-    if (p->squared != 0 && p->squared != 1)
-        return cmir__error(CMIR_EINVAL, "cmir_knn: squared must be 0 or 1");
-    if (p->query_block < 0 || p->db_block < 0 || p->query_block > (1 << 16) ||
-        p->db_block > (1 << 20))
-        return cmir__error(CMIR_EINVAL, "cmir_knn: bad block sizes");
+    int rc = cmir_knn_check_params(*p);
+    if (rc)
+        return rc;
     if ((uint64_t)m * (uint64_t)k > (uint64_t)SIZE_MAX / 16)
         return cmir__error(CMIR_EINVAL, "cmir_knn: m*k too large");
     if (m == 0)

@@ -166,6 +166,23 @@ static int task_eval(int t, int T, void *user)
     return 0;
 }
 
+int cmir_metrics_check_params(cmir_metrics_params p)
+{
+    if (p.n_cutoffs < 0)
+        return cmir__error(CMIR_EINVAL, "cmir_metrics_params.n_cutoffs: must be >= 0, got %d", p.n_cutoffs);
+    if (p.n_cutoffs > 0 && !p.cutoffs)
+        return cmir__error(CMIR_EINVAL, "cmir_metrics_params.cutoffs: must not be NULL with n_cutoffs %d",
+                           p.n_cutoffs);
+    for (int c = 0; c < p.n_cutoffs; c++)
+        if (p.cutoffs[c] < 1)
+            return cmir__error(CMIR_EINVAL, "cmir_metrics_params.cutoffs[%d]: must be >= 1, got %d", c,
+                               p.cutoffs[c]);
+    if (p.paper_queries < 0)
+        return cmir__error(CMIR_EINVAL, "cmir_metrics_params.paper_queries: must be >= 0, got %d",
+                           p.paper_queries);
+    return 0;
+}
+
 static int check_args(const float *Q, int64_t nq, const float *D, int64_t nd, int d,
                       const cmir_metrics_labels *lab, const cmir_metrics_params *p,
                       cmir_metrics_result *out)
@@ -196,14 +213,9 @@ static int check_args(const float *Q, int64_t nq, const float *D, int64_t nd, in
                 return cmir__error(CMIR_EINVAL, "cmir_metrics_eval: db_class[%lld] < 0",
                                    (long long)i);
     }
-    if (p->n_cutoffs < 0 || (p->n_cutoffs > 0 && !p->cutoffs))
-        return cmir__error(CMIR_EINVAL, "cmir_metrics_eval: bad cutoffs");
-    for (int c = 0; c < p->n_cutoffs; c++)
-        if (p->cutoffs[c] < 1)
-            return cmir__error(CMIR_EINVAL, "cmir_metrics_eval: cutoff %d is %d (< 1)", c,
-                               p->cutoffs[c]);
-    if (p->paper_queries < 0)
-        return cmir__error(CMIR_EINVAL, "cmir_metrics_eval: paper_queries < 0");
+    int rc = cmir_metrics_check_params(*p);
+    if (rc)
+        return rc;
     if (p->self_exclude && nq > nd)
         return cmir__error(CMIR_EINVAL,
                            "cmir_metrics_eval: self_exclude needs nq <= nd (query i is "

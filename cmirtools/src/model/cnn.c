@@ -100,14 +100,28 @@ void cmir_cnn_free(cmir_cnn *c)
     cmir__free(c);
 }
 
+int cmir_cnn_check_params(cmir_cnn_params p)
+{
+    const char *who = "cmir_cnn_params";
+    if (p.h < 1 || p.h > 8192)
+        return cmir__error(CMIR_EINVAL, "%s.h: must be in 1..8192, got %d", who, p.h);
+    if (p.w < 1 || p.w > 8192)
+        return cmir__error(CMIR_EINVAL, "%s.w: must be in 1..8192, got %d", who, p.w);
+    if (p.bands < 1 || p.bands > 1024)
+        return cmir__error(CMIR_EINVAL, "%s.bands: must be in 1..1024, got %d", who, p.bands);
+    if (p.n_classes < 1)
+        return cmir__error(CMIR_EINVAL, "%s.n_classes: must be >= 1, got %d", who, p.n_classes);
+    if (!(p.dropout >= 0 && p.dropout < 1))
+        return cmir__error(CMIR_EINVAL, "%s.dropout: must be in [0, 1), got %g", who, (double)p.dropout);
+    if (p.slope < 0)
+        return cmir__error(CMIR_EINVAL, "%s.slope: must be >= 0, got %g", who, (double)p.slope);
+    return 0;
+}
+
 cmir_cnn *cmir_cnn_new(cmir_cnn_params p, uint64_t seed)
 {
-    if (p.h < 1 || p.w < 1 || p.bands < 1 || p.bands > 1024 || p.n_classes < 1 ||
-        p.h > 8192 || p.w > 8192 || !(p.dropout >= 0 && p.dropout < 1) || p.slope < 0) {
-        cmir__error(CMIR_EINVAL, "cmir_cnn_new: invalid sizes (%dx%dx%d, %d classes)", p.h, p.w,
-                    p.bands, p.n_classes);
+    if (cmir_cnn_check_params(p))
         return NULL;
-    }
     cmir_cnn *c = cmir__calloc(1, sizeof *c);
     if (!c)
         return NULL;

@@ -504,7 +504,7 @@ void cmir_model_audio_params(const cmir_model *m, cmir_audio_params *p)
     }
 }
 
-const char *cmir_model_modality_name(const cmir_model *m, int k)
+const char *cmir_model_modality_name(const cmir_model *m, cmir_modality k)
 {
     static const char *const n[2][2] = {{"PAN", "MS"}, {"image", "audio"}};
     int s = m && m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH;
@@ -537,7 +537,7 @@ const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, int64_t *n
     return m->test;
 }
 
-int cmir_model_embed(cmir_model *m, cmir_exec *ex, int modality, const float *tiles, int n,
+int cmir_model_embed(cmir_model *m, cmir_exec *ex, cmir_modality modality, const float *tiles, int n,
                      float *Z, float *V)
 {
     if (!m || !tiles || n < 0 || (modality != 0 && modality != 1))

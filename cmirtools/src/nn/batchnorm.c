@@ -120,6 +120,16 @@ int cmir__bn_inference_stats(cmir_bn_params p, int C, const float *running_mean,
     return 0;
 }
 
+int cmir_bn_check_params(cmir_bn_params p)
+{
+    if (!(p.eps > 0.0f))
+        return cmir__error(CMIR_EINVAL, "cmir_bn_params.eps: must be > 0, got %g", (double)p.eps);
+    if (!(p.momentum >= 0.0f && p.momentum <= 1.0f))
+        return cmir__error(CMIR_EINVAL, "cmir_bn_params.momentum: must be in [0, 1], got %g",
+                           (double)p.momentum);
+    return 0;
+}
+
 int cmir_batchnorm_forward(cmir_exec *ex, cmir_bn_params p, int training, const cmir_tensor *x,
                            const float *gamma, const float *beta, float *running_mean,
                            float *running_var, float *save_mean, float *save_invstd,
@@ -133,8 +143,8 @@ int cmir_batchnorm_forward(cmir_exec *ex, cmir_bn_params p, int training, const 
     if (!gamma || !beta || !running_mean || !running_var ||
         (training && (!save_mean || !save_invstd)))
         return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
-    if (!(p.eps > 0.0f))
-        return cmir__error(CMIR_EINVAL, "%s: eps must be > 0", fn);
+    if ((rc = cmir_bn_check_params(p)))
+        return rc;
     const int C = j.C;
     float *mean = save_mean, *invstd = save_invstd;
     float *tmp = NULL;

@@ -532,8 +532,8 @@ int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int 
     if (!gamma || !beta || !running_mean || !running_var || !argmax ||
         (training && (!save_mean || !save_invstd)))
         return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
-    if (!(p.eps > 0.0f))
-        return cmir__error(CMIR_EINVAL, "%s: eps must be > 0", fn);
+    if ((rc = cmir_bn_check_params(p)))
+        return rc;
     const int C = j.C;
     float *mean = save_mean, *invstd = save_invstd, *tmp = NULL;
     if (training) {
@@ -728,8 +728,8 @@ int cmir__conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const 
     if (C < 1 || !gamma || !beta || !running_mean || !running_var || !argmax ||
         (training && (!save_mean || !save_invstd)))
         return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
-    if (!(p.eps > 0.0f))
-        return cmir__error(CMIR_EINVAL, "%s: eps must be > 0", fn);
+    if ((rc = cmir_bn_check_params(p)))
+        return rc;
     if (k < 1 || y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1] / k ||
         y->shape[2] != x->shape[2] / k)
         return cmir__error(CMIR_EINVAL, "%s: y does not fit x and window %d", fn, k);

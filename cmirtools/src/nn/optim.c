@@ -25,14 +25,29 @@ cmir_optim_params cmir_optim_default_params(void)
     return p;
 }
 
+int cmir_optim_check_params(cmir_optim_params p)
+{
+    const char *who = "cmir_optim_params";
+    if (p.kind != CMIR_OPTIM_ADAM && p.kind != CMIR_OPTIM_SGD)
+        return cmir__error(CMIR_EINVAL, "%s.kind: must be CMIR_OPTIM_ADAM or CMIR_OPTIM_SGD, got %d", who,
+                           (int)p.kind);
+    if (!(p.lr > 0.0f))
+        return cmir__error(CMIR_EINVAL, "%s.lr: must be > 0, got %g", who, (double)p.lr);
+    if (!(p.beta1 >= 0.0f && p.beta1 < 1.0f))
+        return cmir__error(CMIR_EINVAL, "%s.beta1: must be in [0, 1), got %g", who, (double)p.beta1);
+    if (!(p.beta2 >= 0.0f && p.beta2 < 1.0f))
+        return cmir__error(CMIR_EINVAL, "%s.beta2: must be in [0, 1), got %g", who, (double)p.beta2);
+    if (!(p.eps > 0.0f))
+        return cmir__error(CMIR_EINVAL, "%s.eps: must be > 0, got %g", who, (double)p.eps);
+    if (!(p.momentum >= 0.0f && p.momentum < 1.0f))
+        return cmir__error(CMIR_EINVAL, "%s.momentum: must be in [0, 1), got %g", who, (double)p.momentum);
+    return 0;
+}
+
 cmir_optim *cmir_optim_new(cmir_optim_params p)
 {
-    if (!(p.lr > 0.0f) || (p.kind != CMIR_OPTIM_ADAM && p.kind != CMIR_OPTIM_SGD) ||
-        !(p.beta1 >= 0.0f && p.beta1 < 1.0f) || !(p.beta2 >= 0.0f && p.beta2 < 1.0f) ||
-        !(p.eps > 0.0f) || !(p.momentum >= 0.0f && p.momentum < 1.0f)) {
-        cmir__error(CMIR_EINVAL, "cmir_optim_new: invalid parameters (lr %g)", (double)p.lr);
+    if (cmir_optim_check_params(p))
         return NULL;
-    }
     cmir_optim *o = cmir__calloc(1, sizeof *o);
     if (o)
         o->p = p;

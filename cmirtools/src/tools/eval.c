@@ -69,13 +69,19 @@ static int four_ways(cmir_exec *ex, float *V[2], const int64_t n[2], int d, cons
     return 0;
 }
 
-static int check_params(const cmir_eval_params *p)
+int cmir_eval_check_params(cmir_eval_params p)
 {
-    if (p->n_cutoffs < 0 || p->n_cutoffs > CMIR_EVAL_MAX_CUTOFFS || p->threads < 0 || p->paper_queries < 0)
-        return cmir__error(CMIR_EINVAL, "cmir_eval: invalid parameters");
-    for (int i = 0; i < p->n_cutoffs; i++)
-        if (p->cutoffs[i] < 1)
-            return cmir__error(CMIR_EINVAL, "cmir_eval: cutoff %d is not positive", p->cutoffs[i]);
+    const char *who = "cmir_eval_params";
+    if (p.n_cutoffs < 0 || p.n_cutoffs > CMIR_EVAL_MAX_CUTOFFS)
+        return cmir__error(CMIR_EINVAL, "%s.n_cutoffs: must be in 0..%d, got %d", who, CMIR_EVAL_MAX_CUTOFFS,
+                           p.n_cutoffs);
+    if (p.threads < 0)
+        return cmir__error(CMIR_EINVAL, "%s.threads: must be >= 0, got %d", who, p.threads);
+    if (p.paper_queries < 0)
+        return cmir__error(CMIR_EINVAL, "%s.paper_queries: must be >= 0, got %d", who, p.paper_queries);
+    for (int i = 0; i < p.n_cutoffs; i++)
+        if (p.cutoffs[i] < 1)
+            return cmir__error(CMIR_EINVAL, "%s.cutoffs[%d]: must be >= 1, got %d", who, i, p.cutoffs[i]);
     return 0;
 }
 
@@ -129,10 +135,10 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
             if (!(rc = cmir_archive_read_tile(a, CMIR_PAN, ids[s + j], raw + per * j)))
                 rc = cmir_archive_multilabel(a, ids[s + j], multi[0] + (size_t)(s + j) * C);
         if (!rc)
-            rc = cmir_model_embed(m, ex, 0, raw, b, NULL, V[0] + (size_t)s * d);
+            rc = cmir_model_embed(m, ex, CMIR_IMAGE, raw, b, NULL, V[0] + (size_t)s * d);
     }
     if (!rc)
-        rc = cmir_model_embed(m, ex, 1, fb, (int)nb, NULL, V[1]);
+        rc = cmir_model_embed(m, ex, CMIR_AUDIO, fb, (int)nb, NULL, V[1]);
     if (!rc) {
         side_labels L[2] = {{NULL, multi[0]}, {NULL, multi[1]}};
         const char *names[2] = {"image", "audio"};
@@ -148,7 +154,7 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
 int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p, cmir_progress_fn progress,
               void *user, cmir_eval_report *out)
 {
-    int rc = check_params(&p);
+    int rc = cmir_eval_check_params(p);
     if (rc)
         return rc;
     if (!model_path || !archive_path || !out)
@@ -248,7 +254,7 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
 int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progress_fn progress, void *user,
                       cmir_eval_report *out)
 {
-    int rc = check_params(&p);
+    int rc = cmir_eval_check_params(p);
     if (rc)
         return rc;
     if (!unified_path || !out)

@@ -135,7 +135,7 @@ static int add_corpus(builder *B, cmir_model *m, cmir_exec *ex, const char *mani
     int64_t n = cmir_audio_corpus_count(c);
     for (int64_t s = 0; !rc && s < n; s += 64) {
         int b = (int)(n - s < 64 ? n - s : 64);
-        rc = cmir_model_embed(m, ex, 1, cmir_audio_corpus_features(c) + (size_t)s * CMIR_AUDIO_FEATURE_DIM, b, NULL,
+        rc = cmir_model_embed(m, ex, CMIR_AUDIO, cmir_audio_corpus_features(c) + (size_t)s * CMIR_AUDIO_FEATURE_DIM, b, NULL,
                               V);
         for (int j = 0; !rc && j < b; j++) {
             const char *l = cmir_audio_corpus_label(c, s + j);
@@ -369,13 +369,22 @@ static int add_archive(builder *B, cmir_model *m, cmir_exec *ex, cmir_archive *a
     return rc;
 }
 
+int cmir_index_check_params(cmir_index_params p)
+{
+    if (p.threads < 0)
+        return cmir__error(CMIR_EINVAL, "cmir_index_params.threads: must be >= 0, got %d", p.threads);
+    return 0;
+}
+
 int cmir_index_build(const char *model_path, const char *const *archives, int n_archives,
                      const char *index_path, cmir_index_params p, cmir_progress_fn progress,
                      void *user, int64_t *n_added)
 {
     if (!model_path || (!archives && n_archives > 0) || n_archives < 0 || (n_archives < 1 && !p.speech_manifest) ||
-        !index_path || p.threads < 0)
+        !index_path)
         return cmir__error(CMIR_EINVAL, "cmir_index_build: need a model, archives and an index path");
+    if (cmir_index_check_params(p))
+        return CMIR_EINVAL;
     builder B;
     memset(&B, 0, sizeof B);
     B.path = index_path;

@@ -141,7 +141,7 @@ static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cm
         for (int i = 0; i < nh; i++)
             if (i != j)
                 one[heard[i]] = 0.0f;
-        if (!(rc = cmir_model_embed(m, ex, 1, one, 1, NULL, code))) {
+        if (!(rc = cmir_model_embed(m, ex, CMIR_AUDIO, one, 1, NULL, code))) {
             memcpy(*lcodes + (size_t)j * d_v, code, sizeof(float) * (size_t)d_v);
             for (int i = 0; i < d_v; i++)
                 v[i] = (j ? v[i] : 0.0f) + code[i] / (float)nh;
@@ -149,7 +149,7 @@ static int embed_phrase(cmir_model *m, cmir_exec *ex, const char *path, const cm
     }
     *nl = rc || nh < 2 ? 0 : nh;
     if (!rc && nh <= 1)
-        rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
+        rc = cmir_model_embed(m, ex, CMIR_AUDIO, feat, 1, NULL, v);
     cmir_audio_extractor_free(ae);
     cmir__free(x);
     cmir__free(code);
@@ -213,7 +213,7 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
         return embed_phrase(m, ex, path, &ap, feat, v, desc, ndesc, lcodes, nl);
     int rc = cmir_audio_clip_feature(path, ap, feat);
     if (!rc)
-        rc = cmir_model_embed(m, ex, 1, feat, 1, NULL, v);
+        rc = cmir_model_embed(m, ex, CMIR_AUDIO, feat, 1, NULL, v);
     snprintf(desc, ndesc, "audio %s", path);
     return rc;
 }
@@ -317,16 +317,28 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
     return rc;
 }
 
-static int bad_k(int k) { return k < 1 || k > CMIR_SEARCH_K_MAX; }
+int cmir_search_check_params(cmir_search_params p)
+{
+    const char *who = "cmir_search_params";
+    if (p.k < 1 || p.k > CMIR_SEARCH_K_MAX)
+        return cmir__error(CMIR_EINVAL, "%s.k: must be in 1..%d, got %d", who, CMIR_SEARCH_K_MAX, p.k);
+    if (p.filter.modality < CMIR_TARGET_OTHER || p.filter.modality > CMIR_TARGET_MS)
+        return cmir__error(CMIR_EINVAL, "%s.filter.modality: must be a cmir_target (-2..1), got %d", who,
+                           (int)p.filter.modality);
+    if (p.threads < 0)
+        return cmir__error(CMIR_EINVAL, "%s.threads: must be >= 0, got %d", who, p.threads);
+    return 0;
+}
 
 int cmir_search_run(cmir_model *model, cmir_index *index, const cmir_query *queries, int n_queries,
                     cmir_search_params p, cmir_progress_fn progress, void *user, cmir_hits **out)
 {
     if (out)
         *out = NULL;
-    if (!model || !index || !queries || n_queries < 1 || !out || bad_k(p.k))
-        return cmir__error(CMIR_EINVAL, "cmir_search_run: need a model, an index, queries, an output and 1 <= k <= %d",
-                           CMIR_SEARCH_K_MAX);
+    if (!model || !index || !queries || n_queries < 1 || !out)
+        return cmir__error(CMIR_EINVAL, "cmir_search_run: need a model, an index, queries and an output");
+    if (cmir_search_check_params(p))
+        return CMIR_EINVAL;
     return run(model, index, queries, n_queries, p, progress, user, out, NULL, NULL);
 }
 
@@ -376,9 +388,10 @@ static int write_outputs(cmir_index *ix, const cmir_hits *H, const cmir_query *q
 int cmir_search(const char *model_path, const char *index_path, const cmir_query *queries, int n_queries,
                 const char *out_path, cmir_search_params p, cmir_progress_fn progress, void *user)
 {
-    if (!model_path || !index_path || !queries || n_queries < 1 || !out_path || bad_k(p.k))
-        return cmir__error(CMIR_EINVAL, "cmir_search: need a model, an index, queries, an output and 1 <= k <= %d",
-                           CMIR_SEARCH_K_MAX);
+    if (!model_path || !index_path || !queries || n_queries < 1 || !out_path)
+        return cmir__error(CMIR_EINVAL, "cmir_search: need a model, an index, queries and an output");
+    if (cmir_search_check_params(p))
+        return CMIR_EINVAL;
     int rc = 0;
     cmir_model *m = cmir_model_load(model_path);
     cmir_index *ix = m ? cmir_index_open(index_path) : NULL;
