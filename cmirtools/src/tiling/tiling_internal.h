@@ -37,4 +37,18 @@ int cmir__labels_scene(cmir__labels *L, const cmir_tile_params *p, const char *s
 int cmir__labels_tile(const cmir__labels *L, GDALDatasetH lab, int x0, int y0, int n,
                       uint16_t *buf, const cmir_tile_params *p, int *label, uint8_t *mlab);
 
+/* inputs.c: checks and geometry of input rasters (0 or CMIR_E* with the
+ * message naming path). */
+void cmir__tl_srs_traditional(OGRSpatialReferenceH s);
+int cmir__tl_georef(GDALDatasetH ds, const char *path, double gt[6], OGRSpatialReferenceH *srs);
+int cmir__tl_check_coverage(GDALDatasetH ds, const char *path, int ts);
+int cmir__tl_check_sample_type(GDALDatasetH ds, const char *path);
+/* Extent of an input in CRS `to`: xmin, ymin, xmax, ymax; -1 when it
+ * cannot be transformed. */
+int cmir__tl_extent_in(GDALDatasetH ds, const double gt[6], OGRSpatialReferenceH from, OGRSpatialReferenceH to,
+                       double e[4]);
+/* Overlap area of two extents, the largest over +-360 degrees in a
+ * geographic CRS. */
+double cmir__tl_overlap_area_in(OGRSpatialReferenceH srs, const double a[4], const double b[4]);
+
 #endif
