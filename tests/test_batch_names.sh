@@ -22,7 +22,11 @@ export CMIR_STUB_LOG="$T/log"
 cat >bin/stub <<'STUB'
 #!/bin/sh
 prog=${0##*/}
-{ printf '%s' "$prog"; for a; do printf ' [%s]' "$a"; done; echo; } >>"$CMIR_STUB_LOG"
+# one line, one write: the workflow runs stubs in parallel (xargs -P), and
+# separate printf calls of two stubs interleave in the shared log
+line=$prog
+for a; do line="$line [$a]"; done
+printf '%s\n' "$line" >>"$CMIR_STUB_LOG"
 prev=""
 for a; do
     case $prev in
