@@ -25,7 +25,7 @@ if ! "$BIN/cmir_train" -q -threads 1 -epochs1 1 -epochs2 1 "$T/small.mat" "$T/mo
 fi
 # an index whose metadata claims 2*10^9 rows of 64 floats (512 GB)
 cp "$T/index.gpkg" "$H/index_claims.gpkg"
-ogrinfo -q "$H/index_claims.gpkg" -sql "UPDATE cmir_meta SET value='2000000000' WHERE key='count'" \
+env -u GDAL_DRIVER_PATH ogrinfo -q "$H/index_claims.gpkg" -sql "UPDATE cmir_meta SET value='2000000000' WHERE key='count'" \
     >/dev/null 2>&1 || { echo "FAIL: cannot edit the index copy"; exit 1; }
 # speech manifests naming the lying clips; query lists naming a row the index
 # does not hold and a 10^6 x 10^6 window of a 64 x 64 raster
@@ -36,7 +36,7 @@ printf 'file,label,voice,held_out\nflac_claims_30s.flac,water,v1,0\nwav_claims_4
 printf 'row 3000000000\n' >"$H/queries_row.txt"
 printf 'raster %s 0 0 1000000 1000000\n' "$H/src.tif" >"$H/queries_window.txt"
 # a VRT claiming 10^6 x 10^6 pixels over a 64 x 64 GeoTIFF
-gdal_create -q -of GTiff -outsize 64 64 -bands 1 -ot Byte -burn 7 -a_srs EPSG:32650 \
+env -u GDAL_DRIVER_PATH gdal_create -q -of GTiff -outsize 64 64 -bands 1 -ot Byte -burn 7 -a_srs EPSG:32650 \
     -a_ullr 500000 4000000 500128 3999872 "$H/src.tif" || { echo "FAIL: gdal_create"; exit 1; }
 cat >"$H/giant.vrt" <<EOF
 <VRTDataset rasterXSize="1000000" rasterYSize="1000000"><SRS>EPSG:32650</SRS>
@@ -51,16 +51,25 @@ printf '%-30s %4s %7s %7s  %s\n' case rc RSS_MB seconds message
 # run NAME CMD...: the command must fail with one line, < 512 MB, < 10 s,
 # nothing left in $T/out. gdalinfo adds its own "gdalinfo failed" line: for
 # it, the one line counted is GDAL's ERROR line.
+# In a sanitizer build the plugin needs the ASan runtime loaded first by
+# GDAL's own programs (which are not instrumented).
+asan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libasan[^ ]*\) .*/\1/p' | head -n 1)
+ubsan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libubsan[^ ]*\) .*/\1/p' | head -n 1)
 run() {
     name=$1
     shift
+    gdal=no
+    [ "$1" != gdalinfo ] || gdal=yes
+    if [ "$gdal" = yes ] && [ -n "$asan" ]; then
+        set -- env "LD_PRELOAD=$asan${ubsan:+:$ubsan}" ASAN_OPTIONS=detect_leaks=0 "$@"
+    fi
     /usr/bin/time -f '%M %e' -o "$T/time" timeout 20 "$@" >"$T/stdout" 2>"$T/stderr"
     rc=$?
     kb=$(cut -d' ' -f1 "$T/time" | tail -1)
     secs=$(cut -d' ' -f2 "$T/time" | tail -1)
     mb=$((kb / 1024))
-    case $1 in
-    gdalinfo) lines=$(grep -c '^ERROR' "$T/stderr"); msg=$(grep '^ERROR' "$T/stderr" | head -1) ;;
+    case $gdal in
+    yes) lines=$(grep -c '^ERROR' "$T/stderr"); msg=$(grep '^ERROR' "$T/stderr" | head -1) ;;
     *) lines=$(grep -c . "$T/stderr"); msg=$(head -1 "$T/stderr") ;;
     esac
     left=$(ls -A "$T/out")
