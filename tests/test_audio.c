@@ -507,15 +507,6 @@ static void test_corpus(void)
     ASSERT_TRUE(strstr(cmir_last_error(), "none.csv") != NULL);
 }
 
-#ifndef REFUSES
-/* expr returns CMIR_EINVAL and the message names field. */
-#define REFUSES(expr, field)                                                  \
-    do {                                                                      \
-        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
-        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
-    } while (0)
-#endif
-
 static void test_check_params(void)
 {
     cmir_audio_params p = cmir_audio_default_params();

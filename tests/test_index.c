@@ -294,15 +294,6 @@ static void test_merge(void)
     ASSERT_EQ_INT(cmir_index_merge(bad, 2, in_dir("bad.gpkg"), NULL, NULL), CMIR_EINVAL);
 }
 
-#ifndef REFUSES
-/* expr returns CMIR_EINVAL and the message names field. */
-#define REFUSES(expr, field)                                                  \
-    do {                                                                      \
-        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
-        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
-    } while (0)
-#endif
-
 static void test_check_params(void)
 {
     cmir_index_params ip = cmir_index_default_params();

@@ -490,15 +490,6 @@ static void test_alloc_failures(void)
     ASSERT_TRUE(memcmp(&r, &ref, sizeof r) == 0);
 }
 
-#ifndef REFUSES
-/* expr returns CMIR_EINVAL and the message names field. */
-#define REFUSES(expr, field)                                                  \
-    do {                                                                      \
-        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
-        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
-    } while (0)
-#endif
-
 static void test_check_params(void)
 {
     cmir_metrics_params p = cmir_metrics_default_params();

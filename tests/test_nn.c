@@ -770,15 +770,6 @@ static void test_shape_errors(void)
     ASSERT_EQ_INT(cmir_dense_forward(ex, &x, buf, NULL, &y), CMIR_EINVAL);
 }
 
-#ifndef REFUSES
-/* expr returns CMIR_EINVAL and the message names field. */
-#define REFUSES(expr, field)                                                  \
-    do {                                                                      \
-        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
-        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
-    } while (0)
-#endif
-
 static void test_bn_check_params(void)
 {
     cmir_bn_params p = cmir_bn_default_params();

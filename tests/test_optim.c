@@ -160,15 +160,6 @@ static void test_determinism_and_learning(void)
     ASSERT_LE(d, 1e-2);
 }
 
-#ifndef REFUSES
-/* expr returns CMIR_EINVAL and the message names field. */
-#define REFUSES(expr, field)                                                  \
-    do {                                                                      \
-        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
-        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
-    } while (0)
-#endif
-
 static void test_check_params(void)
 {
     cmir_optim_params p = cmir_optim_default_params();

@@ -473,15 +473,6 @@ static void test_pairs_by_label(void)
     ASSERT_EQ_INT(cmir_pairs_by_label(one, 1, 1, bad, 1, 1, &pa, &pb, &pc, &n), CMIR_EINVAL);
 }
 
-#ifndef REFUSES
-/* expr returns CMIR_EINVAL and the message names field. */
-#define REFUSES(expr, field)                                                  \
-    do {                                                                      \
-        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
-        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
-    } while (0)
-#endif
-
 static void test_eval_check_params(void)
 {
     cmir_eval_params p = cmir_eval_default_params();

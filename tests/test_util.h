@@ -39,6 +39,14 @@ __attribute__((unused)) static const char *t_keep(char *s)
         }                                                                     \
     } while (0)
 
+/* expr returns CMIR_EINVAL and cmir_last_error() names field (the
+ * check_params tests; the test includes a cmir header). */
+#define REFUSES(expr, field)                                                  \
+    do {                                                                      \
+        ASSERT_EQ_INT((expr), CMIR_EINVAL);                                   \
+        ASSERT_TRUE(strstr(cmir_last_error(), (field)) != NULL);             \
+    } while (0)
+
 /* Asserts c and, when it fails, stops the test case (returns from the
  * calling void function): for preconditions the rest depends on. */
 #define REQUIRE(c)                                                            \
