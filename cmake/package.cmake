@@ -15,6 +15,8 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# GDAL's programs to use the driver with; the acoustic model of query by voice
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "gdal-bin, pocketsphinx-en-us")
 # libcmir.so.0 is in this package: its shlibs file lets dpkg-shlibdeps resolve it for the programs
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS_POLICY ">=")

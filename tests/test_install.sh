@@ -27,7 +27,7 @@ installed=no
 restore=no
 cleanup() {
     if [ "$installed" = yes ]; then
-        dpkg -r cmir >/dev/null 2>&1 || echo "test_install: could not remove the package cmir" >&2
+        dpkg --purge cmir >/dev/null 2>&1 || echo "test_install: could not remove the package cmir" >&2
     fi
     if [ "$restore" = yes ]; then
         (cd "$tmp/backup" && find . ! -type d) | while IFS= read -r f; do
@@ -139,7 +139,7 @@ deb)
         echo "SKIP: the .deb is installed into /usr: run as root (CI does)"
         exit 77
     fi
-    if dpkg-query -W -f='${Status}' cmir 2>/dev/null | grep -q 'installed'; then
+    if dpkg-query -W -f='${Status}' cmir 2>/dev/null | grep -q "ok installed"; then
         echo "SKIP: a package cmir is installed on this machine; it is left alone"
         exit 77
     fi
@@ -185,9 +185,10 @@ deb)
     check "a program builds with pkg-config's flags and runs" \
         build_against $(clean pkg-config --cflags --libs cmir)
     check "GDAL prints nothing on stderr" [ -z "$(gdal_noise)" ]
-    if dpkg -r cmir >"$tmp/dpkg.log" 2>&1; then installed=no; else cat "$tmp/dpkg.log"; bad "dpkg -r cmir"; fi
+    if dpkg --purge cmir >"$tmp/dpkg.log" 2>&1; then installed=no; else cat "$tmp/dpkg.log"; bad "dpkg --purge cmir"; fi
     left=$(while IFS= read -r f; do if [ -e "$f" ] || [ -L "$f" ]; then printf ' %s' "$f"; fi; done <"$tmp/files")
-    check "dpkg -r cmir leaves none of its files${left:+ (left:$left)}" [ -z "$left" ]
+    check "dpkg knows no package cmir any more" sh -c '! dpkg-query -W cmir >/dev/null 2>&1'
+    check "dpkg --purge cmir leaves none of its files${left:+ (left:$left)}" [ -z "$left" ]
     [ "$restore" = yes ] || check "no directory /usr/include/cmir left" [ ! -e /usr/include/cmir ]
     # GDAL prints what it printed before, but for errors of a stray CMIR plugin
     expect=$(printf '%s\n' "$before" | grep -vi cmir)
