@@ -189,7 +189,10 @@ typedef struct cmir_eval_report {
  * image->image, audio->audio between those image tiles and the clips of
  * p.speech_manifest selected by p.audio_voices; relevance: the clip's
  * label is one of the image's. The held-out list is used only when the archive
- * has as many tiles as at training, else CMIR_EINVAL (use all_tiles). */
+ * has as many tiles as at training, else CMIR_EINVAL (use all_tiles). Each
+ * direction also gets its training-free floor (cmir_eval_direction): fitted
+ * on the labelled tiles the model did not hold out (with all_tiles on an
+ * archive of another size, on the evaluated tiles: floor_in_sample). */
 CMIR_API int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p,
                        cmir_progress_fn progress, void *user, cmir_eval_report *out);
 /* The same on a unified.mat (featuresx, featuresy, labels), all rows. */
