@@ -156,6 +156,40 @@ static void test_fit_on_training_only(void)
     cmir_rng_free(r);
 }
 
+typedef struct floor_case {
+    const cmir_floor_tiles *tr, *te;
+    const cmir_metrics_labels *lab;
+    cmir_metrics_result *r;
+} floor_case;
+
+static int floor_once(void *u)
+{
+    const floor_case *c = u;
+    return cmir_floor_eval(NULL, c->tr, c->te, 3, c->lab, cmir_metrics_default_params(),
+                           cmir_floor_default_params(), NULL, NULL, c->r, NULL, NULL, NULL);
+}
+
+/* Every allocation failure is reported as CMIR_ENOMEM, and a run without
+ * one gives the same result. */
+static void test_alloc_failures(void)
+{
+    cmir_rng *r = cmir_rng_new(2);
+    enum { NT = 12, NE = 9, B = 3 };
+    double tp[NT * 2], tm[NT * B], ep[NE * 2], em[NE * B];
+    int32_t tc[NT], ec[NE];
+    random_tiles(r, NT, B, 5, tp, tm, tc);
+    random_tiles(r, NE, B, 5, ep, em, ec);
+    cmir_floor_tiles tr = {NT, tp, tm}, te = {NE, ep, em};
+    cmir_metrics_labels lab = {ec, ec, NULL, NULL, 0};
+    cmir_metrics_result ref[4], res[4];
+    floor_case c = {&tr, &te, &lab, ref};
+    ASSERT_OK(floor_once(&c));
+    c.r = res;
+    ASSERT_TRUE(t_sweep("cmir_floor_eval", floor_once, &c, 1, 200) > 10);
+    ASSERT_TRUE(memcmp(res, ref, sizeof res) == 0);
+    cmir_rng_free(r);
+}
+
 static void test_bad_arguments(void)
 {
     cmir_floor_params p = cmir_floor_default_params();
@@ -192,6 +226,7 @@ int main(int argc, char **argv)
     RUN(test_floor_vs_brute_force);
     RUN(test_floor_perfect);
     RUN(test_fit_on_training_only);
+    RUN(test_alloc_failures);
     RUN(test_bad_arguments);
     TEST_MAIN_END();
 }
