@@ -64,12 +64,17 @@ static const char prog[] = "cmir_train";
 
 int main(int argc, char **argv)
 {
+    /* under mpirun/srun: data-parallel training, rank 0 speaks and writes */
+    if (cmir_train_mpi_init(&argc, &argv))
+        return cmir_app_fail(prog, "%s", cmir_last_error());
     int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
-    if (done)
+    if (done) {
+        cmir_train_mpi_finalize(rc != 0);
         return rc;
+    }
     cmir_train_params p = cmir_train_default_params();
     const char *pos[2] = {NULL, NULL}, *feat[2] = {NULL, NULL}, *labels = NULL;
-    int npos = 0, quiet = 0;
+    int npos = 0, quiet = cmir_train_mpi_rank() != 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) {
@@ -193,5 +198,6 @@ int main(int argc, char **argv)
     rc = 0;
 end:
     cmir_app_done(argv);
+    cmir_train_mpi_finalize(rc != 0);
     return rc;
 }
