@@ -66,6 +66,18 @@ else
     bad "N=3 and one process train different models"
 fi
 
+# A last batch smaller than N (204 training tiles, batch 101: 101, 101, 2):
+# rank 2 has no share of it, joins the sums with zeros, and its batch-norm
+# running statistics come from rank 0 at the end of each stage 1.
+OI="-q -threads 1 -epochs1 2 -epochs2 1 -batch 101"
+# shellcheck disable=SC2086
+if "$BIN/cmir_train" $OI "$OUT/a.mat" "$OUT/i1.mat" && mpi -np 3 "$BIN/cmir_train" $OI "$OUT/a.mat" "$OUT/i3.mat" &&
+    "$DIFF" "$OUT/i1.mat" "$OUT/i3.mat" 0.1 "$OUT/m0.mat"; then
+    ok "N=3 with a rank without a share of the last batch"
+else
+    bad "N=3 with a rank without a share of the last batch"
+fi
+
 # Checkpoint and resume: three stage-1 epochs, killed once a checkpoint is there.
 O3="-q -threads 1 -epochs1 3 -epochs2 2 -batch 16"
 # shellcheck disable=SC2086

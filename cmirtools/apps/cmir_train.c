@@ -166,6 +166,10 @@ int main(int argc, char **argv)
     }
     cmir_train_report r;
     if (feat[0]) {
+        if (cmir_train_mpi_size() > 1) {
+            rc = cmir_app_fail(prog, "-features trains in one process: run it without mpirun");
+            goto end;
+        }
         if (npos != 1) {
             fputs(usage, stderr);
             rc = 2;

@@ -151,15 +151,8 @@ static int job_open(cmir__train_job *J, const char *archive_path)
     J->a = cmir_archive_open(archive_path);
     if (!J->ex || !J->rng)
         return CMIR_ENOMEM;
-    if (!J->a) { /* under MPI one rank may fail alone: say which */
-        int rc = cmir__failed(CMIR_EIO);
-        if (cmir__train_dist_size() > 1) {
-            char msg[900];
-            snprintf(msg, sizeof msg, "%s", cmir_last_error());
-            cmir__error(rc, "rank %d: %s", cmir__train_dist_rank(), msg);
-        }
-        return rc;
-    }
+    if (!J->a)
+        return cmir__failed(CMIR_EIO);
     const cmir_archive_info *ai = J->ai = cmir_archive_get_info(J->a);
     if (ai->n_classes < 2)
         return cmir__error(CMIR_EINVAL, "%s: needs labels of at least 2 classes to train (has %d)", archive_path,
@@ -327,5 +320,11 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     cmir__free_aligned(raw);
     cmir__free_aligned(x);
     job_close(&J);
+    if (rc && cmir__train_dist_size() > 1 && strncmp(cmir_last_error(), "rank ", 5)) {
+        /* under MPI one rank may fail alone: say which */
+        char msg[900];
+        snprintf(msg, sizeof msg, "%s", cmir_last_error());
+        cmir__error(rc, "rank %d: %s", cmir__train_dist_rank(), msg);
+    }
     return rc;
 }

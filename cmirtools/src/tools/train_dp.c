@@ -214,8 +214,8 @@ int cmir__train_dp_idle(cmir__train_job *J, int k, int n, float extra[2])
         if (!(rc = cmir_cnn_param(c, i, NULL, NULL, &g, &m)))
             memset(g, 0, sizeof(float) * m);
     }
-    extra[0] = extra[1] = 0;
-    return rc ? rc : cmir__train_dp_grads(J, c, extra);
+    extra[0] = extra[1] = 0; /* the caller sums the (zero) gradients with the others' */
+    return rc;
 }
 
 int cmir__train_dp_sync_cnn(cmir__train_job *J, int k)

@@ -155,7 +155,8 @@ void cmir__train_dp_end(cmir__train_job *J);
 int cmir__train_dp_ortho(cmir__train_job *J, const float *Z, int nl, int n, float scale, float *loss, float *dZ);
 /* Sums the CNN's gradients and extra[0..2) over the ranks. */
 int cmir__train_dp_grads(cmir__train_job *J, cmir_cnn *c, float extra[2]);
-/* A step whose share here is empty: the other ranks' draws and sums. */
+/* A step whose share here is empty: the other ranks' draws and sums, zero
+ * gradients and extras (then summed by cmir__train_dp_grads as any share's). */
 int cmir__train_dp_idle(cmir__train_job *J, int k, int n, float extra[2]);
 /* Rank 0's CNN k (its batch-norm running statistics) on every rank. */
 int cmir__train_dp_sync_cnn(cmir__train_job *J, int k);
