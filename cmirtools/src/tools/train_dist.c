@@ -124,6 +124,13 @@ int cmir_train_mpi_init(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    /* N copies of the whole run, all writing the same model, help nobody */
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && atoi(v) > 1)
+            return cmir__error(CMIR_EINVAL, "started as %s ranks, but built without MPI (CMIR_WITH_MPI off)", v);
+    }
     return 0;
 }
 void cmir_train_mpi_finalize(int failed) { (void)failed; }
