@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 S=$ROOT/sample_scenes
 command -v mpirun >/dev/null 2>&1 || { echo "bench/train_mpi.sh: no mpirun (Debian: openmpi-bin)" >&2; exit 1; }
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_hwloc_base_binding_policy=none
+export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_mpi_yield_when_idle=1
 OUT=$(mktemp -d /tmp/cmir_bench_train_mpi_XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 set --

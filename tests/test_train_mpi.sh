@@ -27,9 +27,10 @@ if ! command -v mpirun >/dev/null 2>&1; then
     echo "skip: no mpirun (Debian: openmpi-bin)"
     exit 77
 fi
-# root in CI, more ranks than cores, no cross-memory attach in containers
+# root in CI, more ranks than cores (waiting ranks yield the CPU), no
+# cross-memory attach in containers
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_hwloc_base_binding_policy=none
+export OMPI_MCA_hwloc_base_binding_policy=none OMPI_MCA_mpi_yield_when_idle=1
 OUT=$(mktemp -d /tmp/cmir_train_mpi_XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
 pass=0

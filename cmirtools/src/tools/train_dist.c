@@ -13,6 +13,8 @@
 
 static int g_rank = 0, g_size = 1, g_inited = 0;
 
+#define SMALL_SUM 65536 /* elements of all ranks' copies together: one MPI_Allgather */
+
 /* Started by mpirun/mpiexec (Open MPI, MPICH) or srun (PMI, PMIx)? A plain
  * run does not initialise MPI at all: it is then the non-MPI program. */
 static int launched(void)
@@ -58,8 +60,36 @@ int cmir__train_dist_size(void) { return g_size; }
  * that slice from all ranks (MPI_Alltoall), adds them in rank order, and
  * the summed slices are gathered back (MPI_Allgather). MPI_Allreduce is not
  * used because its reduction order is the library's choice. */
+/* Small buffers (batch-norm sums): every rank gathers all ranks' copies in
+ * one collective and adds them in the same rank order (the same bits as
+ * sum_ordered's slices). */
+static int sum_small(void *v, size_t n, int dbl)
+{
+    const size_t es = dbl ? sizeof(double) : sizeof(float), P = (size_t)g_size;
+    char *all = cmir__malloc(es * n * P);
+    if (!all)
+        return cmir__error(CMIR_ENOMEM, "MPI sum: out of memory");
+    MPI_Datatype T = dbl ? MPI_DOUBLE : MPI_FLOAT;
+    int rc = MPI_Allgather(v, (int)n, T, all, (int)n, T, MPI_COMM_WORLD) == MPI_SUCCESS
+                 ? 0
+                 : cmir__error(CMIR_EIO, "rank %d: MPI_Allgather failed", g_rank);
+    for (size_t i = 0; !rc && i < n; i++) {
+        double acc = 0.0;
+        for (size_t r = 0; r < P; r++)
+            acc += dbl ? ((double *)all)[r * n + i] : (double)((float *)all)[r * n + i];
+        if (dbl)
+            ((double *)v)[i] = acc;
+        else
+            ((float *)v)[i] = (float)acc;
+    }
+    cmir__free(all);
+    return rc;
+}
+
 static int sum_ordered(void *v, size_t n, int dbl)
 {
+    if (n * (size_t)g_size <= SMALL_SUM)
+        return sum_small(v, n, dbl);
     const size_t es = dbl ? sizeof(double) : sizeof(float), P = (size_t)g_size;
     const size_t seg_max = P << 22; /* slices of at most 4 Mi elements (int counts) */
     size_t cap = n < seg_max ? n : seg_max, chunk_cap = (cap + P - 1) / P;
