@@ -1,6 +1,7 @@
 #!/bin/sh
 # Training throughput of data-parallel cmir_train (not a test): stage-1
-# images/s (PAN 256x256 and MS 64x64x4 tiles of the sample scenes, global
+# images/s (PAN 256x256 and MS 64x64x4 tiles of the sample scenes, every
+# 64 PAN pixels, global
 # batch 64) for one process with 2 threads, and for mpirun with 1 and 2
 # ranks of 1 thread each, in one run; the figures cmir_train prints itself,
 # and the peak RSS of each process (/usr/bin/time, when installed).
@@ -22,10 +23,10 @@ for k in 0 1 2 3; do
     set -- "$@" -pan "$S/dsrsid_like_00${k}_pan.tif" -ms "$S/dsrsid_like_00${k}_ms.tif" \
         -labels "$S/dsrsid_like_00${k}_class.tif"
 done
-"$B/cmir_tile" -q "$@" "$OUT/a.mat"
+"$B/cmir_tile" -q -stride 64 "$@" "$OUT/a.mat"
 O="-threads 1 -epochs1 $E -epochs2 1 -batch 64 -split tile"
 TIME=
-[ -x /usr/bin/time ] && TIME="/usr/bin/time -f rss_kb=%M"
+[ -x /usr/bin/time ] && TIME="/usr/bin/time -f rss_kb=%M,cpu_s=%U+%S"
 run() { # NAME MPIRUN... -- PROGRAM...: the stage-1 figures of the summary line
     name=$1
     shift
@@ -39,11 +40,13 @@ run() { # NAME MPIRUN... -- PROGRAM...: the stage-1 figures of the summary line
     # shellcheck disable=SC2086 # the launcher and time(1), split on purpose
     $pre $TIME "$@" >"$OUT/log" 2>&1 || { cat "$OUT/log" >&2; exit 1; }
     t1=$(date +%s.%N)
-    rss=$(sed -n 's/^rss_kb=//p' "$OUT/log" | awk '{ printf "%s%.0f", (NR > 1 ? ", " : ""), $1 / 1024 }')
+    rss=$(sed -n 's/^rss_kb=\([0-9]*\),.*/\1/p' "$OUT/log" | awk '{ printf "%s%.0f", (NR > 1 ? ", " : ""), $1 / 1024 }')
+    # CPU seconds of all processes together (user + system; the whole run)
+    cpu=$(sed -n 's/^rss_kb=.*,cpu_s=//p' "$OUT/log" | awk -F+ '{ t += $1 + $2 } END { printf "%.1f", t }')
     sed -n 's/.*trained on \([0-9]*\) tiles.*stage 1 \([0-9.]*\) PAN \/ \([0-9.]*\) MS items\/s.*/\1 \2 \3/p' "$OUT/log" |
         awk -v n="$name" -v t0="$t0" -v t1="$t1" \
-            -v r="$rss" '{ printf "%-30s %4d tiles  PAN %6.1f img/s  MS %7.1f img/s  wall %5.1f s  peak RSS MB: %s\n",
-                           n, $1, $2, $3, t1 - t0, r }'
+            -v r="$rss" -v c="$cpu" '{ printf "%-28s %4d tiles  PAN %6.1f img/s  MS %6.1f img/s  wall %5.1f s  CPU %5s s  peak RSS MB: %s\n",
+                           n, $1, $2, $3, t1 - t0, c, r }'
 }
 echo "cmir_train stage 1, $E epochs per modality, global batch 64, $(nproc) CPUs"
 for round in $(seq 1 "$R"); do
