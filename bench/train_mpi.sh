@@ -1,10 +1,10 @@
 #!/bin/sh
 # Training throughput of data-parallel cmir_train (not a test): stage-1
-# images/s (PAN 256x256 and MS 64x64x4 tiles of the sample scenes, every
-# 64 PAN pixels, global
-# batch 64) for one process with 2 threads, and for mpirun with 1 and 2
-# ranks of 1 thread each, in one run; the figures cmir_train prints itself,
-# and the peak RSS of each process (/usr/bin/time, when installed).
+# images/s (PAN 256x256 and MS 64x64x4 tiles of the 4 sample scenes, every
+# 64 PAN pixels, global batch 64) for one process with 2 threads, and for
+# mpirun with 1 and 2 ranks of 1 thread each, in one run; the figures
+# cmir_train prints itself, the CPU seconds of all processes, and the peak
+# RSS of each process (/usr/bin/time, when installed).
 # The three runs repeat ROUNDS times, interleaved (shared machines drift).
 # Usage: bench/train_mpi.sh BUILD_DIR [EPOCHS1] [ROUNDS]   (default 2 and 2)
 set -eu
