@@ -55,6 +55,8 @@ static const char usage[] =
     "                     AA R M') of label words the pocketsphinx dictionary lacks\n"
     "  -feature_noise S   stage 1 of the speech branch adds Gaussian noise of deviation S\n"
     "                     (default 0.5) to the normalised clip features, its augmentation\n"
+    "Started by mpirun or srun (a build with MPI), the ranks train data-parallel: each reads its\n"
+    "share of every batch; same model as one process up to rounding; rank 0 writes.\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
     "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
