@@ -55,6 +55,8 @@ static const char usage[] =
     "                     AA R M') of label words the pocketsphinx dictionary lacks\n"
     "  -feature_noise S   stage 1 of the speech branch adds Gaussian noise of deviation S\n"
     "                     (default 0.5) to the normalised clip features, its augmentation\n"
+    "Started by mpirun or srun (a build with MPI), the ranks train data-parallel: each reads its\n"
+    "share of every batch; same model as one process up to rounding; rank 0 writes.\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
     "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
@@ -64,12 +66,17 @@ static const char prog[] = "cmir_train";
 
 int main(int argc, char **argv)
 {
+    /* under mpirun/srun: data-parallel training, rank 0 speaks and writes */
+    if (cmir_train_mpi_init(&argc, &argv))
+        return cmir_app_fail(prog, "%s", cmir_last_error());
     int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
-    if (done)
+    if (done) {
+        cmir_train_mpi_finalize(rc != 0);
         return rc;
+    }
     cmir_train_params p = cmir_train_default_params();
     const char *pos[2] = {NULL, NULL}, *feat[2] = {NULL, NULL}, *labels = NULL;
-    int npos = 0, quiet = 0;
+    int npos = 0, quiet = cmir_train_mpi_rank() != 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) {
@@ -161,6 +168,10 @@ int main(int argc, char **argv)
     }
     cmir_train_report r;
     if (feat[0]) {
+        if (cmir_train_mpi_size() > 1) {
+            rc = cmir_app_fail(prog, "-features trains in one process: run it without mpirun");
+            goto end;
+        }
         if (npos != 1) {
             fputs(usage, stderr);
             rc = 2;
@@ -193,5 +204,6 @@ int main(int argc, char **argv)
     rc = 0;
 end:
     cmir_app_done(argv);
+    cmir_train_mpi_finalize(rc != 0);
     return rc;
 }

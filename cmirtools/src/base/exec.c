@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <cblas.h>
+#include <string.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -10,6 +11,8 @@ struct cmir_exec {
     int threads;
     void *scratch;
     size_t scratch_size;
+    cmir__exec_reduce_fn reduce; /* data-parallel training: sums over the processes */
+    void *reduce_user;
 };
 
 cmir_exec_params cmir_exec_default_params(void)
@@ -62,6 +65,37 @@ void *cmir__exec_scratch(cmir_exec *ex, size_t bytes)
     ex->scratch = p;
     ex->scratch_size = bytes;
     return p;
+}
+
+void cmir__exec_set_reduce(cmir_exec *ex, cmir__exec_reduce_fn fn, void *user)
+{
+    ex->reduce = fn;
+    ex->reduce_user = user;
+}
+
+int cmir__exec_reduce(cmir_exec *ex, double *v, size_t n)
+{
+    return ex && ex->reduce ? ex->reduce(v, n, ex->reduce_user) : 0;
+}
+
+int cmir__exec_has_reduce(const cmir_exec *ex) { return ex && ex->reduce; }
+
+int cmir__exec_reduce_sums(cmir_exec *ex, double *sum, size_t n, size_t *count)
+{
+    if (!cmir__exec_has_reduce(ex))
+        return 0;
+    double *v = cmir__malloc(sizeof(double) * (n + 1));
+    if (!v)
+        return CMIR_ENOMEM;
+    memcpy(v, sum, sizeof(double) * n);
+    v[n] = (double)*count;
+    int rc = cmir__exec_reduce(ex, v, n + 1);
+    if (!rc) {
+        memcpy(sum, v, sizeof(double) * n);
+        *count = (size_t)v[n];
+    }
+    cmir__free(v);
+    return rc;
 }
 
 void cmir__split(size_t total, int n, int i, size_t *lo, size_t *hi)

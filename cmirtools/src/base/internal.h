@@ -73,6 +73,18 @@ void cmir__atomic_abort(cmir__atomic_file *af);
  * until the next call on the same context. NULL (error set) on failure. */
 void *cmir__exec_scratch(cmir_exec *ex, size_t bytes);
 
+/* Data-parallel training (tools/train_dist.c): while a reducer is set, the
+ * training-mode batch norm sums its per-channel sums (and the row count,
+ * the last of v) over every process of the global batch through it, so the
+ * statistics are the global batch's. cmir__exec_reduce is a no-op (0)
+ * without a reducer; otherwise the reducer's return value. */
+typedef int (*cmir__exec_reduce_fn)(double *v, size_t n, void *user);
+void cmir__exec_set_reduce(cmir_exec *ex, cmir__exec_reduce_fn fn, void *user);
+int cmir__exec_reduce(cmir_exec *ex, double *v, size_t n);
+int cmir__exec_has_reduce(const cmir_exec *ex);
+/* Sums sum[0..n) and *count (rows) through the reducer; no-op without one. */
+int cmir__exec_reduce_sums(cmir_exec *ex, double *sum, size_t n, size_t *count);
+
 /* Runs fn(i, n, user) for i in [0, n) on n threads (the caller runs i=0)
  * and waits for all. n <= 1 runs inline. Returns the first non-zero value
  * any fn returned, else 0. */

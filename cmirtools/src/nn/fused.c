@@ -545,7 +545,10 @@ int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int 
                 return rc;
             reduce2(&j, T, sum);
         }
-        stats_finish(p, j.M, C, sum, sq, running_mean, running_var, mean, invstd);
+        size_t M = j.M;
+        if ((rc = cmir__exec_reduce_sums(ex, sum, 2 * (size_t)C, &M)))
+            return rc;
+        stats_finish(p, M, C, sum, sq, running_mean, running_var, mean, invstd);
     } else {
         if (cmir__bn_inference_stats(p, C, running_mean, running_var, &mean, &invstd, &tmp))
             return CMIR_ENOMEM;
@@ -595,14 +598,21 @@ static int bwd_prepare(cmir_exec *ex, const char *fn, float slope, int k, const 
     } else {
         memset(sum, 0, sizeof(double) * 2 * C);
     }
-    /* dx = G (dy - sum(dy)/M - xhat sum(dy xhat)/M), G = gamma invstd, as
-     * A + (x - mean) B + G dy with A = -G sum(dy)/M, B = -G invstd sum(dy xhat)/M */
-    double invM = 1.0 / (double)j->M;
     for (int c = 0; c < C; c++) {
         if (dbeta)
             dbeta[c] = (float)sum[c];
         if (dgamma)
             dgamma[c] = (float)sdx[c];
+    }
+    /* data-parallel: dgamma, dbeta stay this process's share (the trainer
+     * sums the gradients); dx needs the global batch's sums and count */
+    size_t M = j->M;
+    if ((rc = cmir__exec_reduce_sums(ex, sum, 2 * (size_t)C, &M)))
+        return rc;
+    /* dx = G (dy - sum(dy)/M - xhat sum(dy xhat)/M), G = gamma invstd, as
+     * A + (x - mean) B + G dy with A = -G sum(dy)/M, B = -G invstd sum(dy xhat)/M */
+    double invM = 1.0 / (double)M;
+    for (int c = 0; c < C; c++) {
         double G = (double)gamma[c] * save_invstd[c];
         coef[c] = (float)(-G * sum[c] * invM);
         coef[C + c] = (float)(-G * save_invstd[c] * sdx[c] * invM);
@@ -765,6 +775,8 @@ int cmir__conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const 
         if (training) {
             rc = cmir__conv3x3_lrelu_pool(ex, x, W, b, slope, C, sums, NULL, NULL, NULL, NULL, k,
                                           NULL, NULL, NULL);
+            if (!rc)
+                rc = cmir__exec_reduce_sums(ex, sums, 2 * (size_t)C, &M);
             if (!rc)
                 stats_finish(p, M, C, sums, sums + C, running_mean, running_var, mean, invstd);
         } else {

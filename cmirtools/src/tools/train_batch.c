@@ -97,25 +97,30 @@ int cmir__train_load_batch(cmir__train_job *J, int k, const int64_t *idx, int n,
 }
 
 /* One of the 8 symmetries of the square (4 for non-square tiles: flips
- * only) per tile, drawn from the run's RNG; tmp holds one tile. */
-void cmir__train_augment(cmir__train_job *J, int k, float *x, int n, float *tmp)
+ * only) per tile, drawn from the run's RNG; tmp holds one tile. The draws
+ * are those of the global batch's n tiles; x holds tiles [at, at + nl) of
+ * them (data-parallel: this rank's share; one process: at 0, nl n). */
+void cmir__train_augment(cmir__train_job *J, int k, float *x, int nl, int at, int n, float *tmp)
 {
     const cmir_model_info *mi = &J->m->info;
     int h = k ? mi->ms_h : mi->pan_h, w = k ? mi->ms_w : mi->pan_w, b = k ? mi->ms_bands : mi->pan_bands;
-    size_t per = (size_t)h * w * b;
+    size_t per = (size_t)h * w * b, lo = per * (size_t)at, hi = per * (size_t)(at + nl);
     if (h == 1 && w == 1) {
         /* a feature vector (normalised): nothing to rotate; Gaussian noise
          * of deviation feature_noise instead, so that the branch does not
          * learn the training voices' exact values */
-        for (size_t i = 0; i < per * (size_t)n; i++)
-            x[i] += J->p.feature_noise * cmir_rng_normal(J->rng);
+        for (size_t i = 0; i < per * (size_t)n; i++) {
+            float e = J->p.feature_noise * cmir_rng_normal(J->rng);
+            if (i >= lo && i < hi)
+                x[i - lo] += e;
+        }
         return;
     }
     for (int t = 0; t < n; t++) {
         int s = (int)cmir_rng_below(J->rng, h == w ? 8 : 4);
-        if (!s)
+        if (!s || t < at || t >= at + nl)
             continue;
-        float *src = x + per * t;
+        float *src = x + per * (size_t)(t - at);
         for (int i = 0; i < h; i++)
             for (int j = 0; j < w; j++) {
                 int si = i, sj = j;

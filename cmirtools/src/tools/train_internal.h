@@ -26,6 +26,7 @@
 #define CMIR__TRAIN_CKPT_FORMAT "cmir-checkpoint 1"
 
 /* ---- the job ------------------------------------------------------------ */
+typedef struct cmir__train_dp cmir__train_dp; /* train_dp.c */
 typedef struct cmir__train_job {
     cmir_train_params p;
     cmir_archive *a;
@@ -50,6 +51,7 @@ typedef struct cmir__train_job {
     int32_t *bclass;        /* the training clips' classes, n_atrain */
     int64_t est_pairs;      /* pairs per stage-2 epoch (the training images'
                                labels that some training clip speaks) */
+    cmir__train_dp *dp;     /* data-parallel state under MPI with > 1 rank, else NULL */
 } cmir__train_job;
 
 static inline int cmir__train_is_speech(const cmir__train_job *J) { return J->corpus != NULL; }
@@ -103,7 +105,7 @@ int64_t cmir__train_side_items(const cmir__train_job *J, int k);
 int cmir__train_tile_elems(const cmir_model_info *i, int k, int *bands);
 int cmir__train_norm_stats(cmir__train_job *J, float *buf);
 int cmir__train_load_batch(cmir__train_job *J, int k, const int64_t *idx, int n, float *raw, float *x);
-void cmir__train_augment(cmir__train_job *J, int k, float *x, int n, float *tmp);
+void cmir__train_augment(cmir__train_job *J, int k, float *x, int nl, int at, int n, float *tmp);
 void cmir__train_labels_of(cmir__train_job *J, int k, const int64_t *idx, int n, int32_t *lab, float *tg);
 
 /* ---- train_stage1.c -------------------------------------------------------- */
@@ -129,5 +131,36 @@ int cmir__train_speech_setup(cmir__train_job *J, const char *archive_path);
 int cmir__train_speech_tables(cmir__train_job *J);
 /* One epoch's image-speech pairs into ps (pa, pb, pc, n), shuffled. */
 int cmir__train_speech_pairs(cmir__train_job *J, cmir__train_pairs *ps);
+
+/* ---- train_dist.c: every MPI call (no-ops in one process) ------------------ */
+int cmir__train_dist_rank(void);
+int cmir__train_dist_size(void);
+/* Sums over the ranks, in rank order: the same bits on every rank and run. */
+int cmir__train_dist_allreduce_sum_f32(float *v, size_t n);
+int cmir__train_dist_allreduce_sum_f64(double *v, size_t n);
+int cmir__train_dist_bcast(void *buf, size_t bytes, int root);
+int cmir__train_dist_max_i64(int64_t *v, size_t n);
+
+/* ---- train_dp.c: data-parallel stage 1 (J->dp NULL: one process) ------------ */
+int cmir__train_dp_open(cmir__train_job *J, const char *archive_path);
+void cmir__train_dp_close(cmir__train_job *J);
+/* This rank's share [*at, *at + *nl) of a global batch of n. */
+void cmir__train_dp_share(const cmir__train_job *J, int64_t n, int *at, int *nl);
+/* Draws of the RNG that other ranks' samples use (dropout: one per value). */
+void cmir__train_dp_skip(cmir__train_job *J, int64_t draws);
+/* Between begin and end the batch norm of J->ex sums over the ranks. */
+void cmir__train_dp_begin(cmir__train_job *J);
+void cmir__train_dp_end(cmir__train_job *J);
+/* The orthogonality penalty of the global batch of n on this rank's nl rows. */
+int cmir__train_dp_ortho(cmir__train_job *J, const float *Z, int nl, int n, float scale, float *loss, float *dZ);
+/* Sums the CNN's gradients and extra[0..2) over the ranks. */
+int cmir__train_dp_grads(cmir__train_job *J, cmir_cnn *c, float extra[2]);
+/* A step whose share here is empty: the other ranks' draws and sums, zero
+ * gradients and extras (then summed by cmir__train_dp_grads as any share's). */
+int cmir__train_dp_idle(cmir__train_job *J, int k, int n, float extra[2]);
+/* Rank 0's CNN k (its batch-norm running statistics) on every rank. */
+int cmir__train_dp_sync_cnn(cmir__train_job *J, int k);
+/* Rows [lo, hi) of Z (N x width) are this rank's share: all of them everywhere. */
+int cmir__train_dp_gather_rows(cmir__train_job *J, float *Z, int64_t N, int width);
 
 #endif

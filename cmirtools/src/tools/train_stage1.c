@@ -25,52 +25,84 @@ typedef struct s1_bufs {
     float *tg, *dl, *dz, *atmp;
 } s1_bufs;
 
-/* One step on the n items order[0..n): loss (cross-entropy + orthogonality)
- * times n into *lsum, correct single-label predictions into *right. */
-static int stage1_batch(cmir__train_job *J, int k, cmir_optim *o, const int64_t *order, int n, float *raw,
-                        float *x, s1_bufs *b, double *lsum, int64_t *right)
+/* This rank's share of one step on the global batch of the n items
+ * order[0..n) (one process: all of it): forward, losses weighted by the
+ * share's part of the batch, backward; the local loss and correct
+ * single-label predictions into extra[0], extra[1]. */
+static int stage1_share(cmir__train_job *J, int k, const int64_t *order, int n, float *raw, float *x, s1_bufs *b,
+                        float *lo, float extra[2])
 {
     cmir_cnn *c = J->m->cnn[k];
     const int C = J->ai->n_classes, ml = J->ml1[k];
-    int rc = cmir__train_load_batch(J, k, order, n, raw, x);
+    int at, nl;
+    cmir__train_dp_share(J, n, &at, &nl);
+    if (!nl)
+        return cmir__train_dp_idle(J, k, n, extra); /* the other ranks' sums; *lo comes from their extras */
+    int rc = cmir__train_load_batch(J, k, order + at, nl, raw, x);
     if (rc)
         return rc;
     if (J->p.augment)
-        cmir__train_augment(J, k, x, n, b->atmp);
-    cmir__train_labels_of(J, k, order, n, b->lab, ml ? b->tg : NULL);
-    if ((rc = cmir_cnn_forward(c, J->ex, x, n, 1, J->rng)))
+        cmir__train_augment(J, k, x, nl, at, n, b->atmp);
+    cmir__train_labels_of(J, k, order + at, nl, b->lab, ml ? b->tg : NULL);
+    if (J->p.dropout > 0) /* one draw per feature value of the samples before ours */
+        cmir__train_dp_skip(J, (int64_t)at * CMIR_FEAT_DIM);
+    cmir__train_dp_begin(J);
+    rc = cmir_cnn_forward(c, J->ex, x, nl, 1, J->rng);
+    if (J->p.dropout > 0)
+        cmir__train_dp_skip(J, (int64_t)(n - at - nl) * CMIR_FEAT_DIM);
+    if (rc) {
+        cmir__train_dp_end(J);
         return rc;
-    float *lg = cmir_cnn_logits(c), loss = 0, lo = 0;
-    memset(b->dl, 0, sizeof(float) * (size_t)n * C);
-    memset(b->dz, 0, sizeof(float) * (size_t)n * CMIR_FEAT_DIM);
-    cmir_tensor tl = cmir_tensor_2d(lg, n, C), tdl = cmir_tensor_2d(b->dl, n, C);
+    }
+    float *lg = cmir_cnn_logits(c), loss = 0, w = (float)nl / (float)n; /* 1 in one process */
+    memset(b->dl, 0, sizeof(float) * (size_t)nl * C);
+    memset(b->dz, 0, sizeof(float) * (size_t)nl * CMIR_FEAT_DIM);
+    cmir_tensor tl = cmir_tensor_2d(lg, nl, C), tdl = cmir_tensor_2d(b->dl, nl, C);
     if (ml) {
-        cmir_tensor tt = cmir_tensor_2d(b->tg, n, C);
-        rc = cmir_sigmoid_xent(&tl, &tt, 1.0f, &loss, &tdl);
+        cmir_tensor tt = cmir_tensor_2d(b->tg, nl, C);
+        rc = cmir_sigmoid_xent(&tl, &tt, w, &loss, &tdl);
     } else {
-        rc = cmir_softmax_xent(&tl, b->lab, 1.0f, &loss, &tdl);
+        rc = cmir_softmax_xent(&tl, b->lab, w, &loss, &tdl);
     }
-    if (!rc && J->p.ortho > 0) {
-        cmir_tensor tz = cmir_tensor_2d(cmir_cnn_features(c), n, CMIR_FEAT_DIM);
-        cmir_tensor tdz = cmir_tensor_2d(b->dz, n, CMIR_FEAT_DIM);
-        rc = cmir_ortho_penalty(J->ex, &tz, 1, J->p.ortho / (CMIR_FEAT_DIM * CMIR_FEAT_DIM), &lo, &tdz);
-    }
+    if (!rc && J->p.ortho > 0)
+        rc = cmir__train_dp_ortho(J, cmir_cnn_features(c), nl, n, J->p.ortho / (CMIR_FEAT_DIM * CMIR_FEAT_DIM), lo,
+                                  b->dz);
     if (!rc)
         rc = cmir_cnn_backward(c, J->ex, b->dl, J->p.ortho > 0 ? b->dz : NULL);
-    if (!rc)
-        rc = cmir_optim_step(o);
-    if (rc)
-        return rc;
-    if (!isfinite(loss))
-        return cmir__error(CMIR_EINVAL, "stage 1 diverged (loss not finite): lower the learning rate");
-    *lsum += (double)(loss + lo) * n;
-    for (int i = 0; i < n && !ml; i++) {
+    cmir__train_dp_end(J);
+    int64_t right = 0;
+    for (int i = 0; i < nl && !ml; i++) {
         int best = 0;
         for (int q = 1; q < C; q++)
             if (lg[(size_t)i * C + q] > lg[(size_t)i * C + best])
                 best = q;
-        *right += best == b->lab[i];
+        right += best == b->lab[i];
     }
+    extra[0] = loss;
+    extra[1] = (float)right;
+    return rc;
+}
+
+/* One step on the n items order[0..n): loss (cross-entropy + orthogonality)
+ * times n into *lsum, correct single-label predictions into *right. Under
+ * MPI the gradients, losses and counts are summed over the ranks first. */
+static int stage1_batch(cmir__train_job *J, int k, cmir_optim *o, const int64_t *order, int n, float *raw,
+                        float *x, s1_bufs *b, double *lsum, int64_t *right)
+{
+    float lo = 0, extra[2] = {0, 0};
+    /* lo: the penalty of the global batch (0 on a rank without a share,
+     * whose loss figures nobody shows: rank 0 always has one) */
+    int rc = stage1_share(J, k, order, n, raw, x, b, &lo, extra);
+    if (!rc)
+        rc = cmir__train_dp_grads(J, J->m->cnn[k], extra);
+    if (!rc)
+        rc = cmir_optim_step(o);
+    if (rc)
+        return rc;
+    if (!isfinite(extra[0]))
+        return cmir__error(CMIR_EINVAL, "stage 1 diverged (loss not finite): lower the learning rate");
+    *lsum += (double)(extra[0] + lo) * n;
+    *right += (int64_t)extra[1];
     return 0;
 }
 
@@ -132,6 +164,8 @@ int cmir__train_stage1(cmir__train_job *J, int k, float *raw, float *x, cmir_tra
     }
     double dt = cmir__train_now() - t0;
     rep->stage1_images_per_s[k] = dt > 0 ? (double)images / dt : 0;
+    if (!rc)
+        rc = cmir__train_dp_sync_cnn(J, k);
     cmir_optim_free(o);
     cmir__free(order); cmir__free(b.lab); cmir__free(b.tg); cmir__free(b.dl); cmir__free(b.dz); cmir__free(b.atmp);
     return rc;
@@ -146,8 +180,10 @@ int cmir__train_all_features(cmir__train_job *J, float *raw, float *x, float *Z[
         Z[k] = cmir__malloc(sizeof(float) * (size_t)N * CMIR_FEAT_DIM);
         if (!Z[k])
             return CMIR_ENOMEM;
-        for (int64_t s = 0; s < N; s += CMIR_EMBED_BATCH) {
-            int n = (int)(N - s < CMIR_EMBED_BATCH ? N - s : CMIR_EMBED_BATCH);
+        int at, nl; /* data-parallel: this rank's rows, then everyone's */
+        cmir__train_dp_share(J, N, &at, &nl);
+        for (int64_t s = at; s < at + nl; s += CMIR_EMBED_BATCH) {
+            int n = (int)(at + nl - s < CMIR_EMBED_BATCH ? at + nl - s : CMIR_EMBED_BATCH);
             for (int i = 0; i < n; i++)
                 idx[i] = s + i;
             int rc = cmir__train_load_batch(J, k, idx, n, raw, x);
@@ -160,6 +196,9 @@ int cmir__train_all_features(cmir__train_job *J, float *raw, float *x, float *Z[
             if ((rc = cmir__train_report(J, n, NULL)))
                 return rc;
         }
+        int rc = cmir__train_dp_gather_rows(J, Z[k], N, CMIR_FEAT_DIM);
+        if (rc || (J->dp && (rc = cmir__train_report(J, (double)(N - nl), NULL))))
+            return rc;
     }
     return 0;
 }
