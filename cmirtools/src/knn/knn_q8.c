@@ -46,22 +46,24 @@ static float quantise_row(const float *x, int d, int8_t *c, double *rx_up, int32
     for (int j = 0; j < d; j++)
         amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax;
     float s = amax / 127.0f;
+    int unsafe = amax > 0.0f && (s < (float)Q8_SAFE_LO || s > (float)Q8_SAFE_HI);
+    float inv = s > 0.0f && !unsafe ? 1.0f / s : 0.0f; /* unsafe rows: codes 0 */
     double e2 = 0.0;
     int32_t ss = 0;
+    /* any rounding to a code will do: the error is measured, not assumed */
     for (int j = 0; j < d; j++) {
-        long v = s > 0.0f ? lrintf(x[j] / s) : 0;
+        float t = x[j] * inv;
+        int v = (int)(t + (t >= 0.0f ? 0.5f : -0.5f));
         v = v > 127 ? 127 : v < -127 ? -127 : v;
         c[j] = (int8_t)v;
-        ss += (int32_t)(v * v);
+        ss += v * v;
         double e = (double)x[j] - (double)s * (double)v; /* the product is exact */
         e2 += e * e;
     }
     *S = ss;
     /* the sum's relative error is below (d + 2) 2^-53, sqrt's 2^-53 */
     double r = sqrt(e2) * (1.0 + 1e-10) * (1.0 + Q8_KAPPA) * (1.0 + 1e-15);
-    if (amax > 0.0f && (s < (float)Q8_SAFE_LO || s > (float)Q8_SAFE_HI))
-        r = INFINITY;
-    *rx_up = r;
+    *rx_up = unsafe ? INFINITY : r;
     return s;
 }
 

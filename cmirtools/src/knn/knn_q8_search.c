@@ -51,12 +51,14 @@ int cmir__q8_prep_query(const q8job *j, const float *q, int8_t *qc, q8q *st)
     int32_t sum = 0, s2 = 0;
     double e2 = 0.0;
     memset(qc, 0, (size_t)G * 4);
+    float inv = s > 0.0f ? 1.0f / s : 0.0f;
     for (int c = 0; c < d; c++) {
-        long v = s > 0.0f ? lrintf(q[c] / s) : 0;
+        float t = q[c] * inv;
+        int v = (int)(t + (t >= 0.0f ? 0.5f : -0.5f));
         v = v > 127 ? 127 : v < -127 ? -127 : v;
         qc[c] = (int8_t)v;
-        sum += (int32_t)v;
-        s2 += (int32_t)(v * v);
+        sum += v;
+        s2 += v * v;
         double e = (double)q[c] - (double)s * (double)v;
         e2 += e * e;
     }
