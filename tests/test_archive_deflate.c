@@ -323,6 +323,71 @@ static void test_corrupt(void)
     }
 }
 
+/* Sensor-noise tiles: the low-byte plane of 11-bit PAN and the whole of
+ * uint8 MS are near-incompressible and go out as deflate stored blocks
+ * (the PAN plane of 65536 bytes needs two), the PAN high bytes through
+ * libdeflate. zlib (HDF5's filter) and libdeflate read them back exactly. */
+static void test_noise(void)
+{
+    const char *p = path_in("noise.mat");
+    cmir_archive_params pr = cmir_archive_default_params();
+    pr.pan_type = CMIR_DT_UINT16; /* 256 x 256 PAN, 64 x 64 x 4 MS */
+    pr.deflate = 1;
+    cmir_archive_writer *w = cmir_archive_create(p, pr);
+    REQUIRE(w != NULL);
+    static uint16_t pan[3][256 * 256];
+    static uint8_t ms[3][64 * 64 * 4];
+    uint32_t r = 2463534242u;
+    for (int i = 0; i < 3; i++) {
+        for (int k = 0; k < 256 * 256; k++) {
+            r ^= r << 13, r ^= r >> 17, r ^= r << 5;
+            pan[i][k] = (uint16_t)(r & 2047);
+        }
+        for (int k = 0; k < 64 * 64 * 4; k++) {
+            r ^= r << 13, r ^= r >> 17, r ^= r << 5;
+            ms[i][k] = (uint8_t)(r >> 24);
+        }
+        cmir_tile_record t = {.pan = pan[i], .ms = ms[i]};
+        ASSERT_OK(cmir_archive_writer_add(w, &t));
+    }
+    REQUIRE(cmir_archive_writer_commit(w) == 0);
+    size_t b;
+    int dfl;
+    hsize_t sp, sm;
+    uint16_t *hp = h5_read(p, "PAN_IMAGES", &b, &dfl, &sp);
+    uint8_t *hm = h5_read(p, "MUL_IMAGES", &b, &dfl, &sm);
+    REQUIRE(hp && hm);
+    cmir_archive *a = cmir_archive_open(p);
+    REQUIRE(a != NULL);
+    static float got[256 * 256];
+    int bad = 0;
+    for (int i = 0; i < 3; i++) {
+        for (int y = 0; y < 256; y++) /* HDF5 order: x slowest, y fastest */
+            for (int x = 0; x < 256; x++)
+                bad += hp[(size_t)i * 65536 + x * 256 + y] != pan[i][y * 256 + x];
+        for (int y = 0; y < 64; y++)
+            for (int x = 0; x < 64; x++)
+                for (int c = 0; c < 4; c++)
+                    bad += hm[(size_t)i * 16384 + (c * 64 + x) * 64 + y] != ms[i][(y * 64 + x) * 4 + c];
+        bad += cmir_archive_read_tile(a, CMIR_PAN, i, got) != 0;
+        for (int k = 0; k < 65536; k++)
+            bad += got[k] != (float)pan[i][k];
+        bad += cmir_archive_read_tile(a, CMIR_MS, i, got) != 0;
+        for (int k = 0; k < 16384; k++)
+            bad += got[k] != (float)ms[i][k];
+    }
+    ASSERT_EQ_INT(bad, 0);
+    /* high bytes of 11-bit values hold 3 bits: the PAN chunks shrink to
+     * about (8 + 3) / 16; the MS chunks are stored (5 bytes per block) */
+    ASSERT_TRUE(sp < (hsize_t)(3 * 131072 * 0.75) && sp > (hsize_t)(3 * 131072 * 0.6));
+    ASSERT_TRUE(sm >= 3 * 16384 && sm < 3 * 16384 + 3 * 16);
+    printf("  noise tiles: PAN %.3f, MS %.3f of uncompressed; HDF5 (zlib) and libdeflate read them exactly\n",
+           (double)sp / (3 * 131072), (double)sm / (3 * 16384));
+    cmir_archive_close(a);
+    free(hp);
+    free(hm);
+}
+
 /* Appending to a compressed archive compresses the new tiles the same way. */
 static void test_append(void)
 {
@@ -362,6 +427,7 @@ int main(int argc, char **argv)
     RUN(test_roundtrip);
     RUN(test_gdal);
     RUN(test_octave);
+    RUN(test_noise);
     RUN(test_corrupt);
     RUN(test_append);
     char cmd[600];

@@ -1,10 +1,12 @@
-/* Whole-tile chunks through libdeflate: written compressed with HDF5's
- * direct chunk write (the dataset declares HDF5's own shuffle and deflate
- * filters, so every HDF5 reader inflates them), read back with the direct
- * chunk read and inflated here, where the dataset's layout allows. */
+/* Whole-tile chunks through libdeflate: written as standard zlib streams
+ * with HDF5's direct chunk write (the dataset declares HDF5's own shuffle
+ * and deflate filters, so every HDF5 reader inflates them), read back with
+ * the direct chunk read and inflated here, where the dataset's layout
+ * allows. */
 #include "archive_internal.h"
 
 #include <libdeflate.h>
+#include <math.h>
 #include <string.h>
 
 int cmir__ar_chunk_plan(hid_t ds, cmir_dtype type, cmir__chunkfmt *f)
@@ -69,6 +71,76 @@ static int reserve(void **buf, size_t *cap, size_t n)
     return 0;
 }
 
+/* Byte planes (after the shuffle, plane j holds byte j of every element)
+ * whose order-0 entropy is at least this many bits per byte are close to
+ * incompressible (at most 2.5% smaller through Huffman coding, and LZ77
+ * matches are rare in such data): they are stored, not searched for
+ * matches, which is most of deflate's time on sensor noise. */
+#define STORE_ENTROPY 7.8
+
+static double plane_entropy(const uint8_t *p, size_t n)
+{
+    size_t h[256] = {0};
+    for (size_t i = 0; i < n; i++)
+        h[p[i]]++;
+    double e = 0.0;
+    for (int b = 0; b < 256; b++)
+        if (h[b]) {
+            double f = (double)h[b] / (double)n;
+            e -= f * log2(f);
+        }
+    return e;
+}
+
+/* Appends `n` bytes as deflate stored blocks (at most 65535 bytes each);
+ * the last one final when `final`. Returns the bytes written. */
+static size_t put_stored(uint8_t *out, const uint8_t *in, size_t n, int final)
+{
+    size_t o = 0;
+    do {
+        size_t len = n > 65535 ? 65535 : n;
+        n -= len;
+        out[o++] = (uint8_t)(final && n == 0); /* BFINAL, BTYPE 00, padding */
+        out[o++] = (uint8_t)(len & 255);
+        out[o++] = (uint8_t)(len >> 8);
+        out[o++] = (uint8_t)(~len & 255);
+        out[o++] = (uint8_t)((~len >> 8) & 255);
+        memcpy(out + o, in, len);
+        o += len;
+        in += len;
+    } while (n > 0);
+    return o;
+}
+
+/* One zlib stream for `n` bytes of `in` (shuffled when f->shuffle): the
+ * leading near-incompressible planes as stored blocks, the rest through
+ * libdeflate in one raw deflate stream; header 78 01 and Adler-32 as zlib
+ * writes them. Returns its size, 0 when `cap` is too small. */
+static size_t zlib_stream(struct libdeflate_compressor *c, const uint8_t *in, size_t n, int planes,
+                          uint8_t *out, size_t cap)
+{
+    size_t pn = n / (size_t)planes, stored = 0;
+    while (stored < (size_t)planes && plane_entropy(in + stored * pn, pn) >= STORE_ENTROPY)
+        stored++;
+    size_t skip = stored * pn, o = 2;
+    out[0] = 0x78;
+    out[1] = 0x01;
+    if (skip)
+        o += put_stored(out + o, in, skip, skip == n);
+    if (skip < n) {
+        size_t z = libdeflate_deflate_compress(c, in + skip, n - skip, out + o, cap - o - 4);
+        if (z == 0)
+            return 0;
+        o += z;
+    }
+    uint32_t a = libdeflate_adler32(1, in, n);
+    out[o++] = (uint8_t)(a >> 24);
+    out[o++] = (uint8_t)(a >> 16);
+    out[o++] = (uint8_t)(a >> 8);
+    out[o++] = (uint8_t)a;
+    return o;
+}
+
 int cmir__ar_write_chunk(cmir__chunkio *io, hid_t ds, const cmir__chunkfmt *f, hsize_t tile,
                          const void *raw)
 {
@@ -83,7 +155,8 @@ int cmir__ar_write_chunk(cmir__chunkio *io, hid_t ds, const cmir__chunkfmt *f, h
         if (!io->comp && !(io->comp = libdeflate_alloc_compressor(f->level)))
             return CMIR_ENOMEM;
         io->comp_level = f->level;
-        size_t bound = libdeflate_zlib_compress_bound(io->comp, n);
+        /* stored blocks cost 5 bytes per 65535, the zlib frame 6 */
+        size_t bound = libdeflate_deflate_compress_bound(io->comp, n) + n / 65535 * 5 + 64;
         if (reserve(&io->zbuf, &io->zcap, bound + n))
             return CMIR_ENOMEM;
         if (f->shuffle) {
@@ -91,7 +164,7 @@ int cmir__ar_write_chunk(cmir__chunkio *io, hid_t ds, const cmir__chunkfmt *f, h
             shuffle(raw, tmp, n, f->elem, 0);
             src = tmp;
         }
-        n = libdeflate_zlib_compress(io->comp, src, f->bytes, io->zbuf, bound);
+        n = zlib_stream(io->comp, src, f->bytes, f->shuffle ? f->elem : 1, io->zbuf, bound);
         if (n == 0)
             return cmir__error(CMIR_EIO, "libdeflate could not compress a tile");
         src = io->zbuf;
