@@ -149,9 +149,6 @@ static int load(cmir_index *ix)
         else if (cmir_knn_norms(ix->v, ix->n, ix->dim, ix->norms))
             rc = cmir__error(CMIR_EFORMAT, "%s: the embeddings hold non-finite values", path);
     }
-    /* the int8 scan's codes (d + 16 bytes per row), for batched searches */
-    if (!rc && ix->dim <= 4096 && cmir_knn_q8_vnni() && (rc = cmir_knn_q8_new(ix->v, ix->n, ix->dim, &ix->q8)))
-        rc = rc == CMIR_ENOMEM ? rc : cmir__error(rc, "%s: %s", path, cmir_last_error());
     return rc;
 }
 
@@ -301,10 +298,19 @@ int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, 
         kp.squared = 0;
         kp.max_dist = F.max_dist;
         kp.db_norms = ix->norms;
-        /* Batches (8 queries per thread or more) take the int8 scan: the same
-         * hits, about 3.7x the float32 q/s on 10^6 x 64 (bench_knn); fewer
-         * queries keep the float path, which splits the rows over threads. */
-        if (ix->q8 && m >= 8 * (int64_t)cmir_exec_threads(ex))
+        /* Batches (8 queries per thread or more) take the int8 scan on VNNI
+         * CPUs: the same hits, 3.7x the float32 q/s on 10^6 x 64 (bench/
+         * README.md); its codes (dim + 16 bytes per row) are built by the
+         * first such search (like the envelopes, by the first bbox search).
+         * Fewer queries keep the float path, which splits the rows over
+         * threads; so does a failed build (the answer is the same). */
+        int batch = m >= 8 * (int64_t)cmir_exec_threads(ex);
+        if (batch && !ix->q8 && !ix->q8_tried) {
+            ix->q8_tried = 1;
+            if (ix->dim <= 4096 && cmir_knn_q8_vnni() && cmir_knn_q8_new(ix->v, ix->n, ix->dim, &ix->q8))
+                ix->q8 = NULL;
+        }
+        if (batch && ix->q8)
             rc = cmir_knn_q8_search(ex, ix->q8, ix->v, ix->n, q, m, ix->dim, k, kp, rows, dist);
         else
             rc = cmir_knn(ex, ix->v, ix->n, q, m, ix->dim, k, kp, rows, dist);
