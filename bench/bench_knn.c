@@ -1,6 +1,7 @@
 /* bench_knn: exact k-NN (cmir_knn), d = 64, 1,000 queries, k = 10, against the
- * sgemm peak (n = 2048) and its own GEMM tiles alone, in one run; single-query
- * latency; peak RSS against the size of the embedding matrix. */
+ * sgemm peak (n = 2048) and its own GEMM tiles alone, and the int8 scan with
+ * exact re-rank (cmir_knn_q8) against it with a hit-by-hit comparison, in one
+ * run; single-query latency; peak RSS against the size of the embedding matrix. */
 #define _POSIX_C_SOURCE 200809L
 
 #include "cmir/base.h"
@@ -218,10 +219,37 @@ static int time_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, i
     return 0;
 }
 
+/* The same for the int8 scan (cmir_knn_q8_search). */
+static int time_q8(cmir_exec *ex, const cmir_knn_q8 *qx, const float *db, int64_t n,
+                   const float *q, int64_t m, int d, int k, int64_t *ids, float *dist,
+                   double min_s, int min_reps, result *out)
+{
+    cmir_knn_params p = cmir_knn_default_params();
+    CK(cmir_knn_q8_search(ex, qx, db, n, q, m, d, k, p, ids, dist));
+    double best = 1e300, total = 0.0, bcpu = 1e300, start = now_s();
+    int reps = 0;
+    while (reps < min_reps || now_s() - start < min_s) {
+        double t0 = now_s(), c0 = cpu_s();
+        CK(cmir_knn_q8_search(ex, qx, db, n, q, m, d, k, p, ids, dist));
+        double dt = now_s() - t0, dc = cpu_s() - c0;
+        best = dt < best ? dt : best;
+        bcpu = dc < bcpu ? dc : bcpu;
+        total += dt;
+        reps++;
+    }
+    out->cpu = bcpu;
+    out->best = best;
+    out->mean = total / reps;
+    out->reps = reps;
+    return 0;
+}
+
 /* Batched GFLOP/s of one size, for the closing summary: [0] norms inside,
  * [1] db_norms given; wall and CPU-time based. */
 typedef struct size_result {
     double gf[2], cgf[2];
+    double qps_f, qps_q8, cpu_ratio; /* float (best of both), int8 scan */
+    int same;                        /* int8 hits bit-identical to float */
 } size_result;
 
 static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, const float *q,
@@ -257,6 +285,25 @@ static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, c
     double t_norms = now_s() - t0;
     p.db_norms = nx;
     CK(time_knn(ex, db, N, q, m, d, k, p, ids, dist, o->seconds, reps, &r2));
+    /* 2b. the int8 scan with exact re-rank, against the float hits just made */
+    int64_t *fids = malloc(sizeof(int64_t) * (size_t)m * k);
+    float *fdist = malloc(sizeof(float) * (size_t)m * k);
+    if (!fids || !fdist)
+        return CMIR_ENOMEM;
+    memcpy(fids, ids, sizeof(int64_t) * (size_t)m * k);
+    memcpy(fdist, dist, sizeof(float) * (size_t)m * k);
+    cmir_knn_q8 *qx = NULL;
+    t0 = now_s();
+    CK(cmir_knn_q8_new(db, N, d, &qx));
+    double t_q8 = now_s() - t0;
+    result r8;
+    CK(time_q8(ex, qx, db, N, q, m, d, k, ids, dist, o->seconds, reps, &r8));
+    int same = !memcmp(ids, fids, sizeof(int64_t) * (size_t)m * k) &&
+               !memcmp(dist, fdist, sizeof(float) * (size_t)m * k);
+    size_t bpr = cmir_knn_q8_bytes_per_row(qx);
+    cmir_knn_q8_free(qx);
+    free(fids);
+    free(fdist);
     /* 3. the same GEMM tiles alone */
     replay rp = {db, q, N, m, d, o->qb ? o->qb : 512, o->nb, 0, {0}};
     int64_t share = (m + T - 1) / T;
@@ -290,7 +337,8 @@ static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, c
     double gf1 = flop / r1.best * 1e-9, gf2 = flop / r2.best * 1e-9, gfg = flop / g_best * 1e-9;
     double c1 = flop / (r1.cpu / T) * 1e-9, c2 = flop / (r2.cpu / T) * 1e-9,
            cg = flop / (g_cpu / T) * 1e-9;
-    *sr = (size_result){{gf1, gf2}, {c1, c2}};
+    result *rf = r1.best < r2.best ? &r1 : &r2;
+    *sr = (size_result){{gf1, gf2}, {c1, c2}, m / rf->best, m / r8.best, rf->cpu / r8.cpu, same};
     printf("  %-24s %8s %8s %9s %9s %7s | %9s %7s\n", "", "best s", "mean s", "q/s",
            "GFLOP/s", "/peak", "cpuGF/s", "/peak");
     printf("  %-24s %8.3f %8.3f %9.0f %9.1f %6.1f%% | %9.1f %6.1f%%\n", "batched, norms inside",
@@ -304,6 +352,15 @@ static int run_size(const options *o, cmir_exec *ex, cmir_rng *rng, int64_t N, c
     printf("  selection + exact re-rank over the GEMM tiles: %+.1f%% wall, %+.1f%% CPU; "
            "cmir_knn_norms alone (1 thread): %.1f ms\n",
            100.0 * (r2.best / g_best - 1.0), 100.0 * (r2.cpu / g_cpu - 1.0), 1e3 * t_norms);
+
+    printf("  %-24s %8.3f %8.3f %9.0f   = %.2fx float32 q/s (wall, best float run), %.2fx by CPU "
+           "time;\n  %-24s hits (ids and dist, %lld x %d) %s the float32 search's; %s kernel;\n"
+           "  %-24s %zu bytes per row (d = %d: codes %d + 4 floats) vs %zu float32; build %.0f ms"
+           " (1 thread)\n",
+           "int8 scan + exact rerank", r8.best, r8.mean, m / r8.best, rf->best / r8.best,
+           rf->cpu / r8.cpu, "", (long long)m, k, same ? "IDENTICAL to" : "DIFFER from",
+           cmir_knn_q8_vnni() ? "AVX-512 VNNI" : "portable C", "", bpr, d, 4 * ((d + 3) / 4),
+           (size_t)d * sizeof(float), 1e3 * t_q8);
 
     /* 4. single-query latency */
     int lq = N >= 500000 ? (o->lat_q < 20 ? o->lat_q : 20) : o->lat_q;
@@ -459,6 +516,13 @@ int main(int argc, char **argv)
                    "wall %6.1f%% cpu\n",
                    (long long)o.sizes[s], 100.0 * sr[s].gf[0] / pw, 100.0 * sr[s].cgf[0] / pc,
                    100.0 * sr[s].gf[1] / pw, 100.0 * sr[s].cgf[1] / pc);
+        for (int s = 0; s < o.nsizes; s++)
+            printf("  N = %-8lld float32 %7.0f q/s | int8 scan + exact rerank %7.0f q/s = %.2fx "
+                   "wall, %.2fx cpu | hits %s\n",
+                   (long long)o.sizes[s], sr[s].qps_f, sr[s].qps_q8, sr[s].qps_q8 / sr[s].qps_f,
+                   sr[s].cpu_ratio, sr[s].same ? "identical" : "DIFFERENT");
+        printf("  peers (FAISS IndexFlatL2, IndexScalarQuantizer QT_8bit): see "
+               "../shared/peers/knn_bench.py; run separately where faiss is installed\n");
     }
     free(q);
     cmir_rng_free(rng);

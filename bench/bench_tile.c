@@ -11,8 +11,8 @@
  *    in-process through GDALTranslate() (gdal_utils.h; open + translate +
  *    close timed, no process start-up), and once more through system() to
  *    show what the command-line tool costs with its start-up.
- * 3. cmir_tile() on the pair into an archive beside the GeoTIFFs, deflate 0
- *    and deflate 1 (the default). After one warm-up round (page cache and
+ * 3. cmir_tile() on the pair into an archive beside the GeoTIFFs, uncompressed
+ *    and compressed (libdeflate at -z LEVEL through HDF5's direct chunk write). After one warm-up round (page cache and
  *    GDAL's driver state), the reference and the tiling runs alternate round
  *    by round, so a noisy neighbour hits both; the best of the rounds and the
  *    median of the per-round ratios are reported.
@@ -20,11 +20,12 @@
  *    the PAN windows and the MS windows read with the GDALDatasetRasterIO()
  *    calls tiling.c makes, then the archive written from memory with
  *    cmir_archive_writer_add() (per tile) and commit (metadata, fsync,
- *    rename) timed apart; the remainder of a tiling run is tiling.c's own
+ *    rename) timed apart, uncompressed, libdeflate and HDF5's zlib filter at
+ *    level 1 (archive sizes side by side); the remainder of a tiling run is tiling.c's own
  *    per-tile work. Also the cost of one OSRIsSame() call, which tiling.c
  *    makes per tile.
  *
- * Usage: bench_tile [-d DIR] [-keep] [-n SIZE] [-t THREADS] [-r ROUNDS]
+ * Usage: bench_tile [-d DIR] [-keep] [-n SIZE] [-t THREADS] [-r ROUNDS] [-z LEVEL]
  *                   [--labels] [--no-parts] [--no-cli] [--tile-only]
  * Run `bench_tile --help` for the meaning of each. */
 #define _GNU_SOURCE
@@ -343,7 +344,7 @@ static int read_windows(const char *path, int ms, int W, uint16_t *store, int64_
 /* The archive cmir_tile() makes, written from the tiles in memory: adding
  * (layout transpose, HDF5 chunk write, compression) and commit (the small
  * variables, close, fsync, rename) timed apart. */
-static int write_archive(const setup *S, int deflate, const uint16_t *pan, const uint16_t *ms, int64_t cap,
+static int write_archive(const setup *S, int deflate, int zlib, const uint16_t *pan, const uint16_t *ms, int64_t cap,
                          timing *add, timing *commit, double *arc_mb)
 {
     cmir_archive_params ap = cmir_archive_default_params();
@@ -353,6 +354,7 @@ static int write_archive(const setup *S, int deflate, const uint16_t *pan, const
     ap.ms_bands = MSB;
     ap.pan_type = ap.ms_type = CMIR_DT_UINT16;
     ap.deflate = deflate;
+    ap.deflate_zlib = zlib;
     const char *bn[MSB] = {"band_1", "band_2", "band_3", "band_4"}, *pn[1] = {"PAN"};
     ap.ms_band_names = bn;
     ap.pan_band_names = pn;
@@ -419,15 +421,17 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench_tile [-d DIR] [-keep] [-n SIZE] [-t THREADS] [-r ROUNDS]\n"
-            "                  [--labels] [--no-parts] [--no-cli] [--tile-only]\n"
+            "                  [-z LEVEL] [--labels] [--no-parts] [--no-cli] [--tile-only]\n"
             "Times cmir_tile() on a SIZE x SIZE UInt16 PAN GeoTIFF and its SIZE/4 x SIZE/4 x 4 MS\n"
-            "(aligned, ratio 4, 256 x 256 tiles, deflate 0 and 1) against gdal_translate -of ENVI\n"
+            "(aligned, ratio 4, 256 x 256 tiles, uncompressed and libdeflate) against gdal_translate -of ENVI\n"
             "reading the same files into /vsimem, in the same run; reports tiles/s, MB/s and the\n"
             "ratio tiling time / (PAN + MS read time). Target: ratio <= 1.5.\n"
             "  -d DIR      where the GeoTIFFs and the archive go (default /tmp/cmir_bench_tile)\n"
             "  -keep       reuse the GeoTIFFs in DIR when present with the right shape\n"
             "  -n SIZE     PAN side in pixels, a multiple of 4 and >= 256 (default 10000)\n"
             "  -t THREADS  recorded only: cmir_tile() runs on one thread today (default 1)\n"
+            "  -z LEVEL    deflate level of the compressed runs, libdeflate (default 1); the parts\n"
+            "              also write HDF5's zlib filter at level 1 for the archive size\n"
             "  -r ROUNDS   timed rounds of reference + tiling, best and median kept (default 3)\n"
             "  --labels    also tile with a class raster (8 classes on the MS grid): label work\n"
             "  --no-parts  skip the split into PAN read, MS read, archive add and commit\n"
@@ -444,7 +448,7 @@ int main(int argc, char **argv)
     S.size = 10000;
     S.threads = 1;
     S.rounds = 3;
-    int keep = 0, parts = 1, cli = 1, tile_only = 0;
+    int keep = 0, parts = 1, cli = 1, tile_only = 0, level = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int more = i + 1 < argc;
@@ -459,6 +463,8 @@ int main(int argc, char **argv)
             S.size = atoi(argv[++i]);
         } else if (!strcmp(a, "-t") && more) {
             S.threads = atoi(argv[++i]);
+        } else if (!strcmp(a, "-z") && more) {
+            level = atoi(argv[++i]);
         } else if (!strcmp(a, "-r") && more) {
             S.rounds = atoi(argv[++i]);
         } else if (!strcmp(a, "--labels")) {
@@ -474,6 +480,10 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (level < 1 || level > 9) {
+        fprintf(stderr, "bench_tile: -z must be in 1..9\n");
+        return 2;
     }
     if (S.size < TS || S.size % RATIO || S.size > 200000 || S.threads < 1 || S.rounds < 1 || S.rounds > MAXR) {
         fprintf(stderr, "bench_tile: need -n >= %d and a multiple of %d, -t >= 1, 1 <= -r <= %d\n", TS, RATIO,
@@ -531,14 +541,14 @@ int main(int argc, char **argv)
     double amb;
     if (!tile_only && (ref_inproc(S.pan, &tw) || ref_inproc(S.ms, &tw)))
         return 1;
-    if (tile_run(&S, 1, 0, &tw, &amb))
+    if (tile_run(&S, level, 0, &tw, &amb))
         return 1;
-    printf("warm-up tiling (deflate 1): %.3f s\n\n", tw.wall);
+    printf("warm-up tiling (deflate %d, libdeflate): %.3f s\n\n", level, tw.wall);
     fflush(stdout);
 
     /* 2 and 3: rounds of reference + tiling. */
     const int nconf = S.labels ? 3 : 2;
-    const int conf_deflate[3] = {0, 1, 1}, conf_labels[3] = {0, 0, 1};
+    const int conf_deflate[3] = {0, level, level}, conf_labels[3] = {0, 0, 1};
     double rp[MAXR], rm[MAXR], rpc[MAXR], rmc[MAXR], tt[3][MAXR], tc[3][MAXR], ratio[3][MAXR], amb_c[3] = {0};
     for (int r = 0; r < S.rounds; r++) {
         timing a, b;
@@ -610,15 +620,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_tile: out of memory for the parts\n");
         return 1;
     }
-    double pr[MAXR], mr[MAXR], ad[2][MAXR], cm[2][MAXR], adc[2][MAXR];
-    double amb_w[2] = {0};
+    /* archives written from memory: uncompressed, libdeflate at -z, HDF5's
+     * zlib filter at level 1 (the way archives were compressed before) */
+    double pr[MAXR], mr[MAXR], ad[3][MAXR], cm[3][MAXR], adc[3][MAXR];
+    double amb_w[3] = {0};
+    const int w_level[3] = {0, level, 1}, w_zlib[3] = {0, 0, 1};
     for (int r = 0; r < S.rounds; r++) {
         timing a, b;
         if (read_windows(S.pan, 0, W, pan_store, cap, NULL, &a) || read_windows(S.ms, 1, W, ms_store, cap, NULL, &b))
             return 1;
         pr[r] = a.wall, mr[r] = b.wall;
-        for (int d = 0; d < 2; d++) {
-            if (write_archive(&S, d, pan_store, ms_store, cap, &a, &b, &amb_w[d]))
+        for (int d = 0; d < 3; d++) {
+            if (write_archive(&S, w_level[d], w_zlib[d], pan_store, ms_store, cap, &a, &b, &amb_w[d]))
                 return 1;
             ad[d][r] = a.wall, adc[d][r] = a.cpu, cm[d][r] = b.wall;
         }
@@ -629,16 +642,23 @@ int main(int argc, char **argv)
            (double)S.tiles * pan_tile_mb / bp);
     printf("  MS windows read  (GDALDatasetRasterIO 64x64x4, PIXEL) %7.3f s  %7.1f MB/s\n", bm,
            (double)S.tiles * ms_tile_mb / bm);
-    for (int d = 0; d < 2; d++) {
-        double a = min_of(ad[d], S.rounds), c = min_of(cm[d], S.rounds), tb = min_of(tt[d], S.rounds);
-        printf("  archive deflate %d: add %7.3f s (cpu %.3f s), commit+fsync %7.3f s, archive %.1f MB\n", d, a,
-               min_of(adc[d], S.rounds), c, amb_w[d]);
-        printf("    -> tiling deflate %d %.3f s = reads %.3f + archive %.3f + rest (tiling.c per-tile work) %.3f s\n",
-               d, tb, bp + bm, a + c, tb - (bp + bm + a + c));
+    static const char *wname[3] = {"uncompressed      ", "libdeflate level  ", "HDF5 zlib level   "};
+    for (int d = 0; d < 3; d++) {
+        double a = min_of(ad[d], S.rounds), c = min_of(cm[d], S.rounds);
+        printf("  archive %s%d: add %7.3f s (cpu %.3f s), commit+fsync %7.3f s, archive %7.1f MB (%.3f of "
+               "uncompressed)\n", wname[d], w_level[d], a, min_of(adc[d], S.rounds), c, amb_w[d],
+               amb_w[d] / amb_w[0]);
+        if (d < 2) {
+            double tb = min_of(tt[d], S.rounds);
+            printf("    -> tiling deflate %d %.3f s = reads %.3f + archive %.3f + rest (tiling.c per-tile work) "
+                   "%.3f s\n", w_level[d], tb, bp + bm, a + c, tb - (bp + bm + a + c));
+        }
     }
+    printf("  archive size: libdeflate level %d %.1f MB = %.3fx HDF5 zlib level 1 (%.1f MB), %.3fx uncompressed "
+           "(%.1f MB)\n", level, amb_w[1], amb_w[1] / amb_w[2], amb_w[2], amb_w[1] / amb_w[0], amb_w[0]);
     if (S.labels) {
         double tl = min_of(tt[2], S.rounds), t1 = min_of(tt[1], S.rounds);
-        printf("  label work (deflate 1 with labels - without): %.3f s, %.3f ms per tile\n", tl - t1,
+        printf("  label work (deflate %d with labels - without): %.3f s, %.3f ms per tile\n", level, tl - t1,
                1e3 * (tl - t1) / (double)S.tiles);
     }
     double us = osr_is_same_us();

@@ -209,6 +209,43 @@ static void archive_seed(const char *name, int variant)
         die(name);
 }
 
+/* Compressed tiles of sensor noise: libdeflate writes the low-byte plane
+ * of the 11-bit PAN and the uint8 MS as stored blocks (zlib = 0), or
+ * HDF5's zlib filter writes them (zlib = 1); both read through
+ * H5Dread_chunk + libdeflate. */
+static void noise_archive_seed(const char *name, int zlib)
+{
+    cmir_archive_params ap = cmir_archive_default_params();
+    ap.pan_h = ap.pan_w = 64;
+    ap.ms_h = ap.ms_w = 16;
+    ap.pan_type = CMIR_DT_UINT16;
+    ap.deflate = 1;
+    ap.deflate_zlib = zlib;
+    cmir_archive_writer *w = cmir_archive_create(P("archive", name), ap);
+    if (!w)
+        die(name);
+    uint16_t pan[64 * 64];
+    uint8_t ms[16 * 16 * 4];
+    uint32_t x = 2463534242u;
+    for (int i = 0; i < 2; i++) {
+        for (int k = 0; k < 64 * 64; k++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            pan[k] = (uint16_t)(x & 2047);
+        }
+        for (int k = 0; k < 16 * 16 * 4; k++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            ms[k] = (uint8_t)(x >> 24);
+        }
+        cmir_tile_record r = {0};
+        r.pan = pan;
+        r.ms = ms;
+        if (cmir_archive_writer_add(w, &r))
+            die(name);
+    }
+    if (cmir_archive_writer_commit(w))
+        die(name);
+}
+
 static void dsrsid_seed(const char *name, int mat73)
 {
     const char *p = P("archive", name);
@@ -336,6 +373,8 @@ int main(int argc, char **argv)
     tensorset_seeds();
     archive_seed("seed-cmir.mat", 0);
     archive_seed("seed-cmir-deflate.mat", 1);
+    noise_archive_seed("seed-cmir-libdeflate-noise.mat", 0);
+    noise_archive_seed("seed-cmir-zlib-noise.mat", 1);
     dsrsid_seed("seed-dsrsid.h5", 0);
     dsrsid_seed("seed-dsrsid73.mat", 1);
     unified_seed("seed-class-v5.mat", 0);

@@ -9,7 +9,7 @@ CMIR_JOBS=${CMIR_JOBS:-$(nproc 2>/dev/null || echo 2)}
 # of `cpack -G DEB`, whose dependencies dpkg-shlibdeps finds).
 CMIR_PACKAGES="build-essential cmake pkg-config libopenblas-dev libmatio-dev libhdf5-dev
 libsndfile1-dev libgdal-dev gdal-bin libproj-dev proj-bin libfftw3-dev libsamplerate0-dev
-libpocketsphinx-dev pocketsphinx-en-us dpkg-dev file libopenmpi-dev openmpi-bin"
+libpocketsphinx-dev pocketsphinx-en-us dpkg-dev file libopenmpi-dev openmpi-bin libdeflate-dev"
 
 # Only the test suite needs these (the Octave interoperability test; the
 # spoken corpus of the image <-> speech test, from several engines, and the

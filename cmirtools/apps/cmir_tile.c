@@ -43,7 +43,7 @@ static const char usage[] =
     "  -label_min_frac F  the majority class must cover F of the tile (default 0.5)\n"
     "  -multilabel F   also record every class covering at least F of the tile\n"
     "  -keep_unlabelled   keep tiles without a label (default: skip them when labels are given)\n"
-    "  -deflate L      zlib level per tile in the archive, 0 = none (default: 0, fastest)\n"
+    "  -deflate L      deflate level per tile in the archive, 0 = none (default: 1)\n"
     "  -append         add to ARCHIVE if it exists (same tile sizes and classes)\n"
     "  -q              quiet: no progress bar\n"
     "The archive is a MATLAB v7.3 .mat file in the DSRSID layout (see README). It is written\n"

@@ -127,7 +127,13 @@ typedef struct cmir_archive_params {
     const char *const *pan_band_names; /* pan_bands names, or NULL */
     const char *const *ms_band_names;  /* ms_bands names, or NULL */
     int multilabel;              /* write MULTI_LABELS */
-    int deflate;                 /* 0 none, 1..9 zlib level per tile; default 1 */
+    int deflate;                 /* 0 none, 1..9 deflate level per tile; default 1 */
+    /* 0 (default): tiles are deflated by libdeflate and stored with HDF5's
+     * direct chunk write; 1: through HDF5's own deflate filter (zlib), as
+     * before, for comparisons. Either way the file declares HDF5's standard
+     * shuffle (2-byte pixels) and deflate filters, so any HDF5 reader
+     * (MATLAB, Octave, h5py, GDAL) inflates it; libdeflate reads both. */
+    int deflate_zlib;
     double pan_nodata, ms_nodata; /* NaN when none (default) */
 } cmir_archive_params;
 

@@ -103,6 +103,49 @@ CMIR_API int cmir_knn_norms(const float *x, int64_t n, int d, float *norms);
 CMIR_API int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t m,
                       int d, int k, cmir_knn_params p, int64_t *ids, float *dist);
 
+/* ------------------------------------------------------------------------ */
+/* Reduced-precision scan with exact answers (int8 codes, float re-rank).    */
+/*
+ * A cmir_knn_q8 holds, for each database row x, int8 codes xq (|xq_j| <=
+ * 127) with a per-row scale s (x' = s xq), the exact error norm ||x - x'||
+ * rounded up, and ||xq||^2: d + 16 bytes per row (cmir_knn_q8_bytes_per_row),
+ * laid out in blocks of 16 rows for AVX-512 VNNI (vpdpbusd); machines
+ * without it run a portable C scan over the same codes. cmir_knn_q8_search
+ * scans the codes with integer dot products (exact), bounds every true
+ * distance between ||q' - x'|| -+ (||q - q'|| + ||x - x'||) (triangle
+ * inequality, with all float rounding of the scan's arithmetic included),
+ * skips only rows whose lower bound exceeds the upper bounds of k other
+ * rows (or max_dist), and ranks every other row by the exact double D of
+ * cmir_knn. The result is therefore identical to cmir_knn's (ids, order,
+ * ties to the smaller row index, dist), whatever the data: where the bound
+ * cannot separate rows (near-duplicates, rows equal below the quantisation
+ * step) more rows get an exact D, which costs time, never exactness. */
+typedef struct cmir_knn_q8 cmir_knn_q8;
+
+/* Quantises the n rows of db (row-major n x d, only read, not kept).
+ * d in 1..4096; every value finite and every squared row norm below 1e30,
+ * else CMIR_EINVAL (as cmir_knn). Rows whose scale is far outside float's
+ * comfortable range (max |x_j| below 2^-60 or above 2^60, non-zero) are
+ * marked never-skipped. CMIR_ENOMEM. Single-threaded, O(n d). */
+CMIR_API int cmir_knn_q8_new(const float *db, int64_t n, int d, cmir_knn_q8 **out);
+CMIR_API void cmir_knn_q8_free(cmir_knn_q8 *qx);
+/* Bytes the scan reads per database row (codes and per-row terms). */
+CMIR_API size_t cmir_knn_q8_bytes_per_row(const cmir_knn_q8 *qx);
+/* 1 when the scan runs the AVX-512 VNNI kernel on this CPU, 0 portable C.
+ * The environment variable CMIR_KNN_NO_VNNI=1 forces the portable scan
+ * (tests run both). */
+CMIR_API int cmir_knn_q8_vnni(void);
+
+/* cmir_knn(ex, db, n, q, m, d, k, p, ids, dist) with the scan over qx,
+ * which must have been built from the same db (n x d) and db unchanged
+ * since: the same result, the same arguments and errors. p.db_norms and
+ * the tuning fields are ignored. Queries with a scale outside 2^-60..2^60
+ * (see cmir_knn_q8_new), and calls with k >= n/4, are answered by cmir_knn
+ * itself. */
+CMIR_API int cmir_knn_q8_search(cmir_exec *ex, const cmir_knn_q8 *qx, const float *db,
+                                int64_t n, const float *q, int64_t m, int d, int k,
+                                cmir_knn_params p, int64_t *ids, float *dist);
+
 #ifdef __cplusplus
 }
 #endif

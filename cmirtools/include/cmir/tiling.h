@@ -72,9 +72,10 @@ typedef struct cmir_tile_params {
                              given (with multilabel_frac > 0: without any
                              label above it; such a tile without a
                              majority class is kept, class 0); default 1 */
-    int deflate;          /* archive compression level 0..9; default 0 (zlib
-                             costs more than reading the scenes; figures in
-                             bench/README.md) */
+    int deflate;          /* archive deflate level 0..9 (0 none); default 1:
+                             libdeflate through HDF5's direct chunk write
+                             keeps tiling within the scenes' read time
+                             (bench_tile; figures in bench/README.md) */
 } cmir_tile_params;
 
 CMIR_API cmir_tile_params cmir_tile_default_params(void);

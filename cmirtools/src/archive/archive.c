@@ -46,6 +46,7 @@ static void archive_free(cmir_archive *a)
     for (int k = 0; k < 3; k++)
         cmir__strtab_free(&a->names[k]);
     cmir__free(a->scratch);
+    cmir__ar_chunkio_free(&a->io);
     cmir__free(a->path);
     cmir__free(a);
 }
@@ -123,7 +124,7 @@ static int open_images(cmir_archive *a, int m)
     if (m == 1 && (int64_t)d[0] != a->info.n_tiles)
         return cmir__error(CMIR_EFORMAT, "%s: PAN_IMAGES holds %lld tiles but MUL_IMAGES %llu", path,
                            (long long)a->info.n_tiles, (unsigned long long)d[0]);
-    return 0;
+    return cmir__ar_chunk_plan(a->ds[m], t, &a->fmt[m]);
 }
 
 /* Reads `name` as an N x width table (MATLAB width x N, HDF5 dims (N,
@@ -473,9 +474,23 @@ static int read_stored(cmir_archive *a, int m, int64_t i)
         a->scratch_size = bytes;
     }
     hsize_t start[4] = {(hsize_t)i, 0, 0, 0}, count[4] = {1, b, w, h};
-    int rc = 0;
+    int rc = 1;
     cmir__h5quiet q;
     cmir__h5_quiet(&q);
+    /* one tile per chunk, ours: H5Dread_chunk and libdeflate (1: not stored,
+     * HDF5's own path gives the fill values) */
+    if (a->fmt[m].direct && a->fmt[m].bytes == bytes &&
+        (rc = cmir__ar_read_chunk(&a->io, a->ds[m], &a->fmt[m], (hsize_t)i, a->scratch)) < 0) {
+        rc = cmir__h5_error(rc, a->path, "cannot read tile %lld of %s: %s", (long long)i, IMG[m],
+                            cmir_last_error());
+        cmir__h5_restore(&q);
+        return rc;
+    }
+    if (rc == 0) {
+        cmir__h5_restore(&q);
+        return 0;
+    }
+    rc = 0;
     if (H5Sselect_hyperslab(a->fspace[m], H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         H5Dread(a->ds[m], cmir__h5_memtype(t), a->mspace[m], a->fspace[m], H5P_DEFAULT,
                 a->scratch) < 0)

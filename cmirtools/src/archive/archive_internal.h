@@ -34,6 +34,42 @@ typedef struct cmir__artab {
     cmir__strtab crs_wkt, scenes;
 } cmir__artab;
 
+/* How an image dataset's chunks are stored (archive_chunk.c): direct when
+ * a chunk is exactly one tile in the native memory type, with no filter,
+ * deflate, or shuffle + deflate (what CMIR writes); otherwise reads go
+ * through HDF5's own pipeline. */
+typedef struct cmir__chunkfmt {
+    int direct, shuffle, level, elem; /* level 0: no deflate */
+    unsigned deflate_bit;             /* the deflate filter's bit in a chunk's filter mask */
+    size_t bytes;                     /* of one tile */
+} cmir__chunkfmt;
+
+/* libdeflate state and the compressed-chunk buffer of a reader or writer. */
+typedef struct cmir__chunkio {
+    struct libdeflate_compressor *comp;
+    struct libdeflate_decompressor *dec;
+    void *zbuf;
+    size_t zcap;
+    int comp_level;
+} cmir__chunkio;
+
+/* Fills f from dataset ds of pixel type `type` (never fails: f->direct 0
+ * when the layout is not one of ours). */
+int cmir__ar_chunk_plan(hid_t ds, cmir_dtype type, cmir__chunkfmt *f);
+/* Writes tile `tile` (raw: HDF5 order, f->bytes) compressed with libdeflate
+ * at f->level (shuffled first when f->shuffle) through H5Dwrite_chunk; the
+ * dataset's extent must already hold it. 0 or CMIR_E* (message without
+ * the path). */
+int cmir__ar_write_chunk(cmir__chunkio *io, hid_t ds, const cmir__chunkfmt *f, hsize_t tile,
+                         const void *raw);
+/* Reads tile `tile` through H5Dread_chunk and libdeflate into out
+ * (f->bytes). 0; 1 when the chunk is not allocated (the caller reads
+ * through HDF5, which gives fill values); CMIR_EFORMAT for a corrupt chunk
+ * (message without the path), CMIR_EIO, CMIR_ENOMEM. */
+int cmir__ar_read_chunk(cmir__chunkio *io, hid_t ds, const cmir__chunkfmt *f, hsize_t tile,
+                        void *out);
+void cmir__ar_chunkio_free(cmir__chunkio *io);
+
 /* Names: 0 classes, 1 PAN bands, 2 MS bands. */
 struct cmir_archive {
     char *path;
@@ -45,6 +81,8 @@ struct cmir_archive {
     double nodata[2];      /* NaN: none */
     void *scratch;         /* one stored tile, allocated on first read */
     size_t scratch_size;
+    cmir__chunkfmt fmt[2]; /* PAN, MS */
+    cmir__chunkio io;
 };
 
 /* Saves HDF5's automatic error printing and turns it off; restore puts the

@@ -44,6 +44,9 @@ struct cmir_archive_writer {
     int failed;
     int last_crs, last_scene;
     int lock_fd; /* append: the archive, locked (flock) until commit/abort */
+    cmir__chunkfmt fmt[2]; /* direct: tiles go through libdeflate and H5Dwrite_chunk */
+    cmir__chunkio io;
+    int zlib; /* params.deflate_zlib: HDF5's own filter instead */
 };
 
 cmir_archive_params cmir_archive_default_params(void)
@@ -84,6 +87,7 @@ static void writer_free(cmir_archive_writer *w)
     cmir__artab_free(&w->t);
     cmir__free(w->buf[0]);
     cmir__free(w->buf[1]);
+    cmir__ar_chunkio_free(&w->io);
     if (w->lock_fd >= 0)
         close(w->lock_fd); /* releases the append lock */
     cmir__free(w);
@@ -206,6 +210,9 @@ int cmir_archive_check_params(cmir_archive_params p)
                            p.multilabel);
     if (p.deflate < 0 || p.deflate > 9)
         return cmir__error(CMIR_EINVAL, "%s.deflate: must be in 0..9, got %d", who, p.deflate);
+    if (p.deflate_zlib != 0 && p.deflate_zlib != 1)
+        return cmir__error(CMIR_EINVAL, "%s.deflate_zlib: must be 0 or 1, got %d", who,
+                           p.deflate_zlib);
     return 0;
 }
 
@@ -239,6 +246,8 @@ static int create_images(cmir_archive_writer *w, int m, int deflate)
         rc = cmir__h5_error(CMIR_EIO, w->path, "cannot create variable '%s'", IMG[m]);
     else if (!(rc = cmir__h5_set_class(w->ds[m], w->path, cmir__mat_class(w->type[m]))))
         rc = open_spaces(w, m);
+    if (!rc)
+        rc = cmir__ar_chunk_plan(w->ds[m], w->type[m], &w->fmt[m]);
     cmir__h5_close(dcpl);
     cmir__h5_close(sp);
     return rc;
@@ -285,6 +294,7 @@ cmir_archive_writer *cmir_archive_create(const char *path, cmir_archive_params p
     w->multilabel = p.multilabel;
     w->nodata[0] = p.pan_nodata;
     w->nodata[1] = p.ms_nodata;
+    w->zlib = p.deflate_zlib;
     int rc;
     if ((rc = copy_names(w, 0, p.class_names, p.n_classes)) ||
         (rc = copy_names(w, 1, p.pan_band_names, p.pan_band_names ? p.pan_bands : 0)) ||
@@ -359,6 +369,8 @@ static int open_for_append(cmir_archive_writer *w, int m)
              maxd[0] != H5S_UNLIMITED)
         rc = cmir__error(CMIR_EUNSUPPORTED, "%s: '%s' cannot grow (not chunked one tile per chunk "
                          "with unlimited N); write a new archive instead", w->path, IMG[m]);
+    else
+        rc = cmir__ar_chunk_plan(w->ds[m], w->type[m], &w->fmt[m]);
     cmir__h5_close(dcpl);
     return rc;
 }
@@ -544,6 +556,13 @@ static int write_pixels(cmir_archive_writer *w, int64_t i, const cmir_tile_recor
         case 1: TO_HDF(uint8_t); break;
         case 2: TO_HDF(uint16_t); break;
         default: TO_HDF(uint32_t); break;
+        }
+        if (w->fmt[m].direct && !w->zlib) { /* libdeflate + H5Dwrite_chunk */
+            int rc = cmir__ar_write_chunk(&w->io, w->ds[m], &w->fmt[m], (hsize_t)i, dst);
+            if (rc)
+                return cmir__h5_error(rc, w->path, "cannot write tile %lld of '%s': %s",
+                                      (long long)i, IMG[m], cmir_last_error());
+            continue;
         }
         hsize_t start[4] = {(hsize_t)i, 0, 0, 0}, count[4] = {1, nb, nw, nh};
         if (H5Sselect_hyperslab(w->fspace[m], H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||

@@ -46,6 +46,7 @@ void cmir_index_close(cmir_index *ix)
     cmir__free(ix->crs_wkt);
     cmir__free(ix->v);
     cmir__free(ix->norms);
+    cmir_knn_q8_free(ix->q8);
     cmir__free(ix->mod);
     cmir__free(ix->fid);
     cmir__free(ix->env);
@@ -297,7 +298,22 @@ int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, 
         kp.squared = 0;
         kp.max_dist = F.max_dist;
         kp.db_norms = ix->norms;
-        rc = cmir_knn(ex, ix->v, ix->n, q, m, ix->dim, k, kp, rows, dist);
+        /* Batches (8 queries per thread or more) take the int8 scan on VNNI
+         * CPUs: the same hits, 3.7x the float32 q/s on 10^6 x 64 (bench/
+         * README.md); its codes (dim + 16 bytes per row) are built by the
+         * first such search (like the envelopes, by the first bbox search).
+         * Fewer queries keep the float path, which splits the rows over
+         * threads; so does a failed build (the answer is the same). */
+        int batch = m >= 8 * (int64_t)cmir_exec_threads(ex);
+        if (batch && !ix->q8 && !ix->q8_tried) {
+            ix->q8_tried = 1;
+            if (ix->dim <= 4096 && cmir_knn_q8_vnni() && cmir_knn_q8_new(ix->v, ix->n, ix->dim, &ix->q8))
+                ix->q8 = NULL;
+        }
+        if (batch && ix->q8)
+            rc = cmir_knn_q8_search(ex, ix->q8, ix->v, ix->n, q, m, ix->dim, k, kp, rows, dist);
+        else
+            rc = cmir_knn(ex, ix->v, ix->n, q, m, ix->dim, k, kp, rows, dist);
     }
     cmir__free(mask);
     return rc;

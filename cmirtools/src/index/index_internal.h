@@ -17,6 +17,9 @@ struct cmir_index {
     int64_t n;
     float *v;         /* n x dim */
     float *norms;     /* n, computed at open */
+    struct cmir_knn_q8 *q8; /* int8 codes of v for the scan (knn.h), built by
+                               the first batched search on a VNNI CPU */
+    int q8_tried;
     uint8_t *mod;     /* n */
     int64_t *fid;     /* n: FID of row r in "tiles", built on demand when a
                          feature's FID is not row + 1 (never, for indexes

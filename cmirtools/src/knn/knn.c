@@ -28,23 +28,6 @@
  * threshold is computed in double with a small extra margin for its own
  * rounding and rounded up to float.
  */
-/* The smallest float >= v (v finite or +inf). */
-static float round_up_float(double v)
-{
-    if (v > (double)FLT_MAX)
-        return INFINITY;
-    float f = (float)v;
-    if ((double)f < v) { /* one ulp up; f != 0 here unless v is tiny */
-        if (f == 0.0f)
-            return FLT_TRUE_MIN;
-        uint32_t b;
-        memcpy(&b, &f, sizeof b);
-        b = f > 0.0f ? b + 1 : b - 1;
-        memcpy(&f, &b, sizeof f);
-    }
-    return f;
-}
-
 static float thr_for(const knn_job *j, double theta, double qs)
 {
     if (theta == INFINITY)
@@ -69,70 +52,6 @@ static float approx_thr(float top, double marg)
 
 /* ------------------------------------------------------------------------ */
 /* Heaps                                                                     */
-
-static int hit_less(knn_hit a, knn_hit b) { return a.d < b.d || (a.d == b.d && a.id < b.id); }
-
-static int hit_cmp(const void *a, const void *b)
-{
-    knn_hit x = *(const knn_hit *)a, y = *(const knn_hit *)b;
-    return hit_less(x, y) ? -1 : hit_less(y, x) ? 1 : 0;
-}
-
-/* Max-heap of (D, id), worst on top. */
-static void sift_down(knn_hit *h, int len, int i)
-{
-    knn_hit x = h[i];
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= len)
-            break;
-        if (c + 1 < len && hit_less(h[c], h[c + 1]))
-            c++;
-        if (!hit_less(x, h[c]))
-            break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = x;
-}
-
-/* Offers x to the heap of capacity k; returns 1 if it entered. */
-static int heap_offer(knn_hit *h, int *len, int k, knn_hit x)
-{
-    if (*len < k) {
-        int i = (*len)++;
-        while (i > 0) {
-            int p = (i - 1) / 2;
-            if (!hit_less(h[p], x))
-                break;
-            h[i] = h[p];
-            i = p;
-        }
-        h[i] = x;
-        return 1;
-    }
-    if (!hit_less(x, h[0]))
-        return 0;
-    h[0] = x;
-    sift_down(h, *len, 0);
-    return 1;
-}
-
-/* Sorts the heap ascending in place (heap sort) and writes one output row. */
-static void heap_emit(const knn_job *j, knn_hit *h, int len, int64_t *ids, float *dist)
-{
-    for (int n = len - 1; n > 0; n--) {
-        knn_hit t = h[0];
-        h[0] = h[n];
-        h[n] = t;
-        sift_down(h, n, 0);
-    }
-    for (int r = 0; r < j->k; r++) {
-        ids[r] = r < len ? h[r].id : -1;
-        if (dist)
-            dist[r] = r < len ? (float)(j->squared ? h[r].d : sqrt(h[r].d)) : INFINITY;
-    }
-}
 
 /* Max-heap of floats (the k best tile values of a query). */
 static void fheap_offer(float *h, int *len, int k, float a)
@@ -561,7 +480,7 @@ int cmir_knn_check_params(cmir_knn_params p)
 }
 
 /* Arguments and values (so that workers never fail). */
-static int check_args(const float *db, int64_t n, const float *q, int64_t m, int d, int k,
+int cmir__knn_check_args(const float *db, int64_t n, const float *q, int64_t m, int d, int k,
                       const cmir_knn_params *p, const int64_t *ids)
 {
     if ((!db && n > 0) || (!q && m > 0) || (!ids && m > 0))
@@ -697,7 +616,7 @@ static int run_heap(knn_job *j, cmir_exec *ex, int T, const float *db_norms, flo
 int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t m, int d, int k,
              cmir_knn_params p, int64_t *ids, float *dist)
 {
-    int rc = check_args(db, n, q, m, d, k, &p, ids);
+    int rc = cmir__knn_check_args(db, n, q, m, d, k, &p, ids);
     if (rc || m == 0)
         return rc;
     knn_job j;

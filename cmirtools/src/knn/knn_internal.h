@@ -114,6 +114,88 @@ KNN_NO_CONTRACT static inline void exact_d4(const float *q, const float *x0, con
     out[3] = s3;
 }
 
+/* The smallest float >= v (v finite or +inf). */
+static inline float round_up_float(double v)
+{
+    if (v > (double)FLT_MAX)
+        return INFINITY;
+    float f = (float)v;
+    if ((double)f < v) { /* one ulp up; f != 0 here unless v is tiny */
+        if (f == 0.0f)
+            return FLT_TRUE_MIN;
+        uint32_t b;
+        memcpy(&b, &f, sizeof b);
+        b = f > 0.0f ? b + 1 : b - 1;
+        memcpy(&f, &b, sizeof f);
+    }
+    return f;
+}
+
+/* (D, id) order and a max-heap of hits, worst on top (knn.c, knn_q8.c). */
+static inline int hit_less(knn_hit a, knn_hit b) { return a.d < b.d || (a.d == b.d && a.id < b.id); }
+
+static inline int hit_cmp(const void *a, const void *b)
+{
+    knn_hit x = *(const knn_hit *)a, y = *(const knn_hit *)b;
+    return hit_less(x, y) ? -1 : hit_less(y, x) ? 1 : 0;
+}
+
+/* Max-heap of (D, id), worst on top. */
+static inline void sift_down(knn_hit *h, int len, int i)
+{
+    knn_hit x = h[i];
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= len)
+            break;
+        if (c + 1 < len && hit_less(h[c], h[c + 1]))
+            c++;
+        if (!hit_less(x, h[c]))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
+/* Offers x to the heap of capacity k; returns 1 if it entered. */
+static inline int heap_offer(knn_hit *h, int *len, int k, knn_hit x)
+{
+    if (*len < k) {
+        int i = (*len)++;
+        while (i > 0) {
+            int p = (i - 1) / 2;
+            if (!hit_less(h[p], x))
+                break;
+            h[i] = h[p];
+            i = p;
+        }
+        h[i] = x;
+        return 1;
+    }
+    if (!hit_less(x, h[0]))
+        return 0;
+    h[0] = x;
+    sift_down(h, *len, 0);
+    return 1;
+}
+
+/* Sorts the heap ascending in place (heap sort) and writes one output row. */
+static inline void heap_emit(const knn_job *j, knn_hit *h, int len, int64_t *ids, float *dist)
+{
+    for (int n = len - 1; n > 0; n--) {
+        knn_hit t = h[0];
+        h[0] = h[n];
+        h[n] = t;
+        sift_down(h, n, 0);
+    }
+    for (int r = 0; r < j->k; r++) {
+        ids[r] = r < len ? h[r].id : -1;
+        if (dist)
+            dist[r] = r < len ? (float)(j->squared ? h[r].d : sqrt(h[r].d)) : INFINITY;
+    }
+}
+
 /* Rows per batch of the full path's exact distances (knn_full.c). */
 #define KNN_BATCH 32
 
@@ -159,5 +241,10 @@ int cmir__knn_task_full(int t, int T, void *user);
 /* Checks the n rows of x (finite, squared norm < 1e30) on up to T threads
  * and stores their squared norms in norms (may be NULL: check only). */
 int cmir__knn_norms_threads(int T, const float *x, int64_t n, int d, float *norms);
+
+/* knn.c: cmir_knn's argument and value checks (queries, db_norms; not the
+ * database rows), shared by cmir_knn_q8_search. */
+int cmir__knn_check_args(const float *db, int64_t n, const float *q, int64_t m, int d, int k,
+                         const cmir_knn_params *p, const int64_t *ids);
 
 #endif
