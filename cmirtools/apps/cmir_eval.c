@@ -10,7 +10,7 @@
 
 static const char usage[] =
     "Usage: cmir_eval [--help] [--version] [-q] [-threads N] [-all] [-k K,K,...]\n"
-    "                 [-paper_queries N] [-seed S] [-json FILE] [-csv FILE]\n"
+    "                 [-paper_queries N] [-seed S] [-json FILE] [-csv FILE] [-overwrite]\n"
     "                 [-speech MANIFEST.csv [-voices held_out|seen|all]]\n"
     "                 (MODEL.mat ARCHIVE.mat | -unified UNIFIED.mat)\n"
     "\n"
@@ -24,7 +24,8 @@ static const char usage[] =
     "An image-speech model (cmir_train -speech) needs -speech: the directions are then\n"
     "image->audio, audio->image, image->image and audio->audio between the held-out image\n"
     "tiles and the manifest's clips of held-out voices (-voices seen: the voices trained on;\n"
-    "all: every clip); relevance: the clip's label is one of the image's.\n";
+    "all: every clip); relevance: the clip's label is one of the image's.\n"
+    "An existing -json or -csv file is refused unless -overwrite is given.\n";
 
 static const char prog[] = "cmir_eval";
 
@@ -35,11 +36,12 @@ int main(int argc, char **argv)
         return rc;
     cmir_eval_params p = cmir_eval_default_params();
     const char *pos[2] = {NULL, NULL}, *json = NULL, *csv = NULL, *unified = NULL;
-    int npos = 0, quiet = 1; /* the table is the output; no bar */
+    int npos = 0, overwrite = 0, quiet = 1; /* the table is the output; no bar */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q")) quiet = 1;
         else if (!strcmp(a, "-all")) p.all_tiles = 1;
+        else if (!strcmp(a, "-overwrite")) overwrite = 1;
         else if (a[0] == '-' && a[1]) {
             const char *v = cmir_app_value(prog, argc, argv, &i);
             int bad = 0;
@@ -87,6 +89,8 @@ int main(int argc, char **argv)
         rc = 2;
         goto end;
     }
+    if ((rc = cmir_app_output(prog, json, overwrite)) || (rc = cmir_app_output(prog, csv, overwrite)))
+        goto end;
     cmir_eval_report r;
     int err = unified ? cmir_eval_unified(unified, p, cmir_app_progress, &quiet, &r)
                       : cmir_eval(pos[0], pos[1], p, cmir_app_progress, &quiet, &r);

@@ -13,6 +13,8 @@
 
 static const char usage[] =
     "Usage: cmir_search [--help] [--version] [-q] [-threads N] -model MODEL.mat -index INDEX.gpkg\n"
+    "                   [-overwrite] [-spat XMIN YMIN XMAX YMAX [-spat_srs SRS]] [-t_srs SRS]\n"
+    "                   [-oo NAME=VALUE]...\n"
     "                   [-k K] [-target pan|ms|image|audio|any] [-bbox MINLON MINLAT MAXLON MAXLAT]\n"
     "                   [-max_dist D] [-of FORMAT] [-lco NAME=VALUE]... [-quicklook FILE.png]\n"
     "                   (-row ROW | -raster FILE [-srcwin XOFF YOFF XSIZE YSIZE] | --audio CLIP |\n"
@@ -37,6 +39,12 @@ static const char usage[] =
     "                  image-speech models image or audio (an image query then returns the\n"
     "                  indexed clips, with their spoken label, without geometry)\n"
     "  -bbox           keep hits whose footprint meets this WGS84 box\n"
+    "  -spat X0 Y0 X1 Y1  keep hits whose footprint meets this box (as ogr2ogr -spat), in the\n"
+    "                  index CRS or in -spat_srs\n"
+    "  -t_srs SRS      write the footprints in SRS (default WGS84 lon/lat; GeoJSON is RFC 7946\n"
+    "                  only then, another CRS is written with a \"crs\" member as ogr2ogr does)\n"
+    "  -oo NAME=VALUE  GDAL open option for the -raster queries, repeatable\n"
+    "  -overwrite      replace an existing OUTPUT or quick-look (otherwise refused)\n"
     "  -max_dist D     keep hits nearer than D\n"
     "  -quicklook PNG  also draw the first query beside its hits, with rank and class\n"
     "The index must have been built with MODEL (its identity is checked).\n";
@@ -82,7 +90,8 @@ int main(int argc, char **argv)
     const char *model = NULL, *index = NULL, *out = NULL;
     cmir_query *q = NULL;
     char **lco = calloc((size_t)argc + 1, sizeof(char *));
-    int nq = 0, cap = 0, quiet = 0, nlco = 0;
+    int nq = 0, cap = 0, quiet = 0, nlco = 0, overwrite = 0, n_oo = 0;
+    char **oo = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
 #define NEED(n)                                                                   \
@@ -98,6 +107,20 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-of")) { NEED(1); p.format = argv[++i]; }
         else if (!strcmp(a, "-quicklook")) { NEED(1); p.quicklook = argv[++i]; }
         else if (!strcmp(a, "-lco")) { NEED(1); lco[nlco++] = argv[++i]; }
+        else if (!strcmp(a, "-overwrite")) overwrite = 1;
+        else if (!strcmp(a, "-t_srs")) { NEED(1); p.t_srs = argv[++i]; }
+        else if (!strcmp(a, "-spat_srs")) { NEED(1); p.filter.spat_srs = argv[++i]; }
+        else if (!strcmp(a, "-oo")) {
+            NEED(1);
+            if ((rc = cmir_app_list_add(prog, &oo, &n_oo, argv[++i])))
+                goto end;
+        } else if (!strcmp(a, "-spat")) {
+            NEED(4);
+            p.filter.has_spat = 1;
+            for (int j = 0; j < 4; j++)
+                if ((rc = cmir_app_double(prog, a, argv[++i], -HUGE_VAL, HUGE_VAL, &p.filter.spat[j])))
+                    goto end;
+        }
         else if (!strcmp(a, "-max_dist")) {
             NEED(1);
             if ((rc = cmir_app_float(prog, a, argv[++i], 0, HUGE_VAL, &p.filter.max_dist)))
@@ -181,6 +204,9 @@ int main(int argc, char **argv)
         goto end;
     }
     p.layer_options = (const char *const *)lco;
+    p.open_options = (const char *const *)oo;
+    if ((rc = cmir_app_output(prog, out, overwrite)) || (rc = cmir_app_output(prog, p.quicklook, overwrite)))
+        goto end;
     if (cmir_search(model, index, q, nq, out, p, cmir_app_progress, &quiet)) {
         rc = cmir_app_fail("cmir_search", "%s", cmir_last_error());
         goto end;
@@ -192,6 +218,7 @@ end:
         cmir_query_list_free(lists[i]);
     free(lists);
     free(lco);
+    free(oo);
     cmir_app_done(argv);
     return rc;
 }

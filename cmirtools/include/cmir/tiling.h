@@ -75,6 +75,9 @@ typedef struct cmir_tile_params {
     int deflate;          /* archive compression level 0..9; default 0 (zlib
                              costs more than reading the scenes; figures in
                              bench/README.md) */
+    const char *const *open_options; /* GDAL open options (NULL-terminated
+                             NAME=VALUE, -oo) for every scene and label
+                             source opened; NULL = none */
 } cmir_tile_params;
 
 CMIR_API cmir_tile_params cmir_tile_default_params(void);

@@ -240,8 +240,8 @@ static void builder_release(builder *B)
 static int open_append(builder *B, const char *path, const cmir_model_info *mi, const char *model_path,
                        GDALDatasetH *ds, OGRLayerH *meta)
 {
-    if (!(*ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL, NULL, NULL)))
-        return cmir__gdal_error(CMIR_EIO, path, "cannot open the index for update");
+    if (!(*ds = cmir__gdal_open(path, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL, "cannot open the index for update")))
+        return cmir_last_error_code();
     B->tiles = GDALDatasetGetLayerByName(*ds, "tiles");
     B->emb = GDALDatasetGetLayerByName(*ds, "cmir_embeddings");
     *meta = GDALDatasetGetLayerByName(*ds, "cmir_meta");
