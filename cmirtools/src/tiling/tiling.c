@@ -383,7 +383,7 @@ static int tile_scene(run *R, scene *s)
             ms_window(s, tx, ty, T, mw);
             cmir_tile_record rec = {R->pan_buf, R->ms_buf, label,
                                     R->labels.n_classes && p->multilabel_frac > 0 ? R->mlab : NULL,
-                                    pan_gt, ms_gt, s->wkt, s->path, pw, mw};
+                                    pan_gt, ms_gt, s->wkt, s->path, pw, mw, s->ms_first->path};
             if ((rc = cmir_archive_writer_add(R->w, &rec)))
                 break;
             R->st.tiles_written++;

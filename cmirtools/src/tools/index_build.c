@@ -169,7 +169,10 @@ static int add_tile(builder *B, const cmir_archive *a, const char *apath, int k,
             if (ml[c] && strlen(labels) + strlen(cmir_archive_class_name(a, c + 1)) + 2 < sizeof labels)
                 snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s", labels[0] ? ";" : "",
                          cmir_archive_class_name(a, c + 1));
-    const char *scene = cmir_archive_scene(a, t);
+    /* the file the window is in: an MS row's MS scene when the archive records it */
+    const char *scene = k ? cmir_archive_source(a, CMIR_MS, t) : NULL;
+    if (!scene)
+        scene = cmir_archive_scene(a, t);
     OGR_F_SetFieldInteger64(f, 0, B->row);
     OGR_F_SetFieldInteger64(f, 1, t);
     OGR_F_SetFieldString(f, 2, modality);
