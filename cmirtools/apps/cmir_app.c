@@ -305,3 +305,23 @@ void cmir_app_done(char **argv)
     CSLDestroy(argv);
     GDALDestroyDriverManager();
 }
+
+int cmir_app_common_option(const char *prog, int argc, char **argv, int *i, cmir_app_common *c)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "-overwrite")) {
+        c->overwrite = 1;
+        return 1;
+    }
+    if (!c->takes_oo || strcmp(a, "-oo"))
+        return 0;
+    const char *v = cmir_app_value(prog, argc, argv, i);
+    return v && !cmir_app_list_add(prog, &c->oo, &c->n_oo, v) ? 1 : -1;
+}
+
+void cmir_app_common_free(cmir_app_common *c)
+{
+    free(c->oo);
+    c->oo = NULL;
+    c->n_oo = 0;
+}

@@ -59,6 +59,20 @@ int cmir_app_fail(const char *prog, const char *fmt, ...);
  * 1. A NULL path is fine. */
 int cmir_app_output(const char *prog, const char *path, int overwrite);
 
+/* Options shared by the programs: -overwrite, and (when takes_oo) -oo
+ * NAME=VALUE, GDAL open options, repeatable. */
+typedef struct cmir_app_common {
+    int takes_oo;
+    int overwrite;
+    char **oo; /* NULL-terminated, or NULL; the strings are argv's */
+    int n_oo;
+} cmir_app_common;
+
+/* 1 when argv[*i] is one of c's options (consumed, *i advanced past its
+ * value), 0 when it is not, -1 after printing why it is wrong (exit 2). */
+int cmir_app_common_option(const char *prog, int argc, char **argv, int *i, cmir_app_common *c);
+void cmir_app_common_free(cmir_app_common *c);
+
 /* Appends v to the NULL-terminated list *list of *n strings (-oo, -co,
  * -lco...); 0, or 1 after printing "prog: out of memory". */
 int cmir_app_list_add(const char *prog, char ***list, int *n, const char *v);

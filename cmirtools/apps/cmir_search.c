@@ -81,6 +81,30 @@ static int add_list(const char *path, cmir_query **q, int *n, int *cap)
 
 static const char prog[] = "cmir_search";
 
+/* -overwrite, -oo, and the options GDAL users expect of a search: -spat
+ * (with -spat_srs) and -t_srs. 1 = used, 0 = not one of them, -1 = bad. */
+static int geo_option(int argc, char **argv, int *i, cmir_search_params *p, cmir_app_common *c)
+{
+    const char *a = argv[*i];
+    int used = cmir_app_common_option(prog, argc, argv, i, c);
+    if (used || (strcmp(a, "-t_srs") && strcmp(a, "-spat_srs") && strcmp(a, "-spat")))
+        return used;
+    if (*i + (strcmp(a, "-spat") ? 1 : 4) >= argc) {
+        cmir_app_fail(prog, "option %s needs %s", a, strcmp(a, "-spat") ? "a value" : "4 values");
+        return -1;
+    }
+    if (!strcmp(a, "-t_srs"))
+        p->t_srs = argv[++*i];
+    else if (!strcmp(a, "-spat_srs"))
+        p->filter.spat_srs = argv[++*i];
+    else
+        for (int j = 0; j < 4; j++) /* as ogr2ogr -spat: xmin ymin xmax ymax in the index CRS */
+            if (cmir_app_double(prog, a, argv[++*i], -HUGE_VAL, HUGE_VAL, &p->filter.spat[j]))
+                return -1;
+    p->filter.has_spat |= !strcmp(a, "-spat");
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     int done, rc = cmir_app_init("cmir_search", usage, &argc, &argv, &done);
@@ -90,10 +114,12 @@ int main(int argc, char **argv)
     const char *model = NULL, *index = NULL, *out = NULL;
     cmir_query *q = NULL;
     char **lco = calloc((size_t)argc + 1, sizeof(char *));
-    int nq = 0, cap = 0, quiet = 0, nlco = 0, overwrite = 0, n_oo = 0;
-    char **oo = NULL;
+    int nq = 0, cap = 0, quiet = 0, nlco = 0, used;
+    cmir_app_common c = {.takes_oo = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if ((used = geo_option(argc, argv, &i, &p, &c)) < 0 && (rc = 2)) goto end;
+        if (used) continue;
 #define NEED(n)                                                                   \
     if (i + (n) >= argc) {                                                        \
         rc = cmir_app_fail("cmir_search", "option %s needs %d value(s)", a, (n)) + 1; \
@@ -107,20 +133,6 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-of")) { NEED(1); p.format = argv[++i]; }
         else if (!strcmp(a, "-quicklook")) { NEED(1); p.quicklook = argv[++i]; }
         else if (!strcmp(a, "-lco")) { NEED(1); lco[nlco++] = argv[++i]; }
-        else if (!strcmp(a, "-overwrite")) overwrite = 1;
-        else if (!strcmp(a, "-t_srs")) { NEED(1); p.t_srs = argv[++i]; }
-        else if (!strcmp(a, "-spat_srs")) { NEED(1); p.filter.spat_srs = argv[++i]; }
-        else if (!strcmp(a, "-oo")) {
-            NEED(1);
-            if ((rc = cmir_app_list_add(prog, &oo, &n_oo, argv[++i])))
-                goto end;
-        } else if (!strcmp(a, "-spat")) {
-            NEED(4);
-            p.filter.has_spat = 1;
-            for (int j = 0; j < 4; j++)
-                if ((rc = cmir_app_double(prog, a, argv[++i], -HUGE_VAL, HUGE_VAL, &p.filter.spat[j])))
-                    goto end;
-        }
         else if (!strcmp(a, "-max_dist")) {
             NEED(1);
             if ((rc = cmir_app_float(prog, a, argv[++i], 0, HUGE_VAL, &p.filter.max_dist)))
@@ -204,8 +216,8 @@ int main(int argc, char **argv)
         goto end;
     }
     p.layer_options = (const char *const *)lco;
-    p.open_options = (const char *const *)oo;
-    if ((rc = cmir_app_output(prog, out, overwrite)) || (rc = cmir_app_output(prog, p.quicklook, overwrite)))
+    p.open_options = (const char *const *)c.oo;
+    if ((rc = cmir_app_output(prog, out, c.overwrite)) || (rc = cmir_app_output(prog, p.quicklook, c.overwrite)))
         goto end;
     if (cmir_search(model, index, q, nq, out, p, cmir_app_progress, &quiet)) {
         rc = cmir_app_fail("cmir_search", "%s", cmir_last_error());
@@ -218,7 +230,7 @@ end:
         cmir_query_list_free(lists[i]);
     free(lists);
     free(lco);
-    free(oo);
+    cmir_app_common_free(&c);
     cmir_app_done(argv);
     return rc;
 }

@@ -99,7 +99,7 @@ static const char *prog = "cmir_synth";
 static const char *const valued[] = {
     "-n", "-size", "-seed", "-first", "-epsg", "-origin", "-res", "-ratio", "-oversample",
     "-cell", "-variation", "-noise", "-confusion", "-mtf", "-threads", "-o", "-prefix",
-    "-labels", "-co", "-ot", "-class_res", "-pan_weights", "-bands", "-oo", NULL};
+    "-labels", "-co", "-ot", "-class_res", "-pan_weights", "-bands", NULL};
 
 static int is_valued(const char *a)
 {
@@ -167,8 +167,8 @@ int main(int argc, char **argv)
     const char *not_rgb = NULL; /* first option the RGB mode does not take */
     const char **inputs = calloc((size_t)argc, sizeof(char *));
     const char **co = calloc((size_t)argc + 1, sizeof(char *));
-    int n_in = 0, n_co = 0, quiet = 0, wald = 0, bad = 0, overwrite = 0, n_oo = 0;
-    char **oo = NULL;
+    int n_in = 0, n_co = 0, quiet = 0, wald = 0, bad = 0, used;
+    cmir_app_common c = {.takes_oo = 1};
     const char *dir = ".", *prefix = NULL, *type = NULL;
     if (!inputs || !co) {
         rc = cmir_app_fail(prog, "out of memory");
@@ -187,8 +187,8 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "-rgb"))
             continue;
-        if (!strcmp(a, "-overwrite")) {
-            overwrite = 1;
+        if ((used = cmir_app_common_option(prog, argc, argv, &i, &c)) != 0) {
+            bad = used < 0;
             continue;
         }
         if (!not_rgb && (!strcmp(a, "-ratio") || !strcmp(a, "-oversample") || !strcmp(a, "-confusion") ||
@@ -229,7 +229,6 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-prefix")) prefix = v;
         else if (!strcmp(a, "-labels")) p.labels = v;
         else if (!strcmp(a, "-co")) co[n_co++] = v;
-        else if (!strcmp(a, "-oo")) bad = cmir_app_list_add(prog, &oo, &n_oo, v);
         else if (!strcmp(a, "-ot")) type = v;
         else if (!strcmp(a, "-class_res")) {
             if (!strcmp(v, "ms")) p.class_res = CMIR_SYNTH_CLASS_AT_MS;
@@ -262,9 +261,9 @@ int main(int argc, char **argv)
             goto end;
         }
     }
-    if (!wald && (n_in || p.labels || type || p.bands[0] || n_oo)) {
+    if (!wald && (n_in || p.labels || type || p.bands[0] || c.n_oo)) {
         rc = cmir_app_fail(prog, "%s is only for Wald mode (-wald INPUT...)",
-                           n_in ? inputs[0] : p.labels ? "-labels" : type ? "-ot" : n_oo ? "-oo" : "-bands") + 1;
+                           n_in ? inputs[0] : p.labels ? "-labels" : type ? "-ot" : c.n_oo ? "-oo" : "-bands") + 1;
         goto end;
     }
     if (rgb && (wald || not_rgb)) {
@@ -276,11 +275,9 @@ int main(int argc, char **argv)
         goto end;
     }
     p.creation_options = n_co ? co : NULL;
-    p.open_options = (const char *const *)oo;
-    if (outputs_exist(&p, dir, prefix, wald, rgb, overwrite)) {
-        rc = 1;
+    p.open_options = (const char *const *)c.oo;
+    if ((rc = outputs_exist(&p, dir, prefix, wald, rgb, c.overwrite)))
         goto end;
-    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -330,7 +327,7 @@ int main(int argc, char **argv)
 end:
     free(inputs);
     free(co);
-    free(oo);
+    cmir_app_common_free(&c);
     cmir_app_done(argv);
     return rc;
 }

@@ -63,17 +63,16 @@ int main(int argc, char **argv)
     int *bands = calloc((size_t)argc, sizeof(int));
     const char **labels = calloc((size_t)argc, sizeof(char *));
     int n_lab = 0;
-    int n_pan = 0, n_ms = 0, n_b = 0, quiet = 0, append = 0, overwrite = 0, n_oo = 0;
-    char **oo = NULL;
+    int n_pan = 0, n_ms = 0, n_b = 0, quiet = 0, append = 0, used;
+    cmir_app_common c = {.takes_oo = 1};
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) quiet = 1;
         else if (!strcmp(a, "-append")) append = 1;
-        else if (!strcmp(a, "-overwrite")) overwrite = 1;
-        else if (!strcmp(a, "-oo")) {
-            const char *v = cmir_app_value(prog, argc, argv, &i);
-            if (!v || cmir_app_list_add(prog, &oo, &n_oo, v)) { rc = 2; goto end; }
+        else if ((used = cmir_app_common_option(prog, argc, argv, &i, &c)) != 0) {
+            if (used < 0 && (rc = 2))
+                goto end;
         }
         else if (!strcmp(a, "-keep_nodata")) p.keep_nodata = 1;
         else if (!strcmp(a, "-keep_unlabelled")) p.skip_unlabelled = 0;
@@ -127,9 +126,9 @@ int main(int argc, char **argv)
         p.ms_bands = bands;
         p.n_ms_bands = n_b;
     }
-    if (!append && (rc = cmir_app_output(prog, out, overwrite)))
+    if (!append && (rc = cmir_app_output(prog, out, c.overwrite)))
         goto end;
-    p.open_options = (const char *const *)oo;
+    p.open_options = (const char *const *)c.oo;
     cmir_tile_stats st;
     int err = cmir_tile(pan, n_pan, ms, n_ms, out, append, p, cmir_app_progress, &quiet, &st);
     if (err) {
@@ -146,7 +145,7 @@ end:
     free(ms);
     free(bands);
     free(labels);
-    free(oo);
+    cmir_app_common_free(&c);
     cmir_app_done(argv);
     return rc;
 }

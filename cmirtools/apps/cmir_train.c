@@ -90,7 +90,8 @@ int main(int argc, char **argv)
         return rc;
     cmir_train_params p = cmir_train_default_params();
     const char *pos[2] = {NULL, NULL}, *feat[2] = {NULL, NULL}, *labels = NULL;
-    int npos = 0, quiet = 0, overwrite = 0;
+    int npos = 0, quiet = 0;
+    cmir_app_common c = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) {
@@ -105,10 +106,8 @@ int main(int argc, char **argv)
             p.augment = 0;
             continue;
         }
-        if (!strcmp(a, "-overwrite")) {
-            overwrite = 1;
+        if (cmir_app_common_option(prog, argc, argv, &i, &c)) /* -overwrite */
             continue;
-        }
         if (!strcmp(a, "-features")) {
             if (i + 2 >= argc) {
                 rc = cmir_app_fail(prog, "-features needs two files");
@@ -191,7 +190,7 @@ int main(int argc, char **argv)
             rc = 2;
             goto end;
         }
-        if ((rc = outputs_free(&p, pos[0], overwrite)))
+        if ((rc = outputs_free(&p, pos[0], c.overwrite)))
             goto end;
         if (cmir_train_unified(feat[0], feat[1], labels, pos[0], p, cmir_app_progress_lines, &quiet, &r)) {
             rc = cmir_app_fail(prog, "%s", cmir_last_error());
@@ -207,7 +206,7 @@ int main(int argc, char **argv)
         rc = 2;
         goto end;
     }
-    if ((rc = outputs_free(&p, pos[1], overwrite)))
+    if ((rc = outputs_free(&p, pos[1], c.overwrite)))
         goto end;
     if (cmir_train(pos[0], pos[1], p, cmir_app_progress_lines, &quiet, &r)) {
         rc = cmir_app_fail(prog, "%s", cmir_last_error());
