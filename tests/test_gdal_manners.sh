@@ -160,6 +160,7 @@ msg "cannot open the index (missing.gpkg: No such file or directory)" \
 msg "cannot open the index (\`text.tif' not recognized" "$BIN/cmir_search" -q -model m.mat -index text.tif -row 0 x.geojson
 msg "missing.tif: No such file or directory" "$BIN/cmir_synth" -q -wald missing.tif -o s -prefix nothing
 msg "-k: 0 is out of range (1..100000)" "$BIN/cmir_search" -k 0 x.geojson
+msg "filter.spat: want xmin ymin xmax ymax" "$BIN/cmir_search" $S -spat 1 0 0 1 x.geojson
 : >empty.txt
 msg "empty.txt: no queries in the list" "$BIN/cmir_search" -q -model m.mat -index i.gpkg -queries empty.txt x.geojson
 

@@ -165,7 +165,7 @@ typedef struct cmir_search_params {
 
 CMIR_API cmir_search_params cmir_search_default_params(void);
 /* 0, or CMIR_EINVAL with a message naming the first bad field (k,
- * filter.modality, threads). cmir_search and cmir_search_run call it. */
+ * filter.modality, filter.spat, threads). cmir_search and cmir_search_run call it. */
 CMIR_API int cmir_search_check_params(cmir_search_params p);
 
 /* ---- Search results in memory ----------------------------------------

@@ -325,6 +325,10 @@ int cmir_search_check_params(cmir_search_params p)
     if (p.filter.modality < CMIR_TARGET_OTHER || p.filter.modality > CMIR_TARGET_MS)
         return cmir__error(CMIR_EINVAL, "%s.filter.modality: must be a cmir_target (-2..1), got %d", who,
                            (int)p.filter.modality);
+    if (p.filter.has_spat && !(p.filter.spat[0] <= p.filter.spat[2] && p.filter.spat[1] <= p.filter.spat[3]))
+        return cmir__error(CMIR_EINVAL, "%s.filter.spat: want xmin ymin xmax ymax with xmin <= xmax and ymin <= ymax, "
+                           "got %g %g %g %g", who, p.filter.spat[0], p.filter.spat[1], p.filter.spat[2],
+                           p.filter.spat[3]);
     if (p.threads < 0)
         return cmir__error(CMIR_EINVAL, "%s.threads: must be >= 0, got %d", who, p.threads);
     return 0;
