@@ -154,7 +154,7 @@ cmir_train -resume -speech -speech_feature -split -stage1_from -unified
 cmir_index -append -merge -model -overwrite -q -speech -t_srs
 cmir_search -audio -index -lco -model -of -oo -overwrite -q -queries -quicklook -raster -spat_srs -speech -t_srs
 cmir_search -target
-cmir_eval -all -csv -json -overwrite -q -speech -unified -voices
+cmir_eval -all -csv -json -overwrite -plot -q -speech -unified -voices
 cmir_synth -class_res -co -labels -ms -o -oo -ot -overwrite -pan -prefix -q -rgb -wald -multilabel
 '
 for p in cmir_tile cmir_train cmir_index cmir_search cmir_eval cmir_synth; do

@@ -107,10 +107,11 @@ S="-q -model m.mat -index i.gpkg -k 20 -row 0"
     works "$BIN/cmir_search" $S -overwrite -quicklook q.png h.geojson
 }
 
-works "$BIN/cmir_eval" -json e.json -csv e.csv m.mat a.mat
+works "$BIN/cmir_eval" -json e.json -csv e.csv -plot pr.svg m.mat a.mat
+refuses pr.svg "$BIN/cmir_eval" -plot pr.svg m.mat a.mat
 refuses e.json "$BIN/cmir_eval" -json e.json m.mat a.mat
 refuses e.csv "$BIN/cmir_eval" -csv e.csv m.mat a.mat
-works "$BIN/cmir_eval" -overwrite -json e.json -csv e.csv m.mat a.mat
+works "$BIN/cmir_eval" -overwrite -json e.json -csv e.csv -plot pr.svg m.mat a.mat
 
 # ---- 2. progress in a pipe: whole lines only, never bar fragments
 "$BIN/cmir_train" -threads 2 -epochs1 3 -epochs2 2 -overwrite a.mat m3.mat 2>&1 | cat >train.log
