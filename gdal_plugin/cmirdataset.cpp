@@ -270,6 +270,7 @@ class CMIRRasterBand final : public GDALPamRasterBand
     CMIRRasterBand(CMIRDataset *ds, int band, GDALDataType dt);
     CPLErr IReadBlock(int, int, void *image) override;
     double GetNoDataValue(int *success = nullptr) override;
+    GDALColorInterp GetColorInterpretation() override;
 };
 
 CMIRRasterBand::CMIRRasterBand(CMIRDataset *ds, int band, GDALDataType dt)
@@ -294,6 +295,21 @@ CPLErr CMIRRasterBand::IReadBlock(int, int, void *image)
                     size * ds->GetRasterCount(), image, eDataType, size,
                     static_cast<GPtrDiff_t>(nBlockXSize) * nBlockYSize);
     return CE_None;
+}
+
+/* The source scene's colour interpretation, which the archive keeps as the band's name when the
+ * scene's band had no other description (cmir_tile): Blue, Green, Red... (NIR has none in GDAL 3.6
+ * and stays Undefined, as in the scene); a one-band tile without one is Gray, as a GeoTIFF. A PAM
+ * (.aux.xml) setting wins. */
+GDALColorInterp CMIRRasterBand::GetColorInterpretation()
+{
+    const GDALColorInterp pam = GDALPamRasterBand::GetColorInterpretation();
+    if (pam != GCI_Undefined)
+        return pam;
+    const GDALColorInterp byName = GDALGetColorInterpretationByName(GetDescription());
+    if (byName != GCI_Undefined)
+        return byName;
+    return poDS->GetRasterCount() == 1 ? GCI_GrayIndex : GCI_Undefined;
 }
 
 double CMIRRasterBand::GetNoDataValue(int *success)
@@ -484,8 +500,13 @@ GDALDataset *CMIRDataset::Open(const CMIRConnection &c, bool quiet, CSLConstList
                 labels += (labels.empty() ? "" : ";") + std::string(cmir_archive_class_name(a, k + 1));
         ds->GDALDataset::SetMetadataItem("LABELS", labels.c_str());
     }
-    if (const char *scene = cmir_archive_scene(a, c.tile))
+    /* SCENE: the file SOURCE_WINDOW is in (an MS tile's own MS scene, when the archive records
+     * it); an MS tile also names its PAN scene */
+    if (const char *scene = cmir_archive_source(a, m, c.tile))
         ds->GDALDataset::SetMetadataItem("SCENE", scene);
+    if (m == CMIR_MS)
+        if (const char *pan = cmir_archive_scene(a, c.tile))
+            ds->GDALDataset::SetMetadataItem("PAN_SCENE", pan);
     double win[4];
     if (cmir_archive_window(a, m, c.tile, win) == CMIR_OK && std::isfinite(win[0]))
         ds->GDALDataset::SetMetadataItem(

@@ -46,18 +46,18 @@ tile_and_index='
     name=${p##*/}
     set -- -pan "${p}_pan.tif" -ms "${p}_ms.tif"
     if [ -f "${p}_class.tif" ]; then set -- "$@" -labels "${p}_class.tif"; fi
-    "$BIN/cmir_tile" -q "$@" -keep_unlabelled "$out/parts/$name.mat" &&
-        "$BIN/cmir_index" -q -threads 1 -model "$model" "$out/parts/$name.mat" "$out/shards/$name.gpkg"'
+    "$BIN/cmir_tile" -q "$@" -keep_unlabelled -overwrite "$out/parts/$name.mat" &&
+        "$BIN/cmir_index" -q -threads 1 -overwrite -model "$model" "$out/parts/$name.mat" "$out/shards/$name.gpkg"'
 for f in "$scenes"/*_pan.tif; do
     [ -e "$f" ] || continue
     printf '%s\0' "${f%_pan.tif}"
 done | xargs -0 -n 1 -P "$jobs" sh -c "$tile_and_index" sh
 echo "== merging shards into $out/index.gpkg"
-"$BIN/cmir_index" -q -merge "$out"/shards/*.gpkg "$out/index.gpkg"
+"$BIN/cmir_index" -q -overwrite -merge "$out"/shards/*.gpkg "$out/index.gpkg"
 if [ -z "$queries" ]; then
     queries=$out/queries.txt
     echo "row 0" >"$queries"
 fi
 echo "== searching ($queries)"
-"$BIN/cmir_search" -q -model "$model" -index "$out/index.gpkg" -queries "$queries" "$out/hits.geojson"
+"$BIN/cmir_search" -q -overwrite -model "$model" -index "$out/index.gpkg" -queries "$queries" "$out/hits.geojson"
 echo "batch-workflow: $(ogrinfo -ro -so "$out/index.gpkg" tiles | sed -n 's/^Feature Count: //p') tiles indexed; hits in $out/hits.geojson"

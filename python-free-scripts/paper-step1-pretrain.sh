@@ -17,4 +17,4 @@ archive=$1
 out=$2
 shift 2
 mkdir -p "$out"
-"$BIN/cmir_train" -features_dir "$out" "$@" "$archive" "$out/model.mat"
+"$BIN/cmir_train" -overwrite -features_dir "$out" "$@" "$archive" "$out/model.mat"

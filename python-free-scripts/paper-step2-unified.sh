@@ -20,7 +20,7 @@ shift 3
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
     labels=$1
     shift
-    "$BIN/cmir_train" -features "$a" "$b" -labels "$labels" "$@" "$out"
+    "$BIN/cmir_train" -overwrite -features "$a" "$b" -labels "$labels" "$@" "$out"
 else
-    "$BIN/cmir_train" -features "$a" "$b" "$@" "$out"
+    "$BIN/cmir_train" -overwrite -features "$a" "$b" "$@" "$out"
 fi

@@ -14,7 +14,7 @@ esac
 BIN=${CMIR_BIN:-$(cd "$(dirname "$0")/.." && pwd)/build/cmirtools/apps}
 if [ -n "${2:-}" ]; then
     mkdir -p "$2"
-    "$BIN/cmir_eval" -unified "$1" -json "$2/metrics.json" -csv "$2/metrics.csv"
+    "$BIN/cmir_eval" -overwrite -unified "$1" -json "$2/metrics.json" -csv "$2/metrics.csv"
 else
     "$BIN/cmir_eval" -unified "$1"
 fi

@@ -138,7 +138,7 @@ static int write_sample(const char *p, cmir_dtype pan_type, int deflate, int n_t
         fill(pan, i, 12, 10, 1, pan_type);
         fill(ms, i, 6, 5, 3, CMIR_DT_UINT8);
         cmir_tile_record r = {pan, ms, i % 5, ml, pgt, mgt, i == 2 ? WKT_B : WKT_A,
-                              i < 3 ? "scene_a" : "sc\xc3\xa8ne_b \xf0\x9f\x8c\x8d", pwin, mwin};
+                              i < 3 ? "scene_a" : "sc\xc3\xa8ne_b \xf0\x9f\x8c\x8d", pwin, mwin, NULL};
         if (i == 4) {
             r.pan_gt = r.ms_gt = r.pan_window = r.ms_window = NULL;
             r.crs_wkt = r.scene = NULL;
@@ -535,7 +535,7 @@ static void add_tiles(cmir_archive_writer *w, int from, int to, const char *wkt,
         gt_of(i, 0, gt);
         fill(pan, i, 12, 10, 1, CMIR_DT_UINT8);
         fill(ms, i, 6, 5, 3, CMIR_DT_UINT8);
-        cmir_tile_record r = {pan, ms, 1 + i % 4, NULL, gt, gt, wkt, scene, NULL, NULL};
+        cmir_tile_record r = {pan, ms, 1 + i % 4, NULL, gt, gt, wkt, scene, NULL, NULL, NULL};
         ASSERT_OK(cmir_archive_writer_add(w, &r));
     }
 }
@@ -592,7 +592,7 @@ static void test_append(void)
         add_tiles(w, 5, 7, WKT_B, "s3");
         /* An invalid tile is refused without spoiling the writer. */
         uint8_t px[120] = {0};
-        cmir_tile_record bad = {px, px, 9, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        cmir_tile_record bad = {px, px, 9, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         ASSERT_EQ_INT(cmir_archive_writer_add(w, &bad), CMIR_EINVAL);
         ASSERT_EQ_INT(cmir_archive_writer_count(w), 7);
         cmir_archive_writer_abort(w);
@@ -620,6 +620,46 @@ static void test_append(void)
     ASSERT_TRUE(cmir_archive_append(path_in("nothere.mat")) == NULL);
     ASSERT_TRUE(strstr(cmir_last_error(), "nothere.mat") != NULL);
     ASSERT_EQ_INT(tmp_files_left(), 0);
+}
+
+/* The MS file of each MS window (MUL_SCENE): recorded, kept by appends,
+ * absent (NULL, not the PAN scene) where a writer gave none. */
+static void add_ms_tile(cmir_archive_writer *w, int i, const char *scene, const char *ms_scene)
+{
+    uint8_t pan[120], ms[90];
+    double gt[6], win[4] = {1, 2, 3, 4};
+    gt_of(i, 0, gt);
+    fill(pan, i, 12, 10, 1, CMIR_DT_UINT8);
+    fill(ms, i, 6, 5, 3, CMIR_DT_UINT8);
+    cmir_tile_record r = {pan, ms, 1, NULL, gt, gt, WKT_A, scene, win, win, ms_scene};
+    ASSERT_OK(cmir_archive_writer_add(w, &r));
+}
+
+static void test_ms_scene(void)
+{
+    const char *p = path_in("ms_scene.mat");
+    cmir_archive_params pr = cmir_archive_default_params();
+    pr.pan_h = 12, pr.pan_w = 10, pr.ms_h = 6, pr.ms_w = 5, pr.ms_bands = 3, pr.n_classes = 2;
+    static const char *const ms_of[5] = {"a_ms.tif", "b_ms.tif", NULL, "a_ms.tif", "c_ms.tif"};
+    cmir_archive_writer *w = cmir_archive_create(p, pr);
+    REQUIRE(w != NULL);
+    for (int i = 0; i < 3; i++)
+        add_ms_tile(w, i, "pan.tif", ms_of[i]);
+    ASSERT_OK(cmir_archive_writer_commit(w));
+    REQUIRE((w = cmir_archive_append(p)) != NULL);
+    for (int i = 3; i < 5; i++)
+        add_ms_tile(w, i, "pan.tif", ms_of[i]);
+    ASSERT_OK(cmir_archive_writer_commit(w));
+    cmir_archive *a = cmir_archive_open(p);
+    REQUIRE(a != NULL);
+    for (int i = 0; i < 5; i++) {
+        const char *ms = cmir_archive_source(a, CMIR_MS, i), *pan = cmir_archive_source(a, CMIR_PAN, i);
+        ASSERT_TRUE(pan && !strcmp(pan, "pan.tif"));
+        ASSERT_TRUE(ms_of[i] ? ms && !strcmp(ms, ms_of[i]) : ms == NULL);
+    }
+    ASSERT_TRUE(cmir_archive_source(a, CMIR_MS, 2) == NULL && cmir_last_error_code() == CMIR_ENOTFOUND);
+    ASSERT_TRUE(cmir_archive_source(a, CMIR_MS, 5) == NULL); /* no tile 5 */
+    cmir_archive_close(a);
 }
 
 /* ---- hostile input ---- */
@@ -703,7 +743,7 @@ static void test_hostile(void)
     const char *p9 = path_in("label9.mat");
     cmir_archive_writer *w = cmir_archive_create(p9, pr);
     uint8_t px[16] = {0};
-    cmir_tile_record r = {px, px, 8, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    cmir_tile_record r = {px, px, 8, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     ASSERT_OK(cmir_archive_writer_add(w, &r));
     ASSERT_OK(cmir_archive_writer_add(w, &r));
     ASSERT_OK(cmir_archive_writer_commit(w));
@@ -813,6 +853,7 @@ int main(int argc, char **argv)
     RUN(test_matlab_view);
     RUN(test_dsrsid);
     RUN(test_append);
+    RUN(test_ms_scene);
     RUN(test_hostile);
     RUN(test_alloc_failures);
     char cmd[600];

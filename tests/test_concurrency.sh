@@ -100,7 +100,7 @@ for k in $(seq 1 "$N"); do
     if [ "$n" = "$want" ] && [ "$d" = "$want" ] && [ "$mx" = "$((want - 1))" ] && [ "$meta" = "$want" ] &&
         [ "$fc" = "$want" ] && [ "${emb%,*,*}" = "$want,$want" ] &&
         [ "$(echo "$emb" | cut -d, -f3)" = "$(echo "$emb" | cut -d, -f4)" ] &&
-        "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -row $((want - 1)) -k 3 "$OUT/h.geojson"; then
+        "$BIN/cmir_search" -q -overwrite -model "$OUT/m.mat" -index "$OUT/i.gpkg" -row $((want - 1)) -k 3 "$OUT/h.geojson"; then
         ok "$what: $want rows = $i0 + $a1 + $a2, rows 0..$mx unique, chunks and count agree, searchable"
     else
         bad "$what: want $want rows; tiles $n (distinct rows $d, max $mx), meta count '$meta', ogrinfo '$fc', embedding chunks (rows, end, distinct firsts, chunks) '$emb'"
@@ -110,11 +110,12 @@ done
 echo "  $N trials: both appends went through (one after the other) $both times, one was refused $refused times${lastmsg:+, e.g. '$lastmsg'}"
 
 # Two new builds of the same index at once: written to temporary files and
-# renamed, so the index is one of them, whole, and no temporary is left.
+# renamed, so the index is one of them, whole, and no temporary is left
+# (-overwrite: the second to start may find the first one's index there).
 rm -f "$OUT/n.gpkg"
-"$BIN/cmir_index" -q -model "$OUT/m.mat" "$OUT/b.mat" "$OUT/n.gpkg" 2>"$OUT/e1" &
+"$BIN/cmir_index" -q -overwrite -model "$OUT/m.mat" "$OUT/b.mat" "$OUT/n.gpkg" 2>"$OUT/e1" &
 p1=$!
-"$BIN/cmir_index" -q -model "$OUT/m.mat" "$OUT/big.mat" "$OUT/n.gpkg" 2>"$OUT/e2" &
+"$BIN/cmir_index" -q -overwrite -model "$OUT/m.mat" "$OUT/big.mat" "$OUT/n.gpkg" 2>"$OUT/e2" &
 p2=$!
 wait "$p1"
 r1=$?
@@ -132,7 +133,7 @@ for f in "$OUT"/n.gpkg.tmp* "$OUT"/n.tmp-*; do
     left=$((left + 1))
 done
 if [ $r1 -eq 0 ] && [ $r2 -eq 0 ] && { [ "$n" = "$nb" ] || [ "$n" = "$nbig" ]; } && [ "$left" -eq 0 ] &&
-    "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/n.gpkg" -row 0 -k 3 "$OUT/h.geojson"; then
+    "$BIN/cmir_search" -q -overwrite -model "$OUT/m.mat" -index "$OUT/n.gpkg" -row 0 -k 3 "$OUT/h.geojson"; then
     ok "two new builds at once: the index is one of them whole ($n rows; $nb or $nbig), no temporary left"
 else
     bad "two new builds at once: exits $r1/$r2, $n rows (want $nb or $nbig), $left temporaries left: $(cat "$OUT/e1" "$OUT/e2")"

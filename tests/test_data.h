@@ -68,7 +68,7 @@ static int td_make_archive(const char *path, int n, uint64_t seed)
         double pw[4] = {(slot % 16) * 32.0, (slot / 16) * 32.0, 32, 32}, mw[4] = {pw[0] / 4, pw[1] / 4, 8, 8};
         char sc[32];
         snprintf(sc, sizeof sc, "scene_%d", scene);
-        cmir_tile_record t = {pan, ms, c + 1, NULL, pgt, mgt, td_wkt, sc, pw, mw};
+        cmir_tile_record t = {pan, ms, c + 1, NULL, pgt, mgt, td_wkt, sc, pw, mw, NULL};
         rc = cmir_archive_writer_add(w, &t);
     }
     cmir_rng_free(r);

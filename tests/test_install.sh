@@ -82,6 +82,7 @@ round_trip() {
     b=$1
     shift
     d="$tmp/rt/new dir"
+    rm -rf "$tmp/rt" # a new directory each time (the programs refuse existing outputs)
     clean "$b/cmir_synth" -q -n 1 -size 512 -o "$d/scenes" &&
         clean "$b/cmir_tile" -q -pan "$d/scenes/scene_000_pan.tif" -ms "$d/scenes/scene_000_ms.tif" \
             -labels "$d/scenes/scene_000_class.tif" "$d/a.mat" &&

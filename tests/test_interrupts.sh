@@ -83,9 +83,9 @@ for k in $(seq 1 "$N"); do
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     r=$(rows_of "$OUT/i.gpkg")
-    if [ "$r" = "$i0" ] && "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -row 0 -k 3 "$OUT/h.geojson"; then
+    if [ "$r" = "$i0" ] && "$BIN/cmir_search" -q -overwrite -model "$OUT/m.mat" -index "$OUT/i.gpkg" -row 0 -k 3 "$OUT/h.geojson"; then
         ok "index append killed: index as it was ($r rows), searchable"
-    elif [ -n "$r" ] && [ "$r" -gt "$i0" ] && "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -row 0 -k 3 "$OUT/h.geojson"; then
+    elif [ -n "$r" ] && [ "$r" -gt "$i0" ] && "$BIN/cmir_search" -q -overwrite -model "$OUT/m.mat" -index "$OUT/i.gpkg" -row 0 -k 3 "$OUT/h.geojson"; then
         ok "index append finished before the kill: $r rows, searchable"
         cp "$OUT/i.orig" "$OUT/i.gpkg"
     else

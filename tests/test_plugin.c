@@ -187,7 +187,7 @@ static int write_typed(const char *path)
         for (int k = 0; k < 3 * 5 * 3; k++)
             ms[k] = (float)k * 0.37f - 3 + (float)i;
         uint8_t ml[3] = {1, 0, (uint8_t)(i == 1)};
-        cmir_tile_record t = {pan, ms, 1, ml, NULL, NULL, NULL, NULL, NULL, NULL};
+        cmir_tile_record t = {pan, ms, 1, ml, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         rc = cmir_archive_writer_add(w, &t);
     }
     if (rc) {

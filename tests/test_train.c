@@ -391,7 +391,7 @@ static void test_bad_models(void)
     ap.ms_h = ap.ms_w = 8;
     cmir_archive_writer *wr = cmir_archive_create(in_dir("nolabel.mat"), ap);
     uint8_t pan[32 * 32] = {0}, ms[8 * 8 * 4] = {0};
-    cmir_tile_record t = {pan, ms, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    cmir_tile_record t = {pan, ms, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     for (int i = 0; i < 8; i++)
         cmir_archive_writer_add(wr, &t);
     ASSERT_OK(cmir_archive_writer_commit(wr));

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int cmir_app_init(const char *prog, const char *usage, int *argc, char ***argv, int *done)
 {
@@ -40,9 +42,19 @@ int cmir_app_init(const char *prog, const char *usage, int *argc, char ***argv, 
     return 0;
 }
 
+/* The bar only on a terminal: in a pipe or a file its fragments ("30.",
+ * ".50") would mix with the programs' lines. */
+static int bar_wanted(void)
+{
+    static int tty = -1;
+    if (tty < 0)
+        tty = isatty(STDOUT_FILENO);
+    return tty;
+}
+
 int cmir_app_progress(double frac, const char *msg, void *user)
 {
-    if (user && *(const int *)user)
+    if ((user && *(const int *)user) || !bar_wanted())
         return 0;
     (void)msg;
     GDALTermProgress(frac, NULL, NULL);
@@ -63,13 +75,32 @@ int cmir_app_progress_lines(double frac, const char *msg, void *user)
         last = -1;
         return 0;
     }
-    if (!quiet) {
+    if (!quiet && bar_wanted()) {
         /* GDAL's bar restarts when frac goes backwards; keep it monotone. */
         if (frac < last)
             frac = last;
         GDALTermProgress(frac, NULL, NULL);
         last = frac;
     }
+    return 0;
+}
+
+int cmir_app_output(const char *prog, const char *path, int overwrite)
+{
+    struct stat st;
+    if (!path || overwrite || stat(path, &st) != 0) /* /vsi paths: GDAL's own rules */
+        return 0;
+    return cmir_app_fail(prog, "%s: already exists (use -overwrite to replace it)", path);
+}
+
+int cmir_app_list_add(const char *prog, char ***list, int *n, const char *v)
+{
+    char **l = realloc(*list, sizeof(char *) * (size_t)(*n + 2));
+    if (!l)
+        return cmir_app_fail(prog, "out of memory");
+    l[(*n)++] = (char *)v;
+    l[*n] = NULL;
+    *list = l;
     return 0;
 }
 
@@ -273,4 +304,24 @@ void cmir_app_done(char **argv)
 {
     CSLDestroy(argv);
     GDALDestroyDriverManager();
+}
+
+int cmir_app_common_option(const char *prog, int argc, char **argv, int *i, cmir_app_common *c)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "-overwrite")) {
+        c->overwrite = 1;
+        return 1;
+    }
+    if (!c->takes_oo || strcmp(a, "-oo"))
+        return 0;
+    const char *v = cmir_app_value(prog, argc, argv, i);
+    return v && !cmir_app_list_add(prog, &c->oo, &c->n_oo, v) ? 1 : -1;
+}
+
+void cmir_app_common_free(cmir_app_common *c)
+{
+    free(c->oo);
+    c->oo = NULL;
+    c->n_oo = 0;
 }

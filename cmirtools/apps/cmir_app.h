@@ -17,12 +17,14 @@
 int cmir_app_init(const char *prog, const char *usage, int *argc, char ***argv, int *done);
 
 /* Progress callback for libcmir functions: GDAL's 0...10...20... bar on
- * stdout (as GDAL prints it), or nothing when user points to an int that is
- * non-zero (quiet). Never cancels. */
+ * stdout when stdout is a terminal (as GDAL prints it); nothing when it is
+ * not (a pipe or a file gets whole lines only, never bar fragments), or
+ * when user points to an int that is non-zero (quiet). Never cancels. */
 int cmir_app_progress(double frac, const char *msg, void *user);
 
 /* Like cmir_app_progress, and prints a non-NULL msg on its own line:
- * per-epoch summaries and the like (nothing at all when quiet). */
+ * per-epoch summaries and the like (nothing at all when quiet). On a
+ * terminal the bar is ended before the line; elsewhere only the lines. */
 int cmir_app_progress_lines(double frac, const char *msg, void *user);
 
 /* ---- option values, parsed strictly ----
@@ -50,6 +52,30 @@ const char *cmir_app_value(const char *prog, int argc, char **argv, int *i);
  * message that already starts with "prog: " (a library message naming the
  * function of the same name) is printed once, not as "prog: prog: ...". */
 int cmir_app_fail(const char *prog, const char *fmt, ...);
+
+/* Outputs are never replaced silently (as ogr2ogr and gdal_translate -of
+ * GPKG): 0 when path does not exist or overwrite is set; otherwise prints
+ * "prog: PATH: already exists (use -overwrite to replace it)" and returns
+ * 1. A NULL path is fine. */
+int cmir_app_output(const char *prog, const char *path, int overwrite);
+
+/* Options shared by the programs: -overwrite, and (when takes_oo) -oo
+ * NAME=VALUE, GDAL open options, repeatable. */
+typedef struct cmir_app_common {
+    int takes_oo;
+    int overwrite;
+    char **oo; /* NULL-terminated, or NULL; the strings are argv's */
+    int n_oo;
+} cmir_app_common;
+
+/* 1 when argv[*i] is one of c's options (consumed, *i advanced past its
+ * value), 0 when it is not, -1 after printing why it is wrong (exit 2). */
+int cmir_app_common_option(const char *prog, int argc, char **argv, int *i, cmir_app_common *c);
+void cmir_app_common_free(cmir_app_common *c);
+
+/* Appends v to the NULL-terminated list *list of *n strings (-oo, -co,
+ * -lco...); 0, or 1 after printing "prog: out of memory". */
+int cmir_app_list_add(const char *prog, char ***list, int *n, const char *v);
 
 /* Frees what cmir_app_init allocated (GDAL's argv copy, drivers). */
 void cmir_app_done(char **argv);

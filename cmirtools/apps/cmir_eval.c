@@ -11,7 +11,7 @@
 static const char usage[] =
     "Usage: cmir_eval [--help] [--version] [-q] [-threads N] [-all] [-k K,K,...]\n"
     "                 [-paper_queries N] [-seed S] [-json FILE] [-csv FILE]\n"
-    "                 [-plot PR.svg]\n"
+    "                 [-plot PR.svg] [-overwrite]\n"
     "                 [-speech MANIFEST.csv [-voices held_out|seen|all]]\n"
     "                 (MODEL.mat ARCHIVE.mat | -unified UNIFIED.mat)\n"
     "\n"
@@ -32,7 +32,8 @@ static const char usage[] =
     "(PAN->MS, MS->PAN); PAN (mean, deviation) for PAN->PAN; band means for MS->MS; every\n"
     "feature standardised by its training mean and deviation. None for -unified or speech.\n"
     "-plot writes the precision-recall curves of the four directions with their floors\n"
-    "(dashed) as SVG.\n";
+    "(dashed) as SVG.\n"
+    "An existing -json, -csv or -plot file is refused unless -overwrite is given.\n";
 
 static const char prog[] = "cmir_eval";
 
@@ -43,11 +44,12 @@ int main(int argc, char **argv)
         return rc;
     cmir_eval_params p = cmir_eval_default_params();
     const char *pos[2] = {NULL, NULL}, *json = NULL, *csv = NULL, *plot = NULL, *unified = NULL;
-    int npos = 0, quiet = 1; /* the table is the output; no bar */
+    int npos = 0, overwrite = 0, quiet = 1; /* the table is the output; no bar */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q")) quiet = 1;
         else if (!strcmp(a, "-all")) p.all_tiles = 1;
+        else if (!strcmp(a, "-overwrite")) overwrite = 1;
         else if (a[0] == '-' && a[1]) {
             const char *v = cmir_app_value(prog, argc, argv, &i);
             int bad = 0;
@@ -96,6 +98,9 @@ int main(int argc, char **argv)
         rc = 2;
         goto end;
     }
+    if ((rc = cmir_app_output(prog, json, overwrite)) || (rc = cmir_app_output(prog, csv, overwrite)) ||
+        (rc = cmir_app_output(prog, plot, overwrite)))
+        goto end;
     cmir_eval_report r;
     int err = unified ? cmir_eval_unified(unified, p, cmir_app_progress, &quiet, &r)
                       : cmir_eval(pos[0], pos[1], p, cmir_app_progress, &quiet, &r);

@@ -9,9 +9,9 @@
 #include <string.h>
 
 static const char usage[] =
-    "Usage: cmir_index [--help] [--version] [-q] [-threads N] [-t_srs CRS] [-append]\n"
+    "Usage: cmir_index [--help] [--version] [-q] [-threads N] [-t_srs CRS] [-append | -overwrite]\n"
     "                  [-speech MANIFEST.csv] -model MODEL.mat [ARCHIVE.mat]... INDEX.gpkg\n"
-    "       cmir_index [-q] -merge PART.gpkg [PART.gpkg]... INDEX.gpkg\n"
+    "       cmir_index [-q] [-overwrite] -merge PART.gpkg [PART.gpkg]... INDEX.gpkg\n"
     "\n"
     "Embeds every tile of the archives, both modalities, with MODEL into INDEX, a GeoPackage\n"
     "that QGIS and OGR open as it is: layer 'tiles' (footprints in CRS, default EPSG:4326, with\n"
@@ -22,7 +22,8 @@ static const char usage[] =
     "With an image-speech model (cmir_train -speech), the archives' image tiles are indexed\n"
     "and, with -speech, every clip of the corpus manifest as a row of modality 'audio'\n"
     "without geometry (archive = the clip's file, class_name = its spoken label, scene = its\n"
-    "voice), so that image queries can return spoken labels.\n";
+    "voice), so that image queries can return spoken labels.\n"
+    "An existing INDEX is refused unless -overwrite (replace it) or -append (extend it) is given.\n";
 
 static const char prog[] = "cmir_index";
 
@@ -34,12 +35,13 @@ int main(int argc, char **argv)
     cmir_index_params p = cmir_index_default_params();
     const char **pos = calloc((size_t)argc, sizeof(char *));
     const char *model = NULL;
-    int npos = 0, quiet = 0, merge = 0;
+    int npos = 0, quiet = 0, merge = 0, overwrite = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) quiet = 1;
         else if (!strcmp(a, "-append")) p.append = 1;
         else if (!strcmp(a, "-merge")) merge = 1;
+        else if (!strcmp(a, "-overwrite")) overwrite = 1;
         else if (!strcmp(a, "-model") || !strcmp(a, "-threads") || !strcmp(a, "-t_srs") || !strcmp(a, "-speech")) {
             const char *v = cmir_app_value(prog, argc, argv, &i);
             if (!v) {
@@ -67,6 +69,8 @@ int main(int argc, char **argv)
         goto end;
     }
     const char *out = pos[npos - 1];
+    if ((merge || !p.append) && (rc = cmir_app_output(prog, out, overwrite)))
+        goto end;
     int64_t added = 0;
     int err = merge ? cmir_index_merge(pos, npos - 1, out, cmir_app_progress, &quiet)
                     : cmir_index_build(model, pos, npos - 1, out, p, cmir_app_progress, &quiet, &added);

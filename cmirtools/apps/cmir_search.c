@@ -13,6 +13,8 @@
 
 static const char usage[] =
     "Usage: cmir_search [--help] [--version] [-q] [-threads N] -model MODEL.mat -index INDEX.gpkg\n"
+    "                   [-overwrite] [-spat XMIN YMIN XMAX YMAX [-spat_srs SRS]] [-t_srs SRS]\n"
+    "                   [-oo NAME=VALUE]...\n"
     "                   [-k K] [-target pan|ms|image|audio|any] [-bbox MINLON MINLAT MAXLON MAXLAT]\n"
     "                   [-max_dist D] [-of FORMAT] [-lco NAME=VALUE]... [-quicklook FILE.png]\n"
     "                   (-row ROW | -raster FILE [-srcwin XOFF YOFF XSIZE YSIZE] | --audio CLIP |\n"
@@ -37,6 +39,12 @@ static const char usage[] =
     "                  image-speech models image or audio (an image query then returns the\n"
     "                  indexed clips, with their spoken label, without geometry)\n"
     "  -bbox           keep hits whose footprint meets this WGS84 box\n"
+    "  -spat X0 Y0 X1 Y1  keep hits whose footprint meets this box (as ogr2ogr -spat), in the\n"
+    "                  index CRS or in -spat_srs\n"
+    "  -t_srs SRS      write the footprints in SRS (default WGS84 lon/lat; GeoJSON is RFC 7946\n"
+    "                  only then, another CRS is written with a \"crs\" member as ogr2ogr does)\n"
+    "  -oo NAME=VALUE  GDAL open option for the -raster queries, repeatable\n"
+    "  -overwrite      replace an existing OUTPUT or quick-look (otherwise refused)\n"
     "  -max_dist D     keep hits nearer than D\n"
     "  -quicklook PNG  also draw the first query beside its hits, with rank and class\n"
     "The index must have been built with MODEL (its identity is checked).\n";
@@ -73,6 +81,30 @@ static int add_list(const char *path, cmir_query **q, int *n, int *cap)
 
 static const char prog[] = "cmir_search";
 
+/* -overwrite, -oo, and the options GDAL users expect of a search: -spat
+ * (with -spat_srs) and -t_srs. 1 = used, 0 = not one of them, -1 = bad. */
+static int geo_option(int argc, char **argv, int *i, cmir_search_params *p, cmir_app_common *c)
+{
+    const char *a = argv[*i];
+    int used = cmir_app_common_option(prog, argc, argv, i, c);
+    if (used || (strcmp(a, "-t_srs") && strcmp(a, "-spat_srs") && strcmp(a, "-spat")))
+        return used;
+    if (*i + (strcmp(a, "-spat") ? 1 : 4) >= argc) {
+        cmir_app_fail(prog, "option %s needs %s", a, strcmp(a, "-spat") ? "a value" : "4 values");
+        return -1;
+    }
+    if (!strcmp(a, "-t_srs"))
+        p->t_srs = argv[++*i];
+    else if (!strcmp(a, "-spat_srs"))
+        p->filter.spat_srs = argv[++*i];
+    else
+        for (int j = 0; j < 4; j++) /* as ogr2ogr -spat: xmin ymin xmax ymax in the index CRS */
+            if (cmir_app_double(prog, a, argv[++*i], -HUGE_VAL, HUGE_VAL, &p->filter.spat[j]))
+                return -1;
+    p->filter.has_spat |= !strcmp(a, "-spat");
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     int done, rc = cmir_app_init("cmir_search", usage, &argc, &argv, &done);
@@ -82,9 +114,12 @@ int main(int argc, char **argv)
     const char *model = NULL, *index = NULL, *out = NULL;
     cmir_query *q = NULL;
     char **lco = calloc((size_t)argc + 1, sizeof(char *));
-    int nq = 0, cap = 0, quiet = 0, nlco = 0;
+    int nq = 0, cap = 0, quiet = 0, nlco = 0, used;
+    cmir_app_common c = {.takes_oo = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        if ((used = geo_option(argc, argv, &i, &p, &c)) < 0 && (rc = 2)) goto end;
+        if (used) continue;
 #define NEED(n)                                                                   \
     if (i + (n) >= argc) {                                                        \
         rc = cmir_app_fail("cmir_search", "option %s needs %d value(s)", a, (n)) + 1; \
@@ -181,6 +216,9 @@ int main(int argc, char **argv)
         goto end;
     }
     p.layer_options = (const char *const *)lco;
+    p.open_options = (const char *const *)c.oo;
+    if ((rc = cmir_app_output(prog, out, c.overwrite)) || (rc = cmir_app_output(prog, p.quicklook, c.overwrite)))
+        goto end;
     if (cmir_search(model, index, q, nq, out, p, cmir_app_progress, &quiet)) {
         rc = cmir_app_fail("cmir_search", "%s", cmir_last_error());
         goto end;
@@ -192,6 +230,7 @@ end:
         cmir_query_list_free(lists[i]);
     free(lists);
     free(lco);
+    cmir_app_common_free(&c);
     cmir_app_done(argv);
     return rc;
 }

@@ -17,13 +17,14 @@ static const char usage[] =
     "                  [-o DIR] [-prefix NAME] [-epsg CODE] [-origin X Y] [-res METRES]\n"
     "                  [-ratio R] [-oversample F] [-cell METRES] [-variation V] [-noise N]\n"
     "                  [-confusion C] [-mtf M] [-pan_weights B,G,R,NIR] [-class_res ms|pan]\n"
-    "                  [-threads T] [-co NAME=VALUE]...\n"
+    "                  [-threads T] [-co NAME=VALUE]... [-overwrite]\n"
     "       cmir_synth -wald INPUT [INPUT]... [-bands B,G,R,NIR] [-ratio R] [-mtf M]\n"
     "                  [-pan_weights B,G,R,NIR] [-ot Float32|UInt16] [-labels RASTER]\n"
     "                  [-class_res ms|pan] [-o DIR] [-prefix NAME] [-co NAME=VALUE]... [-q]\n"
+    "                  [-oo NAME=VALUE]... [-overwrite]\n"
     "       cmir_synth -rgb [-n N] [-size PIXELS] [-seed S] [-first K] [-o DIR] [-prefix NAME]\n"
     "                  [-epsg CODE] [-origin X Y] [-res METRES] [-cell METRES] [-variation V]\n"
-    "                  [-noise N] [-threads T] [-co NAME=VALUE]... [-q]\n"
+    "                  [-noise N] [-threads T] [-co NAME=VALUE]... [-q] [-overwrite]\n"
     "\n"
     "DSRSID-like mode (default) renders N georeferenced scenes of the 8 DSRSID classes\n"
     "(1 aquafarm, 2 cloud, 3 forest, 4 high building, 5 low building, 6 farm land, 7 river,\n"
@@ -85,6 +86,8 @@ static const char usage[] =
     "  -co NAME=VALUE GTiff creation option, repeatable; overrides the defaults TILED=YES,\n"
     "                 COMPRESS=DEFLATE (and PHOTOMETRIC=MINISBLACK for the MS file,\n"
     "                 PHOTOMETRIC=RGB for the RGB file)\n"
+    "  -overwrite     replace existing scene files (otherwise an existing one is refused)\n"
+    "  -oo NAME=VALUE Wald mode: GDAL open option for the inputs and -labels, repeatable\n"
     "  -q             quiet: no progress bar, no summary\n"
     "Files are written under temporary names and renamed when complete: an error or an\n"
     "interrupt (Ctrl-C, SIGTERM; exit code 130) leaves no partial output. GDAL's general options (--config, --debug,\n"
@@ -106,6 +109,34 @@ static int is_valued(const char *a)
     return 0;
 }
 
+
+/* Scene files are never replaced silently: 1 (after one line naming the
+ * first) when one of the files this run would write exists, unless
+ * overwrite. */
+static int outputs_exist(const cmir_synth_params *p, const char *dir, const char *prefix, int wald, int rgb,
+                         int overwrite)
+{
+    static const char *const dsrsid[] = {"pan", "ms", "class"}, *const rgbs[] = {"rgb", "class"};
+    char path[4096];
+    if (overwrite)
+        return 0;
+    if (wald) {
+        for (int k = 0; k < (p->labels ? 3 : 2); k++) {
+            snprintf(path, sizeof path, "%s/%s_%s.tif", dir, prefix ? prefix : "wald", dsrsid[k]);
+            if (cmir_app_output(prog, path, 0))
+                return 1;
+        }
+        return 0;
+    }
+    for (int s = p->first_index; s < p->first_index + p->n_scenes; s++)
+        for (int k = 0; k < (rgb ? 2 : 3); k++) {
+            snprintf(path, sizeof path, "%s/%s_%03d_%s.tif", dir, prefix ? prefix : rgb ? "rgb" : "scene", s,
+                     rgb ? rgbs[k] : dsrsid[k]);
+            if (cmir_app_output(prog, path, 0))
+                return 1;
+        }
+    return 0;
+}
 /* Ctrl-C / SIGTERM: the next progress call cancels, and the library then
  * removes its temporary files before returning. */
 static volatile sig_atomic_t interrupted;
@@ -136,7 +167,8 @@ int main(int argc, char **argv)
     const char *not_rgb = NULL; /* first option the RGB mode does not take */
     const char **inputs = calloc((size_t)argc, sizeof(char *));
     const char **co = calloc((size_t)argc + 1, sizeof(char *));
-    int n_in = 0, n_co = 0, quiet = 0, wald = 0, bad = 0;
+    int n_in = 0, n_co = 0, quiet = 0, wald = 0, bad = 0, used;
+    cmir_app_common c = {.takes_oo = 1};
     const char *dir = ".", *prefix = NULL, *type = NULL;
     if (!inputs || !co) {
         rc = cmir_app_fail(prog, "out of memory");
@@ -155,6 +187,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "-rgb"))
             continue;
+        if ((used = cmir_app_common_option(prog, argc, argv, &i, &c)) != 0) {
+            bad = used < 0;
+            continue;
+        }
         if (!not_rgb && (!strcmp(a, "-ratio") || !strcmp(a, "-oversample") || !strcmp(a, "-confusion") ||
                          !strcmp(a, "-mtf") || !strcmp(a, "-pan_weights") || !strcmp(a, "-class_res")))
             not_rgb = a;
@@ -225,9 +261,9 @@ int main(int argc, char **argv)
             goto end;
         }
     }
-    if (!wald && (n_in || p.labels || type || p.bands[0])) {
+    if (!wald && (n_in || p.labels || type || p.bands[0] || c.n_oo)) {
         rc = cmir_app_fail(prog, "%s is only for Wald mode (-wald INPUT...)",
-                           n_in ? inputs[0] : p.labels ? "-labels" : type ? "-ot" : "-bands") + 1;
+                           n_in ? inputs[0] : p.labels ? "-labels" : type ? "-ot" : c.n_oo ? "-oo" : "-bands") + 1;
         goto end;
     }
     if (rgb && (wald || not_rgb)) {
@@ -239,6 +275,9 @@ int main(int argc, char **argv)
         goto end;
     }
     p.creation_options = n_co ? co : NULL;
+    p.open_options = (const char *const *)c.oo;
+    if ((rc = outputs_exist(&p, dir, prefix, wald, rgb, c.overwrite)))
+        goto end;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -288,6 +327,7 @@ int main(int argc, char **argv)
 end:
     free(inputs);
     free(co);
+    cmir_app_common_free(&c);
     cmir_app_done(argv);
     return rc;
 }

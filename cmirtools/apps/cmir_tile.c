@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char usage[] =
-    "Usage: cmir_tile [--help] [--version] [-q] [-append]\n"
+    "Usage: cmir_tile [--help] [--version] [-q] [-append | -overwrite] [-oo NAME=VALUE]...\n"
     "                 -pan PAN_SCENE [-pan PAN_SCENE]... [-ms MS_SCENE [-ms MS_SCENE]...]\n"
     "                 [-ts SIZE] [-stride N] [-ratio R] [-b BAND]... [-r RESAMPLING]\n"
     "                 [-nodata_frac F] [-keep_nodata]\n"
@@ -45,6 +45,8 @@ static const char usage[] =
     "  -keep_unlabelled   keep tiles without a label (default: skip them when labels are given)\n"
     "  -deflate L      deflate level per tile in the archive, 0 = none (default: 1)\n"
     "  -append         add to ARCHIVE if it exists (same tile sizes and classes)\n"
+    "  -overwrite      replace an existing ARCHIVE (without it, or -append, it is refused)\n"
+    "  -oo NAME=VALUE  GDAL open option for every scene and label source, repeatable\n"
     "  -q              quiet: no progress bar\n"
     "The archive is a MATLAB v7.3 .mat file in the DSRSID layout (see README). It is written\n"
     "to a temporary file and renamed at the end: on error an existing archive is untouched.\n";
@@ -61,12 +63,17 @@ int main(int argc, char **argv)
     int *bands = calloc((size_t)argc, sizeof(int));
     const char **labels = calloc((size_t)argc, sizeof(char *));
     int n_lab = 0;
-    int n_pan = 0, n_ms = 0, n_b = 0, quiet = 0, append = 0;
+    int n_pan = 0, n_ms = 0, n_b = 0, quiet = 0, append = 0, used;
+    cmir_app_common c = {.takes_oo = 1};
     const char *out = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) quiet = 1;
         else if (!strcmp(a, "-append")) append = 1;
+        else if ((used = cmir_app_common_option(prog, argc, argv, &i, &c)) != 0) {
+            if (used < 0 && (rc = 2))
+                goto end;
+        }
         else if (!strcmp(a, "-keep_nodata")) p.keep_nodata = 1;
         else if (!strcmp(a, "-keep_unlabelled")) p.skip_unlabelled = 0;
         else if (!strcmp(a, "-pan") || !strcmp(a, "-ms") || !strcmp(a, "-ts") || !strcmp(a, "-stride") ||
@@ -119,6 +126,9 @@ int main(int argc, char **argv)
         p.ms_bands = bands;
         p.n_ms_bands = n_b;
     }
+    if (!append && (rc = cmir_app_output(prog, out, c.overwrite)))
+        goto end;
+    p.open_options = (const char *const *)c.oo;
     cmir_tile_stats st;
     int err = cmir_tile(pan, n_pan, ms, n_ms, out, append, p, cmir_app_progress, &quiet, &st);
     if (err) {
@@ -135,6 +145,7 @@ end:
     free(ms);
     free(bands);
     free(labels);
+    cmir_app_common_free(&c);
     cmir_app_done(argv);
     return rc;
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const char usage[] =
-    "Usage: cmir_train [--help] [--version] [-q] [-threads N] [-seed S]\n"
+    "Usage: cmir_train [--help] [--version] [-q] [-overwrite] [-threads N] [-seed S]\n"
     "                  [-epochs1 N] [-epochs2 N] [-batch N] [-lr1 X] [-lr2 X]\n"
     "                  [-test_frac F] [-split scene|tile] [-dv 16|32|64|128] [-hidden N]\n"
     "                  [-ortho X] [-dropout X] [-w_pair X] [-w_class X] [-w_norm X]\n"
@@ -60,9 +60,30 @@ static const char usage[] =
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
     "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
-    "featuresy (N x d_v), labels and the unified network's weights.\n";
+    "featuresy (N x d_v), labels and the unified network's weights.\n"
+    "Existing outputs (MODEL, UNIFIED, -unified, the -features_dir files, a -checkpoint other\n"
+    "than the -resume file) are refused unless -overwrite is given.\n";
 
 static const char prog[] = "cmir_train";
+
+/* The files the run would write: refused when they exist, unless
+ * overwrite (a checkpoint that is also the -resume file is continued). */
+static int outputs_free(const cmir_train_params *p, const char *out, int overwrite)
+{
+    char path[4096];
+    const char *const feat[2] = {"features_pan.mat", "features_ms.mat"};
+    if (cmir_app_output(prog, out, overwrite) || cmir_app_output(prog, p->unified_path, overwrite))
+        return 1;
+    if (p->checkpoint && !(p->resume && !strcmp(p->resume, p->checkpoint)) &&
+        cmir_app_output(prog, p->checkpoint, overwrite))
+        return 1;
+    for (int k = 0; p->features_dir && k < 2; k++) {
+        snprintf(path, sizeof path, "%s/%s", p->features_dir, feat[k]);
+        if (cmir_app_output(prog, path, overwrite))
+            return 1;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -77,6 +98,7 @@ int main(int argc, char **argv)
     cmir_train_params p = cmir_train_default_params();
     const char *pos[2] = {NULL, NULL}, *feat[2] = {NULL, NULL}, *labels = NULL;
     int npos = 0, quiet = cmir_train_mpi_rank() != 0;
+    cmir_app_common c = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-q") || !strcmp(a, "-quiet")) {
@@ -91,6 +113,8 @@ int main(int argc, char **argv)
             p.augment = 0;
             continue;
         }
+        if (cmir_app_common_option(prog, argc, argv, &i, &c)) /* -overwrite */
+            continue;
         if (!strcmp(a, "-features")) {
             if (i + 2 >= argc) {
                 rc = cmir_app_fail(prog, "-features needs two files");
@@ -177,6 +201,8 @@ int main(int argc, char **argv)
             rc = 2;
             goto end;
         }
+        if ((rc = outputs_free(&p, pos[0], c.overwrite)))
+            goto end;
         if (cmir_train_unified(feat[0], feat[1], labels, pos[0], p, cmir_app_progress_lines, &quiet, &r)) {
             rc = cmir_app_fail(prog, "%s", cmir_last_error());
             goto end;
@@ -191,6 +217,8 @@ int main(int argc, char **argv)
         rc = 2;
         goto end;
     }
+    if ((rc = outputs_free(&p, pos[1], c.overwrite)))
+        goto end;
     if (cmir_train(pos[0], pos[1], p, cmir_app_progress_lines, &quiet, &r)) {
         rc = cmir_app_fail(prog, "%s", cmir_last_error());
         goto end;

@@ -18,6 +18,9 @@
  *   CRS_WKT           K x L char, one WKT per row
  *   TILE_SCENE        N x 1 double, 1-based row of SCENE_NAMES
  *   SCENE_NAMES       S x L char
+ *   MUL_SCENE         N x 1 double, 1-based row of MUL_SCENE_NAMES (S x L
+ *                     char): the MS file MUL_WINDOW is in (absent in archives
+ *                     written before it: readers then know no MS file)
  *   PAN_WINDOW, MUL_WINDOW   4 x N double: xoff, yoff, xsize, ysize in the
  *                     source scene's pixels
  *   NODATA            2 x 1 double (PAN, MS nodata; NaN when none)
@@ -106,8 +109,12 @@ CMIR_API int cmir_archive_geotransform(const cmir_archive *a, cmir_modality m, i
                                        double gt[6]);
 /* CRS of tile i as WKT, or NULL when none is recorded. */
 CMIR_API const char *cmir_archive_crs(const cmir_archive *a, int64_t i);
-/* Source scene of tile i, or NULL. */
+/* Source scene of tile i (the PAN scene), or NULL. */
 CMIR_API const char *cmir_archive_scene(const cmir_archive *a, int64_t i);
+/* Source file of modality m of tile i, the one its window is in: the PAN
+ * scene, or for CMIR_MS the MS scene (NULL when the archive does not record
+ * it: written before MUL_SCENE, or by a writer that gave none). */
+CMIR_API const char *cmir_archive_source(const cmir_archive *a, cmir_modality m, int64_t i);
 /* Pixel window of tile i in its source scene: xoff, yoff, xsize, ysize. */
 CMIR_API int cmir_archive_window(const cmir_archive *a, cmir_modality m, int64_t i,
                                  double win[4]);
@@ -154,6 +161,7 @@ typedef struct cmir_tile_record {
     const char *crs_wkt;
     const char *scene;
     const double *pan_window, *ms_window; /* 4 each */
+    const char *ms_scene;       /* the MS file ms_window is in, or NULL */
 } cmir_tile_record;
 
 /* Starts a new archive at `path`. Everything is written to a temporary

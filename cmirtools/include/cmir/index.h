@@ -93,6 +93,10 @@ typedef struct cmir_search_filter {
     cmir_target modality; /* default CMIR_TARGET_ANY */
     int has_bbox;      /* restrict to footprints intersecting bbox */
     double bbox[4];    /* minx, miny, maxx, maxy in WGS84 longitude/latitude */
+    int has_spat;      /* restrict to footprints whose envelope meets spat, as
+                          ogr2ogr -spat (both boxes: they must meet both) */
+    double spat[4];    /* xmin, ymin, xmax, ymax in spat_srs, NULL = the index CRS */
+    const char *spat_srs; /* any OSR definition (EPSG:32650, WKT...), or NULL */
     float max_dist;    /* Euclidean distance limit; default +INFINITY */
     int64_t exclude;   /* a row to leave out (the query's own), -1 none */
 } cmir_search_filter;
@@ -149,6 +153,10 @@ typedef struct cmir_search_params {
                                   (cross-modal) */
     const char *format;      /* OGR driver, default "GeoJSON" (RFC 7946) */
     const char *const *layer_options; /* NULL-terminated NAME=VALUE, or NULL */
+    const char *t_srs;       /* CRS of the written footprints (any OSR definition), NULL =
+                                WGS84 lon/lat; GeoJSON is RFC 7946 only in WGS84 (another
+                                CRS is written as GDAL does, with a "crs" member) */
+    const char *const *open_options; /* GDAL open options for raster queries (-oo), or NULL */
     const char *quicklook;   /* PNG path: query beside its hits, or NULL */
     const char *archive_root;/* directory to resolve archive paths for the
                                 quick-look, NULL = as stored */
@@ -157,7 +165,7 @@ typedef struct cmir_search_params {
 
 CMIR_API cmir_search_params cmir_search_default_params(void);
 /* 0, or CMIR_EINVAL with a message naming the first bad field (k,
- * filter.modality, threads). cmir_search and cmir_search_run call it. */
+ * filter.modality, filter.spat, threads). cmir_search and cmir_search_run call it. */
 CMIR_API int cmir_search_check_params(cmir_search_params p);
 
 /* ---- Search results in memory ----------------------------------------

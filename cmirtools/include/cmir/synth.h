@@ -126,6 +126,8 @@ typedef struct cmir_synth_params {
     int wald_type;     /* CMIR_SYNTH_FLOAT32 (default) or CMIR_SYNTH_UINT16 */
     const char *labels; /* optional land-cover raster for <prefix>_class.tif,
                           or NULL; not copied */
+    const char *const *open_options; /* GDAL open options (NAME=VALUE, NULL-
+                          terminated, -oo) for the inputs and labels, or NULL */
 } cmir_synth_params;
 
 CMIR_API cmir_synth_params cmir_synth_default_params(void);

@@ -76,6 +76,9 @@ typedef struct cmir_tile_params {
                              libdeflate through HDF5's direct chunk write
                              keeps tiling within the scenes' read time
                              (bench_tile; figures in bench/README.md) */
+    const char *const *open_options; /* GDAL open options (NULL-terminated
+                             NAME=VALUE, -oo) for every scene and label
+                             source opened; NULL = none */
 } cmir_tile_params;
 
 CMIR_API cmir_tile_params cmir_tile_default_params(void);

@@ -363,6 +363,7 @@ static int open_impl(cmir_archive *a, const char *path)
     a->info.has_georef = a->t.gt[0] && a->t.gt[1];
     if ((rc = load_index(a, "TILE_CRS", "CRS_WKT", &a->t.crs_wkt, &a->t.crs)) ||
         (rc = load_index(a, "TILE_SCENE", "SCENE_NAMES", &a->t.scenes, &a->t.scene)) ||
+        (rc = load_index(a, "MUL_SCENE", "MUL_SCENE_NAMES", &a->t.ms_scenes, &a->t.ms_scene)) ||
         (rc = read_names(a, 1, a->info.pan_bands)) || (rc = read_names(a, 2, a->info.ms_bands)) ||
         (rc = default_names(a, 1, a->info.pan_bands)) ||
         (rc = default_names(a, 2, a->info.ms_bands)))
@@ -651,6 +652,14 @@ const char *cmir_archive_scene(const cmir_archive *a, int64_t i)
 {
     return lookup(a, i, a ? a->t.scene : NULL, a ? &a->t.scenes : NULL, "scene",
                   "cmir_archive_scene");
+}
+
+const char *cmir_archive_source(const cmir_archive *a, cmir_modality m, int64_t i)
+{
+    if (m == CMIR_MS)
+        return lookup(a, i, a ? a->t.ms_scene : NULL, a ? &a->t.ms_scenes : NULL, "MS scene",
+                      "cmir_archive_source");
+    return cmir_archive_scene(a, i);
 }
 
 int cmir_archive_nodata(const cmir_archive *a, cmir_modality m, double *value)

@@ -408,8 +408,10 @@ void cmir__artab_free(cmir__artab *t)
     }
     cmir__free(t->crs);
     cmir__free(t->scene);
+    cmir__free(t->ms_scene);
     cmir__strtab_free(&t->crs_wkt);
     cmir__strtab_free(&t->scenes);
+    cmir__strtab_free(&t->ms_scenes);
     memset(t, 0, sizeof *t);
 }
 

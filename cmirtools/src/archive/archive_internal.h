@@ -31,7 +31,8 @@ typedef struct cmir__artab {
     uint8_t *multi;         /* n x C */
     double *gt[2], *win[2]; /* n x 6, n x 4 (NaN: not recorded) */
     int32_t *crs, *scene;   /* n, 1-based rows of crs_wkt/scenes, 0 none */
-    cmir__strtab crs_wkt, scenes;
+    int32_t *ms_scene;      /* n, 1-based rows of ms_scenes (the MS file MUL_WINDOW is in), 0 none */
+    cmir__strtab crs_wkt, scenes, ms_scenes;
 } cmir__artab;
 
 /* How an image dataset's chunks are stored (archive_chunk.c): direct when

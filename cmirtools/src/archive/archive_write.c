@@ -24,7 +24,8 @@ static const char *const NAMES_VAR[3] = {"CLASS_NAMES", "PAN_BAND_NAMES", "MS_BA
 static const char *const SMALL[] = {
     "LAND_COVER_TYPES", "MULTI_LABELS", "PAN_GEOTRANSFORM", "MUL_GEOTRANSFORM", "PAN_WINDOW",
     "MUL_WINDOW",       "TILE_CRS",     "CRS_WKT",          "TILE_SCENE",       "SCENE_NAMES",
-    "NODATA",           "CLASS_NAMES",  "PAN_BAND_NAMES",   "MS_BAND_NAMES",    "CMIR_FORMAT"};
+    "NODATA",           "CLASS_NAMES",  "PAN_BAND_NAMES",   "MS_BAND_NAMES",    "CMIR_FORMAT",
+    "MUL_SCENE",        "MUL_SCENE_NAMES"};
 /* Distinct CRSs or scenes one archive may name. */
 #define MAX_TABLE (1 << 20)
 
@@ -42,7 +43,7 @@ struct cmir_archive_writer {
     hsize_t extent; /* of the image datasets along N (>= t.n) */
     void *buf[2];   /* one tile in HDF5 order */
     int failed;
-    int last_crs, last_scene;
+    int last_crs, last_scene, last_ms_scene;
     int lock_fd; /* append: the archive, locked (flock) until commit/abort */
     cmir__chunkfmt fmt[2]; /* direct: tiles go through libdeflate and H5Dwrite_chunk */
     cmir__chunkio io;
@@ -135,6 +136,7 @@ static int grow(cmir_archive_writer *w, int64_t need)
     GROW(label, n * sizeof(int32_t));
     GROW(crs, n * sizeof(int32_t));
     GROW(scene, n * sizeof(int32_t));
+    GROW(ms_scene, n * sizeof(int32_t));
     for (int m = 0; m < 2; m++) {
         GROW(gt[m], n * 6 * sizeof(double));
         GROW(win[m], n * 4 * sizeof(double));
@@ -443,7 +445,8 @@ static int take_tables(cmir_archive_writer *w, cmir_archive *a)
             return CMIR_ENOMEM;
     }
     if ((!w->t.crs && !(w->t.crs = cmir__calloc(cnt, sizeof(int32_t)))) ||
-        (!w->t.scene && !(w->t.scene = cmir__calloc(cnt, sizeof(int32_t)))))
+        (!w->t.scene && !(w->t.scene = cmir__calloc(cnt, sizeof(int32_t)))) ||
+        (!w->t.ms_scene && !(w->t.ms_scene = cmir__calloc(cnt, sizeof(int32_t)))))
         return CMIR_ENOMEM;
     if (!(w->buf[0] = cmir__malloc(tile_bytes(w, 0))) || !(w->buf[1] = cmir__malloc(tile_bytes(w, 1))))
         return CMIR_ENOMEM;
@@ -590,10 +593,11 @@ int cmir_archive_writer_add(cmir_archive_writer *w, const cmir_tile_record *r)
                                w->path, c, r->multilabel[c]);
     if (n >= CMIR__AR_MAX_TILES)
         return cmir__error(CMIR_EINVAL, "%s: the archive is full (2^31 tiles)", w->path);
-    int32_t ci, si;
+    int32_t ci, si, msi;
     if ((rc = grow(w, n + 1)) ||
         (rc = intern(&w->t.crs_wkt, r->crs_wkt, &w->last_crs, &ci, "CRSs", w->path)) ||
-        (rc = intern(&w->t.scenes, r->scene, &w->last_scene, &si, "scenes", w->path)))
+        (rc = intern(&w->t.scenes, r->scene, &w->last_scene, &si, "scenes", w->path)) ||
+        (rc = intern(&w->t.ms_scenes, r->ms_scene, &w->last_ms_scene, &msi, "MS scenes", w->path)))
         return cmir__ar_oom(rc, w->path);
     cmir__h5quiet q;
     cmir__h5_quiet(&q);
@@ -614,6 +618,7 @@ int cmir_archive_writer_add(cmir_archive_writer *w, const cmir_tile_record *r)
     }
     t->crs[n] = ci;
     t->scene[n] = si;
+    t->ms_scene[n] = msi;
     t->n = n + 1;
     return 0;
 }
@@ -679,6 +684,8 @@ static int finish(cmir_archive_writer *w)
                           (rc = cmir__h5_write_chars(w->file, w->path, "CRS_WKT", &t->crs_wkt)))) ||
         (t->scenes.n && ((rc = write_index(w, "TILE_SCENE", t->scene, tmp)) ||
                          (rc = cmir__h5_write_chars(w->file, w->path, "SCENE_NAMES", &t->scenes)))) ||
+        (t->ms_scenes.n && ((rc = write_index(w, "MUL_SCENE", t->ms_scene, tmp)) ||
+                            (rc = cmir__h5_write_chars(w->file, w->path, "MUL_SCENE_NAMES", &t->ms_scenes)))) ||
         (rc = write_doubles(w, "NODATA", 1, 2, nd)))
         goto done;
     for (int k = 0; k < 3; k++)

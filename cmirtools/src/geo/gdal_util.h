@@ -19,8 +19,17 @@ void cmir__gdal_quiet_end(void);
  * message when that already names path. */
 int cmir__gdal_error(int code, const char *path, const char *what);
 
-/* Opens a raster read-only (quietly); NULL with the error set. Checks it
- * has at least one band and a non-empty size. */
+/* Opens a raster read-only (quietly); NULL with the error set, GDAL's own
+ * reason included ("No such file or directory", "not recognized as a
+ * supported file format"). Checks it has at least one band and a non-empty
+ * size. */
 GDALDatasetH cmir__gdal_open_raster(const char *path);
+/* The same with GDAL open options (NULL-terminated NAME=VALUE, as
+ * GDALOpenEx takes them, e.g. from -oo; NULL for none). */
+GDALDatasetH cmir__gdal_open_raster_oo(const char *path, const char *const *open_options);
+/* Opens any dataset with GDALOpenEx(flags | GDAL_OF_VERBOSE_ERROR, ...,
+ * open_options), quietly; NULL with "gdal: path: what (GDAL's reason)". */
+GDALDatasetH cmir__gdal_open(const char *path, unsigned flags, const char *const *open_options,
+                             const char *what);
 
 #endif

@@ -1,5 +1,5 @@
 /* The OGR writer of search results: cmir_hits as layer "cmir_hits" of any
- * OGR dataset (footprints in WGS84 lon/lat; GeoJSON per RFC 7946 with the
+ * OGR dataset (footprints in WGS84 lon/lat or -t_srs; GeoJSON per RFC 7946 with the
  * queries in its description), to a file written atomically. */
 #include "index_internal.h"
 
@@ -27,8 +27,8 @@ static char *joined_descriptions(const cmir_hits *h)
     return j;
 }
 
-static OGRLayerH create_layer(const cmir_hits *h, GDALDatasetH ds, const char *path, OGRSpatialReferenceH wgs,
-                              const char *const *layer_options, int *rc)
+static OGRLayerH create_layer(const cmir_hits *h, GDALDatasetH ds, const char *path, OGRSpatialReferenceH srs,
+                              int wgs84, const char *const *layer_options, int *rc)
 {
     GDALDriverH drv = GDALGetDatasetDriver(ds);
     char **opts = NULL, *joined = NULL;
@@ -37,13 +37,14 @@ static OGRLayerH create_layer(const cmir_hits *h, GDALDatasetH ds, const char *p
             *rc = CMIR_ENOMEM;
             return NULL;
         }
-        opts = CSLSetNameValue(opts, "RFC7946", "YES");
+        if (wgs84) /* RFC 7946 is WGS84 only; GDAL writes another CRS as a "crs" member */
+            opts = CSLSetNameValue(opts, "RFC7946", "YES");
         opts = CSLSetNameValue(opts, "WRITE_BBOX", "YES");
         opts = CSLSetNameValue(opts, "DESCRIPTION", joined);
     }
     for (int i = 0; layer_options && layer_options[i]; i++)
         opts = CSLAddString(opts, layer_options[i]);
-    OGRLayerH lyr = GDALDatasetCreateLayer(ds, "cmir_hits", wgs, wkbPolygon, opts);
+    OGRLayerH lyr = GDALDatasetCreateLayer(ds, "cmir_hits", srs, wkbPolygon, opts);
     CSLDestroy(opts);
     cmir__free(joined);
     if (!lyr) {
@@ -102,18 +103,42 @@ static int write_hit(const cmir_hits *h, int64_t i, OGRLayerH lyr, OGRCoordinate
     return e == OGRERR_NONE ? 0 : cmir__gdal_error(CMIR_EIO, path, "cannot write a hit");
 }
 
-int cmir__hits_fill(const cmir_hits *h, GDALDatasetH ds, const char *path, const char *const *layer_options)
+/* The output CRS: t_srs, or WGS84 lon/lat; NULL with the error set. */
+static OGRSpatialReferenceH output_srs(const char *t_srs, int *wgs84)
 {
-    int rc = 0;
-    OGRSpatialReferenceH wgs = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG), src = cmir__hits_srs(h);
+    OGRSpatialReferenceH wgs = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG), s = wgs;
     OSRSetAxisMappingStrategy(wgs, OAMS_TRADITIONAL_GIS_ORDER);
-    OGRCoordinateTransformationH ct = src && !OSRIsSame(wgs, src) ? OCTNewCoordinateTransformation(src, wgs) : NULL;
-    OGRLayerH lyr = create_layer(h, ds, path, wgs, layer_options, &rc);
+    if (t_srs && *t_srs) {
+        s = OSRNewSpatialReference(NULL);
+        OSRSetAxisMappingStrategy(s, OAMS_TRADITIONAL_GIS_ORDER);
+        if (OSRSetFromUserInput(s, t_srs) != OGRERR_NONE) {
+            cmir__gdal_error(CMIR_EINVAL, t_srs, "not a CRS (t_srs)");
+            OSRDestroySpatialReference(s);
+            s = NULL;
+        }
+    }
+    *wgs84 = s && OSRIsSame(s, wgs);
+    if (s != wgs)
+        OSRDestroySpatialReference(wgs);
+    return s;
+}
+
+int cmir__hits_fill(const cmir_hits *h, GDALDatasetH ds, const char *path, const char *const *layer_options,
+                    const char *t_srs)
+{
+    int rc = 0, wgs84 = 0;
+    OGRSpatialReferenceH dst = output_srs(t_srs, &wgs84), src = cmir__hits_srs(h);
+    if (!dst)
+        return CMIR_EINVAL;
+    OGRCoordinateTransformationH ct = src && !OSRIsSame(dst, src) ? OCTNewCoordinateTransformation(src, dst) : NULL;
+    if (src && !ct && !OSRIsSame(dst, src))
+        rc = cmir__gdal_error(CMIR_EINVAL, t_srs, "cannot transform the footprints into this CRS (t_srs)");
+    OGRLayerH lyr = rc ? NULL : create_layer(h, ds, path, dst, wgs84, layer_options, &rc);
     for (int64_t i = 0; !rc && i < cmir_hits_count(h); i++)
         rc = write_hit(h, i, lyr, ct, path);
     if (ct)
         OCTDestroyCoordinateTransformation(ct);
-    OSRDestroySpatialReference(wgs);
+    OSRDestroySpatialReference(dst);
     return rc;
 }
 
@@ -126,7 +151,7 @@ int cmir__hits_write_file(const cmir_hits *h, const char *file, const char *path
     GDALDatasetH out = GDALCreate(drv, file, 0, 0, 0, GDT_Unknown, NULL);
     if (!out)
         return cmir__gdal_error(CMIR_EIO, path, "cannot create the output");
-    int rc = cmir__hits_fill(h, out, path, p.layer_options);
+    int rc = cmir__hits_fill(h, out, path, p.layer_options, p.t_srs);
     GDALClose(out);
     return rc;
 }
@@ -154,7 +179,7 @@ int cmir_hits_to_ogr(const cmir_hits *h, void *gdal_dataset, const char *const *
     if (!h || !gdal_dataset)
         return cmir__error(CMIR_EINVAL, "cmir_hits_to_ogr: need hits and a dataset");
     cmir__gdal_quiet_begin();
-    int rc = cmir__hits_fill(h, (GDALDatasetH)gdal_dataset, GDALGetDescription(gdal_dataset), layer_options);
+    int rc = cmir__hits_fill(h, (GDALDatasetH)gdal_dataset, GDALGetDescription(gdal_dataset), layer_options, NULL);
     OGRLayerH lyr = rc ? NULL : GDALDatasetGetLayerByName((GDALDatasetH)gdal_dataset, "cmir_hits");
     char *joined = lyr ? joined_descriptions(h) : NULL;
     if (lyr && !joined)

@@ -59,9 +59,9 @@ static int load(cmir_index *ix)
     /* internal: the handle is the index's own, so a host program's GDAL
      * teardown (GDALDestroy closes every listed dataset) leaves it to
      * cmir_index_close */
-    ix->ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_INTERNAL, NULL, NULL, NULL);
+    ix->ds = cmir__gdal_open(path, GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_INTERNAL, NULL, "cannot open the index");
     if (!ix->ds)
-        return cmir__gdal_error(CMIR_EIO, path, "cannot open the index");
+        return cmir_last_error_code();
     OGRLayerH meta = GDALDatasetGetLayerByName(ix->ds, "cmir_meta");
     OGRLayerH emb = GDALDatasetGetLayerByName(ix->ds, "cmir_embeddings");
     ix->tiles = GDALDatasetGetLayerByName(ix->ds, "tiles");
@@ -251,6 +251,60 @@ static int load_envelopes(cmir_index *ix)
     return 0;
 }
 
+/* box (minx, miny, maxx, maxy in srs; NULL srs: the index CRS) into the
+ * index CRS as bb. */
+static int box_in_index_crs(const cmir_index *ix, const double box[4], OGRSpatialReferenceH srs, const char *what,
+                            double bb[4])
+{
+    if (!srs || OSRIsSame(srs, ix->srs)) {
+        memcpy(bb, box, sizeof(double) * 4);
+        return 0;
+    }
+    int rc = 0;
+    OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(srs, ix->srs);
+    if (!ct || !OCTTransformBounds(ct, box[0], box[1], box[2], box[3], &bb[0], &bb[1], &bb[2], &bb[3], 21))
+        rc = cmir__error(CMIR_EINVAL, "%s: cannot express the %s in the index CRS", ix->path, what);
+    if (ct)
+        OCTDestroyCoordinateTransformation(ct);
+    return rc;
+}
+
+/* The filter's boxes (-bbox in WGS84, -spat in spat_srs or the index CRS)
+ * in the index CRS, intersected into bb. */
+static int filter_box(cmir_index *ix, const cmir_search_filter *F, double bb[4])
+{
+    double b2[4];
+    cmir__gdal_quiet_begin();
+    int rc = load_envelopes(ix);
+    if (!rc && F->has_bbox) {
+        OGRSpatialReferenceH w = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
+        OSRSetAxisMappingStrategy(w, OAMS_TRADITIONAL_GIS_ORDER);
+        rc = box_in_index_crs(ix, F->bbox, w, "bounding box", bb);
+        OSRDestroySpatialReference(w);
+    }
+    if (!rc && F->has_spat) {
+        OGRSpatialReferenceH s = NULL;
+        if (F->spat_srs && *F->spat_srs) {
+            s = OSRNewSpatialReference(NULL);
+            OSRSetAxisMappingStrategy(s, OAMS_TRADITIONAL_GIS_ORDER);
+            if (OSRSetFromUserInput(s, F->spat_srs) != OGRERR_NONE)
+                rc = cmir__gdal_error(CMIR_EINVAL, F->spat_srs, "not a CRS (spat_srs)");
+        }
+        if (!rc)
+            rc = box_in_index_crs(ix, F->spat, s, "spatial filter (spat)", F->has_bbox ? b2 : bb);
+        if (!rc && F->has_bbox) {
+            bb[0] = fmax(bb[0], b2[0]);
+            bb[1] = fmax(bb[1], b2[1]);
+            bb[2] = fmin(bb[2], b2[2]);
+            bb[3] = fmin(bb[3], b2[3]);
+        }
+        if (s)
+            OSRDestroySpatialReference(s);
+    }
+    cmir__gdal_quiet_end();
+    return rc;
+}
+
 int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, int k,
                       const cmir_search_filter *f, int64_t *rows, float *dist)
 {
@@ -259,33 +313,17 @@ int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, 
     cmir_search_filter F = f ? *f : cmir_search_default_filter();
     uint8_t *mask = NULL;
     int rc = 0;
-    if (F.modality >= 0 || F.has_bbox || F.exclude >= 0) {
+    const int boxed = F.has_bbox || F.has_spat;
+    if (F.modality >= 0 || boxed || F.exclude >= 0) {
         mask = cmir__malloc((size_t)(ix->n ? ix->n : 1));
         if (!mask)
             return CMIR_ENOMEM;
         double bb[4] = {0, 0, 0, 0};
-        if (F.has_bbox) {
-            cmir__gdal_quiet_begin();
-            rc = load_envelopes(ix);
-            /* bbox (WGS84 lon/lat) into the index CRS */
-            OGRSpatialReferenceH w = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
-            OSRSetAxisMappingStrategy(w, OAMS_TRADITIONAL_GIS_ORDER);
-            if (OSRIsSame(w, ix->srs)) {
-                memcpy(bb, F.bbox, sizeof bb);
-            } else {
-                OGRCoordinateTransformationH ct = OCTNewCoordinateTransformation(w, ix->srs);
-                if (!ct || !OCTTransformBounds(ct, F.bbox[0], F.bbox[1], F.bbox[2], F.bbox[3], &bb[0], &bb[1], &bb[2],
-                                               &bb[3], 21))
-                    rc = cmir__error(CMIR_EINVAL, "%s: cannot express the bounding box in the index CRS", ix->path);
-                if (ct)
-                    OCTDestroyCoordinateTransformation(ct);
-            }
-            OSRDestroySpatialReference(w);
-            cmir__gdal_quiet_end();
-        }
+        if (boxed)
+            rc = filter_box(ix, &F, bb);
         for (int64_t r = 0; !rc && r < ix->n; r++) {
             int keep = (F.modality < 0 || ix->mod[r] == F.modality) && r != F.exclude;
-            if (keep && F.has_bbox) {
+            if (keep && boxed) {
                 const double *e = ix->env + r * 4;
                 keep = isfinite(e[0]) && e[0] <= bb[2] && e[2] >= bb[0] && e[1] <= bb[3] && e[3] >= bb[1];
             }

@@ -50,8 +50,10 @@ int cmir__hits_set_query(cmir_hits *h, int q, int modality, const char *desc);
 int cmir__hits_add(cmir_hits *h, cmir_index *ix, int q, const int64_t *rows, const float *dist, int k);
 /* The footprints' CRS (owned by h), NULL when unknown. */
 OGRSpatialReferenceH cmir__hits_srs(const cmir_hits *h);
-/* Adds layer "cmir_hits" with every hit to ds (errors name path). */
-int cmir__hits_fill(const cmir_hits *h, GDALDatasetH ds, const char *path, const char *const *layer_options);
+/* Adds layer "cmir_hits" with every hit to ds (errors name path), the
+ * footprints in t_srs (any OSR definition; NULL = WGS84 lon/lat). */
+int cmir__hits_fill(const cmir_hits *h, GDALDatasetH ds, const char *path, const char *const *layer_options,
+                    const char *t_srs);
 /* Creates `file` with driver p.format (default GeoJSON) and writes the hits
  * into it, not atomically (errors name path, the final name). */
 int cmir__hits_write_file(const cmir_hits *h, const char *file, const char *path, cmir_search_params p);

@@ -35,17 +35,24 @@ static int same_crs(const char *a, const char *b)
     return same;
 }
 
-static int open_inputs(wald_in *in, const char *const *inputs, int n)
+/* GDAL's reason, kept, under CMIR_ENOTFOUND (a missing or unreadable input). */
+static int not_found(void)
+{
+    char m[1024];
+    snprintf(m, sizeof m, "%s", cmir_last_error());
+    return cmir__error(CMIR_ENOTFOUND, "%s", m);
+}
+
+static int open_inputs(wald_in *in, const char *const *inputs, int n, const char *const *oo)
 {
     if (n > 256)
         return cmir__error(CMIR_EINVAL, "synth: at most 256 inputs, got %d", n);
     for (int i = 0; i < n; i++) {
         if (!inputs[i])
             return cmir__error(CMIR_EINVAL, "synth: input %d is NULL", i + 1);
-        CPLErrorReset();
-        GDALDatasetH ds = GDALOpen(inputs[i], GA_ReadOnly);
+        GDALDatasetH ds = cmir__gdal_open_raster_oo(inputs[i], oo);
         if (!ds)
-            return cmir__gdal_error(CMIR_ENOTFOUND, inputs[i], NULL);
+            return not_found();
         in->ds[in->n++] = ds;
         double gt[6];
         if (GDALGetGeoTransform(ds, gt) != CE_None)
@@ -91,10 +98,9 @@ static GDALRasterBandH stack_band(const wald_in *in, int k)
 static int read_labels(const cmir_synth_params *p, const wald_in *in, int cw, int ch,
                        const double cgt[6], uint8_t *cls, GDALColorTableH *ct, char ***cats)
 {
-    CPLErrorReset();
-    GDALDatasetH lab = GDALOpen(p->labels, GA_ReadOnly);
+    GDALDatasetH lab = cmir__gdal_open_raster_oo(p->labels, p->open_options);
     if (!lab)
-        return cmir__gdal_error(CMIR_ENOTFOUND, p->labels, NULL);
+        return not_found();
     int rc = 0;
     GDALDatasetH dst = NULL;
     float *buf = NULL;
@@ -369,7 +375,7 @@ static int wald_run(const cmir_synth_params *p, wald_in *in, const char *const *
                     wald_mem *m, sy_outset *o, GDALColorTableH *ct, char ***cats)
 {
     int rc, bands[4];
-    if ((rc = open_inputs(in, inputs, n_inputs)) || (rc = pick_bands(p, in, inputs, bands)))
+    if ((rc = open_inputs(in, inputs, n_inputs, p->open_options)) || (rc = pick_bands(p, in, inputs, bands)))
         return rc;
     wald_grid g;
     g.r = p->ratio;

@@ -46,9 +46,9 @@ static int add_name(cmir__labels *L, const char *s, int *cap)
     return 0;
 }
 
-static int open_raster(cmir__labels *L, const char *path)
+static int open_raster(cmir__labels *L, const char *path, const char *const *oo)
 {
-    if (!(L->src = cmir__gdal_open_raster(path)))
+    if (!(L->src = cmir__gdal_open_raster_oo(path, oo)))
         return CMIR_EIO;
     double gt[6];
     if (GDALGetGeoTransform(L->src, gt) != CE_None || !GDALGetSpatialRef(L->src))
@@ -97,11 +97,9 @@ static int open_raster(cmir__labels *L, const char *path)
 static int open_vector(cmir__labels *L, const cmir_tile_params *p)
 {
     const char *path = p->label_vector;
-    cmir__gdal_quiet_begin();
-    L->src = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL, NULL);
-    cmir__gdal_quiet_end();
+    L->src = cmir__gdal_open(path, GDAL_OF_VECTOR | GDAL_OF_READONLY, p->open_options, "cannot open as a vector layer");
     if (!L->src)
-        return cmir__gdal_error(CMIR_EIO, path, "cannot open as a vector layer");
+        return cmir_last_error_code();
     L->layer = p->label_layer ? GDALDatasetGetLayerByName(L->src, p->label_layer)
                               : GDALDatasetGetLayer(L->src, 0);
     if (!L->layer)
@@ -138,7 +136,7 @@ int cmir__labels_open(cmir__labels *L, const cmir_tile_params *p)
         L->kind = 1;
         int n = p->n_label_rasters > 0 ? p->n_label_rasters : 1;
         const char *const *paths = p->n_label_rasters > 0 ? p->label_rasters : &p->label_raster;
-        int rc = open_raster(L, paths[0]);
+        int rc = open_raster(L, paths[0], p->open_options);
         if (rc)
             return rc;
         L->srcs = cmir__calloc((size_t)n, sizeof(GDALDatasetH));
@@ -147,7 +145,7 @@ int cmir__labels_open(cmir__labels *L, const cmir_tile_params *p)
         L->srcs[0] = L->src;
         L->n_src = n;
         for (int i = 1; i < n; i++) {
-            if (!(L->srcs[i] = cmir__gdal_open_raster(paths[i])))
+            if (!(L->srcs[i] = cmir__gdal_open_raster_oo(paths[i], p->open_options)))
                 return CMIR_EIO;
             double gt[6];
             if (GDALGetGeoTransform(L->srcs[i], gt) != CE_None || !GDALGetSpatialRef(L->srcs[i]))

@@ -383,7 +383,7 @@ static int tile_scene(run *R, scene *s)
             ms_window(s, tx, ty, T, mw);
             cmir_tile_record rec = {R->pan_buf, R->ms_buf, label,
                                     R->labels.n_classes && p->multilabel_frac > 0 ? R->mlab : NULL,
-                                    pan_gt, ms_gt, s->wkt, s->path, pw, mw};
+                                    pan_gt, ms_gt, s->wkt, s->path, pw, mw, s->ms_first->path};
             if ((rc = cmir_archive_writer_add(R->w, &rec)))
                 break;
             R->st.tiles_written++;
@@ -500,7 +500,7 @@ static int open_ms(run *R, ms_input *ms, const char *const *ms_paths, int n_ms, 
     int rc = 0;
     for (int i = 0; !rc && i < n_ms; i++) {
         ms[i].path = ms_paths[i];
-        if (!(ms[i].ds = cmir__gdal_open_raster(ms_paths[i])))
+        if (!(ms[i].ds = cmir__gdal_open_raster_oo(ms_paths[i], p->open_options)))
             rc = cmir__failed(CMIR_EIO);
         else
             rc = cmir__tl_georef(ms[i].ds, ms_paths[i], ms[i].gt, &ms[i].srs);
@@ -533,7 +533,7 @@ static int open_pan(run *R, scene *sc, const char *const *pan_paths, int n_pan)
     for (int i = 0; !rc && i < n_pan; i++) {
         scene *s = &sc[i];
         s->path = pan_paths[i];
-        if (!(s->pan = cmir__gdal_open_raster(s->path)))
+        if (!(s->pan = cmir__gdal_open_raster_oo(s->path, p->open_options)))
             return cmir__failed(CMIR_EIO);
         if ((rc = cmir__tl_georef(s->pan, s->path, s->gt, &s->srs)))
             return rc;

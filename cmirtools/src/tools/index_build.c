@@ -169,7 +169,10 @@ static int add_tile(builder *B, const cmir_archive *a, const char *apath, int k,
             if (ml[c] && strlen(labels) + strlen(cmir_archive_class_name(a, c + 1)) + 2 < sizeof labels)
                 snprintf(labels + strlen(labels), sizeof labels - strlen(labels), "%s%s", labels[0] ? ";" : "",
                          cmir_archive_class_name(a, c + 1));
-    const char *scene = cmir_archive_scene(a, t);
+    /* the file the window is in: an MS row's MS scene when the archive records it */
+    const char *scene = k ? cmir_archive_source(a, CMIR_MS, t) : NULL;
+    if (!scene)
+        scene = cmir_archive_scene(a, t);
     OGR_F_SetFieldInteger64(f, 0, B->row);
     OGR_F_SetFieldInteger64(f, 1, t);
     OGR_F_SetFieldString(f, 2, modality);
@@ -240,8 +243,8 @@ static void builder_release(builder *B)
 static int open_append(builder *B, const char *path, const cmir_model_info *mi, const char *model_path,
                        GDALDatasetH *ds, OGRLayerH *meta)
 {
-    if (!(*ds = GDALOpenEx(path, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL, NULL, NULL)))
-        return cmir__gdal_error(CMIR_EIO, path, "cannot open the index for update");
+    if (!(*ds = cmir__gdal_open(path, GDAL_OF_VECTOR | GDAL_OF_UPDATE, NULL, "cannot open the index for update")))
+        return cmir_last_error_code();
     B->tiles = GDALDatasetGetLayerByName(*ds, "tiles");
     B->emb = GDALDatasetGetLayerByName(*ds, "cmir_embeddings");
     *meta = GDALDatasetGetLayerByName(*ds, "cmir_meta");

@@ -25,11 +25,11 @@ cmir_search_params cmir_search_default_params(void)
 
 /* Embeds a raster query: tiles of the model's size from the window's
  * top-left, their codes averaged. *modality from the band count. */
-static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, float *v, int *modality, char *desc,
-                        size_t ndesc, float **first, int dims[3])
+static int embed_raster(cmir_model *m, cmir_exec *ex, const cmir_query *q, const char *const *oo, float *v,
+                        int *modality, char *desc, size_t ndesc, float **first, int dims[3])
 {
     const cmir_model_info *mi = cmir_model_get_info(m);
-    GDALDatasetH ds = cmir__gdal_open_raster(q->raster);
+    GDALDatasetH ds = cmir__gdal_open_raster_oo(q->raster, oo);
     if (!ds)
         return cmir__failed(CMIR_EIO);
     int nb = GDALGetRasterCount(ds), rc = 0;
@@ -234,8 +234,8 @@ static int check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
 
 /* Query i's code (dim floats), modality and description (d). first/dims:
  * see embed_raster. */
-static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, float *code,
-                       int *mod, char *d, size_t nd, float **first, int dims[3], float **lcodes, int *nl)
+static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, const char *const *oo,
+                       float *code, int *mod, char *d, size_t nd, float **first, int dims[3], float **lcodes, int *nl)
 {
     const char *index_path = cmir__index_path(ix);
     if (q->kind == CMIR_QUERY_ROW) {
@@ -250,7 +250,7 @@ static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_
         return 0;
     }
     if (q->kind == CMIR_QUERY_RASTER && q->raster)
-        return embed_raster(m, ex, q, code, mod, d, nd, first, dims);
+        return embed_raster(m, ex, q, oo, code, mod, d, nd, first, dims);
     if (q->kind == CMIR_QUERY_AUDIO && q->audio) {
         *mod = 1;
         return embed_audio(m, ex, q->audio, code, d, nd, lcodes, nl);
@@ -281,7 +281,7 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
      * before any is run */
     for (int i = 0; !rc && i < n_queries; i++) {
         char d[1024];
-        rc = embed_query(m, ex, ix, &queries[i], i, codes + (size_t)i * dim, &qmod[i], d, sizeof d,
+        rc = embed_query(m, ex, ix, &queries[i], i, p.open_options, codes + (size_t)i * dim, &qmod[i], d, sizeof d,
                          i == 0 ? qtile : NULL, qdims, &pcodes[i], &pn[i]);
         if (!rc)
             rc = cmir__hits_set_query(H, i, qmod[i], d);
@@ -325,6 +325,10 @@ int cmir_search_check_params(cmir_search_params p)
     if (p.filter.modality < CMIR_TARGET_OTHER || p.filter.modality > CMIR_TARGET_MS)
         return cmir__error(CMIR_EINVAL, "%s.filter.modality: must be a cmir_target (-2..1), got %d", who,
                            (int)p.filter.modality);
+    if (p.filter.has_spat && !(p.filter.spat[0] <= p.filter.spat[2] && p.filter.spat[1] <= p.filter.spat[3]))
+        return cmir__error(CMIR_EINVAL, "%s.filter.spat: want xmin ymin xmax ymax with xmin <= xmax and ymin <= ymax, "
+                           "got %g %g %g %g", who, p.filter.spat[0], p.filter.spat[1], p.filter.spat[2],
+                           p.filter.spat[3]);
     if (p.threads < 0)
         return cmir__error(CMIR_EINVAL, "%s.threads: must be >= 0, got %d", who, p.threads);
     return 0;
