@@ -20,7 +20,8 @@
 #   env: SEEDS ("1 2 3"), BUDGETS ("0.1 0.25 1"), EPOCHS1 (20), EPOCHS2 (60),
 #        EPOCHS0 (10), THREADS (2), SETS ("l8 ol nc"), SHARED
 set -eu
-B=${1:?usage: sh bench/realdata.sh BUILD_DIR [OUT_DIR]}/cmirtools/apps
+BUILD=${1:?usage: sh bench/realdata.sh BUILD_DIR [OUT_DIR]}
+B=$BUILD/cmirtools/apps
 OUT=${2:-/tmp/cmir_realdata}
 SEEDS=${SEEDS:-1 2 3}
 BUDGETS=${BUDGETS:-0.1 0.25 1}
@@ -74,17 +75,16 @@ prepare() {
     q "$B/cmir_tile" -q -pan "$S/pan1.tif" -ms "$S/ms1.tif" -ts 16 "$OUT/sn16.mat"
 }
 
-# mAP of PAN->MS and MS->PAN (and the floors when cmir_eval prints them) of one model.
+# mAP of PAN->MS and MS->PAN of one model, then the training-free floors of its split (bench_floor).
 evaluate() {
     "$B/cmir_eval" -threads "$THREADS" "$1" "$2" 2>/dev/null | tee "$1.txt" |
-        awk '$1 == "PAN->MS" { a = $3 } $1 == "MS->PAN" { b = $3 }
-             tolower($0) ~ /floor/ && $1 == "PAN->MS" { fa = $NF } tolower($0) ~ /floor/ && $1 == "MS->PAN" { fb = $NF }
-             END { printf "%s %s %s %s\n", a, b, (fa == "" ? "-" : fa), (fb == "" ? "-" : fb) }'
+        awk '$1 == "PAN->MS" { a = $3 } $1 == "MS->PAN" { b = $3 } END { printf "%s %s ", a, b }'
+    "$BUILD/bench/bench_floor" "$1" "$2" | awk '{ print $3, $5 }'
 }
 
-stats() { awk '{ for (i = 1; i <= 2; i++) { s[i] += $i; q[i] += $i * $i } n++ }
-    END { for (i = 1; i <= 2; i++) { m = s[i] / n; v = q[i] / n - m * m; if (v < 0) v = 0
-          printf " %.3f +- %.3f", m, sqrt(v) } }'; }
+stats() { awk '{ for (i = 1; i <= 4; i++) { s[i] += $i; q[i] += $i * $i } n++ }
+    END { for (i = 1; i <= 4; i++) { m = s[i] / n; v = q[i] / n - m * m; if (v < 0) v = 0
+          printf "  %.3f +- %.3f", m, sqrt(v) } }'; }
 
 echo "== preparing the real sets under $OUT"
 t0=$(date +%s)
@@ -99,11 +99,10 @@ for set in $SETS; do
     q "$B/cmir_train" -q -threads "$THREADS" -seed 1 $split -test_frac 0.5 -pretrain "$pairs" \
         -epochs0 "$EPOCHS0" -epochs1 0 -epochs2 1 "$OUT/$set.mat" "$OUT/${set}_pre.mat"
     echo "== $set: stage 0 done; PAN->MS and MS->PAN mAP on the held-out tiles, mean +- sd over seeds $SEEDS"
-    printf '%-6s %-8s %-12s %-18s %-18s %s\n' set budget pretrained "PAN->MS" "MS->PAN" "floors (PAN->MS MS->PAN, seed 1)"
+    printf '%-6s %-6s %-4s  %-16s  %-16s  %-16s  %-16s\n' set budget pre "PAN->MS" "MS->PAN" "floor PAN->MS" "floor MS->PAN"
     for b in $BUDGETS; do
         for pre in no yes; do
             : >"$OUT/rows"
-            floors="-"
             for s in $SEEDS; do
                 init=""
                 [ "$pre" = yes ] && init="-init $OUT/${set}_pre.mat"
@@ -113,10 +112,9 @@ for set in $SETS; do
                     -label_frac "$b" -epochs1 "$EPOCHS1" -epochs2 "$EPOCHS2" $init "$OUT/$set.mat" "$m"
                 r=$(evaluate "$m" "$OUT/$set.mat")
                 echo "$r" >>"$OUT/rows"
-                [ "$s" = "$(echo "$SEEDS" | cut -d' ' -f1)" ] && floors=$(echo "$r" | cut -d' ' -f3-4)
             done
-            printf '%-6s %-8s %-12s%s   %s   (per seed: %s)\n' "$set" "$b" "$pre" "$(stats <"$OUT/rows")" "$floors" \
-                "$(cut -d' ' -f1-2 "$OUT/rows" | tr '\n' ';')"
+            printf '%-6s %-6s %-4s%s   (per seed: %s)\n' "$set" "$b" "$pre" "$(stats <"$OUT/rows")" \
+                "$(tr '\n' ';' <"$OUT/rows")"
         done
     done
 done
