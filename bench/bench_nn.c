@@ -528,7 +528,7 @@ static void cnn_reset(void *ctx)
 
 /* Times one branch through cmir_cnn_*; prints one line. */
 static int cnn_bench_run(const char *name, int hw, int bands, int N, cmir_exec *ex,
-                         cmir_rng *rng, double min_s, double peak)
+                         cmir_rng *rng, double min_s, double peak, double *img_s)
 {
     cnn_bench b;
     memset(&b, 0, sizeof b);
@@ -558,10 +558,90 @@ static int cnn_bench_run(const char *name, int hw, int bands, int N, cmir_exec *
            1e3 * b.adam / R, N / b.step.mean, gflops(flop, b.step.mean),
            gflops(flop, b.step.mean) / peak);
     fflush(stdout);
+    *img_s = N / b.step.mean;
     cmir_optim_free(b.o);
     cmir_rng_free(b.r);
     cmir_cnn_free(b.c);
     free(b.x);
+    free(b.dl);
+    return 0;
+}
+
+/* Stage 0 (cmir_train -pretrain): one step on N PAN/MS pairs is a training
+ * forward and backward of both CNNs around the symmetric InfoNCE loss and
+ * one Adam step over both. */
+typedef struct s0_bench {
+    cmir_cnn *c[2];
+    cmir_exec *ex;
+    cmir_rng *r;
+    cmir_optim *o;
+    float *x[2], *dl, *z0, *dz[2];
+    int n;
+} s0_bench;
+
+static int s0_step(void *ctx)
+{
+    s0_bench *b = ctx;
+    CK(cmir_cnn_forward(b->c[0], b->ex, b->x[0], b->n, 1, b->r));
+    memcpy(b->z0, cmir_cnn_features(b->c[0]), sizeof(float) * (size_t)b->n * CMIR_FEAT_DIM);
+    CK(cmir_cnn_forward(b->c[1], b->ex, b->x[1], b->n, 1, b->r));
+    memset(b->dz[0], 0, sizeof(float) * (size_t)b->n * CMIR_FEAT_DIM);
+    memset(b->dz[1], 0, sizeof(float) * (size_t)b->n * CMIR_FEAT_DIM);
+    cmir_tensor ta = cmir_tensor_2d(b->z0, b->n, CMIR_FEAT_DIM);
+    cmir_tensor tb = cmir_tensor_2d(cmir_cnn_features(b->c[1]), b->n, CMIR_FEAT_DIM);
+    cmir_tensor da = cmir_tensor_2d(b->dz[0], b->n, CMIR_FEAT_DIM), db = cmir_tensor_2d(b->dz[1], b->n, CMIR_FEAT_DIM);
+    CK(cmir_infonce(&ta, &tb, 0.1f, 1.0f, NULL, &da, &db));
+    CK(cmir_cnn_backward(b->c[0], b->ex, b->dl, b->dz[0]));
+    CK(cmir_cnn_backward(b->c[1], b->ex, b->dl, b->dz[1]));
+    CK(cmir_optim_step(b->o));
+    return 0;
+}
+
+/* Prints stage 0's pairs/s and its time per image against stage 1's (ips:
+ * stage 1 PAN and MS images/s of this run). */
+static int stage0_bench_run(int N, cmir_exec *ex, cmir_rng *rng, double min_s, const double ips[2])
+{
+    s0_bench b;
+    memset(&b, 0, sizeof b);
+    static const int hw[2] = {256, 64}, bands[2] = {1, 4};
+    b.ex = ex;
+    b.n = N;
+    b.r = cmir_rng_new(98);
+    b.o = cmir_optim_new(cmir_optim_default_params());
+    for (int k = 0; k < 2; k++) {
+        cmir_cnn_params p = cmir_cnn_default_params();
+        p.h = p.w = hw[k];
+        p.bands = bands[k];
+        b.c[k] = cmir_cnn_new(p, 7 + (uint64_t)k);
+        b.x[k] = alloc_floats((size_t)N * hw[k] * hw[k] * bands[k]);
+        b.dz[k] = alloc_floats((size_t)N * CMIR_FEAT_DIM);
+        if (!b.c[k] || !b.x[k] || !b.dz[k])
+            return report(CMIR_ENOMEM, "stage 0 bench setup", __LINE__);
+        fill_uniform(rng, b.x[k], (size_t)N * hw[k] * hw[k] * bands[k], 0.0f, 1.0f);
+        CK(cmir_cnn_register(b.c[k], b.o));
+    }
+    b.z0 = alloc_floats((size_t)N * CMIR_FEAT_DIM);
+    b.dl = alloc_floats((size_t)N * cmir_cnn_get_params(b.c[0]).n_classes);
+    if (!b.r || !b.o || !b.z0 || !b.dl)
+        return report(CMIR_ENOMEM, "stage 0 bench setup", __LINE__);
+    memset(b.dl, 0, sizeof(float) * (size_t)N * cmir_cnn_get_params(b.c[0]).n_classes);
+    timing t;
+    int rc = measure(s0_step, &b, NULL, min_s, 3, &t);
+    if (rc)
+        return rc;
+    double pairs = N / t.mean, s1_per_pair = 1.0 / ips[0] + 1.0 / ips[1];
+    printf("  stage 0 (PAN+MS pair, InfoNCE) step %8.1f ms (best %.1f)  %7.1f pairs/s; time per pair %.2f x "
+           "stage 1's (one PAN + one MS image)\n",
+           1e3 * t.mean, 1e3 * t.best, pairs, (1.0 / pairs) / s1_per_pair);
+    fflush(stdout);
+    cmir_optim_free(b.o);
+    cmir_rng_free(b.r);
+    for (int k = 0; k < 2; k++) {
+        cmir_cnn_free(b.c[k]);
+        free(b.x[k]);
+        free(b.dz[k]);
+    }
+    free(b.z0);
     free(b.dl);
     return 0;
 }
@@ -950,9 +1030,12 @@ static int run(const options *o)
 cnn_section:
     printf("\n== cmir_cnn training step (forward, backward, Adam), batch %d, %d thread(s) ==\n",
            N, T);
-    if (o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, peak)))
+    double ips[2] = {0, 0};
+    if (o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, peak, &ips[0])))
         return rc;
-    if (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, peak)))
+    if (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, peak, &ips[1])))
+        return rc;
+    if (o->do_pan && o->do_ms && (rc = stage0_bench_run(N, ex, rng, o->seconds, ips)))
         return rc;
 
     /* ---- the peak again: these machines drift; say how much ---- */

@@ -1,6 +1,7 @@
 /* Tests of the losses and penalties: values against hand computation and
  * finite-difference gradient checks for softmax and sigmoid cross-entropy,
- * squared distance, soft orthogonality and the weight penalty. */
+ * squared distance, soft orthogonality, the weight penalty and stage 0's
+ * symmetric InfoNCE. */
 #include "cmir/nn.h"
 #include "test_util.h"
 
@@ -193,6 +194,39 @@ static void test_ortho(void)
     }
 }
 
+/* ---- InfoNCE (stage 0) ---- */
+typedef struct {
+    cmir_tensor a, b;
+    float tau;
+} nce_ctx;
+
+static double nce_loss(void *c)
+{
+    nce_ctx *d = c;
+    float l;
+    cmir_infonce(&d->a, &d->b, d->tau, 0.7f, &l, NULL, NULL);
+    return l;
+}
+
+static void test_infonce(void)
+{
+    /* orthonormal pairs matched to themselves: every row picks its own
+     * pair with probability e^(1/tau) / (e^(1/tau) + B - 1) */
+    float e[9] = {1, 0, 0, 0, 2, 0, 0, 0, 3}, loss;
+    cmir_tensor te = cmir_tensor_2d(e, 3, 3);
+    ASSERT_OK(cmir_infonce(&te, &te, 0.5f, 1.0f, &loss, NULL, NULL));
+    ASSERT_NEAR(loss, -log(exp(2.0) / (exp(2.0) + 2.0)), 1e-5);
+    ASSERT_EQ_INT(cmir_infonce(&te, &te, 0.0f, 1.0f, &loss, NULL, NULL), CMIR_EINVAL);
+    const int B = 5, D = 7;
+    nce_ctx d = {cmir_tensor_2d(randv((size_t)B * D, 1), B, D), cmir_tensor_2d(randv((size_t)B * D, 1), B, D), 0.3f};
+    float *ga = zeros((size_t)B * D), *gb = zeros((size_t)B * D);
+    cmir_tensor tga = cmir_tensor_2d(ga, B, D), tgb = cmir_tensor_2d(gb, B, D);
+    ASSERT_OK(cmir_infonce(&d.a, &d.b, d.tau, 0.7f, NULL, &tga, &tgb));
+    fd_check("infonce dza", d.a.data, ga, (size_t)B * D, nce_loss, &d);
+    fd_check("infonce dzb", d.b.data, gb, (size_t)B * D, nce_loss, &d);
+    free(d.a.data); free(d.b.data); free(ga); free(gb);
+}
+
 /* ---- weight penalty ---- */
 typedef struct {
     float *w;
@@ -231,6 +265,7 @@ int main(int argc, char **argv)
     RUN(test_sqdist);
     RUN(test_ortho);
     RUN(test_weight_penalty);
+    RUN(test_infonce);
     cmir_rng_free(rng);
     cmir_exec_free(ex);
     TEST_MAIN_END();

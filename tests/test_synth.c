@@ -1080,6 +1080,55 @@ static void test_program(void)
     free(t);
 }
 
+
+/* Index mode: a 4-band raster with one fill pixel, one cloud, 99 water
+ * pixels and 199 land pixels of increasing NDVI gets those classes, the
+ * land split in NDVI terciles, on the input's grid. */
+static void test_index_classes(void)
+{
+    enum { W = 30, H = 10, N = W * H };
+    GDALDriverH drv = GDALGetDriverByName("GTiff");
+    GDALDatasetH ds = GDALCreate(drv, path_in("idx_ms.tif"), W, H, 4, GDT_Float32, NULL);
+    REQUIRE(ds != NULL);
+    double gt[6] = {500000, 30, 0, 4000000, 0, -30};
+    GDALSetGeoTransform(ds, gt);
+    static float v[4][N]; /* blue, green, red, NIR */
+    for (int i = 0; i < N; i++) {
+        float b = 60, g = 40, r = 50, nir = (float)(60 + (i - 101));
+        if (i == 0)
+            b = g = r = nir = 0; /* fill */
+        else if (i == 1)
+            b = g = r = 2000, nir = 2100; /* cloud: bright, NDVI 0.02, NDWI < 0 */
+        else if (i <= 100)
+            g = 100, nir = 20; /* water: NDWI > 0 */
+        v[0][i] = b, v[1][i] = g, v[2][i] = r, v[3][i] = nir;
+    }
+    for (int k = 0; k < 4; k++)
+        ASSERT_TRUE(GDALRasterIO(GDALGetRasterBand(ds, k + 1), GF_Write, 0, 0, W, H, v[k], W, H, GDT_Float32, 0, 0) ==
+                    CE_None);
+    GDALClose(ds);
+    int bands[4] = {1, 2, 3, 4};
+    ASSERT_OK(cmir_synth_index_classes(path_in("idx_ms.tif"), bands, path_in("idx_class.tif"), NULL));
+    GDALDatasetH cl = GDALOpen(path_in("idx_class.tif"), GA_ReadOnly);
+    REQUIRE(cl != NULL);
+    double g2[6];
+    GDALGetGeoTransform(cl, g2);
+    for (int i = 0; i < 6; i++)
+        ASSERT_NEAR(g2[i], gt[i], 0);
+    uint8_t c[N];
+    ASSERT_TRUE(GDALRasterIO(GDALGetRasterBand(cl, 1), GF_Read, 0, 0, W, H, c, W, H, GDT_Byte, 0, 0) == CE_None);
+    int wrong = 0;
+    for (int i = 0; i < N; i++) {
+        int k = i - 101, want = i == 0 ? 0 : i == 1 ? 2 : i <= 100 ? 1 : k < 199 / 3 ? 3 : k < 2 * 199 / 3 ? 4 : 5;
+        wrong += c[i] != want;
+    }
+    ASSERT_EQ_INT(wrong, 0);
+    char **cats = GDALGetRasterCategoryNames(GDALGetRasterBand(cl, 1));
+    ASSERT_TRUE(CSLCount(cats) >= 6 && !strcmp(cats[1], "water") && !strcmp(cats[5], "dense vegetation"));
+    GDALClose(cl);
+    bands[3] = 5; /* the raster has 4 */
+    ASSERT_EQ_INT(cmir_synth_index_classes(path_in("idx_ms.tif"), bands, path_in("idx_x.tif"), NULL), CMIR_EINVAL);
+}
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -1107,6 +1156,7 @@ int main(int argc, char **argv)
     RUN(test_output_dirs);
     RUN(test_wald_nodata);
     RUN(test_wald_landsat);
+    RUN(test_index_classes);
     RUN(test_program);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

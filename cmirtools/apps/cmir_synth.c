@@ -22,6 +22,8 @@ static const char usage[] =
     "                  [-pan_weights B,G,R,NIR] [-ot Float32|UInt16] [-labels RASTER]\n"
     "                  [-class_res ms|pan] [-o DIR] [-prefix NAME] [-co NAME=VALUE]... [-q]\n"
     "                  [-oo NAME=VALUE]... [-overwrite]\n"
+    "       cmir_synth -indices MS_RASTER [-bands B,G,R,NIR] [-o DIR] [-prefix NAME] [-co NAME=VALUE]...\n"
+    "                  [-oo NAME=VALUE]... [-overwrite]\n"
     "       cmir_synth -rgb [-n N] [-size PIXELS] [-seed S] [-first K] [-o DIR] [-prefix NAME]\n"
     "                  [-epsg CODE] [-origin X Y] [-res METRES] [-cell METRES] [-variation V]\n"
     "                  [-noise N] [-threads T] [-co NAME=VALUE]... [-q] [-overwrite]\n"
@@ -49,7 +51,11 @@ static const char usage[] =
     "  -class_res ms|pan  grid of the class raster: MS (mode of each block; default) or PAN\n"
     "  -threads T     rendering threads, 0 = all CPUs (default); never changes the output\n"
     "\n"
-    "Wald mode (-wald) reads a real multispectral raster: INPUT is one multi-band raster, a\n"
+    "Index mode (-indices) writes DIR/NAME_class.tif (default NAME 'indices'), land-cover classes\n"
+    "of a real multispectral raster from spectral indices, for scenes without labels: 1 water\n"
+    "(NDWI > 0), 2 cloud (very bright, NDVI < 0.2), then the other land by NDVI terciles:\n"
+    "3 built or bare, 4 sparse vegetation, 5 dense vegetation (-bands as below).\n\n"
+"Wald mode (-wald) reads a real multispectral raster: INPUT is one multi-band raster, a\n"
     "VRT, or several single-band rasters of the same grid whose bands are stacked in order.\n"
     "It writes DIR/NAME_pan.tif (weighted band sum at the input resolution) and\n"
     "DIR/NAME_ms.tif (bands blurred and decimated by R: pixel size R x input, same origin\n"
@@ -167,7 +173,7 @@ int main(int argc, char **argv)
     const char *not_rgb = NULL; /* first option the RGB mode does not take */
     const char **inputs = calloc((size_t)argc, sizeof(char *));
     const char **co = calloc((size_t)argc + 1, sizeof(char *));
-    int n_in = 0, n_co = 0, quiet = 0, wald = 0, bad = 0, used;
+    int n_in = 0, n_co = 0, quiet = 0, wald = 0, indices = 0, bad = 0, used;
     cmir_app_common c = {.takes_oo = 1};
     const char *dir = ".", *prefix = NULL, *type = NULL;
     if (!inputs || !co) {
@@ -183,6 +189,10 @@ int main(int argc, char **argv)
         }
         if (!strcmp(a, "-wald")) {
             wald = 1;
+            continue;
+        }
+        if (!strcmp(a, "-indices")) {
+            wald = indices = 1;
             continue;
         }
         if (!strcmp(a, "-rgb"))
@@ -284,7 +294,23 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     int err;
-    if (wald) {
+    if (indices) {
+        int bd[4] = {1, 2, 3, 4};
+        if (p.bands[0])
+            memcpy(bd, p.bands, sizeof bd);
+        size_t n = strlen(dir) + strlen(prefix ? prefix : "indices") + 12;
+        char *out = malloc(n);
+        if (!out || n_in != 1) {
+            rc = cmir_app_fail(prog, out ? "-indices takes one multispectral raster (a VRT stacks several)" : "out of memory") + 1;
+            free(out);
+            goto end;
+        }
+        snprintf(out, n, "%s/%s_class.tif", dir, prefix ? prefix : "indices");
+        err = cmir_synth_index_classes(inputs[0], bd, out, p.creation_options);
+        if (!err && !quiet)
+            printf("%s: wrote %s\n", prog, out);
+        free(out);
+    } else if (wald) {
         if (!prefix)
             prefix = "wald";
         size_t n = strlen(dir) + strlen(prefix) + 2;

@@ -18,6 +18,8 @@ static const char usage[] =
     "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel] [-no_augment]\n"
     "                  [-features_dir DIR] [-unified FILE.mat] [-stage1_from MODEL.mat]\n"
     "                  [-checkpoint CKPT.mat] [-resume CKPT.mat] [-speech MANIFEST.csv]\n"
+    "                  [-valid_frac F] [-label_frac F] [-init MODEL.mat]\n"
+    "                  [-pretrain PAIRS.mat] [-epochs0 N] [-lr0 X] [-tau X]\n"
     "                  ARCHIVE.mat MODEL.mat\n"
     "       cmir_train -features A.mat B.mat [-labels L.mat] [stage-2 options] UNIFIED.mat\n"
     "\n"
@@ -40,7 +42,18 @@ static const char usage[] =
     "  -stage1_from M.mat reuse the stage-1 CNNs of a model trained on the same archive with the\n"
     "                     same split (-seed, -test_frac, -split; another split is refused) and\n"
     "                     train stage 2 only (ablations of the unified losses in seconds)\n"
-    "  -speech M.csv      the image <-> speech scenario: ARCHIVE's image tiles (multi-label,\n"
+    "  -valid_frac F      hold out F of the non-test labelled tiles for validation: each stage-1\n"
+    "                     CNN keeps the weights of its epoch of lowest validation loss; the tiles\n"
+    "                     and epochs are recorded in MODEL (VALID_TILES, TRAIN_SETTINGS)\n"
+    "  -label_frac F      use the labels of a seeded share F of the training tiles (label budget)\n"
+    "  -init M.mat        start from the CNN weights of model M (same tile sizes and bands); class\n"
+    "                     heads of another class count are made afresh\n"
+    "  -pretrain P.mat    stage 0: before stage 1, train both CNNs for -epochs0 epochs (default 10)\n"
+    "                     on the PAN/MS pairs of archive P (labels not needed, e.g. cmir_tile\n"
+    "                     without -labels) so that a tile's PAN and MS features match and differ\n"
+    "                     from other tiles' (symmetric InfoNCE, temperature -tau, default 0.1;\n"
+    "                     rate -lr0, default 1e-3); P is normalised by its own band statistics\n"
+"  -speech M.csv      the image <-> speech scenario: ARCHIVE's image tiles (multi-label,\n"
     "                     sigmoid loss) against the spoken labels of the corpus manifest M.csv\n"
     "                     (file,label,voice,held_out; see make-speech-corpus.sh), an MLP over\n"
     "                     each clip's 128-d feature (softmax loss); held-out voices are\n"
@@ -159,6 +172,13 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-unified")) p.unified_path = v;
             else if (!strcmp(a, "-labels")) labels = v;
             else if (!strcmp(a, "-stage1_from")) p.stage1_from = v;
+            else if (!strcmp(a, "-valid_frac")) bad = cmir_app_double(prog, a, v, 0, 1, &p.valid_frac);
+            else if (!strcmp(a, "-label_frac")) bad = cmir_app_double(prog, a, v, 0, 1, &p.label_frac);
+            else if (!strcmp(a, "-init")) p.init_model = v;
+            else if (!strcmp(a, "-pretrain")) p.pretrain = v;
+            else if (!strcmp(a, "-epochs0")) bad = cmir_app_int(prog, a, v, 0, 1000000, &p.epochs0);
+            else if (!strcmp(a, "-lr0")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.lr0);
+            else if (!strcmp(a, "-tau")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.tau);
             else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
             else if (!strcmp(a, "-resume")) p.resume = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
@@ -229,6 +249,11 @@ int main(int argc, char **argv)
                pos[1], (long long)r.n_train, (long long)r.n_test, r.seconds, r.stage1_images_per_s[0],
                p.speech_manifest ? "image" : "PAN", r.stage1_images_per_s[1], p.speech_manifest ? "clip" : "MS",
                r.stage2_samples_per_s);
+    if (!quiet && r.n_valid)
+        printf("%s: %lld validation tiles chose stage-1 epoch %d (PAN, loss %.4f) and %d (MS, loss %.4f)\n", pos[1],
+               (long long)r.n_valid, r.valid_epoch[0], (double)r.valid_loss[0], r.valid_epoch[1], (double)r.valid_loss[1]);
+    if (!quiet && p.pretrain)
+        printf("%s: stage 0 InfoNCE %.4f at %.1f pairs/s\n", pos[1], (double)r.stage0_loss, r.stage0_pairs_per_s);
     rc = 0;
 end:
     cmir_app_done(argv);

@@ -163,6 +163,13 @@ CMIR_API int cmir_ortho_penalty(cmir_exec *ex, const cmir_tensor *Z, int per_bat
  * dw += 2 scale (w - alpha). For the per-element mean pass scale/n. */
 CMIR_API int cmir_weight_penalty(const float *w, size_t n, float alpha, float scale,
                                  float *loss, float *dw);
+/* Symmetric InfoNCE (cross-modal contrastive pairing) over a batch of B
+ * paired rows za{B,D}, zb{B,D} (B >= 2): u, v = rows divided by their
+ * norms, S = u v^T / tau; *loss = scale * (mean_i CE(S_i., i) +
+ * mean_i CE(S_.i, i)) / 2: row i of one side must pick row i of the other
+ * among all B. dza, dzb (may be NULL) get the gradients added. */
+CMIR_API int cmir_infonce(const cmir_tensor *za, const cmir_tensor *zb, float tau, float scale,
+                          float *loss, cmir_tensor *dza, cmir_tensor *dzb);
 
 /* ---- Optimiser ----------------------------------------------------------
  * Adam (Kingma & Ba, with bias correction) or SGD with momentum. The

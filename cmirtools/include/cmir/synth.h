@@ -208,6 +208,18 @@ CMIR_API int cmir_synth_run(const cmir_synth_params *p, const char *dir, const c
 CMIR_API int cmir_synth_wald(const cmir_synth_params *p, const char *const *inputs, int n_inputs,
                              const char *prefix, cmir_progress_fn progress, void *user);
 
+/* Index mode: a class raster (Byte, same grid, 0 = nodata, category names)
+ * of the multispectral raster ms_path from spectral indices of its bands
+ * bands[0..3] (1-based: blue, green, red, NIR): 1 water (NDWI =
+ * (G - NIR) / (G + NIR) > 0), 2 cloud (mean visible brightness above the
+ * valid pixels' mean + 3 deviations and NDVI < 0.2), then the remaining
+ * land by terciles of NDVI = (NIR - R) / (NIR + R): 3 built or bare,
+ * 4 sparse vegetation, 5 dense vegetation. The terciles make the classes
+ * relative to the scene, so any sensor's units work (DN, reflectance).
+ * Band nodata values, NaN and pixels 0 in all four bands (DN fill) are nodata. Written atomically to out_path. */
+CMIR_API int cmir_synth_index_classes(const char *ms_path, const int bands[4], const char *out_path,
+                                      const char *const *creation_options);
+
 /* ---- RGB multi-label mode (UC-Merced-like, very high resolution) ------
  *
  * Renders georeferenced true-colour scenes with a per-pixel label raster of

@@ -74,6 +74,28 @@ typedef struct cmir_train_params {
                                  reused (stage 1 is skipped): ablations of
                                  stage 2 cost seconds; its TEST_TILES must
                                  be this run's split, else CMIR_EINVAL */
+    /* ---- validation, fine-tuning and pretraining (train_valid.c, train_stage0.c) */
+    double valid_frac;    /* share of the labelled tiles not held out for test
+                             that is held out for validation (0 = none,
+                             default): stage 1 keeps, per modality, the
+                             weights of the epoch of lowest validation loss;
+                             the tiles and the epochs chosen are recorded in
+                             the model (VALID_TILES, TRAIN_SETTINGS); the
+                             test tiles never choose anything */
+    double label_frac;    /* share of the training tiles whose labels are
+                             used (seeded pick; default 1): label budgets */
+    const char *init_model; /* if set: a model file whose CNN weights (not the
+                             class heads when the class count differs) start
+                             stage 1; tile sizes and bands must match */
+    const char *pretrain; /* if set: an archive of PAN/MS pairs (labels not
+                             read) for stage 0: both CNNs trained with the
+                             symmetric InfoNCE loss (cmir_infonce) so that a
+                             tile's PAN and MS features match; normalised by
+                             its own per-band statistics; stage 1 starts
+                             from the result */
+    int epochs0;          /* stage-0 epochs over the pretraining archive, default 10 */
+    float lr0;            /* stage-0 Adam learning rate, default 1e-3 */
+    float tau;            /* InfoNCE temperature, default 0.1 */
 } cmir_train_params;
 
 CMIR_API cmir_train_params cmir_train_default_params(void);
@@ -89,6 +111,11 @@ CMIR_API int cmir_train_unified_check_params(cmir_train_params p);
 /* What training measured. */
 typedef struct cmir_train_report {
     int64_t n_train, n_test;
+    int64_t n_valid;                     /* validation tiles (valid_frac) */
+    int valid_epoch[2];                  /* stage-1 epoch kept per modality (1-based; 0: the last, no validation) */
+    float valid_loss[2];                 /* its validation loss */
+    float stage0_loss;                   /* last stage-0 epoch's mean InfoNCE */
+    double stage0_pairs_per_s;
     float stage1_loss[2], stage1_acc[2]; /* last epoch, PAN and MS */
     double stage1_images_per_s[2];
     cmir_unified_losses stage2;          /* last epoch means */

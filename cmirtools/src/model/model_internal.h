@@ -26,6 +26,7 @@ struct cmir_model {
     char *band_names[2];     /* newline-separated */
     char *settings;
     int64_t *test, n_test, n_tiles;
+    int64_t *valid, n_valid; /* validation tiles of training (VALID_TILES, saved when any) */
     char id[17];
     float *norm;             /* CMIR_EMBED_BATCH tiles, normalised */
     cmir_exec *own_ex;       /* for callers that pass no context */

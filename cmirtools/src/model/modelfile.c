@@ -37,6 +37,7 @@ void cmir_model_free(cmir_model *m)
     cmir__free(m->audio_hmm);
     cmir__free(m->audio_dict);
     cmir__free(m->test);
+    cmir__free(m->valid);
     cmir__free_aligned(m->norm);
     cmir_exec_free(m->own_ex);
     cmir__free(m);
@@ -248,6 +249,17 @@ int cmir__model_save(cmir_model *m, const char *path)
             for (int64_t k = 0; k < m->n_test; k++)
                 t[k] = (float)m->test[k];
             rc = put_vec(ts, "TEST_TILES", t, m->n_test);
+            cmir__free(t);
+        }
+    }
+    if (!rc && m->n_valid > 0) {
+        float *t = cmir__malloc(sizeof(float) * (size_t)m->n_valid);
+        if (!t) {
+            rc = CMIR_ENOMEM;
+        } else {
+            for (int64_t k = 0; k < m->n_valid; k++)
+                t[k] = (float)m->valid[k];
+            rc = put_vec(ts, "VALID_TILES", t, m->n_valid);
             cmir__free(t);
         }
     }

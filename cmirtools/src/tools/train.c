@@ -30,6 +30,10 @@ cmir_train_params cmir_train_default_params(void)
     p.speech_steps = 1000;
     p.audio_feature = CMIR_AUDIO_FEATURE_SPHINX;
     p.feature_noise = 0.5f;
+    p.label_frac = 1;
+    p.epochs0 = 10;
+    p.lr0 = 1e-3f;
+    p.tau = 0.1f;
     return p;
 }
 
@@ -75,6 +79,20 @@ int cmir_train_check_params(cmir_train_params p)
         return BAD("%s: dropout must be in [0, 1), got %g", who, (double)p.dropout);
     if (p.speech_steps < 0)
         return BAD("%s: speech_steps must be >= 0, got %d", who, p.speech_steps);
+    if (!(p.valid_frac >= 0 && p.valid_frac < 1) || !(p.test_frac + p.valid_frac < 1))
+        return BAD("%s: valid_frac must be in [0, 1) and test_frac + valid_frac < 1, got %g", who, p.valid_frac);
+    if (!(p.label_frac > 0 && p.label_frac <= 1))
+        return BAD("%s: label_frac must be in (0, 1], got %g", who, p.label_frac);
+    if (p.epochs0 < 0)
+        return BAD("%s: epochs0 must be >= 0, got %d", who, p.epochs0);
+    if (!(p.lr0 > 0))
+        return BAD("%s: lr0 must be > 0, got %g", who, (double)p.lr0);
+    if (!(p.tau > 0))
+        return BAD("%s: tau must be > 0, got %g", who, (double)p.tau);
+    if (p.resume && (p.valid_frac > 0 || p.pretrain || p.init_model))
+        return BAD("%s: resume is not available with valid_frac, pretrain or init_model", who);
+    if (p.speech_manifest && (p.pretrain || p.init_model))
+        return BAD("%s: pretrain and init_model are for PAN/MS archives, not speech_manifest", who);
     if (!(p.feature_noise >= 0))
         return BAD("%s: feature_noise must be >= 0, got %g", who, (double)p.feature_noise);
     if (p.audio_feature < CMIR_AUDIO_FEATURE_CEPSTRAL || p.audio_feature > CMIR_AUDIO_FEATURE_SPHINX)
@@ -124,6 +142,16 @@ static void settings_text(cmir__train_job *J, char *s, size_t n)
              p->epochs1, p->epochs2, p->lr1, p->lr2, p->ortho, p->dropout, p->augment, u->d_v, u->hidden, u->w_pair, u->w_class,
              u->w_norm, u->w_cross, u->w_reg, u->alpha, (long long)J->n_train, (long long)J->n_test,
              p->speech_manifest ? "\nspeech_manifest=" : "", p->speech_manifest ? p->speech_manifest : "", steps);
+    size_t len = strlen(s);
+    if (p->valid_frac > 0 || p->label_frac < 1)
+        snprintf(s + len, n - len, "\nvalid_frac=%g\nn_valid=%lld\nlabel_frac=%g", p->valid_frac, (long long)J->n_valid,
+                 p->label_frac);
+    len = strlen(s);
+    if (p->init_model)
+        snprintf(s + len, n - len, "\ninit_model=%s", p->init_model);
+    len = strlen(s);
+    if (p->pretrain)
+        snprintf(s + len, n - len, "\npretrain=%s\nepochs0=%d\nlr0=%g\ntau=%g", p->pretrain, p->epochs0, p->lr0, p->tau);
 }
 
 /* The untrained model for the archive's sizes and classes (image-speech:
@@ -173,6 +201,8 @@ static int job_open(cmir__train_job *J, const char *archive_path)
         rc = build_model(J);
     if (!rc)
         rc = cmir__train_split(J);
+    if (!rc)
+        rc = cmir__train_split_valid(J);
     if (!rc && cmir__train_is_speech(J))
         rc = cmir__train_speech_tables(J);
     if (!rc)
@@ -223,6 +253,8 @@ static int job_plan(cmir__train_job *J, float *raw)
                (double)J->p.epochs2 * (double)pairs_per_epoch(J) * CMIR__TRAIN_PROGRESS2;
     if (!J->p.stage1_from && !J->resume)
         rc = cmir__train_norm_stats(J, raw);
+    if (!rc && J->p.init_model && !J->p.stage1_from)
+        rc = cmir__train_init_from(J, J->p.init_model);
     return rc;
 }
 
@@ -242,7 +274,7 @@ static int stage2(cmir__train_job *J, float *Z[2], cmir_train_report *rep)
 static int job_run(cmir__train_job *J, const char *model_path, float *raw, float *x, float *Z[2],
                    cmir_train_report *rep)
 {
-    int rc = 0;
+    int rc = J->p.pretrain && !J->p.stage1_from ? cmir__train_stage0(J, rep) : 0;
     for (int k = 0; !rc && k < 2; k++)
         rc = cmir__train_stage1(J, k, raw, x, rep);
     if (!rc)
@@ -261,6 +293,9 @@ static int job_run(cmir__train_job *J, const char *model_path, float *raw, float
         J->m->test = J->test;
         J->m->n_test = J->n_test;
         J->test = NULL;
+        J->m->valid = J->valid;
+        J->m->n_valid = J->n_valid;
+        J->valid = NULL;
         /* under MPI every rank holds the same model; rank 0 writes it */
         rc = !J->m->settings ? CMIR_ENOMEM : cmir__train_dist_rank() ? 0 : cmir__model_save(J->m, model_path);
     }
@@ -274,6 +309,7 @@ static void job_close(cmir__train_job *J)
     cmir__train_dp_close(J);
     cmir__free(J->train);
     cmir__free(J->test);
+    cmir__free(J->valid);
     cmir_model_free(J->m);
     cmir_archive_close(J->a);
     cmir_rng_free(J->rng);
@@ -311,6 +347,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     if (!rc)
         rc = job_run(&J, model_path, raw, x, Z, &rep);
     rep.n_train = J.n_train;
+    rep.n_valid = J.n_valid;
     rep.n_test = J.m ? J.m->n_test : 0;
     rep.seconds = cmir__train_now() - t0;
     if (rep_out)

@@ -35,6 +35,7 @@ typedef struct cmir__train_job {
     cmir_exec *ex;
     cmir_rng *rng;
     int64_t *train, n_train, *test, n_test;
+    int64_t *valid, n_valid; /* validation tiles (valid_frac), archive order */
     cmir_progress_fn progress;
     void *user;
     double done, total; /* progress units */
@@ -91,6 +92,30 @@ int cmir__train_report(cmir__train_job *J, double add, const char *msg);
 /* ---- train_split.c ------------------------------------------------------ */
 void cmir__train_shuffle(cmir_rng *r, int64_t *v, int64_t n);
 int cmir__train_split(cmir__train_job *J);
+
+/* ---- train_valid.c: validation split, label budget, best-epoch choice ---- */
+/* Moves a seeded share valid_frac of the training tiles to J->valid and
+ * keeps a seeded share label_frac of the rest; draws nothing at the defaults. */
+int cmir__train_split_valid(cmir__train_job *J);
+/* Mean stage-1 loss of CNN k (inference mode) on the validation tiles. */
+int cmir__train_valid_loss(cmir__train_job *J, int k, float *raw, float *x, double *loss);
+/* The best epoch so far of a stage-1 CNN, its weights in ts (NULL: none yet). */
+typedef struct cmir__train_best {
+    cmir_tensorset *ts;
+    double loss;
+    int epoch;
+} cmir__train_best;
+/* After epoch (1-based): validation loss; snapshot when it is the lowest. No-op without validation tiles. */
+int cmir__train_best_update(cmir__train_job *J, int k, cmir__train_best *b, int epoch, float *raw, float *x);
+/* The best epoch's weights back into CNN k (unless it was the last), recorded in
+ * the settings and rep; frees the snapshot. */
+int cmir__train_best_restore(cmir__train_job *J, int k, cmir__train_best *b, int last_epoch, cmir_train_report *rep);
+
+/* ---- train_stage0.c: -init and stage 0 ----------------------------------- */
+/* CNN weights of another model into J->m (heads of another shape kept). */
+int cmir__train_init_from(cmir__train_job *J, const char *path);
+/* Stage 0 on J->p.pretrain: InfoNCE on PAN/MS pairs, both CNNs. */
+int cmir__train_stage0(cmir__train_job *J, cmir_train_report *rep);
 
 /* ---- train_checkpoint.c -------------------------------------------------- */
 int cmir__train_save_checkpoint(cmir__train_job *J, int stage, int epochs_done, cmir_optim *o);

@@ -133,6 +133,7 @@ int cmir__train_stage1(cmir__train_job *J, int k, float *raw, float *x, cmir_tra
         cmir__train_report(J, (double)ep0 * (double)ntr, NULL);
     double t0 = cmir__train_now();
     int64_t images = 0;
+    cmir__train_best best = {NULL, 0, 0};
     for (int ep = ep0; !rc && ep < E; ep++) {
         /* the last third of the epochs at a lower rate */
         cmir_optim_set_lr(o, 3 * ep >= 2 * E ? J->p.lr1 * CMIR__TRAIN_LR1_LATE : J->p.lr1);
@@ -154,6 +155,8 @@ int cmir__train_stage1(cmir__train_job *J, int k, float *raw, float *x, cmir_tra
         float L = seen ? (float)(lsum / (double)seen) : 0, A = seen ? (float)right / (float)seen : 0;
         rep->stage1_loss[k] = L;
         rep->stage1_acc[k] = A;
+        if ((rc = cmir__train_best_update(J, k, &best, ep + 1, raw, x)))
+            break;
         snprintf(J->msg, sizeof J->msg, "stage 1 %s epoch %d/%d: loss %.4f, train accuracy %.3f",
                  cmir_model_modality_name(J->m, k), ep + 1, E, L, ml ? NAN : A);
         /* one line (and checkpoint) per epoch, at most about CMIR__TRAIN_LOG_LINES */
@@ -164,6 +167,9 @@ int cmir__train_stage1(cmir__train_job *J, int k, float *raw, float *x, cmir_tra
     }
     double dt = cmir__train_now() - t0;
     rep->stage1_images_per_s[k] = dt > 0 ? (double)images / dt : 0;
+    int rb = cmir__train_best_restore(J, k, &best, E, rep);
+    if (!rc)
+        rc = rb;
     if (!rc)
         rc = cmir__train_dp_sync_cnn(J, k);
     cmir_optim_free(o);
