@@ -49,6 +49,10 @@ void cmir_index_close(cmir_index *ix)
     cmir__free(ix->mod);
     cmir__free(ix->fid);
     cmir__free(ix->env);
+    for (int p = 0; ix->parts && p < ix->n_parts; p++)
+        cmir_index_close(ix->parts[p]);
+    cmir__free(ix->parts);
+    cmir__free(ix->part_first);
     cmir__free(ix);
 }
 
@@ -164,7 +168,7 @@ cmir_index *cmir_index_open(const char *path)
     }
     cmir__gdal_quiet_begin();
     GDALAllRegister();
-    int rc = load(ix);
+    int rc = cmir__is_manifest(path) ? cmir__index_open_shards(ix) : load(ix);
     cmir__gdal_quiet_end();
     if (rc) {
         cmir_index_close(ix);
@@ -207,6 +211,8 @@ OGRFeatureH cmir__index_feature(cmir_index *ix, int64_t r)
 {
     if (r < 0 || r >= ix->n)
         return NULL;
+    if (ix->parts)
+        return cmir__index_shard_feature(ix, r);
     int frow = OGR_FD_GetFieldIndex(OGR_L_GetLayerDefn(ix->tiles), "row");
     if (!ix->fid) {
         OGRFeatureH f = OGR_L_GetFeature(ix->tiles, r + 1);
@@ -221,13 +227,15 @@ OGRFeatureH cmir__index_feature(cmir_index *ix, int64_t r)
 }
 
 /* Envelopes of every footprint in the index CRS (NaN when none). */
-static int load_envelopes(cmir_index *ix)
+int cmir__index_load_envelopes(cmir_index *ix)
 {
     if (ix->env)
         return 0;
     ix->env = cmir__malloc(sizeof(double) * 4 * (size_t)(ix->n ? ix->n : 1));
     if (!ix->env)
         return CMIR_ENOMEM;
+    if (ix->parts)
+        return cmir__index_shard_envelopes(ix);
     for (int64_t r = 0; r < ix->n * 4; r++)
         ix->env[r] = NAN;
     OGRFeatureDefnH fd = OGR_L_GetLayerDefn(ix->tiles);
@@ -265,7 +273,7 @@ int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, 
         double bb[4] = {0, 0, 0, 0};
         if (F.has_bbox) {
             cmir__gdal_quiet_begin();
-            rc = load_envelopes(ix);
+            rc = cmir__index_load_envelopes(ix);
             /* bbox (WGS84 lon/lat) into the index CRS */
             OGRSpatialReferenceH w = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
             OSRSetAxisMappingStrategy(w, OAMS_TRADITIONAL_GIS_ORDER);

@@ -23,6 +23,19 @@ struct cmir_index {
                          written by CMIR) */
     double *env;      /* n x 4 envelopes in the index CRS, loaded on demand */
     OGRSpatialReferenceH srs;
+    /* a shard manifest opened in one process (shards.c): the parts (their
+     * matrices moved into v) and their first rows, n_parts + 1 of them */
+    int n_parts;
+    struct cmir_index **parts;
+    int64_t *part_first;
 };
+
+/* shards.c: a manifest opened as one index; row r's feature renumbered;
+ * the parts' envelopes into ix->env (allocated). */
+int cmir__index_open_shards(cmir_index *ix);
+OGRFeatureH cmir__index_shard_feature(cmir_index *ix, int64_t r);
+int cmir__index_shard_envelopes(cmir_index *ix);
+/* index.c: envelopes of every footprint (once). */
+int cmir__index_load_envelopes(cmir_index *ix);
 
 #endif

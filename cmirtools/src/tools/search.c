@@ -2,9 +2,8 @@
  * windows tiled and embedded on the fly, spoken clips) with the model and
  * keeps their nearest index rows in memory (cmir_hits); cmir_search()
  * loads model and index, runs it and writes the hits and a quick-look. */
-#include "../index/index_tools.h"
+#include "search_internal.h"
 #include "cmir/audio.h"
-#include "cmir/model.h"
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -219,7 +218,7 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
 }
 
 /* The model (model_path: its file, or NULL) and the index belong together. */
-static int check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
+int cmir__search_check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
 {
     const cmir_model_info *mi = cmir_model_get_info(m);
     if (strcmp(mi->id, cmir_index_model_id(ix)) != 0)
@@ -230,6 +229,13 @@ static int check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
         return cmir__error(CMIR_EFORMAT, "%s: dimension %d does not match the model's %d", cmir__index_path(ix),
                            cmir_index_dim(ix), mi->d_v);
     return 0;
+}
+
+void cmir__search_row_desc(cmir_model *m, int mod, int64_t row, const char *index_path, char *d, size_t nd)
+{
+    snprintf(d, nd, "%s %s at row %lld of %s", cmir_model_modality_name(m, mod),
+             cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && mod ? "clip" : "tile", (long long)row,
+             index_path);
 }
 
 /* Query i's code (dim floats), modality and description (d). first/dims:
@@ -244,9 +250,7 @@ static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_
                                (long long)cmir_index_count(ix));
         memcpy(code, cmir_index_vector(ix, q->row), sizeof(float) * (size_t)cmir_index_dim(ix));
         *mod = cmir_index_modality(ix, q->row);
-        snprintf(d, nd, "%s %s at row %lld of %s", cmir_model_modality_name(m, *mod),
-                 cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && *mod ? "clip" : "tile",
-                 (long long)q->row, index_path);
+        cmir__search_row_desc(m, *mod, q->row, index_path, d, nd);
         return 0;
     }
     if (q->kind == CMIR_QUERY_RASTER && q->raster)
@@ -258,12 +262,19 @@ static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_
     return cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
 }
 
+int cmir__search_embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, float *code,
+                             int *mod, char *d, size_t nd, float **lcodes, int *nl)
+{
+    int dims[3];
+    return embed_query(m, ex, ix, q, i, code, mod, d, nd, NULL, dims, lcodes, nl);
+}
+
 /* cmir_search_run, also giving the first query's first tile (raster
  * queries; *qtile NULL otherwise) for the quick-look when qtile != NULL. */
 static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_queries, cmir_search_params p,
                cmir_progress_fn progress, void *user, cmir_hits **out, float **qtile, int qdims[3])
 {
-    int rc = check_pair(m, ix, NULL), dim = cmir_index_dim(ix);
+    int rc = cmir__search_check_pair(m, ix, NULL), dim = cmir_index_dim(ix);
     cmir_exec_params ep = cmir_exec_default_params();
     ep.threads = p.threads;
     cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
@@ -401,7 +412,7 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
     const char *fmt = p.format ? p.format : "GeoJSON";
     if (!m || !ix)
         rc = cmir__failed(CMIR_EFORMAT);
-    else if (!(rc = check_pair(m, ix, model_path)) && !GDALGetDriverByName(fmt))
+    else if (!(rc = cmir__search_check_pair(m, ix, model_path)) && !GDALGetDriverByName(fmt))
         rc = cmir__error(CMIR_EINVAL, "%s: unknown output format '%s' (see --formats)", out_path, fmt);
     if (!rc)
         rc = run(m, ix, queries, n_queries, p, progress, user, &H, p.quicklook ? &qtile : NULL, qdims);
