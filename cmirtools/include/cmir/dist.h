@@ -57,7 +57,9 @@ CMIR_API int cmir_dist_max_int(int *x, int n);
  * negative) after a step that may fail on some ranks only. Returns 0 when
  * every rank succeeded; otherwise, on every rank, the code of the lowest
  * failing rank with cmir_last_error() = "rank R: <that rank's message>",
- * so that one line names the rank and (in its message) the file. */
+ * so that one line names the rank and (in its message) the file. A
+ * message agreed before ("rank R: ...") is passed on unchanged. At size 1
+ * rc is returned with the message as it is. */
 CMIR_API int cmir_dist_agree(int rc);
 
 /* For programs' main() only (the library never ends the process): prints

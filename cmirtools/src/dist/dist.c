@@ -250,6 +250,9 @@ int cmir_dist_agree(int rc)
     }
     if ((e = cmir_dist_bcast(&w, sizeof w, f)) != 0)
         return e;
+    int r = -1, at = 0;
+    if (sscanf(w.msg, "rank %d: %n", &r, &at) == 1 && at > 0) /* agreed before: passed on as it is */
+        return cmir__error(w.rc, "%s", w.msg);
     return cmir__error(w.rc, "rank %d: %s", f, w.msg);
 }
 
