@@ -8,16 +8,16 @@ CMIR_JOBS=${CMIR_JOBS:-$(nproc 2>/dev/null || echo 2)}
 # Debian 12 packages CMIR builds and tests with.
 CMIR_PACKAGES="build-essential cmake pkg-config libopenblas-dev libmatio-dev libhdf5-dev
 libsndfile1-dev libgdal-dev gdal-bin libproj-dev proj-bin libfftw3-dev libsamplerate0-dev
-libpocketsphinx-dev pocketsphinx-en-us"
+libpocketsphinx-dev pocketsphinx-en-us libopenmpi-dev"
 
 # Only the test suite needs these (the Octave interoperability test; the
 # spoken corpus of the image <-> speech test, from several engines, and the
 # real recordings of the speech front-end test; the shellcheck test of every
-# script; /usr/bin/time for the peak RSS of the resource-ceiling test).
+# script; /usr/bin/time for the peak RSS of the resource-ceiling test; mpirun for the MPI tests).
 # run-tests.sh, when CI=true, fails if a test these enable skipped.
 # shellcheck disable=SC2034 # read by run-tests.sh, which sources this file
 CMIR_TEST_PACKAGES="octave espeak-ng sox libsox-fmt-all flite festival festvox-kallpc16k
-festvox-us-slt-hts pocketsphinx-testdata shellcheck time"
+festvox-us-slt-hts pocketsphinx-testdata shellcheck time openmpi-bin"
 
 cmir_say() { printf '%s\n' "$*" >&2; }
 cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }

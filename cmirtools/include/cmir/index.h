@@ -271,7 +271,8 @@ CMIR_API int cmir_search(const char *model_path, const char *index_path, const c
 
 /* A sharded search under MPI: every rank of the job calls it with the same
  * arguments, index_path being a shard manifest (cmir_index_build_ranks)
- * of as many shards as ranks. Rank r opens shard r only; the queries are
+ * of as many shards as ranks, or a multiple: rank r opens only its own
+ * shards (r, or the r-th run of shards when there are more); the queries are
  * embedded where their data is (row queries by the rank holding the row,
  * raster and spoken queries by rank 0) and sent to every rank; each rank
  * finds its exact top p.k; rank 0 merges them by distance, ties by global

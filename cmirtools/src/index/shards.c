@@ -144,52 +144,90 @@ static int take_rows(cmir_index *ix, cmir_index *p, int64_t first)
     return 0;
 }
 
+/* Opens shards s[0..n) into ix as one index whose row 0 is s[0]'s first
+ * row: each part is opened, its rows copied, its matrix dropped before
+ * the next, so the peak is the whole plus one part. */
+static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *what)
+{
+    int64_t base = s[0].first, total = s[n - 1].first + s[n - 1].count - base;
+    ix->parts = cmir__calloc((size_t)n, sizeof *ix->parts);
+    ix->part_first = cmir__malloc(sizeof(int64_t) * ((size_t)n + 1));
+    int rc = ix->parts && ix->part_first ? 0 : CMIR_ENOMEM;
+    for (int i = 0; !rc && i < n; i++) {
+        ix->n_parts = i + 1;
+        ix->part_first[i] = s[i].first - base;
+        cmir_index *p = NULL;
+        if (cmir__is_manifest(s[i].path))
+            rc = cmir__error(CMIR_EFORMAT, "%s: shard %s is itself a manifest", what, s[i].path);
+        else if (!(p = ix->parts[i] = cmir_index_open(s[i].path)))
+            rc = cmir__failed(CMIR_EIO);
+        else if (cmir_index_count(p) != s[i].count)
+            rc = cmir__error(CMIR_EFORMAT, "%s: shard %s holds %lld rows, the manifest says %lld", what, s[i].path,
+                             (long long)cmir_index_count(p), (long long)s[i].count);
+        else if (i && (strcmp(p->model_id, ix->model_id) || p->dim != ix->dim || !OSRIsSame(p->srs, ix->srs)))
+            rc = cmir__error(CMIR_EFORMAT, "%s: shard %s was built with another model or CRS than %s", what,
+                             s[i].path, s[0].path);
+        if (!rc && i == 0) {
+            ix->n = total;
+            ix->dim = p->dim;
+            ix->model_id = cmir__strdup(p->model_id);
+            ix->crs_wkt = p->crs_wkt ? cmir__strdup(p->crs_wkt) : NULL;
+            ix->srs = OSRClone(p->srs);
+            size_t N = (size_t)(total ? total : 1);
+            ix->v = cmir__malloc(sizeof(float) * N * (size_t)ix->dim);
+            ix->mod = cmir__malloc(N);
+            ix->norms = cmir__malloc(sizeof(float) * N);
+            if (!ix->model_id || (p->crs_wkt && !ix->crs_wkt) || !ix->srs || !ix->v || !ix->mod || !ix->norms)
+                rc = CMIR_ENOMEM;
+            else
+                OSRSetAxisMappingStrategy(ix->srs, OAMS_TRADITIONAL_GIS_ORDER);
+        }
+        if (!rc)
+            rc = take_rows(ix, p, s[i].first - base);
+    }
+    if (!rc)
+        ix->part_first[n] = total;
+    return rc;
+}
+
 int cmir__index_open_shards(cmir_index *ix)
 {
     cmir__shard *s = NULL;
     int n = 0, rc = cmir__manifest_read(ix->path, &s, &n);
-    if (rc)
-        return rc;
-    ix->parts = cmir__calloc((size_t)n, sizeof *ix->parts);
-    ix->part_first = cmir__malloc(sizeof(int64_t) * ((size_t)n + 1));
-    if (!ix->parts || !ix->part_first)
-        rc = CMIR_ENOMEM;
-    for (int i = 0; !rc && i < n; i++) {
-        ix->n_parts = i + 1;
-        if (cmir__is_manifest(s[i].path))
-            rc = cmir__error(CMIR_EFORMAT, "%s: shard %s is itself a manifest", ix->path, s[i].path);
-        else if (!(ix->parts[i] = cmir_index_open(s[i].path)))
-            rc = cmir__failed(CMIR_EIO);
-        else if (cmir_index_count(ix->parts[i]) != s[i].count)
-            rc = cmir__error(CMIR_EFORMAT, "%s: shard %s holds %lld rows, the manifest says %lld", ix->path,
-                             s[i].path, (long long)cmir_index_count(ix->parts[i]), (long long)s[i].count);
-        else if (i && (strcmp(ix->parts[i]->model_id, ix->parts[0]->model_id) || ix->parts[i]->dim != ix->parts[0]->dim ||
-                       !OSRIsSame(ix->parts[i]->srs, ix->parts[0]->srs)))
-            rc = cmir__error(CMIR_EFORMAT, "%s: shard %s was built with another model or CRS than %s", ix->path,
-                             s[i].path, s[0].path);
-        ix->part_first[i] = s[i].first;
-    }
-    if (!rc) {
-        cmir_index *p0 = ix->parts[0];
-        ix->part_first[n] = s[n - 1].first + s[n - 1].count;
-        ix->n = ix->part_first[n];
-        ix->dim = p0->dim;
-        ix->model_id = cmir__strdup(p0->model_id);
-        ix->crs_wkt = p0->crs_wkt ? cmir__strdup(p0->crs_wkt) : NULL;
-        ix->srs = OSRClone(p0->srs);
-        size_t N = (size_t)(ix->n ? ix->n : 1);
-        ix->v = cmir__malloc(sizeof(float) * N * (size_t)ix->dim);
-        ix->mod = cmir__malloc(N);
-        ix->norms = cmir__malloc(sizeof(float) * N);
-        if (!ix->model_id || (p0->crs_wkt && !ix->crs_wkt) || !ix->srs || !ix->v || !ix->mod || !ix->norms)
-            rc = CMIR_ENOMEM;
-        else
-            OSRSetAxisMappingStrategy(ix->srs, OAMS_TRADITIONAL_GIS_ORDER);
-    }
-    for (int i = 0; !rc && i < n; i++)
-        rc = take_rows(ix, ix->parts[i], s[i].first);
+    if (!rc)
+        rc = open_list(ix, s, n, ix->path);
     cmir__manifest_free(s, n);
     return rc;
+}
+
+cmir_index *cmir__index_open_range(const char *manifest, int from, int to)
+{
+    cmir__shard *s = NULL;
+    int n = 0;
+    if (cmir__manifest_read(manifest, &s, &n))
+        return NULL;
+    cmir_index *ix = NULL;
+    if (from < 0 || to > n || from >= to)
+        cmir__error(CMIR_EINVAL, "%s: no shards %d..%d (it lists %d)", manifest, from, to - 1, n);
+    else if ((ix = cmir__calloc(1, sizeof *ix)) != NULL && !(ix->path = cmir__strdup(s[from].path))) {
+        cmir__free(ix);
+        ix = NULL;
+    }
+    if (ix) {
+        cmir__gdal_quiet_begin();
+        int rc = to - from == 1 ? 0 : open_list(ix, s + from, to - from, manifest);
+        cmir__gdal_quiet_end();
+        if (to - from == 1) { /* one shard: the file itself */
+            cmir__free(ix->path);
+            cmir__free(ix);
+            ix = cmir_index_open(s[from].path);
+        } else if (rc) {
+            cmir_index_close(ix);
+            ix = NULL;
+        }
+    }
+    cmir__manifest_free(s, n);
+    return ix;
 }
 
 /* The part holding global row r (binary search). */

@@ -41,25 +41,27 @@ typedef struct job {
 static int open_parts(job *J, const char *model_path, const char *index_path, int threads)
 {
     int rc = cmir__manifest_read(index_path, &J->sh, &J->n_sh);
-    if (!rc && J->n_sh != J->size)
-        rc = cmir__error(CMIR_EINVAL, "%s lists %d shards for %d ranks: run one rank per shard (mpirun -np %d)",
-                         index_path, J->n_sh, J->size, J->n_sh);
+    if (!rc && J->n_sh % J->size != 0)
+        rc = cmir__error(CMIR_EINVAL, "%s lists %d shards for %d ranks: run as many ranks as shards, or a divisor "
+                         "(mpirun -np %d)", index_path, J->n_sh, J->size, J->n_sh);
+    const int g = rc ? 1 : J->n_sh / J->size, from = J->rank * g; /* this rank's shards: from..from+g-1 */
     cmir_exec_params ep = cmir_exec_default_params();
     ep.threads = threads;
     if (!rc && !(J->ex = cmir_exec_new(ep)))
         rc = CMIR_ENOMEM;
     if (!rc && !(J->model = cmir_model_load(model_path)))
         rc = cmir__failed(CMIR_EFORMAT);
-    if (!rc && !(J->ix = cmir_index_open(J->sh[J->rank].path)))
+    if (!rc && !(J->ix = cmir__index_open_range(index_path, from, from + g)))
         rc = cmir__failed(CMIR_EIO);
-    if (!rc && cmir_index_count(J->ix) != J->sh[J->rank].count)
-        rc = cmir__error(CMIR_EFORMAT, "%s holds %lld rows, %s says %lld", J->sh[J->rank].path,
-                         (long long)cmir_index_count(J->ix), index_path, (long long)J->sh[J->rank].count);
+    int64_t rows = rc ? 0 : J->sh[from + g - 1].first + J->sh[from + g - 1].count - J->sh[from].first;
+    if (!rc && cmir_index_count(J->ix) != rows)
+        rc = cmir__error(CMIR_EFORMAT, "%s holds %lld rows, %s says %lld", J->sh[from].path,
+                         (long long)cmir_index_count(J->ix), index_path, (long long)rows);
     if (!rc)
         rc = cmir__search_check_pair(J->model, J->ix, model_path);
     if (!rc) {
-        J->first = J->sh[J->rank].first;
-        J->count = J->sh[J->rank].count;
+        J->first = J->sh[from].first;
+        J->count = rows;
         J->dim = cmir_index_dim(J->ix);
     }
     return rc;
@@ -189,6 +191,7 @@ static int collect(job *J, cmir_hits *H)
             int s = 0;
             while (s + 1 < J->n_sh && J->sh[s + 1].first <= row)
                 s++;
+            s /= J->n_sh / J->size; /* the rank holding shard s */
             size_t off = 0;
             for (int u = 0; u < s; u++)
                 off += cnt[u];
