@@ -96,6 +96,10 @@ n=$(grep -c '^cmir_search: ' err)
 [ "$n" -eq 1 ] || bad "$n cmir_search lines for a missing shard, not 1: $(cat err)"
 grep -q '^cmir_search: rank 1: .*gone\.gpkg' err || bad "the failure does not name rank 1 and gone.gpkg: $(cat err)"
 [ -e gone.csv ] && bad "a failed search wrote its output"
+# a GeoPackage is not a manifest: refused, by rank 0 alone
+$MPI "$BIN/cmir_search" -q -model model.mat -index single.gpkg -row 3 -of CSV x.csv >out 2>err &&
+    bad "mpirun cmir_search accepted a GeoPackage as a manifest"
+grep -q '^cmir_search: rank 0: single.gpkg: not a shard manifest' err || bad "no clear refusal of a GeoPackage: $(cat err)"
 
 # a rank killed while it writes its shard: the job fails, sh.txt and its
 # shards stay as they were

@@ -49,6 +49,9 @@ int cmir__manifest_read(const char *path, cmir__shard **out, int *n_out)
 {
     *out = NULL;
     *n_out = 0;
+    if (!cmir__is_manifest(path))
+        return cmir__error(CMIR_EINVAL, "%s: not a shard manifest (its first line is not '%s'; cmir_index -shards "
+                           "writes one)", path, MAGIC);
     FILE *f = fopen(path, "rb");
     if (!f)
         return cmir__error(CMIR_EIO, "%s: cannot open the shard manifest: %s", path, strerror(errno));
@@ -131,22 +134,10 @@ int cmir__manifest_write(const char *path, const char *const *names, const int64
     return cmir__atomic_commit(&af);
 }
 
-/* Appends part p's matrix, modalities and norms to ix at row first, then
- * drops them from p (whose features stay reachable). */
-static int take_rows(cmir_index *ix, cmir_index *p, int64_t first)
-{
-    memcpy(ix->v + (size_t)first * ix->dim, p->v, sizeof(float) * (size_t)p->n * ix->dim);
-    memcpy(ix->mod + first, p->mod, (size_t)p->n);
-    memcpy(ix->norms + first, p->norms, sizeof(float) * (size_t)p->n);
-    cmir__free(p->v);
-    cmir__free(p->norms);
-    p->v = p->norms = NULL;
-    return 0;
-}
-
 /* Opens shards s[0..n) into ix as one index whose row 0 is s[0]'s first
- * row: each part is opened, its rows copied, its matrix dropped before
- * the next, so the peak is the whole plus one part. */
+ * row. The first part's arrays are grown to the whole (realloc: large
+ * blocks move without a copy) and every other part loads its rows
+ * straight into them, so the peak is the whole, not the whole plus a part. */
 static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *what)
 {
     int64_t base = s[0].first, total = s[n - 1].first + s[n - 1].count - base;
@@ -156,34 +147,46 @@ static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *wh
     for (int i = 0; !rc && i < n; i++) {
         ix->n_parts = i + 1;
         ix->part_first[i] = s[i].first - base;
+        cmir__index_into into = {0};
+        if (i) {
+            into.v = ix->v + (size_t)(s[i].first - base) * (size_t)ix->dim;
+            into.norms = ix->norms + (s[i].first - base);
+            into.mod = ix->mod + (s[i].first - base);
+            into.n = s[i].count;
+            into.dim = ix->dim;
+        }
         cmir_index *p = NULL;
         if (cmir__is_manifest(s[i].path))
             rc = cmir__error(CMIR_EFORMAT, "%s: shard %s is itself a manifest", what, s[i].path);
-        else if (!(p = ix->parts[i] = cmir_index_open(s[i].path)))
+        else if (!(p = ix->parts[i] = cmir__index_open_into(s[i].path, i ? &into : NULL)))
             rc = cmir__failed(CMIR_EIO);
         else if (cmir_index_count(p) != s[i].count)
             rc = cmir__error(CMIR_EFORMAT, "%s: shard %s holds %lld rows, the manifest says %lld", what, s[i].path,
                              (long long)cmir_index_count(p), (long long)s[i].count);
-        else if (i && (strcmp(p->model_id, ix->model_id) || p->dim != ix->dim || !OSRIsSame(p->srs, ix->srs)))
+        else if (i && (strcmp(p->model_id, ix->model_id) || !OSRIsSame(p->srs, ix->srs)))
             rc = cmir__error(CMIR_EFORMAT, "%s: shard %s was built with another model or CRS than %s", what,
                              s[i].path, s[0].path);
-        if (!rc && i == 0) {
+        if (!rc && i == 0) { /* the whole's arrays: part 0's, grown */
+            size_t N = (size_t)(total ? total : 1);
             ix->n = total;
             ix->dim = p->dim;
             ix->model_id = cmir__strdup(p->model_id);
             ix->crs_wkt = p->crs_wkt ? cmir__strdup(p->crs_wkt) : NULL;
             ix->srs = OSRClone(p->srs);
-            size_t N = (size_t)(total ? total : 1);
-            ix->v = cmir__malloc(sizeof(float) * N * (size_t)ix->dim);
-            ix->mod = cmir__malloc(N);
-            ix->norms = cmir__malloc(sizeof(float) * N);
-            if (!ix->model_id || (p->crs_wkt && !ix->crs_wkt) || !ix->srs || !ix->v || !ix->mod || !ix->norms)
+            float *v = cmir__realloc(p->v, sizeof(float) * N * (size_t)ix->dim);
+            if (v)
+                p->v = NULL, ix->v = v;
+            float *nr = cmir__realloc(p->norms, sizeof(float) * N);
+            if (nr)
+                p->norms = NULL, ix->norms = nr;
+            uint8_t *md = cmir__realloc(p->mod, N);
+            if (md)
+                p->mod = NULL, ix->mod = md;
+            if (!ix->model_id || (p->crs_wkt && !ix->crs_wkt) || !ix->srs || !v || !nr || !md)
                 rc = CMIR_ENOMEM;
             else
                 OSRSetAxisMappingStrategy(ix->srs, OAMS_TRADITIONAL_GIS_ORDER);
         }
-        if (!rc)
-            rc = take_rows(ix, p, s[i].first - base);
     }
     if (!rc)
         ix->part_first[n] = total;

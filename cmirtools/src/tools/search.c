@@ -269,6 +269,63 @@ int cmir__search_embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const
     return embed_query(m, ex, ix, q, i, code, mod, d, nd, NULL, dims, lcodes, nl);
 }
 
+int cmir__search_block(int k, int m)
+{
+    int64_t b = ((int64_t)1 << 22) / ((int64_t)k + 1); /* about 48 MB of hits per block at most */
+    b = b < 512 ? b : 512;
+    b = b < m ? b : m;
+    return b < 1 ? 1 : (int)b;
+}
+
+/* Queries [0, m) of codes (m x dim) against ix under F, k hits each into
+ * rows/dist (m x k): the queries of each target modality (F.modality, or
+ * per query the other one than qmod[i] for CMIR_TARGET_OTHER) go to
+ * cmir_index_search together, one pass over the matrix for a block of
+ * queries rather than one per query; a query's excluded row excl[i] (-1
+ * none) is dropped from its k + 1 nearest. Exact, as one search per query
+ * with F.exclude = excl[i] (cmir_knn is exact whatever the block). */
+int cmir__search_batch(cmir_index *ix, cmir_exec *ex, const float *codes, int m, const int *qmod,
+                       const int64_t *excl, cmir_search_filter F, int k, int64_t *rows, float *dist)
+{
+    int dim = cmir_index_dim(ix), kk = k + 1, rc = 0;
+    int *idx = cmir__malloc(sizeof(int) * (size_t)(m ? m : 1));
+    float *sub = cmir__malloc(sizeof(float) * (size_t)(m ? m : 1) * (size_t)dim);
+    int64_t *r = cmir__malloc(sizeof(int64_t) * (size_t)(m ? m : 1) * (size_t)kk);
+    float *d = cmir__malloc(sizeof(float) * (size_t)(m ? m : 1) * (size_t)kk);
+    if (!idx || !sub || !r || !d)
+        rc = CMIR_ENOMEM;
+    for (int t = CMIR_TARGET_ANY; !rc && t <= CMIR_TARGET_MS; t++) {
+        int n = 0;
+        for (int i = 0; i < m; i++) {
+            int ti = F.modality == CMIR_TARGET_OTHER ? (qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS) : F.modality;
+            if (ti == t) {
+                memcpy(sub + (size_t)n * dim, codes + (size_t)i * dim, sizeof(float) * (size_t)dim);
+                idx[n++] = i;
+            }
+        }
+        if (!n)
+            continue;
+        cmir_search_filter G = F;
+        G.modality = t;
+        G.exclude = -1;
+        if ((rc = cmir_index_search(ix, ex, sub, n, kk, &G, r, d)) != 0)
+            break;
+        for (int j = 0; j < n; j++) {
+            int i = idx[j], o = 0;
+            for (int s = 0; s < kk && o < k; s++)
+                if (r[(size_t)j * kk + s] < 0 || r[(size_t)j * kk + s] != excl[i]) {
+                    rows[(size_t)i * k + o] = r[(size_t)j * kk + s];
+                    dist[(size_t)i * k + o++] = d[(size_t)j * kk + s];
+                }
+        }
+    }
+    cmir__free(idx);
+    cmir__free(sub);
+    cmir__free(r);
+    cmir__free(d);
+    return rc;
+}
+
 /* cmir_search_run, also giving the first query's first tile (raster
  * queries; *qtile NULL otherwise) for the quick-look when qtile != NULL. */
 static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_queries, cmir_search_params p,
@@ -283,9 +340,11 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
     int *qmod = rc ? NULL : cmir__malloc(sizeof(int) * (size_t)n_queries);
     int *pn = rc ? NULL : cmir__calloc((size_t)n_queries, sizeof(int)); /* labels of a phrase query */
     float **pcodes = rc ? NULL : cmir__calloc((size_t)n_queries, sizeof(float *));
-    int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k);
-    float *dist = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)p.k);
-    if (!rc && (!ex || !H || !codes || !qmod || !pn || !pcodes || !rows || !dist))
+    const int blk = cmir__search_block(p.k, n_queries);
+    int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k * (size_t)blk);
+    float *dist = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)p.k * (size_t)blk);
+    int64_t *excl = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)n_queries);
+    if (!rc && (!ex || !H || !codes || !qmod || !pn || !pcodes || !rows || !dist || !excl))
         rc = CMIR_ENOMEM;
     cmir__gdal_quiet_begin();
     /* every query embedded and described first: a bad one fails the search
@@ -297,19 +356,29 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
         if (!rc)
             rc = cmir__hits_set_query(H, i, qmod[i], d);
     }
-    for (int i = 0; !rc && i < n_queries; i++) {
-        cmir_search_filter F = p.filter;
-        if (F.modality == CMIR_TARGET_OTHER)
-            F.modality = qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS;
-        if (queries[i].kind == CMIR_QUERY_ROW)
-            F.exclude = queries[i].row;
-        if (pn[i] > 1)
-            rc = phrase_search(ix, ex, pcodes[i], pn[i], dim, p.k, &F, rows, dist);
-        else
-            rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist);
-        if (!rc)
-            rc = cmir__hits_add(H, ix, i, rows, dist, p.k);
-        if (!rc && progress && progress((double)(i + 1) / n_queries, NULL, user))
+    for (int i = 0; !rc && i < n_queries; i++)
+        excl[i] = queries[i].kind == CMIR_QUERY_ROW ? queries[i].row : p.filter.exclude;
+    if (!rc && progress && progress(0.0, NULL, user)) /* every query embedded: the search starts */
+        rc = cmir__error(CMIR_ECANCEL, "cancelled");
+    /* blocks of queries, each target modality of a block in one pass over
+     * the matrix; progress and cancellation between blocks */
+    for (int b = 0; !rc && b < n_queries; b += blk) {
+        int nb = n_queries - b < blk ? n_queries - b : blk;
+        rc = cmir__search_batch(ix, ex, codes + (size_t)b * dim, nb, qmod + b, excl + b, p.filter, p.k, rows, dist);
+        for (int i = b; !rc && i < b + nb; i++) {
+            int64_t *r = rows + (size_t)(i - b) * p.k;
+            float *d = dist + (size_t)(i - b) * p.k;
+            if (pn[i] > 1) { /* a phrase: ranked by its labels' codes */
+                cmir_search_filter F = p.filter;
+                if (F.modality == CMIR_TARGET_OTHER)
+                    F.modality = qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS;
+                F.exclude = excl[i];
+                rc = phrase_search(ix, ex, pcodes[i], pn[i], dim, p.k, &F, r, d);
+            }
+            if (!rc)
+                rc = cmir__hits_add(H, ix, i, r, d, p.k);
+        }
+        if (!rc && progress && progress((double)(b + nb) / n_queries, NULL, user))
             rc = cmir__error(CMIR_ECANCEL, "cancelled");
     }
     cmir__gdal_quiet_end();
@@ -319,6 +388,7 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
         cmir__free(pcodes[i]);
     cmir__free(pcodes);
     cmir__free(pn);
+    cmir__free(excl);
     cmir__free(rows);
     cmir__free(dist);
     cmir_exec_free(ex);

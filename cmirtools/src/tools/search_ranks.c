@@ -118,22 +118,23 @@ static int embed_all(job *J, const cmir_query *qs, cmir_hits *H, const char *ind
 static int search_local(job *J, const cmir_query *qs, cmir_search_params p, cmir_progress_fn progress, void *user)
 {
     size_t mk = (size_t)J->m * (size_t)J->k;
-    int64_t *r = cmir__malloc(sizeof(int64_t) * mk);
+    int64_t *r = cmir__malloc(sizeof(int64_t) * mk), *excl = cmir__malloc(sizeof(int64_t) * (size_t)J->m);
     float *d = cmir__malloc(sizeof(float) * mk);
-    int rc = r && d ? 0 : CMIR_ENOMEM;
-    for (int i = 0; !rc && i < J->m; i++) {
-        cmir_search_filter F = p.filter;
-        if (F.modality == CMIR_TARGET_OTHER)
-            F.modality = J->qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS;
-        if (qs[i].kind == CMIR_QUERY_ROW)
-            F.exclude = qs[i].row;
-        F.exclude = F.exclude >= J->first && F.exclude < J->first + J->count ? F.exclude - J->first : -1;
-        rc = cmir_index_search(J->ix, J->ex, J->codes + (size_t)i * J->dim, 1, J->k, &F, r + (size_t)i * J->k,
-                               d + (size_t)i * J->k);
-        for (int t = 0; !rc && t < J->k; t++)
-            if (r[(size_t)i * J->k + t] >= 0)
-                r[(size_t)i * J->k + t] += J->first;
-        if (!rc && J->rank == 0 && progress && progress((double)(i + 1) / J->m, NULL, user))
+    int rc = r && d && excl ? 0 : CMIR_ENOMEM, blk = cmir__search_block(J->k, J->m);
+    for (int i = 0; !rc && i < J->m; i++) { /* the row each query leaves out, in this shard's rows */
+        int64_t x = qs[i].kind == CMIR_QUERY_ROW ? qs[i].row : p.filter.exclude;
+        excl[i] = x >= J->first && x < J->first + J->count ? x - J->first : -1;
+    }
+    if (!rc && J->rank == 0 && progress && progress(0.0, NULL, user)) /* the search starts */
+        rc = cmir__error(CMIR_ECANCEL, "cancelled");
+    for (int b = 0; !rc && b < J->m; b += blk) {
+        int nb = J->m - b < blk ? J->m - b : blk;
+        rc = cmir__search_batch(J->ix, J->ex, J->codes + (size_t)b * J->dim, nb, J->qmod + b, excl + b, p.filter,
+                                J->k, r + (size_t)b * J->k, d + (size_t)b * J->k);
+        for (size_t t = (size_t)b * J->k; !rc && t < (size_t)(b + nb) * J->k; t++)
+            if (r[t] >= 0)
+                r[t] += J->first; /* global rows */
+        if (!rc && J->rank == 0 && progress && progress((double)(b + nb) / J->m, NULL, user))
             rc = cmir__error(CMIR_ECANCEL, "cancelled");
     }
     rc = cmir_dist_agree(rc);
@@ -143,6 +144,7 @@ static int search_local(job *J, const cmir_query *qs, cmir_search_params p, cmir
         rc = cmir_dist_allgather(d, sizeof(float) * mk, J->dist);
     cmir__free(r);
     cmir__free(d);
+    cmir__free(excl);
     return rc;
 }
 
