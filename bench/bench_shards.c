@@ -113,15 +113,41 @@ static int cmd_write(const char *model_path, const char *manifest, int64_t rows,
     return 0;
 }
 
-static double t_first;
+static double t_first, cpu_first;
+
+/* CPU seconds of this process so far (user + system). */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+/* kB of a "Name:" line of /proc/self/status (RssAnon, RssFile), -1 when absent. */
+static double status_kb(const char *name)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double v = -1;
+    size_t n = strlen(name);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, name, n) && line[n] == ':')
+            v = atof(line + n + 1);
+    if (f)
+        fclose(f);
+    return v;
+}
 /* The call at 0 comes once every query is embedded: the search starts. */
 static int on_progress(double frac, const char *msg, void *user)
 {
     (void)frac;
     (void)msg;
     (void)user;
-    if (t_first == 0)
+    if (t_first == 0) {
         t_first = now();
+        cpu_first = cpu_now();
+    }
     return 0;
 }
 
@@ -149,22 +175,27 @@ static int cmd_search(const char *model_path, const char *manifest, int m, const
     cmir_dist_barrier();
     int rc = N > 1 ? cmir_search_ranks(model_path, manifest, q, m, out, p, on_progress, NULL)
                    : cmir_search(model_path, manifest, q, m, out, p, on_progress, NULL);
-    double t_end = now();
+    double t_end = now(), cpu = cpu_now() - cpu_first;
     if (rc) {
         fprintf(stderr, "bench_shards: %s\n", cmir_last_error());
         return 1;
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    double mine[2] = {(double)ru.ru_maxrss * 1024.0, (double)held * 64 * 4}, *all = malloc(sizeof mine * (size_t)N);
+    double mine[5] = {(double)ru.ru_maxrss * 1024.0, (double)held * 64 * 4, cpu, status_kb("RssAnon") * 1024.0,
+                      status_kb("RssFile") * 1024.0};
+    double *all = malloc(sizeof mine * (size_t)N), cpu_all = 0;
     cmir_dist_allgather(mine, sizeof mine, all);
     double qps = m / (t_end - t_first);
+    for (int r = 0; r < N; r++)
+        cpu_all += all[5 * r + 2];
     if (R == 0) {
-        printf("N=%d rows=%lld queries=%d k=10 threads/rank=1: %.1f q/s (%.2f q/s per rank)\n", N, (long long)total,
-               m, qps, qps / N);
+        printf("N=%d rows=%lld queries=%d k=10 threads/rank=1: %.1f q/s wall (%.2f per rank); %.1f CPU s in all, "
+               "%.1f q per CPU s\n", N, (long long)total, m, qps, qps / N, cpu_all, m / cpu_all);
         for (int r = 0; r < N; r++)
-            printf("  rank %d: peak RSS %.0f MB, its matrix %.0f MB, ratio %.3f\n", r, all[2 * r] / 1e6,
-                   all[2 * r + 1] / 1e6, all[2 * r] / all[2 * r + 1]);
+            printf("  rank %d: peak RSS %.0f MB, its matrix %.0f MB, ratio %.3f (at the end: %.0f MB anonymous, %.0f MB "
+                   "file-backed)\n", r, all[5 * r] / 1e6, all[5 * r + 1] / 1e6, all[5 * r] / all[5 * r + 1],
+                   all[5 * r + 3] / 1e6, all[5 * r + 4] / 1e6);
     }
     free(all);
     free(q);
