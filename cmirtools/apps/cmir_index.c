@@ -88,7 +88,8 @@ int main(int argc, char **argv)
     }
     const int ranks = shards || cmir_dist_size() > 1;
     int err = merge   ? cmir_index_merge(pos, npos - 1, out, cmir_app_progress, &quiet)
-              : ranks ? cmir_index_build_ranks(model, pos, npos - 1, out, shards, p, cmir_app_progress, &quiet, &added)
+              : ranks ? cmir_index_build_ranks(model, pos, npos - 1, out, shards, p,
+                                               cmir_dist_rank() == 0 ? cmir_app_progress : NULL, &quiet, &added)
                       : cmir_index_build(model, pos, npos - 1, out, p, cmir_app_progress, &quiet, &added);
     if (err) {
         rc = cmir_app_fail(prog, "%s", cmir_last_error());

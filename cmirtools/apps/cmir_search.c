@@ -190,7 +190,8 @@ int main(int argc, char **argv)
         goto end;
     }
     p.layer_options = (const char *const *)lco;
-    if (cmir_dist_size() > 1 ? cmir_search_ranks(model, index, q, nq, out, p, cmir_app_progress, &quiet)
+    cmir_progress_fn bar = cmir_dist_rank() == 0 ? cmir_app_progress : NULL; /* one bar, rank 0's */
+    if (cmir_dist_size() > 1 ? cmir_search_ranks(model, index, q, nq, out, p, bar, &quiet)
                              : cmir_search(model, index, q, nq, out, p, cmir_app_progress, &quiet)) {
         rc = cmir_app_fail("cmir_search", "%s", cmir_last_error());
         goto end;

@@ -32,7 +32,10 @@ CMIR_API int cmir_dist_rank(void);
 CMIR_API int cmir_dist_size(void);
 
 /* Collectives: every rank must call them in the same order with the same
- * sizes. Each returns 0 or CMIR_EIO (MPI failed; message set). */
+ * sizes. Each returns 0 or CMIR_EIO (MPI failed; message set). The
+ * barrier (and cmir_dist_agree, which starts with one) waits in short
+ * sleeps rather than MPI's full-speed polling, so that a rank that is
+ * done early leaves the CPU to the others. */
 CMIR_API int cmir_dist_barrier(void);
 /* Root's bytes to every rank (buf: bytes long on every rank). */
 CMIR_API int cmir_dist_bcast(void *buf, size_t bytes, int root);

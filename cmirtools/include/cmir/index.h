@@ -280,7 +280,9 @@ CMIR_API int cmir_search(const char *model_path, const char *index_path, const c
  * (cmir_hits_write). The hits equal cmir_search's over the merged index
  * (or over the manifest in one process). Not with p.quicklook or a spoken
  * query naming several labels. A failure on any rank (a shard it cannot
- * open, ...) fails every rank with "rank R: message". */
+ * open, ...) fails every rank with "rank R: message". progress (may be
+ * NULL) is called on every rank that gives one: at 0 once the queries are
+ * embedded, then after each block of queries this rank has searched. */
 CMIR_API int cmir_search_ranks(const char *model_path, const char *index_path, const cmir_query *queries,
                                int n_queries, const char *out_path, cmir_search_params p,
                                cmir_progress_fn progress, void *user);

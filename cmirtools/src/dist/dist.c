@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef CMIR_WITH_MPI
 #include <mpi.h>
@@ -92,14 +93,6 @@ void cmir_dist_finalize(void)
     g_size = 1;
 }
 
-int cmir_dist_barrier(void)
-{
-#ifdef CMIR_WITH_MPI
-    if (g_size > 1)
-        MPI_TRY(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
-#endif
-    return 0;
-}
 
 int cmir_dist_bcast(void *buf, size_t bytes, int root)
 {
@@ -229,13 +222,39 @@ int cmir_dist_max_int(int *x, int n)
     return 0;
 }
 
+/* Waits until every rank has arrived, sleeping rather than spinning (Open
+ * MPI's blocking calls poll at full speed: a rank that finishes first
+ * would burn the CPU its neighbours on the same cores need). */
+static int quiet_wait(void)
+{
+#ifdef CMIR_WITH_MPI
+    MPI_Request req;
+    MPI_TRY(MPI_Ibarrier(MPI_COMM_WORLD, &req), "MPI_Ibarrier");
+    for (int done = 0, n = 0;; n++) {
+        MPI_TRY(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done)
+            break;
+        if (n > 100) { /* about 100 polls at full speed, then 0.2 ms naps */
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
+    }
+#endif
+    return 0;
+}
+
+int cmir_dist_barrier(void) { return g_size > 1 ? quiet_wait() : 0; }
+
 int cmir_dist_agree(int rc)
 {
     if (g_size == 1)
         return rc;
+    int e = quiet_wait();
+    if (e)
+        return e;
     /* the lowest failing rank, without allocating: max of size - rank */
     int f = rc ? g_size - g_rank : 0;
-    int e = cmir_dist_max_int(&f, 1);
+    e = cmir_dist_max_int(&f, 1);
     if (e || f == 0)
         return e;
     struct {

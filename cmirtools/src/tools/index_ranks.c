@@ -79,7 +79,7 @@ int cmir_index_build_ranks(const char *model_path, const char *const *archives, 
     p.n_shards = size;
     p.shard = rank;
     if (!rc)
-        rc = cmir_index_build(model_path, archives, n_archives, mine, p, rank == 0 ? progress : NULL,
+        rc = cmir_index_build(model_path, archives, n_archives, mine, p, progress,
                               user, &added);
     int built = !rc;
     rc = cmir_dist_agree(rc);

@@ -125,7 +125,7 @@ static int search_local(job *J, const cmir_query *qs, cmir_search_params p, cmir
         int64_t x = qs[i].kind == CMIR_QUERY_ROW ? qs[i].row : p.filter.exclude;
         excl[i] = x >= J->first && x < J->first + J->count ? x - J->first : -1;
     }
-    if (!rc && J->rank == 0 && progress && progress(0.0, NULL, user)) /* the search starts */
+    if (!rc && progress && progress(0.0, NULL, user)) /* the search starts */
         rc = cmir__error(CMIR_ECANCEL, "cancelled");
     for (int b = 0; !rc && b < J->m; b += blk) {
         int nb = J->m - b < blk ? J->m - b : blk;
@@ -134,7 +134,7 @@ static int search_local(job *J, const cmir_query *qs, cmir_search_params p, cmir
         for (size_t t = (size_t)b * J->k; !rc && t < (size_t)(b + nb) * J->k; t++)
             if (r[t] >= 0)
                 r[t] += J->first; /* global rows */
-        if (!rc && J->rank == 0 && progress && progress((double)(b + nb) / J->m, NULL, user))
+        if (!rc && progress && progress((double)(b + nb) / J->m, NULL, user))
             rc = cmir__error(CMIR_ECANCEL, "cancelled");
     }
     rc = cmir_dist_agree(rc);
