@@ -22,7 +22,7 @@ EPOCHS1=${EPOCHS1:-24}
 THREADS=${THREADS:-2}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
 mkdir -p "$OUT/scenes"
-summary() { sed -n 's/^\(PAN->MS\|MS->PAN\|PAN->PAN\|MS->MS\) *\([0-9]*\) *\([0-9.]*\) *\([0-9.]*\) *\([0-9.]*\).*/\1 mAP \3 ANMRR \4 paper \5 (queries \2)/p'; }
+summary() { sed -n 's/^\(PAN->MS\|MS->PAN\|PAN->PAN\|MS->MS\) *\([0-9]*\) *\([0-9.]*\) *\([0-9.-]*\) *\([0-9.]*\) *\([0-9.]*\).*/\1 mAP \3 floor \4 ANMRR \5 paper \6 (queries \2)/p'; }
 
 echo "== DSRSID-like: $SCENES scenes of $SIZE x $SIZE PAN pixels (seed $SEED), tiles every $STRIDE pixels, majority >= $PURITY"
 "$B/cmir_synth" -q -n "$SCENES" -size "$SIZE" -seed "$SEED" -o "$OUT/scenes"

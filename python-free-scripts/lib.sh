@@ -5,19 +5,22 @@
 CMIR_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CMIR_JOBS=${CMIR_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-# Debian 12 packages CMIR builds and tests with.
+# Debian 12 packages CMIR builds and tests with (dpkg-dev and file: the .deb
+# of `cpack -G DEB`, whose dependencies dpkg-shlibdeps finds).
 CMIR_PACKAGES="build-essential cmake pkg-config libopenblas-dev libmatio-dev libhdf5-dev
 libsndfile1-dev libgdal-dev gdal-bin libproj-dev proj-bin libfftw3-dev libsamplerate0-dev
-libpocketsphinx-dev pocketsphinx-en-us libopenmpi-dev"
+libpocketsphinx-dev pocketsphinx-en-us dpkg-dev file libopenmpi-dev"
 
 # Only the test suite needs these (the Octave interoperability test; the
 # spoken corpus of the image <-> speech test, from several engines, and the
 # real recordings of the speech front-end test; the shellcheck test of every
-# script; /usr/bin/time for the peak RSS of the resource-ceiling test; mpirun for the MPI tests).
+# script; /usr/bin/time for the peak RSS of the resource-ceiling test;
+# xmllint for the check that cmir_eval -plot writes well-formed SVG; mpirun for
+# the MPI tests).
 # run-tests.sh, when CI=true, fails if a test these enable skipped.
 # shellcheck disable=SC2034 # read by run-tests.sh, which sources this file
 CMIR_TEST_PACKAGES="octave espeak-ng sox libsox-fmt-all flite festival festvox-kallpc16k
-festvox-us-slt-hts pocketsphinx-testdata shellcheck time openmpi-bin"
+festvox-us-slt-hts pocketsphinx-testdata shellcheck time libxml2-utils openmpi-bin"
 
 cmir_say() { printf '%s\n' "$*" >&2; }
 cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }

@@ -153,11 +153,16 @@ static void test_params(void)
     ASSERT_EQ_INT(cmir_synth_render(&q, 0, &s, NULL, NULL), CMIR_EINVAL);
     ASSERT_TRUE(strstr(cmir_last_error(), "EPSG:4326 is not a projected CRS") != NULL);
     ASSERT_TRUE(s.pan == NULL);
-    /* The run refuses a missing directory, naming it. */
+    /* The run refuses a directory it cannot create, naming it (root may
+     * create anything but a directory inside a regular file). */
     q = p;
     q.size = 64;
-    ASSERT_EQ_INT(cmir_synth_run(&q, "/nonexistent/dir", "x", NULL, NULL), CMIR_ENOTFOUND);
-    ASSERT_TRUE(strstr(cmir_last_error(), "/nonexistent/dir") != NULL);
+    FILE *pf = fopen(path_in("params_file"), "w");
+    ASSERT_TRUE(pf != NULL);
+    if (pf)
+        fclose(pf);
+    ASSERT_EQ_INT(cmir_synth_run(&q, path_in("params_file/dir"), "x", NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "params_file: not a directory") != NULL);
     /* Creation options are checked before anything is rendered. */
     const char *bad_co[2] = {"FOO=BAR", NULL};
     q.creation_options = bad_co;
@@ -699,6 +704,47 @@ static int cancel_after(double frac, const char *msg, void *user)
     return --*n <= 0;
 }
 
+/* A missing output directory is created with its parents, as gdal_translate
+ * creates its output; a run that fails before writing a scene leaves none
+ * of the directories it made; a regular file on the way is refused, named. */
+static int is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void test_output_dirs(void)
+{
+    cmir_synth_params p = cmir_synth_default_params();
+    p.size = 64;
+    ASSERT_OK(cmir_synth_run(&p, path_in("new/a/b/"), "n", NULL, NULL));
+    ASSERT_EQ_INT(count_files(path_in("new/a/b"), "n_000_"), 4);
+    ASSERT_OK(cmir_synth_rgb_run(&p, path_in("new/rgb"), "r", NULL, NULL));
+    ASSERT_TRUE(access(path_in("new/rgb/r_000_rgb.tif"), F_OK) == 0);
+    /* cancelled in the first scene: the two levels it made are gone, the
+     * directory that was there stays */
+    int calls = 2;
+    make_subdir("keep");
+    ASSERT_EQ_INT(cmir_synth_run(&p, path_in("keep/x/y"), "s", cancel_after, &calls), CMIR_ECANCEL);
+    ASSERT_TRUE(!is_dir(path_in("keep/x")));
+    ASSERT_TRUE(is_dir(path_in("keep")));
+    FILE *f = fopen(path_in("plain"), "w");
+    ASSERT_TRUE(f != NULL);
+    if (f)
+        fclose(f);
+    ASSERT_EQ_INT(cmir_synth_run(&p, path_in("plain/sub"), "s", NULL, NULL), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "plain: not a directory") != NULL);
+    ASSERT_EQ_INT(cmir_synth_run(&p, path_in("plain"), "s", NULL, NULL), CMIR_EINVAL);
+    /* Wald mode: the prefix's directory; a missing input removes it again */
+    const char *missing[1] = {path_in("missing.tif")};
+    ASSERT_EQ_INT(cmir_synth_wald(&p, missing, 1, path_in("wnew/sub/w"), NULL, NULL), CMIR_ENOTFOUND);
+    ASSERT_TRUE(!is_dir(path_in("wnew")));
+    ASSERT_OK(cmir_synth_wald(&p, (const char *const[]){path_in("new/a/b/n_000_ms.tif")}, 1,
+                              path_in("wnew/sub/w"), NULL, NULL));
+    ASSERT_TRUE(access(path_in("wnew/sub/w_pan.tif"), F_OK) == 0);
+    ASSERT_TRUE(access(path_in("wnew/sub/w_ms.tif"), F_OK) == 0);
+}
+
 static void test_cancel(void)
 {
     cmir_synth_params p = cmir_synth_default_params();
@@ -1014,6 +1060,15 @@ static void test_program(void)
     snprintf(args, sizeof args, "-rgb -q -size 128 -n 1 -first 2 -o %s/prgb", dir);
     ASSERT_EQ_INT(run_prog(args, "run_rgb.txt"), 0);
     ASSERT_EQ_INT(count_files(path_in("prgb"), "rgb_002_"), 3);
+    /* -o DIR creates DIR and its parents */
+    snprintf(args, sizeof args, "-q -size 64 -o %s/pnew/deep", dir);
+    ASSERT_EQ_INT(run_prog(args, "run_new.txt"), 0);
+    ASSERT_EQ_INT(count_files(path_in("pnew/deep"), "scene_000_"), 4);
+    snprintf(args, sizeof args, "-q -size 64 -o %s/run.txt/sub", dir);
+    ASSERT_EQ_INT(run_prog(args, "err_dir.txt"), 1);
+    t = slurp(path_in("err_dir.txt"), &n);
+    ASSERT_TRUE(t && strstr((char *)t, "run.txt: not a directory") && strchr((char *)t, '\n') == strrchr((char *)t, '\n'));
+    free(t);
     ASSERT_EQ_INT(run_prog("-rgb -mtf 0.3", "err_rgb.txt"), 2);
     t = slurp(path_in("err_rgb.txt"), &n);
     ASSERT_TRUE(t && strstr((char *)t, "-mtf is not an option of the RGB mode"));
@@ -1049,6 +1104,7 @@ int main(int argc, char **argv)
     RUN(test_rgb_files);
     RUN(test_rgb_content);
     RUN(test_cancel);
+    RUN(test_output_dirs);
     RUN(test_wald_nodata);
     RUN(test_wald_landsat);
     RUN(test_program);

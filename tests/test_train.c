@@ -108,6 +108,36 @@ static void test_train_and_retrieve(void)
     ASSERT_TRUE(pm > 0.6);
     ASSERT_TRUE(mp > 0.6);
     ASSERT_TRUE(strcmp(cmir_model_class_name(m, 2), "forest") == 0);
+    /* cmir_eval's floors are fitted on the tiles the model did not hold out */
+    cmir_eval_params ep = cmir_eval_default_params();
+    ep.threads = 2;
+    cmir_eval_report er, fr;
+    ASSERT_OK(cmir_eval(model, arch, ep, NULL, NULL, &er));
+    int64_t tr[240], ntr = 0;
+    for (int64_t i = 0, t = 0; i < 240; i++) {
+        if (t < nt && test[t] == i)
+            t++;
+        else
+            tr[ntr++] = i;
+    }
+    ASSERT_EQ_INT(ntr, 180);
+    ASSERT_OK(cmir_eval_floor(arch, tr, ntr, test, nt, 0, ep, &fr));
+    ASSERT_EQ_INT(er.floor_fit_tiles, 180);
+    ASSERT_TRUE(!er.floor_in_sample);
+    for (int k = 0; k < 4; k++) {
+        printf("  cmir_eval %-8s mAP %.3f floor %.3f\n", er.dir[k].name, er.dir[k].r.map, er.dir[k].floor.map);
+        ASSERT_TRUE(er.dir[k].has_floor);
+        ASSERT_NEAR(er.dir[k].floor.map, fr.dir[k].floor.map, 0);
+        ASSERT_NEAR(er.dir[k].floor.pr[3], fr.dir[k].floor.pr[3], 0);
+    }
+    /* another archive, -all: the split is unknown, the floors are fitted in sample */
+    const char *other = in_dir("other.mat");
+    ASSERT_OK(td_make_archive(other, 100, 8));
+    ep.all_tiles = 1;
+    ASSERT_OK(cmir_eval(model, other, ep, NULL, NULL, &er));
+    ASSERT_TRUE(er.floor_in_sample);
+    ASSERT_EQ_INT(er.floor_fit_tiles, 100);
+    ASSERT_TRUE(er.dir[0].has_floor);
     cmir_model_free(m);
     cmir_archive_close(a);
     /* the paper's files */

@@ -11,6 +11,7 @@
 static const char usage[] =
     "Usage: cmir_eval [--help] [--version] [-q] [-threads N] [-all] [-k K,K,...]\n"
     "                 [-paper_queries N] [-seed S] [-json FILE] [-csv FILE]\n"
+    "                 [-plot PR.svg]\n"
     "                 [-speech MANIFEST.csv [-voices held_out|seen|all]]\n"
     "                 (MODEL.mat ARCHIVE.mat | -unified UNIFIED.mat)\n"
     "\n"
@@ -24,7 +25,14 @@ static const char usage[] =
     "An image-speech model (cmir_train -speech) needs -speech: the directions are then\n"
     "image->audio, audio->image, image->image and audio->audio between the held-out image\n"
     "tiles and the manifest's clips of held-out voices (-voices seen: the voices trained on;\n"
-    "all: every clip); relevance: the clip's label is one of the image's.\n";
+    "all: every clip); relevance: the clip's label is one of the image's.\n"
+    "Beside every direction: its training-free floor on the same tiles (mAP and P@k in -json\n"
+    "and -csv): a least-squares map from a PAN tile's mean and deviation to the MS band means,\n"
+    "fitted on the training tiles only, then Euclidean retrieval among MS band means\n"
+    "(PAN->MS, MS->PAN); PAN (mean, deviation) for PAN->PAN; band means for MS->MS; every\n"
+    "feature standardised by its training mean and deviation. None for -unified or speech.\n"
+    "-plot writes the precision-recall curves of the four directions with their floors\n"
+    "(dashed) as SVG.\n";
 
 static const char prog[] = "cmir_eval";
 
@@ -34,7 +42,7 @@ int main(int argc, char **argv)
     if (done)
         return rc;
     cmir_eval_params p = cmir_eval_default_params();
-    const char *pos[2] = {NULL, NULL}, *json = NULL, *csv = NULL, *unified = NULL;
+    const char *pos[2] = {NULL, NULL}, *json = NULL, *csv = NULL, *plot = NULL, *unified = NULL;
     int npos = 0, quiet = 1; /* the table is the output; no bar */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -52,6 +60,7 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-seed")) bad = cmir_app_u64(prog, a, v, &p.seed);
             else if (!strcmp(a, "-json")) json = v;
             else if (!strcmp(a, "-csv")) csv = v;
+            else if (!strcmp(a, "-plot")) plot = v;
             else if (!strcmp(a, "-unified")) unified = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
             else if (!strcmp(a, "-voices")) {
@@ -94,6 +103,8 @@ int main(int argc, char **argv)
         err = cmir_eval_write_json(&r, json);
     if (!err && csv)
         err = cmir_eval_write_csv(&r, csv);
+    if (!err && plot)
+        err = cmir_eval_write_svg(&r, plot, NULL);
     if (err) {
         rc = cmir_app_fail(prog, "%s", cmir_last_error());
         goto end;
@@ -102,7 +113,7 @@ int main(int argc, char **argv)
         printf("%lld images, %lld clips; relevance: a shared label\n", (long long)r.n_items, (long long)r.n_items_b);
     else
         printf("%lld items; relevance: same class (multi-label: a shared label)\n", (long long)r.n_items);
-    printf("%-14s %7s %7s %7s %8s", "direction", "queries", "mAP", "ANMRR", "paper");
+    printf("%-14s %7s %7s %7s %7s %8s", "direction", "queries", "mAP", "floor", "ANMRR", "paper");
     for (int i = 0; i < r.n_cutoffs; i++)
         printf(" %6s%-3d", "P@", r.cutoffs[i]);
     for (int i = 0; i < r.n_cutoffs; i++)
@@ -110,8 +121,12 @@ int main(int argc, char **argv)
     putchar('\n');
     for (int k = 0; k < 4; k++) {
         const cmir_eval_direction *d = &r.dir[k];
-        printf("%-14s %7lld %7.4f %7.4f %8.4f", d->name, (long long)d->r.n_queries, d->r.map, d->r.anmrr,
-               d->r.paper_mean);
+        printf("%-14s %7lld %7.4f", d->name, (long long)d->r.n_queries, d->r.map);
+        if (d->has_floor)
+            printf(" %7.4f", d->floor.map);
+        else
+            printf(" %7s", "-");
+        printf(" %7.4f %8.4f", d->r.anmrr, d->r.paper_mean);
         for (int i = 0; i < r.n_cutoffs; i++)
             printf(" %9.4f", d->p_at[i]);
         for (int i = 0; i < r.n_cutoffs; i++)
@@ -120,6 +135,12 @@ int main(int argc, char **argv)
     }
     printf("paper = the CMIR-NET protocol: mean of P@10..P@50 over %d random queries (capped by class sizes "
            "in a small database)\n", p.paper_queries);
+    if (r.dir[0].has_floor)
+        printf("floor = the training-free floor's mAP on the same tiles (PAN mean and deviation regressed onto MS band\n"
+               "means, fitted on %lld %s tiles; features standardised by training statistics)\n",
+               (long long)r.floor_fit_tiles, r.floor_in_sample ? "evaluated (in sample: not the training archive)" : "training");
+    else
+        printf("floor: none defined (%s)\n", unified ? "a unified.mat holds no tiles" : "no training-free map from an image to a clip");
     rc = 0;
 end:
     cmir_app_done(argv);

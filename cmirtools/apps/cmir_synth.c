@@ -80,7 +80,7 @@ static const char usage[] =
     "  -pan_weights B,G,R,NIR  PAN spectral weights, normalised (default 0.2,0.25,0.25,0.3)\n"
     "\n"
     "All modes:\n"
-    "  -o DIR         output directory, must exist (default .)\n"
+    "  -o DIR         output directory, created if missing (default .)\n"
     "  -prefix NAME   file name prefix (default 'scene', 'wald' with -wald, 'rgb' with -rgb)\n"
     "  -co NAME=VALUE GTiff creation option, repeatable; overrides the defaults TILED=YES,\n"
     "                 COMPRESS=DEFLATE (and PHOTOMETRIC=MINISBLACK for the MS file,\n"

@@ -1,6 +1,7 @@
 /* cmir/metrics.h: retrieval evaluation: exact Euclidean rankings (ties by
  * database index), mAP, mAP@k, P@k, 11-point PR, ANMRR and the CMIR-NET
- * paper's P@10..P@50 protocol, for single- or multi-label relevance. */
+ * paper's P@10..P@50 protocol, for single- or multi-label relevance; and
+ * the training-free floors (PAN statistics regressed onto MS band means). */
 #ifndef CMIR_METRICS_H
 #define CMIR_METRICS_H
 
@@ -105,6 +106,75 @@ CMIR_API int cmir_metrics_eval(cmir_exec *ex, const float *Q, int64_t nq, const 
                                int64_t nd, int d, const cmir_metrics_labels *labels,
                                cmir_metrics_params p, cmir_progress_fn progress, void *user,
                                cmir_metrics_result *out, double *map_at, double *p_at);
+
+/* ---- Training-free floors -------------------------------------------
+ * What retrieval reaches without any learning, from two statistics of a
+ * PAN/MS tile pair, so that an evaluation shows whether a trained model
+ * beats them (cmir_eval reports them beside every direction). Per tile:
+ * the PAN tile's mean and standard deviation over its pixels (pan, 2
+ * values) and the MS tile's band means (ms, n_bands values). */
+
+/* Options of cmir_floor_eval. Start from cmir_floor_default_params(). */
+typedef struct cmir_floor_params {
+    /* 1 (default): every feature (PAN mean, PAN deviation, each MS band
+     * mean) is standardised by the mean and standard deviation over the
+     * training tiles, so that no feature's scale dominates the distances
+     * (a feature constant on the training tiles is only centred); 0: raw. */
+    int standardise;
+    /* Ridge weight of the regression (>= 0, finite; default 0 = plain
+     * least squares): see cmir_floor_lstsq. */
+    double ridge;
+} cmir_floor_params;
+
+CMIR_API cmir_floor_params cmir_floor_default_params(void);
+/* 0, or CMIR_EINVAL naming the first bad field (standardise, ridge). */
+CMIR_API int cmir_floor_check_params(cmir_floor_params p);
+
+/* The statistics of n tiles (borrowed): pan n x 2 (mean, deviation),
+ * ms n x n_bands (band means), row-major. */
+typedef struct cmir_floor_tiles {
+    int64_t n;
+    const double *pan;
+    const double *ms;
+} cmir_floor_tiles;
+
+/* Least squares: B (p x q, row-major, caller-allocated) minimising
+ * ||X B - Y||^2 + ridge ||B||^2 for X (n x p) and Y (n x q), row-major,
+ * by Householder QR in double precision (ridge > 0: on X stacked over
+ * sqrt(ridge) I). A column of X that is (numerically, 1e-12 relative) a
+ * combination of the columns before it gets coefficients 0, so a
+ * rank-deficient X still gives a solution that attains the least residual.
+ * Returns 0, or CMIR_EINVAL (NULL, n < 1, p outside 1..64, q < 1,
+ * non-finite values or ridge), CMIR_ENOMEM. */
+CMIR_API int cmir_floor_lstsq(const double *X, int64_t n, int p, const double *Y, int q, double ridge,
+                              double *B);
+
+/* The four floors, in cmir_eval's direction order: out[0] PAN->MS, out[1]
+ * MS->PAN, out[2] PAN->PAN, out[3] MS->MS, over the test tiles (queries and
+ * database both; same-modal directions exclude the query itself), with
+ * relevance `labels` of the test tiles as in cmir_metrics_eval (and
+ * mp.self_exclude set per direction). Features, with the standardisation
+ * statistics taken from the training tiles only:
+ *   PAN->MS, MS->PAN  the PAN-statistics regression: a least-squares map
+ *                     (cmir_floor_lstsq, p.ridge) from (PAN mean, PAN
+ *                     deviation, 1) to the MS band means, FITTED ON THE
+ *                     TRAINING TILES ONLY; a PAN tile is represented by its
+ *                     predicted band means, an MS tile by its band means;
+ *                     Euclidean distance in that n_bands-space;
+ *   PAN->PAN          the PAN (mean, deviation) pair;
+ *   MS->MS            the MS band means.
+ * map_at and p_at (4 x mp.n_cutoffs doubles, direction-major; either may be
+ * NULL) get mAP@k and P@k. coef (3 x n_bands doubles, may be NULL) gets the
+ * fitted map in the standardised features (rows: mean, deviation,
+ * constant). Costs 4 calls of cmir_metrics_eval on d <= n_bands codes.
+ * Returns 0; CMIR_EINVAL for NULL arguments, n_bands < 1, fewer than 2
+ * training tiles, non-finite statistics or bad params; CMIR_ENOMEM;
+ * CMIR_ECANCEL from progress (called as in cmir_metrics_eval, per
+ * direction). */
+CMIR_API int cmir_floor_eval(cmir_exec *ex, const cmir_floor_tiles *train, const cmir_floor_tiles *test,
+                             int n_bands, const cmir_metrics_labels *labels, cmir_metrics_params mp,
+                             cmir_floor_params p, cmir_progress_fn progress, void *user,
+                             cmir_metrics_result out[4], double *map_at, double *p_at, double *coef);
 
 #ifdef __cplusplus
 }

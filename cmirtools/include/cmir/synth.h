@@ -168,9 +168,10 @@ CMIR_API int cmir_synth_scene_write(const cmir_synth_params *p, const cmir_synth
 
 /* The cmir_synth tool, DSRSID-like mode: renders and writes scenes
  * first_index .. first_index + n_scenes - 1 as <dir>/<name>_<kkk>_*.tif
- * (kkk = scene index, at least 3 digits). dir must exist. Progress covers
- * the whole run. Scenes finished before an error or cancel stay; the one
- * in progress leaves nothing. Returns 0 or a CMIR_E* code. */
+ * (kkk = scene index, at least 3 digits). dir and its missing parents are
+ * created (and removed again if the run fails before writing a scene).
+ * Progress covers the whole run. Scenes finished before an error or
+ * cancel stay; the one in progress leaves nothing. Returns 0 or a CMIR_E* code. */
 CMIR_API int cmir_synth_run(const cmir_synth_params *p, const char *dir, const char *name,
                             cmir_progress_fn progress, void *user);
 
@@ -200,7 +201,8 @@ CMIR_API int cmir_synth_run(const cmir_synth_params *p, const char *dir, const c
  *     CRS differs. Values are rounded and kept when in 1..255, else 0
  *     (nodata). Colour table and category names are copied when present.
  * Whole bands are held in memory (4 x W x H float). Returns 0 or a CMIR_E*
- * code; a missing or unreadable input is named in the message. */
+ * code; a missing or unreadable input is named in the message. The
+ * directory part of prefix is created when missing, as for cmir_synth_run. */
 CMIR_API int cmir_synth_wald(const cmir_synth_params *p, const char *const *inputs, int n_inputs,
                              const char *prefix, cmir_progress_fn progress, void *user);
 
@@ -318,8 +320,8 @@ CMIR_API int cmir_synth_rgb_scene_write(const cmir_synth_params *p,
 
 /* The cmir_synth tool, RGB mode: renders and writes scenes first_index ..
  * first_index + n_scenes - 1 as <dir>/<name>_<kkk>_rgb.tif and
- * _class.tif. dir must exist. Scenes finished before an error or cancel
- * stay; the one in progress leaves nothing. Returns 0 or a CMIR_E* code. */
+ * _class.tif. dir is created as for cmir_synth_run. Scenes finished
+ * before an error or cancel stay; the one in progress leaves nothing. Returns 0 or a CMIR_E* code. */
 CMIR_API int cmir_synth_rgb_run(const cmir_synth_params *p, const char *dir, const char *name,
                                 cmir_progress_fn progress, void *user);
 

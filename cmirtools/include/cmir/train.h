@@ -155,6 +155,18 @@ typedef struct cmir_eval_direction {
     char name[16];        /* "PAN->MS", ... or "x->y", ... */
     cmir_metrics_result r;
     double map_at[CMIR_EVAL_MAX_CUTOFFS], p_at[CMIR_EVAL_MAX_CUTOFFS];
+    /* The training-free floor of this direction on the same queries and
+     * database (cmir_floor_eval in cmir/metrics.h), when has_floor is 1:
+     * PAN->MS and MS->PAN in the space of MS band means (PAN tiles mapped
+     * there by the least-squares regression from their mean and deviation,
+     * fitted on the training tiles only), PAN->PAN on (mean, deviation),
+     * MS->MS on the band means; every feature standardised by its training
+     * mean and deviation. has_floor is 0 for cmir_eval_unified (no tiles)
+     * and image-speech models (no training-free map from an image to a
+     * clip is defined, so none of the four directions gets one). */
+    int has_floor;
+    cmir_metrics_result floor;
+    double floor_map_at[CMIR_EVAL_MAX_CUTOFFS], floor_p_at[CMIR_EVAL_MAX_CUTOFFS];
 } cmir_eval_direction;
 
 typedef struct cmir_eval_report {
@@ -163,6 +175,10 @@ typedef struct cmir_eval_report {
     int n_cutoffs;
     int cutoffs[CMIR_EVAL_MAX_CUTOFFS];
     cmir_eval_direction dir[4]; /* cross-modal both ways, then same-modal */
+    int64_t floor_fit_tiles; /* tiles the floors were fitted on (0: no floors) */
+    int floor_in_sample;  /* 1: fitted on the evaluated tiles themselves, because
+                             the archive is not the training one (-all on
+                             another archive): then the floor is optimistic */
 } cmir_eval_report;
 
 /* Embeds the held-out tiles of the archive the model was trained on (or
@@ -173,15 +189,41 @@ typedef struct cmir_eval_report {
  * image->image, audio->audio between those image tiles and the clips of
  * p.speech_manifest selected by p.audio_voices; relevance: the clip's
  * label is one of the image's. The held-out list is used only when the archive
- * has as many tiles as at training, else CMIR_EINVAL (use all_tiles). */
+ * has as many tiles as at training, else CMIR_EINVAL (use all_tiles). Each
+ * direction also gets its training-free floor (cmir_eval_direction): fitted
+ * on the labelled tiles the model did not hold out (with all_tiles on an
+ * archive of another size, on the evaluated tiles: floor_in_sample). */
 CMIR_API int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p,
                        cmir_progress_fn progress, void *user, cmir_eval_report *out);
 /* The same on a unified.mat (featuresx, featuresy, labels), all rows. */
 CMIR_API int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progress_fn progress,
                                void *user, cmir_eval_report *out);
-/* Writes the report as JSON or CSV (one row per direction), atomically. */
+/* The floors alone (cmir_floor_eval) on the tiles of an archive: fitted on
+ * the n_train tiles train[] (their PAN mean and deviation over all pixels
+ * and PAN bands, their MS band means), evaluated on the n_test tiles
+ * test[] with the archive's labels (multi-label when the archive has
+ * them and multilabel is 1). Fills out's names, sizes, cutoffs and floor
+ * fields (the learned fields are zero). cmir_eval computes its floors
+ * this way, with train = the labelled tiles the model did not hold out. */
+CMIR_API int cmir_eval_floor(const char *archive_path, const int64_t *train, int64_t n_train, const int64_t *test,
+                             int64_t n_test, int multilabel, cmir_eval_params p, cmir_eval_report *out);
+/* Writes the report as JSON or CSV (one row per direction), atomically.
+ * Floors: JSON has per direction "floor": {"map", "anmrr", "paper_protocol",
+ * "p_at", "map_at", "pr_11pt"} (null without floors) and at the top
+ * "floor_fit_tiles" and "floor_in_sample"; CSV appends the columns
+ * floor_map, floor_anmrr, floor_paper_protocol, floor_p_at_K...,
+ * floor_map_at_K... (empty without floors). */
 CMIR_API int cmir_eval_write_json(const cmir_eval_report *r, const char *path);
 CMIR_API int cmir_eval_write_csv(const cmir_eval_report *r, const char *path);
+/* Draws the 11-point precision-recall curves of the four directions as an
+ * SVG (pure text, no library) with, for each, its floor as a dashed line
+ * of the same colour, axes with ticks, a legend and `title` (NULL: a
+ * default), written atomically. Geometry, for readers of the file: the
+ * plot frame is <rect id="frame" x y width height>; recall r is at x +
+ * r width, precision v at y + (1 - v) height; each curve is a <polyline>
+ * with class "learned" or "floor" and data-direction the direction's
+ * name; a direction without a value (NaN) or without a floor draws none. */
+CMIR_API int cmir_eval_write_svg(const cmir_eval_report *r, const char *path, const char *title);
 
 #ifdef __cplusplus
 }

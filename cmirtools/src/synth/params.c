@@ -8,8 +8,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const char *const class_names[CMIR_SYNTH_NCLASSES] = {
     "aquafarm", "cloud", "forest", "high building", "low building", "farm land", "river", "water"};
@@ -227,15 +229,15 @@ int cmir__sy_run(const cmir_synth_params *p, const char *dir, const char *name, 
         dir = ".";
     if (!name || !*name || strchr(name, '/'))
         return cmir__error(CMIR_EINVAL, "synth: the name must be a non-empty file name prefix");
-    struct stat st;
-    if (stat(dir, &st) != 0)
-        return cmir__error(CMIR_ENOTFOUND, "%s: %s", dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return cmir__error(CMIR_EINVAL, "%s: not a directory", dir);
+    ptrdiff_t made;
+    if ((rc = cmir__sy_make_dirs(dir, &made)))
+        return rc;
     size_t pl = strlen(dir) + strlen(name) + 32;
     char *prefix = cmir__malloc(pl);
-    if (!prefix)
+    if (!prefix) {
+        cmir__sy_unmake_dirs(dir, made);
         return CMIR_ENOMEM;
+    }
     sub_progress sp = {progress, user, 0, 0};
     for (int k = 0; k < p->n_scenes && !rc; k++) {
         int index = p->first_index + k;
@@ -247,6 +249,8 @@ int cmir__sy_run(const cmir_synth_params *p, const char *dir, const char *name, 
             rc = cmir__error(CMIR_ECANCEL, "synth: cancelled by the progress callback");
     }
     cmir__free(prefix);
+    if (rc)
+        cmir__sy_unmake_dirs(dir, made);
     return rc;
 }
 
@@ -267,4 +271,68 @@ int cmir_synth_run(const cmir_synth_params *p, const char *dir, const char *name
 {
     int rc = cmir_synth_check_params(p);
     return rc ? rc : cmir__sy_run(p, dir, name, 0.95, dsrsid_scene, progress, user);
+}
+
+/* mkdir -p: creates dir and its missing parents (mode 0777 less the
+ * umask). *made is set to the length of the prefix of dir that existed
+ * before (-1 when nothing was created), for cmir__sy_unmake_dirs. */
+int cmir__sy_make_dirs(const char *dir, ptrdiff_t *made)
+{
+    *made = -1;
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : cmir__error(CMIR_EINVAL, "%s: not a directory", dir);
+    size_t n = strlen(dir);
+    char *p = cmir__malloc(n + 1);
+    if (!p)
+        return CMIR_ENOMEM;
+    memcpy(p, dir, n + 1);
+    int rc = 0;
+    for (size_t i = 1; i <= n && !rc; i++) {
+        if (p[i] != '/' && p[i] != '\0')
+            continue;
+        if (p[i - 1] == '/')
+            continue; /* "a//b" */
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0777) == 0) {
+            if (*made < 0)
+                *made = (ptrdiff_t)(strrchr(p, '/') ? strrchr(p, '/') - p : 0);
+        } else if (errno != EEXIST) {
+            rc = cmir__error(errno == ENOENT ? CMIR_ENOTFOUND : CMIR_EIO, "%s: cannot create the directory: %s",
+                             p, strerror(errno));
+        } else if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            rc = cmir__error(CMIR_EINVAL, "%s: not a directory", p);
+        }
+        p[i] = c;
+    }
+    cmir__free(p);
+    if (rc)
+        cmir__sy_unmake_dirs(dir, *made);
+    return rc;
+}
+
+/* Removes the directories cmir__sy_make_dirs created for dir, deepest
+ * first, as far as they are empty (a run that wrote nothing leaves none). */
+void cmir__sy_unmake_dirs(const char *dir, ptrdiff_t made)
+{
+    if (made < 0)
+        return;
+    size_t n = strlen(dir);
+    char *p = cmir__malloc(n + 1);
+    if (!p)
+        return;
+    memcpy(p, dir, n + 1);
+    while (n > 0 && p[n - 1] == '/')
+        p[--n] = '\0';
+    while ((ptrdiff_t)n > made && rmdir(p) == 0) {
+        char *s = strrchr(p, '/');
+        if (!s)
+            break;
+        while (s > p && s[-1] == '/')
+            s--;
+        *s = '\0';
+        n = (size_t)(s - p);
+    }
+    cmir__free(p);
 }

@@ -8,6 +8,7 @@
 #include "../base/internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* ---- hashing (pure functions of their arguments: textures are the same
@@ -166,6 +167,13 @@ typedef int (*cmir__sy_scene_fn)(const cmir_synth_params *p, int index, const ch
  * progress cancels with CMIR_ECANCEL). p itself must be checked first. */
 int cmir__sy_run(const cmir_synth_params *p, const char *dir, const char *name, double render_share,
                  cmir__sy_scene_fn scene, cmir_progress_fn progress, void *user);
+/* mkdir -p for an output directory: 0, or CMIR_EINVAL when a part of it is
+ * not a directory, CMIR_EIO/CMIR_ENOTFOUND with the reason. *made is the
+ * length of the part of dir that existed (-1: nothing created). */
+int cmir__sy_make_dirs(const char *dir, ptrdiff_t *made);
+/* After a failed run: removes the directories cmir__sy_make_dirs made, as
+ * far as they are empty. */
+void cmir__sy_unmake_dirs(const char *dir, ptrdiff_t made);
 /* Default class colours (index 0..8). */
 extern const unsigned char cmir__sy_class_rgb[9][3];
 

@@ -444,12 +444,29 @@ int cmir_synth_wald(const cmir_synth_params *p, const char *const *inputs, int n
     memset(&in, 0, sizeof in);
     memset(&m, 0, sizeof m);
     memset(&o, 0, sizeof o);
+    /* The directory of the prefix is made when missing (removed again,
+     * if still empty, when the run fails). */
+    char *pdir = cmir__strdup(prefix);
+    if (!pdir)
+        return CMIR_ENOMEM;
+    char *slash = strrchr(pdir, '/');
+    ptrdiff_t made = -1;
+    if (slash && slash > pdir) {
+        *slash = '\0';
+        if ((rc = cmir__sy_make_dirs(pdir, &made))) {
+            cmir__free(pdir);
+            return rc;
+        }
+    }
     CPLPushErrorHandler(CPLQuietErrorHandler);
     rc = wald_run(p, &in, inputs, n_inputs, prefix, progress, user, &m, &o, &ct, &cats);
     CPLPopErrorHandler();
     if (!rc && progress)
         progress(1.0, "done", user);
-    cmir__sy_outset_clear(&o);
+    cmir__sy_outset_clear(&o); /* temporary files first: then the directory is empty */
+    if (rc)
+        cmir__sy_unmake_dirs(pdir, made);
+    cmir__free(pdir);
     wald_mem_free(&m);
     for (int i = 0; i < in.n; i++)
         GDALClose(in.ds[i]);

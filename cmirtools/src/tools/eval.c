@@ -5,6 +5,7 @@
 #include "cmir/audio.h"
 #include "cmir/model.h"
 #include "cmir/archive.h"
+#include "eval_internal.h"
 #include "../base/internal.h"
 
 #include <errno.h>
@@ -151,6 +152,42 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
     return rc;
 }
 
+/* The floors beside the learned figures (cmir/train.h): fitted on the
+ * labelled tiles the model did not hold out, i.e. its training split; when
+ * the archive is not the training one (-all on another archive) that split
+ * is unknown, and they are fitted on the evaluated tiles (in sample). */
+static int eval_floors(cmir_exec *ex, const cmir_model_info *mi, cmir_archive *a, const int64_t *ids, int64_t n,
+                       const int64_t *test, int64_t nt, int64_t ntiles, cmir_eval_report *out, cmir_eval_params p)
+{
+    const cmir_archive_info *ai = cmir_archive_get_info(a);
+    if (ntiles != ai->n_tiles || nt < 1) {
+        out->floor_in_sample = 1;
+        return cmir__eval_floor(ex, a, ids, n, ids, n, mi->multilabel, p, out);
+    }
+    uint8_t *held = cmir__calloc((size_t)ai->n_tiles, 1), *row = cmir__malloc((size_t)ai->n_classes + 1);
+    int64_t *train = cmir__malloc(sizeof(int64_t) * (size_t)ai->n_tiles), ntr = 0;
+    int rc = (!held || !row || !train) ? CMIR_ENOMEM : 0;
+    for (int64_t i = 0; !rc && i < nt; i++)
+        held[test[i]] = 1;
+    for (int64_t i = 0; !rc && i < ai->n_tiles; i++) {
+        int labelled = cmir_archive_label(a, i) > 0;
+        if (mi->multilabel) {
+            labelled = 0;
+            if (!(rc = cmir_archive_multilabel(a, i, row)))
+                for (int c = 0; c < ai->n_classes; c++)
+                    labelled |= row[c] != 0;
+        }
+        if (labelled && !held[i])
+            train[ntr++] = i;
+    }
+    if (!rc)
+        rc = cmir__eval_floor(ex, a, train, ntr, ids, n, mi->multilabel, p, out);
+    cmir__free(held);
+    cmir__free(row);
+    cmir__free(train);
+    return rc;
+}
+
 int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p, cmir_progress_fn progress,
               void *user, cmir_eval_report *out)
 {
@@ -239,6 +276,8 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
         const int64_t nn[2] = {n, n};
         rc = four_ways(ex, V, nn, d, L, multi ? C : 0, names, p, progress, user, out);
     }
+    if (!rc && n >= 0)
+        rc = eval_floors(ex, mi, a, ids, n, test, nt, ntiles, out, p);
     cmir__free(ids);
     cmir__free(raw);
     cmir__free(V[0]);
@@ -316,7 +355,7 @@ int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progres
 /* ---- writing ---- */
 /* A stream on a temporary file beside path (NULL, error set, on failure);
  * close_temp renames it over path. */
-static FILE *open_temp(const char *path, cmir__atomic_file *af)
+FILE *cmir__eval_open_temp(const char *path, cmir__atomic_file *af)
 {
     if (cmir__atomic_open(af, path, 0))
         return NULL;
@@ -330,7 +369,7 @@ static FILE *open_temp(const char *path, cmir__atomic_file *af)
     return f;
 }
 
-static int close_temp(FILE *f, cmir__atomic_file *af, const char *path)
+int cmir__eval_close_temp(FILE *f, cmir__atomic_file *af, const char *path)
 {
     int rc = ferror(f) ? cmir__error(CMIR_EIO, "%s: write error", path) : 0;
     if (fclose(f) != 0 && !rc)
@@ -350,14 +389,60 @@ static void jnum(FILE *f, double v)
         fputs("null", f);
 }
 
+/* "{"K": v, ...}" over the cutoffs. */
+static void jcut(FILE *f, const cmir_eval_report *r, const double *v)
+{
+    fputc('{', f);
+    for (int i = 0; i < r->n_cutoffs; i++) {
+        fprintf(f, "%s\"%d\": ", i ? ", " : "", r->cutoffs[i]);
+        jnum(f, v[i]);
+    }
+    fputc('}', f);
+}
+
+static void jpr(FILE *f, const double *pr)
+{
+    fputc('[', f);
+    for (int i = 0; i < CMIR_METRICS_PR_POINTS; i++) {
+        if (i)
+            fputs(", ", f);
+        jnum(f, pr[i]);
+    }
+    fputc(']', f);
+}
+
+/* A direction's floor as a JSON object, or null. */
+static void jfloor(FILE *f, const cmir_eval_report *r, const cmir_eval_direction *d)
+{
+    if (!d->has_floor) {
+        fputs("null", f);
+        return;
+    }
+    fputs("{\"map\": ", f);
+    jnum(f, d->floor.map);
+    fputs(", \"anmrr\": ", f);
+    jnum(f, d->floor.anmrr);
+    fputs(", \"paper_protocol\": ", f);
+    jnum(f, d->floor.paper_mean);
+    fputs(", \"p_at\": ", f);
+    jcut(f, r, d->floor_p_at);
+    fputs(", \"map_at\": ", f);
+    jcut(f, r, d->floor_map_at);
+    fputs(", \"pr_11pt\": ", f);
+    jpr(f, d->floor.pr);
+    fputc('}', f);
+}
+
 int cmir_eval_write_json(const cmir_eval_report *r, const char *path)
 {
     cmir__atomic_file af;
-    FILE *f = open_temp(path, &af);
+    FILE *f = cmir__eval_open_temp(path, &af);
     if (!f)
         return cmir__failed(CMIR_EIO);
-    fprintf(f, "{\n  \"n_items\": %lld,\n  \"n_items_b\": %lld,\n  \"directions\": [\n", (long long)r->n_items,
-            (long long)r->n_items_b);
+    fprintf(f, "{\n  \"n_items\": %lld,\n  \"n_items_b\": %lld,\n  \"floor_fit_tiles\": %lld,\n"
+               "  \"floor_in_sample\": %s,\n  \"directions\": [\n",
+            (long long)r->n_items, (long long)r->n_items_b, (long long)r->floor_fit_tiles,
+            r->floor_in_sample ? "true" : "false");
     for (int k = 0; k < 4; k++) {
         const cmir_eval_direction *d = &r->dir[k];
         fprintf(f, "    {\"direction\": \"%s\", \"queries\": %lld, \"map\": ", d->name, (long long)d->r.n_queries);
@@ -371,39 +456,36 @@ int cmir_eval_write_json(const cmir_eval_report *r, const char *path)
             fprintf(f, "%s\"%d\": ", i ? ", " : "", 10 * (i + 1));
             jnum(f, d->r.paper_p_at[i]);
         }
-        fputs("}, \"p_at\": {", f);
-        for (int i = 0; i < r->n_cutoffs; i++) {
-            fprintf(f, "%s\"%d\": ", i ? ", " : "", r->cutoffs[i]);
-            jnum(f, d->p_at[i]);
-        }
-        fputs("}, \"map_at\": {", f);
-        for (int i = 0; i < r->n_cutoffs; i++) {
-            fprintf(f, "%s\"%d\": ", i ? ", " : "", r->cutoffs[i]);
-            jnum(f, d->map_at[i]);
-        }
-        fputs("}, \"pr_11pt\": [", f);
-        for (int i = 0; i < CMIR_METRICS_PR_POINTS; i++) {
-            if (i)
-                fputs(", ", f);
-            jnum(f, d->r.pr[i]);
-        }
-        fprintf(f, "]}%s\n", k < 3 ? "," : "");
+        fputs("}, \"p_at\": ", f);
+        jcut(f, r, d->p_at);
+        fputs(", \"map_at\": ", f);
+        jcut(f, r, d->map_at);
+        fputs(", \"pr_11pt\": ", f);
+        jpr(f, d->r.pr);
+        fputs(", \"floor\": ", f);
+        jfloor(f, r, d);
+        fprintf(f, "}%s\n", k < 3 ? "," : "");
     }
     fputs("  ]\n}\n", f);
-    return close_temp(f, &af, path);
+    return cmir__eval_close_temp(f, &af, path);
 }
 
 int cmir_eval_write_csv(const cmir_eval_report *r, const char *path)
 {
     cmir__atomic_file af;
-    FILE *f = open_temp(path, &af);
+    FILE *f = cmir__eval_open_temp(path, &af);
     if (!f)
         return cmir__failed(CMIR_EIO);
     fputs("direction,queries,map,anmrr,paper_protocol", f);
-    for (int i = 0; i < r->n_cutoffs; i++)
-        fprintf(f, ",p_at_%d", r->cutoffs[i]);
-    for (int i = 0; i < r->n_cutoffs; i++)
-        fprintf(f, ",map_at_%d", r->cutoffs[i]);
+    for (int pass = 0; pass < 2; pass++) {
+        const char *pre = pass ? "floor_" : "";
+        if (pass)
+            fputs(",floor_map,floor_anmrr,floor_paper_protocol", f);
+        for (int i = 0; i < r->n_cutoffs; i++)
+            fprintf(f, ",%sp_at_%d", pre, r->cutoffs[i]);
+        for (int i = 0; i < r->n_cutoffs; i++)
+            fprintf(f, ",%smap_at_%d", pre, r->cutoffs[i]);
+    }
     fputc('\n', f);
     for (int k = 0; k < 4; k++) {
         const cmir_eval_direction *d = &r->dir[k];
@@ -412,7 +494,17 @@ int cmir_eval_write_csv(const cmir_eval_report *r, const char *path)
             fprintf(f, ",%.6f", d->p_at[i]);
         for (int i = 0; i < r->n_cutoffs; i++)
             fprintf(f, ",%.6f", d->map_at[i]);
+        if (d->has_floor) {
+            fprintf(f, ",%.6f,%.6f,%.6f", d->floor.map, d->floor.anmrr, d->floor.paper_mean);
+            for (int i = 0; i < r->n_cutoffs; i++)
+                fprintf(f, ",%.6f", d->floor_p_at[i]);
+            for (int i = 0; i < r->n_cutoffs; i++)
+                fprintf(f, ",%.6f", d->floor_map_at[i]);
+        } else {
+            for (int i = 0; i < 3 + 2 * r->n_cutoffs; i++)
+                fputc(',', f);
+        }
         fputc('\n', f);
     }
-    return close_temp(f, &af, path);
+    return cmir__eval_close_temp(f, &af, path);
 }
