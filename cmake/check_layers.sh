@@ -23,13 +23,14 @@ nn: base
 tensorset: base nn
 archive: base
 geo: base
+dist: base
 audio: base nn
 synth: base geo
 knn: base nn
 model: base nn tensorset audio
 tiling: base archive geo
 index: base knn model geo archive audio
-tools: base nn tensorset archive geo audio synth knn model tiling index'
+tools: base nn tensorset archive geo dist audio synth knn model tiling index'
 
 # module: its public headers (cmirtools/include/cmir/; version.h is
 # generated). A module with none (geo) is reached through its exported
@@ -38,6 +39,7 @@ HEADERS='base: base.h version.h
 nn: nn.h
 tensorset: tensorset.h
 archive: archive.h
+dist: dist.h
 audio: audio.h
 synth: synth.h
 knn: knn.h metrics.h

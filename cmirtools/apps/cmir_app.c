@@ -1,6 +1,7 @@
 /* Common plumbing of the command-line programs: general options through
  * GDAL, strict option values, the terminal progress bar and error lines. */
 #include "cmir_app.h"
+#include "cmir/dist.h"
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -119,6 +120,8 @@ int cmir_app_fail(const char *prog, const char *fmt, ...)
     for (char *c = msg; *c; c++)
         if (*c == '\n' || *c == '\r')
             *c = ' ';
+    if (cmir_dist_rank() > 0) /* an MPI job: every rank reaches the failure, rank 0 says it */
+        return 1;
     fprintf(stderr, "%s: %s\n", prog, m);
     return 1;
 }

@@ -1,6 +1,7 @@
 /* cmir_search: cross-modal retrieval by example: queries (index rows or
  * raster files/windows) against an index, hits written as GeoJSON (RFC
  * 7946) or any OGR format; a thin main() over cmir_search(). */
+#include "cmir/dist.h"
 #include "cmir/index.h"
 #include "cmir_app.h"
 
@@ -47,7 +48,10 @@ static const char usage[] =
     "  -overwrite      replace an existing OUTPUT or quick-look (otherwise refused)\n"
     "  -max_dist D     keep hits nearer than D\n"
     "  -quicklook PNG  also draw the first query beside its hits, with rank and class\n"
-    "The index must have been built with MODEL (its identity is checked).\n";
+    "The index must have been built with MODEL (its identity is checked). INDEX may be a shard\n"
+    "manifest (cmir_index -shards): in one process its shards are searched as the merged index;\n"
+    "under mpirun or srun with one rank per shard, each rank opens only its own shard, and rank 0\n"
+    "merges the ranks' exact hits (same hits as one process) and writes OUTPUT.\n";
 
 /* Query lists loaded by -queries, freed at exit (the queries' strings
  * belong to them). */
@@ -116,6 +120,11 @@ int main(int argc, char **argv)
     char **lco = calloc((size_t)argc + 1, sizeof(char *));
     int nq = 0, cap = 0, quiet = 0, nlco = 0, used;
     cmir_app_common c = {.takes_oo = 1};
+    if (!lco || cmir_dist_init(&argc, &argv)) {
+        fprintf(stderr, "%s: %s\n", prog, lco ? cmir_last_error() : "out of memory");
+        free(lco);
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((used = geo_option(argc, argv, &i, &p, &c)) < 0 && (rc = 2)) goto end;
@@ -219,7 +228,9 @@ int main(int argc, char **argv)
     p.open_options = (const char *const *)c.oo;
     if ((rc = cmir_app_output(prog, out, c.overwrite)) || (rc = cmir_app_output(prog, p.quicklook, c.overwrite)))
         goto end;
-    if (cmir_search(model, index, q, nq, out, p, cmir_app_progress, &quiet)) {
+    cmir_progress_fn bar = cmir_dist_rank() == 0 ? cmir_app_progress : NULL; /* one bar, rank 0's */
+    if (cmir_dist_size() > 1 ? cmir_search_ranks(model, index, q, nq, out, p, bar, &quiet)
+                             : cmir_search(model, index, q, nq, out, p, cmir_app_progress, &quiet)) {
         rc = cmir_app_fail("cmir_search", "%s", cmir_last_error());
         goto end;
     }
@@ -232,5 +243,6 @@ end:
     free(lco);
     cmir_app_common_free(&c);
     cmir_app_done(argv);
+    cmir_dist_finalize();
     return rc;
 }

@@ -2,6 +2,7 @@
  * space) on a tile archive and writes the model file; a thin main() over
  * cmir_train(). */
 #include "cmir/audio.h"
+#include "cmir/dist.h"
 #include "cmir/train.h"
 #include "cmir_app.h"
 
@@ -98,19 +99,27 @@ static int outputs_free(const cmir_train_params *p, const char *out, int overwri
     return 0;
 }
 
+/* A failed rank leaves without MPI_Finalize, so that the launcher ends the
+ * ranks still waiting for it in a collective. */
+static void leave(int rc)
+{
+    if (!rc || cmir_dist_size() == 1)
+        cmir_dist_finalize();
+}
+
 int main(int argc, char **argv)
 {
     /* under mpirun/srun: data-parallel training, rank 0 speaks and writes */
-    if (cmir_train_mpi_init(&argc, &argv))
+    if (cmir_dist_init(&argc, &argv))
         return cmir_app_fail(prog, "%s", cmir_last_error());
     int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
     if (done) {
-        cmir_train_mpi_finalize(rc != 0);
+        leave(rc);
         return rc;
     }
     cmir_train_params p = cmir_train_default_params();
     const char *pos[2] = {NULL, NULL}, *feat[2] = {NULL, NULL}, *labels = NULL;
-    int npos = 0, quiet = cmir_train_mpi_rank() != 0;
+    int npos = 0, quiet = cmir_dist_rank() != 0;
     cmir_app_common c = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -212,7 +221,7 @@ int main(int argc, char **argv)
     }
     cmir_train_report r;
     if (feat[0]) {
-        if (cmir_train_mpi_size() > 1) {
+        if (cmir_dist_size() > 1) {
             rc = cmir_app_fail(prog, "-features trains in one process: run it without mpirun");
             goto end;
         }
@@ -257,6 +266,6 @@ int main(int argc, char **argv)
     rc = 0;
 end:
     cmir_app_done(argv);
-    cmir_train_mpi_finalize(rc != 0);
+    leave(rc);
     return rc;
 }

@@ -36,10 +36,19 @@ typedef struct cmir_index_params {
                          = the clip's file, class/class_name/labels = its
                          spoken label, scene = its voice, tile_id = its
                          line in the manifest (0-based) */
+    int n_shards;     /* > 1: build only shard `shard` (0..n_shards-1) of the
+                         index: the run of whole 64-tile batches, in the
+                         order a single build embeds them, that falls to it
+                         when the batches are cut into n_shards contiguous
+                         runs; the shards' rows, concatenated in shard order
+                         (cmir_index_merge), are the single build's rows, bit
+                         for bit. Default 1 (the whole index); not with
+                         append or speech_manifest */
+    int shard;
 } cmir_index_params;
 
 CMIR_API cmir_index_params cmir_index_default_params(void);
-/* 0, or CMIR_EINVAL naming the bad field (threads). cmir_index_build calls it. */
+/* 0, or CMIR_EINVAL naming the bad field (threads, n_shards, shard). cmir_index_build calls it. */
 CMIR_API int cmir_index_check_params(cmir_index_params p);
 
 /* Embeds every tile of every archive, both modalities, with the model and
@@ -52,6 +61,21 @@ CMIR_API int cmir_index_build(const char *model_path, const char *const *archive
                               const char *index_path, cmir_index_params p, cmir_progress_fn progress,
                               void *user, int64_t *n_added);
 
+/* ---- Under MPI (cmir/dist.h; cmir_dist_init called first) ----------
+ * Every rank of the job calls cmir_index_build_ranks with the same
+ * arguments: rank r builds shard r of size (p.n_shards and p.shard are
+ * set from the job) to OUT.TAG.RofN.gpkg beside out (TAG: one per run),
+ * atomically. Then, with sharded, rank 0 writes the manifest out (a text
+ * file listing the shards and their rows, atomic; the shards of the
+ * manifest it replaces are removed); without, rank 0 merges the shards
+ * into out (a GeoPackage, atomic; needs every shard on its file system)
+ * and removes them. A failure on any rank fails every rank with "rank R:
+ * message"; the file at out is then untouched. At size 1 (no MPI) it is
+ * a one-shard build. *n_added: the rows of the whole index. */
+CMIR_API int cmir_index_build_ranks(const char *model_path, const char *const *archives, int n_archives,
+                                    const char *out, int sharded, cmir_index_params p, cmir_progress_fn progress,
+                                    void *user, int64_t *n_added);
+
 /* Merges index parts built with the same model (e.g. shards built in
  * parallel) into `out` (new file, atomic). */
 CMIR_API int cmir_index_merge(const char *const *parts, int n_parts, const char *out,
@@ -60,7 +84,10 @@ CMIR_API int cmir_index_merge(const char *const *parts, int n_parts, const char 
 typedef struct cmir_index cmir_index;
 
 /* Opens an index and loads its embedding matrix (n x dim floats) and the
- * per-row modality. NULL with a message on failure. */
+ * per-row modality. path may also be a shard manifest: its shards are
+ * then opened one after the other and their rows concatenated, as if they
+ * were the merged index (same rows, same hits; attributes read from the
+ * shards). NULL with a message on failure. */
 CMIR_API cmir_index *cmir_index_open(const char *path);
 CMIR_API void cmir_index_close(cmir_index *ix);
 CMIR_API int64_t cmir_index_count(const cmir_index *ix);
@@ -249,6 +276,24 @@ CMIR_API int cmir_hits_to_ogr(const cmir_hits *h, void *gdal_dataset, const char
 CMIR_API int cmir_search(const char *model_path, const char *index_path, const cmir_query *queries,
                          int n_queries, const char *out_path, cmir_search_params p,
                          cmir_progress_fn progress, void *user);
+
+/* A sharded search under MPI: every rank of the job calls it with the same
+ * arguments, index_path being a shard manifest (cmir_index_build_ranks)
+ * of as many shards as ranks, or a multiple: rank r opens only its own
+ * shards (r, or the r-th run of shards when there are more); the queries are
+ * embedded where their data is (row queries by the rank holding the row,
+ * raster and spoken queries by rank 0) and sent to every rank; each rank
+ * finds its exact top p.k; rank 0 merges them by distance, ties by global
+ * row, gets the hits' attributes from their ranks and writes out_path
+ * (cmir_hits_write). The hits equal cmir_search's over the merged index
+ * (or over the manifest in one process). Not with p.quicklook or a spoken
+ * query naming several labels. A failure on any rank (a shard it cannot
+ * open, ...) fails every rank with "rank R: message". progress (may be
+ * NULL) is called on every rank that gives one: at 0 once the queries are
+ * embedded, then after each block of queries this rank has searched. */
+CMIR_API int cmir_search_ranks(const char *model_path, const char *index_path, const cmir_query *queries,
+                               int n_queries, const char *out_path, cmir_search_params p,
+                               cmir_progress_fn progress, void *user);
 
 #ifdef __cplusplus
 }

@@ -253,17 +253,11 @@ CMIR_API int cmir_eval_write_csv(const cmir_eval_report *r, const char *path);
 CMIR_API int cmir_eval_write_svg(const cmir_eval_report *r, const char *path, const char *title);
 
 /* Data-parallel training under MPI (a build with CMIR_WITH_MPI, started by
- * mpirun, mpiexec or srun): cmir_train() then trains on every rank, each on
- * its share of every global batch, with the gradients and batch-norm sums
- * added over the ranks, and rank 0 writes the model and checkpoints. The
- * program calls cmir_train_mpi_init first (a no-op in a build without MPI or
- * when no MPI launcher started it: one process of rank 0) and
- * cmir_train_mpi_finalize(failed) last; a failed rank skips MPI_Finalize, so
- * that the launcher ends the others. */
-CMIR_API int cmir_train_mpi_init(int *argc, char ***argv);
-CMIR_API void cmir_train_mpi_finalize(int failed);
-CMIR_API int cmir_train_mpi_rank(void);
-CMIR_API int cmir_train_mpi_size(void);
+ * mpirun, mpiexec or srun, after cmir_dist_init, cmir/dist.h): cmir_train()
+ * then trains on every rank, each on its share of every global batch, with
+ * the gradients and batch-norm sums added over the ranks (cmir_dist_sum_*),
+ * and rank 0 writes the model and checkpoints. A failed rank should leave
+ * without cmir_dist_finalize, so that the launcher ends the others. */
 
 #ifdef __cplusplus
 }

@@ -73,7 +73,7 @@ void cmir__atomic_abort(cmir__atomic_file *af);
  * until the next call on the same context. NULL (error set) on failure. */
 void *cmir__exec_scratch(cmir_exec *ex, size_t bytes);
 
-/* Data-parallel training (tools/train_dist.c): while a reducer is set, the
+/* Data-parallel training (tools/train_dp.c): while a reducer is set, the
  * training-mode batch norm sums its per-channel sums (and the row count,
  * the last of v) over every process of the global batch through it, so the
  * statistics are the global batch's. cmir__exec_reduce is a no-op (0)

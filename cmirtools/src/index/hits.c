@@ -189,3 +189,102 @@ int cmir_hits_footprint(const cmir_hits *H, int64_t i, const double **xy)
         *xy = e && e->n_xy ? e->xy : NULL;
     return e ? e->n_xy : 0;
 }
+
+/* ---- hits between processes (a sharded search under MPI) ----
+ * A record: per attribute a uint32 length (UINT32_MAX: none) and its
+ * bytes, then an int32 point count and its x, y doubles (host byte order:
+ * the ranks of one job share an architecture). */
+static int put(char **buf, size_t *len, size_t *cap, const void *p, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *len + n)
+            c *= 2;
+        char *g = cmir__realloc(*buf, c);
+        if (!g)
+            return CMIR_ENOMEM;
+        *buf = g;
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return 0;
+}
+
+int cmir__hits_pack(cmir_index *ix, int64_t r, char **buf, size_t *len, size_t *cap)
+{
+    hit e;
+    memset(&e, 0, sizeof e);
+    int rc = fill_hit(&e, ix, r);
+    for (int j = 0; !rc && j < CMIR_HIT_N_ATTRS; j++) {
+        uint32_t n = e.attr[j] ? (uint32_t)strlen(e.attr[j]) : UINT32_MAX;
+        rc = put(buf, len, cap, &n, sizeof n);
+        if (!rc && e.attr[j])
+            rc = put(buf, len, cap, e.attr[j], n);
+    }
+    int32_t np = e.n_xy;
+    if (!rc)
+        rc = put(buf, len, cap, &np, sizeof np);
+    if (!rc && np)
+        rc = put(buf, len, cap, e.xy, sizeof(double) * 2 * (size_t)np);
+    for (int j = 0; j < CMIR_HIT_N_ATTRS; j++)
+        cmir__free(e.attr[j]);
+    cmir__free(e.xy);
+    return rc;
+}
+
+static int get(const char *buf, size_t len, size_t *at, void *p, size_t n)
+{
+    if (n > len - *at)
+        return cmir__error(CMIR_EFORMAT, "cmir_hits: a packed hit is truncated");
+    memcpy(p, buf + *at, n);
+    *at += n;
+    return 0;
+}
+
+int cmir__hits_add_packed(cmir_hits *H, int q, float d, int64_t row, const char *buf, size_t len, size_t *at)
+{
+    if (H->n == H->cap) { /* room for one, through cmir__hits_add's growth */
+        int64_t cap = H->cap ? 2 * H->cap : 16;
+        hit *g = cmir__realloc(H->h, sizeof(hit) * (size_t)cap);
+        if (!g)
+            return CMIR_ENOMEM;
+        H->h = g;
+        H->cap = cap;
+    }
+    hit *e = &H->h[H->n];
+    memset(e, 0, sizeof *e);
+    e->query = q;
+    e->rank = H->n && H->h[H->n - 1].query == q ? H->h[H->n - 1].rank + 1 : 1;
+    e->dist = d;
+    e->row = row;
+    H->n++; /* counted first, so that cmir_hits_free releases a partial one */
+    int rc = 0;
+    for (int j = 0; !rc && j < CMIR_HIT_N_ATTRS; j++) {
+        uint32_t n = 0;
+        rc = get(buf, len, at, &n, sizeof n);
+        if (!rc && n != UINT32_MAX) {
+            if (n > len - *at)
+                rc = cmir__error(CMIR_EFORMAT, "cmir_hits: a packed hit is truncated");
+            else if (!(e->attr[j] = cmir__malloc((size_t)n + 1)))
+                rc = CMIR_ENOMEM;
+            else {
+                memcpy(e->attr[j], buf + *at, n);
+                e->attr[j][n] = '\0';
+                *at += n;
+            }
+        }
+    }
+    int32_t np = 0;
+    if (!rc)
+        rc = get(buf, len, at, &np, sizeof np);
+    if (!rc && (np < 0 || (size_t)np > (len - *at) / (2 * sizeof(double))))
+        rc = cmir__error(CMIR_EFORMAT, "cmir_hits: a packed hit is truncated");
+    if (!rc && np) {
+        if (!(e->xy = cmir__malloc(sizeof(double) * 2 * (size_t)np)))
+            rc = CMIR_ENOMEM;
+        else if (!(rc = get(buf, len, at, e->xy, sizeof(double) * 2 * (size_t)np)))
+            e->n_xy = np;
+    }
+    return rc;
+}

@@ -44,12 +44,18 @@ void cmir_index_close(cmir_index *ix)
     cmir__free(ix->path);
     cmir__free(ix->model_id);
     cmir__free(ix->crs_wkt);
-    cmir__free(ix->v);
-    cmir__free(ix->norms);
+    if (!ix->into.v) { /* else the arrays are the whole's */
+        cmir__free(ix->v);
+        cmir__free(ix->norms);
+        cmir__free(ix->mod);
+    }
     cmir_knn_q8_free(ix->q8);
-    cmir__free(ix->mod);
     cmir__free(ix->fid);
     cmir__free(ix->env);
+    for (int p = 0; ix->parts && p < ix->n_parts; p++)
+        cmir_index_close(ix->parts[p]);
+    cmir__free(ix->parts);
+    cmir__free(ix->part_first);
     cmir__free(ix);
 }
 
@@ -102,8 +108,11 @@ static int load(cmir_index *ix)
     ix->srs = s ? OSRClone(s) : OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
     OSRSetAxisMappingStrategy(ix->srs, OAMS_TRADITIONAL_GIS_ORDER);
     size_t N = (size_t)ix->n;
-    ix->v = cmir__malloc(sizeof(float) * (N ? N : 1) * (size_t)ix->dim);
-    ix->mod = cmir__malloc(N ? N : 1);
+    if (ix->into.v && (ix->into.n != ix->n || ix->into.dim != ix->dim)) /* a shard not as its manifest says */
+        return cmir__error(CMIR_EFORMAT, "%s: holds %lld x %d embeddings, the manifest says %lld x %d", path,
+                           (long long)ix->n, ix->dim, (long long)ix->into.n, ix->into.dim);
+    ix->v = ix->into.v ? ix->into.v : cmir__malloc(sizeof(float) * (N ? N : 1) * (size_t)ix->dim);
+    ix->mod = ix->into.v ? ix->into.mod : cmir__malloc(N ? N : 1);
     uint8_t *seen = cmir__calloc(N ? N : 1, 1);
     if (!ix->v || !ix->mod || !seen) {
         cmir__free(seen);
@@ -143,7 +152,7 @@ static int load(cmir_index *ix)
         rc = cmir__error(CMIR_EFORMAT, "%s: %lld tile features for %lld rows", path,
                          (long long)OGR_L_GetFeatureCount(ix->tiles, FALSE), (long long)ix->n);
     if (!rc) {
-        ix->norms = cmir__malloc(sizeof(float) * (N ? N : 1));
+        ix->norms = ix->into.v ? ix->into.norms : cmir__malloc(sizeof(float) * (N ? N : 1));
         if (!ix->norms)
             rc = CMIR_ENOMEM;
         else if (cmir_knn_norms(ix->v, ix->n, ix->dim, ix->norms))
@@ -152,7 +161,7 @@ static int load(cmir_index *ix)
     return rc;
 }
 
-cmir_index *cmir_index_open(const char *path)
+cmir_index *cmir__index_open_into(const char *path, const cmir__index_into *into)
 {
     if (!path) {
         cmir__error(CMIR_EINVAL, "cmir_index_open: NULL path");
@@ -163,9 +172,11 @@ cmir_index *cmir_index_open(const char *path)
         cmir__free(ix);
         return NULL;
     }
+    if (into)
+        ix->into = *into;
     cmir__gdal_quiet_begin();
     GDALAllRegister();
-    int rc = load(ix);
+    int rc = !into && cmir__is_manifest(path) ? cmir__index_open_shards(ix) : load(ix);
     cmir__gdal_quiet_end();
     if (rc) {
         cmir_index_close(ix);
@@ -173,6 +184,8 @@ cmir_index *cmir_index_open(const char *path)
     }
     return ix;
 }
+
+cmir_index *cmir_index_open(const char *path) { return cmir__index_open_into(path, NULL); }
 
 int64_t cmir_index_count(const cmir_index *ix) { return ix ? ix->n : 0; }
 int cmir_index_dim(const cmir_index *ix) { return ix ? ix->dim : 0; }
@@ -208,6 +221,8 @@ OGRFeatureH cmir__index_feature(cmir_index *ix, int64_t r)
 {
     if (r < 0 || r >= ix->n)
         return NULL;
+    if (ix->parts)
+        return cmir__index_shard_feature(ix, r);
     int frow = OGR_FD_GetFieldIndex(OGR_L_GetLayerDefn(ix->tiles), "row");
     if (!ix->fid) {
         OGRFeatureH f = OGR_L_GetFeature(ix->tiles, r + 1);
@@ -222,13 +237,15 @@ OGRFeatureH cmir__index_feature(cmir_index *ix, int64_t r)
 }
 
 /* Envelopes of every footprint in the index CRS (NaN when none). */
-static int load_envelopes(cmir_index *ix)
+int cmir__index_load_envelopes(cmir_index *ix)
 {
     if (ix->env)
         return 0;
     ix->env = cmir__malloc(sizeof(double) * 4 * (size_t)(ix->n ? ix->n : 1));
     if (!ix->env)
         return CMIR_ENOMEM;
+    if (ix->parts)
+        return cmir__index_shard_envelopes(ix);
     for (int64_t r = 0; r < ix->n * 4; r++)
         ix->env[r] = NAN;
     OGRFeatureDefnH fd = OGR_L_GetLayerDefn(ix->tiles);

@@ -8,6 +8,15 @@
 #include <ogr_api.h>
 #include <ogr_srs_api.h>
 
+/* Arrays of a whole (a manifest opened as one index) that an opened
+ * shard loads its rows into, n rows of dim, instead of its own. */
+typedef struct cmir__index_into {
+    float *v, *norms;
+    uint8_t *mod;
+    int64_t n;
+    int dim;
+} cmir__index_into;
+
 struct cmir_index {
     char *path;
     GDALDatasetH ds;
@@ -26,6 +35,23 @@ struct cmir_index {
                          written by CMIR) */
     double *env;      /* n x 4 envelopes in the index CRS, loaded on demand */
     OGRSpatialReferenceH srs;
+    /* a shard manifest opened in one process (shards.c): the parts (their
+     * rows loaded into v) and their first rows, n_parts + 1 of them */
+    int n_parts;
+    struct cmir_index **parts;
+    int64_t *part_first;
+    cmir__index_into into; /* v, norms and mod belong to a whole when set */
 };
+
+/* shards.c: a manifest opened as one index; row r's feature renumbered;
+ * the parts' envelopes into ix->env (allocated). */
+int cmir__index_open_shards(cmir_index *ix);
+/* cmir_index_open of a shard (never a manifest) whose rows go to into (may
+ * be NULL: its own arrays). */
+cmir_index *cmir__index_open_into(const char *path, const cmir__index_into *into);
+OGRFeatureH cmir__index_shard_feature(cmir_index *ix, int64_t r);
+int cmir__index_shard_envelopes(cmir_index *ix);
+/* index.c: envelopes of every footprint (once). */
+int cmir__index_load_envelopes(cmir_index *ix);
 
 #endif

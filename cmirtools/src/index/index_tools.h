@@ -58,4 +58,28 @@ int cmir__hits_fill(const cmir_hits *h, GDALDatasetH ds, const char *path, const
  * into it, not atomically (errors name path, the final name). */
 int cmir__hits_write_file(const cmir_hits *h, const char *file, const char *path, cmir_search_params p);
 
+/* Sharded indexes (shards.c). A manifest: "cmir-shards 1", then one line
+ * "shard FIRST COUNT PATH" per shard in row order (PATH relative to the
+ * manifest's folder); cmir_index_open opens one as the merged index. */
+typedef struct cmir__shard {
+    char *path; /* resolved against the manifest's folder */
+    int64_t first, count;
+} cmir__shard;
+/* 1 when the file at path starts with the manifest line. */
+int cmir__is_manifest(const char *path);
+int cmir__manifest_read(const char *path, cmir__shard **shards, int *n);
+void cmir__manifest_free(cmir__shard *s, int n);
+/* Writes a manifest (atomically) naming the shards as given, with their
+ * row counts. */
+int cmir__manifest_write(const char *path, const char *const *names, const int64_t *counts, int n);
+/* Shards from..to-1 of a manifest opened as one index (rows re-based to
+ * 0; a single shard is opened as the file it is). NULL with a message. */
+cmir_index *cmir__index_open_range(const char *manifest, int from, int to);
+/* Packing a hit's attributes and footprint (hits.c) for another process:
+ * appends row r's record to *buf (*len bytes, *cap allocated; grown); a
+ * record is read back by cmir__hits_add_packed, which adds it as query q's
+ * next hit with distance d and (global) row and advances *at. */
+int cmir__hits_pack(cmir_index *ix, int64_t r, char **buf, size_t *len, size_t *cap);
+int cmir__hits_add_packed(cmir_hits *h, int q, float d, int64_t row, const char *buf, size_t len, size_t *at);
+
 #endif

@@ -20,6 +20,7 @@ cmir_index_params cmir_index_default_params(void)
     cmir_index_params p;
     memset(&p, 0, sizeof p);
     p.crs = "EPSG:4326";
+    p.n_shards = 1;
     return p;
 }
 
@@ -37,6 +38,8 @@ typedef struct builder {
     char *ct_wkt;
     OGRCoordinateTransformationH ct;
     int ct_same;
+    /* sharded build: the global 64-tile batch counter and the shard's run */
+    int64_t batch, batch_lo, batch_hi;
 } builder;
 
 static int flush_chunk(builder *B)
@@ -358,6 +361,9 @@ static int add_archive(builder *B, cmir_model *m, cmir_exec *ex, cmir_archive *a
         size_t per = k ? (size_t)ai->ms_h * ai->ms_w * ai->ms_bands : (size_t)ai->pan_h * ai->pan_w * ai->pan_bands;
         for (int64_t s = 0; !rc && s < ai->n_tiles; s += 64) {
             int n = (int)(ai->n_tiles - s < 64 ? ai->n_tiles - s : 64);
+            int64_t b = B->batch++;
+            if (b < B->batch_lo || b >= B->batch_hi)
+                continue; /* another shard's batch */
             for (int j = 0; !rc && j < n; j++)
                 rc = cmir_archive_read_tile(a, k ? CMIR_MS : CMIR_PAN, s + j, raw + per * j);
             if (!rc)
@@ -376,6 +382,12 @@ int cmir_index_check_params(cmir_index_params p)
 {
     if (p.threads < 0)
         return cmir__error(CMIR_EINVAL, "cmir_index_params.threads: must be >= 0, got %d", p.threads);
+    if (p.n_shards < 1)
+        return cmir__error(CMIR_EINVAL, "cmir_index_params.n_shards: must be >= 1, got %d", p.n_shards);
+    if (p.shard < 0 || p.shard >= p.n_shards)
+        return cmir__error(CMIR_EINVAL, "cmir_index_params.shard: must be in 0..%d, got %d", p.n_shards - 1, p.shard);
+    if (p.n_shards > 1 && (p.append || p.speech_manifest))
+        return cmir__error(CMIR_EINVAL, "cmir_index_params.n_shards: a sharded build cannot append or index clips");
     return 0;
 }
 
@@ -413,6 +425,15 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     int64_t total = 0, done = 0;
     if (!rc)
         rc = open_inputs(&B, mi, archives, n_archives, arch, &raw, &V, &total);
+    B.batch_hi = INT64_MAX;
+    if (!rc && p.n_shards > 1) {
+        int64_t nb = 0;
+        for (int i = 0; i < n_archives; i++)
+            nb += (mi->scenario == CMIR_SCENARIO_IMAGE_SPEECH ? 1 : 2) * ((cmir_archive_get_info(arch[i])->n_tiles + 63) / 64);
+        B.batch_lo = nb * p.shard / p.n_shards;
+        B.batch_hi = nb * (p.shard + 1) / p.n_shards;
+        total = total * (B.batch_hi - B.batch_lo) / (nb ? nb : 1) + 1;
+    }
     if (!rc && appending)
         rc = cmir__lock_for_append(index_path, INDEX_LOCK_BYTE, 1, "index", &lock_fd);
     cmir__gdal_quiet_begin();

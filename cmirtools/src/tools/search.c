@@ -2,9 +2,8 @@
  * windows tiled and embedded on the fly, spoken clips) with the model and
  * keeps their nearest index rows in memory (cmir_hits); cmir_search()
  * loads model and index, runs it and writes the hits and a quick-look. */
-#include "../index/index_tools.h"
+#include "search_internal.h"
 #include "cmir/audio.h"
-#include "cmir/model.h"
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -219,7 +218,7 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
 }
 
 /* The model (model_path: its file, or NULL) and the index belong together. */
-static int check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
+int cmir__search_check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
 {
     const cmir_model_info *mi = cmir_model_get_info(m);
     if (strcmp(mi->id, cmir_index_model_id(ix)) != 0)
@@ -230,6 +229,13 @@ static int check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
         return cmir__error(CMIR_EFORMAT, "%s: dimension %d does not match the model's %d", cmir__index_path(ix),
                            cmir_index_dim(ix), mi->d_v);
     return 0;
+}
+
+void cmir__search_row_desc(cmir_model *m, int mod, int64_t row, const char *index_path, char *d, size_t nd)
+{
+    snprintf(d, nd, "%s %s at row %lld of %s", cmir_model_modality_name(m, mod),
+             cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && mod ? "clip" : "tile", (long long)row,
+             index_path);
 }
 
 /* Query i's code (dim floats), modality and description (d). first/dims:
@@ -244,9 +250,7 @@ static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_
                                (long long)cmir_index_count(ix));
         memcpy(code, cmir_index_vector(ix, q->row), sizeof(float) * (size_t)cmir_index_dim(ix));
         *mod = cmir_index_modality(ix, q->row);
-        snprintf(d, nd, "%s %s at row %lld of %s", cmir_model_modality_name(m, *mod),
-                 cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && *mod ? "clip" : "tile",
-                 (long long)q->row, index_path);
+        cmir__search_row_desc(m, *mod, q->row, index_path, d, nd);
         return 0;
     }
     if (q->kind == CMIR_QUERY_RASTER && q->raster)
@@ -258,12 +262,76 @@ static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_
     return cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
 }
 
+int cmir__search_embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, float *code,
+                             int *mod, char *d, size_t nd, float **lcodes, int *nl)
+{
+    int dims[3];
+    return embed_query(m, ex, ix, q, i, code, mod, d, nd, NULL, dims, lcodes, nl);
+}
+
+int cmir__search_block(int k, int m)
+{
+    int64_t b = ((int64_t)1 << 22) / ((int64_t)k + 1); /* about 48 MB of hits per block at most */
+    b = b < 512 ? b : 512;
+    b = b < m ? b : m;
+    return b < 1 ? 1 : (int)b;
+}
+
+/* Queries [0, m) of codes (m x dim) against ix under F, k hits each into
+ * rows/dist (m x k): the queries of each target modality (F.modality, or
+ * per query the other one than qmod[i] for CMIR_TARGET_OTHER) go to
+ * cmir_index_search together, one pass over the matrix for a block of
+ * queries rather than one per query; a query's excluded row excl[i] (-1
+ * none) is dropped from its k + 1 nearest. Exact, as one search per query
+ * with F.exclude = excl[i] (cmir_knn is exact whatever the block). */
+int cmir__search_batch(cmir_index *ix, cmir_exec *ex, const float *codes, int m, const int *qmod,
+                       const int64_t *excl, cmir_search_filter F, int k, int64_t *rows, float *dist)
+{
+    int dim = cmir_index_dim(ix), kk = k + 1, rc = 0;
+    int *idx = cmir__malloc(sizeof(int) * (size_t)(m ? m : 1));
+    float *sub = cmir__malloc(sizeof(float) * (size_t)(m ? m : 1) * (size_t)dim);
+    int64_t *r = cmir__malloc(sizeof(int64_t) * (size_t)(m ? m : 1) * (size_t)kk);
+    float *d = cmir__malloc(sizeof(float) * (size_t)(m ? m : 1) * (size_t)kk);
+    if (!idx || !sub || !r || !d)
+        rc = CMIR_ENOMEM;
+    for (int t = CMIR_TARGET_ANY; !rc && t <= CMIR_TARGET_MS; t++) {
+        int n = 0;
+        for (int i = 0; i < m; i++) {
+            int ti = F.modality == CMIR_TARGET_OTHER ? (qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS) : F.modality;
+            if (ti == t) {
+                memcpy(sub + (size_t)n * dim, codes + (size_t)i * dim, sizeof(float) * (size_t)dim);
+                idx[n++] = i;
+            }
+        }
+        if (!n)
+            continue;
+        cmir_search_filter G = F;
+        G.modality = t;
+        G.exclude = -1;
+        if ((rc = cmir_index_search(ix, ex, sub, n, kk, &G, r, d)) != 0)
+            break;
+        for (int j = 0; j < n; j++) {
+            int i = idx[j], o = 0;
+            for (int s = 0; s < kk && o < k; s++)
+                if (r[(size_t)j * kk + s] < 0 || r[(size_t)j * kk + s] != excl[i]) {
+                    rows[(size_t)i * k + o] = r[(size_t)j * kk + s];
+                    dist[(size_t)i * k + o++] = d[(size_t)j * kk + s];
+                }
+        }
+    }
+    cmir__free(idx);
+    cmir__free(sub);
+    cmir__free(r);
+    cmir__free(d);
+    return rc;
+}
+
 /* cmir_search_run, also giving the first query's first tile (raster
  * queries; *qtile NULL otherwise) for the quick-look when qtile != NULL. */
 static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_queries, cmir_search_params p,
                cmir_progress_fn progress, void *user, cmir_hits **out, float **qtile, int qdims[3])
 {
-    int rc = check_pair(m, ix, NULL), dim = cmir_index_dim(ix);
+    int rc = cmir__search_check_pair(m, ix, NULL), dim = cmir_index_dim(ix);
     cmir_exec_params ep = cmir_exec_default_params();
     ep.threads = p.threads;
     cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
@@ -272,9 +340,11 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
     int *qmod = rc ? NULL : cmir__malloc(sizeof(int) * (size_t)n_queries);
     int *pn = rc ? NULL : cmir__calloc((size_t)n_queries, sizeof(int)); /* labels of a phrase query */
     float **pcodes = rc ? NULL : cmir__calloc((size_t)n_queries, sizeof(float *));
-    int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k);
-    float *dist = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)p.k);
-    if (!rc && (!ex || !H || !codes || !qmod || !pn || !pcodes || !rows || !dist))
+    const int blk = cmir__search_block(p.k, n_queries);
+    int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k * (size_t)blk);
+    float *dist = rc ? NULL : cmir__malloc(sizeof(float) * (size_t)p.k * (size_t)blk);
+    int64_t *excl = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)n_queries);
+    if (!rc && (!ex || !H || !codes || !qmod || !pn || !pcodes || !rows || !dist || !excl))
         rc = CMIR_ENOMEM;
     cmir__gdal_quiet_begin();
     /* every query embedded and described first: a bad one fails the search
@@ -286,19 +356,29 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
         if (!rc)
             rc = cmir__hits_set_query(H, i, qmod[i], d);
     }
-    for (int i = 0; !rc && i < n_queries; i++) {
-        cmir_search_filter F = p.filter;
-        if (F.modality == CMIR_TARGET_OTHER)
-            F.modality = qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS;
-        if (queries[i].kind == CMIR_QUERY_ROW)
-            F.exclude = queries[i].row;
-        if (pn[i] > 1)
-            rc = phrase_search(ix, ex, pcodes[i], pn[i], dim, p.k, &F, rows, dist);
-        else
-            rc = cmir_index_search(ix, ex, codes + (size_t)i * dim, 1, p.k, &F, rows, dist);
-        if (!rc)
-            rc = cmir__hits_add(H, ix, i, rows, dist, p.k);
-        if (!rc && progress && progress((double)(i + 1) / n_queries, NULL, user))
+    for (int i = 0; !rc && i < n_queries; i++)
+        excl[i] = queries[i].kind == CMIR_QUERY_ROW ? queries[i].row : p.filter.exclude;
+    if (!rc && progress && progress(0.0, NULL, user)) /* every query embedded: the search starts */
+        rc = cmir__error(CMIR_ECANCEL, "cancelled");
+    /* blocks of queries, each target modality of a block in one pass over
+     * the matrix; progress and cancellation between blocks */
+    for (int b = 0; !rc && b < n_queries; b += blk) {
+        int nb = n_queries - b < blk ? n_queries - b : blk;
+        rc = cmir__search_batch(ix, ex, codes + (size_t)b * dim, nb, qmod + b, excl + b, p.filter, p.k, rows, dist);
+        for (int i = b; !rc && i < b + nb; i++) {
+            int64_t *r = rows + (size_t)(i - b) * p.k;
+            float *d = dist + (size_t)(i - b) * p.k;
+            if (pn[i] > 1) { /* a phrase: ranked by its labels' codes */
+                cmir_search_filter F = p.filter;
+                if (F.modality == CMIR_TARGET_OTHER)
+                    F.modality = qmod[i] ? CMIR_TARGET_PAN : CMIR_TARGET_MS;
+                F.exclude = excl[i];
+                rc = phrase_search(ix, ex, pcodes[i], pn[i], dim, p.k, &F, r, d);
+            }
+            if (!rc)
+                rc = cmir__hits_add(H, ix, i, r, d, p.k);
+        }
+        if (!rc && progress && progress((double)(b + nb) / n_queries, NULL, user))
             rc = cmir__error(CMIR_ECANCEL, "cancelled");
     }
     cmir__gdal_quiet_end();
@@ -308,6 +388,7 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
         cmir__free(pcodes[i]);
     cmir__free(pcodes);
     cmir__free(pn);
+    cmir__free(excl);
     cmir__free(rows);
     cmir__free(dist);
     cmir_exec_free(ex);
@@ -405,7 +486,7 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
     const char *fmt = p.format ? p.format : "GeoJSON";
     if (!m || !ix)
         rc = cmir__failed(CMIR_EFORMAT);
-    else if (!(rc = check_pair(m, ix, model_path)) && !GDALGetDriverByName(fmt))
+    else if (!(rc = cmir__search_check_pair(m, ix, model_path)) && !GDALGetDriverByName(fmt))
         rc = cmir__error(CMIR_EINVAL, "%s: unknown output format '%s' (see --formats)", out_path, fmt);
     if (!rc)
         rc = run(m, ix, queries, n_queries, p, progress, user, &H, p.quicklook ? &qtile : NULL, qdims);

@@ -121,7 +121,7 @@ int cmir__train_epochs_for_steps(int64_t per_epoch, int64_t min_steps, int min_e
 int cmir__train_report(cmir__train_job *J, double add, const char *msg)
 {
     J->done += add;
-    if (J->progress && !cmir__train_dist_rank() && /* under MPI rank 0 speaks */ J->progress(J->total > 0 ? fmin(1.0, J->done / J->total) : 0, msg, J->user))
+    if (J->progress && !cmir_dist_rank() && /* under MPI rank 0 speaks */ J->progress(J->total > 0 ? fmin(1.0, J->done / J->total) : 0, msg, J->user))
         return cmir__error(CMIR_ECANCEL, "cancelled");
     return 0;
 }
@@ -279,7 +279,7 @@ static int job_run(cmir__train_job *J, const char *model_path, float *raw, float
         rc = cmir__train_stage1(J, k, raw, x, rep);
     if (!rc)
         rc = cmir__train_all_features(J, raw, x, Z);
-    if (!rc && J->p.features_dir && !cmir__train_dist_rank())
+    if (!rc && J->p.features_dir && !cmir_dist_rank())
         rc = cmir__train_export_features(J, Z); /* raw Z, as the paper's step 2 reads them */
     if (!rc) {
         cmir__train_z_stats(J, Z);
@@ -297,9 +297,9 @@ static int job_run(cmir__train_job *J, const char *model_path, float *raw, float
         J->m->n_valid = J->n_valid;
         J->valid = NULL;
         /* under MPI every rank holds the same model; rank 0 writes it */
-        rc = !J->m->settings ? CMIR_ENOMEM : cmir__train_dist_rank() ? 0 : cmir__model_save(J->m, model_path);
+        rc = !J->m->settings ? CMIR_ENOMEM : cmir_dist_rank() ? 0 : cmir__model_save(J->m, model_path);
     }
-    if (!rc && J->p.unified_path && !cmir__train_dist_rank())
+    if (!rc && J->p.unified_path && !cmir_dist_rank())
         rc = cmir__train_export_unified(J, Z);
     return rc;
 }
@@ -357,11 +357,11 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     cmir__free_aligned(raw);
     cmir__free_aligned(x);
     job_close(&J);
-    if (rc && cmir__train_dist_size() > 1 && strncmp(cmir_last_error(), "rank ", 5)) {
+    if (rc && cmir_dist_size() > 1 && strncmp(cmir_last_error(), "rank ", 5)) {
         /* under MPI one rank may fail alone: say which */
         char msg[900];
         snprintf(msg, sizeof msg, "%s", cmir_last_error());
-        cmir__error(rc, "rank %d: %s", cmir__train_dist_rank(), msg);
+        cmir__error(rc, "rank %d: %s", cmir_dist_rank(), msg);
     }
     return rc;
 }

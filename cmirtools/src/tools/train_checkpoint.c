@@ -11,7 +11,7 @@
  * current optimiser's moments, the RNG state, and where we are. */
 int cmir__train_save_checkpoint(cmir__train_job *J, int stage, int epochs_done, cmir_optim *o)
 {
-    if (!J->p.checkpoint || cmir__train_dist_rank()) /* under MPI rank 0 writes */
+    if (!J->p.checkpoint || cmir_dist_rank()) /* under MPI rank 0 writes */
         return 0;
     cmir_tensorset *ts = cmir_tensorset_new();
     if (!ts)

@@ -1,5 +1,5 @@
 /* Data-parallel stage 1 of cmir_train() over MPI ranks (the calls in
- * train_dist.c): each rank's contiguous share of every global batch, the
+ * cmir/dist.h): each rank's contiguous share of every global batch, the
  * batch-norm and orthogonality sums over all ranks, the summed gradients,
  * the RNG draws of the other ranks' samples, the step of a rank whose share
  * is empty, and the gathered stage-1 features. J->dp is NULL in one process,
@@ -38,19 +38,19 @@ static int record(cmir__train_dp *d, size_t n, int dbl)
 static int reduce_f64(double *v, size_t n, void *user)
 {
     int rc = record(user, n, 1);
-    return rc ? rc : cmir__train_dist_allreduce_sum_f64(v, n);
+    return rc ? rc : cmir_dist_sum_double(v, n);
 }
 
 int cmir__train_dp_open(cmir__train_job *J, const char *archive_path)
 {
-    const int size = cmir__train_dist_size(), rank = cmir__train_dist_rank();
+    const int size = cmir_dist_size(), rank = cmir_dist_rank();
     if (size == 1)
         return 0;
     /* every rank must have opened the same archive and drawn the same split */
     int64_t v[6] = {J->ai->n_tiles, -J->ai->n_tiles, J->n_train, -J->n_train, J->ai->n_classes, -J->ai->n_classes};
     int64_t mine[6];
     memcpy(mine, v, sizeof v);
-    int rc = cmir__train_dist_max_i64(v, 6);
+    int rc = cmir_dist_max_i64(v, 6);
     if (rc)
         return rc;
     for (int i = 0; i < 6; i += 2)
@@ -125,7 +125,7 @@ int cmir__train_dp_ortho(cmir__train_job *J, const float *Z, int nl, int n, floa
     const int T = cmir_exec_threads(J->ex);
     cmir__sgemm(T, 1, 0, D, D, nl, 1.0f, Z, D, Z, D, 0.0f, E, D);
     int rc = record(J->dp, (size_t)D * D, 0);
-    if (rc || (rc = cmir__train_dist_allreduce_sum_f32(E, (size_t)D * D)))
+    if (rc || (rc = cmir_dist_sum_float(E, (size_t)D * D)))
         return rc;
     const float inv = 1.0f / (float)n;
     double total = 0.0;
@@ -184,7 +184,7 @@ int cmir__train_dp_grads(cmir__train_job *J, cmir_cnn *c, float extra[2])
         return 0;
     int rc = pack(d, c, extra, 0);
     if (!rc)
-        rc = cmir__train_dist_allreduce_sum_f32(d->g, d->ng);
+        rc = cmir_dist_sum_float(d->g, d->ng);
     return rc ? rc : pack(d, c, extra, 1);
 }
 
@@ -204,7 +204,7 @@ int cmir__train_dp_idle(cmir__train_job *J, int k, int n, float extra[2])
         void *z = cmir__calloc(m, d->rec_dbl[i] ? sizeof(double) : sizeof(float));
         if (!z)
             return CMIR_ENOMEM;
-        rc = d->rec_dbl[i] ? cmir__train_dist_allreduce_sum_f64(z, m) : cmir__train_dist_allreduce_sum_f32(z, m);
+        rc = d->rec_dbl[i] ? cmir_dist_sum_double(z, m) : cmir_dist_sum_float(z, m);
         cmir__free(z);
     }
     cmir_cnn *c = J->m->cnn[k];
@@ -221,13 +221,13 @@ int cmir__train_dp_idle(cmir__train_job *J, int k, int n, float extra[2])
 int cmir__train_dp_sync_cnn(cmir__train_job *J, int k)
 {
     int64_t idle = J->dp ? J->dp->idle : 0;
-    if (!J->dp || cmir__train_dist_max_i64(&idle, 1) || !idle)
+    if (!J->dp || cmir_dist_max_i64(&idle, 1) || !idle)
         return 0;
     cmir_tensorset *ts = cmir_tensorset_new();
     int rc = ts ? cmir_cnn_save(J->m->cnn[k], ts, "") : CMIR_ENOMEM;
     for (int i = 0, n = ts ? cmir_tensorset_count(ts) : 0; !rc && i < n; i++) {
         const cmir_tensor *t = cmir_tensorset_get(ts, cmir_tensorset_name(ts, i));
-        rc = cmir__train_dist_bcast(t->data, sizeof(float) * (size_t)cmir_tensor_numel(t), 0);
+        rc = cmir_dist_bcast(t->data, sizeof(float) * (size_t)cmir_tensor_numel(t), 0);
     }
     if (!rc)
         rc = cmir_cnn_load(J->m->cnn[k], ts, "");
@@ -241,7 +241,7 @@ int cmir__train_dp_gather_rows(cmir__train_job *J, float *Z, int64_t N, int widt
     for (int r = 0; J->dp && r < J->dp->size; r++) {
         size_t lo, hi;
         cmir__split((size_t)N, J->dp->size, r, &lo, &hi);
-        int rc = cmir__train_dist_bcast(Z + lo * width, sizeof(float) * (hi - lo) * width, r);
+        int rc = cmir_dist_bcast(Z + lo * width, sizeof(float) * (hi - lo) * width, r);
         if (rc)
             return rc;
     }

@@ -5,6 +5,7 @@
 #define CMIR_TRAIN_INTERNAL_H
 
 #include "cmir/audio.h"
+#include "cmir/dist.h"
 #include "cmir/train.h"
 #include "../model/model_internal.h"
 #include "archive_model.h"
@@ -156,15 +157,6 @@ int cmir__train_speech_setup(cmir__train_job *J, const char *archive_path);
 int cmir__train_speech_tables(cmir__train_job *J);
 /* One epoch's image-speech pairs into ps (pa, pb, pc, n), shuffled. */
 int cmir__train_speech_pairs(cmir__train_job *J, cmir__train_pairs *ps);
-
-/* ---- train_dist.c: every MPI call (no-ops in one process) ------------------ */
-int cmir__train_dist_rank(void);
-int cmir__train_dist_size(void);
-/* Sums over the ranks, in rank order: the same bits on every rank and run. */
-int cmir__train_dist_allreduce_sum_f32(float *v, size_t n);
-int cmir__train_dist_allreduce_sum_f64(double *v, size_t n);
-int cmir__train_dist_bcast(void *buf, size_t bytes, int root);
-int cmir__train_dist_max_i64(int64_t *v, size_t n);
 
 /* ---- train_dp.c: data-parallel stage 1 (J->dp NULL: one process) ------------ */
 int cmir__train_dp_open(cmir__train_job *J, const char *archive_path);

@@ -1,0 +1,43 @@
+#!/bin/sh
+# Sharded search under MPI (issue 17): a random index of ROWS x 64 (default
+# 4,000,000) in 4 shards for a small real model, searched with QUERIES row
+# queries (default 60; k = 10, cross-modal, 1 thread per rank) by one
+# process (cmir_search over the manifest) and by mpirun -np 1, 2 and 4
+# (cmir_search_ranks: 4, 2 and 1 shards per rank). Prints q/s and each
+# rank's peak RSS against the matrix it holds, and checks that every run
+# wrote the same hits. CPU seconds are counted too (q per CPU second does
+# not depend on what else the machine runs). Not a test: figures for
+# bench/README.md.
+#   bench_shards.sh BUILD_DIR [ROWS] [QUERIES] [WORK_DIR]
+set -u
+BUILD=$1
+ROWS=${2:-4000000}
+M=${3:-60}
+W=${4:-/tmp/cmir_bench_shards}
+APPS=$BUILD/cmirtools/apps
+BENCH=$BUILD/bench/bench_shards
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+mkdir -p "$W/syn" || exit 1
+cd "$W" || exit 1
+if [ ! -f model.mat ]; then
+    if ! "$APPS/cmir_synth" -q -n 1 -size 256 -ratio 2 -o syn -prefix s ||
+        ! "$APPS/cmir_tile" -q -pan syn/s_000_pan.tif -ms syn/s_000_ms.tif -labels syn/s_000_class.tif -ts 16 \
+            -stride 16 a.mat ||
+        ! "$APPS/cmir_train" -q -threads 1 -dv 64 -epochs1 1 -epochs2 1 a.mat model.mat; then
+        echo "bench_shards: cannot make the model"
+        exit 1
+    fi
+fi
+if [ ! -f "shards_$ROWS.txt" ]; then
+    "$BENCH" write model.mat "shards_$ROWS.txt" "$ROWS" 4 || exit 1
+fi
+echo "one process (cmir_search over the manifest):"
+"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_single.csv || exit 1
+for n in 1 2 4; do
+    echo "mpirun -np $n:"
+    mpirun -q --allow-run-as-root --oversubscribe -np "$n" "$BENCH" search model.mat "shards_$ROWS.txt" "$M" \
+        "hits_$n.csv" || exit 1
+    cmp -s hits_single.csv "hits_$n.csv" || { echo "bench_shards: hits at N=$n differ from one process"; exit 1; }
+done
+echo "every run wrote the same hits"
