@@ -68,9 +68,9 @@ check() {
 for o in -ts -stride -ratio -b -deflate; do check cmir_tile int "$o"; done
 for o in -nodata_frac -label_min_frac -multilabel; do check cmir_tile real "$o"; done
 
-for o in -threads -epochs1 -epochs2 -batch -dv -hidden; do check cmir_train int "$o"; done
+for o in -threads -epochs0 -epochs1 -epochs2 -batch -dv -hidden; do check cmir_train int "$o"; done
 check cmir_train u64 -seed
-for o in -lr1 -lr2 -test_frac -ortho -dropout -w_pair -w_class -w_norm -w_cross -w_reg -alpha \
+for o in -lr0 -lr1 -lr2 -tau -test_frac -valid_frac -label_frac -ortho -dropout -w_pair -w_class -w_norm -w_cross -w_reg -alpha \
     -feature_noise; do
     check cmir_train real "$o"
 done
@@ -111,6 +111,9 @@ refused cmir_search -bbox -bbox 181 35 182 36 x
 refused cmir_tile -deflate -deflate 10 x
 refused cmir_tile -nodata_frac -nodata_frac 1.5 x
 refused cmir_train -test_frac -test_frac 2 x
+refused cmir_train -valid_frac -valid_frac 1.5 x
+refused cmir_train -label_frac -label_frac 0 x
+refused cmir_train -tau -tau 0 x
 refused cmir_train -batch -batch 0 x
 refused cmir_eval -k -k 0 a b
 refused cmir_eval -k -k 1,2,3,4,5,6,7,8,9 a b
@@ -150,12 +153,12 @@ fi
 NOT_NUMERIC='
 cmir_tile -append -overwrite -keep_nodata -keep_unlabelled -label_field -label_layer -labels -lyr -ms -pan -q -r -oo
 cmir_train -audio_feature -checkpoint -dict -features -features_dir -labels -multilabel -no_augment -overwrite -q
-cmir_train -resume -speech -speech_feature -split -stage1_from -unified
-cmir_index -append -merge -model -overwrite -q -speech -t_srs
+cmir_train -resume -speech -speech_feature -split -stage1_from -unified -init -pretrain
+cmir_index -append -merge -model -overwrite -q -speech -t_srs -shards -np
 cmir_search -audio -index -lco -model -of -oo -overwrite -q -queries -quicklook -raster -spat_srs -speech -t_srs
-cmir_search -target
+cmir_search -target -shards
 cmir_eval -all -csv -json -overwrite -plot -q -speech -unified -voices
-cmir_synth -class_res -co -labels -ms -o -oo -ot -overwrite -pan -prefix -q -rgb -wald -multilabel
+cmir_synth -class_res -co -labels -ms -o -oo -ot -overwrite -pan -prefix -q -rgb -wald -multilabel -indices
 '
 for p in cmir_tile cmir_train cmir_index cmir_search cmir_eval cmir_synth; do
     opts=$("$BIN/$p" --help | tr -cs 'A-Za-z0-9_-' '\n' | grep -E '^-[a-z][a-z0-9_]*$' | sort -u)

@@ -62,7 +62,7 @@ static int make_pairs(const char *path, int n, int C, uint64_t seed)
             for (int b = 0; b < 4; b++)
                 ms[k * 4 + b] = (uint8_t)fmin(255, fmax(0, s / 16 * spec[b] + 3 * cmir_rng_normal(r)));
         }
-        cmir_tile_record t = {pan, ms, C ? c + 1 : 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        cmir_tile_record t = {pan, ms, C ? c + 1 : 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         rc = cmir_archive_writer_add(w, &t);
     }
     cmir_rng_free(r);

@@ -249,7 +249,14 @@ int main(int argc, char **argv)
     if ((rc = outputs_free(&p, pos[1], c.overwrite)))
         goto end;
     if (cmir_train(pos[0], pos[1], p, cmir_app_progress_lines, &quiet, &r)) {
-        rc = cmir_app_fail(prog, "%s", cmir_last_error());
+        /* under MPI the failing rank says why itself (its message names it):
+         * it leaves without MPI_Finalize and the launcher ends the others */
+        if (cmir_dist_rank() > 0) {
+            fprintf(stderr, "%s: %s\n", prog, cmir_last_error());
+            rc = 1;
+        } else {
+            rc = cmir_app_fail(prog, "%s", cmir_last_error());
+        }
         goto end;
     }
     if (!quiet)
