@@ -3,7 +3,8 @@
  *    conv_avx512.c): register-tiled kernels on a zero-padded copy of each
  *    sample, no im2col and no GEMM;
  *  - im2col over a group of samples followed by one OpenBLAS sgemm
- *    (everywhere else, or when built with -DCMIR_CONV_NO_DIRECT).
+ *    (everywhere else, when built with -DCMIR_CONV_NO_DIRECT, or with the
+ *    bf16 GEMM of bf16.c at the bf16 precision).
  * Both spread samples over our threads (OpenBLAS single-threaded inside
  * them) and reduce weight gradients from per-thread partials in a fixed
  * order, so results are deterministic for a given thread count. */
@@ -122,8 +123,10 @@ static int conv_fwd_task(int t, int T, void *user)
                 memcpy(y + r * j->Co, j->b, sizeof(float) * j->Co);
             beta = 1.0f;
         }
-        cmir__sgemm(1, 0, 0, (int)rows, j->Co, j->K, 1.0f, col, j->K, j->W, j->Co, beta, y,
-                    j->Co);
+        int rc = cmir__gemm_auto(1, 0, 0, (int)rows, j->Co, j->K, col, j->K, j->W, j->Co, beta,
+                                 y, j->Co);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -146,15 +149,19 @@ static int conv_bwd_task(int t, int T, void *user)
         const float *dy = j->dy + n * hw * j->Co;
         if (j->want_dw) {
             im2col(j, (int)n, g, col);
-            cmir__sgemm(1, 1, 0, j->K, j->Co, (int)rows, 1.0f, col, j->K, dy, j->Co, 1.0f,
-                        dW, j->Co);
+            int rc = cmir__gemm_auto(1, 1, 0, j->K, j->Co, (int)rows, col, j->K, dy, j->Co,
+                                     1.0f, dW, j->Co);
+            if (rc)
+                return rc;
             for (size_t r = 0; r < rows; r++)
                 for (int c = 0; c < j->Co; c++)
                     db[c] += dy[r * j->Co + c];
         }
         if (j->want_dx) {
-            cmir__sgemm(1, 0, 1, (int)rows, j->K, j->Co, 1.0f, dy, j->Co, j->W, j->Co, 0.0f,
-                        col, j->K);
+            int rc = cmir__gemm_auto(1, 0, 1, (int)rows, j->K, j->Co, dy, j->Co, j->W, j->Co,
+                                     0.0f, col, j->K);
+            if (rc)
+                return rc;
             col2im(j, (int)n, g, col);
         }
     }

@@ -541,7 +541,11 @@ static int dbwd_task(int t, int T, void *user)
     return 0;
 }
 
-static int direct_available(void) { return __builtin_cpu_supports("avx512f"); }
+/* The bf16 precision takes the im2col path with the bf16 GEMM. */
+static int direct_available(void)
+{
+    return !cmir__bf16_active() && __builtin_cpu_supports("avx512f");
+}
 
 /* Fills the shape fields and the thread count. */
 static void direct_setup(cmir_exec *ex, const cmir_tensor *x, const cmir_tensor *y, dconv *j,

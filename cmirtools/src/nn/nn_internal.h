@@ -56,6 +56,26 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
                              const float *mean, const float *invstd, const float *gamma,
                              const float *beta, int k, float *y, int32_t *argmax, float *xhat);
 
+/* bf16.c: non-zero makes cmir_nn_bf16_available() 0 (the forced fallback
+ * the tests use). cmir__bf16_active: bf16 requested and available. */
+extern int cmir__bf16_force_off;
+int cmir__bf16_active(void);
+/* float <-> bf16 bits as the hardware rounds (nearest even, denormals to
+ * zero). */
+uint16_t cmir__f2bf(float f);
+float cmir__bf2f(uint16_t h);
+/* C{m,n} = op(A) op(B) + beta C (beta 0 or 1) with bf16 operands and
+ * float32 accumulation: vdpbf16ps where the CPU has AVX512_BF16 (threads
+ * split the rows), else the scalar emulation cmir__bgemm_ref (same pairs,
+ * same order). 0 or CMIR_ENOMEM. */
+int cmir__bgemm(int threads, int transa, int transb, int m, int n, int k, const float *a,
+                int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void cmir__bgemm_ref(int transa, int transb, int m, int n, int k, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc);
+/* cmir__bgemm when cmir__bf16_active(), else cmir__sgemm (alpha 1). */
+int cmir__gemm_auto(int threads, int transa, int transb, int m, int n, int k, const float *a,
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
 /* conv_avx512.c: the direct kernels, where the compiler can target
  * AVX-512F (callers check cmir__conv3x3_direct_available() first). */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(CMIR_CONV_NO_DIRECT)
