@@ -80,7 +80,7 @@ static void gemm_case(int which, int T, int m, int n, int k)
                 naive(ta, tb, m, n, k, a, b, r, ab);
                 int lda = ta ? m : k, ldb = tb ? k : n;
                 if (which)
-                    ASSERT_OK(cmir__bgemm(T, ta, tb, m, n, k, a, lda, b, ldb, (float)beta, c, n));
+                    ASSERT_OK(cmir__bgemm(T, ta, tb, m, n, k, a, lda, b, ldb, (float)beta, c, n, NULL));
                 else
                     cmir__bgemm_ref(ta, tb, m, n, k, a, lda, b, ldb, (float)beta, c, n);
                 int bad = 0;
@@ -126,7 +126,7 @@ static void test_simd_vs_emulation(void)
     float *c1 = malloc(sizeof(float) * m * n), *c2 = malloc(sizeof(float) * m * n);
     double *r = malloc(sizeof(double) * m * n), *ab = malloc(sizeof(double) * m * n);
     naive(0, 0, m, n, k, a, b, r, ab);
-    ASSERT_OK(cmir__bgemm(1, 0, 0, m, n, k, a, k, b, n, 0.0f, c1, n));
+    ASSERT_OK(cmir__bgemm(1, 0, 0, m, n, k, a, k, b, n, 0.0f, c1, n, NULL));
     cmir__bgemm_ref(0, 0, m, n, k, a, k, b, n, 0.0f, c2, n);
     int same = 0;
     for (int i = 0; i < m * n; i++) {

@@ -221,41 +221,60 @@ BF_FN void pack_b(int transb, int n, int k, const float *b, int ldb, uint32_t *b
     }
 }
 
-/* Panels of rows [m0, m0 + mr) of op(A) over pairs [0, kp): {kp, MR}. */
-BF_FN void pack_a(int transa, int m0, int mr, int k, const float *a, int lda, uint32_t *ap,
+/* All panels of op(A){m,k}: panel q (rows [q MR, q MR + MR)) at
+ * ap + q kp MR, {kp, MR} pairs, rows past m zero. A plain A is converted
+ * a row at a time; a transposed one (the weight gradients' dy^T or x^T)
+ * two rows of the stored matrix at a time, interleaved, in one pass. */
+BF_FN void pack_a(int transa, int m, int k, const float *a, int lda, uint32_t *ap,
                   uint16_t *row)
 {
-    const int kp = (k + 1) / 2;
-    if (mr < MR)
-        memset(ap, 0, sizeof(uint32_t) * (size_t)kp * MR);
-    for (int i = 0; i < mr; i++) {
-        if (transa) {
-            for (int q = 0; q < k; q++)
-                row[q] = cmir__f2bf(a[(size_t)q * lda + m0 + i]);
-        } else {
-            const float *src = a + (size_t)(m0 + i) * lda;
-            int q = 0;
-            for (; q + 32 <= k; q += 32) {
-                __m512i h = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + q + 16),
-                                                         _mm512_loadu_ps(src + q));
-                _mm512_storeu_si512(row + q, h);
+    const int kp = (k + 1) / 2, mt = (m + MR - 1) / MR;
+    const size_t ps = (size_t)kp * MR;
+    if (m % MR)
+        memset(ap + (size_t)(mt - 1) * ps, 0, sizeof(uint32_t) * ps);
+    if (transa) {
+        static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+        const __m512i idx = _mm512_loadu_si512(il);
+        uint32_t tmp[16];
+        for (int p = 0; p < kp; p++) {
+            const float *r0 = a + (size_t)(2 * p) * lda;
+            const float *r1 = 2 * p + 1 < k ? r0 + lda : NULL;
+            for (int i = 0; i < m; i += 16) {
+                __mmask16 mk = bmask(m - i);
+                __m512 x0 = _mm512_maskz_loadu_ps(mk, r0 + i);
+                __m512 x1 = r1 ? _mm512_maskz_loadu_ps(mk, r1 + i) : _mm512_setzero_ps();
+                __m512i h = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+                _mm512_storeu_si512(tmp, _mm512_permutexvar_epi16(idx, h));
+                int e = m - i < 16 ? m - i : 16;
+                for (int q = 0; q < e; q++)
+                    ap[(size_t)((i + q) / MR) * ps + (size_t)p * MR + (i + q) % MR] = tmp[q];
             }
-            for (; q < k; q++)
-                row[q] = cmir__f2bf(src[q]);
         }
+        return;
+    }
+    for (int i = 0; i < m; i++) {
+        const float *src = a + (size_t)i * lda;
+        int q = 0;
+        for (; q + 32 <= k; q += 32) {
+            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + q + 16),
+                                                     _mm512_loadu_ps(src + q));
+            _mm512_storeu_si512(row + q, h);
+        }
+        for (; q < k; q++)
+            row[q] = cmir__f2bf(src[q]);
         if (k & 1)
             row[k] = 0;
         const uint32_t *r32 = (const uint32_t *)row;
+        uint32_t *dst = ap + (size_t)(i / MR) * ps + i % MR;
         for (int p = 0; p < kp; p++)
-            ap[(size_t)p * MR + i] = r32[p];
+            dst[(size_t)p * MR] = r32[p];
     }
 }
 
 typedef struct bjob {
-    int transa, m, n, k;
-    const float *a;
-    int lda;
-    const uint32_t *bp;
+    int m, n, k;
+    const uint32_t *ap, *bp;
     size_t np;
     float beta;
     float *c;
@@ -272,15 +291,9 @@ static int bjob_task(int t, int T, void *user)
     const int kp = (j->k + 1) / 2, mt = (j->m + MR - 1) / MR;
     size_t lo, hi;
     cmir__split((size_t)mt, T, t, &lo, &hi);
-    if (lo == hi)
-        return 0;
-    uint32_t *ap = cmir__malloc_aligned(sizeof(uint32_t) * ((size_t)kp * MR + (size_t)kp + 16));
-    if (!ap)
-        return CMIR_ENOMEM;
-    uint16_t *row = (uint16_t *)(ap + (size_t)kp * MR);
     for (size_t q = lo; q < hi; q++) {
         int m0 = (int)q * MR, mr = j->m - m0 < MR ? j->m - m0 : MR;
-        pack_a(j->transa, m0, mr, j->k, j->a, j->lda, ap, row);
+        const uint32_t *ap = j->ap + q * (size_t)kp * MR;
         for (int p0 = 0; p0 < kp; p0 += KC) {
             int pc = kp - p0 < KC ? kp - p0 : KC;
             for (int n0 = 0; n0 < j->n; n0 += 64) {
@@ -292,34 +305,50 @@ static int bjob_task(int t, int T, void *user)
             }
         }
     }
-    cmir__free_aligned(ap);
     return 0;
 }
 
-static int bgemm_simd(int threads, int transa, int transb, int m, int n, int k, const float *a,
-                      int lda, const float *b, int ldb, float beta, float *c, int ldc)
+static size_t simd_work(int m, int n, int k)
 {
-    const int kp = (k + 1) / 2;
+    size_t kp = ((size_t)k + 1) / 2, mt = ((size_t)m + MR - 1) / MR;
     size_t np = ((size_t)n + 15) & ~(size_t)15;
-    uint32_t *bp = cmir__malloc_aligned(sizeof(uint32_t) * (size_t)kp * np + 64);
-    if (!bp)
-        return CMIR_ENOMEM;
+    return 4 * (mt * kp * MR + kp * np + kp + 32) + 128;
+}
+
+static int bgemm_simd(int threads, int transa, int transb, int m, int n, int k, const float *a,
+                      int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                      void *work)
+{
+    const int kp = (k + 1) / 2, mt = (m + MR - 1) / MR;
+    size_t np = ((size_t)n + 15) & ~(size_t)15;
+    uint32_t *ap = work, *bp = ap + (size_t)mt * kp * MR;
+    uint16_t *row = (uint16_t *)(bp + (size_t)kp * np);
     pack_b(transb, n, k, b, ldb, bp, np);
-    bjob j = {transa, m, n, k, a, lda, bp, np, beta, c, ldc};
-    int mt = (m + MR - 1) / MR;
+    pack_a(transa, m, k, a, lda, ap, row);
+    bjob j = {m, n, k, ap, bp, np, beta, c, ldc};
     if (threads > mt)
         threads = mt > 0 ? mt : 1;
-    int rc = cmir__parallel(threads, bjob_task, &j);
-    cmir__free_aligned(bp);
-    return rc;
+    return cmir__parallel(threads, bjob_task, &j);
 }
 #endif /* BF_SIMD */
 
+size_t cmir__bgemm_work(int transa, int transb, int m, int n, int k)
+{
+#ifdef BF_SIMD
+    if (transa && !transb)
+        return simd_work(n, m, k) + sizeof(float) * (size_t)m * n + 64;
+    return simd_work(m, n, k);
+#else
+    (void)transa, (void)transb, (void)m, (void)n, (void)k;
+    return 0;
+#endif
+}
+
 /* C{m,n} = op(A) op(B) + beta C, beta 0 or 1 (C is not read for 0). A
  * transposed A with a plain B (the weight gradients x^T dy) is computed as
- * C^T = B^T A so the long operand is packed with vector conversions. */
+ * C^T = B^T A, so the long operand is packed with vector conversions. */
 int cmir__bgemm(int threads, int transa, int transb, int m, int n, int k, const float *a,
-                int lda, const float *b, int ldb, float beta, float *c, int ldc)
+                int lda, const float *b, int ldb, float beta, float *c, int ldc, void *work)
 {
     if (m <= 0 || n <= 0)
         return 0;
@@ -331,25 +360,29 @@ int cmir__bgemm(int threads, int transa, int transb, int m, int n, int k, const 
     }
 #ifdef BF_SIMD
     if (cpu_has_bf16()) {
-        if (!transa || transb)
-            return bgemm_simd(threads, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc);
-        float *ct = cmir__malloc_aligned(sizeof(float) * (size_t)m * n);
-        if (!ct)
+        void *own = NULL;
+        if (!work && !(work = own = cmir__malloc_aligned(cmir__bgemm_work(transa, transb, m, n, k))))
             return CMIR_ENOMEM;
-        if (beta != 0.0f)
-            for (int i = 0; i < m; i++)
-                for (int q = 0; q < n; q++)
-                    ct[(size_t)q * m + i] = c[(size_t)i * ldc + q];
-        int rc = bgemm_simd(threads, 1, 0, n, m, k, b, ldb, a, lda, beta, ct, m);
-        if (!rc)
-            for (int i = 0; i < m; i++)
-                for (int q = 0; q < n; q++)
-                    c[(size_t)i * ldc + q] = ct[(size_t)q * m + i];
-        cmir__free_aligned(ct);
+        int rc;
+        if (!transa || transb) {
+            rc = bgemm_simd(threads, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc, work);
+        } else {
+            float *ct = (float *)((char *)work + ((simd_work(n, m, k) + 63) & ~(size_t)63));
+            if (beta != 0.0f)
+                for (int i = 0; i < m; i++)
+                    for (int q = 0; q < n; q++)
+                        ct[(size_t)q * m + i] = c[(size_t)i * ldc + q];
+            rc = bgemm_simd(threads, 1, 0, n, m, k, b, ldb, a, lda, beta, ct, m, work);
+            if (!rc)
+                for (int i = 0; i < m; i++)
+                    for (int q = 0; q < n; q++)
+                        c[(size_t)i * ldc + q] = ct[(size_t)q * m + i];
+        }
+        cmir__free_aligned(own);
         return rc;
     }
 #endif
-    (void)threads;
+    (void)threads, (void)work;
     cmir__bgemm_ref(transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc);
     return 0;
 }
@@ -358,10 +391,11 @@ int cmir__bgemm(int threads, int transa, int transb, int m, int n, int k, const 
  * or 1): bf16 where the precision is bf16 and the CPU has AVX512_BF16,
  * else OpenBLAS exactly as before. */
 int cmir__gemm_auto(int threads, int transa, int transb, int m, int n, int k, const float *a,
-                    int lda, const float *b, int ldb, float beta, float *c, int ldc)
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc, void *work)
 {
     if (cmir__bf16_active())
-        return cmir__bgemm(threads, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return cmir__bgemm(threads, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc,
+                           work);
     cmir__sgemm(threads, transa, transb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
     return 0;
 }

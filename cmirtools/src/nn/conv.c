@@ -43,8 +43,10 @@ void cmir__conv_reduce_partials(const float *first, size_t stride, int T, size_t
 typedef struct conv_job {
     const float *x, *W, *b, *dy;
     float *y, *dx;
-    float *scratch; /* per thread: col[group_rows * K] then dW[K*Co], db[Co] */
+    float *scratch; /* per thread: col[group_rows * K] then dW[K*Co], db[Co],
+                     * then the bf16 GEMM's work at off_work (bf16 precision only) */
     size_t per_thread;
+    size_t off_work;
     int N, H, Wd, Ci, Co, K, group;
     int want_dx, want_dw;
 } conv_job;
@@ -124,7 +126,7 @@ static int conv_fwd_task(int t, int T, void *user)
             beta = 1.0f;
         }
         int rc = cmir__gemm_auto(1, 0, 0, (int)rows, j->Co, j->K, col, j->K, j->W, j->Co, beta,
-                                 y, j->Co);
+                                 y, j->Co, col + j->off_work);
         if (rc)
             return rc;
     }
@@ -150,7 +152,7 @@ static int conv_bwd_task(int t, int T, void *user)
         if (j->want_dw) {
             im2col(j, (int)n, g, col);
             int rc = cmir__gemm_auto(1, 1, 0, j->K, j->Co, (int)rows, col, j->K, dy, j->Co,
-                                     1.0f, dW, j->Co);
+                                     1.0f, dW, j->Co, col + j->off_work);
             if (rc)
                 return rc;
             for (size_t r = 0; r < rows; r++)
@@ -159,7 +161,7 @@ static int conv_bwd_task(int t, int T, void *user)
         }
         if (j->want_dx) {
             int rc = cmir__gemm_auto(1, 0, 1, (int)rows, j->K, j->Co, dy, j->Co, j->W, j->Co,
-                                     0.0f, col, j->K);
+                                     0.0f, col, j->K, col + j->off_work);
             if (rc)
                 return rc;
             col2im(j, (int)n, g, col);
@@ -223,6 +225,17 @@ static int conv_setup(cmir_exec *ex, const char *fn, const cmir_tensor *x, const
     if (backward)
         j->per_thread += (size_t)j->K * j->Co + j->Co;
     j->per_thread = (j->per_thread + 15) & ~(size_t)15; /* keep 64-byte alignment */
+    if (cmir__bf16_active()) { /* the three GEMMs' packed operands */
+        size_t rows = (size_t)j->group * hw, w = 0, s;
+        if ((s = cmir__bgemm_work(0, 0, (int)rows, j->Co, j->K)) > w)
+            w = s;
+        if (backward && (s = cmir__bgemm_work(1, 0, j->K, j->Co, (int)rows)) > w)
+            w = s;
+        if (backward && (s = cmir__bgemm_work(0, 1, (int)rows, j->K, j->Co)) > w)
+            w = s;
+        j->off_work = j->per_thread;
+        j->per_thread += (w / sizeof(float) + 15) & ~(size_t)15;
+    }
     j->scratch = cmir__exec_scratch(ex, j->per_thread * sizeof(float) * (size_t)*T);
     if (!j->scratch)
         return CMIR_ENOMEM;

@@ -33,7 +33,7 @@ int cmir_dense_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, cons
         beta = 1.0f;
     }
     return cmir__gemm_auto(cmir_exec_threads(ex), 0, 0, B, Out, In, x->data, In, W, Out, beta,
-                           y->data, Out);
+                           y->data, Out, NULL);
 }
 
 int cmir_dense_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
@@ -45,7 +45,7 @@ int cmir_dense_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
     int B = (int)x->shape[0], In = (int)x->shape[1], Out = (int)dy->shape[1];
     int T = cmir_exec_threads(ex);
     if (dW && (rc = cmir__gemm_auto(T, 1, 0, In, Out, B, x->data, In, dy->data, Out, 0.0f, dW,
-                                    Out)))
+                                    Out, NULL)))
         return rc;
     if (db) {
         memset(db, 0, sizeof(float) * Out);
@@ -58,7 +58,7 @@ int cmir_dense_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
             return rc;
         if ((rc = cmir__check_same(x, dx, "cmir_dense_backward", "x", "dx")))
             return rc;
-        return cmir__gemm_auto(T, 0, 1, B, In, Out, dy->data, Out, W, Out, 0.0f, dx->data, In);
+        return cmir__gemm_auto(T, 0, 1, B, In, Out, dy->data, Out, W, Out, 0.0f, dx->data, In, NULL);
     }
     return 0;
 }

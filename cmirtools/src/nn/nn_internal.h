@@ -67,14 +67,16 @@ float cmir__bf2f(uint16_t h);
 /* C{m,n} = op(A) op(B) + beta C (beta 0 or 1) with bf16 operands and
  * float32 accumulation: vdpbf16ps where the CPU has AVX512_BF16 (threads
  * split the rows), else the scalar emulation cmir__bgemm_ref (same pairs,
- * same order). 0 or CMIR_ENOMEM. */
+ * same order). work: cmir__bgemm_work() bytes, 64-byte aligned, or NULL
+ * (allocated here). 0 or CMIR_ENOMEM. */
+size_t cmir__bgemm_work(int transa, int transb, int m, int n, int k);
 int cmir__bgemm(int threads, int transa, int transb, int m, int n, int k, const float *a,
-                int lda, const float *b, int ldb, float beta, float *c, int ldc);
+                int lda, const float *b, int ldb, float beta, float *c, int ldc, void *work);
 void cmir__bgemm_ref(int transa, int transb, int m, int n, int k, const float *a, int lda,
                      const float *b, int ldb, float beta, float *c, int ldc);
 /* cmir__bgemm when cmir__bf16_active(), else cmir__sgemm (alpha 1). */
 int cmir__gemm_auto(int threads, int transa, int transb, int m, int n, int k, const float *a,
-                    int lda, const float *b, int ldb, float beta, float *c, int ldc);
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc, void *work);
 
 /* conv_avx512.c: the direct kernels, where the compiler can target
  * AVX-512F (callers check cmir__conv3x3_direct_available() first). */
