@@ -1,13 +1,18 @@
 /* Tests of the bf16 precision (nn/bf16.c): bf16 rounding, the emulated and
  * the AVX512_BF16 GEMM against float64 loops within the bf16 error bound,
  * conv and dense forward/backward at bf16, the forced fallback (bit-equal
- * to fp32), determinism, and a tiny training run that must learn. */
+ * to fp32), determinism, a tiny training run that must learn, and
+ * cmir_train at bf16 (the model records the precision). */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "cmir/train.h"
 #include "cmir/nn.h"
 #include "nn/nn_internal.h" /* cmir__bgemm, cmir__f2bf, cmir__bf16_force_off */
 #include "test_util.h"
+#include "test_data.h"
+#include <unistd.h>
 
 static cmir_exec *ex;
 static cmir_rng *rng;
@@ -410,6 +415,45 @@ static void test_train_bf16(void)
     free(w2a), free(w2b);
 }
 
+/* cmir_train with precision bf16 (what cmir_train -precision bf16 sets) on
+ * a small synthetic archive: it completes, more stage-1 epochs give a lower
+ * loss, the model records the precision that ran, and the process-wide
+ * precision is restored afterwards. */
+static void test_cmir_train_bf16(void)
+{
+    char dir[] = "/tmp/cmir_bf16_XXXXXX", arch[64], model[64];
+    REQUIRE(mkdtemp(dir) != NULL);
+    snprintf(arch, sizeof arch, "%s/a.mat", dir);
+    snprintf(model, sizeof model, "%s/m.mat", dir);
+    REQUIRE(td_make_archive(arch, 120, 3) == 0);
+    cmir_train_params p = cmir_train_default_params();
+    p.threads = 2;
+    p.seed = 5;
+    p.batch = 32;
+    p.epochs2 = 5;
+    p.unified.d_v = 16;
+    p.precision = CMIR_PRECISION_BF16;
+    cmir_train_report r1, r4;
+    p.epochs1 = 1;
+    ASSERT_OK(cmir_train(arch, model, p, NULL, NULL, &r1));
+    p.epochs1 = 4;
+    ASSERT_OK(cmir_train(arch, model, p, NULL, NULL, &r4));
+    printf("  stage-1 loss after 1 epoch PAN %.3f MS %.3f, after 4: %.3f %.3f\n", r1.stage1_loss[0],
+           r1.stage1_loss[1], r4.stage1_loss[0], r4.stage1_loss[1]);
+    ASSERT_TRUE(r4.stage1_loss[0] < r1.stage1_loss[0] && r4.stage1_loss[1] < r1.stage1_loss[1]);
+    ASSERT_EQ_INT(cmir_nn_precision(), CMIR_PRECISION_FP32);
+    cmir_model *m = cmir_model_load(model);
+    ASSERT_TRUE(m != NULL);
+    if (m)
+        ASSERT_EQ_INT(cmir_model_get_info(m)->precision,
+                      cmir_nn_bf16_available() ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32);
+    cmir_model_free(m);
+    p.precision = 3;
+    ASSERT_EQ_INT(cmir_train_check_params(p), CMIR_EINVAL);
+    ASSERT_TRUE(strstr(cmir_last_error(), "precision") != NULL);
+    remove(arch), remove(model), rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -427,6 +471,7 @@ int main(int argc, char **argv)
     RUN(test_layers_bf16);
     RUN(test_deterministic);
     RUN(test_train_bf16);
+    RUN(test_cmir_train_bf16);
     free(gx), free(gW), free(gb), free(gdy), free(gxd), free(gWd), free(gbd), free(gdyd);
     cmir_rng_free(rng);
     cmir_exec_free(ex);

@@ -18,6 +18,7 @@ static const char usage[] =
     "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel] [-no_augment]\n"
     "                  [-features_dir DIR] [-unified FILE.mat] [-stage1_from MODEL.mat]\n"
     "                  [-checkpoint CKPT.mat] [-resume CKPT.mat] [-speech MANIFEST.csv]\n"
+    "                  [-precision fp32|bf16]\n"
     "                  ARCHIVE.mat MODEL.mat\n"
     "       cmir_train -features A.mat B.mat [-labels L.mat] [stage-2 options] UNIFIED.mat\n"
     "\n"
@@ -55,6 +56,9 @@ static const char usage[] =
     "                     AA R M') of label words the pocketsphinx dictionary lacks\n"
     "  -feature_noise S   stage 1 of the speech branch adds Gaussian noise of deviation S\n"
     "                     (default 0.5) to the normalised clip features, its augmentation\n"
+    "  -precision P       fp32 (default) or bf16: conv and dense layers with bfloat16 operands,\n"
+    "                     float32 accumulation and weights (CPUs with AVX512_BF16; float32\n"
+    "                     elsewhere); the model records what ran\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
     "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
@@ -128,6 +132,14 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-unified")) p.unified_path = v;
             else if (!strcmp(a, "-labels")) labels = v;
             else if (!strcmp(a, "-stage1_from")) p.stage1_from = v;
+            else if (!strcmp(a, "-precision")) {
+                cmir_precision pr;
+                if (cmir_precision_parse(v, &pr)) {
+                    rc = cmir_app_fail(prog, "-precision: %s", cmir_last_error());
+                    goto end;
+                }
+                p.precision = (int)pr;
+            }
             else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
             else if (!strcmp(a, "-resume")) p.resume = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
