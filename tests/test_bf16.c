@@ -148,7 +148,7 @@ typedef struct cres {
     float *y, *dx, *dW, *db, *dy2, *dx2, *dW2, *db2;
 } cres;
 
-enum { N = 3, H = 9, Wd = 11, CI = 5, CO = 21, DI = 37, DO = 19 };
+enum { N = 3, H = 9, Wd = 11, CI = 17, CO = 21, DI = 37, DO = 19 };
 static float *gx, *gW, *gb, *gdy, *gxd, *gWd, *gbd, *gdyd;
 
 static void make_inputs(void)
@@ -344,37 +344,37 @@ static void test_precision_api(void)
     ASSERT_TRUE(!strcmp(cmir_precision_name(CMIR_PRECISION_BF16), "bf16"));
 }
 
-/* A tiny CNN (conv 3x3 1->8, leaky ReLU, dense 512->2, softmax) learns
+/* A tiny CNN (conv 3x3 16->8, leaky ReLU, dense 512->2, softmax) learns
  * which half of an 8x8 image is brighter, at the bf16 precision (the
  * float32 fallback where the CPU lacks AVX512_BF16). Returns the first
  * and last loss and the trained weights. */
 static void train_tiny(int steps, float *loss0, float *loss1, float *w1, float *w2)
 {
-    enum { B = 32, S = 8, C = 8, F = S * S * C };
+    enum { B = 32, S = 8, CI = 16, C = 8, F = S * S * C };
     cmir_rng *r = cmir_rng_new(7);
-    float *x = malloc(sizeof(float) * B * S * S), *h = malloc(sizeof(float) * B * F);
+    float *x = malloc(sizeof(float) * B * S * S * CI), *h = malloc(sizeof(float) * B * F);
     float *dh = malloc(sizeof(float) * B * F), *lg = malloc(sizeof(float) * B * 2);
     float *dlg = malloc(sizeof(float) * B * 2);
-    float b1[C] = {0}, db1[C], dw1[9 * C], b2[2] = {0}, db2[2];
+    float b1[C] = {0}, db1[C], dw1[9 * CI * C], b2[2] = {0}, db2[2];
     float *dw2 = malloc(sizeof(float) * F * 2);
     int32_t lab[B];
     for (int n = 0; n < B; n++) {
         lab[n] = n & 1;
-        for (int i = 0; i < S * S; i++) {
-            int left = (i % S) < S / 2;
-            x[n * S * S + i] = cmir_rng_uniform(r) + ((left ^ lab[n]) ? 0.5f : 0.0f);
+        for (int i = 0; i < S * S * CI; i++) {
+            int left = (i / CI % S) < S / 2;
+            x[n * S * S * CI + i] = cmir_rng_uniform(r) + ((left ^ lab[n]) ? 0.5f : 0.0f);
         }
     }
-    cmir_init_he(r, w1, 9 * C, 9);
+    cmir_init_he(r, w1, 9 * CI * C, 9 * CI);
     cmir_init_xavier(r, w2, F * 2, F, 2);
     cmir_optim_params op = cmir_optim_default_params();
     op.lr = 0.01f;
     cmir_optim *o = cmir_optim_new(op);
-    ASSERT_OK(cmir_optim_add(o, w1, dw1, 9 * C));
+    ASSERT_OK(cmir_optim_add(o, w1, dw1, 9 * CI * C));
     ASSERT_OK(cmir_optim_add(o, b1, db1, C));
     ASSERT_OK(cmir_optim_add(o, w2, dw2, F * 2));
     ASSERT_OK(cmir_optim_add(o, b2, db2, 2));
-    cmir_tensor tx = cmir_tensor_4d(x, B, S, S, 1), th = cmir_tensor_4d(h, B, S, S, C);
+    cmir_tensor tx = cmir_tensor_4d(x, B, S, S, CI), th = cmir_tensor_4d(h, B, S, S, C);
     cmir_tensor tdh = cmir_tensor_4d(dh, B, S, S, C), th2 = cmir_tensor_2d(h, B, F);
     cmir_tensor tdh2 = cmir_tensor_2d(dh, B, F), tl = cmir_tensor_2d(lg, B, 2);
     cmir_tensor tdl = cmir_tensor_2d(dlg, B, 2);
@@ -400,7 +400,7 @@ static void train_tiny(int steps, float *loss0, float *loss1, float *w1, float *
 
 static void test_train_bf16(void)
 {
-    enum { NW1 = 9 * 8, NW2 = 8 * 8 * 8 * 2 };
+    enum { NW1 = 9 * 16 * 8, NW2 = 8 * 8 * 8 * 2 };
     float l0, l1, m0, m1, w1a[NW1], w1b[NW1];
     float *w2a = malloc(sizeof(float) * NW2), *w2b = malloc(sizeof(float) * NW2);
     ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_BF16));

@@ -71,9 +71,10 @@ CMIR_API void cmir_fill(float *w, size_t n, float value);
  * Process-wide. BF16: operands rounded to bfloat16 (nearest even), products
  * accumulated in float32, float32 results and master weights (AVX512_BF16
  * vdpbf16ps, im2col + a bf16 GEMM for the convolutions). It takes effect
- * only where cmir_nn_bf16_available(); elsewhere (or with the environment
- * variable CMIR_NO_BF16=1) the layers run the float32 code unchanged, with
- * bit-identical results. Default FP32. Results stay deterministic for the
+ * only where cmir_nn_bf16_available() (convolutions with at least 16 input
+ * channels; fewer keep the float32 direct kernels, where bf16 saves nothing);
+ * elsewhere (or with the environment variable CMIR_NO_BF16=1) the layers
+ * run the float32 code unchanged, with bit-identical results. Default FP32. Results stay deterministic for the
  * same inputs, precision and thread count. */
 typedef enum cmir_precision { CMIR_PRECISION_FP32 = 0, CMIR_PRECISION_BF16 = 1 } cmir_precision;
 CMIR_API int cmir_nn_set_precision(cmir_precision p);

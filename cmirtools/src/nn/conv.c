@@ -286,7 +286,7 @@ int cmir_conv3x3_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, co
     int rc = cmir__conv_check("cmir_conv3x3_forward", x, W, y, 0);
     if (rc)
         return rc;
-    if (cmir__conv3x3_direct_available())
+    if (cmir__conv3x3_direct_available((int)x->shape[3]))
         return cmir__conv_direct_forward(ex, x, W, b, y, 0, 0.0f, NULL);
 #endif
     return gemm_forward(ex, x, W, b, y);
@@ -299,7 +299,7 @@ int cmir__conv3x3_lrelu_forward(cmir_exec *ex, const cmir_tensor *x, const float
     if (rc)
         return rc;
 #ifdef CMIR__CONV_DIRECT
-    if (cmir__conv3x3_direct_available())
+    if (cmir__conv3x3_direct_available((int)x->shape[3]))
         return cmir__conv_direct_forward(ex, x, W, b, y, 1, slope, sums);
 #endif
     if ((rc = gemm_forward(ex, x, W, b, y)) || (rc = cmir_lrelu_forward(ex, slope, y, y)))
@@ -317,7 +317,7 @@ int cmir_conv3x3_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
     if (dx && ((rc = cmir__check_tensor(dx, 4, "cmir_conv3x3_backward", "dx")) ||
                (rc = cmir__check_same(x, dx, "cmir_conv3x3_backward", "x", "dx"))))
         return rc;
-    if (cmir__conv3x3_direct_available())
+    if (cmir__conv3x3_direct_available((int)x->shape[3]))
         return cmir__conv_direct_backward(ex, x, W, dy, dx, dW, db, NULL, NULL, NULL, 0.0f, 0);
 #endif
     return gemm_backward(ex, x, W, dy, dx, dW, db);

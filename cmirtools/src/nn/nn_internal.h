@@ -49,8 +49,10 @@ int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float
  * squares (as cmir__conv3x3_lrelu_forward gives them); else y, argmax,
  * xhat (may be NULL) {N, H/k, W/k, Co} as cmir__bn_maxpool_forward makes
  * them from that output with the given statistics (bit-identical). */
-/* Whether the direct (AVX-512) conv kernels run on this CPU. */
-int cmir__conv3x3_direct_available(void);
+/* Whether the direct (AVX-512) conv kernels run on this CPU for ci input
+ * channels (not at the bf16 precision with ci >= CMIR__BF16_MIN_CI). */
+#define CMIR__BF16_MIN_CI 16
+int cmir__conv3x3_direct_available(int ci);
 int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W,
                              const float *b, float slope, int Co, double *sums,
                              const float *mean, const float *invstd, const float *gamma,
@@ -79,7 +81,7 @@ int cmir__gemm_auto(int threads, int transa, int transb, int m, int n, int k, co
                     int lda, const float *b, int ldb, float beta, float *c, int ldc, void *work);
 
 /* conv_avx512.c: the direct kernels, where the compiler can target
- * AVX-512F (callers check cmir__conv3x3_direct_available() first). */
+ * AVX-512F (callers check cmir__conv3x3_direct_available(ci) first). */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(CMIR_CONV_NO_DIRECT)
 #define CMIR__CONV_DIRECT 1
 int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
