@@ -291,16 +291,17 @@ static int bjob_task(int t, int T, void *user)
     const int kp = (j->k + 1) / 2, mt = (j->m + MR - 1) / MR;
     size_t lo, hi;
     cmir__split((size_t)mt, T, t, &lo, &hi);
-    for (size_t q = lo; q < hi; q++) {
-        int m0 = (int)q * MR, mr = j->m - m0 < MR ? j->m - m0 : MR;
-        const uint32_t *ap = j->ap + q * (size_t)kp * MR;
-        for (int p0 = 0; p0 < kp; p0 += KC) {
-            int pc = kp - p0 < KC ? kp - p0 : KC;
-            for (int n0 = 0; n0 < j->n; n0 += 64) {
-                int nr = j->n - n0 < 64 ? j->n - n0 : 64, nv = (nr + 15) / 16;
-                __mmask16 ml = bmask(nr - 16 * (nv - 1));
-                int load_c = p0 > 0 || j->beta != 0.0f;
-                tile_any(ap + (size_t)p0 * MR, j->bp + (size_t)p0 * j->np + n0, j->np, pc,
+    /* A 64-column block of a chunk of B (KC x 64 pairs, 128 KiB) stays in L2
+     * while the thread's row panels stream past it. */
+    for (int p0 = 0; p0 < kp; p0 += KC) {
+        int pc = kp - p0 < KC ? kp - p0 : KC, load_c = p0 > 0 || j->beta != 0.0f;
+        for (int n0 = 0; n0 < j->n; n0 += 64) {
+            int nr = j->n - n0 < 64 ? j->n - n0 : 64, nv = (nr + 15) / 16;
+            __mmask16 ml = bmask(nr - 16 * (nv - 1));
+            for (size_t q = lo; q < hi; q++) {
+                int m0 = (int)q * MR, mr = j->m - m0 < MR ? j->m - m0 : MR;
+                const uint32_t *ap = j->ap + q * (size_t)kp * MR + (size_t)p0 * MR;
+                tile_any(ap, j->bp + (size_t)p0 * j->np + n0, j->np, pc,
                          j->c + (size_t)m0 * j->ldc + n0, j->ldc, mr, nv, ml, load_c);
             }
         }
