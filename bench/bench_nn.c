@@ -594,7 +594,12 @@ static int bf16_section(const options *o, int N, cmir_exec *ex, cmir_rng *rng, d
     if (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, bpk, st[1][1])))
         return rc;
     cmir_nn_set_precision(CMIR_PRECISION_FP32);
-    printf("  (the bf16 lines\x27 \"of peak\" is of the bf16 peak)\n");
+    double bpk_end = bench_bf16_peak(T, o->seconds); /* the machine drifts: keep the best */
+    printf("  (the bf16 lines' \"of peak\" is of the bf16 peak at the start)\n"
+           "  bf16 peak re-measured %.1f GFLOP/s (start %.1f); the fractions below use %.1f\n",
+           bpk_end, bpk, bpk_end > bpk ? bpk_end : bpk);
+    if (bpk_end > bpk)
+        bpk = bpk_end;
     for (int b = 0; b < 2; b++)
         if (st[0][b][0] > 0)
             printf("  %-4s step bf16 %7.1f img/s vs fp32 %7.1f img/s: %.2fx (target 1.70x); "
