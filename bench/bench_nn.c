@@ -23,6 +23,10 @@
 #define MAX_THREADS 64
 #define LRELU_SLOPE 0.01f
 
+/* bench_nn_bf16.c */
+double bench_bf16_peak(int threads, double seconds);
+double bench_bf16_gemm(int threads, int n, double seconds);
+
 /* ------------------------------------------------------------------------ */
 /* Options, timing, errors                                                   */
 
@@ -552,13 +556,14 @@ static int cnn_bench_run(const char *name, int hw, int bands, int N, cmir_exec *
     if (rc)
         return rc;
     double R = b.step.reps, flop = 3.0 * cmir_cnn_flops(b.c) * N;
+    img_s[0] = N / b.step.mean;
+    img_s[1] = gflops(flop, b.step.mean);
     printf("  %-4s cmir_cnn step %8.1f ms (best %.1f): fwd %.1f, bwd %.1f, adam %.1f ms  "
            "%7.1f img/s  %6.1f GFLOP/s (3x fwd) = %.2f of peak\n",
            name, 1e3 * b.step.mean, 1e3 * b.step.best, 1e3 * b.fwd / R, 1e3 * b.bwd / R,
            1e3 * b.adam / R, N / b.step.mean, gflops(flop, b.step.mean),
            gflops(flop, b.step.mean) / peak);
     fflush(stdout);
-    *img_s = N / b.step.mean;
     cmir_optim_free(b.o);
     cmir_rng_free(b.r);
     cmir_cnn_free(b.c);
@@ -643,6 +648,41 @@ static int stage0_bench_run(int N, cmir_exec *ex, cmir_rng *rng, double min_s, c
     }
     free(b.z0);
     free(b.dl);
+/* The bf16 peak and GEMM, then the cmir_cnn steps again at -precision bf16
+ * (same code, same run as the fp32 steps in st[0]), and the ratios. */
+static int bf16_section(const options *o, int N, cmir_exec *ex, cmir_rng *rng, double peak,
+                        double st[2][2][2])
+{
+    int T = cmir_exec_threads(ex), rc;
+    printf("\n== bf16 (AVX512_BF16 vdpbf16ps, fp32 accumulation), %d thread(s) ==\n", T);
+    if (!cmir_nn_bf16_available()) {
+        printf("  no AVX512_BF16 on this CPU (or CMIR_NO_BF16 set): bf16 runs fp32; skipped\n");
+        return 0;
+    }
+    double bpk = bench_bf16_peak(T, o->seconds);
+    double bg = bench_bf16_gemm(T, 2048, o->seconds);
+    printf("  bf16 peak (register loop) %8.1f GFLOP/s = %.2fx the sgemm peak %.1f\n", bpk,
+           bpk / peak, peak);
+    printf("  cmir__bgemm n=2048        %8.1f GFLOP/s = %.2f of the bf16 peak\n", bg, bg / bpk);
+    cmir_nn_set_precision(CMIR_PRECISION_BF16);
+    if (o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, bpk, st[1][0])))
+        return rc;
+    if (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, bpk, st[1][1])))
+        return rc;
+    cmir_nn_set_precision(CMIR_PRECISION_FP32);
+    double bpk_end = bench_bf16_peak(T, o->seconds); /* the machine drifts: keep the best */
+    printf("  (the bf16 lines' \"of peak\" is of the bf16 peak at the start)\n"
+           "  bf16 peak re-measured %.1f GFLOP/s (start %.1f); the fractions below use %.1f\n",
+           bpk_end, bpk, bpk_end > bpk ? bpk_end : bpk);
+    if (bpk_end > bpk)
+        bpk = bpk_end;
+    for (int b = 0; b < 2; b++)
+        if (st[0][b][0] > 0)
+            printf("  %-4s step bf16 %7.1f img/s vs fp32 %7.1f img/s: %.2fx (target 1.70x); "
+                   "bf16 %.2f of bf16 peak\n",
+                   b ? "MS" : "PAN", st[1][b][0], st[0][b][0], st[1][b][0] / st[0][b][0],
+                   st[1][b][1] / bpk);
+    fflush(stdout);
     return 0;
 }
 
@@ -1030,12 +1070,15 @@ static int run(const options *o)
 cnn_section:
     printf("\n== cmir_cnn training step (forward, backward, Adam), batch %d, %d thread(s) ==\n",
            N, T);
-    double ips[2] = {0, 0};
-    if (o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, peak, &ips[0])))
+    double st[2][2][2] = {{{0}}}; /* [fp32, bf16][PAN, MS][img/s, GFLOP/s] */
+    if (o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, peak, st[0][0])))
         return rc;
-    if (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, peak, &ips[1])))
+    if (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, peak, st[0][1])))
         return rc;
+    const double ips[2] = {st[0][0][0], st[0][1][0]};
     if (o->do_pan && o->do_ms && (rc = stage0_bench_run(N, ex, rng, o->seconds, ips)))
+        return rc;
+    if ((rc = bf16_section(o, N, ex, rng, peak, st)))
         return rc;
 
     /* ---- the peak again: these machines drift; say how much ---- */

@@ -21,6 +21,7 @@ static const char usage[] =
     "                  [-checkpoint CKPT.mat] [-resume CKPT.mat] [-speech MANIFEST.csv]\n"
     "                  [-valid_frac F] [-label_frac F] [-init MODEL.mat]\n"
     "                  [-pretrain PAIRS.mat] [-epochs0 N] [-lr0 X] [-tau X]\n"
+    "                  [-precision fp32|bf16]\n"
     "                  ARCHIVE.mat MODEL.mat\n"
     "       cmir_train -features A.mat B.mat [-labels L.mat] [stage-2 options] UNIFIED.mat\n"
     "\n"
@@ -71,6 +72,9 @@ static const char usage[] =
     "                     (default 0.5) to the normalised clip features, its augmentation\n"
     "Started by mpirun or srun (a build with MPI), the ranks train data-parallel: each reads its\n"
     "share of every batch; same model as one process up to rounding; rank 0 writes.\n"
+    "  -precision P       fp32 (default) or bf16: conv and dense layers with bfloat16 operands,\n"
+    "                     float32 accumulation and weights (CPUs with AVX512_BF16; float32\n"
+    "                     elsewhere); the model records what ran\n"
     "With -features, runs only the paper's step 2 on anyone's features: A.mat and B.mat hold\n"
     "`features` (N x D, rows paired), labels come from `labels` in L.mat (or A.mat): class\n"
     "numbers 1..C (or, with -multilabel, N x C flags). Writes UNIFIED.mat with featuresx,\n"
@@ -188,6 +192,14 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-epochs0")) bad = cmir_app_int(prog, a, v, 0, 1000000, &p.epochs0);
             else if (!strcmp(a, "-lr0")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.lr0);
             else if (!strcmp(a, "-tau")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.tau);
+            else if (!strcmp(a, "-precision")) {
+                cmir_precision pr;
+                if (cmir_precision_parse(v, &pr)) {
+                    rc = cmir_app_fail(prog, "-precision: %s", cmir_last_error());
+                    goto end;
+                }
+                p.precision = (int)pr;
+            }
             else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
             else if (!strcmp(a, "-resume")) p.resume = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;

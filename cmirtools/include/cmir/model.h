@@ -169,6 +169,9 @@ typedef struct cmir_model_info {
                              clips were described with (AUDIO_FEATURE in the
                              file: "segmental", "cepstral" or "sphinx"); queries must
                              use the same (cmir_model_audio_params) */
+    int precision;        /* cmir_precision (cmir/nn.h) it was trained at:
+                             PRECISION "fp32" or "bf16" in the file (absent:
+                             fp32); inference always runs float32 */
 } cmir_model_info;
 
 /* Loads and validates a model file: every name, shape, type and the

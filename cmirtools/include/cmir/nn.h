@@ -67,6 +67,24 @@ CMIR_API void cmir_init_xavier(cmir_rng *r, float *w, size_t n, int fan_in, int 
 CMIR_API void cmir_init_he(cmir_rng *r, float *w, size_t n, int fan_in);
 CMIR_API void cmir_fill(float *w, size_t n, float value);
 
+/* ---- Precision of the conv and dense layers ----------------------------
+ * Process-wide. BF16: operands rounded to bfloat16 (nearest even), products
+ * accumulated in float32, float32 results and master weights (AVX512_BF16
+ * vdpbf16ps, im2col + a bf16 GEMM for the convolutions). It takes effect
+ * only where cmir_nn_bf16_available() (convolutions with at least 16 input
+ * channels; fewer keep the float32 direct kernels, where bf16 saves nothing);
+ * elsewhere (or with the environment variable CMIR_NO_BF16=1) the layers
+ * run the float32 code unchanged, with bit-identical results. Default FP32. Results stay deterministic for the
+ * same inputs, precision and thread count. */
+typedef enum cmir_precision { CMIR_PRECISION_FP32 = 0, CMIR_PRECISION_BF16 = 1 } cmir_precision;
+CMIR_API int cmir_nn_set_precision(cmir_precision p);
+CMIR_API cmir_precision cmir_nn_precision(void);
+/* 1 when the CPU has AVX512_BF16 (and CMIR_NO_BF16 is unset), else 0. */
+CMIR_API int cmir_nn_bf16_available(void);
+/* "fp32" / "bf16", and back (CMIR_EINVAL naming the string otherwise). */
+CMIR_API const char *cmir_precision_name(cmir_precision p);
+CMIR_API int cmir_precision_parse(const char *s, cmir_precision *p);
+
 /* ---- Dense: y{B,Out} = x{B,In} W{In,Out} + b{Out} ----------------------- */
 CMIR_API int cmir_dense_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                 const float *b, cmir_tensor *y);

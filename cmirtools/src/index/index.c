@@ -292,7 +292,7 @@ static int filter_box(cmir_index *ix, const cmir_search_filter *F, double bb[4])
 {
     double b2[4];
     cmir__gdal_quiet_begin();
-    int rc = load_envelopes(ix);
+    int rc = cmir__index_load_envelopes(ix);
     if (!rc && F->has_bbox) {
         OGRSpatialReferenceH w = OSRNewSpatialReference(SRS_WKT_WGS84_LAT_LONG);
         OSRSetAxisMappingStrategy(w, OAMS_TRADITIONAL_GIS_ORDER);

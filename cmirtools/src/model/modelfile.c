@@ -199,6 +199,7 @@ int cmir__model_save(cmir_model *m, const char *path)
     int rc = cmir_tensorset_put_string(ts, "CMIR_MODEL_FORMAT", FORMAT);
     if (!rc) rc = cmir_tensorset_put_string(ts, "MODEL_ID", m->id);
     if (!rc) rc = cmir_tensorset_put_string(ts, "SCENARIO", i->scenario ? "image-speech" : "pan-ms");
+    if (!rc) rc = cmir_tensorset_put_string(ts, "PRECISION", cmir_precision_name(i->precision));
     if (!rc && i->scenario == CMIR_SCENARIO_IMAGE_SPEECH)
         rc = cmir__model_save_audio(m, ts);
     if (!rc) rc = cmir_cnn_save(m->cnn[0], ts, "pan_");
@@ -343,6 +344,11 @@ static int load_header(cmir_model *m, const cmir_tensorset *ts)
         m->info.scenario = CMIR_SCENARIO_IMAGE_SPEECH;
     else
         return cmir__error(CMIR_EFORMAT, "SCENARIO '%s' is not known (pan-ms or image-speech)", sc);
+    const char *pr = cmir_tensorset_get_string(ts, "PRECISION");
+    cmir_precision prec = CMIR_PRECISION_FP32;
+    if (pr && cmir_precision_parse(pr, &prec))
+        return cmir__error(CMIR_EFORMAT, "PRECISION '%s' is not known (fp32 or bf16)", pr);
+    m->info.precision = (int)prec;
     if (m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH && (rc = cmir__model_load_audio(m, ts)) != 0)
         return rc;
     if (m->info.scenario == CMIR_SCENARIO_IMAGE_SPEECH &&

@@ -3,7 +3,8 @@
  *    conv_avx512.c): register-tiled kernels on a zero-padded copy of each
  *    sample, no im2col and no GEMM;
  *  - im2col over a group of samples followed by one OpenBLAS sgemm
- *    (everywhere else, or when built with -DCMIR_CONV_NO_DIRECT).
+ *    (everywhere else, when built with -DCMIR_CONV_NO_DIRECT, or with the
+ *    bf16 GEMM of bf16.c at the bf16 precision).
  * Both spread samples over our threads (OpenBLAS single-threaded inside
  * them) and reduce weight gradients from per-thread partials in a fixed
  * order, so results are deterministic for a given thread count. */
@@ -42,8 +43,10 @@ void cmir__conv_reduce_partials(const float *first, size_t stride, int T, size_t
 typedef struct conv_job {
     const float *x, *W, *b, *dy;
     float *y, *dx;
-    float *scratch; /* per thread: col[group_rows * K] then dW[K*Co], db[Co] */
+    float *scratch; /* per thread: col[group_rows * K] then dW[K*Co], db[Co],
+                     * then the bf16 GEMM's work at off_work (bf16 precision only) */
     size_t per_thread;
+    size_t off_work;
     int N, H, Wd, Ci, Co, K, group;
     int want_dx, want_dw;
 } conv_job;
@@ -122,8 +125,10 @@ static int conv_fwd_task(int t, int T, void *user)
                 memcpy(y + r * j->Co, j->b, sizeof(float) * j->Co);
             beta = 1.0f;
         }
-        cmir__sgemm(1, 0, 0, (int)rows, j->Co, j->K, 1.0f, col, j->K, j->W, j->Co, beta, y,
-                    j->Co);
+        int rc = cmir__gemm_auto(1, 0, 0, (int)rows, j->Co, j->K, col, j->K, j->W, j->Co, beta,
+                                 y, j->Co, col + j->off_work);
+        if (rc)
+            return rc;
     }
     return 0;
 }
@@ -146,15 +151,19 @@ static int conv_bwd_task(int t, int T, void *user)
         const float *dy = j->dy + n * hw * j->Co;
         if (j->want_dw) {
             im2col(j, (int)n, g, col);
-            cmir__sgemm(1, 1, 0, j->K, j->Co, (int)rows, 1.0f, col, j->K, dy, j->Co, 1.0f,
-                        dW, j->Co);
+            int rc = cmir__gemm_auto(1, 1, 0, j->K, j->Co, (int)rows, col, j->K, dy, j->Co,
+                                     1.0f, dW, j->Co, col + j->off_work);
+            if (rc)
+                return rc;
             for (size_t r = 0; r < rows; r++)
                 for (int c = 0; c < j->Co; c++)
                     db[c] += dy[r * j->Co + c];
         }
         if (j->want_dx) {
-            cmir__sgemm(1, 0, 1, (int)rows, j->K, j->Co, 1.0f, dy, j->Co, j->W, j->Co, 0.0f,
-                        col, j->K);
+            int rc = cmir__gemm_auto(1, 0, 1, (int)rows, j->K, j->Co, dy, j->Co, j->W, j->Co,
+                                     0.0f, col, j->K, col + j->off_work);
+            if (rc)
+                return rc;
             col2im(j, (int)n, g, col);
         }
     }
@@ -216,6 +225,17 @@ static int conv_setup(cmir_exec *ex, const char *fn, const cmir_tensor *x, const
     if (backward)
         j->per_thread += (size_t)j->K * j->Co + j->Co;
     j->per_thread = (j->per_thread + 15) & ~(size_t)15; /* keep 64-byte alignment */
+    if (cmir__bf16_active()) { /* the three GEMMs' packed operands */
+        size_t rows = (size_t)j->group * hw, w = 0, s;
+        if ((s = cmir__bgemm_work(0, 0, (int)rows, j->Co, j->K)) > w)
+            w = s;
+        if (backward && (s = cmir__bgemm_work(1, 0, j->K, j->Co, (int)rows)) > w)
+            w = s;
+        if (backward && (s = cmir__bgemm_work(0, 1, (int)rows, j->K, j->Co)) > w)
+            w = s;
+        j->off_work = j->per_thread;
+        j->per_thread += (w / sizeof(float) + 15) & ~(size_t)15;
+    }
     j->scratch = cmir__exec_scratch(ex, j->per_thread * sizeof(float) * (size_t)*T);
     if (!j->scratch)
         return CMIR_ENOMEM;
@@ -266,7 +286,7 @@ int cmir_conv3x3_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, co
     int rc = cmir__conv_check("cmir_conv3x3_forward", x, W, y, 0);
     if (rc)
         return rc;
-    if (cmir__conv3x3_direct_available())
+    if (cmir__conv3x3_direct_available((int)x->shape[3]))
         return cmir__conv_direct_forward(ex, x, W, b, y, 0, 0.0f, NULL);
 #endif
     return gemm_forward(ex, x, W, b, y);
@@ -279,7 +299,7 @@ int cmir__conv3x3_lrelu_forward(cmir_exec *ex, const cmir_tensor *x, const float
     if (rc)
         return rc;
 #ifdef CMIR__CONV_DIRECT
-    if (cmir__conv3x3_direct_available())
+    if (cmir__conv3x3_direct_available((int)x->shape[3]))
         return cmir__conv_direct_forward(ex, x, W, b, y, 1, slope, sums);
 #endif
     if ((rc = gemm_forward(ex, x, W, b, y)) || (rc = cmir_lrelu_forward(ex, slope, y, y)))
@@ -297,7 +317,7 @@ int cmir_conv3x3_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
     if (dx && ((rc = cmir__check_tensor(dx, 4, "cmir_conv3x3_backward", "dx")) ||
                (rc = cmir__check_same(x, dx, "cmir_conv3x3_backward", "x", "dx"))))
         return rc;
-    if (cmir__conv3x3_direct_available())
+    if (cmir__conv3x3_direct_available((int)x->shape[3]))
         return cmir__conv_direct_backward(ex, x, W, dy, dx, dW, db, NULL, NULL, NULL, 0.0f, 0);
 #endif
     return gemm_backward(ex, x, W, dy, dx, dW, db);

@@ -541,7 +541,13 @@ static int dbwd_task(int t, int T, void *user)
     return 0;
 }
 
-static int direct_available(void) { return __builtin_cpu_supports("avx512f"); }
+/* The bf16 precision takes the im2col path with the bf16 GEMM for layers
+ * of at least CMIR__BF16_MIN_CI input channels; fewer keep these float32
+ * kernels (at K = 9 Cin < 144 im2col and packing cost more than bf16 saves). */
+static int direct_available(int ci)
+{
+    return !(ci >= CMIR__BF16_MIN_CI && cmir__bf16_active()) && __builtin_cpu_supports("avx512f");
+}
 
 /* Fills the shape fields and the thread count. */
 static void direct_setup(cmir_exec *ex, const cmir_tensor *x, const cmir_tensor *y, dconv *j,
@@ -651,11 +657,12 @@ int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float 
 }
 #endif /* direct convolution */
 
-int cmir__conv3x3_direct_available(void)
+int cmir__conv3x3_direct_available(int ci)
 {
 #ifdef CMIR__CONV_DIRECT
-    return direct_available();
+    return direct_available(ci);
 #else
+    (void)ci;
     return 0;
 #endif
 }
@@ -675,7 +682,7 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
         return rc;
     if (k < 1 || (!sums && (!mean || !invstd || !gamma || !beta || !y || !argmax)))
         return cmir__error(CMIR_EINVAL, "%s: bad window or NULL argument", fn);
-    if (!direct_available())
+    if (!direct_available((int)x->shape[3]))
         return 1;
     dconv j;
     int T;
@@ -742,7 +749,7 @@ int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float
     if (dx && ((rc = cmir__check_tensor(dx, 4, fn, "dx")) ||
                (rc = cmir__check_same(x, dx, fn, "x", "dx"))))
         return rc;
-    if (direct_available())
+    if (direct_available((int)x->shape[3]))
         return cmir__conv_direct_backward(ex, x, W, &dy, dx, dW, db, dyrow, ctx, b, slope, recompute);
 #else
     (void)ex; (void)x; (void)W; (void)Co; (void)dyrow; (void)ctx; (void)dx; (void)dW; (void)db;

@@ -1,5 +1,6 @@
 /* Dense (fully connected) layer: one OpenBLAS sgemm each way, with all of
- * the context's threads given to OpenBLAS. */
+ * the context's threads given to OpenBLAS (the bf16 GEMM of bf16.c at the
+ * bf16 precision). */
 #include "nn_internal.h"
 
 #include <string.h>
@@ -31,9 +32,8 @@ int cmir_dense_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, cons
             memcpy(y->data + (size_t)i * Out, b, sizeof(float) * Out);
         beta = 1.0f;
     }
-    cmir__sgemm(cmir_exec_threads(ex), 0, 0, B, Out, In, 1.0f, x->data, In, W, Out, beta,
-                y->data, Out);
-    return 0;
+    return cmir__gemm_auto(cmir_exec_threads(ex), 0, 0, B, Out, In, x->data, In, W, Out, beta,
+                           y->data, Out, NULL);
 }
 
 int cmir_dense_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
@@ -44,8 +44,9 @@ int cmir_dense_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
         return rc;
     int B = (int)x->shape[0], In = (int)x->shape[1], Out = (int)dy->shape[1];
     int T = cmir_exec_threads(ex);
-    if (dW)
-        cmir__sgemm(T, 1, 0, In, Out, B, 1.0f, x->data, In, dy->data, Out, 0.0f, dW, Out);
+    if (dW && (rc = cmir__gemm_auto(T, 1, 0, In, Out, B, x->data, In, dy->data, Out, 0.0f, dW,
+                                    Out, NULL)))
+        return rc;
     if (db) {
         memset(db, 0, sizeof(float) * Out);
         for (int i = 0; i < B; i++)
@@ -57,7 +58,7 @@ int cmir_dense_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
             return rc;
         if ((rc = cmir__check_same(x, dx, "cmir_dense_backward", "x", "dx")))
             return rc;
-        cmir__sgemm(T, 0, 1, B, In, Out, 1.0f, dy->data, Out, W, Out, 0.0f, dx->data, In);
+        return cmir__gemm_auto(T, 0, 1, B, In, Out, dy->data, Out, W, Out, 0.0f, dx->data, In, NULL);
     }
     return 0;
 }

@@ -673,7 +673,7 @@ int cmir__conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const c
         if (!xhat)
             return cmir__error(CMIR_EINVAL, "%s: a NULL needs xhat", fn);
         av = cmir_tensor_4d(dy->data, x->shape[0], x->shape[1], x->shape[2], dy->shape[3]);
-        if (!cmir__conv3x3_direct_available()) { /* the portable path needs a */
+        if (!cmir__conv3x3_direct_available((int)x->shape[3])) { /* the portable path needs a */
             tmp_a = cmir__malloc_aligned(sizeof(float) * (size_t)cmir_tensor_numel(&av));
             if (!tmp_a)
                 return CMIR_ENOMEM;
@@ -748,7 +748,7 @@ int cmir__conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const 
         return CMIR_ENOMEM;
     float *tmp_a = NULL;
     cmir_tensor av;
-    if (!a && !cmir__conv3x3_direct_available()) { /* the portable path needs a */
+    if (!a && !cmir__conv3x3_direct_available((int)x->shape[3])) { /* the portable path needs a */
         av = cmir_tensor_4d(NULL, x->shape[0], x->shape[1], x->shape[2], C);
         tmp_a = cmir__malloc_aligned(sizeof(float) * (size_t)cmir_tensor_numel(&av));
         if (!tmp_a) {

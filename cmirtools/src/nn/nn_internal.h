@@ -49,15 +49,39 @@ int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float
  * squares (as cmir__conv3x3_lrelu_forward gives them); else y, argmax,
  * xhat (may be NULL) {N, H/k, W/k, Co} as cmir__bn_maxpool_forward makes
  * them from that output with the given statistics (bit-identical). */
-/* Whether the direct (AVX-512) conv kernels run on this CPU. */
-int cmir__conv3x3_direct_available(void);
+/* Whether the direct (AVX-512) conv kernels run on this CPU for ci input
+ * channels (not at the bf16 precision with ci >= CMIR__BF16_MIN_CI). */
+#define CMIR__BF16_MIN_CI 16
+int cmir__conv3x3_direct_available(int ci);
 int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W,
                              const float *b, float slope, int Co, double *sums,
                              const float *mean, const float *invstd, const float *gamma,
                              const float *beta, int k, float *y, int32_t *argmax, float *xhat);
 
+/* bf16.c: non-zero makes cmir_nn_bf16_available() 0 (the forced fallback
+ * the tests use). cmir__bf16_active: bf16 requested and available. */
+extern int cmir__bf16_force_off;
+int cmir__bf16_active(void);
+/* float <-> bf16 bits as the hardware rounds (nearest even, denormals to
+ * zero). */
+uint16_t cmir__f2bf(float f);
+float cmir__bf2f(uint16_t h);
+/* C{m,n} = op(A) op(B) + beta C (beta 0 or 1) with bf16 operands and
+ * float32 accumulation: vdpbf16ps where the CPU has AVX512_BF16 (threads
+ * split the rows), else the scalar emulation cmir__bgemm_ref (same pairs,
+ * same order). work: cmir__bgemm_work() bytes, 64-byte aligned, or NULL
+ * (allocated here). 0 or CMIR_ENOMEM. */
+size_t cmir__bgemm_work(int transa, int transb, int m, int n, int k);
+int cmir__bgemm(int threads, int transa, int transb, int m, int n, int k, const float *a,
+                int lda, const float *b, int ldb, float beta, float *c, int ldc, void *work);
+void cmir__bgemm_ref(int transa, int transb, int m, int n, int k, const float *a, int lda,
+                     const float *b, int ldb, float beta, float *c, int ldc);
+/* cmir__bgemm when cmir__bf16_active(), else cmir__sgemm (alpha 1). */
+int cmir__gemm_auto(int threads, int transa, int transb, int m, int n, int k, const float *a,
+                    int lda, const float *b, int ldb, float beta, float *c, int ldc, void *work);
+
 /* conv_avx512.c: the direct kernels, where the compiler can target
- * AVX-512F (callers check cmir__conv3x3_direct_available() first). */
+ * AVX-512F (callers check cmir__conv3x3_direct_available(ci) first). */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(CMIR_CONV_NO_DIRECT)
 #define CMIR__CONV_DIRECT 1
 int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,

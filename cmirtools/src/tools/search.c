@@ -262,11 +262,11 @@ static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_
     return cmir__error(CMIR_EINVAL, "cmir_search: query %d is malformed", i);
 }
 
-int cmir__search_embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, float *code,
-                             int *mod, char *d, size_t nd, float **lcodes, int *nl)
+int cmir__search_embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i,
+                             const char *const *oo, float *code, int *mod, char *d, size_t nd, float **lcodes, int *nl)
 {
     int dims[3];
-    return embed_query(m, ex, ix, q, i, code, mod, d, nd, NULL, dims, lcodes, nl);
+    return embed_query(m, ex, ix, q, i, oo, code, mod, d, nd, NULL, dims, lcodes, nl);
 }
 
 int cmir__search_block(int k, int m)

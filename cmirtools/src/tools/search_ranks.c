@@ -70,7 +70,7 @@ static int open_parts(job *J, const char *model_path, const char *index_path, in
 /* Embeds the queries this rank holds (rows of its shard; rank 0: raster
  * and spoken ones), then every rank gets every code by a rank-ordered sum
  * (the others add zeros, which keeps each code exact). */
-static int embed_all(job *J, const cmir_query *qs, cmir_hits *H, const char *index_path)
+static int embed_all(job *J, const cmir_query *qs, const char *const *oo, cmir_hits *H, const char *index_path)
 {
     int rc = 0;
     for (int i = 0; !rc && i < J->m; i++) {
@@ -86,7 +86,7 @@ static int embed_all(job *J, const cmir_query *qs, cmir_hits *H, const char *ind
             char d[1024];
             float *lc = NULL;
             int nl = 0;
-            rc = cmir__search_embed_query(J->model, J->ex, J->ix, q, i, c, &J->qmod[i], d, sizeof d, &lc, &nl);
+            rc = cmir__search_embed_query(J->model, J->ex, J->ix, q, i, oo, c, &J->qmod[i], d, sizeof d, &lc, &nl);
             cmir__free(lc);
             if (!rc && nl > 1)
                 rc = cmir__error(CMIR_EUNSUPPORTED, "query %d names several labels: a sharded search under MPI "
@@ -234,7 +234,7 @@ int cmir_search_ranks(const char *model_path, const char *index_path, const cmir
         rc = cmir_dist_agree(J.codes && J.qmod && J.rows && J.dist && (J.rank || H) ? 0 : CMIR_ENOMEM);
     }
     if (!rc)
-        rc = embed_all(&J, queries, H, index_path);
+        rc = embed_all(&J, queries, p.open_options, H, index_path);
     if (!rc)
         rc = search_local(&J, queries, p, progress, user);
     if (!rc)

@@ -69,6 +69,8 @@ int cmir_train_check_params(cmir_train_params p)
     int rc = check_stage2(&p, who);
     if (rc)
         return rc;
+    if (p.precision != CMIR_PRECISION_FP32 && p.precision != CMIR_PRECISION_BF16)
+        return BAD("%s: cmir_train_params.precision must be fp32 or bf16, got %d", who, p.precision);
     if (p.epochs1 < 0)
         return BAD("%s: epochs1 must be >= 0, got %d", who, p.epochs1);
     if (!(p.test_frac >= 0 && p.test_frac < 1))
@@ -164,6 +166,9 @@ static int build_model(cmir__train_job *J)
                            cmir__train_is_speech(J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS);
     if (!J->m)
         return cmir__failed(CMIR_EINVAL);
+    J->m->info.precision = cmir_nn_precision() == CMIR_PRECISION_BF16 && cmir_nn_bf16_available()
+                               ? CMIR_PRECISION_BF16
+                               : CMIR_PRECISION_FP32;
     if (cmir__train_is_speech(J))
         return cmir_model_set_audio(J->m, J->p.audio_feature, cmir_audio_corpus_vocabulary(J->corpus));
     return 0;
@@ -339,6 +344,8 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     J.user = user;
     double t0 = cmir__train_now();
     float *raw = NULL, *x = NULL, *Z[2] = {NULL, NULL};
+    cmir_precision prec = cmir_nn_precision();
+    cmir_nn_set_precision((cmir_precision)p.precision);
     rc = job_open(&J, archive_path);
     if (!rc)
         rc = alloc_tiles(&J, &raw, &x);
@@ -363,5 +370,6 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
         snprintf(msg, sizeof msg, "%s", cmir_last_error());
         cmir__error(rc, "rank %d: %s", cmir_dist_rank(), msg);
     }
+    cmir_nn_set_precision(prec);
     return rc;
 }
