@@ -648,6 +648,9 @@ static int stage0_bench_run(int N, cmir_exec *ex, cmir_rng *rng, double min_s, c
     }
     free(b.z0);
     free(b.dl);
+    return 0;
+}
+
 /* The bf16 peak and GEMM, then the cmir_cnn steps again at -precision bf16
  * (same code, same run as the fp32 steps in st[0]), and the ratios. */
 static int bf16_section(const options *o, int N, cmir_exec *ex, cmir_rng *rng, double peak,
