@@ -112,8 +112,6 @@ refused cmir_tile -deflate -deflate 10 x
 refused cmir_tile -nodata_frac -nodata_frac 1.5 x
 refused cmir_train -test_frac -test_frac 2 x
 refused cmir_train -valid_frac -valid_frac 1.5 x
-refused cmir_train -label_frac -label_frac 0 x
-refused cmir_train -tau -tau 0 x
 refused cmir_train -batch -batch 0 x
 refused cmir_eval -k -k 0 a b
 refused cmir_eval -k -k 1,2,3,4,5,6,7,8,9 a b

@@ -110,7 +110,7 @@ KILL1='if [ "${OMPI_COMM_WORLD_RANK:-0}" != 1 ]; then exec "$@"; fi
 "$@" & p=$!; n=0
 while [ $n -lt 600 ] && ! ls ./*.1of3.tmp-* >/dev/null 2>&1; do sleep 0.05; n=$((n + 1)); done
 kill -KILL "$p"; wait "$p"; kill -KILL $$'
-$MPI sh -c "$KILL1" sh "$BIN/cmir_index" -q -threads 1 -shards -model model.mat a.mat b.mat a.mat b.mat sh.txt \
+$MPI sh -c "$KILL1" sh "$BIN/cmir_index" -q -threads 1 -shards -overwrite -model model.mat a.mat b.mat a.mat b.mat sh.txt \
     >out 2>err && bad "a killed rank did not fail the job"
 grep -q 'rank 1' err || bad "the failure of a killed rank does not name rank 1: $(cat err)"
 cmp -s sh.before sh.txt || bad "a killed job changed the manifest"
