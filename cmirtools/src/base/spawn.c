@@ -26,13 +26,14 @@ static char **extended_env(const char *const *add)
     if (!env)
         return NULL;
     memcpy(env, environ, n * sizeof *env);
+    size_t k = n;
     for (size_t i = 0; i < m; i++) {
         size_t klen = strcspn(add[i], "=");
         int present = 0;
         for (size_t j = 0; j < n && !present; j++)
             present = !strncmp(environ[j], add[i], klen) && environ[j][klen] == '=';
         if (!present)
-            env[n++] = (char *)add[i];
+            env[k++] = (char *)add[i];
     }
     return env;
 }

@@ -241,7 +241,8 @@ static int render_qgis(const char *qgis, const char *qgs, const char *png, const
     snprintf(a[3], sizeof a[3], "--OUTPUT=%s", tif);
     const char *argv[] = {qgis, "run", "native:rasterize", a[0], a[1], a[2], "--TILE_SIZE=1024",
                           "--EXTENT_BUFFER=0", "--MAKE_BACKGROUND_TRANSPARENT=0", a[3], NULL};
-    const char *env[] = {"QT_QPA_PLATFORM=offscreen", NULL};
+    /* no display needed; no .aux.xml statistics left beside the user's scenes by QGIS */
+    const char *env[] = {"QT_QPA_PLATFORM=offscreen", "GDAL_PAM_ENABLED=NO", NULL};
     int status = 0, rc = cmir__spawn(argv, env, log, &status);
     if (!rc && (status != 0 || access(tif, R_OK) != 0)) {
         last_line(log, msg, sizeof msg);
