@@ -392,13 +392,13 @@ static void test_qgis_savefeatures(void)
     }
 }
 
-/* native:rasterlayerstatistics of a tile file, band by band, equal to gdalinfo -stats. */
+/* native:rasterlayerstatistics of a tile file equal to gdalinfo -stats. */
 static void test_qgis_statistics(void)
 {
     NEED_QGIS();
     char cmd[4096];
     ASSERT_OK(cmir_tile_file_write(in_dir("t5.cmirt"), A, CMIR_MS, 5));
-    for (int b = 1; b <= 4; b++) {
+    for (int b = 1; b <= 4; b += 3) { /* the first and the last band: a qgis_process start costs ~5 s */
         snprintf(cmd, sizeof cmd, QGIS " run native:rasterlayerstatistics --INPUT='%s' --BAND=%d", in_dir("t5.cmirt"),
                  b);
         const char *out = ok(cmd);
