@@ -5,6 +5,7 @@
  * file equal to gdalinfo -stats, and the project's map rendered by native:rasterize, not blank and
  * drawn by rank. Those cases skip (77) only when /usr/bin/qgis_process.bin is absent.
  * Usage: test_qgis PLUGIN_DIR APPS_DIR [-t CASE | -x CASE]...; CMIR_TEST_KEEP=1 keeps the files. */
+#define _DEFAULT_SOURCE /* realpath, mkdtemp */
 #include "cmir/index.h"
 #include "cmir/train.h"
 #include "test_data.h"
@@ -12,6 +13,7 @@
 
 #include <cpl_conv.h>
 #include <gdal.h>
+#include <limits.h>
 #include <ogr_api.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -471,11 +473,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_qgis PLUGIN_DIR APPS_DIR [-t CASE | -x CASE]...\n");
         return 2;
     }
-    snprintf(apps, sizeof apps, "%s", argv[2]);
+    char plugin[PATH_MAX], app_dir[PATH_MAX]; /* absolute: the commands run in the fixture directory */
+    if (!realpath(argv[1], plugin) || !realpath(argv[2], app_dir) || strlen(plugin) > 1000 ||
+        strlen(app_dir) >= sizeof apps) {
+        fprintf(stderr, "test_qgis: %s or %s: no such directory (or its path is too long)\n", argv[1], argv[2]);
+        return 2;
+    }
+    snprintf(apps, sizeof apps, "%s", app_dir);
     /* GDAL's programs load the plugin from the build tree (not a system copy) */
     char pre[2200];
     sanitizer_preload(pre, sizeof pre);
-    snprintf(env, sizeof env, "GDAL_DRIVER_PATH='%s' %s", argv[1], pre);
+    snprintf(env, sizeof env, "GDAL_DRIVER_PATH='%.1000s' %s", plugin, pre);
     CPLSetConfigOption("GDAL_DRIVER_PATH", "disable"); /* this process reads with GDAL's own drivers */
     GDALAllRegister();
     if (!mkdtemp(dir)) {
