@@ -355,6 +355,15 @@ static void test_qgs_gdal(void)
     const char *out;
     ASSERT_TRUE(run(cmd, &out) != 0 && strstr(out, "/nonexistent"));
     ASSERT_TRUE(access(in_dir("n.geojson"), F_OK) != 0);
+    /* a renderer that fails: its exit status and last line, nothing written */
+    write_file(in_dir("fakeqgis"), "#!/bin/sh\necho \"$QT_QPA_PLATFORM $2\"\necho 'boom' >&2\nexit 3\n");
+    chmod(in_dir("fakeqgis"), 0755);
+    snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q --config CMIR_QGIS_PROCESS ./fakeqgis -model model.mat "
+             "-index index.gpkg -row 3 -qgs f.qgs f.geojson", apps);
+    ASSERT_TRUE(run(cmd, &out) != 0 && strstr(out, "native:rasterize failed (exit 3): boom"));
+    ASSERT_TRUE(access(in_dir("f.geojson"), F_OK) != 0 && access(in_dir("f.png"), F_OK) != 0);
+    ASSERT_TRUE(access(in_dir("f.qgs"), F_OK) != 0 && access(in_dir("f_hits.geojson"), F_OK) != 0 &&
+                access(in_dir("f_query.tif"), F_OK) != 0);
     snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q -model model.mat -index index.gpkg -row 3 -qgs p.txt o.geojson",
              apps);
     ASSERT_TRUE(run(cmd, &out) != 0 && strstr(out, "ends in .qgs"));

@@ -1,6 +1,7 @@
 /* Running an external program (e.g. qgis_process, which renders a QGIS
  * project): posix_spawn with stdin from /dev/null and stdout and stderr into
- * a log file, the environment extended by a few variables, then waiting. */
+ * a log file, the environment extended by a few variables, then waiting (and killing it when
+ * it runs past a time limit). */
 #define _GNU_SOURCE
 #include "internal.h"
 
@@ -10,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 
 extern char **environ;
 
@@ -38,7 +41,8 @@ static char **extended_env(const char *const *add)
     return env;
 }
 
-int cmir__spawn(const char *const *argv, const char *const *env_add, const char *log_path, int *status)
+int cmir__spawn(const char *const *argv, const char *const *env_add, const char *log_path, int timeout_s,
+                int *status)
 {
     posix_spawn_file_actions_t fa;
     char **env = extended_env(env_add);
@@ -58,10 +62,23 @@ int cmir__spawn(const char *const *argv, const char *const *env_add, const char 
     cmir__free(env);
     if (err != 0)
         return cmir__error(CMIR_EIO, "%s: cannot run it: %s", argv[0], strerror(err));
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
+    int st = 0, killed = 0;
+    struct timespec tick = {0, 20 * 1000 * 1000};
+    for (long waited_ms = 0;;) { /* polled, so that a program that hangs is killed at timeout_s */
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            break;
+        if (r < 0 && errno != EINTR)
             return cmir__error(CMIR_EIO, "%s: cannot wait for it: %s", argv[0], strerror(errno));
+        if (!killed && timeout_s > 0 && waited_ms >= timeout_s * 1000L) {
+            kill(pid, SIGKILL);
+            killed = 1;
+        }
+        nanosleep(&tick, NULL);
+        waited_ms += 20;
+    }
+    if (killed)
+        return cmir__error(CMIR_EIO, "%s: still running after %d s: killed", argv[0], timeout_s);
     *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
     return 0;
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define QGS_RANGES_MAX 10 /* rank classes of the hits' renderer */
 
@@ -350,5 +351,10 @@ int cmir__qgs_write(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, co
     cmir__free(rows);
     for (int i = 0; i < nr; i++)
         cmir__qgs_raster_clear(&r[i]);
+    if (rc) { /* all or nothing: a project without its map (or files without their project) is removed */
+        const char *written[] = {qpath, hpath, p.qgs, png};
+        for (size_t i = 0; i < sizeof written / sizeof *written; i++)
+            unlink(written[i]);
+    }
     return rc;
 }

@@ -189,6 +189,8 @@ int cmir__qgs_describe(cmir__qgs_raster *r)
     return rc;
 }
 
+#define QGIS_TIMEOUT_S 600 /* a qgis_process still rendering after this is killed (it takes ~5 s) */
+
 /* qgis_process to run: config option CMIR_QGIS_PROCESS (a path, or NONE),
  * else Debian's /usr/bin/qgis_process.bin or /usr/local/bin's; NULL: none. */
 static const char *find_qgis(int *err)
@@ -243,7 +245,7 @@ static int render_qgis(const char *qgis, const char *qgs, const char *png, const
                           "--EXTENT_BUFFER=0", "--MAKE_BACKGROUND_TRANSPARENT=0", a[3], NULL};
     /* no display needed; no .aux.xml statistics left beside the user's scenes by QGIS */
     const char *env[] = {"QT_QPA_PLATFORM=offscreen", "GDAL_PAM_ENABLED=NO", NULL};
-    int status = 0, rc = cmir__spawn(argv, env, log, &status);
+    int status = 0, rc = cmir__spawn(argv, env, log, QGIS_TIMEOUT_S, &status);
     if (!rc && (status != 0 || access(tif, R_OK) != 0)) {
         last_line(log, msg, sizeof msg);
         rc = cmir__error(CMIR_EIO, "%s: %s run native:rasterize failed (exit %d): %s", png, qgis, status, msg);
