@@ -326,8 +326,9 @@ int cmir__qgs_write(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, co
         if (!(rc = cmir__qgs_describe(&r[0])))
             nr = 1;
     }
+    int wrote_hits = 0, wrote_qgs = 0;
     if (!rc)
-        rc = save_hits(H, hpath, p.k);
+        wrote_hits = !(rc = save_hits(H, hpath, p.k));
     if (!rc)
         add_scenes(H, r, &nr, 1 + CMIR_QGS_MAX_SCENES);
     const cmir__qgs_raster *crs = NULL;
@@ -336,7 +337,7 @@ int cmir__qgs_write(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, co
     double e[4];
     map_extent(H, made && nr ? &r[0] : NULL, crs, e);
     if (!rc)
-        rc = save_project(p.qgs, cmir_hits_query_description(H, 0), base_name(hpath), p.k, r, nr, made, crs, e);
+        wrote_qgs = !(rc = save_project(p.qgs, cmir_hits_query_description(H, 0), base_name(hpath), p.k, r, nr, made, crs, e));
     int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k);
     if (!rc && !rows)
         rc = CMIR_ENOMEM;
@@ -351,10 +352,11 @@ int cmir__qgs_write(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, co
     cmir__free(rows);
     for (int i = 0; i < nr; i++)
         cmir__qgs_raster_clear(&r[i]);
-    if (rc) { /* all or nothing: a project without its map (or files without their project) is removed */
-        const char *written[] = {qpath, hpath, p.qgs, png};
+    if (rc) { /* all or nothing: what this run wrote before failing is removed (the map is written last) */
+        const char *written[] = {made ? qpath : NULL, wrote_hits ? hpath : NULL, wrote_qgs ? p.qgs : NULL};
         for (size_t i = 0; i < sizeof written / sizeof *written; i++)
-            unlink(written[i]);
+            if (written[i])
+                unlink(written[i]);
     }
     return rc;
 }
