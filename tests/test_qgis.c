@@ -349,6 +349,12 @@ static void test_qgs_gdal(void)
     png_range(in_dir("p.png"), 1, mm);
     ASSERT_TRUE(mm[1] > mm[0]);
     EXPECT_CONTAINS(ok("gdalinfo p.png"), "Size is 816, 160"); /* the quick-look: query + 5 hits */
+    /* several queries: the project shows the first one's hits */
+    snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q --config CMIR_QGIS_PROCESS NONE -model model.mat "
+             "-index index.gpkg -row 3 -row 9 -k 4 -qgs two.qgs two.geojson", apps);
+    ok(cmd);
+    EXPECT_CONTAINS(ok("cat two.qgs"), "<datasource>./two_hits.geojson|subset=&quot;query&quot; = 0</datasource>");
+    EXPECT_CONTAINS(ok("ogrinfo -ro -so -al two_hits.geojson"), "Feature Count: 8");
     /* a QGIS that cannot be run is an error naming it, and the search writes nothing */
     snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q --config CMIR_QGIS_PROCESS /nonexistent -model model.mat "
              "-index index.gpkg -row 3 -qgs n.qgs n.geojson", apps);

@@ -69,12 +69,14 @@ static void ramp(int i, int n, int rgb[3])
 }
 
 /* The hits layer: graduated by rank, k ranks in at most QGS_RANGES_MAX classes, labelled with the rank. */
-static void write_hits_layer(FILE *f, const char *file, int k)
+static void write_hits_layer(FILE *f, const char *file, int k, int several)
 {
     int n = k < QGS_RANGES_MAX ? k : QGS_RANGES_MAX;
     fprintf(f, "<maplayer type=\"vector\" geometry=\"Polygon\" wkbType=\"Polygon\" labelsEnabled=\"1\" "
                "hasScaleBasedVisibilityFlag=\"0\">\n<id>cmir_hits_layer</id>\n<datasource>./");
     xml_text(f, file);
+    if (several) /* the file holds every query's hits: the project shows the first query's */
+        xml_text(f, "|subset=\"query\" = 0");
     fputs("</datasource>\n<layername>hits (rank 1 = nearest)</layername>\n<srs>", f);
     write_srs(f, NULL, NULL);
     fputs("</srs>\n<provider encoding=\"UTF-8\">ogr</provider>\n"
@@ -146,8 +148,9 @@ static void tree_layer(FILE *f, const char *id, const char *name, const char *pr
 }
 
 /* The project XML: hits on top, then the query, then the scenes (r[0] is the query when has_query). */
-static void write_project(FILE *f, const char *title, const char *hits_file, int k, const cmir__qgs_raster *r,
-                          int nr, int has_query, const cmir__qgs_raster *crs, const double e[4])
+static void write_project(FILE *f, const char *title, const char *hits_file, int k, int several,
+                          const cmir__qgs_raster *r, int nr, int has_query, const cmir__qgs_raster *crs,
+                          const double e[4])
 {
     fputs("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
           "<qgis projectname=\"", f);
@@ -168,7 +171,7 @@ static void write_project(FILE *f, const char *title, const char *hits_file, int
                "<rotation>0</rotation><destinationsrs>", e[0], e[1], e[2], e[3]);
     write_srs(f, crs ? crs->wkt : NULL, crs ? crs->authid : NULL);
     fputs("</destinationsrs></mapcanvas>\n<projectlayers>\n", f);
-    write_hits_layer(f, hits_file, k);
+    write_hits_layer(f, hits_file, k, several);
     for (int i = 0; i < nr; i++) {
         snprintf(id, sizeof id, i == 0 && has_query ? "cmir_query_layer" : "cmir_scene_layer_%d", i);
         write_raster_layer(f, &r[i], id, i == 0 && has_query);
@@ -268,7 +271,7 @@ static void add_scenes(const cmir_hits *H, cmir__qgs_raster *r, int *n, int cap)
 }
 
 /* The project XML to path, atomically. */
-static int save_project(const char *path, const char *title, const char *hits_file, int k,
+static int save_project(const char *path, const char *title, const char *hits_file, int k, int several,
                         const cmir__qgs_raster *r, int nr, int has_query, const cmir__qgs_raster *crs,
                         const double e[4])
 {
@@ -282,7 +285,7 @@ static int save_project(const char *path, const char *title, const char *hits_fi
         return cmir__error(CMIR_EIO, "%s: cannot write: %s", path, strerror(errno));
     }
     af.fd = -1;
-    write_project(f, title, hits_file, k, r, nr, has_query, crs, e);
+    write_project(f, title, hits_file, k, several, r, nr, has_query, crs, e);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         cmir__atomic_abort(&af);
@@ -337,7 +340,8 @@ int cmir__qgs_write(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, co
     double e[4];
     map_extent(H, made && nr ? &r[0] : NULL, crs, e);
     if (!rc)
-        wrote_qgs = !(rc = save_project(p.qgs, cmir_hits_query_description(H, 0), base_name(hpath), p.k, r, nr, made, crs, e));
+        wrote_qgs = !(rc = save_project(p.qgs, cmir_hits_query_description(H, 0), base_name(hpath), p.k,
+                                         cmir_hits_query_count(H) > 1, r, nr, made, crs, e));
     int64_t *rows = rc ? NULL : cmir__malloc(sizeof(int64_t) * (size_t)p.k);
     if (!rc && !rows)
         rc = CMIR_ENOMEM;
