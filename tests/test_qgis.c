@@ -348,7 +348,16 @@ static void test_qgs_gdal(void)
     double mm[2];
     png_range(in_dir("p.png"), 1, mm);
     ASSERT_TRUE(mm[1] > mm[0]);
-    EXPECT_CONTAINS(ok("gdalinfo p.png"), "Size is 816, 160"); /* the quick-look: query + 5 hits */
+    EXPECT_CONTAINS(ok("gdalinfo p.png"), "Size is 816, 160");
+    const char *out; /* the quick-look: query + 5 hits */
+    /* an existing project or query file is refused without -overwrite */
+    snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q -model model.mat -index index.gpkg -row 3 -qgs p.qgs new.geojson",
+             apps);
+    ASSERT_TRUE(run(cmd, &out) != 0 && strstr(out, "p.qgs: already exists (use -overwrite"));
+    snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q -model model.mat -index index.gpkg -row 3 -cmirq q7.cmirq "
+             "new.geojson", apps);
+    ASSERT_TRUE(run(cmd, &out) != 0 && strstr(out, "q7.cmirq: already exists (use -overwrite"));
+    ASSERT_TRUE(access(in_dir("new.geojson"), F_OK) != 0);
     /* several queries: the project shows the first one's hits */
     snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q --config CMIR_QGIS_PROCESS NONE -model model.mat "
              "-index index.gpkg -row 3 -row 9 -k 4 -qgs two.qgs two.geojson", apps);
@@ -358,7 +367,6 @@ static void test_qgs_gdal(void)
     /* a QGIS that cannot be run is an error naming it, and the search writes nothing */
     snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q --config CMIR_QGIS_PROCESS /nonexistent -model model.mat "
              "-index index.gpkg -row 3 -qgs n.qgs n.geojson", apps);
-    const char *out;
     ASSERT_TRUE(run(cmd, &out) != 0 && strstr(out, "/nonexistent"));
     ASSERT_TRUE(access(in_dir("n.geojson"), F_OK) != 0);
     /* a renderer that fails: its exit status and last line, nothing written */
@@ -463,8 +471,8 @@ static void test_qgis_project(void)
     NEED_QGIS();
     char cmd[4096];
     unlink(in_dir("p.png"));
-    snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q -model model.mat -index index.gpkg -row 3 -k 5 -qgs p.qgs "
-             "hits.geojson", apps);
+    snprintf(cmd, sizeof cmd, "'%s/cmir_search' -q -overwrite -model model.mat -index index.gpkg -row 3 -k 5 "
+             "-qgs p.qgs hits.geojson", apps);
     double t0 = now();
     ok(cmd);
     qgis_seconds += now() - t0;
