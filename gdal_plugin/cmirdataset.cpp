@@ -92,7 +92,9 @@ static const char *const SYNTAX =
     "Raster: a tile archive file.mat lists its subdatasets CMIR:\"file.mat\":PAN:n and "
     "CMIR:\"file.mat\":MS:n (n = 0-based tile number); CMIR:\"file\" opens any archive "
     "(also a .h5 DSRSID copy). Vector: CMIR:QUERY with the open options (-oo KEY=VALUE), or "
-    "the same keys in the string: CMIR:QUERY?MODEL=m.mat&INDEX=i.gpkg&ROW=3&K=5";
+    "the same keys in the string: CMIR:QUERY?MODEL=m.mat&INDEX=i.gpkg&ROW=3&K=5. By file path (for "
+    "QGIS Processing): a query file q.cmirq (first line CMIR-QUERY 1, then the same KEY=VALUE lines) "
+    "and a tile file t.cmirt (CMIR-TILE 1, then ARCHIVE=file.mat, MODALITY=PAN|MS, TILE=n)";
 
 /* Tiles an archive lists as subdatasets by default: like GDAL's own
  * multi-dataset drivers, a list that stays readable and fast for archives
@@ -593,6 +595,7 @@ class CMIRQueryDataset final : public GDALDataset
     int TestCapability(const char *) override { return FALSE; }
 
     static GDALDataset *Open(const char *name, const std::string &args, CSLConstList openOptions);
+    static GDALDataset *OpenKeys(const char *name, CPLStringList &kv, CSLConstList openOptions);
 };
 
 static bool QueryFail(CPL_FORMAT_STRING(const char *fmt), ...) CPL_PRINT_FUNC_FORMAT(1, 2);
@@ -738,6 +741,12 @@ GDALDataset *CMIRQueryDataset::Open(const char *name, const std::string &args,
         if (!good)
             return nullptr;
     }
+    return OpenKeys(name, kv, openOptions);
+}
+
+/* The query of kv (checked KEY=VALUE pairs), the open options winning. */
+GDALDataset *CMIRQueryDataset::OpenKeys(const char *name, CPLStringList &kv, CSLConstList openOptions)
+{
     for (CSLConstList o = openOptions; o && *o; o++) {
         char *key = nullptr;
         const char *value = CPLParseNameValue(*o, &key);
@@ -781,12 +790,78 @@ GDALDataset *CMIRQueryDataset::Open(const char *name, const std::string &args,
 /*                            The driver                                */
 /* ==================================================================== */
 
-/* Cheap and strict: the CMIR: prefix, or a .mat file that starts as an HDF5 file (plain, or
+/* ==================================================================== */
+/*          Query files (.cmirq) and tile files (.cmirt)                */
+/* ==================================================================== */
+
+/* A key file's extension and magic line (cmir/index.h): 'q', 't' or 0. */
+static char KeyFileKind(GDALOpenInfo *info)
+{
+    const char *ext = CPLGetExtension(info->pszFilename);
+    const char *h = reinterpret_cast<const char *>(info->pabyHeader);
+    if (!info->fpL || info->nHeaderBytes < 10)
+        return 0;
+    if (EQUAL(ext, "cmirq") && STARTS_WITH(h, CMIR_QUERY_FILE_MAGIC " "))
+        return 'q';
+    if (EQUAL(ext, "cmirt") && STARTS_WITH(h, CMIR_TILE_FILE_MAGIC " "))
+        return 't';
+    return 0;
+}
+
+/* Opens a .cmirq (the hits of its query, vector) or a .cmirt (its tile, raster). */
+static GDALDataset *OpenKeyFile(GDALOpenInfo *info, char kind)
+{
+    const bool raster = (info->nOpenFlags & GDAL_OF_RASTER) != 0;
+    const bool vector = (info->nOpenFlags & GDAL_OF_VECTOR) != 0;
+    if ((kind == 'q' && !vector) || (kind == 't' && !raster) || info->eAccess == GA_Update)
+        return nullptr; /* quietly: QGIS tries update first, then read-only */
+    char **pairs = nullptr;
+    if (cmir_keyfile_read(info->pszFilename, kind == 'q' ? CMIR_QUERY_FILE_MAGIC : CMIR_TILE_FILE_MAGIC,
+                          &pairs) != CMIR_OK) {
+        CPLError(CE_Failure, CPLE_OpenFailed, "CMIR: %s", cmir_last_error());
+        return nullptr;
+    }
+    CPLStringList kv;
+    for (char **p = pairs; *p; p++)
+        kv.AddString(*p);
+    cmir_keyfile_free(pairs);
+    static const char *const TILE_KEYS[] = {"ARCHIVE", "MODALITY", "TILE"};
+    for (int i = 0; i < kv.size(); i++) {
+        const std::string key = std::string(kv[i]).substr(0, std::string(kv[i]).find('='));
+        bool known = kind == 'q' && KnownQueryKey(key.c_str());
+        for (const char *k : TILE_KEYS)
+            known = known || (kind == 't' && EQUAL(key.c_str(), k));
+        if (!known) {
+            CPLError(CE_Failure, CPLE_OpenFailed, "CMIR: %s: unknown key %s (expected %s)", info->pszFilename,
+                     key.c_str(), kind == 'q' ? QueryKeyNames().c_str() : "ARCHIVE, MODALITY, TILE");
+            return nullptr;
+        }
+    }
+    if (kind == 'q')
+        return CMIRQueryDataset::OpenKeys(info->pszFilename, kv, info->papszOpenOptions);
+    CMIRConnection c;
+    const char *archive = kv.FetchNameValue("ARCHIVE"), *mod = kv.FetchNameValue("MODALITY");
+    const char *tile = kv.FetchNameValue("TILE");
+    c.modality = mod ? ParseModality(mod) : -1;
+    if (!archive || !*archive || c.modality < 0 || !tile || !ParseCount(tile, &c.tile)) {
+        CPLError(CE_Failure, CPLE_OpenFailed,
+                 "CMIR: %s: a tile file needs ARCHIVE=file.mat, MODALITY=PAN or MS and TILE=n (0-based)",
+                 info->pszFilename);
+        return nullptr;
+    }
+    c.path = archive;
+    GDALDataset *ds = CMIRDataset::Open(c, false, info->papszOpenOptions);
+    if (ds)
+        ds->GDALDataset::SetMetadataItem("TILE_FILE", info->pszFilename);
+    return ds;
+}
+
+/* Cheap and strict: the CMIR: prefix, a .cmirq/.cmirt key file, or a .mat file that starts as an HDF5 file (plain, or
  * MATLAB v7.3 with the HDF5 superblock after the 512-byte header). Other HDF5 files stay with
  * GDAL's HDF5 driver. */
 static int CMIRIdentify(GDALOpenInfo *info)
 {
-    if (STARTS_WITH_CI(info->pszFilename, "CMIR:"))
+    if (STARTS_WITH_CI(info->pszFilename, "CMIR:") || KeyFileKind(info))
         return TRUE;
     if (!info->fpL || info->nHeaderBytes < 8 || !EQUAL(CPLGetExtension(info->pszFilename), "mat"))
         return FALSE;
@@ -801,6 +876,8 @@ static GDALDataset *CMIROpen(GDALOpenInfo *info)
 {
     if (!CMIRIdentify(info))
         return nullptr;
+    if (const char kind = KeyFileKind(info))
+        return OpenKeyFile(info, kind);
     const bool prefixed = STARTS_WITH_CI(info->pszFilename, "CMIR:");
     const bool raster = (info->nOpenFlags & GDAL_OF_RASTER) != 0;
     const bool vector = (info->nOpenFlags & GDAL_OF_VECTOR) != 0;
@@ -856,7 +933,7 @@ void GDALRegister_CMIR()
     d->SetMetadataItem(GDAL_DMD_LONGNAME,
                        "CMIR-NET tile archives (CMIR:\"file.mat\":PAN|MS:n) and cross-modal "
                        "retrieval queries (CMIR:QUERY)");
-    d->SetMetadataItem(GDAL_DMD_EXTENSIONS, "mat");
+    d->SetMetadataItem(GDAL_DMD_EXTENSIONS, "mat cmirq cmirt");
     d->SetMetadataItem(GDAL_DMD_HELPTOPIC, DRIVER_HELP);
     d->SetMetadataItem(GDAL_DMD_CONNECTION_PREFIX, "CMIR:");
     d->SetMetadataItem(GDAL_DMD_SUBDATASETS, "YES");

@@ -16,11 +16,11 @@ libpocketsphinx-dev pocketsphinx-en-us dpkg-dev file libopenmpi-dev openmpi-bin 
 # real recordings of the speech front-end test; the shellcheck test of every
 # script; /usr/bin/time for the peak RSS of the resource-ceiling test;
 # xmllint for the check that cmir_eval -plot writes well-formed SVG; mpirun for
-# the MPI tests).
+# the MPI tests; QGIS 3.22's qgis_process for test_plugin_qgis).
 # run-tests.sh, when CI=true, fails if a test these enable skipped.
 # shellcheck disable=SC2034 # read by run-tests.sh, which sources this file
 CMIR_TEST_PACKAGES="octave espeak-ng sox libsox-fmt-all flite festival festvox-kallpc16k
-festvox-us-slt-hts pocketsphinx-testdata shellcheck time libxml2-utils openmpi-bin"
+festvox-us-slt-hts pocketsphinx-testdata shellcheck time libxml2-utils openmpi-bin qgis"
 
 cmir_say() { printf '%s\n' "$*" >&2; }
 cmir_die() { printf 'cmir: %s\n' "$*" >&2; exit 1; }

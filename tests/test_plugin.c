@@ -1,9 +1,8 @@
 /* Tests of the GDAL driver plugin gdal_CMIR.so, driven through GDAL's own programs (gdalinfo,
- * gdal_translate, ogrinfo, ogr2ogr; qgis_process when installed) against fixtures made here:
+ * gdal_translate, ogrinfo, ogr2ogr; QGIS's qgis_process: test_qgis.c) against fixtures made here:
  * subdatasets equal to the C reader, pixel-exact GeoTIFF round trip, queries equal to
  * cmir_search, a DSRSID file, /vsizip/, and GDAL errors (not crashes) for bad input.
- * Usage: test_plugin PLUGIN_DIR [--qgis] (--qgis: only the QGIS check, 77 when absent);
- * CMIR_TEST_KEEP=1 keeps the fixtures. */
+ * Usage: test_plugin PLUGIN_DIR; CMIR_TEST_KEEP=1 keeps the fixtures. */
 #include "cmir/index.h"
 #include "cmir/train.h"
 #include "test_data.h"
@@ -19,7 +18,6 @@
 #include <unistd.h>
 
 #define N_TILES 40
-#define QGIS_PROCESS "/usr/bin/qgis_process.bin"
 
 static char dir[] = "/tmp/cmir_plugin_XXXXXX";
 static char env[4096]; /* prefix of every command: GDAL_DRIVER_PATH, sanitizer preload */
@@ -606,21 +604,6 @@ static void test_query(void)
     EXPECT_CONTAINS(o2, "\n0\n");
 }
 
-static void test_qgis(void)
-{
-    if (access(QGIS_PROCESS, X_OK) != 0) {
-        printf("test_plugin: QGIS check skipped (%s absent)\n", QGIS_PROCESS);
-        return;
-    }
-    char cmd[4096];
-    const char *out = in_dir("qgis_hits.gpkg");
-    snprintf(cmd, sizeof cmd, "QT_QPA_PLATFORM=offscreen %s run native:savefeatures "
-             "--INPUT='CMIR:QUERY?MODEL=%s&INDEX=%s&ROW=3&K=6' --OUTPUT='%s'", QGIS_PROCESS, M, IX, out);
-    ok(cmd);
-    hit h[16];
-    ASSERT_EQ_INT(read_hits(out, h, 16), 6);
-}
-
 /* ---- errors: GDAL errors with a CMIR message, never a crash ---- */
 static void test_errors(void)
 {
@@ -686,13 +669,8 @@ static void test_errors(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: test_plugin PLUGIN_DIR [--qgis]\n");
+        fprintf(stderr, "usage: test_plugin PLUGIN_DIR\n");
         return 2;
-    }
-    int qgis_only = argc > 2 && strcmp(argv[2], "--qgis") == 0;
-    if (qgis_only && access(QGIS_PROCESS, X_OK) != 0) {
-        printf("test_plugin: skipped (%s absent)\n", QGIS_PROCESS);
-        return 77;
     }
     char plugin[1024], pre[3000];
     snprintf(plugin, sizeof plugin, "%s/gdal_CMIR.so", argv[1]);
@@ -711,18 +689,13 @@ int main(int argc, char **argv)
     }
     if (setup() != 0)
         return 1;
-    if (qgis_only) {
-        test_qgis();
-    } else {
-        test_format();
-        test_subdataset_list();
-        test_subdatasets();
-        test_typed();
-        test_dsrsid();
-        test_query();
-        test_errors();
-        /* test_qgis runs as its own ctest entry (--qgis), skipped without QGIS */
-    }
+    test_format();
+    test_subdataset_list();
+    test_subdatasets();
+    test_typed();
+    test_dsrsid();
+    test_query();
+    test_errors();
     if (!t_failures && !getenv("CMIR_TEST_KEEP")) {
         char cmd[700];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

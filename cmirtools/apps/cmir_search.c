@@ -18,6 +18,7 @@ static const char usage[] =
     "                   [-oo NAME=VALUE]...\n"
     "                   [-k K] [-target pan|ms|image|audio|any] [-bbox MINLON MINLAT MAXLON MAXLAT]\n"
     "                   [-max_dist D] [-of FORMAT] [-lco NAME=VALUE]... [-quicklook FILE.png]\n"
+    "                   [-cmirq QUERY.cmirq] [-qgs PROJECT.qgs]\n"
     "                   (-row ROW | -raster FILE [-srcwin XOFF YOFF XSIZE YSIZE] | --audio CLIP |\n"
     "                    -queries LIST)...\n"
     "                   OUTPUT\n"
@@ -45,9 +46,16 @@ static const char usage[] =
     "  -t_srs SRS      write the footprints in SRS (default WGS84 lon/lat; GeoJSON is RFC 7946\n"
     "                  only then, another CRS is written with a \"crs\" member as ogr2ogr does)\n"
     "  -oo NAME=VALUE  GDAL open option for the -raster queries, repeatable\n"
-    "  -overwrite      replace an existing OUTPUT or quick-look (otherwise refused)\n"
+    "  -overwrite      replace an existing OUTPUT, quick-look, query file or project (otherwise\n"
+    "                  refused)\n"
     "  -max_dist D     keep hits nearer than D\n"
     "  -quicklook PNG  also draw the first query beside its hits, with rank and class\n"
+    "  -cmirq FILE     also write the query (one) as a query file, which GDAL's ogrinfo and\n"
+    "                  QGIS (Processing too) open by its path as the hits layer\n"
+    "  -qgs FILE.qgs   also write a QGIS project of the first query: the query tile, the hits'\n"
+    "                  scenes, the hits styled by rank, and its map image FILE.png, rendered by\n"
+    "                  qgis_process when installed (--config CMIR_QGIS_PROCESS PATH|NONE),\n"
+    "                  else by GDAL (the query beside its hits)\n"
     "The index must have been built with MODEL (its identity is checked). INDEX may be a shard\n"
     "manifest (cmir_index -shards): in one process its shards are searched as the merged index;\n"
     "under mpirun or srun with one rank per shard, each rank opens only its own shard, and rank 0\n"
@@ -141,6 +149,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-threads")) { NEED(1); if ((rc = cmir_app_int(prog, a, argv[++i], 0, 1024, &p.threads))) goto end; }
         else if (!strcmp(a, "-of")) { NEED(1); p.format = argv[++i]; }
         else if (!strcmp(a, "-quicklook")) { NEED(1); p.quicklook = argv[++i]; }
+        else if (!strcmp(a, "-cmirq")) { NEED(1); p.query_file = argv[++i]; }
+        else if (!strcmp(a, "-qgs")) { NEED(1); p.qgs = argv[++i]; }
         else if (!strcmp(a, "-lco")) { NEED(1); lco[nlco++] = argv[++i]; }
         else if (!strcmp(a, "-max_dist")) {
             NEED(1);
@@ -226,7 +236,8 @@ int main(int argc, char **argv)
     }
     p.layer_options = (const char *const *)lco;
     p.open_options = (const char *const *)c.oo;
-    if ((rc = cmir_app_output(prog, out, c.overwrite)) || (rc = cmir_app_output(prog, p.quicklook, c.overwrite)))
+    if ((rc = cmir_app_output(prog, out, c.overwrite)) || (rc = cmir_app_output(prog, p.quicklook, c.overwrite)) ||
+        (rc = cmir_app_output(prog, p.query_file, c.overwrite)) || (rc = cmir_app_output(prog, p.qgs, c.overwrite)))
         goto end;
     cmir_progress_fn bar = cmir_dist_rank() == 0 ? cmir_app_progress : NULL; /* one bar, rank 0's */
     if (cmir_dist_size() > 1 ? cmir_search_ranks(model, index, q, nq, out, p, bar, &quiet)

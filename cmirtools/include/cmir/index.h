@@ -174,6 +174,26 @@ CMIR_API int cmir_query_list_count(const cmir_query_list *l);
 CMIR_API const cmir_query *cmir_query_list_queries(const cmir_query_list *l);
 CMIR_API void cmir_query_list_free(cmir_query_list *l);
 
+/* ---- Query files (.cmirq) and tile files (.cmirt) ----------------------
+ * Small text files that stand for a query or for one tile, for programs that
+ * accept only existing file paths (QGIS Processing and qgis_process): the
+ * GDAL driver opens a .cmirq as the hits layer of its query (the keys of
+ * CMIR:QUERY: MODEL, INDEX, ROW | RASTER [SRCWIN] | AUDIO, K, TARGET, BBOX,
+ * MAX_DIST, THREADS) and a .cmirt as the tile (ARCHIVE, MODALITY PAN|MS,
+ * TILE, 0-based). The first line is the magic and the version
+ * ("CMIR-QUERY 1"), then KEY=VALUE lines; blank lines and lines starting
+ * with '#' are ignored. */
+#define CMIR_QUERY_FILE_MAGIC "CMIR-QUERY"
+#define CMIR_TILE_FILE_MAGIC "CMIR-TILE"
+
+/* Reads the key file at path whose first line is "<magic> 1": *kv gets its
+ * KEY=VALUE lines (keys upper-cased), NULL-terminated, with the values of
+ * MODEL, INDEX, RASTER, AUDIO and ARCHIVE that are relative paths made
+ * relative to the file's directory. Free with cmir_keyfile_free. Refuses
+ * in one line ("path:line: ...") a file that is not one (CMIR_EFORMAT). */
+CMIR_API int cmir_keyfile_read(const char *path, const char *magic, char ***kv);
+CMIR_API void cmir_keyfile_free(char **kv);
+
 typedef struct cmir_search_params {
     int k;                   /* 1..CMIR_SEARCH_K_MAX, default 10 */
     cmir_search_filter filter; /* modality: default CMIR_TARGET_OTHER
@@ -188,6 +208,14 @@ typedef struct cmir_search_params {
     const char *archive_root;/* directory to resolve archive paths for the
                                 quick-look, NULL = as stored */
     int threads;
+    const char *query_file;  /* also write the (single) query as a query
+                                file (.cmirq), or NULL */
+    const char *qgs;         /* also write a QGIS project (.qgs) of the first
+                                query: the query tile, the hits' scenes, the
+                                hits styled by rank, and its map image
+                                (project.png) rendered by qgis_process when
+                                found (config option CMIR_QGIS_PROCESS: its
+                                path, or NONE), else by GDAL; or NULL */
 } cmir_search_params;
 
 CMIR_API cmir_search_params cmir_search_default_params(void);
@@ -268,6 +296,14 @@ CMIR_API int cmir_hits_write(const cmir_hits *h, const char *path, cmir_search_p
  * e.g. of GDAL's Memory driver), with the queries also in the layer's
  * DESCRIPTION metadata item: for programs that hand the hits to OGR. */
 CMIR_API int cmir_hits_to_ogr(const cmir_hits *h, void *gdal_dataset, const char *const *layer_options);
+
+/* Writes the query file (.cmirq) of query q against model and index with
+ * p's k, target, bbox and max_dist, atomically; paths are written absolute. */
+CMIR_API int cmir_query_file_write(const char *path, const char *model, const char *index, const cmir_query *q,
+                                   cmir_search_params p);
+/* Writes the tile file (.cmirt) of tile `tile` (0-based) of modality
+ * (CMIR_PAN or CMIR_MS) of archive, atomically. */
+CMIR_API int cmir_tile_file_write(const char *path, const char *archive, int modality, int64_t tile);
 
 /* Loads the model and the index, runs the queries (cmir_search_run) and
  * writes the hits to out_path (cmir_hits_write) and, with p.quicklook, the

@@ -69,6 +69,15 @@ int cmir__atomic_open(cmir__atomic_file *af, const char *path, int flags);
 int cmir__atomic_commit(cmir__atomic_file *af);
 void cmir__atomic_abort(cmir__atomic_file *af);
 
+/* Runs argv[0] (a path) with argv, the environment plus each "KEY=VALUE" of
+ * the NULL-terminated env_add whose KEY is unset (may be NULL), stdin from
+ * /dev/null, stdout and stderr into log_path (NULL: discarded); waits for
+ * it, killing it after timeout_s seconds (0: no limit). *status: its exit
+ * status, 128 + signal when killed. 0, or CMIR_EIO when it could not be run
+ * or was killed at the time limit. */
+int cmir__spawn(const char *const *argv, const char *const *env_add, const char *log_path, int timeout_s,
+                int *status);
+
 /* Scratch memory of the context: at least `bytes`, 64-byte aligned, valid
  * until the next call on the same context. NULL (error set) on failure. */
 void *cmir__exec_scratch(cmir_exec *ex, size_t bytes);

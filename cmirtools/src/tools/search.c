@@ -4,6 +4,7 @@
  * loads model and index, runs it and writes the hits and a quick-look. */
 #include "search_internal.h"
 #include "cmir/audio.h"
+#include "qgs.h"
 
 #include <cpl_conv.h>
 #include <cpl_string.h>
@@ -477,6 +478,8 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
         return cmir__error(CMIR_EINVAL, "cmir_search: need a model, an index, queries and an output");
     if (cmir_search_check_params(p))
         return CMIR_EINVAL;
+    if (p.query_file && n_queries != 1)
+        return cmir__error(CMIR_EINVAL, "%s: a query file holds one query, not %d", p.query_file, n_queries);
     int rc = 0;
     cmir_model *m = cmir_model_load(model_path);
     cmir_index *ix = m ? cmir_index_open(index_path) : NULL;
@@ -489,7 +492,11 @@ int cmir_search(const char *model_path, const char *index_path, const cmir_query
     else if (!(rc = cmir__search_check_pair(m, ix, model_path)) && !GDALGetDriverByName(fmt))
         rc = cmir__error(CMIR_EINVAL, "%s: unknown output format '%s' (see --formats)", out_path, fmt);
     if (!rc)
-        rc = run(m, ix, queries, n_queries, p, progress, user, &H, p.quicklook ? &qtile : NULL, qdims);
+        rc = run(m, ix, queries, n_queries, p, progress, user, &H, p.quicklook || p.qgs ? &qtile : NULL, qdims);
+    if (!rc && p.query_file)
+        rc = cmir_query_file_write(p.query_file, model_path, index_path, &queries[0], p);
+    if (!rc && p.qgs)
+        rc = cmir__qgs_write(ix, H, &queries[0], qtile, qdims, p);
     if (!rc)
         rc = write_outputs(ix, H, &queries[0], qtile, qdims, out_path, p);
     cmir__free(qtile);
