@@ -98,4 +98,15 @@ check "grep -q \"'aquafarm'\" '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ] && [
 sox -R -n -r 16000 -b 16 "$OUT/noise.wav" synth 1.5 whitenoise vol 0.1
 check "! '$BIN/cmir_search' -q -model '$OUT/m.mat' -index '$OUT/i.gpkg' --audio '$OUT/noise.wav' '$OUT/n.geojson' 2>'$OUT/err'"
 check "grep -q 'noise.wav: no speech' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ] && [ ! -e '$OUT/n.geojson' ]"
+# an empty clip and a 20-minute clip as queries: one line naming the file, nothing written
+sox -n -r 16000 -b 16 "$OUT/empty.wav" trim 0 0
+sox -R -n -r 4000 -b 8 "$OUT/long.wav" synth 1200 sine 300 vol 0.3
+for c in empty long; do
+    check "! '$BIN/cmir_search' -q -model '$OUT/m.mat' -index '$OUT/i.gpkg' --audio '$OUT/$c.wav' '$OUT/$c.geojson' 2>'$OUT/err'"
+    check "grep -q '$c.wav' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ] && [ ! -e '$OUT/$c.geojson' ]"
+done
+# a corrupt pronunciation dictionary: one line naming it, no model written
+printf 'aquafarm ae k w ah\n' >"$OUT/corrupt.dict"
+check "! '$BIN/cmir_train' -q -epochs1 1 -speech '$OUT/corpus/manifest.csv' -dict '$OUT/corrupt.dict' '$OUT/a.mat' '$OUT/m3.mat' 2>'$OUT/err'"
+check "grep -q 'corrupt.dict' '$OUT/err' && [ \$(wc -l <'$OUT/err') -eq 1 ] && [ ! -e '$OUT/m3.mat' ]"
 if [ $fail -eq 0 ]; then echo "1 passed, 0 failed"; else cat "$OUT/log"; echo "0 passed, 1 failed"; exit 1; fi
