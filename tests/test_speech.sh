@@ -50,7 +50,10 @@ done
 check "[ \$(grep -c '^image->audio\|^audio->image\|^image->image\|^audio->audio' '$OUT/held.csv') -eq 4 ]"
 
 run "$BIN/cmir_index" -q -speech "$OUT/corpus/manifest.csv" -model "$OUT/m.mat" "$OUT/a.mat" "$OUT/i.gpkg"
-check "[ \$(ogrinfo -ro -q -sql \"SELECT COUNT(*) FROM tiles WHERE modality = 'audio'\" '$OUT/i.gpkg' | sed -n 's/.*(Integer) = //p') -eq 192 ]"
+# 192 clips less those the recogniser mishears (left out of the index)
+naudio=$(ogrinfo -ro -q -sql "SELECT COUNT(*) FROM tiles WHERE modality = 'audio'" "$OUT/i.gpkg" | sed -n 's/.*(Integer) = //p')
+echo "indexed clips: $naudio of 192"
+check "[ $naudio -le 192 ] && [ $naudio -ge 120 ]"
 # voice queries from the held-out voice: the first image must carry the label
 good=0
 for w in water forest cloud farm_land; do
@@ -61,6 +64,14 @@ for w in water forest cloud farm_land; do
     echo "spoken '$label': first hit's labels '$first'"
     case ";$first;" in *";$label;"*) good=$((good + 1)) ;; esac
     check "ogrinfo -ro -q -al '$OUT/q_$w.geojson' | grep -q 'POLYGON ((116\.'"
+    # the nearest spoken label (-target audio -k 1) is the label heard, never a
+    # misheard clip of another label sitting at its code
+    run "$BIN/cmir_search" -q -model "$OUT/m.mat" -index "$OUT/i.gpkg" -target audio -k 1 \
+        --audio "$OUT/corpus/$w/espeak-ng_en-gb-x-rp_130_40_noise.wav" "$OUT/n_$w.geojson"
+    heard=$(ogrinfo -ro -q -al "$OUT/n_$w.geojson" | sed -n 's/^ *query_desc (String) = .*(heard: \(.*\))$/\1/p' | tr '_A-Z' ' a-z')
+    near=$(ogrinfo -ro -q -al "$OUT/n_$w.geojson" | sed -n 's/^ *class_name (String) = //p' | tr '_A-Z' ' a-z')
+    echo "heard '$heard', nearest spoken label '$near'"
+    check "[ -n '$near' ] && [ '$near' = '$heard' ]"
 done
 check "[ $good -ge 3 ]"
 # a phrase naming two labels: both are heard, and the first hits are tiles
