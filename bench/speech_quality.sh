@@ -15,7 +15,8 @@
 # label heard, every clip ranks the images at random; cmir_eval -ranking);
 # then bench_sphinx (acoustic model load, extraction time
 # per second of audio, nearest-label accuracy on words cut from real
-# recordings).
+# recordings), and bench_heard (the share of each voice's clips heard as
+# exactly their label).
 # Usage: sh bench/speech_quality.sh BUILD_DIR [OUT_DIR]
 #   env (defaults in brackets; the machine is shared, so scale down):
 #     SCENES [24]  EPOCHS1 [20]  THREADS [2]  DVS ["32 64 128"]
@@ -96,4 +97,8 @@ done
 echo "paper (CMIR-NET, UC-Merced multi-label, d_v 128): Img->Aud mAP 0.6211 P@10 0.6481; Aud->Img mAP 0.5421 P@10 0.5600"
 if [ -x "$BUILD/bench/bench_sphinx" ]; then
     "$BUILD/bench/bench_sphinx" | grep -v '^  miss'
+fi
+# what the recogniser hears of the corpus, voice by voice
+if [ -x "$BUILD/bench/bench_heard" ]; then
+    "$BUILD/bench/bench_heard" "$M"
 fi
