@@ -47,6 +47,17 @@ for f in seen held; do
         check "above $(map "$OUT/$f.csv" "$d") 0.40"
     done
 done
+# the bounds on the same split: the oracle (every clip's feature its true label)
+# ignores what was said, so its audio->image mAP is the same for any voices
+# with the same labels in the same proportions; the network beats the floor
+# (no network: images at random for audio->image)
+run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -ranking oracle -csv "$OUT/oh.csv" "$OUT/m.mat" "$OUT/a.mat"
+run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -voices seen -ranking oracle -csv "$OUT/os.csv" "$OUT/m.mat" "$OUT/a.mat"
+run "$BIN/cmir_eval" -speech "$OUT/corpus/manifest.csv" -ranking floor -csv "$OUT/fh.csv" "$OUT/m.mat" "$OUT/a.mat"
+echo "audio->image mAP: model $(map "$OUT/held.csv" audio-\>image), oracle $(map "$OUT/oh.csv" audio-\>image) (seen voices $(map "$OUT/os.csv" audio-\>image)), floor $(map "$OUT/fh.csv" audio-\>image)"
+check "awk -v a=$(map "$OUT/oh.csv" 'audio->image') -v b=$(map "$OUT/os.csv" 'audio->image') 'BEGIN { exit !(a - b < 1e-4 && b - a < 1e-4) }'"
+check "above $(map "$OUT/held.csv" 'audio->image') $(map "$OUT/fh.csv" 'audio->image')"
+check "! above $(map "$OUT/fh.csv" 'audio->image') 0.35"
 check "[ \$(grep -c '^image->audio\|^audio->image\|^image->image\|^audio->audio' '$OUT/held.csv') -eq 4 ]"
 
 run "$BIN/cmir_index" -q -speech "$OUT/corpus/manifest.csv" -model "$OUT/m.mat" "$OUT/a.mat" "$OUT/i.gpkg"

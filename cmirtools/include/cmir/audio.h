@@ -113,8 +113,10 @@ typedef enum cmir_audio_feature_kind {
      * 0.441, while a ranking with no network (-ranking floor: clips by
      * the label prior, images at random) gets 0.507 and 0.230. So the
      * recogniser costs about 0.05 and the image branch's multi-label
-     * ranking is the ceiling; stage-2 weights (w_pair 0.2 -> 1) did not
-     * move it on a validation archive of other scenes. Misheard corpus
+     * ranking is the ceiling; on a validation archive of other scenes
+     * stage-2 weights (w_pair 0.2 -> 1) did not move it, 20 stage-1
+     * epochs instead of 10 did (held-out engine 0.591 / 0.475, oracle
+     * 0.646 / 0.512; README "Query by voice"). Misheard corpus
      * clips are kept out of training and out of the index (cmir_index).
      * Labels are
      * words of the dictionary (multi-word labels such as "bare soil" become
