@@ -121,7 +121,8 @@ typedef enum cmir_audio_feature_kind {
      * the index (cmir_index). Labels are words of the dictionary
      * (multi-word labels such as "bare soil" become one grammar word
      * whose pronunciation is the words' in order); a word the dictionary
-     * lacks is refused naming it unless params.extra_dict or a "label<TAB>PHONES" vocabulary entry supplies it. */
+     * lacks is refused naming it unless params.extra_dict or a
+     * "label<TAB>PHONES" vocabulary entry supplies it. */
     CMIR_AUDIO_FEATURE_SPHINX = 2
 } cmir_audio_feature_kind;
 
