@@ -19,7 +19,7 @@
 # exactly their label).
 # Usage: sh bench/speech_quality.sh BUILD_DIR [OUT_DIR]
 #   env (defaults in brackets; the machine is shared, so scale down):
-#     SCENES [24]  EPOCHS1 [30]  THREADS [2]  DVS ["32 64 128"]
+#     SCENES [24]  EPOCHS1 [20]  THREADS [2]  DVS ["32 64 128"]
 #     FEATURES ["sphinx segmental"]  (segmental: the previous cepstral feature)
 #     HELD_ENGINE [festival]; VOICES, HELD_VOICES, AUGMENT [make-speech-corpus.sh's
 #     defaults: its --voices, --held-out, --augment]
@@ -29,7 +29,7 @@ BUILD=${1:?usage: sh bench/speech_quality.sh BUILD_DIR [OUT_DIR]}
 B=$BUILD/cmirtools/apps
 OUT=${2:-/tmp/cmir_speech_quality}
 SCENES=${SCENES:-24}
-EPOCHS1=${EPOCHS1:-30}
+EPOCHS1=${EPOCHS1:-20}
 THREADS=${THREADS:-2}
 DVS=${DVS:-32 64 128}
 FEATURES=${FEATURES:-sphinx segmental}
