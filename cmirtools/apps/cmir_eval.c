@@ -12,7 +12,7 @@ static const char usage[] =
     "Usage: cmir_eval [--help] [--version] [-q] [-threads N] [-all] [-k K,K,...]\n"
     "                 [-paper_queries N] [-seed S] [-json FILE] [-csv FILE]\n"
     "                 [-plot PR.svg] [-overwrite]\n"
-    "                 [-speech MANIFEST.csv [-voices held_out|seen|all]]\n"
+    "                 [-speech MANIFEST.csv [-voices held_out|seen|all] [-ranking model|oracle|floor]]\n"
     "                 (MODEL.mat ARCHIVE.mat | -unified UNIFIED.mat)\n"
     "\n"
     "Embeds the tiles the model held out at training (all labelled tiles with -all) and\n"
@@ -25,7 +25,10 @@ static const char usage[] =
     "An image-speech model (cmir_train -speech) needs -speech: the directions are then\n"
     "image->audio, audio->image, image->image and audio->audio between the held-out image\n"
     "tiles and the manifest's clips of held-out voices (-voices seen: the voices trained on;\n"
-    "all: every clip); relevance: the clip's label is one of the image's.\n"
+    "all: every clip); relevance: the clip's label is one of the image's. -ranking oracle gives\n"
+    "each clip its true label as its feature (a perfect recogniser: the image branch's\n"
+    "ceiling); -ranking floor uses no network (each image ranks the clips by the training\n"
+    "images' frequency of the label heard, each clip ranks the images at random).\n"
     "Beside every direction: its training-free floor on the same tiles (mAP and P@k in -json\n"
     "and -csv): a least-squares map from a PAN tile's mean and deviation to the MS band means,\n"
     "fitted on the training tiles only, then Euclidean retrieval among MS band means\n"
@@ -65,7 +68,15 @@ int main(int argc, char **argv)
             else if (!strcmp(a, "-plot")) plot = v;
             else if (!strcmp(a, "-unified")) unified = v;
             else if (!strcmp(a, "-speech")) p.speech_manifest = v;
-            else if (!strcmp(a, "-voices")) {
+            else if (!strcmp(a, "-ranking")) {
+                if (!strcmp(v, "model")) p.audio_ranking = 0;
+                else if (!strcmp(v, "oracle")) p.audio_ranking = 1;
+                else if (!strcmp(v, "floor")) p.audio_ranking = 2;
+                else {
+                    rc = cmir_app_fail(prog, "-ranking takes model, oracle or floor, not '%s'", v);
+                    goto end;
+                }
+            } else if (!strcmp(a, "-voices")) {
                 if (!strcmp(v, "held_out")) p.audio_voices = 0;
                 else if (!strcmp(v, "seen")) p.audio_voices = 1;
                 else if (!strcmp(v, "all")) p.audio_voices = 2;

@@ -104,11 +104,25 @@ typedef enum cmir_audio_feature_kind {
      * hypotheses and hold empty ones; one forced alignment per label would
      * give graded scores at L times the cost. The best path is what a stock
      * recogniser answers (0.85 on the issue's real clips) for one decode,
-     * about 40 ms per second of audio (bench_sphinx). Labels are
-     * words of the dictionary (multi-word labels such as "bare soil" become
-     * one grammar word whose pronunciation is the words' in order); a word
-     * the dictionary lacks is refused naming it unless params.extra_dict
-     * or a "label<TAB>PHONES" vocabulary entry supplies it. */
+     * about 40 ms per second of audio (bench_sphinx). What limits
+     * the mAP (bench/speech_quality.sh, 8 scenes, d_v 64, held-out engine
+     * festival): pocketsphinx hears 0.91 of festival's clips, 0.92-1.0 of
+     * flite's and 0.55-0.80 of espeak-ng's as exactly their label
+     * (bench_heard); with a perfect recogniser (cmir_eval -ranking oracle)
+     * Img->Aud would rise from 0.548 to 0.603 and Aud->Img from 0.409 to
+     * 0.441, while a ranking with no network (-ranking floor: clips by
+     * the label prior, images at random) gets 0.507 and 0.230. So the
+     * recogniser costs about 0.05 and the image branch's multi-label
+     * ranking is the ceiling; on a validation archive of other scenes
+     * stage-2 weights (w_pair 0.2 -> 1) did not move it, 20 stage-1
+     * epochs instead of 10 did (held-out engine 0.591 / 0.475, oracle
+     * 0.646 / 0.512; 30 epochs: 0.638 / 0.514; README "Query by
+     * voice"). Misheard corpus clips are kept out of training and out of
+     * the index (cmir_index). Labels are words of the dictionary
+     * (multi-word labels such as "bare soil" become one grammar word
+     * whose pronunciation is the words' in order); a word the dictionary
+     * lacks is refused naming it unless params.extra_dict or a
+     * "label<TAB>PHONES" vocabulary entry supplies it. */
     CMIR_AUDIO_FEATURE_SPHINX = 2
 } cmir_audio_feature_kind;
 

@@ -176,6 +176,13 @@ typedef struct cmir_eval_params {
                                     clips form side b (required for them) */
     int audio_voices;     /* image-speech: clips of 0 = held-out voices
                              (default), 1 = the voices trained on, 2 = all */
+    int audio_ranking;    /* image-speech: 0 = the model (default); 1 = oracle:
+                             each clip's feature is its true label (the
+                             sphinx feature of a perfect recogniser; the
+                             image branch's ceiling); 2 = training-free
+                             floor: no network, images ranked in a seeded
+                             random order, clips by the training images'
+                             frequency of the label the recogniser heard */
 } cmir_eval_params;
 
 CMIR_API cmir_eval_params cmir_eval_default_params(void);

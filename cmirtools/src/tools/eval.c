@@ -78,12 +78,88 @@ int cmir_eval_check_params(cmir_eval_params p)
                            p.n_cutoffs);
     if (p.threads < 0)
         return cmir__error(CMIR_EINVAL, "%s.threads: must be >= 0, got %d", who, p.threads);
+    if (p.audio_ranking < 0 || p.audio_ranking > 2)
+        return cmir__error(CMIR_EINVAL, "%s.audio_ranking: must be 0, 1 or 2, got %d", who, p.audio_ranking);
     if (p.paper_queries < 0)
         return cmir__error(CMIR_EINVAL, "%s.paper_queries: must be >= 0, got %d", who, p.paper_queries);
     for (int i = 0; i < p.n_cutoffs; i++)
         if (p.cutoffs[i] < 1)
             return cmir__error(CMIR_EINVAL, "%s.cutoffs[%d]: must be >= 1, got %d", who, i, p.cutoffs[i]);
     return 0;
+}
+
+/* The vocabulary's k-th label (the text before any tab) into out: 0, or
+ * -1 past its end. */
+static int vocab_label(const char *v, int k, char *out, size_t sz)
+{
+    for (int i = 0; v && *v; i++) {
+        size_t len = strcspn(v, "\n"), lab = strcspn(v, "\t\n");
+        if (i == k) {
+            snprintf(out, sz, "%.*s", (int)(lab < sz ? lab : sz - 1), v);
+            return 0;
+        }
+        v += len + (v[len] == '\n');
+    }
+    return -1;
+}
+
+/* audio_ranking 1: the clip's feature becomes what a perfect recogniser
+ * would give, the one-hot of its true label's place in the vocabulary. */
+static int oracle_feature(const char *vocab, const char *label, float f[CMIR_AUDIO_FEATURE_DIM])
+{
+    char l[256];
+    for (int k = 0; k < CMIR_AUDIO_FEATURE_DIM && !vocab_label(vocab, k, l, sizeof l); k++)
+        if (cmir_audio_label_match(l, label)) {
+            memset(f, 0, sizeof(float) * CMIR_AUDIO_FEATURE_DIM);
+            f[k] = 1.0f;
+            return 0;
+        }
+    return cmir__error(CMIR_EINVAL, "oracle ranking: label '%s' is not in the model's vocabulary", label);
+}
+
+/* audio_ranking 2, the training-free floor, as codes of C + 1 numbers:
+ * every image is the training images' label frequencies p plus a tiny
+ * seeded random last coordinate, every clip the labels the recogniser
+ * heard (as classes). So image->audio ranks the clips of the most
+ * frequent heard labels first, the same for every image, and
+ * audio->image ranks the images in a random order. */
+static int floor_codes(cmir_model *m, cmir_archive *a, const char *vocab, const int64_t *ids, int64_t n,
+                       const float *fb, int64_t nb, int C, uint64_t seed, float *V0, float *V1)
+{
+    int64_t nt = cmir_archive_get_info(a)->n_tiles, used = 0;
+    uint8_t *test = cmir__calloc((size_t)(nt ? nt : 1), 1), *row = cmir__malloc((size_t)C);
+    double *cnt = cmir__calloc((size_t)C, sizeof(double));
+    int rc = (!test || !row || !cnt) ? CMIR_ENOMEM : 0;
+    for (int64_t i = 0; !rc && i < n; i++)
+        test[ids[i]] = 1;
+    for (int pass = 0; !rc && pass < 2 && !used; pass++) /* no training tiles (-all): all of them */
+        for (int64_t t = 0; !rc && t < nt; t++)
+            if ((pass || !test[t]) && !(rc = cmir_archive_multilabel(a, t, row))) {
+                for (int c = 0; c < C; c++)
+                    cnt[c] += row[c] != 0;
+                used++;
+            }
+    for (int64_t i = 0; !rc && i < n; i++) {
+        float *v = V0 + (size_t)i * (C + 1);
+        for (int c = 0; c < C; c++)
+            v[c] = (float)(cnt[c] / (double)(used ? used : 1));
+        uint64_t z = (seed + (uint64_t)i + 1) * 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        v[C] = 1e-3f * (float)((z ^ (z >> 31)) >> 40) / (float)(1 << 24);
+    }
+    char l[256];
+    memset(V1, 0, sizeof(float) * (size_t)nb * (C + 1));
+    for (int k = 0; !rc && k < CMIR_AUDIO_FEATURE_DIM && !vocab_label(vocab, k, l, sizeof l); k++) {
+        int c = cmir_model_class_of(m, l);
+        for (int64_t j = 0; c && j < nb; j++)
+            if (fb[(size_t)j * CMIR_AUDIO_FEATURE_DIM + k] > 0.0f)
+                V1[(size_t)j * (C + 1) + c - 1] = 1.0f;
+    }
+    cmir__free(test);
+    cmir__free(row);
+    cmir__free(cnt);
+    return rc;
 }
 
 /* Image-speech evaluation: images ids[0..n) of the archive (multi-label)
@@ -93,18 +169,22 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
                        cmir_eval_params p, cmir_progress_fn progress, void *user, cmir_eval_report *out)
 {
     const cmir_model_info *mi = cmir_model_get_info(m);
-    const int d = mi->d_v, C = mi->n_classes;
+    const int C = mi->n_classes, d = p.audio_ranking == 2 ? C + 1 : mi->d_v;
     cmir_audio_params ap;
     cmir_model_audio_params(m, &ap);
     cmir_audio_corpus *cp = cmir_audio_corpus_load(p.speech_manifest, ap, NULL, NULL);
     if (!cp)
         return cmir__failed(CMIR_EIO);
+    const char *vocab = cmir_audio_corpus_vocabulary(cp);
     int64_t nc = cmir_audio_corpus_count(cp), nb = 0;
     size_t per = (size_t)mi->pan_h * mi->pan_w * mi->pan_bands;
     float *raw = cmir__malloc(sizeof(float) * 64 * per), *V[2] = {NULL, NULL};
     float *fb = cmir__malloc(sizeof(float) * CMIR_AUDIO_FEATURE_DIM * (size_t)nc);
     uint8_t *multi[2] = {cmir__calloc((size_t)(n ? n : 1) * C, 1), cmir__calloc((size_t)nc * C, 1)};
     int rc = (!raw || !fb || !multi[0] || !multi[1]) ? CMIR_ENOMEM : 0;
+    if (!rc && p.audio_ranking && !vocab)
+        rc = cmir__error(CMIR_EINVAL, "%s: the oracle and floor rankings need a model of the sphinx feature",
+                         p.speech_manifest);
     for (int64_t i = 0; !rc && i < nc; i++) {
         int held = cmir_audio_corpus_held_out(cp, i);
         if (p.audio_voices != 2 && held != (p.audio_voices == 0))
@@ -119,6 +199,8 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
         memcpy(fb + (size_t)nb * CMIR_AUDIO_FEATURE_DIM,
                cmir_audio_corpus_features(cp) + (size_t)i * CMIR_AUDIO_FEATURE_DIM,
                sizeof(float) * CMIR_AUDIO_FEATURE_DIM);
+        if (p.audio_ranking == 1)
+            rc = oracle_feature(vocab, cmir_audio_corpus_label(cp, i), fb + (size_t)nb * CMIR_AUDIO_FEATURE_DIM);
         nb++;
     }
     if (!rc && nb == 0)
@@ -135,10 +217,12 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
         for (int j = 0; !rc && j < b; j++)
             if (!(rc = cmir_archive_read_tile(a, CMIR_PAN, ids[s + j], raw + per * j)))
                 rc = cmir_archive_multilabel(a, ids[s + j], multi[0] + (size_t)(s + j) * C);
-        if (!rc)
+        if (!rc && p.audio_ranking != 2)
             rc = cmir_model_embed(m, ex, CMIR_IMAGE, raw, b, NULL, V[0] + (size_t)s * d);
     }
-    if (!rc)
+    if (!rc && p.audio_ranking == 2)
+        rc = floor_codes(m, a, vocab, ids, n, fb, nb, C, p.seed, V[0], V[1]);
+    else if (!rc)
         rc = cmir_model_embed(m, ex, CMIR_AUDIO, fb, (int)nb, NULL, V[1]);
     if (!rc) {
         side_labels L[2] = {{NULL, multi[0]}, {NULL, multi[1]}};

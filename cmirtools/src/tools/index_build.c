@@ -125,8 +125,12 @@ static int add_clip(builder *B, const cmir_audio_corpus *c, int64_t i, int cls, 
     return add_row(B, 1, v);
 }
 
-/* Embeds and adds every clip of the corpus (labels matched to the model's
- * classes by name). */
+/* Embeds and adds the corpus's clips (labels matched to the model's
+ * classes by name), each with its spoken label. A clip the recogniser
+ * mishears (sphinx feature: its own label not on the best path) is left
+ * out: its code is another label's, so a voice query heard as that label
+ * would find it at distance 0 among the right clips and, first in the
+ * index, answer its (wrong) label to -target audio -k 1. */
 static int add_corpus(builder *B, cmir_model *m, cmir_exec *ex, const char *manifest, float *V)
 {
     cmir_audio_params ap;
@@ -146,7 +150,7 @@ static int add_corpus(builder *B, cmir_model *m, cmir_exec *ex, const char *mani
             if (!cls)
                 rc = cmir__error(CMIR_EINVAL, "%s: clip %s is labelled '%s', which is not a class of the model",
                                  manifest, cmir_audio_corpus_file(c, s + j), l);
-            else
+            else if (cmir_audio_corpus_heard_own(c, s + j))
                 rc = add_clip(B, c, s + j, cls, cmir_model_class_name(m, cls), V + (size_t)j * B->dim);
         }
     }
