@@ -60,6 +60,9 @@ refuses s/rgb_000_rgb.tif "$BIN/cmir_synth" -q -rgb -n 1 -size 128 -o s
 "$BIN/cmir_synth" -q -wald s/scene_000_ms.tif -o s >/dev/null 2>&1 || ko "wald fixture"
 refuses s/wald_pan.tif "$BIN/cmir_synth" -q -wald s/scene_000_ms.tif -o s
 works "$BIN/cmir_synth" -q -overwrite -wald s/scene_000_ms.tif -o s
+"$BIN/cmir_synth" -q -indices s/scene_000_ms.tif -o s >/dev/null 2>&1 || ko "indices fixture"
+refuses s/indices_class.tif "$BIN/cmir_synth" -q -indices s/scene_000_ms.tif -o s
+works "$BIN/cmir_synth" -q -overwrite -indices s/scene_000_ms.tif -o s
 
 refuses b.mat "$BIN/cmir_tile" -q -ts 64 -pan s/scene_000_pan.tif -ms s/scene_000_ms.tif b.mat
 tiles() { GDAL_DRIVER_PATH=$GDAL_DRIVER_PATH gdalinfo "CMIR:\"$1\"" 2>/dev/null | sed -n 's/^ *N_TILES=//p'; }

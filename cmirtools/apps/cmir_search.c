@@ -117,6 +117,65 @@ static int geo_option(int argc, char **argv, int *i, cmir_search_params *p, cmir
     return 1;
 }
 
+/* The query options (-row, -raster with -srcwin, -audio, -queries) into
+ * (*q, *n, *cap): -1 when a is not one of them, 0 when taken, else the
+ * exit status after a one-line message naming the option. */
+static int query_option(int argc, char **argv, int *i, cmir_query **q, int *n, int *cap)
+{
+    const char *a = argv[*i];
+    int rc, single = !strcmp(a, "-row") || !strcmp(a, "-raster") || !strcmp(a, "-audio") || !strcmp(a, "--audio");
+    if (!single && strcmp(a, "-srcwin") && strcmp(a, "-queries"))
+        return -1;
+    int need = !strcmp(a, "-srcwin") ? 4 : 1;
+    if (*i + need >= argc)
+        return cmir_app_fail(prog, "option %s needs %d value(s)", a, need) + 1;
+    if (!strcmp(a, "-queries")) {
+        int before = *n;
+        if ((rc = add_list(argv[++*i], q, n, cap)))
+            return rc;
+        if (*n == before)
+            return cmir_app_fail(prog, "-queries: %s holds no query (one per line: 'row N', 'raster FILE "
+                                 "[X Y W H]' or 'audio FILE')", argv[*i]) + 1;
+        return 0;
+    }
+    if (!single) { /* -srcwin X Y W H */
+        if (!*n || (*q)[*n - 1].kind != CMIR_QUERY_RASTER)
+            return cmir_app_fail(prog, "-srcwin follows a -raster query");
+        cmir_query *r = &(*q)[*n - 1];
+        r->has_window = 1;
+        for (int j = 0; j < 4; j++) /* offsets >= 0, sizes >= 1 */
+            if ((rc = cmir_app_int(prog, a, argv[++*i], j < 2 ? 0 : 1, INT_MAX, &r->window[j])))
+                return rc;
+        return 0;
+    }
+    if (*n == *cap) {
+        int nc = *cap ? *cap * 2 : 16;
+        cmir_query *e = realloc(*q, sizeof(cmir_query) * (size_t)nc);
+        if (!e)
+            return cmir_app_fail(prog, "%s: out of memory", a);
+        *q = e;
+        *cap = nc;
+    }
+    cmir_query *r = &(*q)[*n];
+    memset(r, 0, sizeof *r);
+    const char *v = argv[++*i];
+    if (!strcmp(a, "-row")) {
+        int64_t row;
+        if ((rc = cmir_app_int64(prog, a, v, 0, INT64_MAX, &row)))
+            return rc;
+        r->kind = CMIR_QUERY_ROW;
+        r->row = row;
+    } else if (!strcmp(a, "-raster")) {
+        r->kind = CMIR_QUERY_RASTER;
+        r->raster = v;
+    } else {
+        r->kind = CMIR_QUERY_AUDIO;
+        r->audio = v;
+    }
+    (*n)++;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int done, rc = cmir_app_init("cmir_search", usage, &argc, &argv, &done);
@@ -174,47 +233,9 @@ int main(int argc, char **argv)
                 if ((rc = cmir_app_double(prog, a, argv[++i], j % 2 ? -90 : -180, j % 2 ? 90 : 180,
                                           &p.filter.bbox[j])))
                     goto end;
-        } else if (!strcmp(a, "-row") || !strcmp(a, "-raster") || !strcmp(a, "-audio") || !strcmp(a, "--audio")) {
-            NEED(1);
-            if (nq == cap) {
-                cap = cap ? cap * 2 : 16;
-                q = realloc(q, sizeof(cmir_query) * (size_t)cap);
-            }
-            memset(&q[nq], 0, sizeof *q);
-            if (!strcmp(a, "-row")) {
-                q[nq].kind = CMIR_QUERY_ROW;
-                int64_t row;
-                if ((rc = cmir_app_int64(prog, a, argv[++i], 0, INT64_MAX, &row)))
-                    goto end;
-                q[nq].row = row;
-            } else if (!strcmp(a, "-raster")) {
-                q[nq].kind = CMIR_QUERY_RASTER;
-                q[nq].raster = argv[++i];
-            } else {
-                q[nq].kind = CMIR_QUERY_AUDIO;
-                q[nq].audio = argv[++i];
-            }
-            nq++;
-        } else if (!strcmp(a, "-srcwin")) {
-            NEED(4);
-            if (!nq || q[nq - 1].kind != CMIR_QUERY_RASTER) {
-                rc = cmir_app_fail("cmir_search", "-srcwin follows a -raster query");
+        } else if ((used = query_option(argc, argv, &i, &q, &nq, &cap)) >= 0) {
+            if ((rc = used))
                 goto end;
-            }
-            q[nq - 1].has_window = 1;
-            for (int j = 0; j < 4; j++) /* offsets >= 0, sizes >= 1 */
-                if ((rc = cmir_app_int(prog, a, argv[++i], j < 2 ? 0 : 1, INT_MAX, &q[nq - 1].window[j])))
-                    goto end;
-        } else if (!strcmp(a, "-queries")) {
-            NEED(1);
-            int before = nq;
-            if ((rc = add_list(argv[++i], &q, &nq, &cap)))
-                goto end;
-            if (nq == before) {
-                rc = cmir_app_fail(prog, "-queries: %s holds no query (one per line: 'row N', 'raster FILE "
-                                   "[X Y W H]' or 'audio FILE')", argv[i]) + 1;
-                goto end;
-            }
         } else if (a[0] == '-' && a[1]) {
             rc = cmir_app_fail("cmir_search", "unknown option '%s' (see --help)", a);
             rc = 2;

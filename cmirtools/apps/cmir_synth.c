@@ -119,13 +119,17 @@ static int is_valued(const char *a)
 /* Scene files are never replaced silently: 1 (after one line naming the
  * first) when one of the files this run would write exists, unless
  * overwrite. */
-static int outputs_exist(const cmir_synth_params *p, const char *dir, const char *prefix, int wald, int rgb,
-                         int overwrite)
+static int outputs_exist(const cmir_synth_params *p, const char *dir, const char *prefix, int wald, int indices,
+                         int rgb, int overwrite)
 {
     static const char *const dsrsid[] = {"pan", "ms", "class"}, *const rgbs[] = {"rgb", "class"};
     char path[4096];
     if (overwrite)
         return 0;
+    if (indices) {
+        snprintf(path, sizeof path, "%s/%s_class.tif", dir, prefix ? prefix : "indices");
+        return cmir_app_output(prog, path, 0);
+    }
     if (wald) {
         for (int k = 0; k < (p->labels ? 3 : 2); k++) {
             snprintf(path, sizeof path, "%s/%s_%s.tif", dir, prefix ? prefix : "wald", dsrsid[k]);
@@ -160,6 +164,97 @@ static int progress(double frac, const char *msg, void *user)
     return cmir_app_progress(frac, msg, user);
 }
 
+/* Where the outputs go and how (-o, -prefix, -ot, -co). */
+typedef struct outs {
+    const char *dir, *prefix, *type;
+    const char **co;
+    int n_co;
+} outs;
+
+/* Option a with its value v (-origin also takes argv[++*i]) into p or o:
+ * 0, or non-zero after a one-line message naming the option. */
+static int value_option(const char *a, const char *v, char **argv, int *i, cmir_synth_params *p, outs *o)
+{
+    int bad = 0;
+    double d4[4];
+    if (!strcmp(a, "-n")) bad = cmir_app_int(prog, a, v, 1, 1000000, &p->n_scenes);
+    else if (!strcmp(a, "-size")) bad = cmir_app_int(prog, a, v, 0, 1 << 30, &p->size);
+    else if (!strcmp(a, "-seed")) bad = cmir_app_u64(prog, a, v, &p->seed);
+    else if (!strcmp(a, "-first")) bad = cmir_app_int(prog, a, v, 0, 1 << 30, &p->first_index);
+    else if (!strcmp(a, "-epsg")) bad = cmir_app_int(prog, a, v, 1, 1 << 30, &p->epsg);
+    else if (!strcmp(a, "-origin"))
+        bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p->origin_x) ||
+              cmir_app_double(prog, a, argv[++*i], -HUGE_VAL, HUGE_VAL, &p->origin_y);
+    else if (!strcmp(a, "-res")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p->pan_res);
+    else if (!strcmp(a, "-ratio")) bad = cmir_app_int(prog, a, v, -1000, 1000, &p->ratio);
+    else if (!strcmp(a, "-oversample")) bad = cmir_app_int(prog, a, v, -1000, 1000, &p->oversample);
+    else if (!strcmp(a, "-cell")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p->cell_size);
+    else if (!strcmp(a, "-variation")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p->variation);
+    else if (!strcmp(a, "-noise")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p->noise);
+    else if (!strcmp(a, "-confusion")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p->confusion);
+    else if (!strcmp(a, "-mtf")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p->mtf);
+    else if (!strcmp(a, "-threads")) bad = cmir_app_int(prog, a, v, 0, 1024, &p->threads);
+    else if (!strcmp(a, "-o")) o->dir = v;
+    else if (!strcmp(a, "-prefix")) o->prefix = v;
+    else if (!strcmp(a, "-labels")) p->labels = v;
+    else if (!strcmp(a, "-co")) o->co[o->n_co++] = v;
+    else if (!strcmp(a, "-ot")) o->type = v;
+    else if (!strcmp(a, "-class_res")) {
+        if (!strcmp(v, "ms")) p->class_res = CMIR_SYNTH_CLASS_AT_MS;
+        else if (!strcmp(v, "pan")) p->class_res = CMIR_SYNTH_CLASS_AT_PAN;
+        else bad = cmir_app_fail(prog, "-class_res: '%s' is not ms or pan", v);
+    } else if (!strcmp(a, "-pan_weights")) {
+        if (!(bad = cmir_app_doubles(prog, a, v, 4, -HUGE_VAL, HUGE_VAL, d4)))
+            memcpy(p->pan_weights, d4, sizeof d4);
+    } else if (!strcmp(a, "-bands")) {
+        if (!(bad = cmir_app_doubles(prog, a, v, 4, -HUGE_VAL, HUGE_VAL, d4)))
+            for (int k = 0; k < 4 && !bad; k++) {
+                if (d4[k] != (int)d4[k] || d4[k] < 1 || d4[k] > 65535)
+                    bad = cmir_app_fail(prog, "-bands: '%s' must be 4 band numbers >= 1", v);
+                else
+                    p->bands[k] = (int)d4[k];
+            }
+    } else {
+        bad = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
+    }
+    return bad;
+}
+
+/* Runs the chosen mode (-indices, -wald, -rgb or DSRSID-like scenes) and
+ * says what it wrote: 0, the library's (negative) CMIR_E* code, or > 0
+ * after its own one-line refusal. */
+static int run_mode(cmir_synth_params *p, const char **inputs, int n_in, outs *o, int indices, int wald, int rgb,
+                    int *quiet)
+{
+    char out[4096];
+    int err;
+    if (!o->prefix)
+        o->prefix = indices ? "indices" : wald ? "wald" : rgb ? "rgb" : "scene";
+    if (snprintf(out, sizeof out, indices ? "%s/%s_class.tif" : "%s/%s", o->dir, o->prefix) >= (int)sizeof out)
+        return cmir_app_fail(prog, "%s/%s: output path too long", o->dir, o->prefix);
+    if (indices) {
+        int bd[4] = {1, 2, 3, 4};
+        if (p->bands[0])
+            memcpy(bd, p->bands, sizeof bd);
+        err = cmir_synth_index_classes(inputs[0], bd, out, p->creation_options);
+        if (!err && !*quiet)
+            printf("%s: wrote %s\n", prog, out);
+    } else if (wald) {
+        err = cmir_synth_wald(p, inputs, n_in, out, progress, quiet);
+        if (!err && !*quiet)
+            printf("%s: wrote %s_pan.tif, %s_ms.tif%s%s%s\n", prog, out, out, p->labels ? " and " : "",
+                   p->labels ? out : "", p->labels ? "_class.tif" : "");
+    } else {
+        err = rgb ? cmir_synth_rgb_run(p, o->dir, o->prefix, progress, quiet)
+                  : cmir_synth_run(p, o->dir, o->prefix, progress, quiet);
+        if (!err && !*quiet)
+            printf("%s: wrote %d %sscene%s (%s/%s_%03d..%03d_{%s}.tif)\n", prog, p->n_scenes, rgb ? "RGB " : "",
+                   p->n_scenes == 1 ? "" : "s", o->dir, o->prefix, p->first_index, p->first_index + p->n_scenes - 1,
+                   rgb ? "rgb,class" : "pan,ms,class");
+    }
+    return err;
+}
+
 int main(int argc, char **argv)
 {
     int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
@@ -172,11 +267,10 @@ int main(int argc, char **argv)
     cmir_synth_params p = rgb ? cmir_synth_rgb_default_params() : cmir_synth_default_params();
     const char *not_rgb = NULL; /* first option the RGB mode does not take */
     const char **inputs = calloc((size_t)argc, sizeof(char *));
-    const char **co = calloc((size_t)argc + 1, sizeof(char *));
-    int n_in = 0, n_co = 0, quiet = 0, wald = 0, indices = 0, bad = 0, used;
+    outs o = {".", NULL, NULL, calloc((size_t)argc + 1, sizeof(char *)), 0};
+    int n_in = 0, quiet = 0, wald = 0, indices = 0, bad = 0, used;
     cmir_app_common c = {.takes_oo = 1};
-    const char *dir = ".", *prefix = NULL, *type = NULL;
-    if (!inputs || !co) {
+    if (!inputs || !o.co) {
         rc = cmir_app_fail(prog, "out of memory");
         goto end;
     }
@@ -217,63 +311,23 @@ int main(int argc, char **argv)
             break;
         }
         const char *v = argv[++i];
-        double d4[4];
-        if (!strcmp(a, "-n")) bad = cmir_app_int(prog, a, v, 1, 1000000, &p.n_scenes);
-        else if (!strcmp(a, "-size")) bad = cmir_app_int(prog, a, v, 0, 1 << 30, &p.size);
-        else if (!strcmp(a, "-seed")) bad = cmir_app_u64(prog, a, v, &p.seed);
-        else if (!strcmp(a, "-first")) bad = cmir_app_int(prog, a, v, 0, 1 << 30, &p.first_index);
-        else if (!strcmp(a, "-epsg")) bad = cmir_app_int(prog, a, v, 1, 1 << 30, &p.epsg);
-        else if (!strcmp(a, "-origin"))
-            bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.origin_x) ||
-                  cmir_app_double(prog, a, argv[++i], -HUGE_VAL, HUGE_VAL, &p.origin_y);
-        else if (!strcmp(a, "-res")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.pan_res);
-        else if (!strcmp(a, "-ratio")) bad = cmir_app_int(prog, a, v, -1000, 1000, &p.ratio);
-        else if (!strcmp(a, "-oversample")) bad = cmir_app_int(prog, a, v, -1000, 1000, &p.oversample);
-        else if (!strcmp(a, "-cell")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.cell_size);
-        else if (!strcmp(a, "-variation")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.variation);
-        else if (!strcmp(a, "-noise")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.noise);
-        else if (!strcmp(a, "-confusion")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.confusion);
-        else if (!strcmp(a, "-mtf")) bad = cmir_app_double(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.mtf);
-        else if (!strcmp(a, "-threads")) bad = cmir_app_int(prog, a, v, 0, 1024, &p.threads);
-        else if (!strcmp(a, "-o")) dir = v;
-        else if (!strcmp(a, "-prefix")) prefix = v;
-        else if (!strcmp(a, "-labels")) p.labels = v;
-        else if (!strcmp(a, "-co")) co[n_co++] = v;
-        else if (!strcmp(a, "-ot")) type = v;
-        else if (!strcmp(a, "-class_res")) {
-            if (!strcmp(v, "ms")) p.class_res = CMIR_SYNTH_CLASS_AT_MS;
-            else if (!strcmp(v, "pan")) p.class_res = CMIR_SYNTH_CLASS_AT_PAN;
-            else bad = cmir_app_fail(prog, "-class_res: '%s' is not ms or pan", v);
-        } else if (!strcmp(a, "-pan_weights")) {
-            if (!(bad = cmir_app_doubles(prog, a, v, 4, -HUGE_VAL, HUGE_VAL, d4)))
-                memcpy(p.pan_weights, d4, sizeof d4);
-        } else if (!strcmp(a, "-bands")) {
-            if (!(bad = cmir_app_doubles(prog, a, v, 4, -HUGE_VAL, HUGE_VAL, d4)))
-                for (int k = 0; k < 4 && !bad; k++) {
-                    if (d4[k] != (int)d4[k] || d4[k] < 1 || d4[k] > 65535)
-                        bad = cmir_app_fail(prog, "-bands: '%s' must be 4 band numbers >= 1", v);
-                    else
-                        p.bands[k] = (int)d4[k];
-                }
-        } else {
-            bad = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
-        }
+        bad = value_option(a, v, argv, &i, &p, &o);
     }
     if (bad) {
         rc = 2;
         goto end;
     }
-    if (type) {
-        if (!strcmp(type, "Float32")) p.wald_type = CMIR_SYNTH_FLOAT32;
-        else if (!strcmp(type, "UInt16")) p.wald_type = CMIR_SYNTH_UINT16;
+    if (o.type) {
+        if (!strcmp(o.type, "Float32")) p.wald_type = CMIR_SYNTH_FLOAT32;
+        else if (!strcmp(o.type, "UInt16")) p.wald_type = CMIR_SYNTH_UINT16;
         else {
-            rc = cmir_app_fail(prog, "-ot: '%s' is not Float32 or UInt16", type) + 1;
+            rc = cmir_app_fail(prog, "-ot: '%s' is not Float32 or UInt16", o.type) + 1;
             goto end;
         }
     }
-    if (!wald && (n_in || p.labels || type || p.bands[0] || c.n_oo)) {
+    if (!wald && (n_in || p.labels || o.type || p.bands[0] || c.n_oo)) {
         rc = cmir_app_fail(prog, "%s is only for Wald mode (-wald INPUT...)",
-                           n_in ? inputs[0] : p.labels ? "-labels" : type ? "-ot" : c.n_oo ? "-oo" : "-bands") + 1;
+                           n_in ? inputs[0] : p.labels ? "-labels" : o.type ? "-ot" : c.n_oo ? "-oo" : "-bands") + 1;
         goto end;
     }
     if (rgb && (wald || not_rgb)) {
@@ -284,63 +338,23 @@ int main(int argc, char **argv)
         rc = cmir_app_fail(prog, "-wald needs at least one input raster") + 1;
         goto end;
     }
-    p.creation_options = n_co ? co : NULL;
+    if (indices && n_in != 1) {
+        rc = cmir_app_fail(prog, "-indices takes one multispectral raster (a VRT stacks several)") + 1;
+        goto end;
+    }
+    p.creation_options = o.n_co ? o.co : NULL;
     p.open_options = (const char *const *)c.oo;
-    if ((rc = outputs_exist(&p, dir, prefix, wald, rgb, c.overwrite)))
+    if ((rc = outputs_exist(&p, o.dir, o.prefix, wald, indices, rgb, c.overwrite)))
         goto end;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    int err;
-    if (indices) {
-        int bd[4] = {1, 2, 3, 4};
-        if (p.bands[0])
-            memcpy(bd, p.bands, sizeof bd);
-        size_t n = strlen(dir) + strlen(prefix ? prefix : "indices") + 12;
-        char *out = malloc(n);
-        if (!out || n_in != 1) {
-            rc = cmir_app_fail(prog, out ? "-indices takes one multispectral raster (a VRT stacks several)" : "out of memory") + 1;
-            free(out);
-            goto end;
-        }
-        snprintf(out, n, "%s/%s_class.tif", dir, prefix ? prefix : "indices");
-        err = cmir_synth_index_classes(inputs[0], bd, out, p.creation_options);
-        if (!err && !quiet)
-            printf("%s: wrote %s\n", prog, out);
-        free(out);
-    } else if (wald) {
-        if (!prefix)
-            prefix = "wald";
-        size_t n = strlen(dir) + strlen(prefix) + 2;
-        char *out = malloc(n);
-        if (!out) {
-            rc = cmir_app_fail(prog, "out of memory");
-            goto end;
-        }
-        snprintf(out, n, "%s/%s", dir, prefix);
-        err = cmir_synth_wald(&p, inputs, n_in, out, progress, &quiet);
-        if (!err && !quiet)
-            printf("%s: wrote %s_pan.tif, %s_ms.tif%s%s%s\n", prog, out, out,
-                   p.labels ? " and " : "", p.labels ? out : "", p.labels ? "_class.tif" : "");
-        free(out);
-    } else if (rgb) {
-        if (!prefix)
-            prefix = "rgb";
-        err = cmir_synth_rgb_run(&p, dir, prefix, progress, &quiet);
-        if (!err && !quiet)
-            printf("%s: wrote %d RGB scene%s (%s/%s_%03d..%03d_{rgb,class}.tif)\n", prog,
-                   p.n_scenes, p.n_scenes == 1 ? "" : "s", dir, prefix, p.first_index,
-                   p.first_index + p.n_scenes - 1);
-    } else {
-        if (!prefix)
-            prefix = "scene";
-        err = cmir_synth_run(&p, dir, prefix, progress, &quiet);
-        if (!err && !quiet)
-            printf("%s: wrote %d scene%s (%s/%s_%03d..%03d_{pan,ms,class}.tif)\n", prog,
-                   p.n_scenes, p.n_scenes == 1 ? "" : "s", dir, prefix, p.first_index,
-                   p.first_index + p.n_scenes - 1);
+    int err = run_mode(&p, inputs, n_in, &o, indices, wald, rgb, &quiet);
+    if (err > 0) { /* refused by run_mode itself, already said */
+        rc = 2;
+        goto end;
     }
     if (err && !quiet) { /* end the progress line */
         fputc('\n', stdout);
@@ -352,7 +366,7 @@ int main(int argc, char **argv)
         rc = err ? cmir_app_fail(prog, "%s", cmir_last_error()) : 0;
 end:
     free(inputs);
-    free(co);
+    free(o.co);
     cmir_app_common_free(&c);
     cmir_app_done(argv);
     return rc;

@@ -103,6 +103,116 @@ static int outputs_free(const cmir_train_params *p, const char *out, int overwri
     return 0;
 }
 
+/* One option with its value into p (or *labels): 0, or the exit status
+ * after a one-line message naming the option. */
+static int value_option(const char *a, const char *v, cmir_train_params *p, const char **labels)
+{
+    if (!strcmp(a, "-threads")) return cmir_app_int(prog, a, v, 0, 1024, &p->threads);
+    else if (!strcmp(a, "-seed")) return cmir_app_u64(prog, a, v, &p->seed);
+    else if (!strcmp(a, "-epochs1")) return cmir_app_int(prog, a, v, 0, 1000000, &p->epochs1);
+    else if (!strcmp(a, "-epochs2")) return cmir_app_int(prog, a, v, 0, 1000000, &p->epochs2);
+    else if (!strcmp(a, "-batch")) return cmir_app_int(prog, a, v, 1, 1 << 20, &p->batch);
+    else if (!strcmp(a, "-lr1")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->lr1);
+    else if (!strcmp(a, "-lr2")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->lr2);
+    else if (!strcmp(a, "-test_frac")) return cmir_app_double(prog, a, v, 0, 1, &p->test_frac);
+    else if (!strcmp(a, "-split")) {
+        if (strcmp(v, "scene") && strcmp(v, "tile")) {
+            return cmir_app_fail(prog, "-split takes scene or tile, not '%s'", v);
+        }
+        p->split_by_scene = !strcmp(v, "scene");
+    } else if (!strcmp(a, "-dv")) return cmir_app_int(prog, a, v, 1, 1 << 16, &p->unified.d_v);
+    else if (!strcmp(a, "-hidden")) return cmir_app_int(prog, a, v, 0, 1 << 16, &p->unified.hidden);
+    else if (!strcmp(a, "-ortho")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->ortho);
+    else if (!strcmp(a, "-dropout")) return cmir_app_float(prog, a, v, 0, 1, &p->dropout);
+    else if (!strcmp(a, "-w_pair")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_pair);
+    else if (!strcmp(a, "-w_class")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_class);
+    else if (!strcmp(a, "-w_norm")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_norm);
+    else if (!strcmp(a, "-w_cross")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_cross);
+    else if (!strcmp(a, "-w_reg")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_reg);
+    else if (!strcmp(a, "-alpha")) return cmir_app_float(prog, a, v, -HUGE_VAL, HUGE_VAL, &p->unified.alpha);
+    else if (!strcmp(a, "-features_dir")) p->features_dir = v;
+    else if (!strcmp(a, "-unified")) p->unified_path = v;
+    else if (!strcmp(a, "-labels")) *labels = v;
+    else if (!strcmp(a, "-stage1_from")) p->stage1_from = v;
+    else if (!strcmp(a, "-valid_frac")) return cmir_app_double(prog, a, v, 0, 1, &p->valid_frac);
+    else if (!strcmp(a, "-label_frac")) return cmir_app_double(prog, a, v, 0, 1, &p->label_frac);
+    else if (!strcmp(a, "-init")) p->init_model = v;
+    else if (!strcmp(a, "-pretrain")) p->pretrain = v;
+    else if (!strcmp(a, "-epochs0")) return cmir_app_int(prog, a, v, 0, 1000000, &p->epochs0);
+    else if (!strcmp(a, "-lr0")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->lr0);
+    else if (!strcmp(a, "-tau")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->tau);
+    else if (!strcmp(a, "-precision")) {
+        cmir_precision pr;
+        if (cmir_precision_parse(v, &pr)) {
+            return cmir_app_fail(prog, "-precision: %s", cmir_last_error());
+        }
+        p->precision = (int)pr;
+    }
+    else if (!strcmp(a, "-checkpoint")) p->checkpoint = v;
+    else if (!strcmp(a, "-resume")) p->resume = v;
+    else if (!strcmp(a, "-speech")) p->speech_manifest = v;
+    else if (!strcmp(a, "-feature_noise")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->feature_noise);
+    else if (!strcmp(a, "-dict")) p->speech_dict = v;
+    else if (!strcmp(a, "-audio_feature") || !strcmp(a, "-speech_feature")) {
+        if (!strcmp(v, "segmental")) p->audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
+        else if (!strcmp(v, "cepstral")) p->audio_feature = CMIR_AUDIO_FEATURE_CEPSTRAL;
+        else if (!strcmp(v, "sphinx")) p->audio_feature = CMIR_AUDIO_FEATURE_SPHINX;
+        else {
+            return cmir_app_fail(prog, "%s takes sphinx, segmental or cepstral, not '%s'", a, v);
+        }
+    }
+    else {
+        cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
+        return 2;
+    }
+    return 0;
+}
+
+/* Stage 2 alone on given features (-features PAN.mat MS.mat) into out. */
+static int run_unified(const char *const feat[2], const char *labels, const char *out, cmir_train_params p,
+                       int overwrite, int *quiet)
+{
+    cmir_train_report r;
+    if (outputs_free(&p, out, overwrite))
+        return 1;
+    if (cmir_train_unified(feat[0], feat[1], labels, out, p, cmir_app_progress_lines, quiet, &r))
+        return cmir_app_fail(prog, "%s", cmir_last_error());
+    if (!*quiet)
+        printf("%s: unified space trained on %lld pairs in %.1f s\n", out, (long long)r.n_train, r.seconds);
+    return 0;
+}
+
+/* The whole training of pos[0] (archive) into pos[1] (model). */
+static int run_train(const char *const pos[2], cmir_train_params p, int overwrite, int *quiet)
+{
+    cmir_train_report r;
+    if (outputs_free(&p, pos[1], overwrite))
+        return 1;
+    if (cmir_train(pos[0], pos[1], p, cmir_app_progress_lines, quiet, &r)) {
+        /* under MPI the failing rank says why itself (its message names it):
+         * it leaves without MPI_Finalize and the launcher ends the others */
+        if (cmir_dist_rank() > 0) {
+            fprintf(stderr, "%s: %s\n", prog, cmir_last_error());
+            return 1;
+        }
+        return cmir_app_fail(prog, "%s", cmir_last_error());
+    }
+    if (*quiet)
+        return 0;
+    printf("%s: trained on %lld tiles (%lld held out) in %.1f s; stage 1 %.1f %s / %.1f %s items/s, "
+           "stage 2 %.0f samples/s\n",
+           pos[1], (long long)r.n_train, (long long)r.n_test, r.seconds, r.stage1_images_per_s[0],
+           p.speech_manifest ? "image" : "PAN", r.stage1_images_per_s[1], p.speech_manifest ? "clip" : "MS",
+           r.stage2_samples_per_s);
+    if (r.n_valid)
+        printf("%s: %lld validation tiles chose stage-1 epoch %d (PAN, loss %.4f) and %d (MS, loss %.4f)\n", pos[1],
+               (long long)r.n_valid, r.valid_epoch[0], (double)r.valid_loss[0], r.valid_epoch[1],
+               (double)r.valid_loss[1]);
+    if (p.pretrain)
+        printf("%s: stage 0 InfoNCE %.4f at %.1f pairs/s\n", pos[1], (double)r.stage0_loss, r.stage0_pairs_per_s);
+    return 0;
+}
+
 /* A failed rank leaves without MPI_Finalize, so that the launcher ends the
  * ranks still waiting for it in a collective. */
 static void leave(int rc)
@@ -156,69 +266,7 @@ int main(int argc, char **argv)
                 goto end;
             }
             const char *v = argv[++i];
-            int bad = 0;
-            if (!strcmp(a, "-threads")) bad = cmir_app_int(prog, a, v, 0, 1024, &p.threads);
-            else if (!strcmp(a, "-seed")) bad = cmir_app_u64(prog, a, v, &p.seed);
-            else if (!strcmp(a, "-epochs1")) bad = cmir_app_int(prog, a, v, 0, 1000000, &p.epochs1);
-            else if (!strcmp(a, "-epochs2")) bad = cmir_app_int(prog, a, v, 0, 1000000, &p.epochs2);
-            else if (!strcmp(a, "-batch")) bad = cmir_app_int(prog, a, v, 1, 1 << 20, &p.batch);
-            else if (!strcmp(a, "-lr1")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.lr1);
-            else if (!strcmp(a, "-lr2")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.lr2);
-            else if (!strcmp(a, "-test_frac")) bad = cmir_app_double(prog, a, v, 0, 1, &p.test_frac);
-            else if (!strcmp(a, "-split")) {
-                if (strcmp(v, "scene") && strcmp(v, "tile")) {
-                    rc = cmir_app_fail(prog, "-split takes scene or tile, not '%s'", v);
-                    goto end;
-                }
-                p.split_by_scene = !strcmp(v, "scene");
-            } else if (!strcmp(a, "-dv")) bad = cmir_app_int(prog, a, v, 1, 1 << 16, &p.unified.d_v);
-            else if (!strcmp(a, "-hidden")) bad = cmir_app_int(prog, a, v, 0, 1 << 16, &p.unified.hidden);
-            else if (!strcmp(a, "-ortho")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.ortho);
-            else if (!strcmp(a, "-dropout")) bad = cmir_app_float(prog, a, v, 0, 1, &p.dropout);
-            else if (!strcmp(a, "-w_pair")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_pair);
-            else if (!strcmp(a, "-w_class")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_class);
-            else if (!strcmp(a, "-w_norm")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_norm);
-            else if (!strcmp(a, "-w_cross")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_cross);
-            else if (!strcmp(a, "-w_reg")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.unified.w_reg);
-            else if (!strcmp(a, "-alpha")) bad = cmir_app_float(prog, a, v, -HUGE_VAL, HUGE_VAL, &p.unified.alpha);
-            else if (!strcmp(a, "-features_dir")) p.features_dir = v;
-            else if (!strcmp(a, "-unified")) p.unified_path = v;
-            else if (!strcmp(a, "-labels")) labels = v;
-            else if (!strcmp(a, "-stage1_from")) p.stage1_from = v;
-            else if (!strcmp(a, "-valid_frac")) bad = cmir_app_double(prog, a, v, 0, 1, &p.valid_frac);
-            else if (!strcmp(a, "-label_frac")) bad = cmir_app_double(prog, a, v, 0, 1, &p.label_frac);
-            else if (!strcmp(a, "-init")) p.init_model = v;
-            else if (!strcmp(a, "-pretrain")) p.pretrain = v;
-            else if (!strcmp(a, "-epochs0")) bad = cmir_app_int(prog, a, v, 0, 1000000, &p.epochs0);
-            else if (!strcmp(a, "-lr0")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.lr0);
-            else if (!strcmp(a, "-tau")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.tau);
-            else if (!strcmp(a, "-precision")) {
-                cmir_precision pr;
-                if (cmir_precision_parse(v, &pr)) {
-                    rc = cmir_app_fail(prog, "-precision: %s", cmir_last_error());
-                    goto end;
-                }
-                p.precision = (int)pr;
-            }
-            else if (!strcmp(a, "-checkpoint")) p.checkpoint = v;
-            else if (!strcmp(a, "-resume")) p.resume = v;
-            else if (!strcmp(a, "-speech")) p.speech_manifest = v;
-            else if (!strcmp(a, "-feature_noise")) bad = cmir_app_float(prog, a, v, 0, HUGE_VAL, &p.feature_noise);
-            else if (!strcmp(a, "-dict")) p.speech_dict = v;
-            else if (!strcmp(a, "-audio_feature") || !strcmp(a, "-speech_feature")) {
-                if (!strcmp(v, "segmental")) p.audio_feature = CMIR_AUDIO_FEATURE_SEGMENTAL;
-                else if (!strcmp(v, "cepstral")) p.audio_feature = CMIR_AUDIO_FEATURE_CEPSTRAL;
-                else if (!strcmp(v, "sphinx")) p.audio_feature = CMIR_AUDIO_FEATURE_SPHINX;
-                else {
-                    rc = cmir_app_fail(prog, "%s takes sphinx, segmental or cepstral, not '%s'", a, v);
-                    goto end;
-                }
-            }
-            else {
-                rc = cmir_app_fail(prog, "unknown option '%s' (see --help)", a);
-                rc = 2;
-                goto end;
-            }
+            int bad = value_option(a, v, &p, &labels);
             if (bad) {
                 rc = bad;
                 goto end;
@@ -231,58 +279,17 @@ int main(int argc, char **argv)
             goto end;
         }
     }
-    cmir_train_report r;
-    if (feat[0]) {
-        if (cmir_dist_size() > 1) {
-            rc = cmir_app_fail(prog, "-features trains in one process: run it without mpirun");
-            goto end;
-        }
-        if (npos != 1) {
-            fputs(usage, stderr);
-            rc = 2;
-            goto end;
-        }
-        if ((rc = outputs_free(&p, pos[0], c.overwrite)))
-            goto end;
-        if (cmir_train_unified(feat[0], feat[1], labels, pos[0], p, cmir_app_progress_lines, &quiet, &r)) {
-            rc = cmir_app_fail(prog, "%s", cmir_last_error());
-            goto end;
-        }
-        if (!quiet)
-            printf("%s: unified space trained on %lld pairs in %.1f s\n", pos[0], (long long)r.n_train, r.seconds);
-        rc = 0;
+    if (feat[0] && cmir_dist_size() > 1) {
+        rc = cmir_app_fail(prog, "-features trains in one process: run it without mpirun");
         goto end;
     }
-    if (npos != 2) {
+    if (npos != (feat[0] ? 1 : 2)) {
         fputs(usage, stderr);
         rc = 2;
         goto end;
     }
-    if ((rc = outputs_free(&p, pos[1], c.overwrite)))
-        goto end;
-    if (cmir_train(pos[0], pos[1], p, cmir_app_progress_lines, &quiet, &r)) {
-        /* under MPI the failing rank says why itself (its message names it):
-         * it leaves without MPI_Finalize and the launcher ends the others */
-        if (cmir_dist_rank() > 0) {
-            fprintf(stderr, "%s: %s\n", prog, cmir_last_error());
-            rc = 1;
-        } else {
-            rc = cmir_app_fail(prog, "%s", cmir_last_error());
-        }
-        goto end;
-    }
-    if (!quiet)
-        printf("%s: trained on %lld tiles (%lld held out) in %.1f s; stage 1 %.1f %s / %.1f %s items/s, "
-               "stage 2 %.0f samples/s\n",
-               pos[1], (long long)r.n_train, (long long)r.n_test, r.seconds, r.stage1_images_per_s[0],
-               p.speech_manifest ? "image" : "PAN", r.stage1_images_per_s[1], p.speech_manifest ? "clip" : "MS",
-               r.stage2_samples_per_s);
-    if (!quiet && r.n_valid)
-        printf("%s: %lld validation tiles chose stage-1 epoch %d (PAN, loss %.4f) and %d (MS, loss %.4f)\n", pos[1],
-               (long long)r.n_valid, r.valid_epoch[0], (double)r.valid_loss[0], r.valid_epoch[1], (double)r.valid_loss[1]);
-    if (!quiet && p.pretrain)
-        printf("%s: stage 0 InfoNCE %.4f at %.1f pairs/s\n", pos[1], (double)r.stage0_loss, r.stage0_pairs_per_s);
-    rc = 0;
+    rc = feat[0] ? run_unified(feat, labels, pos[0], p, c.overwrite, &quiet) : run_train(pos, p, c.overwrite, &quiet);
+    goto end;
 end:
     cmir_app_done(argv);
     leave(rc);
