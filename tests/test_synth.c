@@ -37,7 +37,7 @@ static void make_subdir(const char *name)
     mkdir(path_in(name), 0755);
 }
 
-/* Whole file in memory; NULL if unreadable. */
+/* Whole file in memory, with a NUL after it; NULL if unreadable. */
 static unsigned char *slurp(const char *path, long *n)
 {
     FILE *f = fopen(path, "rb");
@@ -51,6 +51,8 @@ static unsigned char *slurp(const char *path, long *n)
         free(b);
         b = NULL;
     }
+    if (b)
+        b[*n] = 0; /* the callers read it as a string */
     fclose(f);
     return b;
 }
