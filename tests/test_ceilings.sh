@@ -53,8 +53,8 @@ printf '%-30s %4s %7s %7s  %s\n' case rc RSS_MB seconds message
 # it, the one line counted is GDAL's ERROR line.
 # In a sanitizer build the plugin needs the ASan runtime loaded first by
 # GDAL's own programs (which are not instrumented).
-asan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libasan[^ ]*\) .*/\1/p' | head -n 1)
-ubsan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libubsan[^ ]*\) .*/\1/p' | head -n 1)
+# shellcheck source=tests/sanitizer_env.sh
+. "$(dirname "$0")/sanitizer_env.sh"
 run() {
     name=$1
     shift

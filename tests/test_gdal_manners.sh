@@ -11,6 +11,12 @@ set -u
 BIN=$1
 GDAL_DRIVER_PATH=$2
 export GDAL_DRIVER_PATH
+# shellcheck source=tests/sanitizer_env.sh
+. "$(dirname "$0")/sanitizer_env.sh"
+# GDAL's programs load the plugin: in a sanitizer build, with the runtimes
+for p in gdalinfo ogrinfo ogr2ogr gdal_translate gdalsrsinfo gdallocationinfo gdal_create; do
+    eval "$p() { gdal_env $p \"\$@\"; }"
+done
 T=$(mktemp -d /tmp/cmir_manners_XXXXXX)
 trap 'rm -rf "$T"' EXIT
 cd "$T" || exit 1

@@ -37,15 +37,9 @@ cp "$OUT/a.mat" "$OUT/a.orig"
 cp "$OUT/i.gpkg" "$OUT/i.orig"
 # In a sanitizer build the plugin needs the sanitizer runtimes preloaded
 # into GDAL's (uninstrumented) programs.
-asan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libasan[^ ]*\) .*/\1/p' | head -n 1)
-ubsan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libubsan[^ ]*\) .*/\1/p' | head -n 1)
-gdal() {
-    if [ -n "$asan" ]; then
-        LD_PRELOAD="$asan${ubsan:+:$ubsan}" ASAN_OPTIONS=detect_leaks=0 "$@"
-    else
-        "$@"
-    fi
-}
+# shellcheck source=tests/sanitizer_env.sh
+. "$(dirname "$0")/sanitizer_env.sh"
+gdal() { gdal_env "$@"; }
 tiles_of() { gdal gdalinfo "$1" 2>/dev/null | grep -c '_NAME=CMIR:.*:PAN:'; }
 rows_of() { gdal ogrinfo -ro -so "$1" tiles 2>/dev/null | sed -n 's/^Feature Count: //p'; }
 a0=$(tiles_of "$OUT/a.mat")

@@ -98,8 +98,8 @@ check "[ $named -ge 2 ]"
 # the same voice query through GDAL's own ogrinfo and the CMIR driver (QGIS's route);
 # in a sanitizer build the plugin needs the sanitizer runtimes preloaded into
 # GDAL's (uninstrumented) programs
-asan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libasan[^ ]*\) .*/\1/p' | head -n 1)
-ubsan=$(ldd "$BIN/cmir_tile" 2>/dev/null | sed -n 's/.*=> \(\/[^ ]*libubsan[^ ]*\) .*/\1/p' | head -n 1)
+# shellcheck source=tests/sanitizer_env.sh
+. "$(dirname "$0")/sanitizer_env.sh"
 pre=""
 [ -z "$asan" ] || pre="LD_PRELOAD='$asan${ubsan:+:$ubsan}' ASAN_OPTIONS=detect_leaks=0"
 if [ -n "$PLUGIN" ]; then
