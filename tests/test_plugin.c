@@ -95,27 +95,7 @@ static void fails(const char *cmd)
 /* Preloads the sanitizer runtimes this test runs with (an ASan build): GDAL's programs are not
  * instrumented, and the instrumented plugin needs the runtime loaded first. An ASan report or a
  * leak exits 86 and a UBSan report aborts, so neither passes for a clean GDAL error (exit 1). */
-static void sanitizer_preload(char *pre, size_t n)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[4096], libs[2][1024] = {"", ""};
-    pre[0] = '\0';
-    if (!f)
-        return;
-    while (fgets(line, sizeof line, f)) {
-        char *path = strchr(line, '/');
-        if (!path)
-            continue;
-        path[strcspn(path, "\n")] = '\0';
-        for (int i = 0; i < 2; i++)
-            if (!libs[i][0] && strstr(path, i ? "/libubsan.so" : "/libasan.so"))
-                snprintf(libs[i], sizeof libs[i], "%s", path);
-    }
-    fclose(f);
-    if (libs[0][0])
-        snprintf(pre, n, "LD_PRELOAD='%s%s%s' ASAN_OPTIONS=detect_leaks=1:exitcode=86",
-                 libs[0], libs[1][0] ? ":" : "", libs[1]);
-}
+static void sanitizer_preload(char *pre, size_t n) { t_sanitizer_preload(pre, n, " ASAN_OPTIONS=detect_leaks=1:exitcode=86"); }
 
 /* ---- fixtures ---- */
 static void write_u8(hid_t f, const char *name, int rank, const hsize_t *d, const uint8_t *v)

@@ -108,26 +108,7 @@ static void fails(const char *cmd, const char *what)
 /* In a sanitizer build, the runtimes this test runs with, preloaded into GDAL's programs and QGIS
  * (not instrumented) so that they can load the instrumented plugin: "LD_PRELOAD=..." or "". An
  * ASan report exits 86; leaks are checked except where QGIS runs (run(): its own would fail). */
-static void sanitizer_preload(char *pre, size_t n)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    char line[4096], libs[2][1024] = {"", ""};
-    pre[0] = '\0';
-    if (!f)
-        return;
-    while (fgets(line, sizeof line, f)) {
-        char *path = strchr(line, '/');
-        if (!path)
-            continue;
-        path[strcspn(path, "\n")] = '\0';
-        for (int i = 0; i < 2; i++)
-            if (!libs[i][0] && strstr(path, i ? "/libubsan.so" : "/libasan.so"))
-                snprintf(libs[i], sizeof libs[i], "%s", path);
-    }
-    fclose(f);
-    if (libs[0][0])
-        snprintf(pre, n, "LD_PRELOAD='%s%s%s'", libs[0], libs[1][0] ? ":" : "", libs[1]);
-}
+static void sanitizer_preload(char *pre, size_t n) { t_sanitizer_preload(pre, n, ""); }
 
 static void write_file(const char *path, const char *text)
 {

@@ -236,4 +236,29 @@ __attribute__((unused)) static int t_sweep(const char *what, t_sweep_fn fn, void
         return t_failures ? 1 : t_skipped ? 77 : 0;                           \
     } while (0)
 
+/* In a sanitizer build, "LD_PRELOAD='libasan[:libubsan]'" for the runtimes
+ * this test runs with (read from /proc/self/maps), followed by opts; "" in
+ * a normal build. GDAL's programs and QGIS are not instrumented, and the
+ * instrumented plugin needs the runtimes loaded first. */
+static inline void t_sanitizer_preload(char *pre, size_t n, const char *opts)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[4096], libs[2][1024] = {"", ""};
+    pre[0] = '\0';
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        char *path = strchr(line, '/');
+        if (!path)
+            continue;
+        path[strcspn(path, "\n")] = '\0';
+        for (int i = 0; i < 2; i++)
+            if (!libs[i][0] && strstr(path, i ? "/libubsan.so" : "/libasan.so"))
+                snprintf(libs[i], sizeof libs[i], "%s", path);
+    }
+    fclose(f);
+    if (libs[0][0])
+        snprintf(pre, n, "LD_PRELOAD='%s%s%s'%s", libs[0], libs[1][0] ? ":" : "", libs[1], opts);
+}
+
 #endif
