@@ -24,7 +24,7 @@ for k in 0 1 2 3; do
         -labels "$S/dsrsid_like_00${k}_class.tif"
 done
 "$B/cmir_tile" -q -stride 64 "$@" "$OUT/a.mat"
-O="-threads 1 -epochs1 $E -epochs2 1 -batch 64 -split tile"
+O="-overwrite -threads 1 -epochs1 $E -epochs2 1 -batch 64 -split tile"
 TIME=
 [ -x /usr/bin/time ] && TIME="/usr/bin/time -f rss_kb=%M,cpu_s=%U+%S"
 run() { # NAME MPIRUN... -- PROGRAM...: the stage-1 figures of the summary line

@@ -18,6 +18,7 @@
 #define MSG 512                 /* bytes of a rank's message in cmir_dist_agree */
 
 static int g_rank = 0, g_size = 1, g_started = 0;
+static void ws_free(void); /* the sums' buffers, below */
 
 int cmir_dist_built_with_mpi(void)
 {
@@ -97,6 +98,7 @@ void cmir_dist_finalize(void)
     if (g_started && !fin)
         MPI_Finalize();
 #endif
+    ws_free();
     g_started = 0;
     g_rank = 0;
     g_size = 1;
@@ -196,14 +198,54 @@ int cmir_dist_gatherv(const void *send, size_t bytes, void **recv, size_t *count
  * gathered back (MPI_Allgather). The order of the additions is fixed, so
  * the bits do not depend on MPI's reduction algorithm (MPI_Allreduce's),
  * and each rank moves about 2 x its buffer whatever the number of ranks. */
+/* The sums' buffers, kept for the job (gradient sums come every step).
+ * Every rank calls a sum with the same n, so every rank grows them at the
+ * same call, and only then do the ranks agree on the allocation. */
+static struct {
+    char *send, *recv;
+    double *acc;
+    size_t bytes, n_acc; /* of send and recv each, of acc */
+} g_ws;
+
+static void ws_free(void)
+{
+    cmir__free(g_ws.send);
+    cmir__free(g_ws.recv);
+    cmir__free(g_ws.acc);
+    memset(&g_ws, 0, sizeof g_ws);
+}
+
+#ifdef CMIR_WITH_MPI
+static int ws_reserve(size_t bytes, size_t n_acc)
+{
+    if (bytes <= g_ws.bytes && n_acc <= g_ws.n_acc)
+        return 0;
+    bytes = bytes > g_ws.bytes ? bytes : g_ws.bytes;
+    n_acc = n_acc > g_ws.n_acc ? n_acc : g_ws.n_acc;
+    ws_free();
+    g_ws.send = cmir__malloc(bytes);
+    g_ws.recv = cmir__malloc(bytes);
+    g_ws.acc = cmir__malloc(sizeof(double) * n_acc);
+    int ok = g_ws.send && g_ws.recv && g_ws.acc;
+    if (ok) {
+        g_ws.bytes = bytes;
+        g_ws.n_acc = n_acc;
+    }
+    int rc = cmir_dist_agree(ok ? 0 : CMIR_ENOMEM); /* no rank left waiting */
+    if (rc)
+        ws_free(); /* on every rank: the next sum grows them again everywhere */
+    return rc;
+}
+#endif
+
 static int sum_ordered(void *v, int64_t n, int dbl)
 {
 #ifdef CMIR_WITH_MPI
     const size_t es = dbl ? sizeof(double) : sizeof(float), P = (size_t)g_size;
     const size_t cap = (size_t)n < (P << 22) ? (size_t)n : (P << 22), chunk_cap = (cap + P - 1) / P;
-    char *send = cmir__malloc(es * chunk_cap * P), *recv = cmir__malloc(es * chunk_cap * P);
-    double *acc = cmir__malloc(sizeof(double) * chunk_cap);
-    int rc = cmir_dist_agree(send && recv && acc ? 0 : CMIR_ENOMEM); /* no rank left waiting */
+    int rc = ws_reserve(es * chunk_cap * P, chunk_cap);
+    char *send = g_ws.send, *recv = g_ws.recv;
+    double *acc = g_ws.acc;
     MPI_Datatype T = dbl ? MPI_DOUBLE : MPI_FLOAT;
     for (size_t off = 0; !rc && off < (size_t)n; off += cap) {
         size_t seg = (size_t)n - off < cap ? (size_t)n - off : cap, chunk = (seg + P - 1) / P;
@@ -231,9 +273,6 @@ static int sum_ordered(void *v, int64_t n, int dbl)
         }
         memcpy((char *)v + es * off, send, es * seg);
     }
-    cmir__free(send);
-    cmir__free(recv);
-    cmir__free(acc);
     return rc;
 #else
     (void)v, (void)n, (void)dbl;
