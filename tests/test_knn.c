@@ -31,7 +31,7 @@ static void brute(const float *db, int64_t n, const float *q, int64_t m, int d, 
     for (int64_t i = 0; i < m; i++) {
         int64_t c = 0;
         for (int64_t x = 0; x < n; x++) {
-            if (p && p->mask && !p->mask[x])
+            if (p && p->mask && (p->mask_value < 0 ? !p->mask[x] : p->mask[x] != p->mask_value))
                 continue;
             double s = 0.0;
             for (int j = 0; j < d; j++) {
@@ -272,9 +272,19 @@ static void test_filters(void)
     p = cmir_knn_default_params();
     p.squared = 0;
     check_case("Euclidean distances", db, n, q, m, d, k, &p);
+    for (int64_t i = 0; i < n; i++) /* one byte of labels per row, 0..2 */
+        mask[i] = (uint8_t)(cmir_rng_uniform(rng) * 3.0f);
+    p.mask = mask;
+    for (int v = 0; v < 3; v++) {
+        p.mask_value = v;
+        check_case(v == 0 ? "mask_value 0 (rows labelled 0)" : v == 1 ? "mask_value 1" : "mask_value 2", db, n, q, m,
+                   d, k, &p);
+    }
+    p.mask_value = 3; /* no row has it */
+    check_case("mask_value matches no row", db, n, q, m, d, k, &p);
+    p.mask_value = -1;
     for (int64_t i = 0; i < n; i++)
         mask[i] = 0;
-    p.mask = mask;
     check_case("mask excludes everything", db, n, q, m, d, k, &p);
     free(mask);
     free(db);
@@ -295,6 +305,30 @@ static void test_db_norms(void)
     cmir_knn_params p = cmir_knn_default_params();
     p.db_norms = nx;
     check_case("precomputed db_norms", db, n, q, m, d, k, &p);
+    /* no norms array: each tile's computed in the scan from the maximum */
+    float mx = -1.0f, want = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        want = nx[i] > want ? nx[i] : want;
+    ASSERT_OK(cmir_knn_norm_max(db, n, d, &mx));
+    ASSERT_EQ_INT(memcmp(&mx, &want, sizeof mx), 0); /* the same float as cmir_knn_norms's largest */
+    p.db_norms = NULL;
+    p.db_norm_max = mx;
+    check_case("db_norm_max, tile norms", db, n, q, m, d, k, &p);
+    check_case("db_norm_max, m = 2 (rows split)", db, n, q, 2, d, k, &p);
+    cmir_knn_params pb = p;
+    pb.query_block = 7;
+    pb.db_block = 33;
+    check_case("db_norm_max, small blocks", db, n, q, m, d, k, &pb);
+    float *big = randn((size_t)20000 * 64, 1.0f, 0.0f), *bq = randn((size_t)40 * 64, 1.0f, 0.0f);
+    ASSERT_OK(cmir_knn_norm_max(big, 20000, 64, &p.db_norm_max));
+    check_case("db_norm_max, d = 64 (AVX-512 tiles)", big, 20000, bq, 40, 64, 10, &p);
+    free(big);
+    free(bq);
+    p.db_norm_max = NAN;
+    int64_t idn[25 * 5];
+    ASSERT_EQ_INT(cmir_knn(NULL, db, n, q, m, d, k, p, idn, NULL), CMIR_EINVAL);
+    p.db_norm_max = 0.0f;
+    p.db_norms = nx;
     nx[3] = NAN;
     int64_t ids[25 * 5];
     ASSERT_EQ_INT(cmir_knn(NULL, db, n, q, m, d, k, p, ids, NULL), CMIR_EINVAL);

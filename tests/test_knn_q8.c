@@ -44,7 +44,7 @@ static void brute(const float *db, int64_t n, const float *q, int64_t m, int d, 
     for (int64_t i = 0; i < m; i++) {
         int64_t c = 0;
         for (int64_t x = 0; x < n; x++) {
-            if (p->mask && !p->mask[x])
+            if (p->mask && (p->mask_value < 0 ? !p->mask[x] : p->mask[x] != p->mask_value))
                 continue;
             double s = ref_d(q + i * d, db + x * d, d);
             if (p->max_dist != INFINITY && (p->squared ? s : sqrt(s)) > (double)p->max_dist)
@@ -429,7 +429,16 @@ static void test_filters(void)
     p.squared = 0;
     p.max_dist = 5.0f;
     check_case("mask, max_dist 5 (euclidean)", db, n, q, m, d, 10, &p);
+    p = cmir_knn_default_params();
+    for (int64_t i = 0; i < n; i++) /* labels 0..2 as the mask, one value kept */
+        mask[i] = (uint8_t)cmir_rng_below(rng, 3);
+    p.mask = mask;
+    p.mask_value = 0;
+    check_case("mask_value 0", db, n, q, m, d, 10, &p);
+    p.mask_value = 2;
+    check_case("mask_value 2", db, n, q, m, d, 10, &p);
     p.mask = NULL;
+    p.mask_value = -1;
     p.squared = 1;
     p.max_dist = 20.0f;
     check_case("max_dist 20 (squared)", db, n, q, m, d, 50, &p);

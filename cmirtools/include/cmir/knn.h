@@ -17,6 +17,10 @@ typedef struct cmir_knn_params {
     /* n bytes, one per database row: 0 excludes the row, non-zero keeps it.
      * NULL (default) keeps every row. Borrowed for the call. */
     const uint8_t *mask;
+    /* -1 (default): rows whose mask byte is non-zero are kept; 0..255: rows
+     * whose mask byte equals it (so that one byte of labels per row, such
+     * as an index's modalities, serves as the mask of every label). */
+    int mask_value;
     /* Hits whose distance (in the unit chosen by `squared`, compared in
      * double precision) is greater than max_dist are excluded. Default
      * +INFINITY (no limit); must be >= 0 and not NaN. */
@@ -31,6 +35,12 @@ typedef struct cmir_knn_params {
      * off break it. NULL (default): computed inside each call. Checked
      * (finite, >= 0, < 1e30), never written. Borrowed. */
     const float *db_norms;
+    /* With db_norms NULL: > 0 is the largest squared row norm as
+     * cmir_knn_norm_max gives it (or larger), and the scan computes each
+     * tile's norms as it goes (the same values), so that a call needs no n
+     * floats of norms; the rows are then not checked for NaN, which the
+     * caller did when it took the maximum. 0 (default): unused. */
+    float db_norm_max;
     /* Tuning; results never depend on them. query_block: queries whose
      * state (thresholds, heaps) a thread keeps while it streams the
      * database; default 0 = 512. db_block: database rows per sgemm tile;
@@ -54,6 +64,9 @@ CMIR_API int cmir_knn_check_params(cmir_knn_params p);
  * n < 0, d <= 0, d > 2^20, a row with a NaN or an infinite value, or a
  * squared norm of 1e30 or more (see cmir_knn). */
 CMIR_API int cmir_knn_norms(const float *x, int64_t n, int d, float *norms);
+/* The largest of the n squared norms cmir_knn_norms would give (0 when n
+ * is 0), in a few KB of memory; CMIR_EINVAL as cmir_knn_norms. */
+CMIR_API int cmir_knn_norm_max(const float *x, int64_t n, int d, float *max);
 
 /* For each of the m queries q (row-major m x d) finds the k rows of the
  * database db (row-major n x d) nearest in Euclidean distance. db, q,

@@ -220,7 +220,7 @@ static void slot_init(const knn_job *j, qslot *s, float *thr, const float *q)
 static void candidate(qview *v, int i, float a, int64_t id)
 {
     const knn_job *j = v->j;
-    if (j->mask && !j->mask[id])
+    if (!cmir__knn_keep(j, id))
         return;
     qslot *s = &v->slot[i];
     knn_hit *buf = v->buf + (size_t)i * j->cap;
@@ -367,7 +367,9 @@ static void run_block(const knn_job *j, char *area, int64_t qa, int64_t qe, int6
     tile_shape(j, bq, &sw0, &nb);
     for (int64_t x0 = xa; x0 < xb; x0 += nb) {
         int bn = (int)(xb - x0 < nb ? xb - x0 : nb);
-        const float *X = j->db + (size_t)x0 * d, *nx = j->nx + x0;
+        const float *X = j->db + (size_t)x0 * d, *nx = j->nx ? j->nx + x0 : (const float *)(area + j->off_nx);
+        if (!j->nx) /* values as cmir_knn_norms's; the rows were checked by the caller */
+            (void)cmir__knn_norms_threads(1, X, bn, d, (float *)(area + j->off_nx));
         /* Both operands untransposed (the queries were transposed once), so
          * OpenBLAS needs no transposing copies; the database rows of the
          * tile stay in cache across the sub-blocks. */
@@ -413,6 +415,9 @@ static size_t heap_area_layout(knn_job *j)
     b = (b + 63) & ~(size_t)63;
     j->off_buf = b;
     b += (size_t)j->qb * j->cap * sizeof(knn_hit);
+    b = (b + 63) & ~(size_t)63;
+    j->off_nx = b; /* tiles have at most max(nb, 4096) rows (tile_shape) */
+    b += (size_t)(j->nb > 4096 ? j->nb : 4096) * sizeof(float);
     return (b + 63) & ~(size_t)63;
 }
 
@@ -460,6 +465,7 @@ cmir_knn_params cmir_knn_default_params(void)
     memset(&p, 0, sizeof p);
     p.max_dist = INFINITY;
     p.squared = 1;
+    p.mask_value = -1;
     return p;
 }
 
@@ -468,6 +474,8 @@ int cmir_knn_check_params(cmir_knn_params p)
     if (isnan(p.max_dist) || p.max_dist < 0.0f)
         return cmir__error(CMIR_EINVAL, "cmir_knn_params.max_dist: must be >= 0 and not NaN, got %g",
                            (double)p.max_dist);
+    if (p.mask_value < -1 || p.mask_value > 255)
+        return cmir__error(CMIR_EINVAL, "cmir_knn_params.mask_value: must be -1 or in 0..255, got %d", p.mask_value);
     if (p.squared != 0 && p.squared != 1)
         return cmir__error(CMIR_EINVAL, "cmir_knn_params.squared: must be 0 or 1, got %d", p.squared);
     if (p.query_block < 0 || p.query_block > (1 << 16))
@@ -501,6 +509,8 @@ int cmir__knn_check_args(const float *db, int64_t n, const float *q, int64_t m, 
                                "cmir_knn: query %lld has a NaN or infinite value or a squared "
                                "norm >= 1e30",
                                (long long)i);
+    if (!p->db_norms && (!(p->db_norm_max >= 0.0f) || !norm_ok(p->db_norm_max)))
+        return cmir__error(CMIR_EINVAL, "cmir_knn: db_norm_max is invalid");
     if (p->db_norms)
         for (int64_t i = 0; i < n; i++) {
             double s = p->db_norms[i];
@@ -523,6 +533,7 @@ static void job_init(knn_job *j, const float *db, int64_t n, const float *q, int
     j->d = d;
     j->k = k;
     j->mask = p->mask;
+    j->mask_value = p->mask_value;
     j->md = p->max_dist;
     j->squared = p->squared;
     j->ids = ids;
@@ -596,11 +607,16 @@ static int run_split_db(knn_job *j, int T)
 
 /* Heap path after planning: the norms (given, or computed into nx_area),
  * their bound, then the tiles. */
-static int run_heap(knn_job *j, cmir_exec *ex, int T, const float *db_norms, float *nx_area)
+static int run_heap(knn_job *j, cmir_exec *ex, int T, const cmir_knn_params *p, float *nx_area)
 {
     int rc;
+    const float *db_norms = p->db_norms;
     if (db_norms) {
         j->nx = db_norms;
+    } else if (p->db_norm_max > 0.0f) { /* each tile's, in the scan */
+        j->nx = NULL;
+        j->xmax = (double)p->db_norm_max * (1.0 + (j->d + 3.0) * KNN_U);
+        return j->split_db ? run_split_db(j, T) : cmir__parallel(T, task_queries, j);
     } else {
         if ((rc = cmir__knn_norms_threads(cmir_exec_threads(ex), j->db, j->n, j->d, nx_area)))
             return rc;
@@ -632,7 +648,7 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
         j.per_thread = ((size_t)n * 2 * sizeof(knn_key) + 63) & ~(size_t)63;
     } else {
         plan_heap(&j, &p, &T);
-        if (!p.db_norms)
+        if (!p.db_norms && !(p.db_norm_max > 0.0f))
             norms_bytes = ((size_t)n * sizeof(float) + 63) & ~(size_t)63;
     }
     size_t total = norms_bytes + j.per_thread * (size_t)T + 64;
@@ -650,7 +666,7 @@ int cmir_knn(cmir_exec *ex, const float *db, int64_t n, const float *q, int64_t 
         if (!rc)
             rc = cmir__parallel(T, cmir__knn_task_full, &j);
     } else {
-        rc = run_heap(&j, ex, T, p.db_norms, (float *)base);
+        rc = run_heap(&j, ex, T, &p, (float *)base);
     }
     cmir__free_aligned(owned);
     return rc;

@@ -112,7 +112,7 @@ int cmir__knn_task_full(int t, int T, void *user)
             int64_t r[KNN_BATCH];
             int nr = 0;
             for (; x < j->n && nr < KNN_BATCH; x++)
-                if (!j->mask || j->mask[x])
+                if (cmir__knn_keep(j, x))
                     r[nr++] = x;
             if (nr == 0)
                 break;
@@ -214,6 +214,25 @@ int cmir__knn_norms_threads(int T, const float *x, int64_t n, int d, float *norm
                                "norm >= 1e30",
                                (long long)nj.bad[t]);
     return cmir__error(CMIR_EINVAL, "cmir_knn: bad values");
+}
+
+int cmir_knn_norm_max(const float *x, int64_t n, int d, float *max)
+{
+    if ((!x && n > 0) || !max)
+        return cmir__error(CMIR_EINVAL, "cmir_knn_norm_max: NULL argument");
+    if (n < 0 || d <= 0 || d > KNN_MAX_D)
+        return cmir__error(CMIR_EINVAL, "cmir_knn_norm_max: bad shape n=%lld d=%d", (long long)n, d);
+    float buf[1024], m = 0.0f;
+    for (int64_t i = 0; i < n; i += 1024) {
+        int64_t b = n - i < 1024 ? n - i : 1024;
+        int rc = cmir__knn_norms_threads(1, x + (size_t)i * (size_t)d, b, d, buf);
+        if (rc)
+            return rc;
+        for (int64_t r = 0; r < b; r++)
+            m = buf[r] > m ? buf[r] : m;
+    }
+    *max = m;
+    return 0;
 }
 
 int cmir_knn_norms(const float *x, int64_t n, int d, float *norms)

@@ -47,6 +47,7 @@ typedef struct knn_job {
     int64_t n, m;
     int d, k;
     const uint8_t *mask;
+    int mask_value;  /* -1: non-zero mask bytes keep; else bytes equal to it */
     const float *nx; /* squared db norms (float) */
     double md;       /* max_dist as given (unit of `squared`) */
     double theta0;   /* bound on D above which nothing is kept (from md) */
@@ -60,11 +61,18 @@ typedef struct knn_job {
     double xmax;       /* bound on every squared db norm */
     int cap;           /* candidate buffer per query (heap path) */
     size_t off_qt, off_thr, off_slot, off_aheap, off_buf; /* a thread's area */
+    size_t off_nx;   /* a tile's norms when nx is NULL (db_norm_max given) */
     char *scratch;     /* per-thread areas */
     size_t per_thread; /* bytes */
     int64_t *ids;
     float *dist;
 } knn_job;
+
+/* Whether row id passes the job's mask (cmir_knn_params.mask, mask_value). */
+static inline int cmir__knn_keep(const knn_job *j, int64_t id)
+{
+    return !j->mask || (j->mask_value < 0 ? j->mask[id] != 0 : j->mask[id] == j->mask_value);
+}
 
 /* ------------------------------------------------------------------------ */
 /* Exact distances                                                           */

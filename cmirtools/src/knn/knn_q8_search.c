@@ -155,7 +155,7 @@ static int uheap_offer(double *h, int *len, int k, double x)
 void cmir__q8_candidate(q8view *v, int i, int64_t id, int32_t I)
 {
     const q8job *j = v->j;
-    if (j->kj.mask && !j->kj.mask[id])
+    if (!cmir__knn_keep(&j->kj, id))
         return;
     q8q *st = &v->st[i];
     knn_hit *buf = v->buf + (size_t)i * j->cap;
@@ -293,6 +293,7 @@ int cmir_knn_q8_search(cmir_exec *ex, const cmir_knn_q8 *qx, const float *db, in
     j.kj.d = d;
     j.kj.k = k;
     j.kj.mask = p.mask;
+    j.kj.mask_value = p.mask_value;
     j.kj.md = p.max_dist;
     j.kj.squared = p.squared;
     j.kj.theta0 = p.max_dist == INFINITY
