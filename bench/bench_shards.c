@@ -1,8 +1,8 @@
 /* bench_shards: sharded search under MPI. "write" makes S shards of a
  * random index (R rows x 64, modality alternating, no footprints) for a
  * model and their manifest; "search" runs m row queries (k = 10,
- * cross-modal) with cmir_search_ranks under mpirun -np N (or cmir_search
- * in one process), and prints q/s (from the start of the search, once every query is
+ * cross-modal; scan auto, float or int8: cmir_search_params.scan) with
+ * cmir_search_ranks under mpirun -np N (or cmir_search in one process), and prints q/s (from the start of the search, once every query is
  * embedded, to the written output: search, gathers, merge, attributes) and each rank's peak RSS
  * (getrusage) against the matrix it holds. Driven by bench_shards.sh. */
 #include "cmir/dist.h"
@@ -151,9 +151,10 @@ static int on_progress(double frac, const char *msg, void *user)
     return 0;
 }
 
-static int cmd_search(const char *model_path, const char *manifest, int m, const char *out)
+static int cmd_search(const char *model_path, const char *manifest, int m, const char *out, const char *scan)
 {
     cmir_search_params p = cmir_search_default_params();
+    p.scan = !strcmp(scan, "int8") ? CMIR_SCAN_INT8 : !strcmp(scan, "float") ? CMIR_SCAN_FLOAT : CMIR_SCAN_AUTO;
     p.k = 10;
     p.threads = 1;
     p.format = "CSV";
@@ -210,11 +211,11 @@ int main(int argc, char **argv)
     int rc = 2;
     if (argc == 6 && !strcmp(argv[1], "write"))
         rc = cmd_write(argv[2], argv[3], atoll(argv[4]), atoi(argv[5]));
-    else if (argc == 6 && !strcmp(argv[1], "search"))
-        rc = cmd_search(argv[2], argv[3], atoi(argv[4]), argv[5]);
+    else if ((argc == 6 || argc == 7) && !strcmp(argv[1], "search"))
+        rc = cmd_search(argv[2], argv[3], atoi(argv[4]), argv[5], argc == 7 ? argv[6] : "auto");
     else
         fprintf(stderr, "Usage: bench_shards write MODEL.mat MANIFEST ROWS SHARDS\n"
-                        "       [mpirun -np N] bench_shards search MODEL.mat MANIFEST QUERIES OUT.csv\n");
+                        "       [mpirun -np N] bench_shards search MODEL.mat MANIFEST QUERIES OUT.csv [auto|float|int8]\n");
     cmir_dist_finalize();
     return rc;
 }

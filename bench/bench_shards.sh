@@ -8,12 +8,15 @@
 # wrote the same hits. CPU seconds are counted too (q per CPU second does
 # not depend on what else the machine runs). Not a test: figures for
 # bench/README.md.
+# SCAN (env, default float) is every run's -scan: float, int8 or auto
+# (auto: int8 in one process, float under mpirun).
 #   bench_shards.sh BUILD_DIR [ROWS] [QUERIES] [WORK_DIR]
 set -u
 BUILD=$1
 ROWS=${2:-4000000}
 M=${3:-60}
 W=${4:-/tmp/cmir_bench_shards}
+SCAN=${SCAN:-float}
 APPS=$BUILD/cmirtools/apps
 BENCH=$BUILD/bench/bench_shards
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
@@ -32,12 +35,13 @@ fi
 if [ ! -f "shards_$ROWS.txt" ]; then
     "$BENCH" write model.mat "shards_$ROWS.txt" "$ROWS" 4 || exit 1
 fi
+echo "scan: $SCAN"
 echo "one process (cmir_search over the manifest):"
-"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_single.csv || exit 1
+"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_single.csv "$SCAN" || exit 1
 for n in 1 2 4; do
     echo "mpirun -np $n:"
     mpirun -q --allow-run-as-root --oversubscribe -np "$n" "$BENCH" search model.mat "shards_$ROWS.txt" "$M" \
-        "hits_$n.csv" || exit 1
+        "hits_$n.csv" "$SCAN" || exit 1
     cmp -s hits_single.csv "hits_$n.csv" || { echo "bench_shards: hits at N=$n differ from one process"; exit 1; }
 done
 echo "every run wrote the same hits"

@@ -154,7 +154,7 @@ cmir_train -audio_feature -checkpoint -dict -features -features_dir -labels -mul
 cmir_train -resume -speech -speech_feature -split -stage1_from -unified -init -pretrain -precision
 cmir_index -append -merge -model -overwrite -q -speech -t_srs -shards -np
 cmir_search -audio -index -lco -model -of -oo -overwrite -q -queries -quicklook -raster -spat_srs -speech -t_srs
-cmir_search -target -shards -cmirq -qgs
+cmir_search -target -shards -cmirq -qgs -scan
 cmir_eval -all -csv -json -overwrite -plot -q -speech -unified -voices -ranking
 cmir_synth -class_res -co -labels -ms -o -oo -ot -overwrite -pan -prefix -q -rgb -wald -multilabel -indices
 '

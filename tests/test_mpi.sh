@@ -50,9 +50,12 @@ while [ $i -lt 100 ]; do
     echo "row $((i * 41))"
     i=$((i + 1))
 done >queries.txt
+# and raster windows, embedded by rank 0 under MPI before the ranks open their shards
+printf 'raster syn/s_000_pan.tif 0 0 16 16\nraster syn/s_000_pan.tif 100 60 16 16\nraster syn/s_000_ms.tif 8 8 8 8\n' \
+    >>queries.txt
 "$BIN/cmir_search" -q -threads 1 -model model.mat -index single.gpkg -k 10 -queries queries.txt -of CSV \
     single.csv || bad "single-process search"
-[ "$(wc -l <single.csv)" -eq 1001 ] || bad "single.csv has $(wc -l <single.csv) lines, not 1 + 100 x 10"
+[ "$(wc -l <single.csv)" -eq 1031 ] || bad "single.csv has $(wc -l <single.csv) lines, not 1 + 103 x 10"
 
 # sharded build, sharded search
 $MPI "$BIN/cmir_index" -q -threads 1 -shards -model model.mat a.mat b.mat sh.txt >log 2>&1 ||
@@ -63,6 +66,17 @@ $MPI "$BIN/cmir_search" -q -threads 1 -model model.mat -index sh.txt -k 10 -quer
 hits single.csv >single.hits
 hits mpi.csv >mpi.hits 2>/dev/null
 cmp -s single.hits mpi.hits || bad "sharded search differs from the single index: $(diff single.hits mpi.hits | head -5)"
+# the int8 scan (codes beside each rank's matrix) gives the same hits, in one process and under MPI
+for scan in int8 float; do
+    $MPI "$BIN/cmir_search" -q -threads 1 -scan $scan -model model.mat -index sh.txt -k 10 -queries queries.txt \
+        -of CSV mpi_$scan.csv >log 2>&1 || { cat log; bad "mpirun cmir_search -scan $scan"; }
+    hits mpi_$scan.csv >mpi_$scan.hits 2>/dev/null
+    cmp -s single.hits mpi_$scan.hits || bad "sharded search -scan $scan differs from the single index"
+    "$BIN/cmir_search" -q -threads 1 -scan $scan -model model.mat -index single.gpkg -k 10 -queries queries.txt \
+        -of CSV single_$scan.csv || bad "single-process search -scan $scan"
+    hits single_$scan.csv >single_$scan.hits 2>/dev/null
+    cmp -s single.hits single_$scan.hits || bad "single-process search -scan $scan differs from -scan auto"
+done
 
 # the manifest in one process, and through the GDAL driver
 "$BIN/cmir_search" -q -threads 1 -model model.mat -index sh.txt -k 10 -queries queries.txt -of CSV one.csv ||

@@ -18,7 +18,7 @@ static const char usage[] =
     "                   [-oo NAME=VALUE]...\n"
     "                   [-k K] [-target pan|ms|image|audio|any] [-bbox MINLON MINLAT MAXLON MAXLAT]\n"
     "                   [-max_dist D] [-of FORMAT] [-lco NAME=VALUE]... [-quicklook FILE.png]\n"
-    "                   [-cmirq QUERY.cmirq] [-qgs PROJECT.qgs]\n"
+    "                   [-cmirq QUERY.cmirq] [-qgs PROJECT.qgs] [-scan auto|float|int8]\n"
     "                   (-row ROW | -raster FILE [-srcwin XOFF YOFF XSIZE YSIZE] | --audio CLIP |\n"
     "                    -queries LIST)...\n"
     "                   OUTPUT\n"
@@ -56,6 +56,10 @@ static const char usage[] =
     "                  scenes, the hits styled by rank, and its map image FILE.png, rendered by\n"
     "                  qgis_process when installed (--config CMIR_QGIS_PROCESS PATH|NONE),\n"
     "                  else by GDAL (the query beside its hits)\n"
+    "  -scan           how the rows are scanned; the hits are the same: int8 codes with an\n"
+    "                  exact float re-rank on AVX512-VNNI CPUs (int8; auto: for batches of\n"
+    "                  queries, in one process), or float only (float; auto under mpirun):\n"
+    "                  the codes take dim + 16 bytes a row beside the float matrix's 4 x dim\n"
     "The index must have been built with MODEL (its identity is checked). INDEX may be a shard\n"
     "manifest (cmir_index -shards): in one process its shards are searched as the merged index;\n"
     "under mpirun or srun with one rank per shard, each rank opens only its own shard, and rank 0\n"
@@ -210,6 +214,16 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-quicklook")) { NEED(1); p.quicklook = argv[++i]; }
         else if (!strcmp(a, "-cmirq")) { NEED(1); p.query_file = argv[++i]; }
         else if (!strcmp(a, "-qgs")) { NEED(1); p.qgs = argv[++i]; }
+        else if (!strcmp(a, "-scan")) {
+            NEED(1);
+            const char *t = argv[++i];
+            p.scan = !strcmp(t, "auto") ? CMIR_SCAN_AUTO : !strcmp(t, "float") ? CMIR_SCAN_FLOAT
+                   : !strcmp(t, "int8") ? CMIR_SCAN_INT8 : -1;
+            if (p.scan < 0) {
+                rc = cmir_app_fail(prog, "-scan takes auto, float or int8, not '%s'", t);
+                goto end;
+            }
+        }
         else if (!strcmp(a, "-lco")) { NEED(1); lco[nlco++] = argv[++i]; }
         else if (!strcmp(a, "-max_dist")) {
             NEED(1);

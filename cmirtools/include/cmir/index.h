@@ -136,6 +136,19 @@ CMIR_API cmir_search_filter cmir_search_default_filter(void);
 CMIR_API int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, int k,
                                const cmir_search_filter *f, int64_t *rows, float *dist);
 
+/* How cmir_index_search scans the matrix; the hits are the same either way.
+ * CMIR_SCAN_AUTO (default): on a CPU with AVX512-VNNI, batches (8 queries
+ * per thread or more) scan int8 codes of the rows and re-rank in float
+ * whatever the codes' error bound cannot exclude; the codes (dim + 16
+ * bytes per row, beside the float matrix's 4 dim) are built by the first
+ * such search. CMIR_SCAN_FLOAT: float32 only, no memory beyond the matrix
+ * (what a shard of an index too large for one machine wants).
+ * CMIR_SCAN_INT8: the int8 scan for every search on a VNNI CPU (float
+ * elsewhere). Set it before the searches; not while another thread
+ * searches the same index. 0, or CMIR_EINVAL for another value. */
+enum { CMIR_SCAN_AUTO = 0, CMIR_SCAN_FLOAT = 1, CMIR_SCAN_INT8 = 2 };
+CMIR_API int cmir_index_set_scan(cmir_index *ix, int scan);
+
 /* ---- The search tool -------------------------------------------------- */
 #define CMIR_SEARCH_K_MAX 100000 /* the most hits per query (k) */
 /* The most model-sized tiles a raster query's window may hold (their codes
@@ -210,6 +223,10 @@ typedef struct cmir_search_params {
     int threads;
     const char *query_file;  /* also write the (single) query as a query
                                 file (.cmirq), or NULL */
+    int scan;                /* CMIR_SCAN_* (cmir_index_set_scan); CMIR_SCAN_AUTO
+                                (default) is CMIR_SCAN_FLOAT in a sharded search
+                                under MPI (cmir_search_ranks), whose ranks hold
+                                their shards' matrices and nothing more */
     const char *qgs;         /* also write a QGIS project (.qgs) of the first
                                 query: the query tile, the hits' scenes, the
                                 hits styled by rank, and its map image

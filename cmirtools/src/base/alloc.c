@@ -4,6 +4,9 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 
 static cmir_allocator g_alloc; /* all NULL: use the C library */
@@ -49,6 +52,14 @@ void *cmir__realloc(void *p, size_t n)
     if (!q)
         cmir__error(CMIR_ENOMEM, "out of memory (%zu bytes)", n);
     return q;
+}
+
+void cmir__trim_heap(void)
+{
+#ifdef __GLIBC__
+    if (!g_alloc.free_fn)
+        malloc_trim(0);
+#endif
 }
 
 void cmir__free(void *p)

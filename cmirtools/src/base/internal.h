@@ -27,6 +27,10 @@ void *cmir__malloc(size_t n);
 void *cmir__calloc(size_t count, size_t size);
 void *cmir__realloc(void *p, size_t n);
 void cmir__free(void *p);
+/* Returns the heap's free memory to the system (glibc's malloc_trim; a
+ * no-op elsewhere or under a custom allocator): after large transient
+ * buffers, so that a long-lived process's RSS is what it holds. */
+void cmir__trim_heap(void);
 char *cmir__strdup(const char *s);
 /* 64-byte aligned allocation; release with cmir__free_aligned. */
 void *cmir__malloc_aligned(size_t n);

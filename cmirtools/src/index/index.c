@@ -65,7 +65,15 @@ static int load(cmir_index *ix)
     /* internal: the handle is the index's own, so a host program's GDAL
      * teardown (GDALDestroy closes every listed dataset) leaves it to
      * cmir_index_close */
+    /* SQLite's page cache (2 MB a connection by default) buys nothing for
+     * the one sequential read of the BLOBs, and a rank holding shards pays
+     * it per shard: 256 KB unless the user chose (OGR_SQLITE_PRAGMA/CACHE) */
+    int own_pragma = !CPLGetConfigOption("OGR_SQLITE_PRAGMA", NULL) && !CPLGetConfigOption("OGR_SQLITE_CACHE", NULL);
+    if (own_pragma)
+        CPLSetThreadLocalConfigOption("OGR_SQLITE_PRAGMA", "cache_size=-256");
     ix->ds = cmir__gdal_open(path, GDAL_OF_VECTOR | GDAL_OF_READONLY | GDAL_OF_INTERNAL, NULL, "cannot open the index");
+    if (own_pragma)
+        CPLSetThreadLocalConfigOption("OGR_SQLITE_PRAGMA", NULL);
     if (!ix->ds)
         return cmir_last_error_code();
     OGRLayerH meta = GDALDatasetGetLayerByName(ix->ds, "cmir_meta");
@@ -113,11 +121,11 @@ static int load(cmir_index *ix)
                            (long long)ix->n, ix->dim, (long long)ix->into.n, ix->into.dim);
     ix->v = ix->into.v ? ix->into.v : cmir__malloc(sizeof(float) * (N ? N : 1) * (size_t)ix->dim);
     ix->mod = ix->into.v ? ix->into.mod : cmir__malloc(N ? N : 1);
-    uint8_t *seen = cmir__calloc(N ? N : 1, 1);
-    if (!ix->v || !ix->mod || !seen) {
-        cmir__free(seen);
+    if (!ix->v || !ix->mod)
         return CMIR_ENOMEM;
-    }
+    /* 0xFF marks a row no chunk has given yet (modalities are 0 or 1), so
+     * that overlapping chunks are told without a byte more per row */
+    memset(ix->mod, 0xFF, N);
     /* The matrix and the modalities, from the chunks alone: the tiles layer
      * (footprints, attributes) is not read at all here, so opening costs
      * about one read of the embedding BLOBs. Chunks must tile [0, n). */
@@ -132,7 +140,7 @@ static int load(cmir_index *ix)
         int overlap = 0;
         if (d == ix->dim && nr >= 1 && first >= 0 && first + nr <= ix->n)
             for (int j = 0; j < nr && !overlap; j++)
-                overlap = seen[first + j]++;
+                overlap = ix->mod[first + j] != 0xFF;
         if (d != ix->dim || nr < 1 || first < 0 || first + nr > ix->n || overlap ||
             (int64_t)bytes != (int64_t)nr * d * (int64_t)sizeof(float) || !data || mbytes != nr || !mod)
             rc = cmir__error(CMIR_EFORMAT, "%s: damaged embedding chunk at row %lld", path, (long long)first);
@@ -144,7 +152,7 @@ static int load(cmir_index *ix)
         }
         OGR_F_Destroy(f);
     }
-    cmir__free(seen);
+    cmir__trim_heap(); /* the chunks' BLOB copies, freed, back to the system */
     if (!rc && covered != ix->n)
         rc = cmir__error(CMIR_EFORMAT, "%s: the embedding chunks hold %lld rows, the index %lld", path,
                          (long long)covered, (long long)ix->n);
@@ -152,11 +160,14 @@ static int load(cmir_index *ix)
         rc = cmir__error(CMIR_EFORMAT, "%s: %lld tile features for %lld rows", path,
                          (long long)OGR_L_GetFeatureCount(ix->tiles, FALSE), (long long)ix->n);
     if (!rc) {
-        ix->norms = ix->into.v ? ix->into.norms : cmir__malloc(sizeof(float) * (N ? N : 1));
-        if (!ix->norms)
+        ix->norms = ix->into.lean ? NULL : ix->into.v ? ix->into.norms : cmir__malloc(sizeof(float) * (N ? N : 1));
+        if (!ix->norms && !ix->into.lean)
             rc = CMIR_ENOMEM;
-        else if (cmir_knn_norms(ix->v, ix->n, ix->dim, ix->norms))
+        else if (ix->norms ? cmir_knn_norms(ix->v, ix->n, ix->dim, ix->norms)
+                           : cmir_knn_norm_max(ix->v, ix->n, ix->dim, &ix->norm_max))
             rc = cmir__error(CMIR_EFORMAT, "%s: the embeddings hold non-finite values", path);
+        for (int64_t r = 0; !rc && ix->norms && r < ix->n; r++)
+            ix->norm_max = ix->norms[r] > ix->norm_max ? ix->norms[r] : ix->norm_max;
     }
     return rc;
 }
@@ -322,6 +333,20 @@ static int filter_box(cmir_index *ix, const cmir_search_filter *F, double bb[4])
     return rc;
 }
 
+int cmir_index_set_scan(cmir_index *ix, int scan)
+{
+    if (!ix || scan < CMIR_SCAN_AUTO || scan > CMIR_SCAN_INT8)
+        return cmir__error(CMIR_EINVAL, "cmir_index_set_scan: %s", ix ? "scan must be CMIR_SCAN_AUTO, _FLOAT or _INT8"
+                                                                      : "no index");
+    ix->scan = scan;
+    if (scan == CMIR_SCAN_FLOAT) { /* the codes' memory back */
+        cmir_knn_q8_free(ix->q8);
+        ix->q8 = NULL;
+        ix->q8_tried = 0;
+    }
+    return 0;
+}
+
 int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, int k,
                       const cmir_search_filter *f, int64_t *rows, float *dist)
 {
@@ -331,7 +356,9 @@ int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, 
     uint8_t *mask = NULL;
     int rc = 0;
     const int boxed = F.has_bbox || F.has_spat;
-    if (F.modality >= 0 || boxed || F.exclude >= 0) {
+    /* a modality alone is the modality bytes themselves: no n-byte mask */
+    const int by_mod = F.modality >= 0 && !boxed && F.exclude < 0;
+    if (!by_mod && (F.modality >= 0 || boxed || F.exclude >= 0)) {
         mask = cmir__malloc((size_t)(ix->n ? ix->n : 1));
         if (!mask)
             return CMIR_ENOMEM;
@@ -349,17 +376,19 @@ int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, 
     }
     if (!rc) {
         cmir_knn_params kp = cmir_knn_default_params();
-        kp.mask = mask;
+        kp.mask = by_mod ? ix->mod : mask;
+        kp.mask_value = by_mod ? F.modality : -1;
         kp.squared = 0;
         kp.max_dist = F.max_dist;
         kp.db_norms = ix->norms;
+        kp.db_norm_max = ix->norms ? 0.0f : ix->norm_max; /* lean: each tile's norms in the scan */
         /* Batches (8 queries per thread or more) take the int8 scan on VNNI
          * CPUs: the same hits, 3.7x the float32 q/s on 10^6 x 64 (bench/
          * README.md); its codes (dim + 16 bytes per row) are built by the
          * first such search (like the envelopes, by the first bbox search).
          * Fewer queries keep the float path, which splits the rows over
          * threads; so does a failed build (the answer is the same). */
-        int batch = m >= 8 * (int64_t)cmir_exec_threads(ex);
+        int batch = ix->scan == CMIR_SCAN_INT8 || (ix->scan == CMIR_SCAN_AUTO && m >= 8 * (int64_t)cmir_exec_threads(ex));
         if (batch && !ix->q8 && !ix->q8_tried) {
             ix->q8_tried = 1;
             if (ix->dim <= 4096 && cmir_knn_q8_vnni() && cmir_knn_q8_new(ix->v, ix->n, ix->dim, &ix->q8))

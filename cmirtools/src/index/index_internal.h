@@ -9,12 +9,15 @@
 #include <ogr_srs_api.h>
 
 /* Arrays of a whole (a manifest opened as one index) that an opened
- * shard loads its rows into, n rows of dim, instead of its own. */
+ * shard loads its rows into, n rows of dim, instead of its own (v NULL:
+ * its own). lean: no norms array (norm_max only; the scan computes each
+ * tile's norms), for a rank that holds its shards' matrix and no more. */
 typedef struct cmir__index_into {
     float *v, *norms;
     uint8_t *mod;
     int64_t n;
     int dim;
+    int lean;
 } cmir__index_into;
 
 struct cmir_index {
@@ -25,10 +28,12 @@ struct cmir_index {
     int dim;
     int64_t n;
     float *v;         /* n x dim */
-    float *norms;     /* n, computed at open */
+    float *norms;     /* n, computed at open; NULL when lean (into.lean) */
+    float norm_max;   /* the largest of them (cmir_knn_norm_max) */
     struct cmir_knn_q8 *q8; /* int8 codes of v for the scan (knn.h), built by
                                the first batched search on a VNNI CPU */
     int q8_tried;
+    int scan;         /* CMIR_SCAN_* */
     uint8_t *mod;     /* n */
     int64_t *fid;     /* n: FID of row r in "tiles", built on demand when a
                          feature's FID is not row + 1 (never, for indexes

@@ -73,8 +73,9 @@ void cmir__manifest_free(cmir__shard *s, int n);
  * row counts. */
 int cmir__manifest_write(const char *path, const char *const *names, const int64_t *counts, int n);
 /* Shards from..to-1 of a manifest opened as one index (rows re-based to
- * 0; a single shard is opened as the file it is). NULL with a message. */
-cmir_index *cmir__index_open_range(const char *manifest, int from, int to);
+ * 0; a single shard is opened as the file it is); lean: without the
+ * norms array (cmir__index_into). NULL with a message. */
+cmir_index *cmir__index_open_range(const char *manifest, int from, int to, int lean);
 /* Packing a hit's attributes and footprint (hits.c) for another process:
  * appends row r's record to *buf (*len bytes, *cap allocated; grown); a
  * record is read back by cmir__hits_add_packed, which adds it as query q's

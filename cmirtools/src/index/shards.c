@@ -138,7 +138,7 @@ int cmir__manifest_write(const char *path, const char *const *names, const int64
  * row. The first part's arrays are grown to the whole (realloc: large
  * blocks move without a copy) and every other part loads its rows
  * straight into them, so the peak is the whole, not the whole plus a part. */
-static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *what)
+static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *what, int lean)
 {
     int64_t base = s[0].first, total = s[n - 1].first + s[n - 1].count - base;
     ix->parts = cmir__calloc((size_t)n, sizeof *ix->parts);
@@ -148,9 +148,10 @@ static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *wh
         ix->n_parts = i + 1;
         ix->part_first[i] = s[i].first - base;
         cmir__index_into into = {0};
+        into.lean = lean;
         if (i) {
             into.v = ix->v + (size_t)(s[i].first - base) * (size_t)ix->dim;
-            into.norms = ix->norms + (s[i].first - base);
+            into.norms = lean ? NULL : ix->norms + (s[i].first - base);
             into.mod = ix->mod + (s[i].first - base);
             into.n = s[i].count;
             into.dim = ix->dim;
@@ -158,7 +159,7 @@ static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *wh
         cmir_index *p = NULL;
         if (cmir__is_manifest(s[i].path))
             rc = cmir__error(CMIR_EFORMAT, "%s: shard %s is itself a manifest", what, s[i].path);
-        else if (!(p = ix->parts[i] = cmir__index_open_into(s[i].path, i ? &into : NULL)))
+        else if (!(p = ix->parts[i] = cmir__index_open_into(s[i].path, i || lean ? &into : NULL)))
             rc = cmir__failed(CMIR_EIO);
         else if (cmir_index_count(p) != s[i].count)
             rc = cmir__error(CMIR_EFORMAT, "%s: shard %s holds %lld rows, the manifest says %lld", what, s[i].path,
@@ -176,13 +177,13 @@ static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *wh
             float *v = cmir__realloc(p->v, sizeof(float) * N * (size_t)ix->dim);
             if (v)
                 p->v = NULL, ix->v = v;
-            float *nr = cmir__realloc(p->norms, sizeof(float) * N);
+            float *nr = lean ? NULL : cmir__realloc(p->norms, sizeof(float) * N);
             if (nr)
                 p->norms = NULL, ix->norms = nr;
             uint8_t *md = cmir__realloc(p->mod, N);
             if (md)
                 p->mod = NULL, ix->mod = md;
-            if (!ix->model_id || (p->crs_wkt && !ix->crs_wkt) || !ix->srs || !v || !nr || !md)
+            if (!ix->model_id || (p->crs_wkt && !ix->crs_wkt) || !ix->srs || !v || (!nr && !lean) || !md)
                 rc = CMIR_ENOMEM;
             else
                 OSRSetAxisMappingStrategy(ix->srs, OAMS_TRADITIONAL_GIS_ORDER);
@@ -190,6 +191,8 @@ static int open_list(cmir_index *ix, const cmir__shard *s, int n, const char *wh
     }
     if (!rc)
         ix->part_first[n] = total;
+    for (int i = 0; !rc && i < n; i++)
+        ix->norm_max = ix->parts[i]->norm_max > ix->norm_max ? ix->parts[i]->norm_max : ix->norm_max;
     return rc;
 }
 
@@ -198,12 +201,12 @@ int cmir__index_open_shards(cmir_index *ix)
     cmir__shard *s = NULL;
     int n = 0, rc = cmir__manifest_read(ix->path, &s, &n);
     if (!rc)
-        rc = open_list(ix, s, n, ix->path);
+        rc = open_list(ix, s, n, ix->path, 0);
     cmir__manifest_free(s, n);
     return rc;
 }
 
-cmir_index *cmir__index_open_range(const char *manifest, int from, int to)
+cmir_index *cmir__index_open_range(const char *manifest, int from, int to, int lean)
 {
     cmir__shard *s = NULL;
     int n = 0;
@@ -218,12 +221,16 @@ cmir_index *cmir__index_open_range(const char *manifest, int from, int to)
     }
     if (ix) {
         cmir__gdal_quiet_begin();
-        int rc = to - from == 1 ? 0 : open_list(ix, s + from, to - from, manifest);
+        int rc = to - from == 1 ? 0 : open_list(ix, s + from, to - from, manifest, lean);
         cmir__gdal_quiet_end();
         if (to - from == 1) { /* one shard: the file itself */
             cmir__free(ix->path);
             cmir__free(ix);
-            ix = cmir_index_open(s[from].path);
+            cmir__index_into own = {0}; /* v NULL: its own arrays */
+            own.lean = lean;
+            ix = cmir__is_manifest(s[from].path) ? NULL : cmir__index_open_into(s[from].path, &own);
+            if (!ix && cmir__is_manifest(s[from].path))
+                cmir__error(CMIR_EFORMAT, "%s: shard %s is itself a manifest", manifest, s[from].path);
         } else if (rc) {
             cmir_index_close(ix);
             ix = NULL;

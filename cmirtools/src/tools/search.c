@@ -218,25 +218,36 @@ static int embed_audio(cmir_model *m, cmir_exec *ex, const char *path, float *v,
     return rc;
 }
 
-/* The model (model_path: its file, or NULL) and the index belong together. */
-int cmir__search_check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
+/* The model (its identity and d_v; model_path: its file, or NULL) and the
+ * index belong together. */
+int cmir__search_check_ids(const char *model_id, int d_v, cmir_index *ix, const char *model_path)
 {
-    const cmir_model_info *mi = cmir_model_get_info(m);
-    if (strcmp(mi->id, cmir_index_model_id(ix)) != 0)
+    if (strcmp(model_id, cmir_index_model_id(ix)) != 0)
         return cmir__error(CMIR_EINVAL, "%s was built with model %s, not with %s%s%s%s: rebuild the index with this model",
-                           cmir__index_path(ix), cmir_index_model_id(ix), mi->id, model_path ? " (" : "",
+                           cmir__index_path(ix), cmir_index_model_id(ix), model_id, model_path ? " (" : "",
                            model_path ? model_path : "", model_path ? ")" : "");
-    if (cmir_index_dim(ix) != mi->d_v)
+    if (cmir_index_dim(ix) != d_v)
         return cmir__error(CMIR_EFORMAT, "%s: dimension %d does not match the model's %d", cmir__index_path(ix),
-                           cmir_index_dim(ix), mi->d_v);
+                           cmir_index_dim(ix), d_v);
     return 0;
 }
 
-void cmir__search_row_desc(cmir_model *m, int mod, int64_t row, const char *index_path, char *d, size_t nd)
+int cmir__search_check_pair(cmir_model *m, cmir_index *ix, const char *model_path)
 {
-    snprintf(d, nd, "%s %s at row %lld of %s", cmir_model_modality_name(m, mod),
-             cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH && mod ? "clip" : "tile", (long long)row,
-             index_path);
+    const cmir_model_info *mi = cmir_model_get_info(m);
+    return cmir__search_check_ids(mi->id, mi->d_v, ix, model_path);
+}
+
+const char *cmir__search_row_kind(cmir_model *m, int mod)
+{
+    static const char *const kinds[2][2] = {{"PAN tile", "MS tile"}, {"image tile", "audio clip"}};
+    int speech = cmir_model_get_info(m)->scenario == CMIR_SCENARIO_IMAGE_SPEECH;
+    return kinds[speech][mod != 0];
+}
+
+void cmir__search_row_desc(const char *kind, int64_t row, const char *index_path, char *d, size_t nd)
+{
+    snprintf(d, nd, "%s at row %lld of %s", kind, (long long)row, index_path);
 }
 
 /* Query i's code (dim floats), modality and description (d). first/dims:
@@ -244,14 +255,14 @@ void cmir__search_row_desc(cmir_model *m, int mod, int64_t row, const char *inde
 static int embed_query(cmir_model *m, cmir_exec *ex, cmir_index *ix, const cmir_query *q, int i, const char *const *oo,
                        float *code, int *mod, char *d, size_t nd, float **first, int dims[3], float **lcodes, int *nl)
 {
-    const char *index_path = cmir__index_path(ix);
-    if (q->kind == CMIR_QUERY_ROW) {
+    if (q->kind == CMIR_QUERY_ROW) { /* the only kind that reads the index (which may be NULL otherwise) */
+        const char *index_path = cmir__index_path(ix);
         if (q->row < 0 || q->row >= cmir_index_count(ix))
             return cmir__error(CMIR_EINVAL, "%s: no row %lld (the index has %lld)", index_path, (long long)q->row,
                                (long long)cmir_index_count(ix));
         memcpy(code, cmir_index_vector(ix, q->row), sizeof(float) * (size_t)cmir_index_dim(ix));
         *mod = cmir_index_modality(ix, q->row);
-        cmir__search_row_desc(m, *mod, q->row, index_path, d, nd);
+        cmir__search_row_desc(cmir__search_row_kind(m, *mod), q->row, index_path, d, nd);
         return 0;
     }
     if (q->kind == CMIR_QUERY_RASTER && q->raster)
@@ -333,6 +344,8 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
                cmir_progress_fn progress, void *user, cmir_hits **out, float **qtile, int qdims[3])
 {
     int rc = cmir__search_check_pair(m, ix, NULL), dim = cmir_index_dim(ix);
+    if (!rc)
+        rc = cmir_index_set_scan(ix, p.scan);
     cmir_exec_params ep = cmir_exec_default_params();
     ep.threads = p.threads;
     cmir_exec *ex = rc ? NULL : cmir_exec_new(ep);
@@ -402,6 +415,8 @@ static int run(cmir_model *m, cmir_index *ix, const cmir_query *queries, int n_q
 int cmir_search_check_params(cmir_search_params p)
 {
     const char *who = "cmir_search_params";
+    if (p.scan < CMIR_SCAN_AUTO || p.scan > CMIR_SCAN_INT8)
+        return cmir__error(CMIR_EINVAL, "%s.scan: must be CMIR_SCAN_AUTO, _FLOAT or _INT8, got %d", who, p.scan);
     if (p.k < 1 || p.k > CMIR_SEARCH_K_MAX)
         return cmir__error(CMIR_EINVAL, "%s.k: must be in 1..%d, got %d", who, CMIR_SEARCH_K_MAX, p.k);
     if (p.filter.modality < CMIR_TARGET_OTHER || p.filter.modality > CMIR_TARGET_MS)

@@ -26,39 +26,62 @@ typedef struct job {
     cmir__shard *sh;
     int n_sh, rank, size, dim, m, k;
     int64_t first, count; /* this rank's rows in the whole */
-    cmir_model *model;
+    cmir_model *model;    /* freed once the queries are embedded */
+    char *model_id;       /* what is kept of it: identity, d_v, row kinds */
+    int d_v;
+    const char *kind[2];
     cmir_index *ix;
     cmir_exec *ex;
     float *codes;      /* m x dim */
     int *qmod;         /* m */
+    char **desc;       /* m: rank 0's descriptions of the non-row queries */
     int64_t *rows;     /* size x m x k candidates, then m x k merged */
     float *dist;
     char *pack;        /* this rank's packed hits */
     size_t pack_len, pack_cap;
 } job;
 
-/* Opens the manifest, the model and this rank's shard (each rank its own). */
-static int open_parts(job *J, const char *model_path, const char *index_path, int threads)
+/* Reads the manifest and the model (each rank), keeping what the search
+ * needs of the model once the queries are embedded. */
+static int open_model(job *J, const char *model_path, const char *index_path, int threads)
 {
     int rc = cmir__manifest_read(index_path, &J->sh, &J->n_sh);
     if (!rc && J->n_sh % J->size != 0)
         rc = cmir__error(CMIR_EINVAL, "%s lists %d shards for %d ranks: run as many ranks as shards, or a divisor "
                          "(mpirun -np %d)", index_path, J->n_sh, J->size, J->n_sh);
-    const int g = rc ? 1 : J->n_sh / J->size, from = J->rank * g; /* this rank's shards: from..from+g-1 */
     cmir_exec_params ep = cmir_exec_default_params();
     ep.threads = threads;
     if (!rc && !(J->ex = cmir_exec_new(ep)))
         rc = CMIR_ENOMEM;
     if (!rc && !(J->model = cmir_model_load(model_path)))
         rc = cmir__failed(CMIR_EFORMAT);
-    if (!rc && !(J->ix = cmir__index_open_range(index_path, from, from + g)))
+    if (!rc && !(J->model_id = cmir__strdup(cmir_model_get_info(J->model)->id)))
+        rc = CMIR_ENOMEM;
+    if (!rc) {
+        J->d_v = cmir_model_get_info(J->model)->d_v;
+        J->kind[0] = cmir__search_row_kind(J->model, 0);
+        J->kind[1] = cmir__search_row_kind(J->model, 1);
+    }
+    return rc;
+}
+
+/* Opens this rank's shards (each rank its own). */
+static int open_shards(job *J, const char *model_path, const char *index_path, int scan)
+{
+    const int g = J->n_sh / J->size, from = J->rank * g; /* this rank's shards: from..from+g-1 */
+    int rc = 0;
+    /* unless int8 codes are asked for, a rank holds its shards' matrix and
+     * modalities, and no norms (each tile's are computed in the scan) */
+    if (!(J->ix = cmir__index_open_range(index_path, from, from + g, scan != CMIR_SCAN_INT8)))
         rc = cmir__failed(CMIR_EIO);
     int64_t rows = rc ? 0 : J->sh[from + g - 1].first + J->sh[from + g - 1].count - J->sh[from].first;
     if (!rc && cmir_index_count(J->ix) != rows)
         rc = cmir__error(CMIR_EFORMAT, "%s holds %lld rows, %s says %lld", J->sh[from].path,
                          (long long)cmir_index_count(J->ix), index_path, (long long)rows);
     if (!rc)
-        rc = cmir__search_check_pair(J->model, J->ix, model_path);
+        rc = cmir__search_check_ids(J->model_id, J->d_v, J->ix, model_path);
+    if (!rc) /* a rank holds its shards' matrix and, unless asked, no codes beside it */
+        rc = cmir_index_set_scan(J->ix, scan == CMIR_SCAN_AUTO ? CMIR_SCAN_FLOAT : scan);
     if (!rc) {
         J->first = J->sh[from].first;
         J->count = rows;
@@ -67,49 +90,61 @@ static int open_parts(job *J, const char *model_path, const char *index_path, in
     return rc;
 }
 
-/* Embeds the queries this rank holds (rows of its shard; rank 0: raster
- * and spoken ones), then every rank gets every code by a rank-ordered sum
- * (the others add zeros, which keeps each code exact). */
-static int embed_all(job *J, const cmir_query *qs, const char *const *oo, cmir_hits *H, const char *index_path)
+/* Rank 0 embeds the raster and spoken queries, before any rank holds its
+ * shards: then the model is freed everywhere, so that the CNN weights
+ * never sit beside a shard's matrix. */
+static int embed_others(job *J, const cmir_query *qs, const char *const *oo)
 {
     int rc = 0;
     for (int i = 0; !rc && i < J->m; i++) {
         const cmir_query *q = &qs[i];
-        float *c = J->codes + (size_t)i * J->dim;
+        float *c = J->codes + (size_t)i * J->d_v;
         J->qmod[i] = -1;
-        if (q->kind == CMIR_QUERY_ROW) {
-            if (q->row >= J->first && q->row < J->first + J->count) {
-                memcpy(c, cmir_index_vector(J->ix, q->row - J->first), sizeof(float) * (size_t)J->dim);
-                J->qmod[i] = cmir_index_modality(J->ix, q->row - J->first);
-            }
-        } else if (J->rank == 0) {
-            char d[1024];
-            float *lc = NULL;
-            int nl = 0;
-            rc = cmir__search_embed_query(J->model, J->ex, J->ix, q, i, oo, c, &J->qmod[i], d, sizeof d, &lc, &nl);
-            cmir__free(lc);
-            if (!rc && nl > 1)
-                rc = cmir__error(CMIR_EUNSUPPORTED, "query %d names several labels: a sharded search under MPI "
-                                 "cannot rank phrases; search the manifest in one process", i);
-            if (!rc)
-                rc = cmir__hits_set_query(H, i, J->qmod[i], d);
+        if (q->kind == CMIR_QUERY_ROW || J->rank != 0)
+            continue;
+        char d[1024];
+        float *lc = NULL;
+        int nl = 0;
+        rc = cmir__search_embed_query(J->model, J->ex, NULL, q, i, oo, c, &J->qmod[i], d, sizeof d, &lc, &nl);
+        cmir__free(lc);
+        if (!rc && nl > 1)
+            rc = cmir__error(CMIR_EUNSUPPORTED, "query %d names several labels: a sharded search under MPI "
+                             "cannot rank phrases; search the manifest in one process", i);
+        if (!rc && !(J->desc[i] = cmir__strdup(d)))
+            rc = CMIR_ENOMEM;
+    }
+    cmir_model_free(J->model);
+    J->model = NULL;
+    return cmir_dist_agree(rc);
+}
+
+/* The row queries' codes from the rank holding them, then every rank gets
+ * every code by a rank-ordered sum (the others add zeros, which keeps each
+ * code exact); rank 0 describes the queries. */
+static int embed_rows(job *J, const cmir_query *qs, cmir_hits *H, const char *index_path)
+{
+    for (int i = 0; i < J->m; i++) {
+        const cmir_query *q = &qs[i];
+        if (q->kind == CMIR_QUERY_ROW && q->row >= J->first && q->row < J->first + J->count) {
+            memcpy(J->codes + (size_t)i * J->dim, cmir_index_vector(J->ix, q->row - J->first),
+                   sizeof(float) * (size_t)J->dim);
+            J->qmod[i] = cmir_index_modality(J->ix, q->row - J->first);
         }
     }
-    if ((rc = cmir_dist_agree(rc)) != 0)
-        return rc;
+    int rc;
     if ((rc = cmir_dist_sum_float(J->codes, (int64_t)J->m * J->dim)) || (rc = cmir_dist_max_int(J->qmod, J->m)))
         return rc;
     for (int i = 0; i < J->m; i++)
         if (J->qmod[i] < 0) /* no rank holds the row */
             return cmir__error(CMIR_EINVAL, "%s: no row %lld (the index has %lld)", index_path,
                                (long long)qs[i].row, (long long)J->sh[J->n_sh - 1].first + J->sh[J->n_sh - 1].count);
-    for (int i = 0; J->rank == 0 && i < J->m; i++)
-        if (qs[i].kind == CMIR_QUERY_ROW) {
-            char d[1024];
-            cmir__search_row_desc(J->model, J->qmod[i], qs[i].row, index_path, d, sizeof d);
-            if ((rc = cmir__hits_set_query(H, i, J->qmod[i], d)) != 0)
-                break;
-        }
+    for (int i = 0; J->rank == 0 && i < J->m; i++) {
+        char d[1024];
+        if (qs[i].kind == CMIR_QUERY_ROW)
+            cmir__search_row_desc(J->kind[J->qmod[i] != 0], qs[i].row, index_path, d, sizeof d);
+        if ((rc = cmir__hits_set_query(H, i, J->qmod[i], qs[i].kind == CMIR_QUERY_ROW ? d : J->desc[i])) != 0)
+            break;
+    }
     return rc;
 }
 
@@ -222,19 +257,27 @@ int cmir_search_ranks(const char *model_path, const char *index_path, const cmir
     J.m = n_queries;
     J.k = p.k;
     cmir__gdal_quiet_begin();
-    int rc = cmir_dist_agree(open_parts(&J, model_path, index_path, p.threads));
+    int rc = cmir_dist_agree(open_model(&J, model_path, index_path, p.threads));
     cmir_hits *H = NULL;
     size_t mk = (size_t)J.m * (size_t)J.k;
     if (!rc) {
-        J.codes = cmir__calloc((size_t)J.m * (size_t)J.dim, sizeof(float));
+        J.codes = cmir__calloc((size_t)J.m * (size_t)J.d_v, sizeof(float));
         J.qmod = cmir__malloc(sizeof(int) * (size_t)J.m);
+        J.desc = cmir__calloc((size_t)J.m, sizeof(char *));
+        rc = cmir_dist_agree(J.codes && J.qmod && J.desc ? 0 : CMIR_ENOMEM);
+    }
+    if (!rc)
+        rc = embed_others(&J, queries, p.open_options);
+    if (!rc)
+        rc = cmir_dist_agree(open_shards(&J, model_path, index_path, p.scan));
+    if (!rc) {
         J.rows = cmir__malloc(sizeof(int64_t) * mk * (size_t)J.size);
         J.dist = cmir__malloc(sizeof(float) * mk * (size_t)J.size);
         H = J.rank == 0 ? cmir__hits_new(J.ix, J.m) : NULL;
-        rc = cmir_dist_agree(J.codes && J.qmod && J.rows && J.dist && (J.rank || H) ? 0 : CMIR_ENOMEM);
+        rc = cmir_dist_agree(J.rows && J.dist && (J.rank || H) ? 0 : CMIR_ENOMEM);
     }
     if (!rc)
-        rc = embed_all(&J, queries, p.open_options, H, index_path);
+        rc = cmir_dist_agree(embed_rows(&J, queries, H, index_path));
     if (!rc)
         rc = search_local(&J, queries, p, progress, user);
     if (!rc)
@@ -248,6 +291,10 @@ int cmir_search_ranks(const char *model_path, const char *index_path, const cmir
     cmir_hits_free(H);
     cmir__free(J.codes);
     cmir__free(J.qmod);
+    for (int i = 0; J.desc && i < J.m; i++)
+        cmir__free(J.desc[i]);
+    cmir__free(J.desc);
+    cmir__free(J.model_id);
     cmir__free(J.rows);
     cmir__free(J.dist);
     cmir__free(J.pack);
