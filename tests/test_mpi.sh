@@ -126,7 +126,9 @@ while [ $n -lt 600 ] && ! ls ./*.1of3.tmp-* >/dev/null 2>&1; do sleep 0.05; n=$(
 kill -KILL "$p"; wait "$p"; kill -KILL $$'
 $MPI sh -c "$KILL1" sh "$BIN/cmir_index" -q -threads 1 -shards -overwrite -model model.mat a.mat b.mat a.mat b.mat sh.txt \
     >out 2>err && bad "a killed rank did not fail the job"
-grep -q 'rank 1' err || bad "the failure of a killed rank does not name rank 1: $(cat err)"
+grep -q "^cmir_index: rank 1 (pid [0-9]* on .*) ended while writing .*sh.txt.*1of3.gpkg; " err ||
+    bad "no line naming the killed rank 1 and its shard: $(cat err)"
+[ "$(grep -c ' ended while ' err)" -eq 1 ] || bad "not exactly one line about the killed rank: $(cat err)"
 cmp -s sh.before sh.txt || bad "a killed job changed the manifest"
 md5sum -c --quiet shards.before || bad "a killed job changed the shards the manifest lists"
 $MPI "$BIN/cmir_search" -q -threads 1 -model model.mat -index sh.txt -k 10 -queries queries.txt -of CSV \

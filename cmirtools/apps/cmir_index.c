@@ -43,7 +43,7 @@ int main(int argc, char **argv)
     const char **pos = calloc((size_t)argc, sizeof(char *));
     const char *model = NULL;
     int npos = 0, quiet = 0, merge = 0, overwrite = 0, shards = 0;
-    if (cmir_dist_init(&argc, &argv)) {
+    if (cmir_dist_init(&argc, &argv) || cmir_dist_watch(prog)) {
         fprintf(stderr, "%s: %s\n", prog, cmir_last_error());
         free(pos);
         return 1;

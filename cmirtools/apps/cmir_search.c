@@ -191,7 +191,7 @@ int main(int argc, char **argv)
     char **lco = calloc((size_t)argc + 1, sizeof(char *));
     int nq = 0, cap = 0, quiet = 0, nlco = 0, used;
     cmir_app_common c = {.takes_oo = 1};
-    if (!lco || cmir_dist_init(&argc, &argv)) {
+    if (!lco || cmir_dist_init(&argc, &argv) || cmir_dist_watch(prog)) {
         fprintf(stderr, "%s: %s\n", prog, lco ? cmir_last_error() : "out of memory");
         free(lco);
         return 1;

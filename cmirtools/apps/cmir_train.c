@@ -219,12 +219,14 @@ static void leave(int rc)
 {
     if (!rc || cmir_dist_size() == 1)
         cmir_dist_finalize();
+    else
+        cmir_dist_ending(); /* a failure it said itself, not a death */
 }
 
 int main(int argc, char **argv)
 {
     /* under mpirun/srun: data-parallel training, rank 0 speaks and writes */
-    if (cmir_dist_init(&argc, &argv))
+    if (cmir_dist_init(&argc, &argv) || cmir_dist_watch(prog))
         return cmir_app_fail(prog, "%s", cmir_last_error());
     int done, rc = cmir_app_init(prog, usage, &argc, &argv, &done);
     if (done) {

@@ -69,6 +69,24 @@ CMIR_API int cmir_dist_max_i64(int64_t *x, int n);
  * rc is returned with the message as it is. */
 CMIR_API int cmir_dist_agree(int rc);
 
+/* A rank that dies (killed, out of memory) makes the launcher stop the
+ * others with SIGTERM, and its own report names the rank only. For
+ * programs' main(), after cmir_dist_init: collective; at size > 1 it
+ * learns every rank's process id and host and installs a SIGTERM handler
+ * (it then re-raises the signal: the process ends as it would have). The
+ * lowest surviving rank on the dead rank's host prints one line on stderr,
+ * "PROG: rank R (pid P on HOST) ended while WHAT; the job stopped", WHAT
+ * as that rank last said with cmir_dist_doing (e.g. "writing
+ * index.gpkg.3of8.gpkg"). A SIGTERM with no dead rank (the user's) prints
+ * nothing. 0, or CMIR_EIO / CMIR_ENOMEM. */
+CMIR_API int cmir_dist_watch(const char *prog);
+/* Collective: every rank says what it is about to do, for that line (at
+ * most 255 bytes kept; "" when nothing). A no-op without cmir_dist_watch. */
+CMIR_API int cmir_dist_doing(const char *what);
+/* A rank about to end on purpose without the others (its failure printed,
+ * the launcher to stop the rest) says so first, so that the other ranks
+ * do not report its end as a death. Async-signal-safe; not collective. */
+CMIR_API void cmir_dist_ending(void);
 /* For programs' main() only (the library never ends the process): prints
  * "rank R: msg" on stderr and ends every rank of the job (MPI_Abort) with
  * code, or exit(code) without MPI. */

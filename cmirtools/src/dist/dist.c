@@ -5,10 +5,13 @@
 #include "cmir/dist.h"
 #include "../base/internal.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef CMIR_WITH_MPI
 #include <mpi.h>
@@ -19,6 +22,12 @@
 
 static int g_rank = 0, g_size = 1, g_started = 0;
 static void ws_free(void); /* the sums' buffers, below */
+static void watch_free(void); /* cmir_dist_watch's tables, at the end */
+/* Set once this rank ends on purpose (an agreed failure, finalize, abort,
+ * cmir_dist_ending): its SIGTERM then reports nothing, and the other ranks
+ * of its host read in shared memory that its end is no death */
+static volatile sig_atomic_t g_ending;
+static void mark_ending(void);
 
 int cmir_dist_built_with_mpi(void)
 {
@@ -92,6 +101,8 @@ int cmir_dist_init(int *argc, char ***argv)
 
 void cmir_dist_finalize(void)
 {
+    mark_ending();
+    watch_free(); /* before MPI_Finalize: it frees a window */
 #ifdef CMIR_WITH_MPI
     int fin = 0;
     MPI_Finalized(&fin);
@@ -363,6 +374,7 @@ int cmir_dist_agree(int rc)
     }
     if ((e = cmir_dist_bcast(&w, sizeof w, f)) != 0)
         return e;
+    mark_ending(); /* every rank now ends with this failure */
     int r = -1, at = 0;
     if (sscanf(w.msg, "rank %d: %n", &r, &at) == 1 && at > 0) /* agreed before: passed on as it is */
         return cmir__error(w.rc, "%s", w.msg);
@@ -371,6 +383,7 @@ int cmir_dist_agree(int rc)
 
 void cmir_dist_abort(int code, const char *msg)
 {
+    mark_ending();
     fprintf(stderr, "rank %d: %s\n", g_rank, msg ? msg : "aborted");
     fflush(stderr);
 #ifdef CMIR_WITH_MPI
@@ -378,4 +391,242 @@ void cmir_dist_abort(int code, const char *msg)
         MPI_Abort(MPI_COMM_WORLD, code);
 #endif
     exit(code);
+}
+
+/* ---- The dead-rank line (cmir_dist_watch) ------------------------------
+ * Everything the SIGTERM handler reads is gathered before: each rank's
+ * process id, host and work. The handler uses only async-signal-safe
+ * calls (open, read, write, sigaction, raise) and formats by hand. */
+#define WHAT 256
+#define HOST 64
+static struct {
+    char prog[64];
+    int n;
+    int64_t *pid;
+    char (*host)[HOST];
+    char (*what)[WHAT];
+    volatile int **ends; /* per world rank of this host: its ending flag in
+                            shared memory (NULL elsewhere) */
+    volatile int *mine;
+#ifdef CMIR_WITH_MPI
+    MPI_Win win;
+    MPI_Comm node;
+    int have_win, have_node;
+#endif
+} g_watch;
+
+static void mark_ending(void)
+{
+    g_ending = 1;
+    if (g_watch.mine)
+        *g_watch.mine = 1;
+}
+
+void cmir_dist_ending(void) { mark_ending(); }
+
+/* The ranks of this host share one int each (MPI-3 shared memory): set
+ * when the rank ends on purpose. */
+static int share_flags(void)
+{
+#ifdef CMIR_WITH_MPI
+    int e = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &g_watch.node);
+    if (e != MPI_SUCCESS)
+        return mpi_fail(e, "MPI_Comm_split_type");
+    g_watch.have_node = 1;
+    int ln = 0, *world = NULL;
+    volatile int *base = NULL;
+    MPI_Comm_size(g_watch.node, &ln);
+    e = MPI_Win_allocate_shared((MPI_Aint)sizeof(int), (int)sizeof(int), MPI_INFO_NULL, g_watch.node, (void *)&base,
+                                &g_watch.win);
+    if (e != MPI_SUCCESS)
+        return mpi_fail(e, "MPI_Win_allocate_shared");
+    g_watch.have_win = 1;
+    *base = 0;
+    g_watch.mine = base;
+    if (!(world = cmir__malloc(sizeof(int) * (size_t)ln)))
+        return CMIR_ENOMEM;
+    if ((e = MPI_Allgather(&g_rank, 1, MPI_INT, world, 1, MPI_INT, g_watch.node)) != MPI_SUCCESS) {
+        cmir__free(world);
+        return mpi_fail(e, "MPI_Allgather");
+    }
+    for (int i = 0; i < ln; i++) {
+        MPI_Aint sz = 0;
+        int du = 0;
+        void *p = NULL;
+        if ((e = MPI_Win_shared_query(g_watch.win, i, &sz, &du, &p)) != MPI_SUCCESS) {
+            cmir__free(world);
+            return mpi_fail(e, "MPI_Win_shared_query");
+        }
+        g_watch.ends[world[i]] = p;
+    }
+    cmir__free(world);
+    return quiet_wait(); /* every flag zeroed before anyone reads one */
+#else
+    return 0;
+#endif
+}
+
+static size_t put(char *b, size_t at, size_t cap, const char *s)
+{
+    while (*s && at + 1 < cap)
+        b[at++] = *s++;
+    b[at] = '\0';
+    return at;
+}
+
+static size_t put_int(char *b, size_t at, size_t cap, int64_t v)
+{
+    char d[24];
+    int n = 0;
+    do
+        d[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0 && n < 23);
+    while (n > 0 && at + 1 < cap)
+        b[at++] = d[--n];
+    b[at] = '\0';
+    return at;
+}
+
+/* Whether process pid of this host has ended (gone, or a zombie). */
+static int ended(int64_t pid)
+{
+    char path[48];
+    put_int(path, put(path, 0, sizeof path, "/proc/"), sizeof path, pid);
+    put(path, strlen(path), sizeof path, "/stat");
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 1;
+    char st[256];
+    ssize_t n = read(fd, st, sizeof st - 1);
+    close(fd);
+    if (n <= 0)
+        return 1;
+    st[n] = '\0';
+    const char *p = strrchr(st, ')'); /* "pid (comm) S ..." */
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+static void on_term(int sig)
+{
+    if (!g_watch.ends) /* not watching (yet, or any more) */
+        goto end;
+    /* a rank of this host that ended without saying it would */
+    int dead = -1;
+    for (int r = 0; !g_ending && r < g_watch.n && dead < 0; r++)
+        if (r != g_rank && g_watch.ends[r] && !*g_watch.ends[r] && ended(g_watch.pid[r]))
+            dead = r;
+    int first_alive = g_rank; /* the lowest living rank of this host speaks */
+    for (int r = 0; dead >= 0 && r < g_rank; r++)
+        if (g_watch.ends[r] && !*g_watch.ends[r] && !ended(g_watch.pid[r])) {
+            first_alive = r;
+            break;
+        }
+    if (dead >= 0 && first_alive == g_rank) {
+        char b[1024];
+        size_t at = put(b, 0, sizeof b, g_watch.prog);
+        at = put(b, at, sizeof b, ": rank ");
+        at = put_int(b, at, sizeof b, dead);
+        at = put(b, at, sizeof b, " (pid ");
+        at = put_int(b, at, sizeof b, g_watch.pid[dead]);
+        at = put(b, at, sizeof b, " on ");
+        at = put(b, at, sizeof b, g_watch.host[dead]);
+        at = put(b, at, sizeof b, ") ended while ");
+        at = put(b, at, sizeof b, g_watch.what[dead][0] ? g_watch.what[dead] : "working");
+        at = put(b, at, sizeof b, "; the job stopped, and nothing it wrote was put in place\n");
+        ssize_t w = write(2, b, at);
+        (void)w;
+    }
+    /* stay a moment, so that the other ranks' handlers (the launcher
+     * signals them all at once) still find this one alive, not dead */
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL);
+end:;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(sig, &sa, NULL);
+    raise(sig);
+}
+
+int cmir_dist_watch(const char *prog)
+{
+    if (g_size == 1 || g_watch.n)
+        return 0;
+    struct {
+        int64_t pid;
+        char host[HOST];
+    } mine, *all = cmir__calloc((size_t)g_size, sizeof mine);
+    g_watch.pid = cmir__calloc((size_t)g_size, sizeof *g_watch.pid);
+    g_watch.host = cmir__calloc((size_t)g_size, sizeof *g_watch.host);
+    g_watch.what = cmir__calloc((size_t)g_size, sizeof *g_watch.what);
+    g_watch.ends = cmir__calloc((size_t)g_size, sizeof *g_watch.ends);
+    int rc = cmir_dist_agree(all && g_watch.pid && g_watch.host && g_watch.what && g_watch.ends ? 0 : CMIR_ENOMEM);
+    memset(&mine, 0, sizeof mine);
+    mine.pid = (int64_t)getpid();
+    if (gethostname(mine.host, sizeof mine.host - 1) != 0)
+        snprintf(mine.host, sizeof mine.host, "?");
+    if (!rc)
+        rc = cmir_dist_allgather(&mine, sizeof mine, all);
+    for (int r = 0; !rc && r < g_size; r++) {
+        g_watch.pid[r] = all[r].pid;
+        memcpy(g_watch.host[r], all[r].host, HOST);
+    }
+    cmir__free(all);
+    if (!rc)
+        rc = cmir_dist_agree(share_flags());
+    if (rc) {
+        g_watch.n = g_size; /* so that watch_free releases what there is */
+        watch_free();
+        return rc;
+    }
+    snprintf(g_watch.prog, sizeof g_watch.prog, "%s", prog ? prog : "cmir");
+    g_watch.n = g_size;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    return 0;
+}
+
+int cmir_dist_doing(const char *what)
+{
+    if (!g_watch.n)
+        return 0;
+    char mine[WHAT];
+    memset(mine, 0, sizeof mine);
+    snprintf(mine, sizeof mine, "%s", what ? what : "");
+    /* gathered aside, then copied, so that the handler never reads a half-written table */
+    char (*all)[WHAT] = cmir__malloc(sizeof *all * (size_t)g_watch.n);
+    int rc = cmir_dist_agree(all ? 0 : CMIR_ENOMEM);
+    if (!rc)
+        rc = cmir_dist_allgather(mine, sizeof mine, all);
+    for (int r = 0; !rc && r < g_watch.n; r++)
+        memcpy(g_watch.what[r], all[r], WHAT);
+    cmir__free(all);
+    return rc;
+}
+
+/* At cmir_dist_finalize (collective there: every rank frees the window). */
+static void watch_free(void)
+{
+    if (!g_watch.n)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+#ifdef CMIR_WITH_MPI
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (g_watch.have_win && !fin)
+        MPI_Win_free(&g_watch.win);
+    if (g_watch.have_node && !fin)
+        MPI_Comm_free(&g_watch.node);
+#endif
+    cmir__free(g_watch.pid);
+    cmir__free(g_watch.host);
+    cmir__free(g_watch.what);
+    cmir__free((void *)g_watch.ends);
+    memset(&g_watch, 0, sizeof g_watch);
 }

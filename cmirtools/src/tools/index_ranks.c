@@ -76,6 +76,12 @@ int cmir_index_build_ranks(const char *model_path, const char *const *archives, 
     for (int r = 0; paths && r < size; r++)
         paths[r] = shard_path(out, tag, r, size);
     rc = mine && counts && paths && paths[size - 1] ? 0 : CMIR_ENOMEM;
+    { /* for the line a dead rank gets (cmir_dist_watch); collective, so every rank */
+        char what[4200];
+        snprintf(what, sizeof what, "writing %s", mine ? mine : "its shard");
+        int e = cmir_dist_doing(what);
+        rc = rc ? rc : e;
+    }
     p.n_shards = size;
     p.shard = rank;
     if (!rc)

@@ -69,7 +69,9 @@ static int open_model(job *J, const char *model_path, const char *index_path, in
 static int open_shards(job *J, const char *model_path, const char *index_path, int scan)
 {
     const int g = J->n_sh / J->size, from = J->rank * g; /* this rank's shards: from..from+g-1 */
-    int rc = 0;
+    char what[4200];
+    snprintf(what, sizeof what, "searching %s%s", J->sh[from].path, g > 1 ? " and the next shards" : "");
+    int rc = cmir_dist_doing(what); /* for the line a dead rank gets (cmir_dist_watch) */
     /* unless int8 codes are asked for, a rank holds its shards' matrix and
      * modalities, and no norms (each tile's are computed in the scan) */
     if (!(J->ix = cmir__index_open_range(index_path, from, from + g, scan != CMIR_SCAN_INT8)))

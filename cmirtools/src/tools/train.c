@@ -346,7 +346,11 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     float *raw = NULL, *x = NULL, *Z[2] = {NULL, NULL};
     cmir_precision prec = cmir_nn_precision();
     cmir_nn_set_precision((cmir_precision)p.precision);
-    rc = job_open(&J, archive_path);
+    char what[512];
+    snprintf(what, sizeof what, "training %s from %s", model_path, archive_path);
+    rc = cmir_dist_doing(what); /* for the line a dead rank gets (cmir_dist_watch) */
+    if (!rc)
+        rc = job_open(&J, archive_path);
     if (!rc)
         rc = alloc_tiles(&J, &raw, &x);
     if (!rc)
