@@ -151,12 +151,13 @@ static int on_progress(double frac, const char *msg, void *user)
     return 0;
 }
 
-static int cmd_search(const char *model_path, const char *manifest, int m, const char *out, const char *scan)
+static int cmd_search(const char *model_path, const char *manifest, int m, const char *out, const char *scan,
+                      int threads)
 {
     cmir_search_params p = cmir_search_default_params();
     p.scan = !strcmp(scan, "int8") ? CMIR_SCAN_INT8 : !strcmp(scan, "float") ? CMIR_SCAN_FLOAT : CMIR_SCAN_AUTO;
     p.k = 10;
-    p.threads = 1;
+    p.threads = threads;
     p.format = "CSV";
     cmir__shard *sh = NULL;
     int n_sh = 0;
@@ -191,8 +192,9 @@ static int cmd_search(const char *model_path, const char *manifest, int m, const
     for (int r = 0; r < N; r++)
         cpu_all += all[5 * r + 2];
     if (R == 0) {
-        printf("N=%d rows=%lld queries=%d k=10 threads/rank=1: %.1f q/s wall (%.2f per rank); %.1f CPU s in all, "
-               "%.1f q per CPU s\n", N, (long long)total, m, qps, qps / N, cpu_all, m / cpu_all);
+        printf("N=%d rows=%lld queries=%d k=10 threads/rank=%d: %.1f q/s wall (%.2f per rank, %.2f per thread); %.1f "
+               "CPU s in all, %.1f q per CPU s\n", N, (long long)total, m, threads, qps, qps / N, qps / N / threads,
+               cpu_all, m / cpu_all);
         for (int r = 0; r < N; r++)
             printf("  rank %d: peak RSS %.0f MB, its matrix %.0f MB, ratio %.3f (at the end: %.0f MB anonymous, %.0f MB "
                    "file-backed)\n", r, all[5 * r] / 1e6, all[5 * r + 1] / 1e6, all[5 * r] / all[5 * r + 1],
@@ -211,11 +213,12 @@ int main(int argc, char **argv)
     int rc = 2;
     if (argc == 6 && !strcmp(argv[1], "write"))
         rc = cmd_write(argv[2], argv[3], atoll(argv[4]), atoi(argv[5]));
-    else if ((argc == 6 || argc == 7) && !strcmp(argv[1], "search"))
-        rc = cmd_search(argv[2], argv[3], atoi(argv[4]), argv[5], argc == 7 ? argv[6] : "auto");
+    else if (argc >= 6 && argc <= 8 && !strcmp(argv[1], "search"))
+        rc = cmd_search(argv[2], argv[3], atoi(argv[4]), argv[5], argc >= 7 ? argv[6] : "auto",
+                        argc == 8 ? atoi(argv[7]) : 1);
     else
         fprintf(stderr, "Usage: bench_shards write MODEL.mat MANIFEST ROWS SHARDS\n"
-                        "       [mpirun -np N] bench_shards search MODEL.mat MANIFEST QUERIES OUT.csv [auto|float|int8]\n");
+                        "       [mpirun -np N] bench_shards search MODEL.mat MANIFEST QUERIES OUT.csv [auto|float|int8 [THREADS]]\n");
     cmir_dist_finalize();
     return rc;
 }

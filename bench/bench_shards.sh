@@ -36,8 +36,12 @@ if [ ! -f "shards_$ROWS.txt" ]; then
     "$BENCH" write model.mat "shards_$ROWS.txt" "$ROWS" 4 || exit 1
 fi
 echo "scan: $SCAN"
-echo "one process (cmir_search over the manifest):"
-"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_single.csv "$SCAN" || exit 1
+echo "one process (cmir_search over the manifest), 1 thread:"
+"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_single.csv "$SCAN" 1 || exit 1
+T=$(nproc)
+echo "one process, $T threads (the machine's cores, as the ranks of mpirun -np $T):"
+"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_threads.csv "$SCAN" "$T" || exit 1
+cmp -s hits_single.csv hits_threads.csv || { echo "bench_shards: hits with $T threads differ"; exit 1; }
 for n in 1 2 4; do
     echo "mpirun -np $n:"
     mpirun -q --allow-run-as-root --oversubscribe -np "$n" "$BENCH" search model.mat "shards_$ROWS.txt" "$M" \
