@@ -36,16 +36,37 @@ if [ ! -f "shards_$ROWS.txt" ]; then
     "$BENCH" write model.mat "shards_$ROWS.txt" "$ROWS" 4 || exit 1
 fi
 echo "scan: $SCAN"
-echo "one process (cmir_search over the manifest), 1 thread:"
-"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_single.csv "$SCAN" 1 || exit 1
 T=$(nproc)
-echo "one process, $T threads (the machine's cores, as the ranks of mpirun -np $T):"
-"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_threads.csv "$SCAN" "$T" || exit 1
-cmp -s hits_single.csv hits_threads.csv || { echo "bench_shards: hits with $T threads differ"; exit 1; }
-for n in 1 2 4; do
+search1() { # TAG THREADS: one process over the manifest
+    "$BENCH" search model.mat "shards_$ROWS.txt" "$M" "hits_$1.csv" "$SCAN" "$2" >"log_$1" || exit 1
+    cat "log_$1"
+    cmp -s hits_single.csv "hits_$1.csv" || { echo "bench_shards: hits of $1 differ from one process"; exit 1; }
+}
+searchN() { # N
+    mpirun -q --allow-run-as-root --oversubscribe -np "$1" "$BENCH" search model.mat "shards_$ROWS.txt" "$M" \
+        "hits_$1.csv" "$SCAN" >"log_$1" || exit 1
+    cat "log_$1"
+    cmp -s hits_single.csv "hits_$1.csv" || { echo "bench_shards: hits at N=$1 differ from one process"; exit 1; }
+}
+rate() { sed -n 's/.*(\([0-9.]*\) per rank, .*/\1/p' "log_$1"; }
+"$BENCH" search model.mat "shards_$ROWS.txt" 1 hits_single.csv "$SCAN" 1 >/dev/null || exit 1 # warm the cache
+"$BENCH" search model.mat "shards_$ROWS.txt" "$M" hits_single.csv "$SCAN" 1 >/dev/null || exit 1
+# The machine's noise moves every figure; the three runs that the target
+# compares go ROUNDS (default 3) times, interleaved, each round's ratios
+# taken within the round.
+for round in $(seq 1 "${ROUNDS:-3}"); do
+    echo "round $round: one process, 1 thread:"
+    search1 one 1
+    echo "round $round: one process, $T threads (the machine's cores, as the ranks of mpirun -np $T):"
+    search1 threads "$T"
+    echo "round $round: mpirun -np 2, 1 thread each:"
+    searchN 2
+    awk -v a="$(rate one)" -v b="$(rate threads)" -v c="$(rate 2)" -v t="$T" 'BEGIN {
+        printf "round ratios: N=2 q/s per rank / one process 1 thread %.3f; / one process %d threads per thread %.3f\n",
+               c / a, t, c / (b / t) }'
+done
+for n in 1 4; do
     echo "mpirun -np $n:"
-    mpirun -q --allow-run-as-root --oversubscribe -np "$n" "$BENCH" search model.mat "shards_$ROWS.txt" "$M" \
-        "hits_$n.csv" "$SCAN" || exit 1
-    cmp -s hits_single.csv "hits_$n.csv" || { echo "bench_shards: hits at N=$n differ from one process"; exit 1; }
+    searchN "$n"
 done
 echo "every run wrote the same hits"
