@@ -115,6 +115,26 @@ $MPI "$BIN/cmir_search" -q -model model.mat -index single.gpkg -row 3 -of CSV x.
     bad "mpirun cmir_search accepted a GeoPackage as a manifest"
 grep -q '^cmir_search: rank 0: single.gpkg: not a shard manifest' err || bad "no clear refusal of a GeoPackage: $(cat err)"
 
+# -cmirq under MPI: rank 0 writes the query file, which one process re-runs
+# through the driver; -qgs is refused in one line (its map needs every shard)
+$MPI "$BIN/cmir_search" -q -threads 1 -model model.mat -index sh.txt -row 77 -cmirq q.cmirq -of CSV q.csv \
+    >log 2>&1 || { cat log; bad "mpirun cmir_search -cmirq"; }
+if [ "$(head -1 q.cmirq 2>/dev/null)" != "CMIR-QUERY 1" ]; then
+    bad "mpirun cmir_search -cmirq wrote no query file"
+elif GDAL_DRIVER_PATH=$PLUGIN ogr2ogr -f CSV q_driver.csv q.cmirq >log 2>&1 &&
+    GDAL_DRIVER_PATH=$PLUGIN ogr2ogr -f CSV q_conn.csv "CMIR:QUERY?MODEL=model.mat&INDEX=sh.txt&ROW=77&K=10" >>log 2>&1; then
+    if [ "$(wc -l <q_driver.csv)" -ne 11 ] || [ "$(hits q_driver.csv)" != "$(hits q_conn.csv)" ]; then
+        bad "the query file written under MPI gives other hits than its query (ogr2ogr)"
+    fi
+else
+    cat log
+    bad "ogr2ogr could not open the query file written under MPI"
+fi
+$MPI "$BIN/cmir_search" -q -threads 1 -model model.mat -index sh.txt -row 77 -qgs p.qgs q2.csv >out 2>err &&
+    bad "mpirun cmir_search accepted -qgs"
+grep -q "^cmir_search: \(rank 0: \)\{0,1\}p.qgs: no QGIS project from a sharded search under MPI" err ||
+    bad "no clear refusal of -qgs under MPI: $(cat err)"
+
 # a rank killed while it writes its shard: the job fails, sh.txt and its
 # shards stay as they were
 cp sh.txt sh.before

@@ -250,8 +250,12 @@ int cmir_search_ranks(const char *model_path, const char *index_path, const cmir
         return cmir__error(CMIR_EINVAL, "cmir_search_ranks: need a model, an index, queries and an output");
     if (cmir_search_check_params(p))
         return CMIR_EINVAL;
-    if (p.quicklook)
-        return cmir__error(CMIR_EUNSUPPORTED, "%s: no quick-look from a sharded search under MPI", p.quicklook);
+    if (p.quicklook || p.qgs) /* both draw the query's tile beside hits that other ranks hold */
+        return cmir__error(CMIR_EUNSUPPORTED, "%s: no %s from a sharded search under MPI; search the manifest in "
+                           "one process", p.quicklook ? p.quicklook : p.qgs,
+                           p.quicklook ? "quick-look" : "QGIS project");
+    if (p.query_file && n_queries != 1)
+        return cmir__error(CMIR_EINVAL, "%s: a query file holds one query, not %d", p.query_file, n_queries);
     job J;
     memset(&J, 0, sizeof J);
     J.rank = cmir_dist_rank();
@@ -289,6 +293,8 @@ int cmir_search_ranks(const char *model_path, const char *index_path, const cmir
     cmir__gdal_quiet_end();
     if (J.rank == 0 && !rc)
         rc = cmir_hits_write(H, out_path, p);
+    if (J.rank == 0 && !rc && p.query_file) /* the query, re-runnable in one process (GDAL, QGIS) */
+        rc = cmir_query_file_write(p.query_file, model_path, index_path, &queries[0], p);
     rc = cmir_dist_agree(rc);
     cmir_hits_free(H);
     cmir__free(J.codes);
