@@ -2,7 +2,10 @@
  * ranks of an mpirun/srun job) with rank, size, barrier, broadcast,
  * gathers, rank-ordered sums and error agreement. Built without MPI
  * (CMIR_WITH_MPI off), or run without a launcher, every call is the
- * single-process case: rank 0 of 1, collectives copy or do nothing. */
+ * single-process case: rank 0 of 1, collectives copy or do nothing.
+ * The group is process-wide state with no handle: call these from one
+ * thread (MPI is initialised FUNNELED). cmir_dist_gatherv's buffer is the
+ * caller's (cmir_dist_free); nothing else here allocates for the caller. */
 #ifndef CMIR_DIST_H
 #define CMIR_DIST_H
 
