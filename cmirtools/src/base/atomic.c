@@ -107,6 +107,32 @@ int cmir__atomic_commit(cmir__atomic_file *af)
     return rc;
 }
 
+FILE *cmir__atomic_fopen(cmir__atomic_file *af, const char *path)
+{
+    if (cmir__atomic_open(af, path, 0))
+        return NULL;
+    FILE *f = fdopen(af->fd, "w");
+    if (!f) {
+        cmir__error(CMIR_EIO, "%s: cannot write: %s", path, strerror(errno));
+        cmir__atomic_abort(af);
+        return NULL;
+    }
+    af->fd = -1; /* the stream owns it now; commit reopens the file to flush it */
+    return f;
+}
+
+int cmir__atomic_fclose(FILE *f, cmir__atomic_file *af)
+{
+    int rc = ferror(f) ? cmir__error(CMIR_EIO, "%s: write error", af->path) : 0;
+    if (fclose(f) != 0 && !rc)
+        rc = cmir__error(CMIR_EIO, "%s: write error", af->path);
+    if (rc) {
+        cmir__atomic_abort(af);
+        return rc;
+    }
+    return cmir__atomic_commit(af);
+}
+
 void cmir__atomic_abort(cmir__atomic_file *af)
 {
     if (!af)

@@ -6,6 +6,7 @@
 
 #include "cmir/base.h"
 #include <stddef.h>
+#include <stdio.h>
 
 #if defined(__GNUC__)
 #define CMIR__PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -72,6 +73,11 @@ typedef struct cmir__atomic_file {
 int cmir__atomic_open(cmir__atomic_file *af, const char *path, int flags);
 int cmir__atomic_commit(cmir__atomic_file *af);
 void cmir__atomic_abort(cmir__atomic_file *af);
+/* The same as a stdio stream: cmir__atomic_fopen gives a stream on the
+ * temporary file (NULL, message set, on failure); cmir__atomic_fclose
+ * closes it and commits, or aborts when a write failed. */
+FILE *cmir__atomic_fopen(cmir__atomic_file *af, const char *path);
+int cmir__atomic_fclose(FILE *f, cmir__atomic_file *af);
 
 /* Runs argv[0] (a path) with argv, the environment plus each "KEY=VALUE" of
  * the NULL-terminated env_add whose KEY is unset (may be NULL), stdin from

@@ -106,16 +106,9 @@ int cmir__manifest_read(const char *path, cmir__shard **out, int *n_out)
 int cmir__manifest_write(const char *path, const char *const *names, const int64_t *counts, int n)
 {
     cmir__atomic_file af;
-    memset(&af, 0, sizeof af);
-    af.fd = -1;
-    int rc = cmir__atomic_open(&af, path, 0);
-    if (rc)
-        return rc;
-    FILE *f = fdopen(af.fd, "w");
-    if (!f) {
-        cmir__atomic_abort(&af);
-        return cmir__error(CMIR_EIO, "%s: %s", path, strerror(errno));
-    }
+    FILE *f = cmir__atomic_fopen(&af, path);
+    if (!f)
+        return cmir_last_error_code();
     int64_t first = 0;
     fprintf(f, "%s\n# %d shards of one CMIR index; rows FIRST..FIRST+COUNT-1 of the whole are rows 0.. of PATH\n",
             MAGIC, n);
@@ -123,15 +116,7 @@ int cmir__manifest_write(const char *path, const char *const *names, const int64
         fprintf(f, "shard %lld %lld %s\n", (long long)first, (long long)counts[i], names[i]);
         first += counts[i];
     }
-    if (fflush(f) != 0)
-        rc = cmir__error(CMIR_EIO, "%s: write failed: %s", path, strerror(errno));
-    af.fd = dup(fileno(f)); /* commit fsyncs and closes its own descriptor */
-    fclose(f);
-    if (rc || af.fd < 0) {
-        cmir__atomic_abort(&af);
-        return rc ? rc : cmir__error(CMIR_EIO, "%s: %s", path, strerror(errno));
-    }
-    return cmir__atomic_commit(&af);
+    return cmir__atomic_fclose(f, &af);
 }
 
 /* Opens shards s[0..n) into ix as one index whose row 0 is s[0]'s first

@@ -437,34 +437,6 @@ int cmir_eval_unified(const char *unified_path, cmir_eval_params p, cmir_progres
 }
 
 /* ---- writing ---- */
-/* A stream on a temporary file beside path (NULL, error set, on failure);
- * close_temp renames it over path. */
-FILE *cmir__eval_open_temp(const char *path, cmir__atomic_file *af)
-{
-    if (cmir__atomic_open(af, path, 0))
-        return NULL;
-    FILE *f = fdopen(af->fd, "w");
-    if (!f) {
-        cmir__error(CMIR_EIO, "%s: cannot write: %s", path, strerror(errno));
-        cmir__atomic_abort(af);
-        return NULL;
-    }
-    af->fd = -1; /* the stream owns it now; commit reopens the file to flush it */
-    return f;
-}
-
-int cmir__eval_close_temp(FILE *f, cmir__atomic_file *af, const char *path)
-{
-    int rc = ferror(f) ? cmir__error(CMIR_EIO, "%s: write error", path) : 0;
-    if (fclose(f) != 0 && !rc)
-        rc = cmir__error(CMIR_EIO, "%s: write error", path);
-    if (rc) {
-        cmir__atomic_abort(af);
-        return rc;
-    }
-    return cmir__atomic_commit(af);
-}
-
 static void jnum(FILE *f, double v)
 {
     if (isfinite(v))
@@ -520,7 +492,7 @@ static void jfloor(FILE *f, const cmir_eval_report *r, const cmir_eval_direction
 int cmir_eval_write_json(const cmir_eval_report *r, const char *path)
 {
     cmir__atomic_file af;
-    FILE *f = cmir__eval_open_temp(path, &af);
+    FILE *f = cmir__atomic_fopen(&af, path);
     if (!f)
         return cmir__failed(CMIR_EIO);
     fprintf(f, "{\n  \"n_items\": %lld,\n  \"n_items_b\": %lld,\n  \"floor_fit_tiles\": %lld,\n"
@@ -551,13 +523,13 @@ int cmir_eval_write_json(const cmir_eval_report *r, const char *path)
         fprintf(f, "}%s\n", k < 3 ? "," : "");
     }
     fputs("  ]\n}\n", f);
-    return cmir__eval_close_temp(f, &af, path);
+    return cmir__atomic_fclose(f, &af);
 }
 
 int cmir_eval_write_csv(const cmir_eval_report *r, const char *path)
 {
     cmir__atomic_file af;
-    FILE *f = cmir__eval_open_temp(path, &af);
+    FILE *f = cmir__atomic_fopen(&af, path);
     if (!f)
         return cmir__failed(CMIR_EIO);
     fputs("direction,queries,map,anmrr,paper_protocol", f);
@@ -590,5 +562,5 @@ int cmir_eval_write_csv(const cmir_eval_report *r, const char *path)
         }
         fputc('\n', f);
     }
-    return cmir__eval_close_temp(f, &af, path);
+    return cmir__atomic_fclose(f, &af);
 }

@@ -16,10 +16,4 @@
 int cmir__eval_floor(cmir_exec *ex, cmir_archive *a, const int64_t *train, int64_t n_train, const int64_t *test,
                      int64_t n_test, int multilabel, cmir_eval_params p, cmir_eval_report *out);
 
-/* A stream on a temporary file beside path (NULL, error set, on failure),
- * and its commit: close_temp renames it over path (or removes it on a
- * write error). Every report writer goes through them. */
-FILE *cmir__eval_open_temp(const char *path, cmir__atomic_file *af);
-int cmir__eval_close_temp(FILE *f, cmir__atomic_file *af, const char *path);
-
 #endif

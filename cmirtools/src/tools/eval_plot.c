@@ -100,7 +100,7 @@ int cmir_eval_write_svg(const cmir_eval_report *r, const char *path, const char 
     if (!r || !path)
         return cmir__error(CMIR_EINVAL, "cmir_eval_write_svg: need a report and a path");
     cmir__atomic_file af;
-    FILE *f = cmir__eval_open_temp(path, &af);
+    FILE *f = cmir__atomic_fopen(&af, path);
     if (!f)
         return cmir__failed(CMIR_EIO);
     fprintf(f,
@@ -126,5 +126,5 @@ int cmir_eval_write_svg(const cmir_eval_report *r, const char *path, const char 
         legend(f, k, d);
     }
     fputs("</svg>\n", f);
-    return cmir__eval_close_temp(f, &af, path);
+    return cmir__atomic_fclose(f, &af);
 }

@@ -276,22 +276,11 @@ static int save_project(const char *path, const char *title, const char *hits_fi
                         const double e[4])
 {
     cmir__atomic_file af;
-    int rc = cmir__atomic_open(&af, path, 0);
-    if (rc)
-        return rc;
-    FILE *f = fdopen(af.fd, "w");
-    if (!f) {
-        cmir__atomic_abort(&af);
-        return cmir__error(CMIR_EIO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    af.fd = -1;
+    FILE *f = cmir__atomic_fopen(&af, path);
+    if (!f)
+        return cmir_last_error_code();
     write_project(f, title, hits_file, k, several, r, nr, has_query, crs, e);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) {
-        cmir__atomic_abort(&af);
-        return cmir__error(CMIR_EIO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return cmir__atomic_commit(&af);
+    return cmir__atomic_fclose(f, &af);
 }
 
 /* The hits (all queries) as GeoJSON at path, atomically. */

@@ -149,22 +149,11 @@ static const char *absolute(const char *path, char *buf)
 static int write_text(const char *path, const char *text)
 {
     cmir__atomic_file af;
-    int rc = cmir__atomic_open(&af, path, 0);
-    if (rc)
-        return rc;
-    FILE *f = fdopen(af.fd, "w");
-    if (!f) {
-        cmir__atomic_abort(&af);
-        return cmir__error(CMIR_EIO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    af.fd = -1; /* f owns it now */
-    int ok = fputs(text, f) >= 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok) {
-        cmir__atomic_abort(&af);
-        return cmir__error(CMIR_EIO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return cmir__atomic_commit(&af);
+    FILE *f = cmir__atomic_fopen(&af, path);
+    if (!f)
+        return cmir_last_error_code();
+    fputs(text, f);
+    return cmir__atomic_fclose(f, &af);
 }
 
 static const char *target_name(cmir_target t)
