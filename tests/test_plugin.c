@@ -39,35 +39,9 @@ static int run(const char *cmd, const char **out)
     static char buf[1 << 20];
     char full[8192];
     snprintf(full, sizeof full, "%s %s 2>&1", env, cmd);
-    FILE *p = popen(full, "r");
-    size_t n = 0, got;
-    if (!p) {
-        buf[0] = '\0';
-        *out = buf;
-        return -1;
-    }
-    while (n < sizeof buf - 1 && (got = fread(buf + n, 1, sizeof buf - 1 - n, p)) > 0)
-        n += got;
-    buf[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0) {
-    }
-    int st = pclose(p);
     *out = buf;
-    if (WIFSIGNALED(st))
-        return 1000 + WTERMSIG(st);
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return rc > 128 ? 1000 + rc - 128 : rc; /* sh reports a killed child as 128 + signal */
+    return t_capture(full, buf, sizeof buf);
 }
-
-#define EXPECT_CONTAINS(out, s)                                                   \
-    do {                                                                          \
-        if (!strstr((out), (s))) {                                                \
-            fprintf(stderr, "FAIL: output lacks '%s'\n--- output ---\n%.3000s\n", \
-                    (s), (out));                                                  \
-            FAILED_AT();                                                          \
-        }                                                                         \
-    } while (0)
 
 /* The command must succeed. */
 static const char *ok(const char *cmd)

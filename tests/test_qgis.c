@@ -53,25 +53,11 @@ static int run(const char *cmd, const char **out)
     snprintf(full, sizeof full, "cd '%s' && ASAN_OPTIONS=detect_leaks=%d:exitcode=86 %s %s 2>&1", dir, !qgis, env,
              cmd);
     double t0 = now();
-    FILE *p = popen(full, "r");
-    size_t n = 0, got;
-    buf[0] = '\0';
     *out = buf;
-    if (!p)
-        return -1;
-    while (n < sizeof buf - 1 && (got = fread(buf + n, 1, sizeof buf - 1 - n, p)) > 0)
-        n += got;
-    buf[n] = '\0';
-    char sink[4096];
-    while (fread(sink, 1, sizeof sink, p) > 0) {
-    }
-    int st = pclose(p);
+    int rc = t_capture(full, buf, sizeof buf);
     if (strstr(cmd, QGIS_PROCESS))
         qgis_seconds += now() - t0;
-    if (WIFSIGNALED(st))
-        return 1000 + WTERMSIG(st);
-    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return rc > 128 ? 1000 + rc - 128 : rc;
+    return rc;
 }
 
 static const char *ok(const char *cmd)
@@ -96,14 +82,6 @@ static void fails(const char *cmd, const char *what)
     }
 }
 
-#define EXPECT_CONTAINS(out, s)                                                   \
-    do {                                                                          \
-        if (!strstr((out), (s))) {                                                \
-            fprintf(stderr, "FAIL: output lacks '%s'\n--- output ---\n%.3000s\n", \
-                    (s), (out));                                                  \
-            FAILED_AT();                                                          \
-        }                                                                         \
-    } while (0)
 
 /* In a sanitizer build, the runtimes this test runs with, preloaded into GDAL's programs and QGIS
  * (not instrumented) so that they can load the instrumented plugin: "LD_PRELOAD=..." or "". An

@@ -261,4 +261,40 @@ static inline void t_sanitizer_preload(char *pre, size_t n, const char *opts)
         snprintf(pre, n, "LD_PRELOAD='%s%s%s'%s", libs[0], libs[1][0] ? ":" : "", libs[1], opts);
 }
 
+/* Runs the shell command line full (stdout and stderr together into buf,
+ * cap bytes, NUL-terminated, the rest read and dropped); returns its exit
+ * status, 1000 + signal when it was killed (sh reports a killed child as
+ * 128 + signal), -1 when it could not be started. For tests that drive
+ * GDAL's and QGIS's programs. */
+#include <sys/wait.h>
+static inline int t_capture(const char *full, char *buf, size_t cap)
+{
+    FILE *p = popen(full, "r");
+    size_t n = 0, got;
+    buf[0] = '\0';
+    if (!p)
+        return -1;
+    while (n < cap - 1 && (got = fread(buf + n, 1, cap - 1 - n, p)) > 0)
+        n += got;
+    buf[n] = '\0';
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    int st = pclose(p);
+    if (WIFSIGNALED(st))
+        return 1000 + WTERMSIG(st);
+    int rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return rc > 128 ? 1000 + rc - 128 : rc;
+}
+
+/* The output of such a command must contain s. */
+#define EXPECT_CONTAINS(out, s)                                                   \
+    do {                                                                          \
+        if (!strstr((out), (s))) {                                                \
+            fprintf(stderr, "FAIL: output lacks '%s'\n--- output ---\n%.3000s\n", \
+                    (s), (out));                                                  \
+            FAILED_AT();                                                          \
+        }                                                                         \
+    } while (0)
+
 #endif
