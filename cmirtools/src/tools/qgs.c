@@ -288,14 +288,7 @@ static int save_hits(const cmir_hits *H, const char *path, int k)
 {
     cmir_search_params hp = cmir_search_default_params();
     hp.k = k;
-    cmir__atomic_file af;
-    int rc = cmir__atomic_open(&af, path, CMIR__ATOMIC_NAME_ONLY);
-    if (rc)
-        return rc;
-    cmir__gdal_quiet_begin();
-    rc = cmir__hits_write_file(H, af.tmp, path, hp);
-    cmir__gdal_quiet_end();
-    return rc ? (cmir__atomic_abort(&af), rc) : cmir__atomic_commit(&af);
+    return cmir_hits_write(H, path, hp);
 }
 
 int cmir__qgs_write(cmir_index *ix, const cmir_hits *H, const cmir_query *q0, const float *qtile,
