@@ -70,7 +70,7 @@ for o in -nodata_frac -label_min_frac -multilabel; do check cmir_tile real "$o";
 
 for o in -threads -epochs0 -epochs1 -epochs2 -batch -dv -hidden; do check cmir_train int "$o"; done
 check cmir_train u64 -seed
-for o in -lr0 -lr1 -lr2 -tau -test_frac -valid_frac -label_frac -ortho -dropout -w_pair -w_class -w_norm -w_cross -w_reg -alpha \
+for o in -lr0 -lr1 -lr2 -tau -test_frac -valid_frac -label_frac -ortho -dropout -cnn_weight -w_pair -w_class -w_norm -w_cross -w_reg -alpha \
     -feature_noise; do
     check cmir_train real "$o"
 done
@@ -151,7 +151,7 @@ fi
 NOT_NUMERIC='
 cmir_tile -append -overwrite -keep_nodata -keep_unlabelled -label_field -label_layer -labels -lyr -ms -pan -q -r -oo
 cmir_train -audio_feature -checkpoint -dict -features -features_dir -labels -multilabel -no_augment -overwrite -q
-cmir_train -resume -speech -speech_feature -split -stage1_from -unified -init -pretrain -precision
+cmir_train -resume -speech -speech_feature -split -stage1_from -unified -init -pretrain -precision -descriptor
 cmir_index -append -merge -model -overwrite -q -speech -t_srs -shards -np
 cmir_search -audio -index -lco -model -of -oo -overwrite -q -queries -quicklook -raster -spat_srs -speech -t_srs
 cmir_search -target -shards -cmirq -qgs -scan

@@ -1,9 +1,13 @@
 /* Tests of CMIR-NET's networks: the stage-1 CNN (pool schedule for the
  * paper's sizes, finite-difference check of the whole network's backward
  * pass, save/load) and the stage-2 unified network (finite-difference
- * check of every loss term on every parameter array, save/load). */
+ * check of every loss term on every parameter array, save/load), and the
+ * tile descriptor against naive loops. */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cmir/model.h"
+#include "model/model_internal.h"
 #include "test_util.h"
 
 static cmir_exec *ex;
@@ -314,6 +318,104 @@ static void test_modality_enum(void)
     ASSERT_TRUE(!strcmp(cmir_model_modality_name(NULL, CMIR_MS), "MS"));
 }
 
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Naive roughness: the mean |difference| of right and lower neighbours of
+ * the values g (ny x nx). */
+static double naive_rough(const double *g, int ny, int nx)
+{
+    double s = 0;
+    int n = 0;
+    for (int y = 0; y < ny; y++)
+        for (int x = 0; x < nx; x++) {
+            if (x + 1 < nx) { s += fabs(g[y * nx + x + 1] - g[y * nx + x]); n++; }
+            if (y + 1 < ny) { s += fabs(g[(y + 1) * nx + x] - g[y * nx + x]); n++; }
+        }
+    return n ? s / n : 0;
+}
+
+/* The tile descriptor against naive loops: mean, deviation, the quantiles
+ * (exact order statistics; the histogram is within a bin of 1/256 of the
+ * range), roughness at 1 and 2 pixels (odd sides drop the last row and
+ * column of blocks); the CNN's features before it are untouched; sides it
+ * does not fit have none. */
+static void test_descriptor(void)
+{
+    const char *names[] = {"a", "b"}, *bn[] = {"b1", "b2", "b3"};
+    cmir__model_spec s = {18, 14, 1, 9, 11, 3, 2, names, bn, bn, CMIR_SCENARIO_PAN_MS};
+    cmir_model *m = cmir__model_new(&s, cmir_cnn_default_params(), cmir_unified_default_params(), 1);
+    if (!m)
+        printf("  %s\n", cmir_last_error());
+    ASSERT_TRUE(m != NULL);
+    if (!m)
+        return;
+    ASSERT_EQ_INT(cmir__model_desc_dims(cmir_model_get_info(m), 0), 0); /* descriptor off */
+    m->info.descriptor = 1;
+    ASSERT_EQ_INT(cmir__model_desc_dims(&m->info, 0), 7);
+    ASSERT_EQ_INT(cmir__model_desc_dims(&m->info, 1), 21);
+    uint64_t st = 7;
+    for (int k = 0; k < 2; k++) {
+        int h = k ? 9 : 18, w = k ? 11 : 14, b = k ? 3 : 1, px = h * w, n = 3;
+        float *x = malloc(sizeof(float) * (size_t)n * px * b), *Z = malloc(sizeof(float) * (size_t)n * 128);
+        for (int i = 0; i < n * px * b; i++) {
+            st = st * 6364136223846793005ull + 1442695040888963407ull;
+            x[i] = (float)((double)(st >> 11) / 9007199254740992.0 * 4 - 2) * (float)(1 + i % 3);
+        }
+        for (int i = 0; i < n * 128; i++)
+            Z[i] = (float)i;
+        cmir__model_describe(m, k, x, n, Z);
+        for (int t = 0; t < n; t++) {
+            for (int j = 0; j < 128 - 7 * b; j++)
+                ASSERT_NEAR(Z[t * 128 + j], (float)(t * 128 + j), 0);
+            for (int c = 0; c < b; c++) {
+                const float *f = Z + t * 128 + 128 - 7 * b + 7 * c;
+                float *v = malloc(sizeof(float) * (size_t)px);
+                double *g = malloc(sizeof(double) * (size_t)px), *g2 = malloc(sizeof(double) * (size_t)px);
+                double mu = 0, var = 0;
+                for (int p = 0; p < px; p++)
+                    mu += (g[p] = v[p] = x[((size_t)t * px + p) * b + c]);
+                mu /= px;
+                for (int p = 0; p < px; p++)
+                    var += (g[p] - mu) * (g[p] - mu);
+                ASSERT_NEAR(f[0], mu, 1e-5);
+                ASSERT_NEAR(f[1], sqrt(var / px), 1e-4);
+                qsort(v, (size_t)px, sizeof(float), cmp_float);
+                double bin = (v[px - 1] - v[0]) / 256.0, q[3] = {0.1, 0.5, 0.9};
+                for (int j = 0; j < 3; j++) {
+                    int r = (int)(q[j] * px); /* the order statistics either side of the quantile */
+                    float lo = v[r > 0 ? r - 1 : 0], hi = v[r < px ? r : px - 1];
+                    ASSERT_TRUE(f[2 + j] >= lo - bin - 1e-5 && f[2 + j] <= hi + bin + 1e-5);
+                }
+                ASSERT_NEAR(f[5], naive_rough(g, h, w), 1e-5);
+                int ny = h / 2, nx = w / 2;
+                for (int y = 0; y < ny; y++)
+                    for (int xx = 0; xx < nx; xx++)
+                        g2[y * nx + xx] = 0.25 * (g[2 * y * w + 2 * xx] + g[2 * y * w + 2 * xx + 1] +
+                                                  g[(2 * y + 1) * w + 2 * xx] + g[(2 * y + 1) * w + 2 * xx + 1]);
+                ASSERT_NEAR(f[6], naive_rough(g2, ny, nx), 1e-5);
+                free(v); free(g); free(g2);
+            }
+        }
+        free(x);
+        free(Z);
+    }
+    /* sides it does not fit: 3 x 3 pixels, 10 bands, image-speech */
+    m->info.pan_h = 3;
+    m->info.ms_bands = 10;
+    ASSERT_EQ_INT(cmir__model_desc_dims(&m->info, 0), 0);
+    ASSERT_EQ_INT(cmir__model_desc_dims(&m->info, 1), 0);
+    m->info.pan_h = 18;
+    m->info.scenario = CMIR_SCENARIO_IMAGE_SPEECH;
+    ASSERT_EQ_INT(cmir__model_desc_dims(&m->info, 0), 0);
+    m->info.scenario = CMIR_SCENARIO_PAN_MS;
+    m->info.ms_bands = 3;
+    cmir_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -328,5 +430,6 @@ int main(int argc, char **argv)
     cmir_exec_free(ex);
     RUN(test_cnn_check_params);
     RUN(test_modality_enum);
+    RUN(test_descriptor);
     TEST_MAIN_END();
 }

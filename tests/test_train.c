@@ -9,6 +9,7 @@
 #include "test_data.h"
 #include "test_util.h"
 
+#include <math.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/cmir_train_XXXXXX";
@@ -78,6 +79,8 @@ static double map_dir(cmir_model *m, cmir_archive *a, const int64_t *ids, int64_
     free(d); free(ord); free(V[0]); free(V[1]);
     return total / n;
 }
+
+static void same_as_embedding(void);
 
 static void test_train_and_retrieve(void)
 {
@@ -152,6 +155,53 @@ static void test_train_and_retrieve(void)
     ASSERT_OK(cmir_tensorset_expect(f, "featuresx", 2, us));
     ASSERT_OK(cmir_tensorset_expect(f, "featuresy", 2, us));
     cmir_tensorset_free(f);
+    same_as_embedding();
+}
+
+/* The model embeds tiles as training did: its features (the tile
+ * descriptor in the last 7 x bands) are the paper's feature files' rows
+ * and its codes unified.mat's, for every tile of both sides. */
+static void same_as_embedding(void)
+{
+    cmir_model *m = cmir_model_load(in_dir("m.mat"));
+    cmir_archive *a = cmir_archive_open(in_dir("a.mat"));
+    cmir_tensorset *u = cmir_tensorset_load(in_dir("unified.mat"));
+    ASSERT_TRUE(m && a && u);
+    if (!m || !a || !u)
+        goto out;
+    const cmir_model_info *mi = cmir_model_get_info(m);
+    ASSERT_EQ_INT(mi->descriptor, 1);
+    ASSERT_NEAR(mi->cnn_weight, 0.1, 1e-7);
+    for (int k = 0; k < 2; k++) {
+        cmir_tensorset *f = cmir_tensorset_load(in_dir(k ? "features_ms.mat" : "features_pan.mat"));
+        int per = k ? mi->ms_h * mi->ms_w * mi->ms_bands : mi->pan_h * mi->pan_w * mi->pan_bands;
+        float *raw = malloc(sizeof(float) * (size_t)per * 240), *Z = malloc(sizeof(float) * 240 * 128),
+              *V = malloc(sizeof(float) * 240 * 16);
+        for (int64_t i = 0; i < 240; i++)
+            cmir_archive_read_tile(a, k ? CMIR_MS : CMIR_PAN, i, raw + (size_t)i * per);
+        ASSERT_OK(cmir_model_embed(m, NULL, k, raw, 240, Z, V));
+        const float *fz = f ? cmir_tensorset_get(f, "features")->data : NULL;
+        const float *fv = cmir_tensorset_get(u, k ? "featuresy" : "featuresx")->data;
+        double ez = 0, ev = 0, desc = 0;
+        for (int i = 0; fz && i < 240 * 128; i++) {
+            ez = fmax(ez, fabs(Z[i] - fz[i]));
+            if (i % 128 >= 128 - 7 * (k ? mi->ms_bands : mi->pan_bands))
+                desc = fmax(desc, fabs(Z[i]));
+        }
+        for (int i = 0; i < 240 * 16; i++)
+            ev = fmax(ev, fabs(V[i] - fv[i]));
+        printf("  side %d: |embedded - trained| features %.2g, codes %.2g\n", k, ez, ev);
+        ASSERT_TRUE(fz != NULL);
+        ASSERT_TRUE(ez < 1e-4);
+        ASSERT_TRUE(ev < 1e-4);
+        ASSERT_TRUE(desc > 0.01); /* the descriptor is there */
+        free(raw); free(Z); free(V);
+        cmir_tensorset_free(f);
+    }
+out:
+    cmir_tensorset_free(u);
+    cmir_model_free(m);
+    cmir_archive_close(a);
 }
 
 /* Features standardised per dimension, as cmir_train_unified() does. */
@@ -262,6 +312,8 @@ static void test_check_params(void)
     BAD("speech_steps", speech_steps = -1, 0);
     BAD("feature_noise", feature_noise = -0.5f, 0);
     BAD("audio_feature", audio_feature = 99, 0);
+    BAD("descriptor", descriptor = 2, 0);
+    BAD("cnn_weight", cnn_weight = 0, 0);
 #undef BAD
     for (int i = 0; i < n; i++) {
         ASSERT_EQ_INT(cmir_train_check_params(bad[i].p), CMIR_EINVAL);

@@ -15,7 +15,8 @@ static const char usage[] =
     "Usage: cmir_train [--help] [--version] [-q] [-overwrite] [-threads N] [-seed S]\n"
     "                  [-epochs1 N] [-epochs2 N] [-batch N] [-lr1 X] [-lr2 X]\n"
     "                  [-test_frac F] [-split scene|tile] [-dv 16|32|64|128] [-hidden N]\n"
-    "                  [-ortho X] [-dropout X] [-w_pair X] [-w_class X] [-w_norm X]\n"
+    "                  [-ortho X] [-dropout X] [-descriptor on|off] [-cnn_weight X]\n"
+    "                  [-w_pair X] [-w_class X] [-w_norm X]\n"
     "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel] [-no_augment]\n"
     "                  [-features_dir DIR] [-unified FILE.mat] [-stage1_from MODEL.mat]\n"
     "                  [-checkpoint CKPT.mat] [-resume CKPT.mat] [-speech MANIFEST.csv]\n"
@@ -34,6 +35,12 @@ static const char usage[] =
     "MODEL (MATLAB .mat) atomically. Same seed and thread count give the same model.\n"
     "Stage 1 trains each tile in one of its 8 rotations/flips (-no_augment: as stored) and\n"
     "divides -lr1 by 10 for the last third of -epochs1.\n"
+    "  -descriptor on|off the last 7 x bands of each side's 128 features are the tile descriptor\n"
+    "                     (per band: mean, deviation, 10/50/90 % quantiles, roughness at 1 and 2\n"
+    "                     pixels) instead of CNN units (default on; off: the paper's CNN features)\n"
+    "  -cnn_weight X      with the descriptor, the CNN's standardised features are multiplied by\n"
+    "                     X (default 0.1, at most 1) before the unified network: with few\n"
+    "                     labelled tiles the CNN's 100-odd features would drown the descriptor\n"
     "  -features_dir DIR  also write DIR/features_pan.mat and DIR/features_ms.mat (`features`,\n"
     "                     N x 128) for the paper's step 2 scripts\n"
     "  -unified FILE      also write FILE with featuresx (PAN) and featuresy (MS), N x d_v\n"
@@ -55,7 +62,7 @@ static const char usage[] =
     "                     without -labels) so that a tile's PAN and MS features match and differ\n"
     "                     from other tiles' (symmetric InfoNCE, temperature -tau, default 0.1;\n"
     "                     rate -lr0, default 1e-3); P is normalised by its own band statistics\n"
-"  -speech M.csv      the image <-> speech scenario: ARCHIVE's image tiles (multi-label,\n"
+    "  -speech M.csv      the image <-> speech scenario: ARCHIVE's image tiles (multi-label,\n"
     "                     sigmoid loss) against the spoken labels of the corpus manifest M.csv\n"
     "                     (file,label,voice,held_out; see make-speech-corpus.sh), an MLP over\n"
     "                     each clip's 128-d feature (softmax loss); held-out voices are\n"
@@ -124,6 +131,12 @@ static int value_option(const char *a, const char *v, cmir_train_params *p, cons
     else if (!strcmp(a, "-hidden")) return cmir_app_int(prog, a, v, 0, 1 << 16, &p->unified.hidden);
     else if (!strcmp(a, "-ortho")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->ortho);
     else if (!strcmp(a, "-dropout")) return cmir_app_float(prog, a, v, 0, 1, &p->dropout);
+    else if (!strcmp(a, "-descriptor")) {
+        if (strcmp(v, "on") && strcmp(v, "off"))
+            return cmir_app_fail(prog, "-descriptor takes on or off, not '%s'", v);
+        p->descriptor = !strcmp(v, "on");
+    }
+    else if (!strcmp(a, "-cnn_weight")) return cmir_app_float(prog, a, v, 1e-6, 1, &p->cnn_weight);
     else if (!strcmp(a, "-w_pair")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_pair);
     else if (!strcmp(a, "-w_class")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_class);
     else if (!strcmp(a, "-w_norm")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_norm);

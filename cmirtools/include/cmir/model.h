@@ -172,6 +172,15 @@ typedef struct cmir_model_info {
     int precision;        /* cmir_precision (cmir/nn.h) it was trained at:
                              PRECISION "fp32" or "bf16" in the file (absent:
                              fp32); inference always runs float32 */
+    int descriptor;       /* 1: the last 7 x bands of a PAN-MS side's 128 stage-1
+                             features are the tile descriptor (per band: mean,
+                             deviation, 10/50/90 % quantiles, roughness at 1 and
+                             2 pixels) instead of CNN units (DESCRIPTOR in the
+                             file; absent: 0). Sides of under 4 x 4 pixels or
+                             over 9 bands, and image-speech models, have none */
+    float cnn_weight;     /* the CNN's standardised features are multiplied by
+                             this before the unified network (CNN_WEIGHT;
+                             absent: 1) */
 } cmir_model_info;
 
 /* Loads and validates a model file: every name, shape, type and the

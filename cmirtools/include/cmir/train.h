@@ -27,6 +27,15 @@ typedef struct cmir_train_params {
                              as ortho * mean over the 128x128 entries of
                              (Z^T Z / B - I)^2; default 0.1 (0 = off) */
     float dropout;        /* on Z in stage 1, default 0.5 */
+    int descriptor;       /* 1 (default): the last 7 x bands of each PAN-MS
+                             side's 128 stage-1 features are the tile
+                             descriptor (cmir_model_info.descriptor), which
+                             the unified network sees beside the CNN's
+                             features; 0: the CNN's 128 only, as the paper */
+    float cnn_weight;     /* with the descriptor: the CNN's standardised
+                             features are multiplied by this (default 0.1,
+                             in (0, 1]) before the unified network, so that
+                             its few descriptor inputs are not drowned out */
     int augment;          /* stage 1: each training tile in one of the 8
                              rotations/flips of the square, seeded; default 1 */
     /* stage-1 learning rate: lr1 for the first two thirds of the epochs,

@@ -62,8 +62,16 @@ int cmir__model_load_audio(cmir_model *m, const struct cmir_tensorset *ts);
 void cmir__model_audio_params(const cmir_model *m, struct cmir_audio_params *p);
 /* Normalises n raw tiles of modality k into m->norm-sized dst. */
 void cmir__model_normalise(const cmir_model *m, int k, const float *src, int n, float *dst);
-/* Standardises n feature rows of modality k in place. */
+/* Standardises n feature rows of modality k in place, the CNN's features
+ * then multiplied by info.cnn_weight. */
 void cmir__model_zstd(const cmir_model *m, int k, float *Z, int64_t n);
+/* descriptor.c: statistics per band of the tile descriptor; how many of
+ * side k's features it takes (0: none, see cmir_model_info.descriptor);
+ * writes it over the last of them for n normalised tiles x (as
+ * cmir__model_normalise makes them) into the n rows of Z. */
+#define CMIR__DESC_STATS 7
+int cmir__model_desc_dims(const cmir_model_info *i, int k);
+void cmir__model_describe(const cmir_model *m, int k, const float *x, int n, float *Z);
 /* Computes MODEL_ID from the weights, then writes the file atomically. */
 int cmir__model_save(cmir_model *m, const char *path);
 

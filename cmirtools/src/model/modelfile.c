@@ -99,6 +99,7 @@ cmir_model *cmir__model_new(const cmir__model_spec *s, cmir_cnn_params base, cmi
     m->info.n_classes = s->n_classes;
     m->info.multilabel = up.multilabel;
     m->info.d_v = up.d_v;
+    m->info.cnn_weight = 1.0f;
     m->info.id = m->id;
     int rc = alloc_common(m);
     for (int c = 0; !rc && c < s->n_classes; c++)
@@ -149,9 +150,13 @@ void cmir__model_normalise(const cmir_model *m, int k, const float *src, int n, 
 
 void cmir__model_zstd(const cmir_model *m, int k, float *Z, int64_t n)
 {
+    int cnn = CMIR_FEAT_DIM - cmir__model_desc_dims(&m->info, k);
+    float w = m->info.cnn_weight;
     for (int64_t i = 0; i < n; i++)
-        for (int j = 0; j < CMIR_FEAT_DIM; j++)
-            Z[i * CMIR_FEAT_DIM + j] = (Z[i * CMIR_FEAT_DIM + j] - m->zmean[k][j]) / m->zstd[k][j];
+        for (int j = 0; j < CMIR_FEAT_DIM; j++) {
+            float v = (Z[i * CMIR_FEAT_DIM + j] - m->zmean[k][j]) / m->zstd[k][j];
+            Z[i * CMIR_FEAT_DIM + j] = j < cnn && w != 1.0f ? v * w : v;
+        }
 }
 
 /* FNV-1a over the bytes of every weight: the model's identity. */
@@ -212,6 +217,8 @@ int cmir__model_save(cmir_model *m, const char *path)
     if (!rc) rc = put_scalar(ts, "HIDDEN", cmir_unified_get_params(m->uni).hidden);
     if (!rc) rc = put_scalar(ts, "N_CLASSES", i->n_classes);
     if (!rc) rc = put_scalar(ts, "MULTILABEL", i->multilabel);
+    if (!rc) rc = put_scalar(ts, "DESCRIPTOR", i->descriptor);
+    if (!rc) rc = put_scalar(ts, "CNN_WEIGHT", i->cnn_weight);
     if (!rc) rc = put_vec(ts, "PAN_MEAN", m->mean[0], i->pan_bands);
     if (!rc) rc = put_vec(ts, "PAN_STD", m->std[0], i->pan_bands);
     if (!rc) rc = put_vec(ts, "MS_MEAN", m->mean[1], i->ms_bands);
@@ -316,6 +323,12 @@ static int load_sizes(const cmir_tensorset *ts, cmir_model_info *i)
     if ((rc = get_int(ts, "RATIO", 1, 1024, &i->ratio)) || (rc = get_int(ts, "D_V", 1, 4096, &i->d_v)) ||
         (rc = get_int(ts, "N_CLASSES", 1, 65535, &i->n_classes)) ||
         (rc = get_int(ts, "MULTILABEL", 0, 1, &i->multilabel)))
+        return rc;
+    i->descriptor = 0; /* files from before the descriptor */
+    i->cnn_weight = 1.0f;
+    if (cmir_tensorset_get(ts, "DESCRIPTOR") && (rc = get_int(ts, "DESCRIPTOR", 0, 1, &i->descriptor)))
+        return rc;
+    if (cmir_tensorset_get(ts, "CNN_WEIGHT") && (rc = get_vec(ts, "CNN_WEIGHT", 1, &i->cnn_weight, 1)))
         return rc;
     return 0;
 }
@@ -582,6 +595,7 @@ int cmir_model_embed(cmir_model *m, cmir_exec *ex, cmir_modality modality, const
         if (rc)
             return rc;
         float *z = cmir_cnn_features(m->cnn[modality]);
+        cmir__model_describe(m, modality, m->norm, b, z);
         if (Z)
             memcpy(Z + (size_t)i * CMIR_FEAT_DIM, z, sizeof(float) * (size_t)b * CMIR_FEAT_DIM);
         cmir__model_zstd(m, modality, z, b); /* in the network's buffer: overwritten next forward */

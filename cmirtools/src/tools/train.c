@@ -24,6 +24,8 @@ cmir_train_params cmir_train_default_params(void)
     p.lr2 = 1e-3f;
     p.ortho = 0.1f;
     p.dropout = 0.5f;
+    p.descriptor = 1;
+    p.cnn_weight = 0.1f;
     p.augment = 1;
     p.unified = cmir_unified_default_params();
     p.max_stat_tiles = 2000;
@@ -83,6 +85,10 @@ int cmir_train_check_params(cmir_train_params p)
         return BAD("%s: speech_steps must be >= 0, got %d", who, p.speech_steps);
     if (!(p.valid_frac >= 0 && p.valid_frac < 1) || !(p.test_frac + p.valid_frac < 1))
         return BAD("%s: valid_frac must be in [0, 1) and test_frac + valid_frac < 1, got %g", who, p.valid_frac);
+    if (p.descriptor != 0 && p.descriptor != 1)
+        return BAD("%s: descriptor must be 0 or 1, got %d", who, p.descriptor);
+    if (!(p.cnn_weight > 0 && p.cnn_weight <= 1))
+        return BAD("%s: cnn_weight must be in (0, 1], got %g", who, p.cnn_weight);
     if (!(p.label_frac > 0 && p.label_frac <= 1))
         return BAD("%s: label_frac must be in (0, 1], got %g", who, p.label_frac);
     if (p.epochs0 < 0)
@@ -145,6 +151,9 @@ static void settings_text(cmir__train_job *J, char *s, size_t n)
              u->w_norm, u->w_cross, u->w_reg, u->alpha, (long long)J->n_train, (long long)J->n_test,
              p->speech_manifest ? "\nspeech_manifest=" : "", p->speech_manifest ? p->speech_manifest : "", steps);
     size_t len = strlen(s);
+    if (p->descriptor)
+        snprintf(s + len, n - len, "\ndescriptor=1\ncnn_weight=%g", p->cnn_weight);
+    len = strlen(s);
     if (p->valid_frac > 0 || p->label_frac < 1)
         snprintf(s + len, n - len, "\nvalid_frac=%g\nn_valid=%lld\nlabel_frac=%g", p->valid_frac, (long long)J->n_valid,
                  p->label_frac);
@@ -166,6 +175,8 @@ static int build_model(cmir__train_job *J)
                            cmir__train_is_speech(J) ? CMIR_SCENARIO_IMAGE_SPEECH : CMIR_SCENARIO_PAN_MS);
     if (!J->m)
         return cmir__failed(CMIR_EINVAL);
+    J->m->info.descriptor = J->p.descriptor && !cmir__train_is_speech(J);
+    J->m->info.cnn_weight = J->m->info.descriptor ? J->p.cnn_weight : 1.0f;
     J->m->info.precision = cmir_nn_precision() == CMIR_PRECISION_BF16 && cmir_nn_bf16_available()
                                ? CMIR_PRECISION_BF16
                                : CMIR_PRECISION_FP32;

@@ -197,6 +197,7 @@ int cmir__train_all_features(cmir__train_job *J, float *raw, float *x, float *Z[
                 rc = cmir_cnn_forward(J->m->cnn[k], J->ex, x, n, 0, NULL);
             if (rc)
                 return rc;
+            cmir__model_describe(J->m, k, x, n, cmir_cnn_features(J->m->cnn[k]));
             memcpy(Z[k] + (size_t)s * CMIR_FEAT_DIM, cmir_cnn_features(J->m->cnn[k]),
                    sizeof(float) * (size_t)n * CMIR_FEAT_DIM);
             if ((rc = cmir__train_report(J, n, NULL)))
