@@ -173,7 +173,7 @@ static double uni_loss(uni_ctx *d)
     return L.total;
 }
 
-static void check_unified(const char *term, cmir_unified_params p)
+static void check_unified_labels(const char *term, cmir_unified_params p, int labelled)
 {
     cmir_rng *r = cmir_rng_new(11);
     const int n = 5;
@@ -187,6 +187,11 @@ static void check_unified(const char *term, cmir_unified_params p)
         d.lab[i] = i % p.n_classes;
     for (int i = 0; i < n * p.n_classes; i++)
         d.tg[i] = cmir_rng_uniform(r) < 0.4f;
+    if (!labelled) { /* unlabelled pairs: L3 left out */
+        free(d.lab); free(d.tg);
+        d.lab = NULL;
+        d.tg = NULL;
+    }
     uni_loss(&d);
     int np = cmir_unified_n_params(d.u), bad = 0, total = 0;
     double worst = 0;
@@ -215,10 +220,26 @@ static void check_unified(const char *term, cmir_unified_params p)
     }
     printf("  unified %-26s max rel err %.2e over %d probes (%d above 2e-2)\n", term, worst, total, bad);
     ASSERT_LE(bad, total / 20);
+    if (!labelled) { /* the classifier has no gradient, L3 no loss */
+        cmir_unified_losses L;
+        ASSERT_OK(cmir_unified_step(d.u, ex, d.Za, d.Zb, NULL, NULL, n, &L));
+        ASSERT_NEAR(L.cls, 0, 0);
+        ASSERT_NEAR(L.total, L.pair + L.norm + L.cross + L.reg, 1e-6 * fabs(L.total));
+        for (int i = 0; i < np; i++) {
+            const char *name;
+            float *w, *g;
+            size_t m;
+            cmir_unified_param(d.u, i, &name, &w, &g, &m);
+            for (size_t j = 0; !strncmp(name, "cls", 3) && j < m; j++)
+                ASSERT_NEAR(g[j], 0, 0);
+        }
+    }
     cmir_unified_free(d.u);
     free(d.Za); free(d.Zb); free(d.tg); free(d.lab);
     cmir_rng_free(r);
 }
+
+static void check_unified(const char *term, cmir_unified_params p) { check_unified_labels(term, p, 1); }
 
 static void test_unified_grad(void)
 {
@@ -242,6 +263,8 @@ static void test_unified_grad(void)
     p = base; p.w_pair = p.w_class = p.w_norm = p.w_cross = 0; p.w_reg = 1; check_unified("R (weights to alpha)", p);
     p = base; check_unified("all terms", p);
     p = base; p.hidden = 0; check_unified("all terms, linear encoders", p);
+    p = base; check_unified_labels("all terms, unlabelled", p, 0);
+    p = base; p.multilabel = 1; check_unified_labels("all terms, unlabelled (multi)", p, 0);
 }
 
 static void test_unified_save(void)

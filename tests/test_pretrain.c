@@ -3,7 +3,8 @@
  * the model with the epochs they chose; -init from a model of another
  * class count copies its convolutions exactly and remakes the heads; a
  * contrastive pretraining run on an unlabelled archive lowers InfoNCE
- * below chance and is bit-identical for a seed and thread count. */
+ * below chance and is bit-identical for a seed and thread count; a label
+ * budget's other tiles train stage 2 as unlabelled pairs. */
 #include "cmir/archive.h"
 #include "cmir/tensorset.h"
 #include "cmir/train.h"
@@ -189,6 +190,43 @@ static void test_pretrain_determinism(void)
     cmir_tensorset_free(d);
 }
 
+/* Weights of tensor name in two model files are byte-equal. */
+static int same_tensor(const cmir_tensorset *a, const cmir_tensorset *b, const char *name)
+{
+    const cmir_tensor *x = cmir_tensorset_get(a, name), *y = cmir_tensorset_get(b, name);
+    return x && y && cmir_tensor_numel(x) == cmir_tensor_numel(y) &&
+           !memcmp(x->data, y->data, sizeof(float) * (size_t)cmir_tensor_numel(x));
+}
+
+/* A label budget keeps the other training tiles' pairs for stage 2
+ * (every term but L3): recorded in the settings, the CNNs untouched, the
+ * unified network different from a run without them, the same for a seed. */
+static void test_unlabelled_pairs(void)
+{
+    cmir_train_params p = small();
+    p.test_frac = 0.25;
+    p.label_frac = 0.25;
+    cmir_train_report r;
+    ASSERT_OK(cmir_train(in_dir("lab4.mat"), in_dir("u1.mat"), p, NULL, NULL, &r));
+    ASSERT_EQ_INT((int)r.n_train, 18); /* a quarter of the 72 non-test tiles */
+    ASSERT_OK(cmir_train(in_dir("lab4.mat"), in_dir("u2.mat"), p, NULL, NULL, NULL));
+    p.unlabelled_pairs = 0;
+    ASSERT_OK(cmir_train(in_dir("lab4.mat"), in_dir("u0.mat"), p, NULL, NULL, NULL));
+    cmir_tensorset *a = cmir_tensorset_load(in_dir("u1.mat")), *b = cmir_tensorset_load(in_dir("u2.mat")),
+                   *c = cmir_tensorset_load(in_dir("u0.mat"));
+    REQUIRE(a && b && c);
+    const char *sa = cmir_tensorset_get_string(a, "TRAIN_SETTINGS"), *sc = cmir_tensorset_get_string(c, "TRAIN_SETTINGS");
+    ASSERT_TRUE(sa && strstr(sa, "unlabelled_pairs=54"));
+    ASSERT_TRUE(sc && !strstr(sc, "unlabelled_pairs="));
+    ASSERT_TRUE(!strcmp(cmir_tensorset_get_string(a, "MODEL_ID"), cmir_tensorset_get_string(b, "MODEL_ID")));
+    ASSERT_TRUE(strcmp(cmir_tensorset_get_string(a, "MODEL_ID"), cmir_tensorset_get_string(c, "MODEL_ID")) != 0);
+    ASSERT_TRUE(same_tensor(a, c, "pan_conv1_W") && same_tensor(a, c, "ms_fc1_W"));
+    ASSERT_TRUE(!same_tensor(a, c, "enc_a_W1") && !same_tensor(a, c, "dec_ab_W"));
+    cmir_tensorset_free(a);
+    cmir_tensorset_free(b);
+    cmir_tensorset_free(c);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -202,6 +240,7 @@ int main(int argc, char **argv)
     RUN(test_valid_split);
     RUN(test_init_other_classes);
     RUN(test_pretrain_determinism);
+    RUN(test_unlabelled_pairs);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

@@ -293,9 +293,9 @@ static void test_check_params(void)
         const char *field;
         cmir_train_params p;
         int unified; /* also refused by cmir_train_unified_check_params */
-    } bad[16];
+    } bad[20];
     int n = 0;
-    for (int i = 0; i < 16; i++)
+    for (int i = 0; i < 20; i++)
         bad[i].p = cmir_train_default_params();
 #define BAD(f, set, uni) (bad[n].field = f, bad[n].p.set, bad[n].unified = uni, n++)
     BAD("batch", batch = 1, 1);
@@ -313,6 +313,7 @@ static void test_check_params(void)
     BAD("feature_noise", feature_noise = -0.5f, 0);
     BAD("audio_feature", audio_feature = 99, 0);
     BAD("descriptor", descriptor = 2, 0);
+    BAD("unlabelled_pairs", unlabelled_pairs = -1, 0);
     BAD("cnn_weight", cnn_weight = 0, 0);
 #undef BAD
     for (int i = 0; i < n; i++) {

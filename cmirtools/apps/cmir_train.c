@@ -20,7 +20,8 @@ static const char usage[] =
     "                  [-w_cross X] [-w_reg X] [-alpha X] [-multilabel] [-no_augment]\n"
     "                  [-features_dir DIR] [-unified FILE.mat] [-stage1_from MODEL.mat]\n"
     "                  [-checkpoint CKPT.mat] [-resume CKPT.mat] [-speech MANIFEST.csv]\n"
-    "                  [-valid_frac F] [-label_frac F] [-init MODEL.mat]\n"
+    "                  [-valid_frac F] [-label_frac F] [-unlabelled_pairs on|off]\n"
+    "                  [-init MODEL.mat]\n"
     "                  [-pretrain PAIRS.mat] [-epochs0 N] [-lr0 X] [-tau X]\n"
     "                  [-precision fp32|bf16]\n"
     "                  ARCHIVE.mat MODEL.mat\n"
@@ -55,6 +56,8 @@ static const char usage[] =
     "                     CNN keeps the weights of its epoch of lowest validation loss; the tiles\n"
     "                     and epochs are recorded in MODEL (VALID_TILES, TRAIN_SETTINGS)\n"
     "  -label_frac F      use the labels of a seeded share F of the training tiles (label budget)\n"
+    "  -unlabelled_pairs on|off  with -label_frac below 1, stage 2 also learns from the PAN/MS\n"
+    "                     pairs of the other training tiles, with every term but L3 (default on)\n"
     "  -init M.mat        start from the CNN weights of model M (same tile sizes and bands); class\n"
     "                     heads of another class count are made afresh\n"
     "  -pretrain P.mat    stage 0: before stage 1, train both CNNs for -epochs0 epochs (default 10)\n"
@@ -135,6 +138,11 @@ static int value_option(const char *a, const char *v, cmir_train_params *p, cons
         if (strcmp(v, "on") && strcmp(v, "off"))
             return cmir_app_fail(prog, "-descriptor takes on or off, not '%s'", v);
         p->descriptor = !strcmp(v, "on");
+    }
+    else if (!strcmp(a, "-unlabelled_pairs")) {
+        if (strcmp(v, "on") && strcmp(v, "off"))
+            return cmir_app_fail(prog, "-unlabelled_pairs takes on or off, not '%s'", v);
+        p->unlabelled_pairs = !strcmp(v, "on");
     }
     else if (!strcmp(a, "-cnn_weight")) return cmir_app_float(prog, a, v, 1e-6, 1, &p->cnn_weight);
     else if (!strcmp(a, "-w_pair")) return cmir_app_float(prog, a, v, 0, HUGE_VAL, &p->unified.w_pair);

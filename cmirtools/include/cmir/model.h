@@ -121,7 +121,9 @@ typedef struct cmir_unified_losses {
 
 /* One training step's forward and backward on n pairs (Za, Zb: n x d_in;
  * labels: n class indices 0..C-1, or n x C 0/1 targets when multilabel);
- * fills parameter gradients (overwritten) and *out. */
+ * fills parameter gradients (overwritten) and *out. labels and targets both
+ * NULL: unlabelled pairs, the step leaves L3 out (out->cls 0, the
+ * classifier's gradients 0). */
 CMIR_API int cmir_unified_step(cmir_unified *u, cmir_exec *ex, const float *Za, const float *Zb,
                                const int32_t *labels, const float *targets, int n,
                                cmir_unified_losses *out);

@@ -217,7 +217,8 @@ int cmir_unified_step(cmir_unified *u, cmir_exec *ex, const float *Za, const flo
                       const int32_t *labels, const float *targets, int n, cmir_unified_losses *out)
 {
     const cmir_unified_params *p = &u->p;
-    if (!u || !Za || !Zb || n < 1 || (p->multilabel ? !targets : !labels))
+    const int unlabelled = !labels && !targets; /* L3 left out */
+    if (!u || !Za || !Zb || n < 1 || (!unlabelled && (p->multilabel ? !targets : !labels)))
         return cmir__error(CMIR_EINVAL, "cmir_unified_step: bad arguments");
     TRY(ensure(u, n));
     const int dv = p->d_v, C = p->n_classes;
@@ -234,7 +235,7 @@ int cmir_unified_step(cmir_unified *u, cmir_exec *ex, const float *Za, const flo
     if (p->w_pair)
         TRY(cmir_sqdist(&tva, &tvb, p->w_pair * inv, &L.pair, &tdva, &tdvb));
     /* L3: classification of [Va; Vb] */
-    if (p->w_class) {
+    if (p->w_class && !unlabelled) {
         cmir_tensor tv2 = cmir_tensor_2d(u->V, 2 * n, dv), tl = cmir_tensor_2d(u->logits, 2 * n, C);
         cmir_tensor tdl = cmir_tensor_2d(u->dlogits, 2 * n, C);
         TRY(cmir_dense_forward(ex, &tv2, u->w[CLS_W], u->w[CLS_B], &tl));

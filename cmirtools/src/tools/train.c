@@ -25,6 +25,7 @@ cmir_train_params cmir_train_default_params(void)
     p.ortho = 0.1f;
     p.dropout = 0.5f;
     p.descriptor = 1;
+    p.unlabelled_pairs = 1;
     p.cnn_weight = 0.1f;
     p.augment = 1;
     p.unified = cmir_unified_default_params();
@@ -85,6 +86,8 @@ int cmir_train_check_params(cmir_train_params p)
         return BAD("%s: speech_steps must be >= 0, got %d", who, p.speech_steps);
     if (!(p.valid_frac >= 0 && p.valid_frac < 1) || !(p.test_frac + p.valid_frac < 1))
         return BAD("%s: valid_frac must be in [0, 1) and test_frac + valid_frac < 1, got %g", who, p.valid_frac);
+    if (p.unlabelled_pairs != 0 && p.unlabelled_pairs != 1)
+        return BAD("%s: unlabelled_pairs must be 0 or 1, got %d", who, p.unlabelled_pairs);
     if (p.descriptor != 0 && p.descriptor != 1)
         return BAD("%s: descriptor must be 0 or 1, got %d", who, p.descriptor);
     if (!(p.cnn_weight > 0 && p.cnn_weight <= 1))
@@ -157,6 +160,9 @@ static void settings_text(cmir__train_job *J, char *s, size_t n)
     if (p->valid_frac > 0 || p->label_frac < 1)
         snprintf(s + len, n - len, "\nvalid_frac=%g\nn_valid=%lld\nlabel_frac=%g", p->valid_frac, (long long)J->n_valid,
                  p->label_frac);
+    len = strlen(s);
+    if (p->label_frac < 1 && p->unlabelled_pairs && !p->speech_manifest)
+        snprintf(s + len, n - len, "\nunlabelled_pairs=%lld", (long long)J->n_unlab);
     len = strlen(s);
     if (p->init_model)
         snprintf(s + len, n - len, "\ninit_model=%s", p->init_model);
@@ -242,7 +248,7 @@ static int alloc_tiles(cmir__train_job *J, float **raw, float **x)
 /* Stage-2 pairs an epoch makes. */
 static int64_t pairs_per_epoch(const cmir__train_job *J)
 {
-    return cmir__train_is_speech(J) ? J->est_pairs : J->n_train;
+    return cmir__train_is_speech(J) ? J->est_pairs : J->n_train + (J->p.unlabelled_pairs ? J->n_unlab : 0);
 }
 
 /* The epochs (epochs2 = 0: automatic), the settings text, the resumed
@@ -282,6 +288,10 @@ static int stage2(cmir__train_job *J, float *Z[2], cmir_train_report *rep)
     ps.by_label = cmir__train_is_speech(J);
     ps.rows = J->train;
     ps.n_rows = J->n_train;
+    if (J->p.unlabelled_pairs && !ps.by_label) {
+        ps.free_rows = J->unlab;
+        ps.n_free = J->n_unlab;
+    }
     ps.per_epoch = pairs_per_epoch(J);
     return cmir__train_stage2_run(J, J->m->uni, &ps, Z, rep);
 }
@@ -326,6 +336,7 @@ static void job_close(cmir__train_job *J)
     cmir__free(J->train);
     cmir__free(J->test);
     cmir__free(J->valid);
+    cmir__free(J->unlab);
     cmir_model_free(J->m);
     cmir_archive_close(J->a);
     cmir_rng_free(J->rng);

@@ -37,6 +37,9 @@ typedef struct cmir__train_job {
     cmir_rng *rng;
     int64_t *train, n_train, *test, n_test;
     int64_t *valid, n_valid; /* validation tiles (valid_frac), archive order */
+    int64_t *unlab, n_unlab; /* training tiles whose labels the budget (label_frac) leaves
+                                out, archive order: stage 2 trains on their pairs
+                                without L3 (unlabelled_pairs) */
     cmir_progress_fn progress;
     void *user;
     double done, total; /* progress units */
@@ -71,6 +74,11 @@ typedef struct cmir__train_pairs {
                                  rows (its order depends on the RNG state alone:
                                  resumable); 1 = every epoch shuffles the previous
                                  epoch's order further */
+    const int64_t *free_rows; /* by index: rows paired without a label (L3 left
+                                 out), n_free of them; their batches are spread
+                                 among the labelled ones */
+    int64_t n_free;
+    int64_t *free_order;      /* owned: this epoch's order of free_rows */
     const int32_t *row_class; /* by index: class (0-based) of every row, or NULL */
     const float *row_targets; /* with row_class and multi-label: every row's
                                  0/1 class flags (rows x C) */
@@ -96,7 +104,8 @@ int cmir__train_split(cmir__train_job *J);
 
 /* ---- train_valid.c: validation split, label budget, best-epoch choice ---- */
 /* Moves a seeded share valid_frac of the training tiles to J->valid and
- * keeps a seeded share label_frac of the rest; draws nothing at the defaults. */
+ * keeps a seeded share label_frac of the rest (the others to J->unlab);
+ * draws nothing at the defaults. */
 int cmir__train_split_valid(cmir__train_job *J);
 /* Mean stage-1 loss of CNN k (inference mode) on the validation tiles. */
 int cmir__train_valid_loss(cmir__train_job *J, int k, float *raw, float *x, double *loss);

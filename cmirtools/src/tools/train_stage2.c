@@ -54,28 +54,56 @@ typedef struct s2_bufs {
     int32_t *lab;
 } s2_bufs;
 
+/* One batch of n pairs, rows ia[i] and ib[i] (labels lab/tg, or both
+ * NULL: unlabelled), and the optimiser's step; sums as stage2_epoch's. */
+static int stage2_batch(cmir__train_job *J, cmir_unified *u, cmir_optim *o, float *const Z[2], s2_bufs *b,
+                        const int64_t *ia, const int64_t *ib, int n, const int32_t *lab, const float *tg,
+                        cmir_unified_losses *sum, int *nb, int64_t *samples)
+{
+    const int D = cmir_unified_get_params(u).d_in;
+    const size_t row = sizeof(float) * (size_t)D;
+    for (int i = 0; i < n; i++) {
+        memcpy(b->za + (size_t)i * D, Z[0] + (size_t)ia[i] * D, row);
+        memcpy(b->zb + (size_t)i * D, Z[1] + (size_t)ib[i] * D, row);
+    }
+    cmir_unified_losses L;
+    int rc = cmir_unified_step(u, J->ex, b->za, b->zb, lab, tg, n, &L);
+    if (rc || (rc = cmir_optim_step(o)))
+        return rc;
+    losses_add(sum, &L);
+    (*nb)++;
+    *samples += n;
+    return 0;
+}
+
 /* One epoch over ps's pairs: the sums of the batches' losses into *sum,
- * the batches into *nb, the pairs into *samples. */
-static int stage2_epoch(cmir__train_job *J, cmir_unified *u, cmir_optim *o, const cmir__train_pairs *ps,
+ * the batches into *nb, the pairs into *samples. The unlabelled pairs
+ * (free_rows, shuffled afresh) come in batches spread evenly among the
+ * labelled ones. */
+static int stage2_epoch(cmir__train_job *J, cmir_unified *u, cmir_optim *o, cmir__train_pairs *ps,
                         float *const Z[2], s2_bufs *b, cmir_unified_losses *sum, int *nb, int64_t *samples)
 {
     const cmir_unified_params up = cmir_unified_get_params(u);
-    const int D = up.d_in, Bt = J->p.batch;
-    const size_t row = sizeof(float) * (size_t)D;
-    for (int64_t s = 0; s < ps->n; s += Bt) {
+    const int Bt = J->p.batch;
+    const int64_t nl = (ps->n + Bt - 1) / Bt, nu = (ps->n_free + Bt - 1) / Bt;
+    if (nu) {
+        memcpy(ps->free_order, ps->free_rows, sizeof(int64_t) * (size_t)ps->n_free);
+        cmir__train_shuffle(J->rng, ps->free_order, ps->n_free);
+    }
+    int64_t done_u = 0;
+    for (int64_t s = 0, i = 0; s < ps->n; s += Bt, i++) {
         int n = (int)(ps->n - s < Bt ? ps->n - s : Bt);
-        for (int i = 0; i < n; i++) {
-            memcpy(b->za + (size_t)i * D, Z[0] + (size_t)ps->ia[s + i] * D, row);
-            memcpy(b->zb + (size_t)i * D, Z[1] + (size_t)ps->ib[s + i] * D, row);
-        }
         pairs_labels(J, ps, s, n, up.multilabel, up.n_classes, b->lab, b->tg);
-        cmir_unified_losses L;
-        int rc = cmir_unified_step(u, J->ex, b->za, b->zb, b->lab, b->tg, n, &L);
-        if (rc || (rc = cmir_optim_step(o)))
+        int rc = stage2_batch(J, u, o, Z, b, ps->ia + s, ps->ib + s, n, b->lab, up.multilabel ? b->tg : NULL, sum,
+                              nb, samples);
+        for (; !rc && done_u < nu && done_u * nl < (i + 1) * nu; done_u++) {
+            int64_t at = done_u * Bt;
+            int m = (int)(ps->n_free - at < Bt ? ps->n_free - at : Bt);
+            rc = stage2_batch(J, u, o, Z, b, ps->free_order + at, ps->free_order + at, m, NULL, NULL, sum, nb,
+                              samples);
+        }
+        if (rc)
             return rc;
-        losses_add(sum, &L);
-        (*nb)++;
-        *samples += n;
     }
     return 0;
 }
@@ -116,7 +144,9 @@ int cmir__train_stage2_run(cmir__train_job *J, cmir_unified *u, cmir__train_pair
                  cmir__malloc(sizeof(float) * (size_t)Bt * up.n_classes), cmir__malloc(sizeof(int32_t) * (size_t)Bt)};
     if (!ps->by_label && (ps->order = cmir__malloc(sizeof(int64_t) * (size_t)(ps->n_rows ? ps->n_rows : 1))))
         memcpy(ps->order, ps->rows, sizeof(int64_t) * (size_t)ps->n_rows);
-    int rc = (!o || !b.za || !b.zb || !b.tg || !b.lab || (!ps->by_label && !ps->order)) ? CMIR_ENOMEM
+    ps->free_order = ps->n_free ? cmir__malloc(sizeof(int64_t) * (size_t)ps->n_free) : NULL;
+    int rc = (!o || !b.za || !b.zb || !b.tg || !b.lab || (!ps->by_label && !ps->order) ||
+              (ps->n_free && !ps->free_order)) ? CMIR_ENOMEM
                                                                                       : cmir_unified_register(u, o);
     int ep0 = 0;
     if (!rc && J->resume && J->r_stage == 2) {
@@ -136,6 +166,8 @@ int cmir__train_stage2_run(cmir__train_job *J, cmir_unified *u, cmir__train_pair
     rep->stage2_samples_per_s = dt > 0 ? (double)samples / dt : 0;
     cmir_optim_free(o);
     cmir__free(b.za); cmir__free(b.zb); cmir__free(b.tg); cmir__free(b.lab);
+    cmir__free(ps->free_order);
+    ps->free_order = NULL;
     cmir__free(ps->order); cmir__free(ps->pa); cmir__free(ps->pb); cmir__free(ps->pc);
     ps->order = ps->pa = ps->pb = NULL;
     ps->pc = NULL;
