@@ -21,7 +21,8 @@ typedef struct cmir_train_params {
     int batch;            /* default 64 */
     int epochs1;          /* stage 1 epochs per modality, default 10 */
     int epochs2;          /* stage 2 epochs; 0 (default) = 50, or more to make
-                             at least 3000 steps on small archives */
+                             at least 3000 steps on small archives, but for
+                             PAN-MS archives at most 100 */
     float lr1, lr2;       /* Adam learning rates, default 1e-3, 1e-3 */
     float ortho;          /* weight of the orthogonality penalty on Z, applied
                              as ortho * mean over the 128x128 entries of

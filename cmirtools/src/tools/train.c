@@ -255,9 +255,12 @@ static int64_t pairs_per_epoch(const cmir__train_job *J)
  * checkpoint or reused stage 1, the progress total, the normalisation. */
 static int job_plan(cmir__train_job *J, float *raw)
 {
-    if (J->p.epochs2 == 0)
+    if (J->p.epochs2 == 0) {
         J->p.epochs2 = cmir__train_epochs_for_steps((pairs_per_epoch(J) + J->p.batch - 1) / J->p.batch,
                                                     CMIR__TRAIN_AUTO_STEPS2, CMIR__TRAIN_AUTO_EPOCHS2);
+        if (!cmir__train_is_speech(J) && J->p.epochs2 > CMIR__TRAIN_AUTO_MAX_EPOCHS2)
+            J->p.epochs2 = CMIR__TRAIN_AUTO_MAX_EPOCHS2;
+    }
     settings_text(J, J->settings, sizeof J->settings); /* before -stage1_from sets epochs1 to 0 */
     int rc = 0;
     if (J->p.resume)

@@ -14,7 +14,11 @@
 #define CMIR__TRAIN_MAX_BATCH 4096      /* largest p.batch */
 #define CMIR__TRAIN_MAX_EPOCHS 100000   /* cap of every epoch count made from a step target */
 #define CMIR__TRAIN_AUTO_EPOCHS2 50     /* epochs2 = 0: at least this many stage-2 epochs ... */
-#define CMIR__TRAIN_AUTO_STEPS2 3000    /* ... and at least this many stage-2 steps */
+#define CMIR__TRAIN_AUTO_STEPS2 3000    /* ... and at least this many stage-2 steps ... */
+#define CMIR__TRAIN_AUTO_MAX_EPOCHS2 100 /* ... but (tiles) at most this many epochs: twice
+                                           the passes over each pair that the step rule
+                                           makes on DSRSID-size archives (50); a few dozen
+                                           labelled tiles would otherwise get 3000 passes */
 #define CMIR__TRAIN_LR1_LATE 0.1f       /* stage-1 learning rate factor in the last third of the epochs */
 #define CMIR__TRAIN_LOG_LINES 20        /* about this many progress lines per stage, at most */
 #define CMIR__TRAIN_CHECKPOINTS2 10     /* checkpoints written during stage 2 */
