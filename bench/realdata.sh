@@ -15,7 +15,8 @@
 # (contrastive pretraining, once per set, then -init for every run).
 # Every run holds out half the labelled tiles for test and a fifth of the
 # rest for validation (epoch choice); budgets are shares of the training
-# tiles whose labels are used. Prints mean and spread over SEEDS.
+# tiles whose labels are used. Prints mean and spread over SEEDS. Then
+# each set as a new user would run it: split by tile, all defaults.
 # Usage: sh bench/realdata.sh BUILD_DIR [OUT_DIR]
 #   env: SEEDS ("1 2 3"), BUDGETS ("0.1 0.25 1"), EPOCHS1 (20), EPOCHS2 (60),
 #        EPOCHS0 (10), THREADS (2), SETS ("l8 ol nc"), SHARED
@@ -116,5 +117,18 @@ for set in $SETS; do
                 "$(tr '\n' ';' <"$OUT/rows")"
         done
     done
+done
+# As a new user would (issue 14's protocol): every tile labelled, held out by
+# tile, half for test, every other setting at its default.
+echo "== as a new user: cmir_train -split tile -test_frac 0.5 (defaults), seeds $SEEDS"
+printf '%-6s %-16s  %-16s  %-16s  %-16s\n' set "PAN->MS" "MS->PAN" "floor PAN->MS" "floor MS->PAN"
+for set in $SETS; do
+    : >"$OUT/rows"
+    for s in $SEEDS; do
+        m=$OUT/${set}_user_s$s.mat
+        q "$B/cmir_train" -q -threads "$THREADS" -seed "$s" -split tile -test_frac 0.5 "$OUT/$set.mat" "$m"
+        evaluate "$m" "$OUT/$set.mat" >>"$OUT/rows"
+    done
+    printf '%-6s%s   (per seed: %s)\n' "$set" "$(stats <"$OUT/rows")" "$(tr '\n' ';' <"$OUT/rows")"
 done
 echo "total $(( $(date +%s) - t0 )) s"
