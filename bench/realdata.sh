@@ -10,7 +10,8 @@
 #       strips and guard bands as l8
 #   nc  Landsat 7 North Carolina by Wald's protocol with its real land-cover
 #       polygons (7 classes; too few labelled pixels for strips: 16-pixel
-#       tiles that do not overlap, held out by tile)
+#       tiles that do not overlap, held out by tile); ncu: the same with the
+#       scene's unlabelled tiles kept
 # SpaceNet Rotterdam PAN/MS pairs, unlabelled, serve only for stage 0
 # (contrastive pretraining, once per set, then -init for every run).
 # Every run holds out half the labelled tiles for test and a fifth of the
@@ -70,6 +71,9 @@ prepare() {
         "$N"/lsat7_2000_40.tif -ratio 2 -labels "$N/landsat96_labelled_pixels.tif" -o "$OUT" -prefix nc
     q "$B/cmir_tile" -q -pan "$OUT/nc_pan.tif" -ms "$OUT/nc_ms.tif" -ts 16 -labels "$OUT/nc_class.tif" \
         -label_min_frac 0.05 "$OUT/nc.mat"
+    # the same with the scene's unlabelled tiles kept (the pairs stage 2 may use)
+    q "$B/cmir_tile" -q -pan "$OUT/nc_pan.tif" -ms "$OUT/nc_ms.tif" -ts 16 -labels "$OUT/nc_class.tif" \
+        -label_min_frac 0.05 -keep_unlabelled "$OUT/ncu.mat"
     q "$B/cmir_tile" -q -pan "$S/pan1.tif" -ms "$S/ms1.tif" -pan "$S/pan2.tif" -ms "$S/ms2.tif" \
         -pan "$S/pan3.tif" -ms "$S/ms3.tif" -ts 32 "$OUT/sn32.mat"
     q "$B/cmir_tile" -q -pan "$S/pan1.tif" -ms "$S/ms1.tif" -ts 16 "$OUT/sn16.mat"
@@ -118,11 +122,14 @@ for set in $SETS; do
         done
     done
 done
-# As a new user would (issue 14's protocol): every tile labelled, held out by
-# tile, half for test, every other setting at its default.
+# As a new user would (issue 14's protocol): held out by tile, half for
+# test, every other setting at its default; ncu is nc with the unlabelled
+# tiles of the scene kept (-keep_unlabelled): the same labelled tiles and
+# split, and stage 2 also trains on the others' pairs (unlabelled_pairs).
 echo "== as a new user: cmir_train -split tile -test_frac 0.5 (defaults), seeds $SEEDS"
 printf '%-6s %-16s  %-16s  %-16s  %-16s\n' set "PAN->MS" "MS->PAN" "floor PAN->MS" "floor MS->PAN"
-for set in $SETS; do
+case " $SETS " in *" nc "*) USER_SETS="$SETS ncu" ;; *) USER_SETS=$SETS ;; esac
+for set in $USER_SETS; do
     : >"$OUT/rows"
     for s in $SEEDS; do
         m=$OUT/${set}_user_s$s.mat

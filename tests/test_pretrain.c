@@ -27,9 +27,10 @@ static const char *in_dir(const char *name)
 }
 
 /* n tile pairs with a texture and spectrum per class (C > 0: labels
- * i % C + 1) or per random draw (C = 0: unlabelled); the MS tile is the
- * PAN's 4x4 block means times the spectrum. */
-static int make_pairs(const char *path, int n, int C, uint64_t seed)
+ * i % C + 1, but every unl-th tile unlabelled when unl > 0) or per random
+ * draw (C = 0: unlabelled); the MS tile is the PAN's 4x4 block means
+ * times the spectrum. */
+static int make_pairs_unl(const char *path, int n, int C, uint64_t seed, int unl)
 {
     static const char *names[4] = {"water", "forest", "farm", "town"};
     cmir_archive_params ap = cmir_archive_default_params();
@@ -63,7 +64,7 @@ static int make_pairs(const char *path, int n, int C, uint64_t seed)
             for (int b = 0; b < 4; b++)
                 ms[k * 4 + b] = (uint8_t)fmin(255, fmax(0, s / 16 * spec[b] + 3 * cmir_rng_normal(r)));
         }
-        cmir_tile_record t = {pan, ms, C ? c + 1 : 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        cmir_tile_record t = {pan, ms, C && !(unl && i % unl == unl - 1) ? c + 1 : 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         rc = cmir_archive_writer_add(w, &t);
     }
     cmir_rng_free(r);
@@ -73,6 +74,8 @@ static int make_pairs(const char *path, int n, int C, uint64_t seed)
     }
     return cmir_archive_writer_commit(w);
 }
+
+static int make_pairs(const char *path, int n, int C, uint64_t seed) { return make_pairs_unl(path, n, C, seed, 0); }
 
 static cmir_train_params small(void)
 {
@@ -225,6 +228,22 @@ static void test_unlabelled_pairs(void)
     cmir_tensorset_free(a);
     cmir_tensorset_free(b);
     cmir_tensorset_free(c);
+    /* an archive's own unlabelled tiles (every 4th of mix.mat's 96) join them */
+    p = small();
+    p.test_frac = 0.25;
+    ASSERT_OK(cmir_train(in_dir("mix.mat"), in_dir("m1.mat"), p, NULL, NULL, &r));
+    ASSERT_EQ_INT((int)r.n_train + (int)r.n_test, 72);
+    p.label_frac = 0.5;
+    ASSERT_OK(cmir_train(in_dir("mix.mat"), in_dir("m2.mat"), p, NULL, NULL, &r));
+    a = cmir_tensorset_load(in_dir("m1.mat"));
+    b = cmir_tensorset_load(in_dir("m2.mat"));
+    REQUIRE(a && b);
+    sa = cmir_tensorset_get_string(a, "TRAIN_SETTINGS");
+    const char *sb = cmir_tensorset_get_string(b, "TRAIN_SETTINGS");
+    ASSERT_TRUE(sa && strstr(sa, "unlabelled_pairs=24"));
+    ASSERT_TRUE(sb && strstr(sb, "unlabelled_pairs=51")); /* 24 + the 27 of 54 left out */
+    cmir_tensorset_free(a);
+    cmir_tensorset_free(b);
 }
 
 int main(int argc, char **argv)
@@ -233,7 +252,7 @@ int main(int argc, char **argv)
     if (!mkdtemp(dir))
         return 1;
     if (make_pairs(in_dir("lab4.mat"), 96, 4, 11) || make_pairs(in_dir("lab2.mat"), 48, 2, 12) ||
-        make_pairs(in_dir("unl.mat"), 96, 0, 13)) {
+        make_pairs(in_dir("unl.mat"), 96, 0, 13) || make_pairs_unl(in_dir("mix.mat"), 96, 4, 14, 4)) {
         fprintf(stderr, "cannot write the test archives: %s\n", cmir_last_error());
         return 1;
     }

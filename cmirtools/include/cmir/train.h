@@ -99,11 +99,13 @@ typedef struct cmir_train_params {
                              test tiles never choose anything */
     double label_frac;    /* share of the training tiles whose labels are
                              used (seeded pick; default 1): label budgets */
-    int unlabelled_pairs; /* 1 (default): with label_frac < 1, stage 2 also
-                             trains on the PAN/MS pairs of the training tiles
-                             whose labels are left out, with every term but
-                             L3 (their batches spread among the labelled
-                             ones); 0: those tiles are not used at all */
+    int unlabelled_pairs; /* 1 (default): stage 2 also trains on the PAN/MS
+                             pairs of the archive's unlabelled tiles (split
+                             by scene: of the training scenes only) and, with
+                             label_frac < 1, of the training tiles whose
+                             labels are left out, with every term but L3
+                             (their batches spread among the labelled ones);
+                             0: those tiles are not used at all */
     const char *init_model; /* if set: a model file whose CNN weights (not the
                              class heads when the class count differs) start
                              stage 1; tile sizes and bands must match */

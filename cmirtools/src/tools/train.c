@@ -161,7 +161,7 @@ static void settings_text(cmir__train_job *J, char *s, size_t n)
         snprintf(s + len, n - len, "\nvalid_frac=%g\nn_valid=%lld\nlabel_frac=%g", p->valid_frac, (long long)J->n_valid,
                  p->label_frac);
     len = strlen(s);
-    if (p->label_frac < 1 && p->unlabelled_pairs && !p->speech_manifest)
+    if (J->n_unlab && p->unlabelled_pairs && !p->speech_manifest)
         snprintf(s + len, n - len, "\nunlabelled_pairs=%lld", (long long)J->n_unlab);
     len = strlen(s);
     if (p->init_model)

@@ -41,9 +41,10 @@ typedef struct cmir__train_job {
     cmir_rng *rng;
     int64_t *train, n_train, *test, n_test;
     int64_t *valid, n_valid; /* validation tiles (valid_frac), archive order */
-    int64_t *unlab, n_unlab; /* training tiles whose labels the budget (label_frac) leaves
-                                out, archive order: stage 2 trains on their pairs
-                                without L3 (unlabelled_pairs) */
+    int64_t *unlab, n_unlab; /* tiles stage 2 may train on without L3 (unlabelled_pairs):
+                                the archive's unlabelled tiles (of training scenes when
+                                split by scene), then the training tiles whose labels
+                                the budget (label_frac) leaves out; sorted */
     cmir_progress_fn progress;
     void *user;
     double done, total; /* progress units */
@@ -108,7 +109,7 @@ int cmir__train_split(cmir__train_job *J);
 
 /* ---- train_valid.c: validation split, label budget, best-epoch choice ---- */
 /* Moves a seeded share valid_frac of the training tiles to J->valid and
- * keeps a seeded share label_frac of the rest (the others to J->unlab);
+ * keeps a seeded share label_frac of the rest (the others join J->unlab);
  * draws nothing at the defaults. */
 int cmir__train_split_valid(cmir__train_job *J);
 /* Mean stage-1 loss of CNN k (inference mode) on the validation tiles. */

@@ -96,6 +96,25 @@ static void split_tiles(cmir__train_job *J, int64_t *lab, int64_t nl, int64_t wa
         }
 }
 
+/* The archive's unlabelled tiles (unl, n of them, archive order) into
+ * J->unlab, but for a split by scene only those of scenes with no test
+ * tile: stage 2 may train on their pairs, never on a held-out scene's. */
+static int keep_unlabelled(cmir__train_job *J, const int64_t *unl, int64_t n, int by_scene)
+{
+    if (!n)
+        return 0;
+    if (!(J->unlab = cmir__malloc(sizeof(int64_t) * (size_t)n)))
+        return CMIR_ENOMEM;
+    for (int64_t i = 0; i < n; i++) {
+        int held_out = 0;
+        for (int64_t t = 0; by_scene && !held_out && t < J->n_test; t++)
+            held_out = !strcmp(scene_of(J, unl[i]), scene_of(J, J->test[t]));
+        if (!held_out)
+            J->unlab[J->n_unlab++] = unl[i];
+    }
+    return 0;
+}
+
 /* Train/test split: whole scenes when recorded (and asked), else tiles. */
 int cmir__train_split(cmir__train_job *J)
 {
@@ -110,10 +129,16 @@ int cmir__train_split(cmir__train_job *J)
         cmir__free(lab);
         return CMIR_ENOMEM;
     }
-    int64_t nl = 0;
-    for (int64_t i = 0; i < N; i++)
+    int64_t nl = 0, nu = 0; /* labelled tiles from the front of lab, the others from its back */
+    for (int64_t i = 0; i < N; i++) {
         if (is_labelled(J->a, i, ml, tmp))
             lab[nl++] = i;
+        else
+            lab[N - 1 - nu++] = i;
+    }
+    for (int64_t i = 0; i < nu / 2; i++) { /* the unlabelled ones in archive order */
+        int64_t t = lab[N - nu + i]; lab[N - nu + i] = lab[N - 1 - i]; lab[N - 1 - i] = t;
+    }
     cmir__free(tmp);
     if (nl < 4) {
         cmir__free(lab);
@@ -127,6 +152,10 @@ int cmir__train_split(cmir__train_job *J)
         rc = split_scenes(J, lab, nl, want);
     if (rc == 0) /* not asked, no scenes, or one scene: by tiles */
         split_tiles(J, lab, nl, want);
+    if (rc >= 0 && !cmir__train_is_speech(J)) {
+        int r2 = keep_unlabelled(J, lab + N - nu, nu, rc == 1);
+        rc = r2 ? r2 : rc;
+    }
     cmir__free(lab);
     if (rc < 0)
         return rc;

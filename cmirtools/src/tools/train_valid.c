@@ -42,10 +42,13 @@ int cmir__train_split_valid(cmir__train_job *J)
             keep = 2;
         if (keep < J->n_train) {
             cmir__train_shuffle(J->rng, J->train, J->n_train);
-            J->n_unlab = J->n_train - keep;
-            if (!(J->unlab = cmir__malloc(sizeof(int64_t) * (size_t)J->n_unlab)))
+            int64_t add = J->n_train - keep; /* after the archive's unlabelled tiles */
+            int64_t *u = cmir__realloc(J->unlab, sizeof(int64_t) * (size_t)(J->n_unlab + add));
+            if (!u)
                 return CMIR_ENOMEM;
-            memcpy(J->unlab, J->train + keep, sizeof(int64_t) * (size_t)J->n_unlab);
+            J->unlab = u;
+            memcpy(J->unlab + J->n_unlab, J->train + keep, sizeof(int64_t) * (size_t)add);
+            J->n_unlab += add;
             J->n_train = keep;
             sort_ids(J->train, J->n_train);
             sort_ids(J->unlab, J->n_unlab);
