@@ -45,6 +45,11 @@ typedef struct cmir_index_params {
                          for bit. Default 1 (the whole index); not with
                          append or speech_manifest */
     int shard;
+    int no_codes;     /* 1: store no int8 codes (dim + 16 bytes a row, beside
+                         the matrix's 4 dim; default 0: stored): the first
+                         int8 search (cmir_index_set_scan) then quantises
+                         the rows itself. An append writes codes when the
+                         index has them; a merge when its first part has */
 } cmir_index_params;
 
 CMIR_API cmir_index_params cmir_index_default_params(void);

@@ -56,6 +56,10 @@ int cmir__index_open_shards(cmir_index *ix);
 cmir_index *cmir__index_open_into(const char *path, const cmir__index_into *into);
 OGRFeatureH cmir__index_shard_feature(cmir_index *ix, int64_t r);
 int cmir__index_shard_envelopes(cmir_index *ix);
+/* codes.c: the int8 codes of ix (a manifest: of its parts), loaded from the
+ * files where stored, quantised where not; CMIR_EFORMAT naming the file for
+ * a damaged code chunk. */
+int cmir__index_codes(cmir_index *ix, struct cmir_knn_q8 **out);
 /* index.c: envelopes of every footprint (once). */
 int cmir__index_load_envelopes(cmir_index *ix);
 
