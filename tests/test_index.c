@@ -2,7 +2,10 @@
  * search identical to brute force, RFC 7946 GeoJSON (lon/lat in range, a
  * known footprint equal to its geotransform reprojected), raster queries,
  * the wrong model refused, append, a killed append leaving the index as it
- * was, and shards merged. */
+ * was, and shards merged; the int8 codes stored in the index (byte for
+ * byte those of cmir_knn_q8_new, hits identical to the float scan and to
+ * codes computed in memory, ties included, in shards too, a damaged chunk
+ * an error naming the file). */
 #include <string.h>
 #include "cmir/index.h"
 #include "cmir/knn.h"
