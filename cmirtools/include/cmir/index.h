@@ -145,9 +145,13 @@ CMIR_API int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, in
  * CMIR_SCAN_AUTO (default): on a CPU with AVX512-VNNI, batches (8 queries
  * per thread or more) scan int8 codes of the rows and re-rank in float
  * whatever the codes' error bound cannot exclude; the codes (dim + 16
- * bytes per row, beside the float matrix's 4 dim) are built by the first
- * such search. CMIR_SCAN_FLOAT: float32 only, no memory beyond the matrix
- * (what a shard of an index too large for one machine wants).
+ * bytes per row, beside the float matrix's 4 dim) are loaded by the first
+ * such search from the index, which stores them (table cmir_q8, unless
+ * built with no_codes), and computed for rows it stores none for (indexes
+ * from older builds); a damaged code chunk fails that search with
+ * CMIR_EFORMAT naming the file (CMIR_SCAN_FLOAT still searches it).
+ * CMIR_SCAN_FLOAT: float32 only, no memory beyond the matrix (what a
+ * shard of an index too large for one machine wants).
  * CMIR_SCAN_INT8: the int8 scan for every search on a VNNI CPU (float
  * elsewhere). Set it before the searches; not while another thread
  * searches the same index. 0, or CMIR_EINVAL for another value. */

@@ -30,8 +30,8 @@ struct cmir_index {
     float *v;         /* n x dim */
     float *norms;     /* n, computed at open; NULL when lean (into.lean) */
     float norm_max;   /* the largest of them (cmir_knn_norm_max) */
-    struct cmir_knn_q8 *q8; /* int8 codes of v for the scan (knn.h), built by
-                               the first batched search on a VNNI CPU */
+    struct cmir_knn_q8 *q8; /* int8 codes of v for the scan (knn.h), loaded
+                               (codes.c) by the first batched search on a VNNI CPU */
     int q8_tried;
     int scan;         /* CMIR_SCAN_* */
     uint8_t *mod;     /* n */
