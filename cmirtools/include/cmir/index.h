@@ -8,7 +8,14 @@
  *   table "cmir_embeddings"  the embedding matrix in chunks of rows
  *                       (first_row, n_rows, data: little-endian float32
  *                       BLOB, n_rows x dim), read once into one array;
- *   table "cmir_meta"   key/value: format, model_id, dim, crs.
+ *   table "cmir_q8"     the int8 codes of the rows for the int8 scan, in
+ *                       chunks like the embeddings (first_row, n_rows, dim,
+ *                       data: n_rows cmir_knn_q8 records of dim + 16 bytes,
+ *                       cmir/knn.h; checksum: over the chunk's float rows
+ *                       and records); absent in indexes built with
+ *                       no_codes or by older builds;
+ *   table "cmir_meta"   key/value: format, model_id, dim, crs, q8_format
+ *                       (CMIR_KNN_Q8_FORMAT when the codes are stored).
  * An index built with one model is never searched with another: the model
  * identity is checked. Appending is one SQLite transaction: a run that is
  * killed leaves the index as it was.
