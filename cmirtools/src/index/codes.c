@@ -120,8 +120,8 @@ static int load_file(const cmir_index *f, const float *v, cmir_knn_q8 *qx, int64
         int ok = d == dim && nr >= 1 && first >= 0 && first <= f->n - nr && rec && (size_t)bytes == (size_t)nr * rb;
         for (int j = 0; ok && j < nr; j++)
             ok = !done[off + first + j];
-        const float *x = v + (size_t)first * (size_t)dim;
-        if (!ok || chunk_check(x, nr, dim, rec) != check || cmir_knn_q8_put_rows(qx, off + first, nr, rec))
+        if (!ok || chunk_check(v + (size_t)first * (size_t)dim, nr, dim, rec) != check ||
+            cmir_knn_q8_put_rows(qx, off + first, nr, rec))
             rc = cmir__error(CMIR_EFORMAT, "%s: damaged int8 code chunk at row %lld (or the embeddings changed "
                              "since; search with -scan float, or rebuild the index)", f->path, (long long)first);
         else
