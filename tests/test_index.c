@@ -427,6 +427,10 @@ static void test_codes_search(void)
     ASSERT_TRUE(fr[1] == 160 && fd[0] == 0.0f && fd[1] == 0.0f); /* row 0 ties with its copy */
     same_hits("stored codes", dup, qs, m, fr, fd);
     same_hits("no codes (quantised in memory)", old, qs, m, fr, fd);
+    cmir_index_params ap = cmir_index_default_params();
+    ap.append = 1; /* an append to an index without codes writes none */
+    ASSERT_OK(cmir_index_build(M, &A, 1, old, ap, NULL, NULL, NULL));
+    ASSERT_TRUE(!has_codes(old));
     /* codes of another format are not read: quantised instead */
     const char *other = in_dir("other.gpkg");
     ASSERT_OK(cmir_index_merge(parts, 2, other, NULL, NULL));
