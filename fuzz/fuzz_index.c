@@ -1,6 +1,6 @@
 /* Fuzz target: cmir_index_open on a GeoPackage index (through GDAL's
- * GPKG driver and SQLite, from /vsimem/), then the loaded rows. GDAL is
- * slow per input: keep this corpus small. */
+ * GPKG driver and SQLite, from /vsimem/), then the loaded rows and an int8
+ * search (the stored codes). GDAL is slow per input: keep this corpus small. */
 #include "fuzz_common.h"
 
 #include "cmir/base.h"
@@ -47,6 +47,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 sink += v[0] + v[d - 1];
             sink += (float)cmir_index_modality(ix, r);
         }
+        /* the int8 scan reads the stored codes (table cmir_q8), if any */
+        int64_t row;
+        float dist;
+        if (n > 0 && !cmir_index_set_scan(ix, CMIR_SCAN_INT8) &&
+            !cmir_index_search(ix, NULL, cmir_index_vector(ix, 0), 1, 1, NULL, &row, &dist))
+            sink += dist;
         (void)sink;
     }
     cmir_index_close(ix);

@@ -152,7 +152,7 @@ NOT_NUMERIC='
 cmir_tile -append -overwrite -keep_nodata -keep_unlabelled -label_field -label_layer -labels -lyr -ms -pan -q -r -oo
 cmir_train -audio_feature -checkpoint -dict -features -features_dir -labels -multilabel -no_augment -overwrite -q
 cmir_train -resume -speech -speech_feature -split -stage1_from -unified -init -pretrain -precision -descriptor -unlabelled_pairs
-cmir_index -append -merge -model -overwrite -q -speech -t_srs -shards -np
+cmir_index -append -merge -model -overwrite -q -speech -t_srs -shards -np -no_codes
 cmir_search -audio -index -lco -model -of -oo -overwrite -q -queries -quicklook -raster -spat_srs -speech -t_srs
 cmir_search -target -shards -cmirq -qgs -scan
 cmir_eval -all -csv -json -overwrite -plot -q -speech -unified -voices -ranking

@@ -6,8 +6,9 @@
 # refused with one line naming the index; at least one succeeds; nothing is
 # lost or duplicated: the tiles layer holds the rows it had plus exactly
 # what the successful runs report, row numbers are 0..count-1 with no
-# repeat, the embedding chunks cover exactly those rows, the stored count
-# agrees, ogrinfo opens it and cmir_search answers from it. Then two new
+# repeat, the embedding chunks cover exactly those rows (and the int8
+# code chunks the same ones), the stored count agrees, ogrinfo opens it
+# and cmir_search answers from it. Then two new
 # builds of the same index at once: the result is one of them, whole.
 # Usage: test_concurrency.sh BIN_DIR SOURCE_DIR [TRIALS]  (default 10)
 set -u
@@ -96,14 +97,16 @@ for k in $(seq 1 "$N"); do
     mx=$(sql "$OUT/i.gpkg" "SELECT MAX(\"row\") FROM tiles")
     meta=$(sql "$OUT/i.gpkg" "SELECT value FROM cmir_meta WHERE key = 'count'")
     emb=$(sql "$OUT/i.gpkg" "SELECT SUM(n_rows) || ',' || MAX(first_row + n_rows) || ',' || COUNT(DISTINCT first_row) || ',' || COUNT(*) FROM cmir_embeddings")
+    q8=$(sql "$OUT/i.gpkg" "SELECT SUM(n_rows) || ',' || MAX(first_row + n_rows) || ',' || COUNT(DISTINCT first_row) || ',' || COUNT(*) FROM cmir_q8")
     fc=$(ogrinfo -ro -so "$OUT/i.gpkg" tiles 2>/dev/null | sed -n 's/^Feature Count: //p')
     if [ "$n" = "$want" ] && [ "$d" = "$want" ] && [ "$mx" = "$((want - 1))" ] && [ "$meta" = "$want" ] &&
         [ "$fc" = "$want" ] && [ "${emb%,*,*}" = "$want,$want" ] &&
         [ "$(echo "$emb" | cut -d, -f3)" = "$(echo "$emb" | cut -d, -f4)" ] &&
+        [ "$q8" = "$emb" ] &&
         "$BIN/cmir_search" -q -overwrite -model "$OUT/m.mat" -index "$OUT/i.gpkg" -row $((want - 1)) -k 3 "$OUT/h.geojson"; then
         ok "$what: $want rows = $i0 + $a1 + $a2, rows 0..$mx unique, chunks and count agree, searchable"
     else
-        bad "$what: want $want rows; tiles $n (distinct rows $d, max $mx), meta count '$meta', ogrinfo '$fc', embedding chunks (rows, end, distinct firsts, chunks) '$emb'"
+        bad "$what: want $want rows; tiles $n (distinct rows $d, max $mx), meta count '$meta', ogrinfo '$fc', embedding chunks (rows, end, distinct firsts, chunks) '$emb', int8 code chunks '$q8'"
     fi
 done
 # shellcheck disable=SC2016 # the quotes around $lastmsg are text, inside double quotes

@@ -2,9 +2,13 @@
  * search identical to brute force, RFC 7946 GeoJSON (lon/lat in range, a
  * known footprint equal to its geotransform reprojected), raster queries,
  * the wrong model refused, append, a killed append leaving the index as it
- * was, and shards merged. */
+ * was, and shards merged; the int8 codes stored in the index (byte for
+ * byte those of cmir_knn_q8_new, hits identical to the float scan and to
+ * codes computed in memory, ties included, in shards too, a damaged chunk
+ * an error naming the file). */
 #include <string.h>
 #include "cmir/index.h"
+#include "cmir/knn.h"
 #include "cmir/train.h"
 #include "test_data.h"
 #include "test_util.h"
@@ -317,6 +321,179 @@ static void test_merge(void)
     ASSERT_EQ_INT(cmir_index_merge(bad, 2, in_dir("bad.gpkg"), NULL, NULL), CMIR_EINVAL);
 }
 
+/* ---- the int8 codes stored in the index ---- */
+
+/* Every query of qs (m x d) against path with the given scan, k hits. */
+static int scan_hits(const char *path, int scan, const float *qs, int64_t m, int k, int64_t *rows, float *dist)
+{
+    cmir_index *ix = cmir_index_open(path);
+    if (!ix)
+        return -1000;
+    int rc = cmir_index_set_scan(ix, scan);
+    if (!rc)
+        rc = cmir_index_search(ix, NULL, qs, m, k, NULL, rows, dist);
+    cmir_index_close(ix);
+    return rc;
+}
+
+/* Hits of path (int8 scan) identical, ids and distances, to want. */
+static void same_hits(const char *what, const char *path, const float *qs, int64_t m, const int64_t *want_r,
+                      const float *want_d)
+{
+    int64_t *r = malloc(sizeof(int64_t) * (size_t)m * 9);
+    float *d = malloc(sizeof(float) * (size_t)m * 9);
+    int rc = scan_hits(path, CMIR_SCAN_INT8, qs, m, 9, r, d);
+    ASSERT_OK(rc);
+    int same = !rc && !memcmp(r, want_r, sizeof(int64_t) * (size_t)m * 9) && !memcmp(d, want_d, sizeof(float) * (size_t)m * 9);
+    if (!same)
+        fprintf(stderr, "FAIL: %s: hits differ from the float scan\n", what);
+    ASSERT_TRUE(same);
+    free(r);
+    free(d);
+}
+
+static void sql(const char *path, const char *stmt)
+{
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "ogrinfo -q %s -sql \"%s\" > /dev/null 2>&1", path, stmt);
+    ASSERT_EQ_INT(system(cmd), 0);
+}
+
+static int has_codes(const char *path)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "ogrinfo -ro -so %s cmir_q8 2>/dev/null | grep -q 'Feature Count: [1-9]'", path);
+    return system(cmd) == 0;
+}
+
+/* The codes an index stores are those cmir_knn_q8_new makes of its
+ * matrix, byte for byte (read back with OGR, as any GeoPackage reader). */
+static void test_codes_stored(void)
+{
+    ASSERT_TRUE(has_codes(IX)); /* built and appended with codes */
+    cmir_index *ix = cmir_index_open(IX);
+    REQUIRE(ix != NULL);
+    int64_t n = cmir_index_count(ix);
+    int d = cmir_index_dim(ix);
+    cmir_knn_q8 *qx = NULL;
+    ASSERT_OK(cmir_knn_q8_new(cmir_index_vector(ix, 0), n, d, &qx));
+    size_t rb = cmir_knn_q8_record_bytes(d);
+    unsigned char *want = malloc(rb * (size_t)n);
+    ASSERT_OK(cmir_knn_q8_get_rows(qx, 0, n, want));
+    cmir_knn_q8_free(qx);
+    cmir_index_close(ix);
+    GDALDatasetH ds = GDALOpenEx(IX, GDAL_OF_VECTOR | GDAL_OF_READONLY, NULL, NULL, NULL);
+    REQUIRE(ds != NULL);
+    OGRLayerH l = GDALDatasetGetLayerByName(ds, "cmir_q8");
+    REQUIRE(l != NULL);
+    OGRFeatureH f;
+    int64_t covered = 0, bad = 0;
+    while ((f = OGR_L_GetNextFeature(l)) != NULL) {
+        int64_t first = OGR_F_GetFieldAsInteger64(f, OGR_F_GetFieldIndex(f, "first_row"));
+        int nr = OGR_F_GetFieldAsInteger(f, OGR_F_GetFieldIndex(f, "n_rows")), bytes = 0;
+        const GByte *b = OGR_F_GetFieldAsBinary(f, OGR_F_GetFieldIndex(f, "data"), &bytes);
+        bad += first < 0 || first + nr > n || (size_t)bytes != rb * nr || memcmp(b, want + rb * first, rb * nr);
+        covered += nr;
+        OGR_F_Destroy(f);
+    }
+    GDALClose(ds);
+    ASSERT_EQ_INT(covered, n);
+    ASSERT_EQ_INT(bad, 0);
+    free(want);
+}
+
+/* Stored codes, codes quantised in memory (an index without them, as
+ * older builds wrote, or of another code format) and the float scan give
+ * identical hits, on an index whose every row is there twice (exact ties);
+ * shards carry codes, and a manifest of shards (one of them without codes)
+ * answers as the single index; a damaged code chunk is an error naming
+ * the file, the float scan still answers. */
+static void test_codes_search(void)
+{
+    const char *s1 = in_dir("s1.gpkg"), *dup = in_dir("dup.gpkg"), *old = in_dir("old.gpkg");
+    const char *parts[2] = {s1, s1};
+    ASSERT_OK(cmir_index_merge(parts, 2, dup, NULL, NULL));
+    ASSERT_TRUE(has_codes(dup));
+    cmir_index_params np = cmir_index_default_params();
+    np.no_codes = 1;
+    const char *ab[2] = {A, A};
+    ASSERT_OK(cmir_index_build(M, ab, 2, old, np, NULL, NULL, NULL)); /* the same rows, no codes */
+    ASSERT_TRUE(!has_codes(old));
+    cmir_index *ix = cmir_index_open(dup);
+    REQUIRE(ix != NULL);
+    int64_t m = cmir_index_count(ix);
+    int d = cmir_index_dim(ix);
+    float *qs = malloc(sizeof(float) * (size_t)m * d);
+    memcpy(qs, cmir_index_vector(ix, 0), sizeof(float) * (size_t)m * d);
+    cmir_index_close(ix);
+    int64_t *fr = malloc(sizeof(int64_t) * (size_t)m * 9);
+    float *fd = malloc(sizeof(float) * (size_t)m * 9);
+    ASSERT_OK(scan_hits(dup, CMIR_SCAN_FLOAT, qs, m, 9, fr, fd));
+    ASSERT_TRUE(fr[1] == 160 && fd[0] == 0.0f && fd[1] == 0.0f); /* row 0 ties with its copy */
+    same_hits("stored codes", dup, qs, m, fr, fd);
+    same_hits("no codes (quantised in memory)", old, qs, m, fr, fd);
+    cmir_index_params ap = cmir_index_default_params();
+    ap.append = 1; /* an append to an index without codes writes none */
+    ASSERT_OK(cmir_index_build(M, &A, 1, old, ap, NULL, NULL, NULL));
+    ASSERT_TRUE(!has_codes(old));
+    /* codes of another format are not read: quantised instead */
+    const char *other = in_dir("other.gpkg");
+    ASSERT_OK(cmir_index_merge(parts, 2, other, NULL, NULL));
+    sql(other, "UPDATE cmir_meta SET value = 'cmir-q8 0' WHERE key = 'q8_format'");
+    same_hits("codes of another format", other, qs, m, fr, fd);
+    /* shards: each carries its codes; a manifest of three, the middle one
+     * built without codes, answers as the single index */
+    char man[4096];
+    int len = snprintf(man, sizeof man, "cmir-shards 1\n");
+    int64_t first = 0;
+    for (int s = 0; s < 3; s++) {
+        char name[64];
+        snprintf(name, sizeof name, "sh%d.gpkg", s);
+        cmir_index_params sp = cmir_index_default_params();
+        sp.n_shards = 3;
+        sp.shard = s;
+        sp.no_codes = s == 1;
+        ASSERT_OK(cmir_index_build(M, ab, 2, in_dir(name), sp, NULL, NULL, NULL));
+        ASSERT_EQ_INT(has_codes(in_dir(name)), s != 1);
+        cmir_index *p = cmir_index_open(in_dir(name));
+        REQUIRE(p != NULL);
+        len += snprintf(man + len, sizeof man - (size_t)len, "shard %lld %lld %s\n", (long long)first,
+                        (long long)cmir_index_count(p), name);
+        first += cmir_index_count(p);
+        cmir_index_close(p);
+    }
+    ASSERT_EQ_INT(first, m);
+    FILE *mf = fopen(in_dir("shards.txt"), "w");
+    REQUIRE(mf != NULL);
+    fputs(man, mf);
+    fclose(mf);
+    same_hits("a manifest of shards with codes (and one without)", in_dir("shards.txt"), qs, m, fr, fd);
+    /* damage: a code byte, then a check that no longer matches */
+    if (cmir_knn_q8_vnni()) { /* elsewhere the codes are never read */
+        sql(dup, "UPDATE cmir_q8 SET data = CAST(substr(data, 1, 20) || X'FFFFFFFF' || substr(data, 25) AS BLOB) "
+                 "WHERE first_row = 0"); /* row 0's xl: NaN */
+        int64_t r[9];
+        float dd[9];
+        ASSERT_EQ_INT(scan_hits(dup, CMIR_SCAN_INT8, qs, 1, 9, r, dd), CMIR_EFORMAT);
+        EXPECT_CONTAINS(cmir_last_error(), "dup.gpkg: damaged int8 code chunk at row 0");
+        ASSERT_OK(scan_hits(dup, CMIR_SCAN_FLOAT, qs, 1, 9, r, dd));
+        ASSERT_TRUE(r[0] == fr[0] && dd[1] == fd[1]);
+        cmir_search_params sp = cmir_search_default_params();
+        sp.scan = CMIR_SCAN_INT8;
+        cmir_query q = {CMIR_QUERY_ROW, 10, NULL, 0, {0}, NULL};
+        ASSERT_EQ_INT(cmir_search(M, dup, &q, 1, in_dir("dmg.geojson"), sp, NULL, NULL), CMIR_EFORMAT);
+        EXPECT_CONTAINS(cmir_last_error(), "dup.gpkg: damaged int8 code chunk");
+        sql(other, "UPDATE cmir_meta SET value = 'cmir-q8 1' WHERE key = 'q8_format'");
+        same_hits("codes of this format again", other, qs, m, fr, fd);
+        sql(other, "UPDATE cmir_q8 SET checksum = checksum + 1");
+        ASSERT_EQ_INT(scan_hits(other, CMIR_SCAN_INT8, qs, 1, 9, r, dd), CMIR_EFORMAT);
+        EXPECT_CONTAINS(cmir_last_error(), "other.gpkg: damaged int8 code chunk at row 0");
+    }
+    free(qs);
+    free(fr);
+    free(fd);
+}
+
 static void test_check_params(void)
 {
     cmir_index_params ip = cmir_index_default_params();
@@ -358,6 +535,8 @@ int main(int argc, char **argv)
     RUN(test_wrong_model);
     RUN(test_append_and_kill);
     RUN(test_merge);
+    RUN(test_codes_stored);
+    RUN(test_codes_search);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

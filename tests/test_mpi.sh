@@ -77,6 +77,17 @@ for scan in int8 float; do
     hits single_$scan.csv >single_$scan.hits 2>/dev/null
     cmp -s single.hits single_$scan.hits || bad "single-process search -scan $scan differs from -scan auto"
 done
+# each shard stores its int8 codes (table cmir_q8); an index built with
+# -no_codes stores none, and its int8 scan (codes computed in memory) answers the same
+for s in sh.txt.*of3.gpkg; do
+    ogrinfo -ro -so "$s" cmir_q8 2>/dev/null | grep -q 'Feature Count: [1-9]' || bad "shard $s stores no int8 codes"
+done
+"$BIN/cmir_index" -q -threads 1 -no_codes -model model.mat a.mat b.mat nocodes.gpkg || bad "cmir_index -no_codes"
+ogrinfo -ro -so nocodes.gpkg cmir_q8 >/dev/null 2>&1 && bad "cmir_index -no_codes stored int8 codes"
+"$BIN/cmir_search" -q -threads 1 -scan int8 -model model.mat -index nocodes.gpkg -k 10 -queries queries.txt \
+    -of CSV nocodes.csv || bad "search -scan int8 of an index without codes"
+hits nocodes.csv >nocodes.hits 2>/dev/null
+cmp -s single.hits nocodes.hits || bad "an index without codes (-scan int8) differs from the single index"
 
 # the manifest in one process, and through the GDAL driver
 "$BIN/cmir_search" -q -threads 1 -model model.mat -index sh.txt -k 10 -queries queries.txt -of CSV one.csv ||

@@ -11,7 +11,7 @@
 
 static const char usage[] =
     "Usage: cmir_index [--help] [--version] [-q] [-threads N] [-t_srs CRS] [-append | -overwrite]\n"
-    "                  [-speech MANIFEST.csv] -model MODEL.mat [ARCHIVE.mat]... INDEX.gpkg\n"
+    "                  [-no_codes] [-speech MANIFEST.csv] -model MODEL.mat [ARCHIVE.mat]... INDEX.gpkg\n"
     "       cmir_index [-q] [-overwrite] -merge PART.gpkg [PART.gpkg]... INDEX.gpkg\n"
     "       mpirun -np N cmir_index [options] [-shards] -model MODEL.mat ARCHIVE.mat... OUT\n"
     "\n"
@@ -25,7 +25,9 @@ static const char usage[] =
     "and, with -speech, every clip of the corpus manifest as a row of modality 'audio'\n"
     "without geometry (archive = the clip's file, class_name = its spoken label, scene = its\n"
     "voice), so that image queries can return spoken labels.\n"
-    "An existing INDEX is refused unless -overwrite (replace it) or -append (extend it) is given.\n"
+    "INDEX also stores int8 codes of the matrix (table 'cmir_q8', dim + 16 bytes a row beside\n"
+    "the matrix's 4 dim) that cmir_search's int8 scan loads instead of computing them; -no_codes\n"
+    "leaves them out (the scan then computes them itself; the hits are the same either way).\n"    "An existing INDEX is refused unless -overwrite (replace it) or -append (extend it) is given.\n"
     "Under mpirun or srun (N ranks), each rank embeds its share of the tiles (whole batches of\n"
     "64, in the order of a single run) into its own shard OUT.TAG.RofN.gpkg; rank 0 then merges\n"
     "them into OUT (the same index as a single run) or, with -shards, writes OUT as a manifest\n"
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-merge")) merge = 1;
         else if (!strcmp(a, "-overwrite")) overwrite = 1;
         else if (!strcmp(a, "-shards")) shards = 1;
+        else if (!strcmp(a, "-no_codes")) p.no_codes = 1;
         else if (!strcmp(a, "-model") || !strcmp(a, "-threads") || !strcmp(a, "-t_srs") || !strcmp(a, "-speech")) {
             const char *v = cmir_app_value(prog, argc, argv, &i);
             if (!v) {

@@ -8,7 +8,14 @@
  *   table "cmir_embeddings"  the embedding matrix in chunks of rows
  *                       (first_row, n_rows, data: little-endian float32
  *                       BLOB, n_rows x dim), read once into one array;
- *   table "cmir_meta"   key/value: format, model_id, dim, crs.
+ *   table "cmir_q8"     the int8 codes of the rows for the int8 scan, in
+ *                       chunks like the embeddings (first_row, n_rows, dim,
+ *                       data: n_rows cmir_knn_q8 records of dim + 16 bytes,
+ *                       cmir/knn.h; checksum: over the chunk's float rows
+ *                       and records); absent in indexes built with
+ *                       no_codes or by older builds;
+ *   table "cmir_meta"   key/value: format, model_id, dim, crs, q8_format
+ *                       (CMIR_KNN_Q8_FORMAT when the codes are stored).
  * An index built with one model is never searched with another: the model
  * identity is checked. Appending is one SQLite transaction: a run that is
  * killed leaves the index as it was.
@@ -45,6 +52,11 @@ typedef struct cmir_index_params {
                          for bit. Default 1 (the whole index); not with
                          append or speech_manifest */
     int shard;
+    int no_codes;     /* 1: store no int8 codes (dim + 16 bytes a row, beside
+                         the matrix's 4 dim; default 0: stored): the first
+                         int8 search (cmir_index_set_scan) then quantises
+                         the rows itself. An append writes codes when the
+                         index has them; a merge when its first part has */
 } cmir_index_params;
 
 CMIR_API cmir_index_params cmir_index_default_params(void);
@@ -140,9 +152,13 @@ CMIR_API int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, in
  * CMIR_SCAN_AUTO (default): on a CPU with AVX512-VNNI, batches (8 queries
  * per thread or more) scan int8 codes of the rows and re-rank in float
  * whatever the codes' error bound cannot exclude; the codes (dim + 16
- * bytes per row, beside the float matrix's 4 dim) are built by the first
- * such search. CMIR_SCAN_FLOAT: float32 only, no memory beyond the matrix
- * (what a shard of an index too large for one machine wants).
+ * bytes per row, beside the float matrix's 4 dim) are loaded by the first
+ * such search from the index, which stores them (table cmir_q8, unless
+ * built with no_codes), and computed for rows it stores none for (indexes
+ * from older builds); a damaged code chunk fails that search with
+ * CMIR_EFORMAT naming the file (CMIR_SCAN_FLOAT still searches it).
+ * CMIR_SCAN_FLOAT: float32 only, no memory beyond the matrix (what a
+ * shard of an index too large for one machine wants).
  * CMIR_SCAN_INT8: the int8 scan for every search on a VNNI CPU (float
  * elsewhere). Set it before the searches; not while another thread
  * searches the same index. 0, or CMIR_EINVAL for another value. */

@@ -149,6 +149,33 @@ CMIR_API size_t cmir_knn_q8_bytes_per_row(const cmir_knn_q8 *qx);
  * (tests run both). */
 CMIR_API int cmir_knn_q8_vnni(void);
 
+/* Storing the codes (an index file keeps them beside its float matrix, so
+ * that a search loads them instead of quantising). A row's record is
+ * cmir_knn_q8_record_bytes(d) = d + 16 bytes: its d codes (int8, -127..127),
+ * then four little-endian 32-bit words: -2 s, the lower term xl and the
+ * error bound rx (float32) and ||xq||^2 (int32), exactly as the builder
+ * made them, so codes read back are byte for byte the ones
+ * cmir_knn_q8_new makes and the hits are the same. The format's name is
+ * CMIR_KNN_Q8_FORMAT; a reader of another name must not read the records.
+ *
+ * cmir_knn_q8_new_blank: n rows of d, none set yet (a row not set is never
+ * skipped by the scan: still exact, only slower); _set_rows quantises rows
+ * [r0, r0 + nr) from rows (nr x d, values as cmir_knn_q8_new wants);
+ * _get_rows writes their records into rec (nr x record_bytes); _put_rows
+ * reads records back, checking what a record can prove by itself (codes in
+ * -127..127, ||xq||^2 and xl as the codes and scale give them, finite
+ * non-negative scale, rx >= 0): 0, CMIR_EFORMAT naming the first bad row
+ * (then rows before it are set, the rest unchanged), CMIR_EINVAL for a
+ * range outside [0, n) or NULL arguments. That rx bounds the row's real
+ * error cannot be told from a record: a file storing records must guard
+ * them against damage and against a matrix changed since (a checksum). */
+#define CMIR_KNN_Q8_FORMAT "cmir-q8 1"
+CMIR_API size_t cmir_knn_q8_record_bytes(int d);
+CMIR_API int cmir_knn_q8_new_blank(int64_t n, int d, cmir_knn_q8 **out);
+CMIR_API int cmir_knn_q8_set_rows(cmir_knn_q8 *qx, int64_t r0, int64_t nr, const float *rows);
+CMIR_API int cmir_knn_q8_get_rows(const cmir_knn_q8 *qx, int64_t r0, int64_t nr, void *rec);
+CMIR_API int cmir_knn_q8_put_rows(cmir_knn_q8 *qx, int64_t r0, int64_t nr, const void *rec);
+
 /* cmir_knn(ex, db, n, q, m, d, k, p, ids, dist) with the scan over qx,
  * which must have been built from the same db (n x d) and db unchanged
  * since: the same result, the same arguments and errors. p.db_norms and

@@ -384,19 +384,23 @@ int cmir_index_search(cmir_index *ix, cmir_exec *ex, const float *q, int64_t m, 
         kp.db_norm_max = ix->norms ? 0.0f : ix->norm_max; /* lean: each tile's norms in the scan */
         /* Batches (8 queries per thread or more) take the int8 scan on VNNI
          * CPUs: the same hits, 3.7x the float32 q/s on 10^6 x 64 (bench/
-         * README.md); its codes (dim + 16 bytes per row) are built by the
-         * first such search (like the envelopes, by the first bbox search).
-         * Fewer queries keep the float path, which splits the rows over
-         * threads; so does a failed build (the answer is the same). */
+         * README.md); its codes (dim + 16 bytes per row) are loaded from the
+         * index (quantised where it stores none) by the first such search
+         * (like the envelopes, by the first bbox search). Fewer queries keep
+         * the float path, which splits the rows over threads; so does a
+         * failed build (the answer is the same), but not a damaged code
+         * table: that is the file's error, as a damaged embedding chunk. */
         int batch = ix->scan == CMIR_SCAN_INT8 || (ix->scan == CMIR_SCAN_AUTO && m >= 8 * (int64_t)cmir_exec_threads(ex));
         if (batch && !ix->q8 && !ix->q8_tried) {
             ix->q8_tried = 1;
-            if (ix->dim <= 4096 && cmir_knn_q8_vnni() && cmir_knn_q8_new(ix->v, ix->n, ix->dim, &ix->q8))
-                ix->q8 = NULL;
+            if (ix->dim <= 4096 && cmir_knn_q8_vnni() && cmir__index_codes(ix, &ix->q8) == CMIR_EFORMAT) {
+                ix->q8_tried = 0; /* each such search says so */
+                rc = CMIR_EFORMAT;
+            }
         }
-        if (batch && ix->q8)
+        if (!rc && batch && ix->q8)
             rc = cmir_knn_q8_search(ex, ix->q8, ix->v, ix->n, q, m, ix->dim, k, kp, rows, dist);
-        else
+        else if (!rc)
             rc = cmir_knn(ex, ix->v, ix->n, q, m, ix->dim, k, kp, rows, dist);
     }
     cmir__free(mask);

@@ -30,8 +30,8 @@ struct cmir_index {
     float *v;         /* n x dim */
     float *norms;     /* n, computed at open; NULL when lean (into.lean) */
     float norm_max;   /* the largest of them (cmir_knn_norm_max) */
-    struct cmir_knn_q8 *q8; /* int8 codes of v for the scan (knn.h), built by
-                               the first batched search on a VNNI CPU */
+    struct cmir_knn_q8 *q8; /* int8 codes of v for the scan (knn.h), loaded
+                               (codes.c) by the first batched search on a VNNI CPU */
     int q8_tried;
     int scan;         /* CMIR_SCAN_* */
     uint8_t *mod;     /* n */
@@ -56,6 +56,10 @@ int cmir__index_open_shards(cmir_index *ix);
 cmir_index *cmir__index_open_into(const char *path, const cmir__index_into *into);
 OGRFeatureH cmir__index_shard_feature(cmir_index *ix, int64_t r);
 int cmir__index_shard_envelopes(cmir_index *ix);
+/* codes.c: the int8 codes of ix (a manifest: of its parts), loaded from the
+ * files where stored, quantised where not; CMIR_EFORMAT naming the file for
+ * a damaged code chunk. */
+int cmir__index_codes(cmir_index *ix, struct cmir_knn_q8 **out);
 /* index.c: envelopes of every footprint (once). */
 int cmir__index_load_envelopes(cmir_index *ix);
 

@@ -21,6 +21,16 @@ int cmir__index_create_layers(GDALDatasetH ds, const char *path, OGRSpatialRefer
  * their modalities (n bytes, 0 PAN, 1 MS) as another. */
 int cmir__index_write_chunk(OGRLayerH emb, const char *path, int64_t first, int64_t n, int dim,
                             const float *v, const uint8_t *mod);
+/* The int8 codes beside the matrix (codes.c, table "cmir_q8"): creating the
+ * table in a new index (and its format key in cmir_meta); the table of an
+ * existing one when it holds codes of this build's format (NULL: none, an
+ * append then writes none either); writing the codes of rows [first,
+ * first + n) of the matrix (v: those rows), one chunk per embedding chunk. */
+int cmir__index_create_codes(GDALDatasetH ds, const char *path, OGRLayerH meta, OGRLayerH *q8);
+OGRLayerH cmir__index_codes_layer(GDALDatasetH ds, OGRLayerH meta);
+/* 1 when the open index (a manifest: its first part) stores codes of this format. */
+int cmir__index_stores_codes(const cmir_index *ix);
+int cmir__index_write_codes(OGRLayerH q8, const char *path, int64_t first, int64_t n, int dim, const float *v);
 /* Sets key = value in cmir_meta (insert or update). */
 int cmir__index_set_meta(OGRLayerH meta, const char *path, const char *key, const char *value);
 /* Reads key from cmir_meta; NULL when absent; the caller frees. */

@@ -67,17 +67,18 @@ static float quantise_row(const float *x, int d, int8_t *c, double *rx_up, int32
     return s;
 }
 
-int cmir_knn_q8_new(const float *db, int64_t n, int d, cmir_knn_q8 **out)
+float cmir__q8_xl(float s, int32_t S)
 {
-    if (!out)
-        return cmir__error(CMIR_EINVAL, "cmir_knn_q8_new: NULL argument");
+    double xn = (double)s * (double)s * (double)S;
+    return cmir__q8_round_down(xn * (1.0 - Q8_KAPPA) * (1.0 - 1e-15));
+}
+
+int cmir__q8_alloc(int64_t n, int d, cmir_knn_q8 **out)
+{
     *out = NULL;
-    if ((!db && n > 0) || n < 0 || d <= 0 || d > Q8_MAX_D || n > ((int64_t)1 << 40))
-        return cmir__error(CMIR_EINVAL, "cmir_knn_q8_new: bad shape n=%lld d=%d (d must be 1..%d)",
-                           (long long)n, d, Q8_MAX_D);
-    int rc = cmir__knn_norms_threads(1, db, n, d, NULL);
-    if (rc)
-        return rc;
+    if (n < 0 || d <= 0 || d > Q8_MAX_D || n > ((int64_t)1 << 40))
+        return cmir__error(CMIR_EINVAL, "cmir_knn_q8: bad shape n=%lld d=%d (d must be 1..%d)", (long long)n, d,
+                           Q8_MAX_D);
     cmir_knn_q8 *qx = cmir__calloc(1, sizeof *qx);
     if (!qx)
         return CMIR_ENOMEM;
@@ -91,32 +92,67 @@ int cmir_knn_q8_new(const float *db, int64_t n, int d, cmir_knn_q8 **out)
     qx->xl = cmir__malloc_aligned(rows * sizeof(float));
     qx->rx = cmir__malloc_aligned(rows * sizeof(float));
     qx->S = cmir__malloc_aligned(rows * sizeof(int32_t));
-    int8_t *c = cmir__malloc((size_t)qx->G * 4);
-    if (!qx->codes || !qx->cx || !qx->xl || !qx->rx || !qx->S || !c) {
-        cmir__free(c);
+    if (!qx->codes || !qx->cx || !qx->xl || !qx->rx || !qx->S) {
         cmir_knn_q8_free(qx);
         return CMIR_ENOMEM;
     }
     memset(qx->codes, 128, (size_t)(qx->nblk ? qx->nblk : 1) * qx->G * 64);
-    memset(c, 0, (size_t)qx->G * 4);
+    /* a row not set yet is never skipped (rx = +inf); pads are zeros */
     for (size_t r = 0; r < rows; r++) {
-        qx->cx[r] = qx->xl[r] = qx->rx[r] = 0.0f;
+        qx->cx[r] = qx->xl[r] = 0.0f;
+        qx->rx[r] = (int64_t)r < n ? INFINITY : 0.0f;
         qx->S[r] = 0;
     }
-    for (int64_t r = 0; r < n; r++) {
-        double rx;
-        float s = quantise_row(db + (size_t)r * d, d, c, &rx, &qx->S[r]);
-        qx->cx[r] = -2.0f * s;
-        qx->rx[r] = round_up_float(rx);
-        double xn = (double)s * (double)s * (double)qx->S[r];
-        qx->xl[r] = cmir__q8_round_down(xn * (1.0 - Q8_KAPPA) * (1.0 - 1e-15));
-        uint8_t *blk = qx->codes + (size_t)(r / Q8_ROWS) * qx->G * 64 + (size_t)(r % Q8_ROWS) * 4;
-        for (int j = 0; j < d; j++)
-            blk[(size_t)(j / 4) * 64 + j % 4] = (uint8_t)(c[j] + 128);
-    }
-    cmir__free(c);
     *out = qx;
     return 0;
+}
+
+void cmir__q8_put_row(cmir_knn_q8 *qx, int64_t r, const int8_t *c, float cx, float xl, float rx, int32_t S)
+{
+    qx->cx[r] = cx;
+    qx->xl[r] = xl;
+    qx->rx[r] = rx;
+    qx->S[r] = S;
+    uint8_t *blk = qx->codes + (size_t)(r / Q8_ROWS) * qx->G * 64 + (size_t)(r % Q8_ROWS) * 4;
+    for (int j = 0; j < qx->d; j++)
+        blk[(size_t)(j / 4) * 64 + j % 4] = (uint8_t)(c[j] + 128);
+}
+
+int cmir__q8_quantise(cmir_knn_q8 *qx, const float *rows, int64_t r0, int64_t nr)
+{
+    const int d = qx->d;
+    int8_t *c = cmir__malloc((size_t)d);
+    if (!c)
+        return CMIR_ENOMEM;
+    for (int64_t i = 0; i < nr; i++) {
+        double rx;
+        int32_t S;
+        float s = quantise_row(rows + (size_t)i * d, d, c, &rx, &S);
+        cmir__q8_put_row(qx, r0 + i, c, -2.0f * s, cmir__q8_xl(s, S), round_up_float(rx), S);
+    }
+    cmir__free(c);
+    return 0;
+}
+
+int cmir_knn_q8_new(const float *db, int64_t n, int d, cmir_knn_q8 **out)
+{
+    if (!out)
+        return cmir__error(CMIR_EINVAL, "cmir_knn_q8_new: NULL argument");
+    *out = NULL;
+    if ((!db && n > 0) || n < 0 || d <= 0 || d > Q8_MAX_D || n > ((int64_t)1 << 40))
+        return cmir__error(CMIR_EINVAL, "cmir_knn_q8_new: bad shape n=%lld d=%d (d must be 1..%d)",
+                           (long long)n, d, Q8_MAX_D);
+    int rc = cmir__knn_norms_threads(1, db, n, d, NULL);
+    cmir_knn_q8 *qx = NULL;
+    if (!rc)
+        rc = cmir__q8_alloc(n, d, &qx);
+    if (!rc)
+        rc = cmir__q8_quantise(qx, db, 0, n);
+    if (rc)
+        cmir_knn_q8_free(qx);
+    else
+        *out = qx;
+    return rc;
 }
 
 void cmir_knn_q8_free(cmir_knn_q8 *qx)

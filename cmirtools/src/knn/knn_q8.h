@@ -75,5 +75,13 @@ void cmir__q8_scan_vnni(q8view *v, int i0, int64_t b0, int64_t b1);
 int cmir__q8_have_vnni(void);
 /* The smallest float <= v (v finite, >= 0). */
 float cmir__q8_round_down(double v);
+/* knn_q8.c: the database of n rows of d, every row unset (never skipped:
+ * rx = +inf) and the pads zero; quantising rows [r0, r0 + nr) from rows
+ * (nr x d, finite); storing one row's terms; the xl term of scale s and
+ * S = ||xq||^2 (one expression for the builder and the loader). */
+int cmir__q8_alloc(int64_t n, int d, cmir_knn_q8 **out);
+int cmir__q8_quantise(cmir_knn_q8 *qx, const float *rows, int64_t r0, int64_t nr);
+void cmir__q8_put_row(cmir_knn_q8 *qx, int64_t r, const int8_t *c, float cx, float xl, float rx, int32_t S);
+float cmir__q8_xl(float s, int32_t S);
 
 #endif

@@ -28,6 +28,7 @@ cmir_index_params cmir_index_default_params(void)
 typedef struct builder {
     const char *path;
     OGRLayerH tiles, emb, meta;
+    OGRLayerH q8;        /* the int8 code table; NULL: no codes written */
     OGRSpatialReferenceH srs;
     int dim;
     int64_t row;         /* next row */
@@ -47,6 +48,8 @@ static int flush_chunk(builder *B)
     if (!B->chunk_n)
         return 0;
     int rc = cmir__index_write_chunk(B->emb, B->path, B->chunk_first, B->chunk_n, B->dim, B->chunk, B->chunk_mod);
+    if (!rc && B->q8)
+        rc = cmir__index_write_codes(B->q8, B->path, B->chunk_first, B->chunk_n, B->dim, B->chunk);
     B->chunk_first += B->chunk_n;
     B->chunk_n = 0;
     return rc;
@@ -257,6 +260,7 @@ static int open_append(builder *B, const char *path, const cmir_model_info *mi, 
     *meta = GDALDatasetGetLayerByName(*ds, "cmir_meta");
     if (!B->tiles || !B->emb || !*meta)
         return cmir__error(CMIR_EFORMAT, "%s: not a CMIR index", path);
+    B->q8 = cmir__index_codes_layer(*ds, *meta); /* codes for the new rows where the index has codes */
     int rc = 0;
     char *id = cmir__index_get_meta(*meta, "model_id"), *cnt = cmir__index_get_meta(*meta, "count");
     if (!id || strcmp(id, mi->id) != 0)
@@ -272,9 +276,10 @@ static int open_append(builder *B, const char *path, const cmir_model_info *mi, 
     return rc;
 }
 
-/* Creates a new index as af's temporary file, in CRS crs (NULL: WGS84). */
-static int create_new(builder *B, const char *path, const char *crs, cmir__atomic_file *af, GDALDatasetH *ds,
-                      OGRLayerH *meta)
+/* Creates a new index as af's temporary file, in CRS crs (NULL: WGS84),
+ * with the int8 code table when codes. */
+static int create_new(builder *B, const char *path, const char *crs, int codes, cmir__atomic_file *af,
+                      GDALDatasetH *ds, OGRLayerH *meta)
 {
     const char *def = crs ? crs : "EPSG:4326";
     if (!(B->srs = OSRNewSpatialReference(NULL)))
@@ -290,6 +295,8 @@ static int create_new(builder *B, const char *path, const char *crs, cmir__atomi
         rc = cmir__gdal_error(CMIR_EIO, path, "cannot create the index");
     if (!rc)
         rc = cmir__index_create_layers(*ds, path, B->srs, &B->tiles, &B->emb, meta);
+    if (!rc && codes)
+        rc = cmir__index_create_codes(*ds, path, *meta, &B->q8);
     return rc;
 }
 
@@ -444,7 +451,7 @@ int cmir_index_build(const char *model_path, const char *const *archives, int n_
     GDALAllRegister(); /* callers need not have registered GDAL's drivers */
     if (!rc)
         rc = appending ? open_append(&B, index_path, mi, model_path, &ds, &meta)
-                       : create_new(&B, index_path, p.crs, &af, &ds, &meta);
+                       : create_new(&B, index_path, p.crs, !p.no_codes, &af, &ds, &meta);
     if (!rc && GDALDatasetStartTransaction(ds, FALSE) != OGRERR_NONE)
         rc = cmir__gdal_error(CMIR_EIO, index_path, "cannot start a transaction");
     int64_t first = B.row;
@@ -532,6 +539,10 @@ int cmir_index_merge(const char *const *parts, int n_parts, const char *out, cmi
         rc = cmir__gdal_error(CMIR_EIO, out, "cannot create the index");
     if (!rc)
         rc = cmir__index_create_layers(ds, out, B.srs, &B.tiles, &B.emb, &meta);
+    /* the merged index stores codes when its first part does (a sharded
+     * build's shards: as its params said) */
+    if (!rc && cmir__index_stores_codes(first))
+        rc = cmir__index_create_codes(ds, out, meta, &B.q8);
     if (!rc && GDALDatasetStartTransaction(ds, FALSE) != OGRERR_NONE)
         rc = cmir__gdal_error(CMIR_EIO, out, "cannot start a transaction");
     for (int i = 0; !rc && i < n_parts; i++) {
