@@ -112,3 +112,113 @@ double bench_bf16_gemm(int threads, int n, double seconds)
     free(a), free(b), free(c);
     return best;
 }
+
+/* ---- fp32 against bf16, interleaved ---------------------------------------
+ * Two copies of one branch (same seeds and inputs), one trained at fp32 and
+ * one at bf16, one step each per round, the order alternating, so both see
+ * the same machine (shared machines drift within seconds). */
+#include "cmir/model.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, double seconds,
+                  double bf16_peak, double ratio[2]);
+
+typedef struct ab_side {
+    cmir_cnn *c;
+    cmir_optim *o;
+    cmir_rng *r;
+    double t[3], best; /* forward, backward, Adam (sums); best step */
+} ab_side;
+
+static int ab_step(ab_side *s, cmir_exec *ex, const float *x, const float *dl, int N)
+{
+    int rc;
+    double t0 = now_s();
+    if ((rc = cmir_cnn_forward(s->c, ex, x, N, 1, s->r)))
+        return rc;
+    double t1 = now_s();
+    if ((rc = cmir_cnn_backward(s->c, ex, dl, NULL)))
+        return rc;
+    double t2 = now_s();
+    if ((rc = cmir_optim_step(s->o)))
+        return rc;
+    double t3 = now_s();
+    s->t[0] += t1 - t0;
+    s->t[1] += t2 - t1;
+    s->t[2] += t3 - t2;
+    if (t3 - t0 < s->best)
+        s->best = t3 - t0;
+    return 0;
+}
+
+/* Prints both sides' step times and bf16/fp32 (images/s); ratio: of the
+ * means and of the best steps. */
+int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, double seconds,
+                  double bf16_peak, double ratio[2])
+{
+    cmir_cnn_params p = cmir_cnn_default_params();
+    p.h = p.w = hw;
+    p.bands = bands;
+    size_t nx = (size_t)N * hw * hw * bands, nl = (size_t)N * p.n_classes;
+    float *x = malloc(sizeof(float) * nx), *dl = malloc(sizeof(float) * nl);
+    ab_side s[2];
+    memset(s, 0, sizeof s);
+    int rc = x && dl ? 0 : CMIR_ENOMEM;
+    uint64_t st = 12345;
+    for (size_t i = 0; i < nx; i++) /* same inputs for both sides */
+        x[i] = (float)((st = st * 6364136223846793005ull + 1442695040888963407ull) >> 40) / 16777216.0f;
+    for (size_t i = 0; x && i < nl; i++)
+        dl[i] = 1e-2f * ((float)(i % 7) - 3.0f) / 3.0f;
+    for (int k = 0; !rc && k < 2; k++) {
+        s[k].c = cmir_cnn_new(p, 7);
+        s[k].o = cmir_optim_new(cmir_optim_default_params());
+        s[k].r = cmir_rng_new(99);
+        s[k].best = 1e300;
+        rc = !s[k].c || !s[k].o || !s[k].r ? CMIR_ENOMEM : cmir_cnn_register(s[k].c, s[k].o);
+    }
+    int rounds = 0;
+    for (int k = 0; !rc && k < 2; k++) { /* warm-up: buffers, thread pools */
+        cmir_nn_set_precision(k ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32);
+        rc = ab_step(&s[k], ex, x, dl, N);
+        memset(s[k].t, 0, sizeof s[k].t);
+        s[k].best = 1e300;
+    }
+    double start = now_s();
+    while (!rc && (rounds < 6 || now_s() - start < 2.0 * seconds)) {
+        for (int i = 0; !rc && i < 2; i++) {
+            int k = (rounds + i) & 1;
+            cmir_nn_set_precision(k ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32);
+            rc = ab_step(&s[k], ex, x, dl, N);
+        }
+        rounds++;
+    }
+    cmir_nn_set_precision(CMIR_PRECISION_FP32);
+    if (!rc) {
+        double m[2], flop = 3.0 * cmir_cnn_flops(s[0].c) * N;
+        for (int k = 0; k < 2; k++) {
+            m[k] = (s[k].t[0] + s[k].t[1] + s[k].t[2]) / rounds;
+            printf("  %-4s %s step %7.1f ms (best %.1f): fwd %.1f, bwd %.1f, adam %.1f ms  "
+                   "%7.1f img/s\n",
+                   name, k ? "bf16" : "fp32", 1e3 * m[k], 1e3 * s[k].best,
+                   1e3 * s[k].t[0] / rounds, 1e3 * s[k].t[1] / rounds, 1e3 * s[k].t[2] / rounds,
+                   N / m[k]);
+        }
+        ratio[0] = m[0] / m[1];
+        ratio[1] = s[0].best / s[1].best;
+        printf("  %-4s bf16/fp32 img/s %.2fx (best steps %.2fx), %d interleaved rounds; bf16 "
+               "step %.1f GFLOP/s (3x fwd) = %.2f of the bf16 peak\n",
+               name, ratio[0], ratio[1], rounds, flop / m[1] * 1e-9,
+               flop / m[1] * 1e-9 / bf16_peak);
+        fflush(stdout);
+    }
+    for (int k = 0; k < 2; k++) {
+        cmir_optim_free(s[k].o);
+        cmir_cnn_free(s[k].c);
+        cmir_rng_free(s[k].r);
+    }
+    free(x);
+    free(dl);
+    return rc;
+}
