@@ -322,7 +322,7 @@ static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
             j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), rowbuf);
         if (j->bfdw) { /* pixel pairs of this row of dy, then the bf16 kernel */
             uint32_t *dq = (uint32_t *)(xp + j->off_dq);
-            cmir__bfd_row_pairs(dyrow, Wd, Co, dq);
+            cmir__bfd_row_pairs(dyrow, Wd, Co, dq, dys && y + 1 < H ? dyrow + drs : NULL);
             cmir__bfd_dw_row((const uint32_t *)(xp + j->off_e), (const uint32_t *)(xp + j->off_o),
                              y, Wd, Ci, dq, Co, dwp);
             db_row(dyrow, Co, Wd, dbp);

@@ -37,17 +37,33 @@ BK_EX void cmir__bfd_chan_pairs(const float *src, size_t npix, int C, uint32_t *
 }
 
 /* d[q][c] (q < nq, c < C) = pixels (2q, 2q+1) of a row of np pixels {np, C};
- * past the row: 0. */
-BK_IN void pix_pairs_row(const float *row, int np, int nq, int C, uint32_t *d)
+ * past the row: 0. pf: the next row (prefetched as this one is read), or
+ * NULL. */
+BK_IN void pix_pairs_row(const float *row, int np, int nq, int C, uint32_t *d, const float *pf)
 {
     static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                  8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     const __m512i idx = _mm512_loadu_si512(il);
+    if (C == 1) { /* the pairs are the bf16 of the row in order, 32 pixels a step */
+        for (int q = 0; q < nq; q += 16) {
+            int i = 2 * q;
+            __mmask16 m0 = i < np ? last_mask(np - i) : 0;
+            __mmask16 m1 = i + 16 < np ? last_mask(np - i - 16) : 0;
+            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + i + 16),
+                                                     _mm512_maskz_loadu_ps(m0, row + i));
+            _mm512_mask_storeu_epi32(d + q, last_mask(nq - q), h);
+        }
+        return;
+    }
     for (int q = 0; q < nq; q++) {
         const float *p0 = 2 * q < np ? row + (size_t)2 * q * C : NULL;
         const float *p1 = 2 * q + 1 < np ? row + (size_t)(2 * q + 1) * C : NULL;
         for (int c = 0; c < C; c += 16) {
             __mmask16 m = last_mask(C - c);
+            if (pf && p1) {
+                _mm_prefetch((const char *)(pf + (p0 - row) + c), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pf + (p1 - row) + c), _MM_HINT_T0);
+            }
             __m512 a = p0 ? _mm512_maskz_loadu_ps(m, p0 + c) : _mm512_setzero_ps();
             __m512 b = p1 ? _mm512_maskz_loadu_ps(m, p1 + c) : _mm512_setzero_ps();
             __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);
@@ -62,14 +78,14 @@ BK_EX void cmir__bfd_pix_pairs(const float *xp, int H, int Wd, int C, uint32_t *
     const size_t rs = (size_t)(wq + 1) * C;
     for (int r = 0; r < H + 2; r++) {
         const float *row = xp + (size_t)r * np * C;
-        pix_pairs_row(row, np, wq + 1, C, e + r * rs);
-        pix_pairs_row(row + C, np - 1, wq, C, o + r * rs);
+        pix_pairs_row(row, np, wq + 1, C, e + r * rs, NULL);
+        pix_pairs_row(row + C, np - 1, wq, C, o + r * rs, NULL);
     }
 }
 
-BK_EX void cmir__bfd_row_pairs(const float *row, int Wd, int Co, uint32_t *d)
+BK_EX void cmir__bfd_row_pairs(const float *row, int Wd, int Co, uint32_t *d, const float *pf)
 {
-    pix_pairs_row(row, Wd, (Wd + 1) / 2, Co, d);
+    pix_pairs_row(row, Wd, (Wd + 1) / 2, Co, d, pf);
 }
 
 void cmir__bfd_weights(const float *W, int Ci, int Co, int flip, uint32_t *wq)

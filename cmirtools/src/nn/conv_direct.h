@@ -152,10 +152,11 @@ DK_IN void tile_finish(__m512 acc[12][4], float *yb, int Co, const int P, const 
  *  pixel pairs    e/o{H+2 rows, Wq+1, C} of a padded sample {H+2,W+2,C},
  *                 Wq = (W+1)/2: e[r][q][c] pixels (2q, 2q+1), o: (2q+1,
  *                 2q+2) (past the row: 0);
- *  dy row pairs   d{Wq, Co}: pixels (2q, 2q+1) of one row (W odd: 0 pad). */
+ *  dy row pairs   d{Wq, Co}: pixels (2q, 2q+1) of one row (W odd: 0 pad);
+ *                 pf: the next row, prefetched meanwhile (or NULL). */
 void cmir__bfd_chan_pairs(const float *src, size_t npix, int C, uint32_t *dst);
 void cmir__bfd_pix_pairs(const float *xp, int H, int Wd, int C, uint32_t *e, uint32_t *o);
-void cmir__bfd_row_pairs(const float *row, int Wd, int Co, uint32_t *d);
+void cmir__bfd_row_pairs(const float *row, int Wd, int Co, uint32_t *d, const float *pf);
 /* wq{9, (Ci+1)/2, Co} from W{9, Ci, Co}; flip: the flipped, transposed
  * {9, (Co+1)/2, Ci} for dx instead. */
 void cmir__bfd_weights(const float *W, int Ci, int Co, int flip, uint32_t *wq);
