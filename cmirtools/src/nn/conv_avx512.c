@@ -68,6 +68,7 @@ typedef struct dconv {
     int bfx, bfdw, bfdx;
     uint32_t *wq, *wtq; /* the weights' pairs for the forward and dx */
     size_t off_xq, off_e, off_o, off_dq, off_dypq; /* per-thread pair buffers */
+    size_t off_tp; /* one input channel: per-thread tap pairs of one row {5, W} */
 } dconv;
 
 
@@ -159,16 +160,21 @@ DEF_FWD_ROW(3, 8, SW7)
 DEF_FWD_ROW(4, 6, SW5)
 
 /* Output row y into yr{W,Co}. wq non-NULL: the bf16 kernels with these
- * weight pairs, xp holding the channel pairs (uint32) of the padded sample. */
+ * weight pairs, xp holding the channel pairs (uint32) of the padded sample,
+ * or for one channel the floats, whose tap pairs go through tb{5, W}. */
 static void fwd_one_row(const float *xp, int y, int Wd, int Ci, const float *W, int Co,
                         const float *b, float *yr, int nt, int act, float slope, double *st,
-                        int Cr, const fpool *pool, const uint32_t *wq)
+                        int Cr, const fpool *pool, const uint32_t *wq, uint32_t *tb)
 {
     fpool pb, *pl = NULL;
     if (pool) {
         pb = *pool;
         pb.y = y;
         pl = &pb;
+    }
+    if (wq && Ci == 1) {
+        cmir__bfd_fwd_row_taps(xp, y, Wd, wq, Co, b, yr, nt, act, slope, st, Cr, pl, tb);
+        return;
     }
     if (wq) {
         cmir__bfd_fwd_row((const uint32_t *)xp, y, Wd, (Ci + 1) / 2, wq, Co, b, yr, nt, act,
@@ -196,11 +202,11 @@ static void fwd_one_row(const float *xp, int y, int Wd, int Ci, const float *W, 
 /* ys{H,W,Co} = conv(xp{H+2,W+2,Ci}, W) + b (wq: as fwd_one_row). */
 static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, int Co,
                        const float *b, float *ys, int nt, int act, float slope, double *st,
-                       int Cr, const uint32_t *wq)
+                       int Cr, const uint32_t *wq, uint32_t *tb)
 {
     for (int y = 0; y < H; y++)
         fwd_one_row(xp, y, Wd, Ci, W, Co, b, ys + (size_t)y * Wd * Co, nt, act, slope, st, Cr,
-                    NULL, wq);
+                    NULL, wq, tb);
 }
 
 /* dwp[(k0+r)*Co + 16v] += sum over the Wd pixels of one output row of
@@ -302,8 +308,9 @@ static const float *remake_row(const dconv *j, const float *xp, int y)
     if (!j->recompute)
         return NULL;
     float *ar = (float *)xp + j->off_arow;
-    fwd_one_row(j->bfx ? xp + j->off_xq : xp, y, j->Wd, j->Ci, j->W, j->Co, j->rb, ar, 0, 1,
-                j->rslope, NULL, 0, NULL, j->bfx ? j->wq : NULL);
+    const int pairs = j->bfx && j->Ci > 1;
+    fwd_one_row(pairs ? xp + j->off_xq : xp, y, j->Wd, j->Ci, j->W, j->Co, j->rb, ar, 0, 1,
+                j->rslope, NULL, 0, NULL, j->bfx ? j->wq : NULL, (uint32_t *)xp + j->off_tp);
     return ar;
 }
 
@@ -359,12 +366,13 @@ static int dfwd_task(int t, int T, void *user)
     if (st)
         memset(st, 0, sizeof(double) * 2 * round16((size_t)j->Co));
     for (size_t n = lo; n < hi; n++) {
-        if (j->bfx)
+        if (j->bfx && j->Ci > 1)
             pad_pairs(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, (uint32_t *)xp);
         else
             pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         fwd_sample(xp, j->H, j->Wd, j->Ci, j->W, j->Co, j->b, j->y + n * hw * j->Co, j->nt,
-                   j->act, j->slope, st, (int)round16((size_t)j->Co), j->wq);
+                   j->act, j->slope, st, (int)round16((size_t)j->Co), j->wq,
+                   (uint32_t *)xp + j->off_tp);
     }
     if (j->nt)
         stream_fence();
@@ -394,13 +402,13 @@ static int dpool_task(int t, int T, void *user)
     const int Ho = pl.k > 0 ? pl.Hok / pl.k : 0;
     const size_t prow = (size_t)pl.Wo * j->Co;
     for (size_t n = lo; n < hi; n++) {
-        if (j->bfx)
+        if (j->bfx && j->Ci > 1)
             pad_pairs(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, (uint32_t *)xp);
         else
             pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         for (int y = 0; y < j->H; y++) {
             fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->b, dummy, 0, 1, j->slope, st,
-                        (int)Cr, &pl, j->wq);
+                        (int)Cr, &pl, j->wq, (uint32_t *)xp + j->off_tp);
             if (j->pmode == 2 && y < pl.Hok && y % pl.k == pl.k - 1 && prow) {
                 size_t o = (n * Ho + (size_t)(y / pl.k)) * prow;
                 memcpy(j->py + o, pl.best, sizeof(float) * prow);
@@ -424,7 +432,7 @@ static int dbwd_task(int t, int T, void *user)
     if (j->want_dw) {
         memset(xp, 0, sizeof(float) * pad * j->Ci);
         memset(dwp, 0, sizeof(float) * ((size_t)9 * j->Ci * j->Co + j->Co));
-        if (j->recompute && j->bfx)
+        if (j->recompute && j->bfx && j->Ci > 1)
             memset(xp + j->off_xq, 0, sizeof(uint32_t) * pad * ((size_t)(j->Ci + 1) / 2));
     }
     if (j->want_dx)
@@ -439,7 +447,7 @@ static int dbwd_task(int t, int T, void *user)
             if (j->bfdw)
                 cmir__bfd_pix_pairs(xp, j->H, j->Wd, j->Ci, (uint32_t *)(xp + j->off_e),
                                     (uint32_t *)(xp + j->off_o));
-            if (j->recompute && j->bfx)
+            if (j->recompute && j->bfx && j->Ci > 1)
                 pad_pairs(xs, j->H, j->Wd, j->Ci, (uint32_t *)(xp + j->off_xq));
         }
         if (j->dyrow && j->want_dx) { /* the whole sample, into the padded buffer */
@@ -460,7 +468,7 @@ static int dbwd_task(int t, int T, void *user)
                 src = xp + j->off_dypq;
             }
             fwd_sample(src, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0, 0,
-                       0.0f, NULL, 0, j->bfdx ? j->wtq : NULL);
+                       0.0f, NULL, 0, j->bfdx ? j->wtq : NULL, NULL);
         }
     }
     return 0;
@@ -528,6 +536,10 @@ int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *
         j.off_st = j.per_thread;
         j.per_thread += 4 * Cr;
     }
+    if (j.bfx && j.Ci == 1) {
+        j.off_tp = j.per_thread;
+        j.per_thread += round16((size_t)5 * j.Wd);
+    }
     int rc = fwd_scratch(ex, &j, T, W);
     if (rc || (rc = cmir__parallel(T, dfwd_task, &j)))
         return rc;
@@ -590,9 +602,12 @@ int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float 
         j.off_dq = n + 2 * es;
         n += 2 * es + round16(wq * j.Co);
     }
-    if (j.bfx) { /* channel pairs of x, to remake the forward's rows */
+    if (j.bfx && j.Ci > 1) { /* channel pairs of x, to remake the forward's rows */
         j.off_xq = n;
         n += round16(pad * cip);
+    } else if (j.bfx) { /* one channel: tap pairs of one row */
+        j.off_tp = n;
+        n += round16((size_t)5 * j.Wd);
     }
     if (j.bfdx) { /* channel pairs of the padded dy */
         j.off_dypq = n;
@@ -685,6 +700,10 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
     j.per_thread += 4 * Cr;
     j.off_prow = j.per_thread;
     j.per_thread += round16((size_t)j.Wd * Co) + 3 * pw;
+    if (j.bfx && j.Ci == 1) {
+        j.off_tp = j.per_thread;
+        j.per_thread += round16((size_t)5 * j.Wd);
+    }
     if ((rc = fwd_scratch(ex, &j, T, W)) || (rc = cmir__parallel(T, dpool_task, &j)) || !sums)
         return rc;
     for (int c = 0; c < 2 * Co; c++) { /* fixed-order reduction */

@@ -90,6 +90,13 @@ BK_EX void cmir__bfd_row_pairs(const float *row, int Wd, int Co, uint32_t *d, co
 
 void cmir__bfd_weights(const float *W, int Ci, int Co, int flip, uint32_t *wq)
 {
+    if (!flip && Ci == 1) { /* tap pairs: wq[j][co] = (W[2j][co], W[2j+1][co]) */
+        for (int j = 0; j < 5; j++)
+            for (int co = 0; co < Co; co++)
+                wq[(size_t)j * Co + co] =
+                    pair(W[(size_t)2 * j * Co + co], 2 * j + 1 < 9 ? W[(size_t)(2 * j + 1) * Co + co] : 0.0f);
+        return;
+    }
     if (!flip) { /* wq[t][cp][co] = (W[t][2cp][co], W[t][2cp+1][co]) */
         const int cp = (Ci + 1) / 2;
         for (int t = 0; t < 9; t++)
@@ -117,10 +124,13 @@ void cmir__bfd_weights(const float *W, int Ci, int Co, int flip, uint32_t *wq)
 /* ---- Forward (and dx) ------------------------------------------------------ */
 
 /* fwd_tile of conv_avx512.c with pairs: acc[p][v] += sum over taps and
- * channel pairs of xb[tap + p Cp + q] . wb[(tap Cp + q) Co + 16v]. */
+ * pairs q of xb[tap + p ps + q cs] . wb[(tap Cp + q) Co + 16v]. taps 9:
+ * channel pairs of the padded input (ps = Cp, cs = 1); taps 1: the tap
+ * pairs of one input channel (cmir__bfd_fwd_row_taps: ps = 1, cs = W). */
 BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *wb, int Co,
                      const float *bias, float *yb, const int P, const int V, __mmask16 ml,
-                     int nt, int act, float slope, double *st, int Cr, const fpool *pl, int x0)
+                     int nt, int act, float slope, double *st, int Cr, const fpool *pl, int x0,
+                     const int taps, ptrdiff_t ps, ptrdiff_t cs)
 {
     __m512 acc[12][4];
 #pragma GCC unroll 4
@@ -131,8 +141,8 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
         for (int p = 0; p < P; p++)
             acc[p][v] = b0;
     }
-    for (int t = 0; t < 9; t++) {
-        const uint32_t *xr = xb + (t / 3) * rs + (t % 3) * Cp;
+    for (int t = 0; t < taps; t++) {
+        const uint32_t *xr = taps == 1 ? xb : xb + (t / 3) * rs + (t % 3) * Cp;
         const uint32_t *wr = wb + (size_t)t * Cp * Co;
         for (int c = 0; c < Cp; c++, wr += Co) {
             __m512bh w[4];
@@ -142,7 +152,7 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
                                              : _mm512_loadu_si512(wr + 16 * v));
 #pragma GCC unroll 12
             for (int p = 0; p < P; p++) {
-                __m512bh xv = (__m512bh)_mm512_set1_epi32((int)xr[(ptrdiff_t)p * Cp + c]);
+                __m512bh xv = (__m512bh)_mm512_set1_epi32((int)xr[(ptrdiff_t)p * ps + c * cs]);
 #pragma GCC unroll 4
                 for (int v = 0; v < V; v++)
                     acc[p][v] = _mm512_dpbf16_ps(acc[p][v], xv, w[v]);
@@ -153,8 +163,8 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
 }
 
 #define BFWD_T(PP, VV)                                                                         \
-    bfwd_tile(xb + (ptrdiff_t)x * Cp, rs, Cp, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt, \
-              act, slope, st, Cr, pl, x)
+    bfwd_tile(xb + (ptrdiff_t)x * ps, rs, Cp, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt, \
+              act, slope, st, Cr, pl, x, TAPS, ps, cs)
 #define BFWD_C(PP, VV)                                                                         \
     case PP:                                                                                   \
         BFWD_T(PP, VV);                                                                        \
@@ -167,7 +177,8 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
 #define DEF_BFWD_ROW(VV, PMAX, SW)                                                             \
     BK_FN void bfwd_row_##VV(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *wb,      \
                              int Co, const float *bias, float *yb, int Wd, __mmask16 ml,       \
-                             int nt, int act, float slope, double *st, int Cr, const fpool *pl) \
+                             int nt, int act, float slope, double *st, int Cr, const fpool *pl, \
+                             ptrdiff_t ps, ptrdiff_t cs)                                       \
     {                                                                                          \
         int x = 0;                                                                             \
         for (; x + PMAX <= Wd; x += PMAX)                                                      \
@@ -178,32 +189,96 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
             break;                                                                             \
         }                                                                                      \
     }
+#define TAPS 9
 DEF_BFWD_ROW(1, 12, SW11)
 DEF_BFWD_ROW(2, 8, SW7)
 DEF_BFWD_ROW(3, 8, SW7)
 DEF_BFWD_ROW(4, 6, SW5)
+#undef TAPS
+#define TAPS 1
+#define bfwd_row_1 bfwd_rowt_1
+#define bfwd_row_2 bfwd_rowt_2
+#define bfwd_row_3 bfwd_rowt_3
+#define bfwd_row_4 bfwd_rowt_4
+DEF_BFWD_ROW(1, 12, SW11)
+DEF_BFWD_ROW(2, 8, SW7)
+DEF_BFWD_ROW(3, 8, SW7)
+DEF_BFWD_ROW(4, 6, SW5)
+#undef bfwd_row_1
+#undef bfwd_row_2
+#undef bfwd_row_3
+#undef bfwd_row_4
+#undef TAPS
+
+/* Rows of output channel blocks; taps: bfwd_tile's. */
+static void fwd_row_blocks(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *wq, int Co,
+                           const float *b, float *yr, int Wd, int nt, int act, float slope,
+                           double *st, int Cr, fpool *pl, int taps, ptrdiff_t ps, ptrdiff_t cs)
+{
+    for (int co0 = 0; co0 < Co; co0 += 64) {
+        int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
+        __mmask16 ml = last_mask(rem - 16 * (V - 1));
+        const uint32_t *wb = wq + co0;
+        const float *bias = b ? b + co0 : NULL;
+        float *yb = yr + co0;
+        double *sb = st ? st + co0 : NULL;
+        if (pl)
+            pl->co0 = co0;
+#define BROW(F) F(xb, rs, Cp, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl, ps, cs)
+        if (taps == 9)
+            switch (V) {
+            case 1: BROW(bfwd_row_1); break;
+            case 2: BROW(bfwd_row_2); break;
+            case 3: BROW(bfwd_row_3); break;
+            default: BROW(bfwd_row_4); break;
+            }
+        else
+            switch (V) {
+            case 1: BROW(bfwd_rowt_1); break;
+            case 2: BROW(bfwd_rowt_2); break;
+            case 3: BROW(bfwd_rowt_3); break;
+            default: BROW(bfwd_rowt_4); break;
+            }
+#undef BROW
+    }
+}
 
 void cmir__bfd_fwd_row(const uint32_t *xq, int y, int Wd, int Cp, const uint32_t *wq, int Co,
                        const float *b, float *yr, int nt, int act, float slope, double *st,
                        int Cr, fpool *pl)
 {
     const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Cp;
-    for (int co0 = 0; co0 < Co; co0 += 64) {
-        int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
-        __mmask16 ml = last_mask(rem - 16 * (V - 1));
-        const uint32_t *xb = xq + y * rs, *wb = wq + co0;
-        const float *bias = b ? b + co0 : NULL;
-        float *yb = yr + co0;
-        double *sb = st ? st + co0 : NULL;
-        if (pl)
-            pl->co0 = co0;
-        switch (V) {
-        case 1: bfwd_row_1(xb, rs, Cp, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
-        case 2: bfwd_row_2(xb, rs, Cp, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
-        case 3: bfwd_row_3(xb, rs, Cp, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
-        default: bfwd_row_4(xb, rs, Cp, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
+    fwd_row_blocks(xq + y * rs, rs, Cp, wq, Co, b, yr, Wd, nt, act, slope, st, Cr, pl, 9, Cp, 1);
+}
+
+/* t[j][x] (j < 5, x < W) = taps (2j, 2j+1) of output pixel x of row y of
+ * the padded one-channel sample xp{H+2, W+2} (tap 9: 0). */
+BK_FN void tap_pairs(const float *xp, int y, int Wd, uint32_t *t)
+{
+    static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512(il);
+    const size_t rs = (size_t)Wd + 2;
+    for (int j = 0; j < 5; j++) {
+        const int ta = 2 * j, tb = 2 * j + 1;
+        const float *ra = xp + (size_t)(y + ta / 3) * rs + ta % 3;
+        const float *rb = tb < 9 ? xp + (size_t)(y + tb / 3) * rs + tb % 3 : NULL;
+        for (int x = 0; x < Wd; x += 16) {
+            __mmask16 m = last_mask(Wd - x);
+            __m512 a = _mm512_maskz_loadu_ps(m, ra + x);
+            __m512 b = rb ? _mm512_maskz_loadu_ps(m, rb + x) : _mm512_setzero_ps();
+            __m512i h = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+            _mm512_mask_storeu_epi32(t + (size_t)j * Wd + x, m, _mm512_permutexvar_epi16(idx, h));
         }
     }
+}
+
+void cmir__bfd_fwd_row_taps(const float *xp, int y, int Wd, const uint32_t *wq, int Co,
+                            const float *b, float *yr, int nt, int act, float slope, double *st,
+                            int Cr, fpool *pl, uint32_t *t)
+{
+    tap_pairs(xp, y, Wd, t);
+    fwd_row_blocks(t, 0, 5, wq, Co, b, yr, Wd, nt, act, slope, st, Cr, pl, 1, 1, Wd);
 }
 
 /* ---- Weight gradient ------------------------------------------------------- */

@@ -157,14 +157,19 @@ DK_IN void tile_finish(__m512 acc[12][4], float *yb, int Co, const int P, const 
 void cmir__bfd_chan_pairs(const float *src, size_t npix, int C, uint32_t *dst);
 void cmir__bfd_pix_pairs(const float *xp, int H, int Wd, int C, uint32_t *e, uint32_t *o);
 void cmir__bfd_row_pairs(const float *row, int Wd, int Co, uint32_t *d, const float *pf);
-/* wq{9, (Ci+1)/2, Co} from W{9, Ci, Co}; flip: the flipped, transposed
- * {9, (Co+1)/2, Ci} for dx instead. */
+/* wq{9, (Ci+1)/2, Co} from W{9, Ci, Co} (Ci 1: the tap pairs {5, Co});
+ * flip: the flipped, transposed {9, (Co+1)/2, Ci} for dx instead. */
 void cmir__bfd_weights(const float *W, int Ci, int Co, int flip, uint32_t *wq);
 /* Row y of the forward from the channel pairs xq{H+2,W+2,Cp} of a padded
  * sample and wq{9,Cp,Co}, with fwd_tile's epilogues (pool: pool->y is y). */
 void cmir__bfd_fwd_row(const uint32_t *xq, int y, int Wd, int Cp, const uint32_t *wq, int Co,
                        const float *b, float *yr, int nt, int act, float slope, double *st,
                        int Cr, fpool *pool);
+/* The same for one input channel from the padded float sample xp{H+2,W+2}
+ * on pairs of taps (t: 5 W scratch), wq the tap pairs. */
+void cmir__bfd_fwd_row_taps(const float *xp, int y, int Wd, const uint32_t *wq, int Co,
+                            const float *b, float *yr, int nt, int act, float slope, double *st,
+                            int Cr, fpool *pool, uint32_t *t);
 /* dwp{9Ci, Co} += x^T dy over output row y: e, o of the padded sample,
  * d the row's pairs. */
 void cmir__bfd_dw_row(const uint32_t *e, const uint32_t *o, int y, int Wd, int Ci,
