@@ -40,6 +40,7 @@ typedef struct options {
     int do_pan, do_ms;
     int cnn_only; /* --cnn-only: the sgemm peak and the cmir_cnn steps only */
     int ab_only;  /* --ab: the peaks and the interleaved fp32/bf16 steps only */
+    const char *profile; /* --profile P: only the cmir_cnn steps at precision P (for perf) */
 } options;
 
 static double now_s(void)
@@ -562,10 +563,12 @@ static int cnn_bench_run(const char *name, int hw, int bands, int N, cmir_exec *
     img_s[0] = N / b.step.mean;
     img_s[1] = gflops(flop, b.step.mean);
     printf("  %-4s cmir_cnn step %8.1f ms (best %.1f): fwd %.1f, bwd %.1f, adam %.1f ms  "
-           "%7.1f img/s  %6.1f GFLOP/s (3x fwd) = %.2f of peak\n",
+           "%7.1f img/s  %6.1f GFLOP/s (3x fwd)",
            name, 1e3 * b.step.mean, 1e3 * b.step.best, 1e3 * b.fwd / R, 1e3 * b.bwd / R,
-           1e3 * b.adam / R, N / b.step.mean, gflops(flop, b.step.mean),
-           gflops(flop, b.step.mean) / peak);
+           1e3 * b.adam / R, N / b.step.mean, gflops(flop, b.step.mean));
+    if (peak > 0)
+        printf(" = %.2f of peak", gflops(flop, b.step.mean) / peak);
+    printf("\n");
     fflush(stdout);
     cmir_optim_free(b.o);
     cmir_rng_free(b.r);
@@ -805,6 +808,7 @@ static void usage(FILE *f)
             "  --json FILE also write the results as JSON\n"
             "  --cnn-only  only the sgemm peak and the cmir_cnn training steps\n"
             "  --ab        only the peaks and the fp32/bf16 cmir_cnn steps, interleaved\n"
+            "  --profile P only the cmir_cnn steps at precision P (fp32|bf16), for perf\n"
             "Times OpenBLAS sgemm (square peak and the conv layers' GEMM shapes), libcmir's\n"
             "3x3 conv forward/backward per layer against that peak, and a whole branch\n"
             "training step (conv, lrelu, batchnorm, maxpool, dense, Adam).\n");
@@ -812,7 +816,7 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){2, 1.0, 64, NULL, 1, 1, 0, 0};
+    *o = (options){2, 1.0, 64, NULL, 1, 1, 0, 0, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -842,6 +846,12 @@ static int parse_args(int argc, char **argv, options *o)
             o->cnn_only = 1;
         } else if (!strcmp(a, "--ab")) {
             o->ab_only = 1;
+        } else if (!strcmp(a, "--profile") && v) {
+            cmir_precision pp;
+            if (cmir_precision_parse(v, &pp))
+                goto bad;
+            o->profile = v;
+            i++;
         } else if (!strcmp(a, "--json") && v) {
             o->json = v;
             i++;
@@ -893,6 +903,18 @@ static int run(const options *o)
     printf("threads %d, batch %d, >= %.2f s per measurement (GEMM shapes %.2f s)\n\n", T, N,
            o->seconds, o->seconds / 2);
     fflush(stdout);
+    if (o->profile) { /* the steps alone, for perf record (bench/perf_phases.sh) */
+        double st[2];
+        cmir_precision pp = CMIR_PRECISION_FP32;
+        cmir_precision_parse(o->profile, &pp);
+        cmir_nn_set_precision(pp);
+        printf("== cmir_cnn training step at %s ==\n", o->profile);
+        if ((o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, 0.0, st))) ||
+            (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, 0.0, st))))
+            return rc;
+        cmir_nn_set_precision(CMIR_PRECISION_FP32);
+        return 0;
+    }
 
     /* ---- allocate everything up front ---- */
     if (o->do_pan && !o->cnn_only) {
