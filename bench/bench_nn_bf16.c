@@ -129,8 +129,16 @@ typedef struct ab_side {
     cmir_cnn *c;
     cmir_optim *o;
     cmir_rng *r;
-    double t[3], best; /* forward, backward, Adam (sums); best step */
+    double t[3], best, last; /* forward, backward, Adam (sums); best, last step */
 } ab_side;
+
+#define AB_MAX_ROUNDS 4096
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
 static int ab_step(ab_side *s, cmir_exec *ex, const float *x, const float *dl, int N)
 {
@@ -150,11 +158,13 @@ static int ab_step(ab_side *s, cmir_exec *ex, const float *x, const float *dl, i
     s->t[2] += t3 - t2;
     if (t3 - t0 < s->best)
         s->best = t3 - t0;
+    s->last = t3 - t0;
     return 0;
 }
 
-/* Prints both sides' step times and bf16/fp32 (images/s); ratio: of the
- * means and of the best steps. */
+/* Prints both sides' step times and bf16/fp32 (images/s); ratio: the
+ * median over rounds of the round's fp32 step time / its bf16 step time
+ * (robust to the other jobs of a shared machine), and of the best steps. */
 int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, double seconds,
                   double bf16_peak, double ratio[2])
 {
@@ -179,6 +189,7 @@ int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, dou
         rc = !s[k].c || !s[k].o || !s[k].r ? CMIR_ENOMEM : cmir_cnn_register(s[k].c, s[k].o);
     }
     int rounds = 0;
+    static double rr[AB_MAX_ROUNDS];
     for (int k = 0; !rc && k < 2; k++) { /* warm-up: buffers, thread pools */
         cmir_nn_set_precision(k ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32);
         rc = ab_step(&s[k], ex, x, dl, N);
@@ -186,13 +197,13 @@ int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, dou
         s[k].best = 1e300;
     }
     double start = now_s();
-    while (!rc && (rounds < 6 || now_s() - start < 2.0 * seconds)) {
+    while (!rc && rounds < AB_MAX_ROUNDS && (rounds < 6 || now_s() - start < 2.0 * seconds)) {
         for (int i = 0; !rc && i < 2; i++) {
             int k = (rounds + i) & 1;
             cmir_nn_set_precision(k ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32);
             rc = ab_step(&s[k], ex, x, dl, N);
         }
-        rounds++;
+        rr[rounds++] = s[0].last / s[1].last;
     }
     cmir_nn_set_precision(CMIR_PRECISION_FP32);
     if (!rc) {
@@ -205,12 +216,14 @@ int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, dou
                    1e3 * s[k].t[0] / rounds, 1e3 * s[k].t[1] / rounds, 1e3 * s[k].t[2] / rounds,
                    N / m[k]);
         }
-        ratio[0] = m[0] / m[1];
+        qsort(rr, (size_t)rounds, sizeof *rr, cmp_double);
+        ratio[0] = rounds & 1 ? rr[rounds / 2] : 0.5 * (rr[rounds / 2 - 1] + rr[rounds / 2]);
         ratio[1] = s[0].best / s[1].best;
-        printf("  %-4s bf16/fp32 img/s %.2fx (best steps %.2fx), %d interleaved rounds; bf16 "
-               "step %.1f GFLOP/s (3x fwd) = %.2f of the bf16 peak\n",
-               name, ratio[0], ratio[1], rounds, flop / m[1] * 1e-9,
-               flop / m[1] * 1e-9 / bf16_peak);
+        printf("  %-4s bf16/fp32 img/s: median of %d interleaved rounds %.2fx (quartiles %.2f, "
+               "%.2f), of the means %.2fx, of the best steps %.2fx; bf16 step %.1f GFLOP/s "
+               "(3x fwd) = %.2f of the bf16 peak\n",
+               name, rounds, ratio[0], rr[rounds / 4], rr[(3 * rounds) / 4], m[0] / m[1],
+               ratio[1], flop / m[1] * 1e-9, flop / m[1] * 1e-9 / bf16_peak);
         fflush(stdout);
     }
     for (int k = 0; k < 2; k++) {
