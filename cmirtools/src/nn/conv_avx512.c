@@ -69,6 +69,7 @@ typedef struct dconv {
     uint32_t *wq, *wtq; /* the weights' pairs for the forward and dx */
     size_t off_xq, off_e, off_o, off_dq, off_dypq; /* per-thread pair buffers */
     size_t off_tp; /* one input channel: per-thread tap pairs of one row {5, W} */
+    int band;      /* bf16 dW: output rows summed in registers at a time */
 } dconv;
 
 
@@ -327,12 +328,16 @@ static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
         const float *dyrow = dys ? dys + (size_t)y * drs : rowbuf;
         if (!dys)
             j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), rowbuf);
-        if (j->bfdw) { /* pixel pairs of this row of dy, then the bf16 kernel */
+        if (j->bfdw) { /* pixel pairs of the band's rows of dy, then the bf16 kernel */
             uint32_t *dq = (uint32_t *)(xp + j->off_dq);
-            cmir__bfd_row_pairs(dyrow, Wd, Co, dq, dys && y + 1 < H ? dyrow + drs : NULL);
-            cmir__bfd_dw_row((const uint32_t *)(xp + j->off_e), (const uint32_t *)(xp + j->off_o),
-                             y, Wd, Ci, dq, Co, dwp);
+            const int yb = y % j->band;
+            cmir__bfd_row_pairs(dyrow, Wd, Co, dq + (size_t)yb * ((Wd + 1) / 2) * Co,
+                                dys && y + 1 < H ? dyrow + drs : NULL);
             db_row(dyrow, Co, Wd, dbp);
+            if (yb == j->band - 1 || y == H - 1)
+                cmir__bfd_dw_rows((const uint32_t *)(xp + j->off_e),
+                                  (const uint32_t *)(xp + j->off_o), y - yb, yb + 1, Wd, Ci, dq,
+                                  Co, dwp);
             continue;
         }
         for (int co0 = 0; co0 < Co; co0 += 64) {
@@ -595,12 +600,15 @@ int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float 
         j.bfdx = 0;
     if (!j.recompute)
         j.bfx = 0;
-    if (j.bfdw) { /* pixel pairs of x (e, o) and of one row of dy */
+    if (j.bfdw) { /* pixel pairs of x (e, o) and of a band of rows of dy */
         const size_t wq = ((size_t)j.Wd + 1) / 2, es = round16((size_t)(j.H + 2) * (wq + 1) * j.Ci);
+        /* dW's tiles stay in registers over the band: 8K pairs of dy */
+        size_t band = 8192 / (wq * j.Co);
+        j.band = band < 1 ? 1 : band > (size_t)j.H ? j.H : (int)band;
         j.off_e = n;
         j.off_o = n + es;
         j.off_dq = n + 2 * es;
-        n += 2 * es + round16(wq * j.Co);
+        n += 2 * es + round16((size_t)j.band * wq * j.Co);
     }
     if (j.bfx && j.Ci > 1) { /* channel pairs of x, to remake the forward's rows */
         j.off_xq = n;

@@ -287,8 +287,8 @@ void cmir__bfd_fwd_row_taps(const float *xp, int y, int Wd, const uint32_t *wq, 
  * x pair (tap(k), c(k)) . d[q Co + 16v], k = k0 + r: the pixel pairs of
  * tap column 0 are e[q], of column 1 o[q], of column 2 e[q+1]. */
 BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, int k0,
-                    const uint32_t *d, int Co, int wq, float *dwp, const int KR, const int V,
-                    __mmask16 ml)
+                    const uint32_t *d, int Co, int wq, int nr, float *dwp, const int KR,
+                    const int V, __mmask16 ml)
 {
     const uint32_t *pr[10];
     __m512 acc[10][4];
@@ -300,6 +300,11 @@ BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, in
         for (int v = 0; v < V; v++)
             acc[r][v] = _mm512_setzero_ps();
     }
+    for (int yy = 0; yy < nr; yy++, d += (size_t)wq * Co) {
+        if (yy) /* the next output row of the band */
+#pragma GCC unroll 10
+            for (int r = 0; r < KR; r++)
+                pr[r] += ers;
     for (int q = 0; q < wq; q++) {
         __m512bh dv[4];
         const uint32_t *dp = d + (size_t)q * Co;
@@ -315,6 +320,7 @@ BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, in
                 acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv, dv[v]);
         }
     }
+    }
 #pragma GCC unroll 10
     for (int r = 0; r < KR; r++)
 #pragma GCC unroll 4
@@ -325,14 +331,15 @@ BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, in
         }
 }
 
-#define BDW_T(KK, VV) bdw_tile(e, o, ers, Ci, k0, d, Co, wq, dwp, KK, VV, ml)
+#define BDW_T(KK, VV) bdw_tile(e, o, ers, Ci, k0, d, Co, wq, nr, dwp, KK, VV, ml)
 #define BDW_C(KK, VV)                                                                          \
     case KK:                                                                                   \
         BDW_T(KK, VV);                                                                         \
         break;
 #define DEF_BDW_ROW(VV, KMAX, SW)                                                              \
     BK_FN void bdw_row_##VV(const uint32_t *e, const uint32_t *o, size_t ers, int Ci,          \
-                            const uint32_t *d, int Co, int wq, float *dwp, __mmask16 ml)       \
+                            const uint32_t *d, int Co, int wq, int nr, float *dwp,             \
+                            __mmask16 ml)                                                      \
     {                                                                                          \
         const int K = 9 * Ci;                                                                  \
         int k0 = 0;                                                                            \
@@ -349,8 +356,8 @@ DEF_BDW_ROW(2, 10, SW9)
 DEF_BDW_ROW(3, 8, SW7)
 DEF_BDW_ROW(4, 6, SW5)
 
-void cmir__bfd_dw_row(const uint32_t *e, const uint32_t *o, int y, int Wd, int Ci,
-                      const uint32_t *d, int Co, float *dwp)
+void cmir__bfd_dw_rows(const uint32_t *e, const uint32_t *o, int y, int nr, int Wd, int Ci,
+                       const uint32_t *d, int Co, float *dwp)
 {
     const int wq = (Wd + 1) / 2;
     const size_t ers = (size_t)(wq + 1) * Ci;
@@ -360,10 +367,10 @@ void cmir__bfd_dw_row(const uint32_t *e, const uint32_t *o, int y, int Wd, int C
         int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
         __mmask16 ml = last_mask(rem - 16 * (V - 1));
         switch (V) {
-        case 1: bdw_row_1(e, o, ers, Ci, d + co0, Co, wq, dwp + co0, ml); break;
-        case 2: bdw_row_2(e, o, ers, Ci, d + co0, Co, wq, dwp + co0, ml); break;
-        case 3: bdw_row_3(e, o, ers, Ci, d + co0, Co, wq, dwp + co0, ml); break;
-        default: bdw_row_4(e, o, ers, Ci, d + co0, Co, wq, dwp + co0, ml); break;
+        case 1: bdw_row_1(e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml); break;
+        case 2: bdw_row_2(e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml); break;
+        case 3: bdw_row_3(e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml); break;
+        default: bdw_row_4(e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml); break;
         }
     }
 }

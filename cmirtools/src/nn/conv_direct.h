@@ -170,9 +170,9 @@ void cmir__bfd_fwd_row(const uint32_t *xq, int y, int Wd, int Cp, const uint32_t
 void cmir__bfd_fwd_row_taps(const float *xp, int y, int Wd, const uint32_t *wq, int Co,
                             const float *b, float *yr, int nt, int act, float slope, double *st,
                             int Cr, fpool *pool, uint32_t *t);
-/* dwp{9Ci, Co} += x^T dy over output row y: e, o of the padded sample,
- * d the row's pairs. */
-void cmir__bfd_dw_row(const uint32_t *e, const uint32_t *o, int y, int Wd, int Ci,
-                      const uint32_t *d, int Co, float *dwp);
+/* dwp{9Ci, Co} += x^T dy over the nr output rows from y (a band, summed in
+ * registers): e, o of the padded sample, d{nr, Wq, Co} the rows' pairs. */
+void cmir__bfd_dw_rows(const uint32_t *e, const uint32_t *o, int y, int nr, int Wd, int Ci,
+                       const uint32_t *d, int Co, float *dwp);
 #endif /* CMIR__CONV_DIRECT */
 #endif
