@@ -399,9 +399,7 @@ static int dpool_task(int t, int T, void *user)
     float *dummy = xp + j->off_prow;
     fpool pl = *j->ptmpl;
     const size_t pw = round16((size_t)pl.Wo * j->Co);
-    pl.best = dummy + round16((size_t)j->Wd * j->Co);
-    pl.bxh = pl.best + pw;
-    pl.barg = (int32_t *)(pl.bxh + pw);
+    float *bxh = dummy + round16((size_t)j->Wd * j->Co) + pw; /* when xhat is not kept */
     if (j->pmode == 1)
         pl.Hok = 0; /* statistics only */
     const int Ho = pl.k > 0 ? pl.Hok / pl.k : 0;
@@ -412,15 +410,16 @@ static int dpool_task(int t, int T, void *user)
         else
             pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         for (int y = 0; y < j->H; y++) {
+            if (j->pmode == 2 && y < pl.Hok && y % pl.k == 0) {
+                /* the window row's maxima go straight into the outputs (the
+                 * first row of a window writes every lane) */
+                size_t o = (n * Ho + (size_t)(y / pl.k)) * prow;
+                pl.best = j->py + o;
+                pl.barg = j->parg + o;
+                pl.bxh = j->pxh ? j->pxh + o : bxh;
+            }
             fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->b, dummy, 0, 1, j->slope, st,
                         (int)Cr, &pl, j->wq, (uint32_t *)xp + j->off_tp);
-            if (j->pmode == 2 && y < pl.Hok && y % pl.k == pl.k - 1 && prow) {
-                size_t o = (n * Ho + (size_t)(y / pl.k)) * prow;
-                memcpy(j->py + o, pl.best, sizeof(float) * prow);
-                memcpy(j->parg + o, pl.barg, sizeof(int32_t) * prow);
-                if (j->pxh)
-                    memcpy(j->pxh + o, pl.bxh, sizeof(float) * prow);
-            }
         }
     }
     return 0;
