@@ -282,14 +282,14 @@ FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q
     }
 }
 
-/* One pixel, one block of 16 channels; w: lanes where it is the winner. */
-FK_IN void dense_px(const fjob *j, const float *xp, float *op, int c0, __mmask16 m, __mmask16 w,
-                    __m512 gdy, __m512 sl, int nt)
+/* One pixel, one block of 16 channels (mu, B, A: the block's per-channel
+ * mean, m2, m1); w: lanes where it is the winner. */
+FK_IN void dense_px(const float *xp, float *op, __m512 mu, __m512 B, __m512 A, __mmask16 m,
+                    __mmask16 w, __m512 gdy, __m512 sl, int nt)
 {
     __m512 xv = _mm512_maskz_loadu_ps(m, xp);
-    __m512 t = _mm512_sub_ps(xv, _mm512_maskz_loadu_ps(m, j->mean + c0));
-    t = _mm512_add_ps(_mm512_mul_ps(t, _mm512_maskz_loadu_ps(m, j->m2 + c0)),
-                      _mm512_maskz_loadu_ps(m, j->m1 + c0));
+    __m512 t = _mm512_sub_ps(xv, mu);
+    t = _mm512_add_ps(_mm512_mul_ps(t, B), A);
     t = _mm512_mask_add_ps(t, w, t, gdy);
     t = _mm512_mask_mul_ps(t, _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_NGT_UQ), t, sl);
     if (nt && m == 0xFFFF)
@@ -307,26 +307,29 @@ FK_FN void dense_row_avx512(const fjob *j, size_t n, int yy, const float *arow, 
     const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
     const int oy = yy / k, xw = oy < Ho ? Wo * k : 0; /* columns covered by windows */
     const float *xr = arow ? arow : j->x + (n * H + yy) * (size_t)W * C;
-    for (int ox = 0; ox * k < xw; ox++)
-        for (int c0 = 0; c0 < C; c0 += 16) {
-            __mmask16 m = fmask(C - c0);
+    for (int c0 = 0; c0 < C; c0 += 16) { /* a block of channels across the row */
+        const __mmask16 m = fmask(C - c0);
+        const __m512 mu = _mm512_maskz_loadu_ps(m, j->mean + c0);
+        const __m512 B = _mm512_maskz_loadu_ps(m, j->m2 + c0);
+        const __m512 A = _mm512_maskz_loadu_ps(m, j->m1 + c0);
+        const __m512 G = _mm512_maskz_loadu_ps(m, j->g + c0);
+        for (int ox = 0; ox * k < xw; ox++) {
             size_t pi = ((n * Ho + oy) * Wo + ox) * (size_t)C + c0;
             /* winner offset relative to this row's first pixel of the window */
             int32_t base = (int32_t)(((size_t)yy * W + (size_t)ox * k) * C + c0);
             __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, j->carg + pi),
                                            _mm512_add_epi32(_mm512_set1_epi32(base), iota));
-            __m512 gdy = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, j->g + c0),
-                                       _mm512_maskz_loadu_ps(m, j->dy + pi));
+            __m512 gdy = _mm512_mul_ps(G, _mm512_maskz_loadu_ps(m, j->dy + pi));
             size_t e = (size_t)ox * k * C + c0;
             for (int dx = 0; dx < k; dx++, e += C) {
                 __mmask16 w = _mm512_mask_cmpeq_epi32_mask(m, rel, _mm512_set1_epi32(dx * C));
-                dense_px(j, xr + e, out + e, c0, m, w, gdy, sl, nt);
+                dense_px(xr + e, out + e, mu, B, A, m, w, gdy, sl, nt);
             }
         }
-    for (int xx = xw; xx < W; xx++) /* outside every window: no winners */
-        for (int c0 = 0; c0 < C; c0 += 16)
-            dense_px(j, xr + (size_t)xx * C + c0, out + (size_t)xx * C + c0, c0, fmask(C - c0), 0,
-                     zero, sl, nt);
+        for (int xx = xw; xx < W; xx++) /* outside every window: no winners */
+            dense_px(xr + (size_t)xx * C + c0, out + (size_t)xx * C + c0, mu, B, A, m, 0, zero,
+                     sl, nt);
+    }
 }
 
 FK_FN void stream_fence(void) { _mm_sfence(); }
