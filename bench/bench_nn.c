@@ -28,6 +28,7 @@ double bench_bf16_peak(int threads, double seconds);
 double bench_bf16_gemm(int threads, int n, double seconds);
 int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, double seconds,
                   double bf16_peak, double ratio[2]);
+int bench_bf16_layers(int N, cmir_exec *ex, double seconds, double bf16_peak);
 
 /* ------------------------------------------------------------------------ */
 /* Options, timing, errors                                                   */
@@ -673,6 +674,8 @@ static int bf16_section(const options *o, int N, cmir_exec *ex, double peak)
            bpk / peak, peak);
     printf("  cmir__bgemm n=2048        %8.1f GFLOP/s = %.2f of the bf16 peak\n", bg, bg / bpk);
     double r[2][2] = {{0}};
+    if ((rc = bench_bf16_layers(N, ex, o->seconds, bpk)))
+        return rc;
     printf("  cmir_cnn steps, fp32 and bf16 interleaved (one step each per round):\n");
     if (o->do_pan && (rc = bench_bf16_ab("PAN", 256, 1, N, ex, o->seconds, bpk, r[0])))
         return rc;

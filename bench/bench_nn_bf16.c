@@ -235,3 +235,65 @@ int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, dou
     free(dl);
     return rc;
 }
+
+/* The conv layers alone (cmir_conv3x3_forward / _backward on batch N, as
+ * the CNN's shapes), fp32 and bf16 interleaved round by round: GFLOP/s and
+ * bf16/fp32 of the summed times. */
+int bench_bf16_layers(int N, cmir_exec *ex, double seconds, double bf16_peak);
+
+int bench_bf16_layers(int N, cmir_exec *ex, double seconds, double bf16_peak)
+{
+    static const int L[6][4] = {{256, 1, 32, 0}, {128, 32, 64, 1}, {64, 64, 128, 1},
+                                {64, 4, 32, 0},  {32, 32, 64, 1},  {16, 64, 128, 1}};
+    static const char *const names[6] = {"PAN conv1", "PAN conv2", "PAN conv3",
+                                          "MS conv1",  "MS conv2",  "MS conv3"};
+    int rc = 0;
+    printf("  conv layers alone, batch %d (fwd: forward; bwd: dW, db and, but for the first "
+           "layer, dx):\n", N);
+    for (int l = 0; l < 6 && !rc; l++) {
+        const int hw = L[l][0], ci = L[l][1], co = L[l][2];
+        size_t nx = (size_t)N * hw * hw * ci, ny = (size_t)N * hw * hw * co, nw = (size_t)9 * ci * co;
+        float *x = malloc(nx * 4), *dx = malloc(nx * 4), *y = malloc(ny * 4), *dy = malloc(ny * 4);
+        float *W = malloc(nw * 4), *dW = malloc(nw * 4), *b = calloc((size_t)co, 4),
+              *db = malloc((size_t)co * 4);
+        if (!x || !dx || !y || !dy || !W || !dW || !b || !db)
+            rc = CMIR_ENOMEM;
+        for (size_t i = 0; !rc && i < nx; i++)
+            x[i] = (float)(i % 13) * 0.1f;
+        for (size_t i = 0; !rc && i < ny; i++)
+            dy[i] = (float)(i % 7) * 0.1f - 0.3f;
+        for (size_t i = 0; !rc && i < nw; i++)
+            W[i] = (float)(i % 5) * 0.01f - 0.02f;
+        cmir_tensor tx = cmir_tensor_4d(x, N, hw, hw, ci), ty = cmir_tensor_4d(y, N, hw, hw, co);
+        cmir_tensor tdy = cmir_tensor_4d(dy, N, hw, hw, co), tdx = cmir_tensor_4d(dx, N, hw, hw, ci);
+        double tf[2] = {0, 0}, tb[2] = {0, 0}, start = now_s();
+        int r = 0;
+        for (; !rc && (r < 4 || now_s() - start < seconds); r++)
+            for (int i = 0; !rc && i < 2; i++) {
+                int k = (r + i) & 1;
+                cmir_nn_set_precision(k ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32);
+                double t0 = now_s();
+                rc = cmir_conv3x3_forward(ex, &tx, W, b, &ty);
+                double t1 = now_s();
+                if (!rc)
+                    rc = cmir_conv3x3_backward(ex, &tx, W, &tdy, L[l][3] ? &tdx : NULL, dW, db);
+                double t2 = now_s();
+                if (r) { /* round 0 warms up */
+                    tf[k] += t1 - t0;
+                    tb[k] += t2 - t1;
+                }
+            }
+        cmir_nn_set_precision(CMIR_PRECISION_FP32);
+        if (!rc) {
+            double ff = 2.0 * N * hw * hw * 9.0 * ci * co * (r - 1), fb = ff * (1 + L[l][3]);
+            printf("  %-9s %3dx%-3d %2d->%-3d fwd fp32 %6.1f bf16 %6.1f GFLOP/s %.2fx (%.2f of "
+                   "bf16 peak)  bwd fp32 %6.1f bf16 %6.1f %.2fx (%.2f)\n",
+                   names[l], hw, hw, ci, co, ff / tf[0] * 1e-9, ff / tf[1] * 1e-9, tf[0] / tf[1],
+                   ff / tf[1] * 1e-9 / bf16_peak, fb / tb[0] * 1e-9, fb / tb[1] * 1e-9,
+                   tb[0] / tb[1], fb / tb[1] * 1e-9 / bf16_peak);
+            fflush(stdout);
+        }
+        free(x), free(dx), free(y), free(dy), free(W), free(dW), free(b), free(db);
+    }
+    return rc;
+}
