@@ -21,7 +21,7 @@ perf report -i "$data" --no-children --sort symbol 2>/dev/null | grep -v '^#' | 
     if (s ~ /sgemm|tile_any|pack_a|pack_b|bgemm/) c = "dense layers (GEMM)"
     if (s ~ /optim|adam/) c = "Adam"
     if (s ~ /memset/) c = "memset (zeroing)"
-    if ($2 == "[k]") c = "kernel: thread waits (yield), page faults"
+    if ($2 == "[k]" || s ~ /sched_yield/) c = "thread waits (yield), kernel (page faults)"
     t[c] += p
 }
 END { for (c in t) printf "  %5.1f%%  %s\n", t[c], c }' | sort -rn
