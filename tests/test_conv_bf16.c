@@ -133,7 +133,7 @@ static void check(shape s, const run *r)
 static const shape shapes[] = {
     {2, 8, 8, 1, 32},  {2, 8, 8, 4, 32},   {2, 6, 10, 32, 64}, {2, 5, 6, 64, 128},
     {3, 7, 9, 3, 5},   {3, 9, 11, 17, 21}, {1, 5, 13, 2, 67},  {2, 1, 1, 6, 16},
-    {2, 3, 2, 33, 17}, {1, 4, 27, 8, 24},
+    {2, 3, 2, 33, 17}, {1, 4, 27, 8, 24},  {1, 7, 64, 3, 64}, /* dW bands of 4 rows, then 3 */
 };
 
 static void with_inputs(shape s, void (*fn)(shape))
