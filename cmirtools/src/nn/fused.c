@@ -307,29 +307,35 @@ FK_FN void dense_row_avx512(const fjob *j, size_t n, int yy, const float *arow, 
     const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
     const int oy = yy / k, xw = oy < Ho ? Wo * k : 0; /* columns covered by windows */
     const float *xr = arow ? arow : j->x + (n * H + yy) * (size_t)W * C;
-    for (int c0 = 0; c0 < C; c0 += 16) { /* a block of channels across the row */
-        const __mmask16 m = fmask(C - c0);
-        const __m512 mu = _mm512_maskz_loadu_ps(m, j->mean + c0);
-        const __m512 B = _mm512_maskz_loadu_ps(m, j->m2 + c0);
-        const __m512 A = _mm512_maskz_loadu_ps(m, j->m1 + c0);
-        const __m512 G = _mm512_maskz_loadu_ps(m, j->g + c0);
-        for (int ox = 0; ox * k < xw; ox++) {
+    /* pixel by pixel (the row streams from memory in order), the next
+     * windows' pixels prefetched */
+    for (int ox = 0; ox * k < xw; ox++)
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            const __mmask16 m = fmask(C - c0);
+            const __m512 mu = _mm512_maskz_loadu_ps(m, j->mean + c0);
+            const __m512 B = _mm512_maskz_loadu_ps(m, j->m2 + c0);
+            const __m512 A = _mm512_maskz_loadu_ps(m, j->m1 + c0);
             size_t pi = ((n * Ho + oy) * Wo + ox) * (size_t)C + c0;
             /* winner offset relative to this row's first pixel of the window */
             int32_t base = (int32_t)(((size_t)yy * W + (size_t)ox * k) * C + c0);
             __m512i rel = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(m, j->carg + pi),
                                            _mm512_add_epi32(_mm512_set1_epi32(base), iota));
-            __m512 gdy = _mm512_mul_ps(G, _mm512_maskz_loadu_ps(m, j->dy + pi));
+            __m512 gdy = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, j->g + c0),
+                                       _mm512_maskz_loadu_ps(m, j->dy + pi));
             size_t e = (size_t)ox * k * C + c0;
             for (int dx = 0; dx < k; dx++, e += C) {
+                _mm_prefetch((const char *)(xr + e + (size_t)4 * k * C), _MM_HINT_T0);
                 __mmask16 w = _mm512_mask_cmpeq_epi32_mask(m, rel, _mm512_set1_epi32(dx * C));
                 dense_px(xr + e, out + e, mu, B, A, m, w, gdy, sl, nt);
             }
         }
-        for (int xx = xw; xx < W; xx++) /* outside every window: no winners */
-            dense_px(xr + (size_t)xx * C + c0, out + (size_t)xx * C + c0, mu, B, A, m, 0, zero,
-                     sl, nt);
-    }
+    for (int xx = xw; xx < W; xx++) /* outside every window: no winners */
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            const __mmask16 m = fmask(C - c0);
+            dense_px(xr + (size_t)xx * C + c0, out + (size_t)xx * C + c0,
+                     _mm512_maskz_loadu_ps(m, j->mean + c0), _mm512_maskz_loadu_ps(m, j->m2 + c0),
+                     _mm512_maskz_loadu_ps(m, j->m1 + c0), m, 0, zero, sl, nt);
+        }
 }
 
 FK_FN void stream_fence(void) { _mm_sfence(); }
