@@ -224,6 +224,7 @@ FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi)
                 for (int dy = 0; dy < k; dy++) {
                     int32_t off = (int32_t)((((size_t)oy * k + dy) * W + (size_t)ox * k) * C + c0);
                     for (int dx = 0; dx < k; dx++, off += C) {
+                        _mm_prefetch((const char *)(xs + off + (size_t)4 * k * C), _MM_HINT_T0);
                         __m512 xv = _mm512_maskz_loadu_ps(m, xs + off);
                         __m512 xh = _mm512_mul_ps(_mm512_sub_ps(xv, mu), is);
                         __m512 v = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
