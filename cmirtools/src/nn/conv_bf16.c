@@ -283,9 +283,10 @@ void cmir__bfd_fwd_row_taps(const float *xp, int y, int Wd, const uint32_t *wq, 
 
 /* ---- Weight gradient ------------------------------------------------------- */
 
-/* dwp[(k0+r) Co + 16v] += sum over the pixel pairs q of one output row of
- * x pair (tap(k), c(k)) . d[q Co + 16v], k = k0 + r: the pixel pairs of
- * tap column 0 are e[q], of column 1 o[q], of column 2 e[q+1]. */
+/* dwp[(k0+r) Co + 16v] += sum over the nr output rows of a band and their
+ * pixel pairs q of x pair (tap(k), c(k)) . d[(row wq + q) Co + 16v],
+ * k = k0 + r: the pixel pairs of tap column 0 are e[q], of column 1 o[q],
+ * of column 2 e[q+1]. */
 BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, int k0,
                     const uint32_t *d, int Co, int wq, int nr, float *dwp, const int KR,
                     const int V, __mmask16 ml)
@@ -305,21 +306,21 @@ BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, in
 #pragma GCC unroll 10
             for (int r = 0; r < KR; r++)
                 pr[r] += ers;
-    for (int q = 0; q < wq; q++) {
-        __m512bh dv[4];
-        const uint32_t *dp = d + (size_t)q * Co;
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++)
-            dv[v] = (__m512bh)(v == V - 1 ? _mm512_maskz_loadu_epi32(ml, dp + 16 * v)
-                                          : _mm512_loadu_si512(dp + 16 * v));
-#pragma GCC unroll 10
-        for (int r = 0; r < KR; r++) {
-            __m512bh xv = (__m512bh)_mm512_set1_epi32((int)pr[r][(size_t)q * Ci]);
+        for (int q = 0; q < wq; q++) {
+            __m512bh dv[4];
+            const uint32_t *dp = d + (size_t)q * Co;
 #pragma GCC unroll 4
             for (int v = 0; v < V; v++)
-                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv, dv[v]);
+                dv[v] = (__m512bh)(v == V - 1 ? _mm512_maskz_loadu_epi32(ml, dp + 16 * v)
+                                              : _mm512_loadu_si512(dp + 16 * v));
+#pragma GCC unroll 10
+            for (int r = 0; r < KR; r++) {
+                __m512bh xv = (__m512bh)_mm512_set1_epi32((int)pr[r][(size_t)q * Ci]);
+#pragma GCC unroll 4
+                for (int v = 0; v < V; v++)
+                    acc[r][v] = _mm512_dpbf16_ps(acc[r][v], xv, dv[v]);
+            }
         }
-    }
     }
 #pragma GCC unroll 10
     for (int r = 0; r < KR; r++)
