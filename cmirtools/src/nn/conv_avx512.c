@@ -2,8 +2,9 @@
  * (chosen at run time; conv.c holds the portable im2col + sgemm path and
  * the public entry points): forward with the fused leaky ReLU, statistics
  * and batch norm + max-pool epilogues, and the backward with dy made row
- * by row. Built everywhere; empty except for the stubs where the compiler
- * cannot target AVX-512 (or with -DCMIR_CONV_NO_DIRECT). */
+ * by row; at the bf16 precision the same drivers run conv_bf16.c's kernels.
+ * Built everywhere; empty except for the stubs where the compiler cannot
+ * target AVX-512 (or with -DCMIR_CONV_NO_DIRECT). */
 #include "nn_internal.h"
 
 #include <string.h>
