@@ -63,6 +63,7 @@ typedef struct dconv {
     float *py, *pxh;
     int32_t *parg;
     size_t off_prow;      /* per thread: a dummy output row, then best, bxh, barg {Wo, Co} */
+    int pnt;              /* pooled outputs that large: row buffers streamed out */
     int want_dx, want_dw;
     /* bf16 precision (conv_bf16.c): forward (and its remade rows) on channel
      * pairs, dW on pixel pairs, dx on channel pairs of dy */
@@ -360,6 +361,24 @@ static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
 
 DK_FN void stream_fence(void) { _mm_sfence(); }
 
+/* dst[0..n) = src[0..n) (32-bit words) with streaming stores from dst's
+ * first 64-byte boundary (no read for ownership of lines nothing reads
+ * soon). */
+DK_FN void stream_copy(float *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    if (((uintptr_t)dst & 3) == 0) {
+        i = ((64 - ((uintptr_t)dst & 63)) & 63) / 4;
+        if (i > n)
+            i = n;
+        memcpy(dst, src, sizeof(float) * i);
+        for (; i + 16 <= n; i += 16)
+            _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+    }
+    if (i < n)
+        memcpy(dst + i, src + i, sizeof(float) * (n - i));
+}
+
 static int dfwd_task(int t, int T, void *user)
 {
     const dconv *j = user;
@@ -400,7 +419,8 @@ static int dpool_task(int t, int T, void *user)
     float *dummy = xp + j->off_prow;
     fpool pl = *j->ptmpl;
     const size_t pw = round16((size_t)pl.Wo * j->Co);
-    float *bxh = dummy + round16((size_t)j->Wd * j->Co) + pw; /* when xhat is not kept */
+    float *rbest = dummy + round16((size_t)j->Wd * j->Co), *rbxh = rbest + pw;
+    int32_t *rbarg = (int32_t *)(rbxh + pw);
     if (j->pmode == 1)
         pl.Hok = 0; /* statistics only */
     const int Ho = pl.k > 0 ? pl.Hok / pl.k : 0;
@@ -411,18 +431,28 @@ static int dpool_task(int t, int T, void *user)
         else
             pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         for (int y = 0; y < j->H; y++) {
-            if (j->pmode == 2 && y < pl.Hok && y % pl.k == 0) {
-                /* the window row's maxima go straight into the outputs (the
-                 * first row of a window writes every lane) */
-                size_t o = (n * Ho + (size_t)(y / pl.k)) * prow;
-                pl.best = j->py + o;
-                pl.barg = j->parg + o;
-                pl.bxh = j->pxh ? j->pxh + o : bxh;
+            const int pooled = j->pmode == 2 && y < pl.Hok && prow;
+            size_t o = pooled ? (n * Ho + (size_t)(y / pl.k)) * prow : 0;
+            if (pooled && y % pl.k == 0) {
+                /* small outputs: the window row's maxima straight into them
+                 * (the first row of a window writes every lane); large ones
+                 * through the row buffers, streamed out at the window's end */
+                pl.best = j->pnt ? rbest : j->py + o;
+                pl.barg = j->pnt ? rbarg : j->parg + o;
+                pl.bxh = j->pnt || !j->pxh ? rbxh : j->pxh + o;
             }
             fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->b, dummy, 0, 1, j->slope, st,
                         (int)Cr, &pl, j->wq, (uint32_t *)xp + j->off_tp);
+            if (pooled && j->pnt && y % pl.k == pl.k - 1) {
+                stream_copy(j->py + o, rbest, prow);
+                stream_copy((float *)(j->parg + o), (const float *)rbarg, prow);
+                if (j->pxh)
+                    stream_copy(j->pxh + o, rbxh, prow);
+            }
         }
     }
+    if (j->pnt)
+        stream_fence();
     return 0;
 }
 
@@ -702,6 +732,8 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
     j.py = y;
     j.parg = argmax;
     j.pxh = xhat;
+    /* three outputs of N Ho Wo Co 32-bit words: streamed when large */
+    j.pnt = !sums && (size_t)j.N * (j.H / k) * (j.Wd / k) * Co * 12 >= DIRECT_NT_BYTES;
     const size_t Cr = round16((size_t)Co), pw = round16((size_t)tm.Wo * Co);
     j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
     j.off_st = j.per_thread;
