@@ -91,9 +91,10 @@ DK_IN void tile_finish(__m512 acc[12][4], float *yb, int Co, const int P, const 
             const __m512 be = _mm512_maskz_loadu_ps(m, pl->be + c);
             const int32_t a0 = (int32_t)(((size_t)pl->y * pl->W) * pl->Co) + c;
             /* The tile's pixels of one window are reduced in registers (the
-             * first maximum wins), then merged into the row buffers, which
-             * hold the earlier pixels: strict > keeps those on ties, so the
-             * winner is the first maximum in row-major order. */
+             * first maximum wins), then merged into best, bxh, barg (row
+             * buffers or the output rows), which hold the earlier pixels:
+             * strict > keeps those on ties, so the winner is the first
+             * maximum in row-major order. */
             __m512 bv = _mm512_setzero_ps(), bx = bv;
             __m512i ba = _mm512_setzero_si512();
             int cur = -1, seg0 = 0;
