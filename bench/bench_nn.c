@@ -26,6 +26,9 @@
 /* bench_nn_bf16.c */
 double bench_bf16_peak(int threads, double seconds);
 double bench_bf16_gemm(int threads, int n, double seconds);
+int bench_bf16_ab(const char *name, int hw, int bands, int N, cmir_exec *ex, double seconds,
+                  double bf16_peak, double ratio[2]);
+int bench_bf16_layers(int N, cmir_exec *ex, double seconds, double bf16_peak);
 
 /* ------------------------------------------------------------------------ */
 /* Options, timing, errors                                                   */
@@ -37,6 +40,8 @@ typedef struct options {
     const char *json;
     int do_pan, do_ms;
     int cnn_only; /* --cnn-only: the sgemm peak and the cmir_cnn steps only */
+    int ab_only;  /* --ab: the peaks and the interleaved fp32/bf16 steps only */
+    const char *profile; /* --profile P: only the cmir_cnn steps at precision P (for perf) */
 } options;
 
 static double now_s(void)
@@ -559,10 +564,12 @@ static int cnn_bench_run(const char *name, int hw, int bands, int N, cmir_exec *
     img_s[0] = N / b.step.mean;
     img_s[1] = gflops(flop, b.step.mean);
     printf("  %-4s cmir_cnn step %8.1f ms (best %.1f): fwd %.1f, bwd %.1f, adam %.1f ms  "
-           "%7.1f img/s  %6.1f GFLOP/s (3x fwd) = %.2f of peak\n",
+           "%7.1f img/s  %6.1f GFLOP/s (3x fwd)",
            name, 1e3 * b.step.mean, 1e3 * b.step.best, 1e3 * b.fwd / R, 1e3 * b.bwd / R,
-           1e3 * b.adam / R, N / b.step.mean, gflops(flop, b.step.mean),
-           gflops(flop, b.step.mean) / peak);
+           1e3 * b.adam / R, N / b.step.mean, gflops(flop, b.step.mean));
+    if (peak > 0)
+        printf(" = %.2f of peak", gflops(flop, b.step.mean) / peak);
+    printf("\n");
     fflush(stdout);
     cmir_optim_free(b.o);
     cmir_rng_free(b.r);
@@ -651,10 +658,9 @@ static int stage0_bench_run(int N, cmir_exec *ex, cmir_rng *rng, double min_s, c
     return 0;
 }
 
-/* The bf16 peak and GEMM, then the cmir_cnn steps again at -precision bf16
- * (same code, same run as the fp32 steps in st[0]), and the ratios. */
-static int bf16_section(const options *o, int N, cmir_exec *ex, cmir_rng *rng, double peak,
-                        double st[2][2][2])
+/* The bf16 peak and GEMM, then the cmir_cnn steps at fp32 and at
+ * -precision bf16 interleaved (bench_nn_bf16.c), and the ratios. */
+static int bf16_section(const options *o, int N, cmir_exec *ex, double peak)
 {
     int T = cmir_exec_threads(ex), rc;
     printf("\n== bf16 (AVX512_BF16 vdpbf16ps, fp32 accumulation), %d thread(s) ==\n", T);
@@ -667,24 +673,19 @@ static int bf16_section(const options *o, int N, cmir_exec *ex, cmir_rng *rng, d
     printf("  bf16 peak (register loop) %8.1f GFLOP/s = %.2fx the sgemm peak %.1f\n", bpk,
            bpk / peak, peak);
     printf("  cmir__bgemm n=2048        %8.1f GFLOP/s = %.2f of the bf16 peak\n", bg, bg / bpk);
-    cmir_nn_set_precision(CMIR_PRECISION_BF16);
-    if (o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, bpk, st[1][0])))
+    double r[2][2] = {{0}};
+    if ((rc = bench_bf16_layers(N, ex, o->seconds, bpk)))
         return rc;
-    if (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, bpk, st[1][1])))
+    printf("  cmir_cnn steps, fp32 and bf16 interleaved (one step each per round):\n");
+    if (o->do_pan && (rc = bench_bf16_ab("PAN", 256, 1, N, ex, o->seconds, bpk, r[0])))
         return rc;
-    cmir_nn_set_precision(CMIR_PRECISION_FP32);
-    double bpk_end = bench_bf16_peak(T, o->seconds); /* the machine drifts: keep the best */
-    printf("  (the bf16 lines' \"of peak\" is of the bf16 peak at the start)\n"
-           "  bf16 peak re-measured %.1f GFLOP/s (start %.1f); the fractions below use %.1f\n",
-           bpk_end, bpk, bpk_end > bpk ? bpk_end : bpk);
-    if (bpk_end > bpk)
-        bpk = bpk_end;
+    if (o->do_ms && (rc = bench_bf16_ab("MS", 64, 4, N, ex, o->seconds, bpk, r[1])))
+        return rc;
+    double bpk_end = bench_bf16_peak(T, o->seconds); /* the machine drifts: say how much */
+    printf("  bf16 peak re-measured %.1f GFLOP/s (start %.1f)\n", bpk_end, bpk);
     for (int b = 0; b < 2; b++)
-        if (st[0][b][0] > 0)
-            printf("  %-4s step bf16 %7.1f img/s vs fp32 %7.1f img/s: %.2fx (target 1.70x); "
-                   "bf16 %.2f of bf16 peak\n",
-                   b ? "MS" : "PAN", st[1][b][0], st[0][b][0], st[1][b][0] / st[0][b][0],
-                   st[1][b][1] / bpk);
+        if (r[b][0] > 0)
+            printf("  %-4s step bf16/fp32 %.2fx (median of rounds; target 1.70x)\n", b ? "MS" : "PAN", r[b][0]);
     fflush(stdout);
     return 0;
 }
@@ -802,13 +803,15 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench_nn [-t THREADS] [-s SECONDS] [-b BATCH] [--branch pan|ms|both]\n"
-            "                [--json FILE] [--help]\n"
+            "                [--json FILE] [--cnn-only | --ab] [--help]\n"
             "  -t N        threads for libcmir and for the sgemm peak (default 2)\n"
             "  -s SECONDS  minimum time per measurement (default 1; GEMM shapes get half)\n"
             "  -b BATCH    batch size of the branches (default 64)\n"
             "  --branch B  which CMIR-NET branch to run (default both)\n"
             "  --json FILE also write the results as JSON\n"
             "  --cnn-only  only the sgemm peak and the cmir_cnn training steps\n"
+            "  --ab        only the peaks and the fp32/bf16 cmir_cnn steps, interleaved\n"
+            "  --profile P only the cmir_cnn steps at precision P (fp32|bf16), for perf\n"
             "Times OpenBLAS sgemm (square peak and the conv layers' GEMM shapes), libcmir's\n"
             "3x3 conv forward/backward per layer against that peak, and a whole branch\n"
             "training step (conv, lrelu, batchnorm, maxpool, dense, Adam).\n");
@@ -816,7 +819,7 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, options *o)
 {
-    *o = (options){2, 1.0, 64, NULL, 1, 1, 0};
+    *o = (options){2, 1.0, 64, NULL, 1, 1, 0, 0, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -844,6 +847,14 @@ static int parse_args(int argc, char **argv, options *o)
             i++;
         } else if (!strcmp(a, "--cnn-only")) {
             o->cnn_only = 1;
+        } else if (!strcmp(a, "--ab")) {
+            o->ab_only = 1;
+        } else if (!strcmp(a, "--profile") && v) {
+            cmir_precision pp;
+            if (cmir_precision_parse(v, &pp))
+                goto bad;
+            o->profile = v;
+            i++;
         } else if (!strcmp(a, "--json") && v) {
             o->json = v;
             i++;
@@ -895,6 +906,18 @@ static int run(const options *o)
     printf("threads %d, batch %d, >= %.2f s per measurement (GEMM shapes %.2f s)\n\n", T, N,
            o->seconds, o->seconds / 2);
     fflush(stdout);
+    if (o->profile) { /* the steps alone, for perf record (bench/perf_phases.sh) */
+        double st[2];
+        cmir_precision pp = CMIR_PRECISION_FP32;
+        cmir_precision_parse(o->profile, &pp);
+        cmir_nn_set_precision(pp);
+        printf("== cmir_cnn training step at %s ==\n", o->profile);
+        if ((o->do_pan && (rc = cnn_bench_run("PAN", 256, 1, N, ex, rng, o->seconds, 0.0, st))) ||
+            (o->do_ms && (rc = cnn_bench_run("MS", 64, 4, N, ex, rng, o->seconds, 0.0, st))))
+            return rc;
+        cmir_nn_set_precision(CMIR_PRECISION_FP32);
+        return 0;
+    }
 
     /* ---- allocate everything up front ---- */
     if (o->do_pan && !o->cnn_only) {
@@ -947,6 +970,11 @@ static int run(const options *o)
         fflush(stdout);
     }
     printf("  peak    %8.1f GFLOP/s  (the reference for every ratio below)\n\n", peak);
+    if (o->ab_only) {
+        if ((rc = bf16_section(o, N, ex, peak)))
+            return rc;
+        goto peak_end;
+    }
     if (o->cnn_only)
         goto cnn_section;
 
@@ -1081,10 +1109,11 @@ cnn_section:
     const double ips[2] = {st[0][0][0], st[0][1][0]};
     if (o->do_pan && o->do_ms && (rc = stage0_bench_run(N, ex, rng, o->seconds, ips)))
         return rc;
-    if ((rc = bf16_section(o, N, ex, rng, peak, st)))
+    if ((rc = bf16_section(o, N, ex, peak)))
         return rc;
 
     /* ---- the peak again: these machines drift; say how much ---- */
+peak_end:;
     double peak_end = 0.0;
     for (int i = 0; i < 2; i++) {
         double gf;
@@ -1099,10 +1128,12 @@ cnn_section:
            peak_end, peak, 100.0 * drift,
            drift < -0.15 || drift > 0.15 ? "  WARNING: machine speed drifted, rerun" : "");
 
-    printf("conv fwd+bwd / sgemm peak:");
-    for (int b = 0; b < nb; b++)
-        printf("%s %s %.2f", b ? "," : "", brs[b]->name, conv_totals(brs[b], peak).ratio);
-    printf(" (target >= 0.60)\n");
+    if (!o->ab_only) {
+        printf("conv fwd+bwd / sgemm peak:");
+        for (int b = 0; b < nb; b++)
+            printf("%s %s %.2f", b ? "," : "", brs[b]->name, conv_totals(brs[b], peak).ratio);
+        printf(" (target >= 0.60)\n");
+    }
     fflush(stdout);
 
     if (o->json && (rc = write_json(o->json, o, sq_gf, sq_n, 2, peak, peak_end, brs, nb)))

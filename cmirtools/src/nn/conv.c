@@ -1,10 +1,11 @@
 /* 3x3 'same' convolution, stride 1, NHWC. Two implementations:
  *  - direct (x86-64 CPUs with AVX-512F, detected at run time; in
  *    conv_avx512.c): register-tiled kernels on a zero-padded copy of each
- *    sample, no im2col and no GEMM;
+ *    sample, no im2col and no GEMM (at the bf16 precision those of
+ *    conv_bf16.c, vdpbf16ps on channel or pixel pairs);
  *  - im2col over a group of samples followed by one OpenBLAS sgemm
- *    (everywhere else, when built with -DCMIR_CONV_NO_DIRECT, or with the
- *    bf16 GEMM of bf16.c at the bf16 precision).
+ *    (everywhere else or when built with -DCMIR_CONV_NO_DIRECT; the bf16
+ *    GEMM of bf16.c at the bf16 precision).
  * Both spread samples over our threads (OpenBLAS single-threaded inside
  * them) and reduce weight gradients from per-thread partials in a fixed
  * order, so results are deterministic for a given thread count. */

@@ -2,8 +2,9 @@
  * (chosen at run time; conv.c holds the portable im2col + sgemm path and
  * the public entry points): forward with the fused leaky ReLU, statistics
  * and batch norm + max-pool epilogues, and the backward with dy made row
- * by row. Built everywhere; empty except for the stubs where the compiler
- * cannot target AVX-512 (or with -DCMIR_CONV_NO_DIRECT). */
+ * by row; at the bf16 precision the same drivers run conv_bf16.c's kernels.
+ * Built everywhere; empty except for the stubs where the compiler cannot
+ * target AVX-512 (or with -DCMIR_CONV_NO_DIRECT). */
 #include "nn_internal.h"
 
 #include <string.h>
@@ -26,12 +27,9 @@
 /* bit-identical for the same inputs and thread count.                      */
 
 #ifdef CMIR__CONV_DIRECT
-#include <immintrin.h>
-#include <stddef.h>
-#include <stdint.h>
+#include "conv_direct.h"
 
 #define DK_FN static __attribute__((target("avx512f"), noinline))
-#define DK_IN static inline __attribute__((always_inline, target("avx512f")))
 
 /* Outputs at least this large are written with streaming stores: they
  * cannot stay in cache for the next layer anyway. */
@@ -65,10 +63,17 @@ typedef struct dconv {
     float *py, *pxh;
     int32_t *parg;
     size_t off_prow;      /* per thread: a dummy output row, then best, bxh, barg {Wo, Co} */
+    int pnt;              /* pooled outputs that large: row buffers streamed out */
     int want_dx, want_dw;
+    /* bf16 precision (conv_bf16.c): forward (and its remade rows) on channel
+     * pairs, dW on pixel pairs, dx on channel pairs of dy */
+    int bfx, bfdw, bfdx;
+    uint32_t *wq, *wtq; /* the weights' pairs for the forward and dx */
+    size_t off_xq, off_e, off_o, off_dq, off_dypq; /* per-thread pair buffers */
+    size_t off_tp; /* one input channel: per-thread tap pairs of one row {5, W} */
+    int band;      /* bf16 dW: output rows summed in registers at a time */
 } dconv;
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* Copies sample xs{H,W,C} into the interior of xp{H+2,W+2,C}, whose
  * border is already zero. */
@@ -79,47 +84,13 @@ static void pad_sample(const float *xs, int H, int Wd, int C, float *xp)
                sizeof(float) * Wd * C);
 }
 
-static __mmask16 last_mask(int rem) /* rem in 1..16 */
+/* The same into the channel pairs xq{H+2,W+2,(C+1)/2} (border already 0). */
+static void pad_pairs(const float *xs, int H, int Wd, int C, uint32_t *xq)
 {
-    return (__mmask16)(rem >= 16 ? 0xFFFFu : (1u << rem) - 1u);
-}
-
-/* Forward epilogue without a stored output: batch norm with given
- * statistics + max-pool k x k into per-thread row buffers {Wo, Co}. */
-typedef struct fpool {
-    int store;                      /* 0: y is not written */
-    int k, Wo, Hok;                 /* window; rows y < Hok are pooled */
-    int y, W, Co, co0;              /* current row, width, channels, first channel of the block */
-    const float *mu, *is, *ga, *be; /* per channel, from 0 */
-    float *best, *bxh;
-    int32_t *barg;
-} fpool;
-
-/* fwd_tile's statistics: per-channel sum and sum of squares of the tile
- * acc (P pixels x V vectors), added into st (sums) and st + Cr (squares)
- * in double. */
-DK_IN void tile_stats(__m512 acc[12][4], const int P, const int V, double *st, int Cr)
-{
-#pragma GCC unroll 4
-    for (int v = 0; v < V; v++) {
-        __m512 s = acc[0][v], q = _mm512_mul_ps(acc[0][v], acc[0][v]);
-#pragma GCC unroll 12
-        for (int p = 1; p < P; p++) {
-            s = _mm512_add_ps(s, acc[p][v]);
-            q = _mm512_fmadd_ps(acc[p][v], acc[p][v], q);
-        }
-        double *ds = st + 16 * v, *dq = ds + Cr;
-        __m512d s0 = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
-        __m512d s1 = _mm512_cvtps_pd(
-            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
-        __m512d q0 = _mm512_cvtps_pd(_mm512_castps512_ps256(q));
-        __m512d q1 = _mm512_cvtps_pd(
-            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(q), 1)));
-        _mm512_storeu_pd(ds, _mm512_add_pd(_mm512_loadu_pd(ds), s0));
-        _mm512_storeu_pd(ds + 8, _mm512_add_pd(_mm512_loadu_pd(ds + 8), s1));
-        _mm512_storeu_pd(dq, _mm512_add_pd(_mm512_loadu_pd(dq), q0));
-        _mm512_storeu_pd(dq + 8, _mm512_add_pd(_mm512_loadu_pd(dq + 8), q1));
-    }
+    const size_t cp = ((size_t)C + 1) / 2;
+    for (int y = 0; y < H; y++)
+        cmir__bfd_chan_pairs(xs + (size_t)y * Wd * C, (size_t)Wd, C,
+                             xq + ((size_t)(y + 1) * (Wd + 2) + 1) * cp);
 }
 
 /* yb[p*Co + 16v] (p < P, v < V; last vector masked by ml) = bias +
@@ -157,84 +128,7 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
             }
         }
     }
-    if (act) { /* y > 0 ? y : slope * y, exactly as cmir_lrelu_forward */
-        const __m512 zero = _mm512_setzero_ps(), sv = _mm512_set1_ps(slope);
-#pragma GCC unroll 12
-        for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-            for (int v = 0; v < V; v++)
-                acc[p][v] = _mm512_mask_mul_ps(
-                    acc[p][v], _mm512_cmp_ps_mask(acc[p][v], zero, _CMP_NGT_UQ), acc[p][v], sv);
-    }
-    if (st) /* per-channel sum and sum of squares of the tile, into double */
-        tile_stats(acc, P, V, st, Cr);
-    if (pl && pl->y < pl->Hok) { /* normalise, then the running window maxima */
-        const int k = pl->k, xend = pl->Wo * k, row0 = pl->y % k == 0;
-        const __m512i iota =
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) {
-            const int c = pl->co0 + 16 * v;
-            const __mmask16 m = v == V - 1 ? ml : 0xFFFF;
-            const __m512 mu = _mm512_maskz_loadu_ps(m, pl->mu + c);
-            const __m512 is = _mm512_maskz_loadu_ps(m, pl->is + c);
-            const __m512 ga = _mm512_maskz_loadu_ps(m, pl->ga + c);
-            const __m512 be = _mm512_maskz_loadu_ps(m, pl->be + c);
-            const int32_t a0 = (int32_t)(((size_t)pl->y * pl->W) * pl->Co) + c;
-            /* The tile's pixels of one window are reduced in registers (the
-             * first maximum wins), then merged into the row buffers, which
-             * hold the earlier pixels: strict > keeps those on ties, so the
-             * winner is the first maximum in row-major order. */
-            __m512 bv = _mm512_setzero_ps(), bx = bv;
-            __m512i ba = _mm512_setzero_si512();
-            int cur = -1, seg0 = 0;
-#pragma GCC unroll 12
-            for (int p = 0; p <= P; p++) {
-                const int x = x0 + p, ox = p < P && x < xend ? x / k : -2;
-                if (ox != cur && cur >= 0) { /* flush window cur */
-                    const size_t bo = (size_t)cur * pl->Co + c;
-                    __mmask16 upd = m;
-                    if (!(row0 && seg0 == cur * k))
-                        upd = _mm512_mask_cmp_ps_mask(
-                            m, bv, _mm512_maskz_loadu_ps(m, pl->best + bo), _CMP_GT_OQ);
-                    _mm512_mask_storeu_ps(pl->best + bo, upd, bv);
-                    _mm512_mask_storeu_ps(pl->bxh + bo, upd, bx);
-                    _mm512_mask_storeu_epi32(pl->barg + bo, upd, ba);
-                }
-                if (ox < 0)
-                    break;
-                __m512 xh = _mm512_mul_ps(_mm512_sub_ps(acc[p][v], mu), is);
-                __m512 val = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
-                __m512i ai = _mm512_add_epi32(_mm512_set1_epi32(a0 + x * pl->Co), iota);
-                if (ox != cur) {
-                    cur = ox;
-                    seg0 = x;
-                    bv = val;
-                    bx = xh;
-                    ba = ai;
-                } else {
-                    __mmask16 gt = _mm512_cmp_ps_mask(val, bv, _CMP_GT_OQ);
-                    bv = _mm512_mask_mov_ps(bv, gt, val);
-                    bx = _mm512_mask_mov_ps(bx, gt, xh);
-                    ba = _mm512_mask_mov_epi32(ba, gt, ai);
-                }
-            }
-        }
-    }
-    if (pl && !pl->store)
-        return;
-#pragma GCC unroll 12
-    for (int p = 0; p < P; p++)
-#pragma GCC unroll 4
-        for (int v = 0; v < V; v++) {
-            float *d = yb + (size_t)p * Co + 16 * v;
-            if (v == V - 1 && ml != 0xFFFF)
-                _mm512_mask_storeu_ps(d, ml, acc[p][v]);
-            else if (nt)
-                _mm512_stream_ps(d, acc[p][v]);
-            else
-                _mm512_storeu_ps(d, acc[p][v]);
-        }
+    tile_finish(acc, yb, Co, P, V, ml, nt, act, slope, st, Cr, pl, x0);
 }
 
 #define FWD_T(PP, VV)                                                                          \
@@ -264,21 +158,31 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
         }                                                                                      \
     }
 DEF_FWD_ROW(1, 12, SW11)
-DEF_FWD_ROW(2, 12, SW11)
+DEF_FWD_ROW(2, 8, SW7)
 DEF_FWD_ROW(3, 8, SW7)
 DEF_FWD_ROW(4, 6, SW5)
 
-/* ys{H,W,Co} = conv(xp{H+2,W+2,Ci}, W) + b. */
-/* Output row y into yr{W,Co}. */
+/* Output row y into yr{W,Co}. wq non-NULL: the bf16 kernels with these
+ * weight pairs, xp holding the channel pairs (uint32) of the padded sample,
+ * or for one channel the floats, whose tap pairs go through tb{5, W}. */
 static void fwd_one_row(const float *xp, int y, int Wd, int Ci, const float *W, int Co,
                         const float *b, float *yr, int nt, int act, float slope, double *st,
-                        int Cr, const fpool *pool)
+                        int Cr, const fpool *pool, const uint32_t *wq, uint32_t *tb)
 {
     fpool pb, *pl = NULL;
     if (pool) {
         pb = *pool;
         pb.y = y;
         pl = &pb;
+    }
+    if (wq && Ci == 1) {
+        cmir__bfd_fwd_row_taps(xp, y, Wd, wq, Co, b, yr, nt, act, slope, st, Cr, pl, tb);
+        return;
+    }
+    if (wq) {
+        cmir__bfd_fwd_row((const uint32_t *)xp, y, Wd, (Ci + 1) / 2, wq, Co, b, yr, nt, act,
+                          slope, st, Cr, pl);
+        return;
     }
     const ptrdiff_t rs = (ptrdiff_t)(Wd + 2) * Ci;
     for (int co0 = 0; co0 < Co; co0 += 64) {
@@ -298,13 +202,14 @@ static void fwd_one_row(const float *xp, int y, int Wd, int Ci, const float *W, 
     }
 }
 
+/* ys{H,W,Co} = conv(xp{H+2,W+2,Ci}, W) + b (wq: as fwd_one_row). */
 static void fwd_sample(const float *xp, int H, int Wd, int Ci, const float *W, int Co,
                        const float *b, float *ys, int nt, int act, float slope, double *st,
-                       int Cr)
+                       int Cr, const uint32_t *wq, uint32_t *tb)
 {
     for (int y = 0; y < H; y++)
         fwd_one_row(xp, y, Wd, Ci, W, Co, b, ys + (size_t)y * Wd * Co, nt, act, slope, st, Cr,
-                    NULL);
+                    NULL, wq, tb);
 }
 
 /* dwp[(k0+r)*Co + 16v] += sum over the Wd pixels of one output row of
@@ -406,7 +311,9 @@ static const float *remake_row(const dconv *j, const float *xp, int y)
     if (!j->recompute)
         return NULL;
     float *ar = (float *)xp + j->off_arow;
-    fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->rb, ar, 0, 1, j->rslope, NULL, 0, NULL);
+    const int pairs = j->bfx && j->Ci > 1;
+    fwd_one_row(pairs ? xp + j->off_xq : xp, y, j->Wd, j->Ci, j->W, j->Co, j->rb, ar, 0, 1,
+                j->rslope, NULL, 0, NULL, j->bfx ? j->wq : NULL, (uint32_t *)xp + j->off_tp);
     return ar;
 }
 
@@ -423,6 +330,18 @@ static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
         const float *dyrow = dys ? dys + (size_t)y * drs : rowbuf;
         if (!dys)
             j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), rowbuf);
+        if (j->bfdw) { /* pixel pairs of the band's rows of dy, then the bf16 kernel */
+            uint32_t *dq = (uint32_t *)(xp + j->off_dq);
+            const int yb = y % j->band;
+            cmir__bfd_row_pairs(dyrow, Wd, Co, dq + (size_t)yb * ((Wd + 1) / 2) * Co,
+                                dys && y + 1 < H ? dyrow + drs : NULL);
+            db_row(dyrow, Co, Wd, dbp);
+            if (yb == j->band - 1 || y == H - 1)
+                cmir__bfd_dw_rows((const uint32_t *)(xp + j->off_e),
+                                  (const uint32_t *)(xp + j->off_o), y - yb, yb + 1, Wd, Ci, dq,
+                                  Co, dwp);
+            continue;
+        }
         for (int co0 = 0; co0 < Co; co0 += 64) {
             int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
             __mmask16 ml = last_mask(rem - 16 * (V - 1));
@@ -442,6 +361,24 @@ static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
 
 DK_FN void stream_fence(void) { _mm_sfence(); }
 
+/* dst[0..n) = src[0..n) (32-bit words) with streaming stores from dst's
+ * first 64-byte boundary (no read for ownership of lines nothing reads
+ * soon). */
+DK_FN void stream_copy(float *dst, const float *src, size_t n)
+{
+    size_t i = 0;
+    if (((uintptr_t)dst & 3) == 0) {
+        i = ((64 - ((uintptr_t)dst & 63)) & 63) / 4;
+        if (i > n)
+            i = n;
+        memcpy(dst, src, sizeof(float) * i);
+        for (; i + 16 <= n; i += 16)
+            _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
+    }
+    if (i < n)
+        memcpy(dst + i, src + i, sizeof(float) * (n - i));
+}
+
 static int dfwd_task(int t, int T, void *user)
 {
     const dconv *j = user;
@@ -454,9 +391,13 @@ static int dfwd_task(int t, int T, void *user)
     if (st)
         memset(st, 0, sizeof(double) * 2 * round16((size_t)j->Co));
     for (size_t n = lo; n < hi; n++) {
-        pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
+        if (j->bfx && j->Ci > 1)
+            pad_pairs(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, (uint32_t *)xp);
+        else
+            pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         fwd_sample(xp, j->H, j->Wd, j->Ci, j->W, j->Co, j->b, j->y + n * hw * j->Co, j->nt,
-                   j->act, j->slope, st, (int)round16((size_t)j->Co));
+                   j->act, j->slope, st, (int)round16((size_t)j->Co), j->wq,
+                   (uint32_t *)xp + j->off_tp);
     }
     if (j->nt)
         stream_fence();
@@ -478,27 +419,40 @@ static int dpool_task(int t, int T, void *user)
     float *dummy = xp + j->off_prow;
     fpool pl = *j->ptmpl;
     const size_t pw = round16((size_t)pl.Wo * j->Co);
-    pl.best = dummy + round16((size_t)j->Wd * j->Co);
-    pl.bxh = pl.best + pw;
-    pl.barg = (int32_t *)(pl.bxh + pw);
+    float *rbest = dummy + round16((size_t)j->Wd * j->Co), *rbxh = rbest + pw;
+    int32_t *rbarg = (int32_t *)(rbxh + pw);
     if (j->pmode == 1)
         pl.Hok = 0; /* statistics only */
     const int Ho = pl.k > 0 ? pl.Hok / pl.k : 0;
     const size_t prow = (size_t)pl.Wo * j->Co;
     for (size_t n = lo; n < hi; n++) {
-        pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
+        if (j->bfx && j->Ci > 1)
+            pad_pairs(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, (uint32_t *)xp);
+        else
+            pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         for (int y = 0; y < j->H; y++) {
+            const int pooled = j->pmode == 2 && y < pl.Hok && prow;
+            size_t o = pooled ? (n * Ho + (size_t)(y / pl.k)) * prow : 0;
+            if (pooled && y % pl.k == 0) {
+                /* small outputs: the window row's maxima straight into them
+                 * (the first row of a window writes every lane); large ones
+                 * through the row buffers, streamed out at the window's end */
+                pl.best = j->pnt ? rbest : j->py + o;
+                pl.barg = j->pnt ? rbarg : j->parg + o;
+                pl.bxh = j->pnt || !j->pxh ? rbxh : j->pxh + o;
+            }
             fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->b, dummy, 0, 1, j->slope, st,
-                        (int)Cr, &pl);
-            if (j->pmode == 2 && y < pl.Hok && y % pl.k == pl.k - 1 && prow) {
-                size_t o = (n * Ho + (size_t)(y / pl.k)) * prow;
-                memcpy(j->py + o, pl.best, sizeof(float) * prow);
-                memcpy(j->parg + o, pl.barg, sizeof(int32_t) * prow);
+                        (int)Cr, &pl, j->wq, (uint32_t *)xp + j->off_tp);
+            if (pooled && j->pnt && y % pl.k == pl.k - 1) {
+                stream_copy(j->py + o, rbest, prow);
+                stream_copy((float *)(j->parg + o), (const float *)rbarg, prow);
                 if (j->pxh)
-                    memcpy(j->pxh + o, pl.bxh, sizeof(float) * prow);
+                    stream_copy(j->pxh + o, rbxh, prow);
             }
         }
     }
+    if (j->pnt)
+        stream_fence();
     return 0;
 }
 
@@ -513,6 +467,8 @@ static int dbwd_task(int t, int T, void *user)
     if (j->want_dw) {
         memset(xp, 0, sizeof(float) * pad * j->Ci);
         memset(dwp, 0, sizeof(float) * ((size_t)9 * j->Ci * j->Co + j->Co));
+        if (j->recompute && j->bfx && j->Ci > 1)
+            memset(xp + j->off_xq, 0, sizeof(uint32_t) * pad * ((size_t)(j->Ci + 1) / 2));
     }
     if (j->want_dx)
         memset(dyp, 0, sizeof(float) * pad * j->Co);
@@ -520,8 +476,15 @@ static int dbwd_task(int t, int T, void *user)
     for (size_t n = lo; n < hi; n++) {
         const float *dys = j->dyrow ? NULL : j->dy + n * hw * j->Co;
         size_t drs = (size_t)j->Wd * j->Co;
-        if (j->want_dw)
-            pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
+        if (j->want_dw) {
+            const float *xs = j->x + n * hw * j->Ci;
+            pad_sample(xs, j->H, j->Wd, j->Ci, xp);
+            if (j->bfdw)
+                cmir__bfd_pix_pairs(xp, j->H, j->Wd, j->Ci, (uint32_t *)(xp + j->off_e),
+                                    (uint32_t *)(xp + j->off_o));
+            if (j->recompute && j->bfx && j->Ci > 1)
+                pad_pairs(xs, j->H, j->Wd, j->Ci, (uint32_t *)(xp + j->off_xq));
+        }
         if (j->dyrow && j->want_dx) { /* the whole sample, into the padded buffer */
             for (int y = 0; y < j->H; y++)
                 j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), dyp + (size_t)(y + 1) * prs + j->Co);
@@ -534,19 +497,23 @@ static int dbwd_task(int t, int T, void *user)
         if (j->want_dx) {
             if (!j->dyrow)
                 pad_sample(dys, j->H, j->Wd, j->Co, dyp);
-            fwd_sample(dyp, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0, 0,
-                       0.0f, NULL, 0);
+            const float *src = dyp;
+            if (j->bfdx) { /* channel pairs of the whole padded dy */
+                cmir__bfd_chan_pairs(dyp, pad, j->Co, (uint32_t *)(xp + j->off_dypq));
+                src = xp + j->off_dypq;
+            }
+            fwd_sample(src, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0, 0,
+                       0.0f, NULL, 0, j->bfdx ? j->wtq : NULL, NULL);
         }
     }
     return 0;
 }
 
-/* The bf16 precision takes the im2col path with the bf16 GEMM for layers
- * of at least CMIR__BF16_MIN_CI input channels; fewer keep these float32
- * kernels (at K = 9 Cin < 144 im2col and packing cost more than bf16 saves). */
+/* The bf16 precision runs conv_bf16.c's kernels from these same drivers. */
 static int direct_available(int ci)
 {
-    return !(ci >= CMIR__BF16_MIN_CI && cmir__bf16_active()) && __builtin_cpu_supports("avx512f");
+    (void)ci;
+    return __builtin_cpu_supports("avx512f");
 }
 
 /* Fills the shape fields and the thread count. */
@@ -560,9 +527,28 @@ static void direct_setup(cmir_exec *ex, const cmir_tensor *x, const cmir_tensor 
     j->Ci = (int)x->shape[3];
     j->Co = (int)y->shape[3];
     j->x = x->data;
+    if (cmir__bf16_active()) { /* one input channel: no pairs to make, float32 */
+        j->bfx = j->Ci >= CMIR__BF16_MIN_CI;
+        j->bfdx = j->Co >= CMIR__BF16_MIN_CI;
+        j->bfdw = 1;
+    }
     *T = cmir_exec_threads(ex);
     if (*T > j->N)
         *T = j->N > 0 ? j->N : 1;
+}
+
+/* The forward's scratch: T per-thread areas, then (bf16) W's pairs. */
+static int fwd_scratch(cmir_exec *ex, dconv *j, int T, const float *W)
+{
+    size_t wn = j->bfx ? round16((size_t)9 * ((j->Ci + 1) / 2) * j->Co) : 0;
+    j->scratch = cmir__exec_scratch(ex, (j->per_thread * (size_t)T + wn) * sizeof(float));
+    if (!j->scratch)
+        return CMIR_ENOMEM;
+    if (j->bfx) {
+        j->wq = (uint32_t *)(j->scratch + j->per_thread * (size_t)T);
+        cmir__bfd_weights(W, j->Ci, j->Co, 0, j->wq);
+    }
+    return 0;
 }
 
 int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
@@ -585,12 +571,15 @@ int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *
         j.off_st = j.per_thread;
         j.per_thread += 4 * Cr;
     }
-    j.scratch = cmir__exec_scratch(ex, j.per_thread * sizeof(float) * (size_t)T);
-    if (!j.scratch)
-        return CMIR_ENOMEM;
-    int rc = cmir__parallel(T, dfwd_task, &j);
-    if (rc || !sums)
+    if (j.bfx && j.Ci == 1) {
+        j.off_tp = j.per_thread;
+        j.per_thread += round16((size_t)5 * j.Wd);
+    }
+    int rc = fwd_scratch(ex, &j, T, W);
+    if (rc || (rc = cmir__parallel(T, dfwd_task, &j)))
         return rc;
+    if (!sums)
+        return 0;
     /* Fixed-order reduction of the per-thread sums. */
     for (int c = 0; c < 2 * j.Co; c++) {
         size_t o = c < j.Co ? (size_t)c : Cr + (size_t)(c - j.Co);
@@ -634,15 +623,51 @@ int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float 
         j.off_arow = n;
         n += round16((size_t)j.Wd * j.Co);
     }
+    const size_t cip = ((size_t)j.Ci + 1) / 2, cop = ((size_t)j.Co + 1) / 2;
+    if (!j.want_dw)
+        j.bfdw = 0;
+    if (!j.want_dx)
+        j.bfdx = 0;
+    if (!j.recompute)
+        j.bfx = 0;
+    if (j.bfdw) { /* pixel pairs of x (e, o) and of a band of rows of dy */
+        const size_t wq = ((size_t)j.Wd + 1) / 2, es = round16((size_t)(j.H + 2) * (wq + 1) * j.Ci);
+        /* dW's tiles stay in registers over the band: 8K pairs of dy */
+        size_t band = 8192 / (wq * j.Co);
+        j.band = band < 1 ? 1 : band > (size_t)j.H ? j.H : (int)band;
+        j.off_e = n;
+        j.off_o = n + es;
+        j.off_dq = n + 2 * es;
+        n += 2 * es + round16((size_t)j.band * wq * j.Co);
+    }
+    if (j.bfx && j.Ci > 1) { /* channel pairs of x, to remake the forward's rows */
+        j.off_xq = n;
+        n += round16(pad * cip);
+    } else if (j.bfx) { /* one channel: tap pairs of one row */
+        j.off_tp = n;
+        n += round16((size_t)5 * j.Wd);
+    }
+    if (j.bfdx) { /* channel pairs of the padded dy */
+        j.off_dypq = n;
+        n += round16(pad * cop);
+    }
     j.per_thread = n ? n : 16;
-    float *s = cmir__exec_scratch(ex, (j.per_thread * (size_t)T + (j.want_dx ? kc : 0)) *
-                                          sizeof(float));
+    const size_t wn = j.bfx ? round16(9 * cip * j.Co) : 0;
+    const size_t wtn = j.bfdx ? round16(9 * cop * j.Ci) : j.want_dx ? kc : 0;
+    float *s = cmir__exec_scratch(ex, (j.per_thread * (size_t)T + wn + wtn) * sizeof(float));
     if (!s)
         return CMIR_ENOMEM;
     j.scratch = s;
-    if (j.want_dx) {
+    if (j.bfx) {
+        j.wq = (uint32_t *)(s + j.per_thread * (size_t)T);
+        cmir__bfd_weights(W, j.Ci, j.Co, 0, j.wq);
+    }
+    if (j.bfdx) {
+        j.wtq = (uint32_t *)(s + j.per_thread * (size_t)T + wn);
+        cmir__bfd_weights(W, j.Ci, j.Co, 1, j.wtq);
+    } else if (j.want_dx) {
         /* Wt[8-t][co][ci] = W[t][ci][co]. */
-        j.Wt = s + j.per_thread * (size_t)T;
+        j.Wt = s + j.per_thread * (size_t)T + wn;
         for (int t = 0; t < 9; t++)
             for (int ci = 0; ci < j.Ci; ci++)
                 for (int co = 0; co < j.Co; co++)
@@ -707,16 +732,19 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
     j.py = y;
     j.parg = argmax;
     j.pxh = xhat;
+    /* three outputs of N Ho Wo Co 32-bit words: streamed when large */
+    j.pnt = !sums && (size_t)j.N * (j.H / k) * (j.Wd / k) * Co * 12 >= DIRECT_NT_BYTES;
     const size_t Cr = round16((size_t)Co), pw = round16((size_t)tm.Wo * Co);
     j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
     j.off_st = j.per_thread;
     j.per_thread += 4 * Cr;
     j.off_prow = j.per_thread;
     j.per_thread += round16((size_t)j.Wd * Co) + 3 * pw;
-    j.scratch = cmir__exec_scratch(ex, j.per_thread * sizeof(float) * (size_t)T);
-    if (!j.scratch)
-        return CMIR_ENOMEM;
-    if ((rc = cmir__parallel(T, dpool_task, &j)) || !sums)
+    if (j.bfx && j.Ci == 1) {
+        j.off_tp = j.per_thread;
+        j.per_thread += round16((size_t)5 * j.Wd);
+    }
+    if ((rc = fwd_scratch(ex, &j, T, W)) || (rc = cmir__parallel(T, dpool_task, &j)) || !sums)
         return rc;
     for (int c = 0; c < 2 * Co; c++) { /* fixed-order reduction */
         size_t o = c < Co ? (size_t)c : Cr + (size_t)(c - Co);

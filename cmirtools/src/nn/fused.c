@@ -224,6 +224,7 @@ FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi)
                 for (int dy = 0; dy < k; dy++) {
                     int32_t off = (int32_t)((((size_t)oy * k + dy) * W + (size_t)ox * k) * C + c0);
                     for (int dx = 0; dx < k; dx++, off += C) {
+                        _mm_prefetch((const char *)(xs + off + (size_t)4 * k * C), _MM_HINT_T0);
                         __m512 xv = _mm512_maskz_loadu_ps(m, xs + off);
                         __m512 xh = _mm512_mul_ps(_mm512_sub_ps(xv, mu), is);
                         __m512 v = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
@@ -282,14 +283,14 @@ FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q
     }
 }
 
-/* One pixel, one block of 16 channels; w: lanes where it is the winner. */
-FK_IN void dense_px(const fjob *j, const float *xp, float *op, int c0, __mmask16 m, __mmask16 w,
-                    __m512 gdy, __m512 sl, int nt)
+/* One pixel, one block of 16 channels (mu, B, A: the block's per-channel
+ * mean, m2, m1); w: lanes where it is the winner. */
+FK_IN void dense_px(const float *xp, float *op, __m512 mu, __m512 B, __m512 A, __mmask16 m,
+                    __mmask16 w, __m512 gdy, __m512 sl, int nt)
 {
     __m512 xv = _mm512_maskz_loadu_ps(m, xp);
-    __m512 t = _mm512_sub_ps(xv, _mm512_maskz_loadu_ps(m, j->mean + c0));
-    t = _mm512_add_ps(_mm512_mul_ps(t, _mm512_maskz_loadu_ps(m, j->m2 + c0)),
-                      _mm512_maskz_loadu_ps(m, j->m1 + c0));
+    __m512 t = _mm512_sub_ps(xv, mu);
+    t = _mm512_add_ps(_mm512_mul_ps(t, B), A);
     t = _mm512_mask_add_ps(t, w, t, gdy);
     t = _mm512_mask_mul_ps(t, _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_NGT_UQ), t, sl);
     if (nt && m == 0xFFFF)
@@ -307,9 +308,14 @@ FK_FN void dense_row_avx512(const fjob *j, size_t n, int yy, const float *arow, 
     const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
     const int oy = yy / k, xw = oy < Ho ? Wo * k : 0; /* columns covered by windows */
     const float *xr = arow ? arow : j->x + (n * H + yy) * (size_t)W * C;
+    /* pixel by pixel (the row streams from memory in order), the next
+     * windows' pixels prefetched */
     for (int ox = 0; ox * k < xw; ox++)
         for (int c0 = 0; c0 < C; c0 += 16) {
-            __mmask16 m = fmask(C - c0);
+            const __mmask16 m = fmask(C - c0);
+            const __m512 mu = _mm512_maskz_loadu_ps(m, j->mean + c0);
+            const __m512 B = _mm512_maskz_loadu_ps(m, j->m2 + c0);
+            const __m512 A = _mm512_maskz_loadu_ps(m, j->m1 + c0);
             size_t pi = ((n * Ho + oy) * Wo + ox) * (size_t)C + c0;
             /* winner offset relative to this row's first pixel of the window */
             int32_t base = (int32_t)(((size_t)yy * W + (size_t)ox * k) * C + c0);
@@ -319,14 +325,18 @@ FK_FN void dense_row_avx512(const fjob *j, size_t n, int yy, const float *arow, 
                                        _mm512_maskz_loadu_ps(m, j->dy + pi));
             size_t e = (size_t)ox * k * C + c0;
             for (int dx = 0; dx < k; dx++, e += C) {
+                _mm_prefetch((const char *)(xr + e + (size_t)4 * k * C), _MM_HINT_T0);
                 __mmask16 w = _mm512_mask_cmpeq_epi32_mask(m, rel, _mm512_set1_epi32(dx * C));
-                dense_px(j, xr + e, out + e, c0, m, w, gdy, sl, nt);
+                dense_px(xr + e, out + e, mu, B, A, m, w, gdy, sl, nt);
             }
         }
     for (int xx = xw; xx < W; xx++) /* outside every window: no winners */
-        for (int c0 = 0; c0 < C; c0 += 16)
-            dense_px(j, xr + (size_t)xx * C + c0, out + (size_t)xx * C + c0, c0, fmask(C - c0), 0,
-                     zero, sl, nt);
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            const __mmask16 m = fmask(C - c0);
+            dense_px(xr + (size_t)xx * C + c0, out + (size_t)xx * C + c0,
+                     _mm512_maskz_loadu_ps(m, j->mean + c0), _mm512_maskz_loadu_ps(m, j->m2 + c0),
+                     _mm512_maskz_loadu_ps(m, j->m1 + c0), m, 0, zero, sl, nt);
+        }
 }
 
 FK_FN void stream_fence(void) { _mm_sfence(); }

@@ -50,8 +50,10 @@ int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float
  * xhat (may be NULL) {N, H/k, W/k, Co} as cmir__bn_maxpool_forward makes
  * them from that output with the given statistics (bit-identical). */
 /* Whether the direct (AVX-512) conv kernels run on this CPU for ci input
- * channels (not at the bf16 precision with ci >= CMIR__BF16_MIN_CI). */
-#define CMIR__BF16_MIN_CI 16
+ * channels. At the bf16 precision they run conv_bf16.c's (pairs of input
+ * channels, of taps for one channel) for layers of at least
+ * CMIR__BF16_MIN_CI input channels (all). */
+#define CMIR__BF16_MIN_CI 1
 int cmir__conv3x3_direct_available(int ci);
 int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W,
                              const float *b, float slope, int Co, double *sums,

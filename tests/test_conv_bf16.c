@@ -1,0 +1,296 @@
+/* Tests of the bf16 direct 3x3 convolution kernels (nn/conv_bf16.c): the
+ * forward, dx and dW/db of every layer shape the stage-1 CNN uses and of
+ * odd sizes against float64 loops within the bf16 error bound, the forced
+ * fallback bit-equal to fp32, determinism, and a cmir_cnn training step at
+ * bf16 (fused conv/batch-norm/pool kernels) near the fp32 one. */
+#include <math.h>
+#include <string.h>
+#include "cmir/model.h"
+#include "cmir/nn.h"
+#include "nn/nn_internal.h" /* cmir__bf16_force_off */
+#include "test_util.h"
+
+static cmir_exec *ex;
+static cmir_rng *rng;
+
+static float *rnd(size_t n, float scale)
+{
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        v[i] = (2.0f * cmir_rng_uniform(rng) - 1.0f) * scale;
+    return v;
+}
+
+/* bf16 dot product of length k, float32 accumulation, relative to
+ * sum |a||b| (as test_bf16.c). */
+static double bound(int k, double absdot)
+{
+    return (ldexp(1.0, -7) + ldexp(1.0, -15) + k * ldexp(1.0, -23)) * absdot + 1e-30;
+}
+
+typedef struct shape {
+    int n, h, w, ci, co;
+} shape;
+
+typedef struct run {
+    float *y, *dx, *dW, *db;
+} run;
+
+static const float *gx, *gW, *gb, *gdy;
+
+static run conv(shape s)
+{
+    size_t ny = (size_t)s.n * s.h * s.w * s.co, nx = (size_t)s.n * s.h * s.w * s.ci;
+    run r = {calloc(ny, 4), calloc(nx, 4), calloc((size_t)9 * s.ci * s.co, 4), calloc(s.co, 4)};
+    cmir_tensor x = cmir_tensor_4d((float *)gx, s.n, s.h, s.w, s.ci);
+    cmir_tensor y = cmir_tensor_4d(r.y, s.n, s.h, s.w, s.co);
+    cmir_tensor dy = cmir_tensor_4d((float *)gdy, s.n, s.h, s.w, s.co);
+    cmir_tensor dx = cmir_tensor_4d(r.dx, s.n, s.h, s.w, s.ci);
+    ASSERT_OK(cmir_conv3x3_forward(ex, &x, gW, gb, &y));
+    ASSERT_OK(cmir_conv3x3_backward(ex, &x, gW, &dy, &dx, r.dW, r.db));
+    return r;
+}
+
+static void run_free(run *r) { free(r->y), free(r->dx), free(r->dW), free(r->db); }
+
+static int run_same(const run *a, const run *b, shape s)
+{
+    size_t ny = (size_t)s.n * s.h * s.w * s.co, nx = (size_t)s.n * s.h * s.w * s.ci;
+    return !memcmp(a->y, b->y, ny * 4) && !memcmp(a->dx, b->dx, nx * 4) &&
+           !memcmp(a->dW, b->dW, (size_t)9 * s.ci * s.co * 4) && !memcmp(a->db, b->db, s.co * 4);
+}
+
+static double at(const float *t, shape s, int c, int n, int y, int x, int k)
+{
+    return (y < 0 || y >= s.h || x < 0 || x >= s.w) ? 0.0
+                                                     : t[(((size_t)n * s.h + y) * s.w + x) * c + k];
+}
+
+/* Counts elements of v outside bound(k, sum |terms|) of the float64 value. */
+static int bad_count(const char *what, shape s, float v, double ref, double ab, int k, int *bad)
+{
+    if (!(fabs(v - ref) <= bound(k, ab)) && (*bad)++ < 3)
+        fprintf(stderr, "  %dx%dx%dx%d->%d %s: %g vs %g (tol %g)\n", s.n, s.h, s.w, s.ci, s.co,
+                what, v, ref, bound(k, ab));
+    return *bad;
+}
+
+static void check(shape s, const run *r)
+{
+    int bad = 0;
+    for (int n = 0; n < s.n; n++)
+        for (int y = 0; y < s.h; y++)
+            for (int x = 0; x < s.w; x++) {
+                for (int o = 0; o < s.co; o++) { /* y = conv(x, W) + b */
+                    double v = gb[o], a = fabs(gb[o]);
+                    for (int t = 0; t < 9; t++)
+                        for (int c = 0; c < s.ci; c++) {
+                            double p = at(gx, s, s.ci, n, y + t / 3 - 1, x + t % 3 - 1, c) *
+                                       gW[(t * s.ci + c) * s.co + o];
+                            v += p, a += fabs(p);
+                        }
+                    bad_count("y", s, r->y[(((size_t)n * s.h + y) * s.w + x) * s.co + o], v, a,
+                              9 * s.ci + 1, &bad);
+                }
+                for (int c = 0; c < s.ci; c++) { /* dx = conv^T(dy, W) */
+                    double v = 0, a = 0;
+                    for (int t = 0; t < 9; t++)
+                        for (int o = 0; o < s.co; o++) {
+                            double p = at(gdy, s, s.co, n, y - t / 3 + 1, x - t % 3 + 1, o) *
+                                       gW[(t * s.ci + c) * s.co + o];
+                            v += p, a += fabs(p);
+                        }
+                    bad_count("dx", s, r->dx[(((size_t)n * s.h + y) * s.w + x) * s.ci + c], v, a,
+                              9 * s.co, &bad);
+                }
+            }
+    for (int t = 0; t < 9; t++) /* dW = x^T dy over pixels */
+        for (int c = 0; c < s.ci; c++)
+            for (int o = 0; o < s.co; o++) {
+                double v = 0, a = 0;
+                for (int n = 0; n < s.n; n++)
+                    for (int y = 0; y < s.h; y++)
+                        for (int x = 0; x < s.w; x++) {
+                            double p = at(gx, s, s.ci, n, y + t / 3 - 1, x + t % 3 - 1, c) *
+                                       at(gdy, s, s.co, n, y, x, o);
+                            v += p, a += fabs(p);
+                        }
+                bad_count("dW", s, r->dW[(t * s.ci + c) * s.co + o], v, a, s.n * s.h * s.w,
+                          &bad);
+            }
+    for (int o = 0; o < s.co; o++) { /* db: float32 sums */
+        double v = 0, a = 0;
+        for (size_t i = 0; i < (size_t)s.n * s.h * s.w; i++)
+            v += gdy[i * s.co + o], a += fabs(gdy[i * s.co + o]);
+        bad_count("db", s, r->db[o], v, a, 0, &bad);
+    }
+    ASSERT_EQ_INT(bad, 0);
+}
+
+/* The CNN's layers (PAN 1->32, MS 4->32, 32->64, 64->128; small images)
+ * and odd sizes (odd widths leave half a pixel pair, odd channel counts
+ * half a channel pair, > 64 output channels a second register block). */
+static const shape shapes[] = {
+    {2, 8, 8, 1, 32},  {2, 8, 8, 4, 32},   {2, 6, 10, 32, 64}, {2, 5, 6, 64, 128},
+    {3, 7, 9, 3, 5},   {3, 9, 11, 17, 21}, {1, 5, 13, 2, 67},  {2, 1, 1, 6, 16},
+    {2, 3, 2, 33, 17}, {1, 4, 27, 8, 24},  {1, 7, 64, 3, 64}, /* dW bands of 4 rows, then 3 */
+};
+
+static void with_inputs(shape s, void (*fn)(shape))
+{
+    size_t nx = (size_t)s.n * s.h * s.w * s.ci, ny = (size_t)s.n * s.h * s.w * s.co;
+    float *x = rnd(nx, 1.0f), *W = rnd((size_t)9 * s.ci * s.co, 0.5f), *b = rnd(s.co, 0.5f),
+          *dy = rnd(ny, 1.0f);
+    gx = x, gW = W, gb = b, gdy = dy;
+    fn(s);
+    free(x), free(W), free(b), free(dy);
+}
+
+static void kernels_case(shape s)
+{
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_BF16));
+    run r = conv(s), r2 = conv(s);
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
+    run f = conv(s);
+    check(s, &r);
+    ASSERT_TRUE(run_same(&r, &r2, s)); /* deterministic */
+    size_t ny = (size_t)s.n * s.h * s.w * s.co;
+    if (s.ci >= CMIR__BF16_MIN_CI) /* the bf16 kernels really ran */
+        ASSERT_TRUE(memcmp(r.y, f.y, ny * 4) != 0);
+    ASSERT_TRUE(memcmp(r.dW, f.dW, (size_t)9 * s.ci * s.co * 4) != 0);
+    run_free(&r), run_free(&r2), run_free(&f);
+}
+
+static void test_kernels_vs_naive(void)
+{
+    if (!cmir_nn_bf16_available())
+        SKIP("no AVX512_BF16 on this CPU (or CMIR_NO_BF16 set)");
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        with_inputs(shapes[i], kernels_case);
+}
+
+static void fallback_case(shape s)
+{
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
+    run f = conv(s);
+    cmir__bf16_force_off = 1;
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_BF16));
+    run g = conv(s);
+    cmir__bf16_force_off = 0;
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
+    ASSERT_TRUE(run_same(&f, &g, s));
+    run_free(&f), run_free(&g);
+}
+
+/* bf16 requested, hardware switched off: the float32 kernels, bit for bit. */
+static void test_fallback_exact(void)
+{
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        with_inputs(shapes[i], fallback_case);
+}
+
+/* One cmir_cnn training forward and backward (fused conv + leaky ReLU +
+ * batch norm + max-pool, the backward with dy made row by row and the
+ * conv's output remade) from a fixed seed: all gradients, concatenated.
+ * round_x: the input rounded to bf16 first. */
+static double rel_err(const float *a, const float *ref, size_t n)
+{
+    double d = 0, nr = 0;
+    for (size_t i = 0; i < n; i++)
+        d += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]), nr += (double)ref[i] * ref[i];
+    return nr > 0 ? sqrt(d / nr) : INFINITY;
+}
+
+static float *cnn_grads(int hw, int bands, cmir_precision prec, int round_x, size_t *ng)
+{
+    const int n = 4;
+    cmir_cnn_params p = cmir_cnn_default_params();
+    p.h = p.w = hw;
+    p.bands = bands;
+    p.dropout = 0.0f;
+    cmir_cnn *c = cmir_cnn_new(p, 11);
+    cmir_rng *r = cmir_rng_new(5);
+    ASSERT_TRUE(c && r && p.n_classes <= 8);
+    if (!c || !r || p.n_classes > 8)
+        exit(1);
+    float *x = malloc(sizeof(float) * (size_t)n * hw * hw * bands);
+    for (size_t i = 0; i < (size_t)n * hw * hw * bands; i++)
+        x[i] = round_x ? cmir__bf2f(cmir__f2bf(cmir_rng_uniform(r))) : cmir_rng_uniform(r);
+    float dl[4 * 8];
+    for (int i = 0; i < n * p.n_classes; i++)
+        dl[i] = (float)(i % 3 - 1) * 0.1f;
+    ASSERT_OK(cmir_nn_set_precision(prec));
+    ASSERT_OK(cmir_cnn_forward(c, ex, x, n, 1, r));
+    ASSERT_OK(cmir_cnn_backward(c, ex, dl, NULL));
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
+    size_t tot = 0;
+    for (int i = 0; i < cmir_cnn_n_params(c); i++) {
+        const char *name;
+        float *w, *g;
+        size_t k;
+        ASSERT_OK(cmir_cnn_param(c, i, &name, &w, &g, &k));
+        tot += k;
+    }
+    float *out = malloc(sizeof(float) * tot);
+    *ng = 0;
+    for (int i = 0; i < cmir_cnn_n_params(c); i++) {
+        const char *name;
+        float *w, *g;
+        size_t k;
+        ASSERT_OK(cmir_cnn_param(c, i, &name, &w, &g, &k));
+        memcpy(out + *ng, g, sizeof(float) * k);
+        *ng += k;
+    }
+    cmir_cnn_free(c), cmir_rng_free(r), free(x);
+    return out;
+}
+
+/* PAN-like (1 band) and MS-like (4 bands) networks: bit-equal to fp32 with
+ * the hardware switched off; at bf16, bit-equal twice, and as near the fp32
+ * gradients as the network's sensitivity allows: batch norm over 4 images
+ * and max-pool winners make an fp32 step from the input rounded to bf16
+ * alone differ by ~10%; the whole bf16 step may differ by at most 3x that
+ * (a wrong kernel gives ~100%). */
+static void test_cnn_step(void)
+{
+    static const int hw[2] = {32, 16}, bands[2] = {1, 4};
+    for (int k = 0; k < 2; k++) {
+        size_t n1, n2, n3;
+        float *f = cnn_grads(hw[k], bands[k], CMIR_PRECISION_FP32, 0, &n1);
+        cmir__bf16_force_off = 1;
+        float *g = cnn_grads(hw[k], bands[k], CMIR_PRECISION_BF16, 0, &n2);
+        cmir__bf16_force_off = 0;
+        ASSERT_TRUE(n1 == n2 && !memcmp(f, g, n1 * 4));
+        free(g);
+        if (!cmir_nn_bf16_available()) {
+            free(f);
+            continue;
+        }
+        float *b = cnn_grads(hw[k], bands[k], CMIR_PRECISION_BF16, 0, &n2);
+        float *b2 = cnn_grads(hw[k], bands[k], CMIR_PRECISION_BF16, 0, &n3);
+        float *rx = cnn_grads(hw[k], bands[k], CMIR_PRECISION_FP32, 1, &n3);
+        ASSERT_TRUE(n1 == n2 && n2 == n3 && !memcmp(b, b2, n2 * 4));
+        double eb = rel_err(b, f, n1), ex_ = rel_err(rx, f, n1);
+        printf("  %s-like step: gradient relative error bf16 %.3f, fp32 from a bf16 input "
+               "%.3f\n", k ? "MS" : "PAN", eb, ex_);
+        ASSERT_TRUE(eb > 0 && eb < 3.0 * ex_ + 1e-3);
+        free(f), free(b), free(b2), free(rx);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    TEST_INIT(argc, argv);
+    cmir_exec_params ep = cmir_exec_default_params();
+    ep.threads = 2;
+    ex = cmir_exec_new(ep);
+    rng = cmir_rng_new(42);
+    if (!ex || !rng)
+        return 1;
+    RUN(test_kernels_vs_naive);
+    RUN(test_fallback_exact);
+    RUN(test_cnn_step);
+    cmir_exec_free(ex);
+    cmir_rng_free(rng);
+    TEST_MAIN_END();
+}
