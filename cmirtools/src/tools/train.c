@@ -154,7 +154,7 @@ static void settings_text(cmir__train_job *J, char *s, size_t n)
              u->w_norm, u->w_cross, u->w_reg, u->alpha, (long long)J->n_train, (long long)J->n_test,
              p->speech_manifest ? "\nspeech_manifest=" : "", p->speech_manifest ? p->speech_manifest : "", steps);
     size_t len = strlen(s);
-    if (p->descriptor)
+    if (J->m && J->m->info.descriptor) /* image-speech models have none */
         snprintf(s + len, n - len, "\ndescriptor=1\ncnn_weight=%g", p->cnn_weight);
     len = strlen(s);
     if (p->valid_frac > 0 || p->label_frac < 1)
