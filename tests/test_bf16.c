@@ -12,27 +12,10 @@
 #include "nn/nn_internal.h" /* cmir__bgemm, cmir__f2bf, cmir__bf16_force_off */
 #include "test_util.h"
 #include "test_data.h"
+#include "bf16_test.h"
 #include <unistd.h>
 
 static cmir_exec *ex;
-static cmir_rng *rng;
-
-static float *rnd(size_t n, float scale)
-{
-    float *v = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++)
-        v[i] = (2.0f * cmir_rng_uniform(rng) - 1.0f) * scale;
-    return v;
-}
-
-/* Error bound of a bf16 dot product of length k with float32
- * accumulation: each operand rounded with unit roundoff 2^-8 (product
- * error <= 2^-7 + 2^-16), k float32 additions (k 2^-24), relative to
- * sum |a||b|. */
-static double bound(int k, double absdot)
-{
-    return (ldexp(1.0, -7) + ldexp(1.0, -15) + k * ldexp(1.0, -23)) * absdot + 1e-30;
-}
 
 static void test_rounding(void)
 {

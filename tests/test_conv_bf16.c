@@ -9,24 +9,9 @@
 #include "cmir/nn.h"
 #include "nn/nn_internal.h" /* cmir__bf16_force_off */
 #include "test_util.h"
+#include "bf16_test.h"
 
 static cmir_exec *ex;
-static cmir_rng *rng;
-
-static float *rnd(size_t n, float scale)
-{
-    float *v = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++)
-        v[i] = (2.0f * cmir_rng_uniform(rng) - 1.0f) * scale;
-    return v;
-}
-
-/* bf16 dot product of length k, float32 accumulation, relative to
- * sum |a||b| (as test_bf16.c). */
-static double bound(int k, double absdot)
-{
-    return (ldexp(1.0, -7) + ldexp(1.0, -15) + k * ldexp(1.0, -23)) * absdot + 1e-30;
-}
 
 typedef struct shape {
     int n, h, w, ci, co;
