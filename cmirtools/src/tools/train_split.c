@@ -98,20 +98,35 @@ static void split_tiles(cmir__train_job *J, int64_t *lab, int64_t nl, int64_t wa
 
 /* The archive's unlabelled tiles (unl, n of them, archive order) into
  * J->unlab, but for a split by scene only those of scenes with no test
- * tile: stage 2 may train on their pairs, never on a held-out scene's. */
+ * tile: stage 2 may train on their pairs, never on a held-out scene's.
+ * The test scenes are listed once (few), then each tile looked up there. */
 static int keep_unlabelled(cmir__train_job *J, const int64_t *unl, int64_t n, int by_scene)
 {
     if (!n)
         return 0;
-    if (!(J->unlab = cmir__malloc(sizeof(int64_t) * (size_t)n)))
+    const char **held = by_scene ? cmir__malloc(sizeof(char *) * (size_t)(J->n_test ? J->n_test : 1)) : NULL;
+    if (!(J->unlab = cmir__malloc(sizeof(int64_t) * (size_t)n)) || (by_scene && !held)) {
+        cmir__free(held);
         return CMIR_ENOMEM;
+    }
+    int64_t nh = 0;
+    for (int64_t t = 0; by_scene && t < J->n_test; t++) {
+        const char *s = scene_of(J, J->test[t]);
+        int64_t k = 0;
+        while (k < nh && strcmp(held[k], s))
+            k++;
+        if (k == nh)
+            held[nh++] = s;
+    }
     for (int64_t i = 0; i < n; i++) {
-        int held_out = 0;
-        for (int64_t t = 0; by_scene && !held_out && t < J->n_test; t++)
-            held_out = !strcmp(scene_of(J, unl[i]), scene_of(J, J->test[t]));
-        if (!held_out)
+        const char *s = scene_of(J, unl[i]);
+        int64_t k = 0;
+        while (k < nh && strcmp(held[k], s))
+            k++;
+        if (k == nh) /* not a held-out scene's */
             J->unlab[J->n_unlab++] = unl[i];
     }
+    cmir__free(held);
     return 0;
 }
 
