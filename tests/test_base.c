@@ -1,11 +1,13 @@
 /* Tests of the base module: seeded RNG (determinism and distribution),
  * error codes and thread-local messages, the allocator hook failing the
- * n-th allocation, the parallel loop and work splitting, and the arena. */
+ * n-th allocation, the parallel loop and work splitting, the split GEMM
+ * against a naive loop, and the arena. */
 #include "cmir/nn.h"
 #include "base/internal.h"
 #include "test_util.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -215,6 +217,65 @@ static void test_atomic_file(void)
     rmdir(dir);
 }
 
+/* cmir__sgemm split among threads (by rows, or by columns when C is wider
+ * than tall) against a naive double loop, every transpose, with beta: within
+ * float rounding of the loop at 1, 2 and 3 threads, the same bits when
+ * called again with the same thread count, and the padding untouched. */
+static void test_sgemm_split(void)
+{
+    static const int shapes[3][3] = {{200, 70, 33}, {40, 300, 65}, {3, 5, 7}};
+    cmir_rng *r = cmir_rng_new(5);
+    REQUIRE(r);
+    for (int s = 0; s < 3; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+                size_t na = (size_t)(ta ? k : m) * lda, nb = (size_t)(tb ? n : k) * ldb;
+                float *a = malloc(sizeof(float) * na), *b = malloc(sizeof(float) * nb);
+                float *c0 = malloc(sizeof(float) * (size_t)m * ldc), *c[3];
+                REQUIRE(a && b && c0);
+                for (size_t i = 0; i < na; i++)
+                    a[i] = 2.0f * cmir_rng_uniform(r) - 1.0f;
+                for (size_t i = 0; i < nb; i++)
+                    b[i] = 2.0f * cmir_rng_uniform(r) - 1.0f;
+                for (size_t i = 0; i < (size_t)m * ldc; i++)
+                    c0[i] = cmir_rng_uniform(r);
+                for (int t = 0; t < 3; t++) {
+                    c[t] = malloc(sizeof(float) * (size_t)m * ldc);
+                    REQUIRE(c[t]);
+                    memcpy(c[t], c0, sizeof(float) * (size_t)m * ldc);
+                    cmir__sgemm(t + 1, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c[t], ldc);
+                }
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double d = 0;
+                        for (int q = 0; q < k; q++)
+                            d += (double)(ta ? a[q * lda + i] : a[i * lda + q]) *
+                                 (tb ? b[j * ldb + q] : b[q * ldb + j]);
+                        double want = 0.5 * d + 0.25 * c0[i * ldc + j];
+                        for (int t = 0; t < 3; t++)
+                            ASSERT_NEAR(c[t][i * ldc + j], want, 1e-5 * (1 + fabs(want)) * k);
+                    }
+                float *again = malloc(sizeof(float) * (size_t)m * ldc);
+                REQUIRE(again);
+                memcpy(again, c0, sizeof(float) * (size_t)m * ldc);
+                cmir__sgemm(2, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, again, ldc);
+                ASSERT_TRUE(!memcmp(again, c[1], sizeof(float) * (size_t)m * ldc));
+                free(again);
+                for (int i = 0; i < m; i++) /* the padding past n is untouched */
+                    for (int j = n; j < ldc; j++)
+                        for (int t = 0; t < 3; t++)
+                            ASSERT_TRUE(c[t][i * ldc + j] == c0[i * ldc + j]);
+                for (int t = 0; t < 3; t++)
+                    free(c[t]);
+                free(a);
+                free(b);
+                free(c0);
+            }
+    cmir_rng_free(r);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -222,6 +283,7 @@ int main(int argc, char **argv)
     RUN(test_errors);
     RUN(test_alloc_hook);
     RUN(test_parallel);
+    RUN(test_sgemm_split);
     RUN(test_arena);
     RUN(test_atomic_file);
     TEST_MAIN_END();

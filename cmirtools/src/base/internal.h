@@ -115,8 +115,12 @@ int cmir__parallel(int n, cmir__task_fn fn, void *user);
 void cmir__split(size_t total, int n, int i, size_t *lo, size_t *hi);
 
 /* Row-major single-precision GEMM, C = alpha * op(A) op(B) + beta * C,
- * through OpenBLAS with `threads` BLAS threads (1 inside our own parallel
- * regions, so the two kinds of threads never run at once). */
+ * through single-threaded OpenBLAS calls: with threads > 1 (and enough
+ * work) C's rows, or its columns when it is wider than tall, are split
+ * among that many of our threads (OpenBLAS's own threads are never used:
+ * they spin after each call and slow whatever runs next). Deterministic
+ * for a given thread count (OpenBLAS's edge kernels may round a block's
+ * last rows differently, so other counts can differ in the last bit). */
 void cmir__sgemm(int threads, int transa, int transb, int m, int n, int k,
                  float alpha, const float *a, int lda, const float *b, int ldb,
                  float beta, float *c, int ldc);
