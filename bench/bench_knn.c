@@ -109,7 +109,8 @@ static void fill_normal(cmir_rng *r, float *p, size_t n)
 }
 
 /* ------------------------------------------------------------------------ */
-/* sgemm peak: square n x n x n, T OpenBLAS threads, best of >= min_s       */
+/* sgemm peak: square n x n x n on T threads (cmir__sgemm: single-threaded  */
+/* OpenBLAS calls on blocks of rows), best of >= min_s                      */
 
 /* Returns GFLOP/s from the best wall time; *cpu_gf gets GFLOP/s per
  * thread-second of process CPU time times T (robust to other load). */

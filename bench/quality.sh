@@ -6,7 +6,8 @@
 # pair made from the real Landsat 7 scene with its real land-cover polygons.
 # Usage: sh bench/quality.sh BUILD_DIR [OUT_DIR]
 #   env: SCENES (40), SEED (31), SIZE (2048), STRIDE (128), PURITY (0.7),
-#        EPOCHS1 (24), THREADS (2), SHARED; about 15 min of training on 2 cores.
+#        EPOCHS1 (24), THREADS (2), PRECISION (auto: cmir_train -precision),
+#        SHARED; about 15 min of training on 2 cores.
 # PURITY is cmir_tile's -label_min_frac. DSRSID's patches were picked as one
 # kind of ground each; at 0.5 a tile may be 51% river and 49% water, its label
 # is near arbitrary, and those tiles carry most of the errors (see README).
@@ -20,6 +21,7 @@ STRIDE=${STRIDE:-128}
 PURITY=${PURITY:-0.7}
 EPOCHS1=${EPOCHS1:-24}
 THREADS=${THREADS:-2}
+PRECISION=${PRECISION:-auto}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
 mkdir -p "$OUT/scenes"
 summary() { sed -n 's/^\(PAN->MS\|MS->PAN\|PAN->PAN\|MS->MS\) *\([0-9]*\) *\([0-9.]*\) *\([0-9.-]*\) *\([0-9.]*\) *\([0-9.]*\).*/\1 mAP \3 floor \4 ANMRR \5 paper \6 (queries \2)/p'; }
@@ -32,7 +34,7 @@ for f in "$OUT"/scenes/*_ms.tif; do set -- "$@" -ms "$f"; done
 for f in "$OUT"/scenes/*_class.tif; do set -- "$@" -labels "$f"; done
 "$B/cmir_tile" -q -overwrite -stride "$STRIDE" -label_min_frac "$PURITY" "$@" "$OUT/dsrsid_like.mat"
 t0=$(date +%s)
-"$B/cmir_train" -q -overwrite -threads "$THREADS" -seed 1 -epochs1 "$EPOCHS1" -dv 64 -unified "$OUT/unified.mat" \
+"$B/cmir_train" -q -overwrite -threads "$THREADS" -precision "$PRECISION" -seed 1 -epochs1 "$EPOCHS1" -dv 64 -unified "$OUT/unified.mat" \
     "$OUT/dsrsid_like.mat" "$OUT/full.mat"
 echo "training took $(( $(date +%s) - t0 )) s"
 echo "-- all terms"
@@ -51,7 +53,7 @@ for abl in "no_L2 -w_pair 0" "no_L3 -w_class 0" "no_L5 -w_cross 0" "no_L3_L5 -w_
     name=${abl%% *}
     opts=${abl#* }
     # shellcheck disable=SC2086
-    "$B/cmir_train" -q -overwrite -threads "$THREADS" -seed 1 -dv 64 $opts -stage1_from "$OUT/full.mat" \
+    "$B/cmir_train" -q -overwrite -threads "$THREADS" -precision "$PRECISION" -seed 1 -dv 64 $opts -stage1_from "$OUT/full.mat" \
         "$OUT/dsrsid_like.mat" "$OUT/$name.mat"
     echo "-- $name ($opts)"
     "$B/cmir_eval" -overwrite -threads "$THREADS" -json "$OUT/$name.json" "$OUT/$name.mat" "$OUT/dsrsid_like.mat" | summary
@@ -67,7 +69,7 @@ if [ -f "$L7/lsat7_2000_10.tif" ]; then
         "$L7/lsat7_2000_40.tif" -ratio 2 -o "$OUT" -prefix nc
     "$B/cmir_tile" -q -overwrite -pan "$OUT/nc_pan.tif" -ms "$OUT/nc_ms.tif" -ts 16 -stride 2 -nodata_frac 0.05 \
         -label_layer "$L7/landsat96_polygons.shp" -label_field label -label_min_frac 0.3 "$OUT/nc.mat"
-    "$B/cmir_train" -q -overwrite -threads "$THREADS" -seed 1 -epochs1 30 -dv 64 -split tile "$OUT/nc.mat" "$OUT/nc_model.mat"
+    "$B/cmir_train" -q -overwrite -threads "$THREADS" -precision "$PRECISION" -seed 1 -epochs1 30 -dv 64 -split tile "$OUT/nc.mat" "$OUT/nc_model.mat"
     "$B/cmir_eval" -overwrite -threads "$THREADS" -json "$OUT/nc.json" "$OUT/nc_model.mat" "$OUT/nc.mat" | tee "$OUT/nc.txt" | summary
 else
     echo "== $L7 absent: Wald-protocol part skipped"

@@ -20,11 +20,13 @@
 # each set as a new user would run it: split by tile, all defaults.
 # Usage: sh bench/realdata.sh BUILD_DIR [OUT_DIR]
 #   env: SEEDS ("1 2 3"), BUDGETS ("0.1 0.25 1"), EPOCHS1 (20), EPOCHS2 (60),
-#        EPOCHS0 (10), THREADS (2), SETS ("l8 ol nc"), SHARED
+#        EPOCHS0 (10), THREADS (2), SETS ("l8 ol nc"), PRECISION (auto:
+#        cmir_train -precision), SHARED
 set -eu
 B=${1:?usage: sh bench/realdata.sh BUILD_DIR [OUT_DIR]}/cmirtools/apps
 OUT=${2:-/tmp/cmir_realdata}
 SEEDS=${SEEDS:-1 2 3}
+PRECISION=${PRECISION:-auto}
 BUDGETS=${BUDGETS:-0.1 0.25 1}
 EPOCHS1=${EPOCHS1:-20}
 EPOCHS2=${EPOCHS2:-60}
@@ -100,7 +102,7 @@ for set in $SETS; do
     esac
     # stage 0 once per set (seed 1): its CNNs start every pretrained run
     # shellcheck disable=SC2086
-    q "$B/cmir_train" -q -threads "$THREADS" -seed 1 $split -test_frac 0.5 -pretrain "$pairs" \
+    q "$B/cmir_train" -q -threads "$THREADS" -precision "$PRECISION" -seed 1 $split -test_frac 0.5 -pretrain "$pairs" \
         -epochs0 "$EPOCHS0" -epochs1 0 -epochs2 1 "$OUT/$set.mat" "$OUT/${set}_pre.mat"
     echo "== $set: stage 0 done; PAN->MS and MS->PAN mAP on the held-out tiles, mean +- sd over seeds $SEEDS"
     printf '%-6s %-6s %-4s  %-16s  %-16s  %-16s  %-16s\n' set budget pre "PAN->MS" "MS->PAN" "floor PAN->MS" "floor MS->PAN"
@@ -112,7 +114,7 @@ for set in $SETS; do
                 [ "$pre" = yes ] && init="-init $OUT/${set}_pre.mat"
                 m=$OUT/${set}_b${b}_${pre}_s$s.mat
                 # shellcheck disable=SC2086
-                q "$B/cmir_train" -q -threads "$THREADS" -seed "$s" $split -test_frac 0.5 -valid_frac 0.2 \
+                q "$B/cmir_train" -q -threads "$THREADS" -precision "$PRECISION" -seed "$s" $split -test_frac 0.5 -valid_frac 0.2 \
                     -label_frac "$b" -epochs1 "$EPOCHS1" -epochs2 "$EPOCHS2" $init "$OUT/$set.mat" "$m"
                 r=$(evaluate "$m" "$OUT/$set.mat")
                 echo "$r" >>"$OUT/rows"
@@ -133,7 +135,7 @@ for set in $USER_SETS; do
     : >"$OUT/rows"
     for s in $SEEDS; do
         m=$OUT/${set}_user_s$s.mat
-        q "$B/cmir_train" -q -threads "$THREADS" -seed "$s" -split tile -test_frac 0.5 "$OUT/$set.mat" "$m"
+        q "$B/cmir_train" -q -threads "$THREADS" -precision "$PRECISION" -seed "$s" -split tile -test_frac 0.5 "$OUT/$set.mat" "$m"
         evaluate "$m" "$OUT/$set.mat" >>"$OUT/rows"
     done
     printf '%-6s%s   (per seed: %s)\n' "$set" "$(stats <"$OUT/rows")" "$(tr '\n' ';' <"$OUT/rows")"

@@ -325,6 +325,12 @@ static void test_precision_api(void)
     ASSERT_EQ_INT(cmir_nn_set_precision((cmir_precision)7), CMIR_EINVAL);
     ASSERT_EQ_INT(cmir_nn_precision(), CMIR_PRECISION_FP32);
     ASSERT_TRUE(!strcmp(cmir_precision_name(CMIR_PRECISION_BF16), "bf16"));
+    ASSERT_OK(cmir_precision_parse("auto", &p));
+    ASSERT_EQ_INT(p, CMIR_PRECISION_AUTO);
+    ASSERT_TRUE(!strcmp(cmir_precision_name(CMIR_PRECISION_AUTO), "auto"));
+    /* auto is resolved by its callers, never set process-wide */
+    ASSERT_EQ_INT(cmir_nn_set_precision(CMIR_PRECISION_AUTO), CMIR_EINVAL);
+    ASSERT_EQ_INT(cmir_nn_precision(), CMIR_PRECISION_FP32);
 }
 
 /* A tiny CNN (conv 3x3 16->8, leaky ReLU, dense 512->2, softmax) learns
@@ -401,7 +407,8 @@ static void test_train_bf16(void)
 /* cmir_train with precision bf16 (what cmir_train -precision bf16 sets) on
  * a small synthetic archive: it completes, more stage-1 epochs give a lower
  * loss, the model records the precision that ran, and the process-wide
- * precision is restored afterwards. */
+ * precision is restored afterwards; the default, auto, records bf16 exactly
+ * where AVX512_BF16 is available. */
 static void test_cmir_train_bf16(void)
 {
     char dir[] = "/tmp/cmir_bf16_XXXXXX", arch[64], model[64];
@@ -431,6 +438,23 @@ static void test_cmir_train_bf16(void)
         ASSERT_EQ_INT(cmir_model_get_info(m)->precision,
                       cmir_nn_bf16_available() ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32);
     cmir_model_free(m);
+    /* the default, auto: bf16 where the CPU has AVX512_BF16, fp32 where it
+     * has not (forced off here: what a machine without it runs) */
+    ASSERT_EQ_INT(cmir_train_default_params().precision, CMIR_PRECISION_AUTO);
+    p.precision = CMIR_PRECISION_AUTO;
+    p.epochs1 = 1;
+    for (int off = 0; off < 2; off++) {
+        cmir__bf16_force_off = off;
+        int want = cmir_nn_bf16_available() ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32;
+        ASSERT_OK(cmir_train(arch, model, p, NULL, NULL, NULL));
+        cmir__bf16_force_off = 0;
+        ASSERT_EQ_INT(cmir_nn_precision(), CMIR_PRECISION_FP32);
+        m = cmir_model_load(model);
+        ASSERT_TRUE(m != NULL);
+        if (m)
+            ASSERT_EQ_INT(cmir_model_get_info(m)->precision, want);
+        cmir_model_free(m);
+    }
     p.precision = 3;
     ASSERT_EQ_INT(cmir_train_check_params(p), CMIR_EINVAL);
     ASSERT_TRUE(strstr(cmir_last_error(), "precision") != NULL);

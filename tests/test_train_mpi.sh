@@ -80,7 +80,10 @@ else
 fi
 
 # Checkpoint and resume: two stage-1 epochs, killed once a checkpoint is there.
-O3="-q -threads 1 -epochs1 2 -epochs2 2 -batch 16"
+# At fp32 whatever the CPU: resuming at another N is compared within 10 %, and
+# at bf16 the conv biases (whose true gradient batch norm makes zero) move by
+# rounding noise alone, which is not what this compares.
+O3="-q -threads 1 -epochs1 2 -epochs2 2 -batch 16 -precision fp32"
 # shellcheck disable=SC2086
 mpi -np 3 "$BIN/cmir_train" $O3 -checkpoint "$OUT/full_ck.mat" "$OUT/a.mat" "$OUT/full.mat" ||
     bad "N=3 with -checkpoint failed"

@@ -76,12 +76,19 @@ CMIR_API void cmir_fill(float *w, size_t n, float value);
  * elsewhere (or with the environment variable CMIR_NO_BF16=1) the layers
  * run the float32 code unchanged, with bit-identical results. Default FP32. Results stay deterministic for the
  * same inputs, precision and thread count. */
-typedef enum cmir_precision { CMIR_PRECISION_FP32 = 0, CMIR_PRECISION_BF16 = 1 } cmir_precision;
+typedef enum cmir_precision {
+    CMIR_PRECISION_FP32 = 0,
+    CMIR_PRECISION_BF16 = 1,
+    CMIR_PRECISION_AUTO = 2 /* only where a caller resolves it (cmir_train_params):
+                               BF16 where cmir_nn_bf16_available(), else FP32;
+                               cmir_nn_set_precision refuses it */
+} cmir_precision;
 CMIR_API int cmir_nn_set_precision(cmir_precision p);
 CMIR_API cmir_precision cmir_nn_precision(void);
 /* 1 when the CPU has AVX512_BF16 (and CMIR_NO_BF16 is unset), else 0. */
 CMIR_API int cmir_nn_bf16_available(void);
-/* "fp32" / "bf16", and back (CMIR_EINVAL naming the string otherwise). */
+/* "fp32" / "bf16" / "auto", and back (CMIR_EINVAL naming the string
+ * otherwise). */
 CMIR_API const char *cmir_precision_name(cmir_precision p);
 CMIR_API int cmir_precision_parse(const char *s, cmir_precision *p);
 

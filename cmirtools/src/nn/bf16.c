@@ -28,7 +28,7 @@ cmir_precision cmir_nn_precision(void)
 
 const char *cmir_precision_name(cmir_precision p)
 {
-    return p == CMIR_PRECISION_BF16 ? "bf16" : "fp32";
+    return p == CMIR_PRECISION_BF16 ? "bf16" : p == CMIR_PRECISION_AUTO ? "auto" : "fp32";
 }
 
 int cmir_precision_parse(const char *s, cmir_precision *p)
@@ -37,8 +37,10 @@ int cmir_precision_parse(const char *s, cmir_precision *p)
         *p = CMIR_PRECISION_FP32;
     else if (s && !strcmp(s, "bf16"))
         *p = CMIR_PRECISION_BF16;
+    else if (s && !strcmp(s, "auto"))
+        *p = CMIR_PRECISION_AUTO;
     else
-        return cmir__error(CMIR_EINVAL, "precision '%s': expected fp32 or bf16", s ? s : "");
+        return cmir__error(CMIR_EINVAL, "precision '%s': expected auto, fp32 or bf16", s ? s : "");
     return 0;
 }
 

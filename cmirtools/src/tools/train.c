@@ -25,6 +25,7 @@ cmir_train_params cmir_train_default_params(void)
     p.ortho = 0.1f;
     p.dropout = 0.5f;
     p.descriptor = 1;
+    p.precision = CMIR_PRECISION_AUTO;
     p.unlabelled_pairs = 1;
     p.cnn_weight = 0.1f;
     p.augment = 1;
@@ -72,8 +73,10 @@ int cmir_train_check_params(cmir_train_params p)
     int rc = check_stage2(&p, who);
     if (rc)
         return rc;
-    if (p.precision != CMIR_PRECISION_FP32 && p.precision != CMIR_PRECISION_BF16)
-        return BAD("%s: cmir_train_params.precision must be fp32 or bf16, got %d", who, p.precision);
+    if (p.precision != CMIR_PRECISION_FP32 && p.precision != CMIR_PRECISION_BF16 &&
+        p.precision != CMIR_PRECISION_AUTO)
+        return BAD("%s: cmir_train_params.precision must be auto, fp32 or bf16, got %d", who,
+                   p.precision);
     if (p.epochs1 < 0)
         return BAD("%s: epochs1 must be >= 0, got %d", who, p.epochs1);
     if (!(p.test_frac >= 0 && p.test_frac < 1))
@@ -299,13 +302,18 @@ static int stage2(cmir__train_job *J, float *Z[2], cmir_train_report *rep)
     return cmir__train_stage2_run(J, J->m->uni, &ps, Z, rep);
 }
 
-/* Stages 1 and 2, the model file and the optional exports. */
+/* Stages 1 and 2, the model file and the optional exports. The training
+ * steps run at the run's precision; the stage-1 features of every tile and
+ * the exported codes are inference and run at fp32, as cmir_model_embed
+ * does, so what training writes is what the model embeds later. */
 static int job_run(cmir__train_job *J, const char *model_path, float *raw, float *x, float *Z[2],
                    cmir_train_report *rep)
 {
+    const cmir_precision run = cmir_nn_precision();
     int rc = J->p.pretrain && !J->p.stage1_from ? cmir__train_stage0(J, rep) : 0;
     for (int k = 0; !rc && k < 2; k++)
         rc = cmir__train_stage1(J, k, raw, x, rep);
+    cmir_nn_set_precision(CMIR_PRECISION_FP32);
     if (!rc)
         rc = cmir__train_all_features(J, raw, x, Z);
     if (!rc && J->p.features_dir && !cmir_dist_rank())
@@ -314,7 +322,9 @@ static int job_run(cmir__train_job *J, const char *model_path, float *raw, float
         cmir__train_z_stats(J, Z);
         cmir__model_zstd(J->m, 0, Z[0], cmir__train_side_items(J, 0));
         cmir__model_zstd(J->m, 1, Z[1], cmir__train_side_items(J, 1));
+        cmir_nn_set_precision(run);
         rc = stage2(J, Z, rep);
+        cmir_nn_set_precision(CMIR_PRECISION_FP32);
     }
     if (!rc) {
         J->m->settings = cmir__strdup(J->settings);
@@ -330,6 +340,7 @@ static int job_run(cmir__train_job *J, const char *model_path, float *raw, float
     }
     if (!rc && J->p.unified_path && !cmir_dist_rank())
         rc = cmir__train_export_unified(J, Z);
+    cmir_nn_set_precision(run);
     return rc;
 }
 
@@ -352,6 +363,21 @@ static void job_close(cmir__train_job *J)
     cmir__free(J->bclass);
 }
 
+/* Sets the process-wide precision of the run. AUTO: bf16 only where every
+ * rank's CPU has AVX512_BF16 (collective under MPI), so the ranks of one
+ * run never mix precisions. */
+static int set_precision(int precision)
+{
+    if (precision == CMIR_PRECISION_AUTO) {
+        int lacks = !cmir_nn_bf16_available();
+        int rc = cmir_dist_size() > 1 ? cmir_dist_max_int(&lacks, 1) : 0;
+        if (rc)
+            return rc;
+        precision = lacks ? CMIR_PRECISION_FP32 : CMIR_PRECISION_BF16;
+    }
+    return cmir_nn_set_precision((cmir_precision)precision);
+}
+
 int cmir_train(const char *archive_path, const char *model_path, cmir_train_params p,
                cmir_progress_fn progress, void *user, cmir_train_report *rep_out)
 {
@@ -370,10 +396,11 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     double t0 = cmir__train_now();
     float *raw = NULL, *x = NULL, *Z[2] = {NULL, NULL};
     cmir_precision prec = cmir_nn_precision();
-    cmir_nn_set_precision((cmir_precision)p.precision);
+    rc = set_precision(p.precision);
     char what[512];
     snprintf(what, sizeof what, "training %s from %s", model_path, archive_path);
-    rc = cmir_dist_doing(what); /* for the line a dead rank gets (cmir_dist_watch) */
+    if (!rc)
+        rc = cmir_dist_doing(what); /* for the line a dead rank gets (cmir_dist_watch) */
     if (!rc)
         rc = job_open(&J, archive_path);
     if (!rc)
