@@ -20,13 +20,13 @@
 # each set as a new user would run it: split by tile, all defaults.
 # Usage: sh bench/realdata.sh BUILD_DIR [OUT_DIR]
 #   env: SEEDS ("1 2 3"), BUDGETS ("0.1 0.25 1"), EPOCHS1 (20), EPOCHS2 (60),
-#        EPOCHS0 (10), THREADS (2), SETS ("l8 ol nc"), PRECISION (auto:
+#        EPOCHS0 (10), THREADS (2), SETS ("l8 ol nc"), PRECISION (fp32:
 #        cmir_train -precision), SHARED
 set -eu
 B=${1:?usage: sh bench/realdata.sh BUILD_DIR [OUT_DIR]}/cmirtools/apps
 OUT=${2:-/tmp/cmir_realdata}
 SEEDS=${SEEDS:-1 2 3}
-PRECISION=${PRECISION:-auto}
+PRECISION=${PRECISION:-fp32}
 BUDGETS=${BUDGETS:-0.1 0.25 1}
 EPOCHS1=${EPOCHS1:-20}
 EPOCHS2=${EPOCHS2:-60}

@@ -407,8 +407,8 @@ static void test_train_bf16(void)
 /* cmir_train with precision bf16 (what cmir_train -precision bf16 sets) on
  * a small synthetic archive: it completes, more stage-1 epochs give a lower
  * loss, the model records the precision that ran, and the process-wide
- * precision is restored afterwards; the default, auto, records bf16 exactly
- * where AVX512_BF16 is available. */
+ * precision is restored afterwards; auto records bf16 exactly where
+ * AVX512_BF16 is available. */
 static void test_cmir_train_bf16(void)
 {
     char dir[] = "/tmp/cmir_bf16_XXXXXX", arch[64], model[64];
@@ -438,9 +438,10 @@ static void test_cmir_train_bf16(void)
         ASSERT_EQ_INT(cmir_model_get_info(m)->precision,
                       cmir_nn_bf16_available() ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32);
     cmir_model_free(m);
-    /* the default, auto: bf16 where the CPU has AVX512_BF16, fp32 where it
-     * has not (forced off here: what a machine without it runs) */
-    ASSERT_EQ_INT(cmir_train_default_params().precision, CMIR_PRECISION_AUTO);
+    /* auto: bf16 where the CPU has AVX512_BF16, fp32 where it has not
+     * (forced off here: what a machine without it runs); fp32 is the
+     * default */
+    ASSERT_EQ_INT(cmir_train_default_params().precision, CMIR_PRECISION_FP32);
     p.precision = CMIR_PRECISION_AUTO;
     p.epochs1 = 1;
     for (int off = 0; off < 2; off++) {

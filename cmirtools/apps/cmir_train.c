@@ -83,7 +83,7 @@ static const char usage[] =
     "                     (default 0.5) to the normalised clip features, its augmentation\n"
     "Started by mpirun or srun (a build with MPI), the ranks train data-parallel: each reads its\n"
     "share of every batch; same model as one process up to rounding; rank 0 writes.\n"
-    "  -precision P       auto (default), fp32 or bf16. bf16: conv and dense layers with bfloat16\n"
+    "  -precision P       fp32 (default), bf16 or auto. bf16: conv and dense layers with bfloat16\n"
     "                     operands, float32 accumulation and weights (CPUs with AVX512_BF16;\n"
     "                     float32 elsewhere); auto: bf16 where every process's CPU has\n"
     "                     AVX512_BF16 (CMIR_NO_BF16=1 says it has not), else fp32; the model\n"

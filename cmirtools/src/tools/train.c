@@ -25,7 +25,7 @@ cmir_train_params cmir_train_default_params(void)
     p.ortho = 0.1f;
     p.dropout = 0.5f;
     p.descriptor = 1;
-    p.precision = CMIR_PRECISION_AUTO;
+    p.precision = CMIR_PRECISION_FP32; /* auto lost up to 0.013 mAP on real imagery */
     p.unlabelled_pairs = 1;
     p.cnn_weight = 0.1f;
     p.augment = 1;
