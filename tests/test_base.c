@@ -223,7 +223,8 @@ static void test_atomic_file(void)
  * called again with the same thread count, and the padding untouched. */
 static void test_sgemm_split(void)
 {
-    static const int shapes[3][3] = {{200, 70, 33}, {40, 300, 65}, {3, 5, 7}};
+    /* over 2^24 multiply-adds, where the split starts, by rows and by columns */
+    static const int shapes[3][3] = {{600, 200, 150}, {40, 3000, 150}, {3, 5, 7}};
     cmir_rng *r = cmir_rng_new(5);
     REQUIRE(r);
     for (int s = 0; s < 3; s++)

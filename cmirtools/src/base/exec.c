@@ -207,7 +207,7 @@ void cmir__sgemm(int threads, int transa, int transb, int m, int n, int k,
     int parts = g.by_rows ? m / 32 : n / 32; /* at least 32 rows or columns a part */
     if (threads > parts)
         threads = parts;
-    if ((double)m * n * k < 1 << 18) /* too small to be worth a thread */
+    if ((double)m * n * k < (double)(1 << 24)) /* a thread costs tens of microseconds */
         threads = 1;
     if (threads <= 1) {
         gemm_task(0, 1, &g);
