@@ -54,37 +54,7 @@ static float approx_thr(float top, double marg)
 /* Heaps                                                                     */
 
 /* Max-heap of floats (the k best tile values of a query). */
-static void fheap_offer(float *h, int *len, int k, float a)
-{
-    int i;
-    if (*len < k) {
-        i = (*len)++;
-        while (i > 0) {
-            int p = (i - 1) / 2;
-            if (!(h[p] < a))
-                break;
-            h[i] = h[p];
-            i = p;
-        }
-        h[i] = a;
-        return;
-    }
-    if (!(a < h[0]))
-        return;
-    i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= k)
-            break;
-        if (c + 1 < k && h[c] < h[c + 1])
-            c++;
-        if (!(a < h[c]))
-            break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = a;
-}
+CMIR__KNN_HEAP_OFFER(fheap_offer, float)
 
 /* ------------------------------------------------------------------------ */
 /* Heap path: per-query state                                                */
@@ -235,7 +205,7 @@ static void candidate(qview *v, int i, float a, int64_t id)
         return;
     }
     float *ah = v->aheap + (size_t)i * j->k;
-    fheap_offer(ah, &s->alen, j->k, a);
+    (void)fheap_offer(ah, &s->alen, j->k, a);
     if (s->alen == j->k)
         *s->thr = approx_thr(ah[0], s->marg);
     buf[s->nbuf].d = a;

@@ -32,6 +32,39 @@
 #define KNN_U 0x1p-24  /* unit roundoff of float */
 #define KNN_UD 0x1p-53 /* unit roundoff of double */
 
+/* Defines NAME(h, len, k, x): offers x to the max-heap h[0, *len) that
+ * keeps the k smallest values of type T seen; returns 1 if x was kept.
+ * One definition for the float heap (knn.c) and the double one (knn_q8). */
+#define CMIR__KNN_HEAP_OFFER(NAME, T)                                                          \
+    static int NAME(T *h, int *len, int k, T x)                                                \
+    {                                                                                          \
+        int i;                                                                                 \
+        if (*len < k) {                                                                        \
+            i = (*len)++;                                                                      \
+            while (i > 0 && h[(i - 1) / 2] < x) {                                              \
+                h[i] = h[(i - 1) / 2];                                                         \
+                i = (i - 1) / 2;                                                               \
+            }                                                                                  \
+            h[i] = x;                                                                          \
+            return 1;                                                                          \
+        }                                                                                      \
+        if (!(x < h[0]))                                                                       \
+            return 0;                                                                          \
+        for (i = 0;;) {                                                                        \
+            int c = 2 * i + 1;                                                                 \
+            if (c >= k)                                                                        \
+                break;                                                                         \
+            if (c + 1 < k && h[c] < h[c + 1])                                                  \
+                c++;                                                                           \
+            if (!(x < h[c]))                                                                   \
+                break;                                                                         \
+            h[i] = h[c];                                                                       \
+            i = c;                                                                             \
+        }                                                                                      \
+        h[i] = x;                                                                              \
+        return 1;                                                                              \
+    }
+
 typedef struct knn_hit {
     double d;
     int64_t id;

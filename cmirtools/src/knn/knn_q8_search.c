@@ -121,36 +121,8 @@ static void to_exact(q8view *v, int i)
     update_w(v, i);
 }
 
-/* Offers an upper bound to the query's max-heap of the k smallest. */
-static int uheap_offer(double *h, int *len, int k, double x)
-{
-    int i;
-    if (*len < k) {
-        i = (*len)++;
-        while (i > 0 && h[(i - 1) / 2] < x) {
-            h[i] = h[(i - 1) / 2];
-            i = (i - 1) / 2;
-        }
-        h[i] = x;
-        return 1;
-    }
-    if (!(x < h[0]))
-        return 0;
-    i = 0;
-    for (;;) {
-        int c = 2 * i + 1;
-        if (c >= k)
-            break;
-        if (c + 1 < k && h[c] < h[c + 1])
-            c++;
-        if (!(x < h[c]))
-            break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = x;
-    return 1;
-}
+/* The query's max-heap of the k smallest upper bounds. */
+CMIR__KNN_HEAP_OFFER(uheap_offer, double)
 
 void cmir__q8_candidate(q8view *v, int i, int64_t id, int32_t I)
 {
