@@ -134,13 +134,6 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
 #define FWD_T(PP, VV)                                                                          \
     fwd_tile(xb + (ptrdiff_t)x * Ci, rs, Ci, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt,  \
              act, slope, st, Cr, pl, x)
-#define FWD_C(PP, VV)                                                                          \
-    case PP:                                                                                   \
-        FWD_T(PP, VV);                                                                         \
-        break;
-#define SW5(F, VV) F(1, VV) F(2, VV) F(3, VV) F(4, VV) F(5, VV)
-#define SW7(F, VV) SW5(F, VV) F(6, VV) F(7, VV)
-#define SW11(F, VV) SW7(F, VV) F(8, VV) F(9, VV) F(10, VV) F(11, VV)
 
 /* One output row, one block of up to 16V output channels. */
 #define DEF_FWD_ROW(VV, PMAX, SW)                                                              \
@@ -149,13 +142,7 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
                             int act, float slope, double *st, int Cr, const fpool *pl)         \
     {                                                                                          \
         int x = 0;                                                                             \
-        for (; x + PMAX <= Wd; x += PMAX)                                                      \
-            FWD_T(PMAX, VV);                                                                   \
-        switch (Wd - x) {                                                                      \
-            SW(FWD_C, VV)                                                                      \
-        default:                                                                               \
-            break;                                                                             \
-        }                                                                                      \
+        CMIR__ROW_TILES(x, Wd, PMAX, FWD_T, SW, VV);                                           \
     }
 DEF_FWD_ROW(1, 12, SW11)
 DEF_FWD_ROW(2, 8, SW7)
@@ -193,12 +180,7 @@ static void fwd_one_row(const float *xp, int y, int Wd, int Ci, const float *W, 
         double *sb = st ? st + co0 : NULL;
         if (pl)
             pl->co0 = co0;
-        switch (V) {
-        case 1: fwd_row_1(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
-        case 2: fwd_row_2(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
-        case 3: fwd_row_3(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
-        default: fwd_row_4(xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl); break;
-        }
+        CMIR__BY_V(V, fwd_row, xb, rs, Ci, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl)
     }
 }
 
@@ -257,11 +239,6 @@ DK_IN void dw_tile(const float *xb, ptrdiff_t rs, int Ci, int k0, const float *d
 }
 
 #define DW_T(KK, VV) dw_tile(xb, rs, Ci, k0, dyr, Co, Wd, dwp, KK, VV, ml, k0 ? NULL : pf)
-#define DW_C(KK, VV)                                                                           \
-    case KK:                                                                                   \
-        DW_T(KK, VV);                                                                          \
-        break;
-#define SW9(F, VV) SW7(F, VV) F(8, VV) F(9, VV)
 
 /* All K rows of dW, one block of up to 16V channels, one output row. */
 #define DEF_DW_ROW(VV, KMAX, SW)                                                               \
@@ -269,13 +246,7 @@ DK_IN void dw_tile(const float *xb, ptrdiff_t rs, int Ci, int k0, const float *d
                            int Co, int Wd, float *dwp, __mmask16 ml, const float *pf)          \
     {                                                                                          \
         int k0 = 0;                                                                            \
-        for (; k0 + KMAX <= K; k0 += KMAX)                                                     \
-            DW_T(KMAX, VV);                                                                    \
-        switch (K - k0) {                                                                      \
-            SW(DW_C, VV)                                                                       \
-        default:                                                                               \
-            break;                                                                             \
-        }                                                                                      \
+        CMIR__ROW_TILES(k0, K, KMAX, DW_T, SW, VV);                                            \
     }
 DEF_DW_ROW(1, 10, SW9)
 DEF_DW_ROW(2, 10, SW9)
@@ -348,12 +319,7 @@ static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
             const float *xb = xp + y * rs, *dyr = dyrow + co0;
             const float *pf = dys && y + 1 < H ? dyr + drs : NULL;
             float *dw = dwp + co0;
-            switch (V) {
-            case 1: dw_row_1(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
-            case 2: dw_row_2(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
-            case 3: dw_row_3(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
-            default: dw_row_4(xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf); break;
-            }
+            CMIR__BY_V(V, dw_row, xb, rs, Ci, K, dyr, Co, Wd, dw, ml, pf)
         }
         db_row(dyrow, Co, Wd, dbp);
     }

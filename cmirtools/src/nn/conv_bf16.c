@@ -165,14 +165,6 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
 #define BFWD_T(PP, VV)                                                                         \
     bfwd_tile(xb + (ptrdiff_t)x * ps, rs, Cp, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt, \
               act, slope, st, Cr, pl, x, TAPS, ps, cs)
-#define BFWD_C(PP, VV)                                                                         \
-    case PP:                                                                                   \
-        BFWD_T(PP, VV);                                                                        \
-        break;
-#define SW5(F, VV) F(1, VV) F(2, VV) F(3, VV) F(4, VV) F(5, VV)
-#define SW7(F, VV) SW5(F, VV) F(6, VV) F(7, VV)
-#define SW9(F, VV) SW7(F, VV) F(8, VV) F(9, VV)
-#define SW11(F, VV) SW9(F, VV) F(10, VV) F(11, VV)
 
 #define DEF_BFWD_ROW(VV, PMAX, SW)                                                             \
     BK_FN void bfwd_row_##VV(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *wb,      \
@@ -181,13 +173,7 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
                              ptrdiff_t ps, ptrdiff_t cs)                                       \
     {                                                                                          \
         int x = 0;                                                                             \
-        for (; x + PMAX <= Wd; x += PMAX)                                                      \
-            BFWD_T(PMAX, VV);                                                                  \
-        switch (Wd - x) {                                                                      \
-            SW(BFWD_C, VV)                                                                     \
-        default:                                                                               \
-            break;                                                                             \
-        }                                                                                      \
+        CMIR__ROW_TILES(x, Wd, PMAX, BFWD_T, SW, VV);                                          \
     }
 #define TAPS 9
 DEF_BFWD_ROW(1, 12, SW11)
@@ -224,22 +210,13 @@ static void fwd_row_blocks(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint3
         double *sb = st ? st + co0 : NULL;
         if (pl)
             pl->co0 = co0;
-#define BROW(F) F(xb, rs, Cp, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr, pl, ps, cs)
-        if (taps == 9)
-            switch (V) {
-            case 1: BROW(bfwd_row_1); break;
-            case 2: BROW(bfwd_row_2); break;
-            case 3: BROW(bfwd_row_3); break;
-            default: BROW(bfwd_row_4); break;
-            }
-        else
-            switch (V) {
-            case 1: BROW(bfwd_rowt_1); break;
-            case 2: BROW(bfwd_rowt_2); break;
-            case 3: BROW(bfwd_rowt_3); break;
-            default: BROW(bfwd_rowt_4); break;
-            }
-#undef BROW
+        if (taps == 9) {
+            CMIR__BY_V(V, bfwd_row, xb, rs, Cp, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr,
+                       pl, ps, cs)
+        } else {
+            CMIR__BY_V(V, bfwd_rowt, xb, rs, Cp, wb, Co, bias, yb, Wd, ml, nt, act, slope, sb, Cr,
+                       pl, ps, cs)
+        }
     }
 }
 
@@ -333,10 +310,6 @@ BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, in
 }
 
 #define BDW_T(KK, VV) bdw_tile(e, o, ers, Ci, k0, d, Co, wq, nr, dwp, KK, VV, ml)
-#define BDW_C(KK, VV)                                                                          \
-    case KK:                                                                                   \
-        BDW_T(KK, VV);                                                                         \
-        break;
 #define DEF_BDW_ROW(VV, KMAX, SW)                                                              \
     BK_FN void bdw_row_##VV(const uint32_t *e, const uint32_t *o, size_t ers, int Ci,          \
                             const uint32_t *d, int Co, int wq, int nr, float *dwp,             \
@@ -344,13 +317,7 @@ BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, in
     {                                                                                          \
         const int K = 9 * Ci;                                                                  \
         int k0 = 0;                                                                            \
-        for (; k0 + KMAX <= K; k0 += KMAX)                                                     \
-            BDW_T(KMAX, VV);                                                                   \
-        switch (K - k0) {                                                                      \
-            SW(BDW_C, VV)                                                                      \
-        default:                                                                               \
-            break;                                                                             \
-        }                                                                                      \
+        CMIR__ROW_TILES(k0, K, KMAX, BDW_T, SW, VV);                                           \
     }
 DEF_BDW_ROW(1, 10, SW9)
 DEF_BDW_ROW(2, 10, SW9)
@@ -367,12 +334,7 @@ void cmir__bfd_dw_rows(const uint32_t *e, const uint32_t *o, int y, int nr, int 
     for (int co0 = 0; co0 < Co; co0 += 64) {
         int rem = Co - co0, V = rem >= 64 ? 4 : (rem + 15) / 16;
         __mmask16 ml = last_mask(rem - 16 * (V - 1));
-        switch (V) {
-        case 1: bdw_row_1(e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml); break;
-        case 2: bdw_row_2(e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml); break;
-        case 3: bdw_row_3(e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml); break;
-        default: bdw_row_4(e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml); break;
-        }
+        CMIR__BY_V(V, bdw_row, e, o, ers, Ci, d + co0, Co, wq, nr, dwp + co0, ml)
     }
 }
 #endif /* CMIR__CONV_DIRECT */

@@ -21,6 +21,37 @@ static inline __mmask16 last_mask(int rem) /* rem in 1..16 */
     return (__mmask16)(rem >= 16 ? 0xFFFFu : (1u << rem) - 1u);
 }
 
+/* The row drivers' tiling (conv_avx512.c, conv_bf16.c). SWn(F, T, VV)
+ * lists F(1, T, VV) .. F(n, T, VV). CMIR__ROW_TILES runs the tile macro
+ * T(P, VV) over full tiles of TMAX along i in [i, n), then the remainder
+ * (< TMAX, a size SW lists) as one switch case. CMIR__BY_V calls F_1 ..
+ * F_4 for V vectors of 16 channels. */
+#define SW5(F, T, VV) F(1, T, VV) F(2, T, VV) F(3, T, VV) F(4, T, VV) F(5, T, VV)
+#define SW7(F, T, VV) SW5(F, T, VV) F(6, T, VV) F(7, T, VV)
+#define SW9(F, T, VV) SW7(F, T, VV) F(8, T, VV) F(9, T, VV)
+#define SW11(F, T, VV) SW9(F, T, VV) F(10, T, VV) F(11, T, VV)
+#define CMIR__TILE_CASE(P, T, VV)                                                              \
+    case P:                                                                                    \
+        T(P, VV);                                                                              \
+        break;
+#define CMIR__ROW_TILES(i, n, TMAX, T, SW, VV)                                                 \
+    do {                                                                                       \
+        for (; (i) + (TMAX) <= (n); (i) += (TMAX))                                             \
+            T(TMAX, VV);                                                                       \
+        switch ((n) - (i)) {                                                                   \
+            SW(CMIR__TILE_CASE, T, VV)                                                         \
+        default:                                                                               \
+            break;                                                                             \
+        }                                                                                      \
+    } while (0)
+#define CMIR__BY_V(V, F, ...)                                                                  \
+    switch (V) {                                                                               \
+    case 1: F##_1(__VA_ARGS__); break;                                                         \
+    case 2: F##_2(__VA_ARGS__); break;                                                         \
+    case 3: F##_3(__VA_ARGS__); break;                                                         \
+    default: F##_4(__VA_ARGS__); break;                                                        \
+    }
+
 /* Forward epilogue without a stored output: batch norm with given
  * statistics + max-pool k x k into per-thread row buffers {Wo, Co}. */
 typedef struct fpool {
