@@ -102,14 +102,7 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
                     int x0)
 {
     __m512 acc[12][4];
-#pragma GCC unroll 4
-    for (int v = 0; v < V; v++) {
-        __m512 b0 = bias ? _mm512_maskz_loadu_ps(v == V - 1 ? ml : 0xFFFF, bias + 16 * v)
-                         : _mm512_setzero_ps();
-#pragma GCC unroll 12
-        for (int p = 0; p < P; p++)
-            acc[p][v] = b0;
-    }
+    tile_bias(acc, bias, P, V, ml);
     for (int t = 0; t < 9; t++) {
         const float *xr = xb + (t / 3) * rs + (t % 3) * Ci;
         const float *wr = wb + (size_t)t * Ci * Co;

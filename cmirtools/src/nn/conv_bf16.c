@@ -133,14 +133,7 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
                      const int taps, ptrdiff_t ps, ptrdiff_t cs)
 {
     __m512 acc[12][4];
-#pragma GCC unroll 4
-    for (int v = 0; v < V; v++) {
-        __m512 b0 = bias ? _mm512_maskz_loadu_ps(v == V - 1 ? ml : 0xFFFF, bias + 16 * v)
-                         : _mm512_setzero_ps();
-#pragma GCC unroll 12
-        for (int p = 0; p < P; p++)
-            acc[p][v] = b0;
-    }
+    tile_bias(acc, bias, P, V, ml);
     for (int t = 0; t < taps; t++) {
         const uint32_t *xr = taps == 1 ? xb : xb + (t / 3) * rs + (t % 3) * Cp;
         const uint32_t *wr = wb + (size_t)t * Cp * Co;

@@ -63,6 +63,21 @@ typedef struct fpool {
     int32_t *barg;
 } fpool;
 
+/* A forward tile's accumulators (P pixels x V vectors, the last masked
+ * by ml) start at the bias, or at zero without one. */
+DK_IN void tile_bias(__m512 acc[12][4], const float *bias, const int P, const int V,
+                     __mmask16 ml)
+{
+#pragma GCC unroll 4
+    for (int v = 0; v < V; v++) {
+        __m512 b0 = bias ? _mm512_maskz_loadu_ps(v == V - 1 ? ml : 0xFFFF, bias + 16 * v)
+                         : _mm512_setzero_ps();
+#pragma GCC unroll 12
+        for (int p = 0; p < P; p++)
+            acc[p][v] = b0;
+    }
+}
+
 /* fwd_tile's statistics: per-channel sum and sum of squares of the tile
  * acc (P pixels x V vectors), added into st (sums) and st + Cr (squares)
  * in double. */
