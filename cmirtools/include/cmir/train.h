@@ -66,11 +66,12 @@ typedef struct cmir_train_params {
                                  afresh each epoch, L3 on the pair's class.
                                  features_dir/unified_path are refused. */
     int precision;        /* cmir_precision (cmir/nn.h) of the conv and dense
-                             layers while training: CMIR_PRECISION_FP32
-                             (default), _BF16 (where the CPU has
-                             AVX512_BF16, else float32), or _AUTO (_BF16
-                             where the CPU of every process has
-                             AVX512_BF16, else _FP32);
+                             layers while training: CMIR_PRECISION_AUTO
+                             (default: _BF16 for PAN/MS archives where the
+                             CPU of every process has AVX512_BF16, else
+                             _FP32; image-speech runs _FP32), _FP32, or
+                             _BF16 (where the CPU has AVX512_BF16, else
+                             float32);
                              set process-wide for the run; the model records
                              what ran */
     int audio_feature;    /* image-speech: the clip feature kind

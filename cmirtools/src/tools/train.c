@@ -25,7 +25,7 @@ cmir_train_params cmir_train_default_params(void)
     p.ortho = 0.1f;
     p.dropout = 0.5f;
     p.descriptor = 1;
-    p.precision = CMIR_PRECISION_FP32; /* auto lost up to 0.013 mAP on real imagery */
+    p.precision = CMIR_PRECISION_AUTO;
     p.unlabelled_pairs = 1;
     p.cnn_weight = 0.1f;
     p.augment = 1;
@@ -363,19 +363,29 @@ static void job_close(cmir__train_job *J)
     cmir__free(J->bclass);
 }
 
-/* Sets the process-wide precision of the run. AUTO: bf16 only where every
+/* The precision a run of p trains at. AUTO: bf16 only where every
  * rank's CPU has AVX512_BF16 (collective under MPI), so the ranks of one
- * run never mix precisions. */
-static int set_precision(int precision)
+ * run never mix precisions, and only for PAN/MS tile archives: bf16's
+ * quality was measured against fp32 there (bench/precision.sh), not for
+ * image-speech. */
+int cmir__train_precision(const cmir_train_params *p, int *out)
 {
+    int precision = p->precision;
     if (precision == CMIR_PRECISION_AUTO) {
-        int lacks = !cmir_nn_bf16_available();
+        int lacks = !cmir_nn_bf16_available() || p->speech_manifest;
         int rc = cmir_dist_size() > 1 ? cmir_dist_max_int(&lacks, 1) : 0;
         if (rc)
             return rc;
         precision = lacks ? CMIR_PRECISION_FP32 : CMIR_PRECISION_BF16;
     }
-    return cmir_nn_set_precision((cmir_precision)precision);
+    *out = precision;
+    return 0;
+}
+
+static int set_precision(const cmir_train_params *p)
+{
+    int precision, rc = cmir__train_precision(p, &precision);
+    return rc ? rc : cmir_nn_set_precision((cmir_precision)precision);
 }
 
 int cmir_train(const char *archive_path, const char *model_path, cmir_train_params p,
@@ -396,7 +406,7 @@ int cmir_train(const char *archive_path, const char *model_path, cmir_train_para
     double t0 = cmir__train_now();
     float *raw = NULL, *x = NULL, *Z[2] = {NULL, NULL};
     cmir_precision prec = cmir_nn_precision();
-    rc = set_precision(p.precision);
+    rc = set_precision(&p);
     char what[512];
     snprintf(what, sizeof what, "training %s from %s", model_path, archive_path);
     if (!rc)

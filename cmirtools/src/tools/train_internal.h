@@ -96,6 +96,9 @@ typedef struct cmir__train_pairs {
 } cmir__train_pairs;
 
 /* ---- train.c: rules and progress ---------------------------------------- */
+/* The precision (cmir_precision) a run of p trains at, AUTO resolved into
+ * *out (collective under MPI: every rank calls it); 0 or CMIR_E*. */
+int cmir__train_precision(const cmir_train_params *p, int *out);
 double cmir__train_now(void);
 /* Epochs for at least min_steps steps of per_epoch batches each, and at
  * least min_epochs, capped at CMIR__TRAIN_MAX_EPOCHS (never below min_epochs). */
