@@ -12,45 +12,40 @@
 #   env: NSEEDS (32), SETS ("l8 ol nc ncu"), A (fp32), B (bf16), THREADS (2),
 #        TOL (0.005: the gate the interval is checked against), SHARED
 set -eu
-BUILD=${1:?usage: sh bench/precision.sh BUILD_DIR [OUT_DIR]}
-BIN=$BUILD/cmirtools/apps
+PA=${A:-fp32}
+PB=${B:-bf16} # read before B names the programs' folder (realdata_lib.sh's name)
+B=${1:?usage: sh bench/precision.sh BUILD_DIR [OUT_DIR]}/cmirtools/apps
 OUT=${2:-/tmp/cmir_precision}
 NSEEDS=${NSEEDS:-32}
 SETS=${SETS:-l8 ol nc ncu}
-A=${A:-fp32}
-B=${B:-bf16}
 THREADS=${THREADS:-2}
 TOL=${TOL:-0.005}
+SHARED=${SHARED:-$(dirname "$0")/../../shared}
+R=$SHARED/realdata
 mkdir -p "$OUT"
-# the archives come from realdata.sh's preparation (SETS=" ": nothing trained)
+. "$(dirname "$0")/realdata_lib.sh"
 for set in $SETS; do
     if [ ! -f "$OUT/$set.mat" ]; then
-        SETS=" " sh "$(dirname "$0")/realdata.sh" "$BUILD" "$OUT" >/dev/null
+        prepare
         break
     fi
 done
 
-# held-out mAP PAN->MS, MS->PAN, then the floors, of model $1 on archive $2
-evaluate() {
-    "$BIN/cmir_eval" -threads "$THREADS" "$1" "$2" 2>/dev/null |
-        awk '$1 == "PAN->MS" { a = $3; fa = $4 } $1 == "MS->PAN" { b = $3; fb = $4 } END { print a, b, fa, fb }'
-}
-
 t0=$(date +%s)
-echo "== paired $B - $A, held-out mAP, seeds 1-$NSEEDS (each seed: its own split, both precisions)"
-printf '%-5s %-9s %-8s %-8s %-8s %-24s %-8s\n' set direction floor "$A" "$B" "$B - $A (+- SE) [95%]" "vs $TOL"
+echo "== paired $PB - $PA, held-out mAP, seeds 1-$NSEEDS (each seed: its own split, both precisions)"
+printf '%-5s %-9s %-8s %-8s %-8s %-24s %-8s\n' set direction floor "$PA" "$PB" "$PB - $PA (+- SE) [95%]" "vs $TOL"
 for set in $SETS; do
     rows=$OUT/${set}_rows
     : >"$rows"
     s=1
     while [ "$s" -le "$NSEEDS" ]; do
         line=""
-        for p in "$A" "$B"; do
+        for p in "$PA" "$PB"; do
             m=$OUT/${set}_${p}_s$s.mat
-            "$BIN/cmir_train" -q -threads "$THREADS" -precision "$p" -seed "$s" -split tile -test_frac 0.5 \
+            "$B/cmir_train" -q -threads "$THREADS" -precision "$p" -seed "$s" -split tile -test_frac 0.5 \
                 "$OUT/$set.mat" "$m"
             line="$line $(evaluate "$m" "$OUT/$set.mat")"
-            rm -f "$m"
+            rm -f "$m" "$m.txt"
         done
         echo "$line" >>"$rows" # a_pm a_mp floor_pm floor_mp b_pm b_mp floor_pm floor_mp
         s=$((s + 1))
