@@ -137,10 +137,10 @@ DK_IN void fwd_tile(const float *xb, ptrdiff_t rs, int Ci, const float *wb, int 
         int x = 0;                                                                             \
         CMIR__ROW_TILES(x, Wd, PMAX, FWD_T, SW, VV);                                           \
     }
-DEF_FWD_ROW(1, 12, SW11)
-DEF_FWD_ROW(2, 8, SW7)
-DEF_FWD_ROW(3, 8, SW7)
-DEF_FWD_ROW(4, 6, SW5)
+DEF_FWD_ROW(1, 12, CMIR__SW11)
+DEF_FWD_ROW(2, 8, CMIR__SW7)
+DEF_FWD_ROW(3, 8, CMIR__SW7)
+DEF_FWD_ROW(4, 6, CMIR__SW5)
 
 /* Output row y into yr{W,Co}. wq non-NULL: the bf16 kernels with these
  * weight pairs, xp holding the channel pairs (uint32) of the padded sample,
@@ -241,10 +241,10 @@ DK_IN void dw_tile(const float *xb, ptrdiff_t rs, int Ci, int k0, const float *d
         int k0 = 0;                                                                            \
         CMIR__ROW_TILES(k0, K, KMAX, DW_T, SW, VV);                                            \
     }
-DEF_DW_ROW(1, 10, SW9)
-DEF_DW_ROW(2, 10, SW9)
-DEF_DW_ROW(3, 8, SW7)
-DEF_DW_ROW(4, 6, SW5)
+DEF_DW_ROW(1, 10, CMIR__SW9)
+DEF_DW_ROW(2, 10, CMIR__SW9)
+DEF_DW_ROW(3, 8, CMIR__SW7)
+DEF_DW_ROW(4, 6, CMIR__SW5)
 
 /* dbp[c] += sum over the Wd pixels of one row of dyr[pixel*Co + c]. */
 DK_FN void db_row(const float *dyr, int Co, int Wd, float *dbp)

@@ -169,20 +169,20 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
         CMIR__ROW_TILES(x, Wd, PMAX, BFWD_T, SW, VV);                                          \
     }
 #define TAPS 9
-DEF_BFWD_ROW(1, 12, SW11)
-DEF_BFWD_ROW(2, 8, SW7)
-DEF_BFWD_ROW(3, 8, SW7)
-DEF_BFWD_ROW(4, 6, SW5)
+DEF_BFWD_ROW(1, 12, CMIR__SW11)
+DEF_BFWD_ROW(2, 8, CMIR__SW7)
+DEF_BFWD_ROW(3, 8, CMIR__SW7)
+DEF_BFWD_ROW(4, 6, CMIR__SW5)
 #undef TAPS
 #define TAPS 1
 #define bfwd_row_1 bfwd_rowt_1
 #define bfwd_row_2 bfwd_rowt_2
 #define bfwd_row_3 bfwd_rowt_3
 #define bfwd_row_4 bfwd_rowt_4
-DEF_BFWD_ROW(1, 12, SW11)
-DEF_BFWD_ROW(2, 8, SW7)
-DEF_BFWD_ROW(3, 8, SW7)
-DEF_BFWD_ROW(4, 6, SW5)
+DEF_BFWD_ROW(1, 12, CMIR__SW11)
+DEF_BFWD_ROW(2, 8, CMIR__SW7)
+DEF_BFWD_ROW(3, 8, CMIR__SW7)
+DEF_BFWD_ROW(4, 6, CMIR__SW5)
 #undef bfwd_row_1
 #undef bfwd_row_2
 #undef bfwd_row_3
@@ -312,10 +312,10 @@ BK_IN void bdw_tile(const uint32_t *e, const uint32_t *o, size_t ers, int Ci, in
         int k0 = 0;                                                                            \
         CMIR__ROW_TILES(k0, K, KMAX, BDW_T, SW, VV);                                           \
     }
-DEF_BDW_ROW(1, 10, SW9)
-DEF_BDW_ROW(2, 10, SW9)
-DEF_BDW_ROW(3, 8, SW7)
-DEF_BDW_ROW(4, 6, SW5)
+DEF_BDW_ROW(1, 10, CMIR__SW9)
+DEF_BDW_ROW(2, 10, CMIR__SW9)
+DEF_BDW_ROW(3, 8, CMIR__SW7)
+DEF_BDW_ROW(4, 6, CMIR__SW5)
 
 void cmir__bfd_dw_rows(const uint32_t *e, const uint32_t *o, int y, int nr, int Wd, int Ci,
                        const uint32_t *d, int Co, float *dwp)

@@ -21,15 +21,15 @@ static inline __mmask16 last_mask(int rem) /* rem in 1..16 */
     return (__mmask16)(rem >= 16 ? 0xFFFFu : (1u << rem) - 1u);
 }
 
-/* The row drivers' tiling (conv_avx512.c, conv_bf16.c). SWn(F, T, VV)
+/* The row drivers' tiling (conv_avx512.c, conv_bf16.c). CMIR__SWn(F, T, VV)
  * lists F(1, T, VV) .. F(n, T, VV). CMIR__ROW_TILES runs the tile macro
  * T(P, VV) over full tiles of TMAX along i in [i, n), then the remainder
  * (< TMAX, a size SW lists) as one switch case. CMIR__BY_V calls F_1 ..
  * F_4 for V vectors of 16 channels. */
-#define SW5(F, T, VV) F(1, T, VV) F(2, T, VV) F(3, T, VV) F(4, T, VV) F(5, T, VV)
-#define SW7(F, T, VV) SW5(F, T, VV) F(6, T, VV) F(7, T, VV)
-#define SW9(F, T, VV) SW7(F, T, VV) F(8, T, VV) F(9, T, VV)
-#define SW11(F, T, VV) SW9(F, T, VV) F(10, T, VV) F(11, T, VV)
+#define CMIR__SW5(F, T, VV) F(1, T, VV) F(2, T, VV) F(3, T, VV) F(4, T, VV) F(5, T, VV)
+#define CMIR__SW7(F, T, VV) CMIR__SW5(F, T, VV) F(6, T, VV) F(7, T, VV)
+#define CMIR__SW9(F, T, VV) CMIR__SW7(F, T, VV) F(8, T, VV) F(9, T, VV)
+#define CMIR__SW11(F, T, VV) CMIR__SW9(F, T, VV) F(10, T, VV) F(11, T, VV)
 #define CMIR__TILE_CASE(P, T, VV)                                                              \
     case P:                                                                                    \
         T(P, VV);                                                                              \
