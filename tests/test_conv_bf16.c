@@ -7,7 +7,7 @@
 #include <string.h>
 #include "cmir/model.h"
 #include "cmir/nn.h"
-#include "nn/nn_internal.h" /* cmir__bf16_force_off */
+#include "nn/fused_internal.h" /* cmir__bf16_force_off, cmir__fused_generic, pairs */
 #include "test_util.h"
 #include "bf16_test.h"
 
@@ -174,6 +174,78 @@ static void test_fallback_exact(void)
         with_inputs(shapes[i], fallback_case);
 }
 
+/* The fused block backward at bf16 (conv -> leaky ReLU -> batch norm ->
+ * max-pool, dy made row by row): with dy written straight into the bf16
+ * kernels' pairs (fused_bf16.c, channel counts of 32s, even window and
+ * width) dW and dx are bit-identical to the path through float rows
+ * (cmir__fused_generic), db equal within float rounding (other order). */
+typedef struct blk {
+    int n, h, w, ci, co, k, withdx;
+} blk;
+
+static void block_backward(blk s, int generic, float *dW, float *db, float *dx)
+{
+    const int Ho = s.h / s.k, Wo = s.w / s.k;
+    size_t nx = (size_t)s.n * s.h * s.w * s.ci, np = (size_t)s.n * Ho * Wo * s.co;
+    cmir_rng *r = cmir_rng_new(7);
+    cmir_rng *saved = rng;
+    rng = r;
+    float *x = rnd(nx, 1.0f), *W = rnd((size_t)9 * s.ci * s.co, 0.5f), *b = rnd(s.co, 0.1f);
+    float *gamma = rnd(s.co, 1.0f), *beta = rnd(s.co, 0.5f), *dp = rnd(np, 1.0f);
+    rng = saved;
+    float *rm = calloc(s.co, 4), *rv = calloc(s.co, 4), *sm = calloc(s.co, 4),
+          *si = calloc(s.co, 4), *p = calloc(np, 4), *xw = calloc(np, 4), *dg = calloc(s.co, 4),
+          *dbt = calloc(s.co, 4);
+    int32_t *arg = calloc(np, 4);
+    cmir_tensor tx = cmir_tensor_4d(x, s.n, s.h, s.w, s.ci), tp = cmir_tensor_4d(p, s.n, Ho, Wo, s.co);
+    cmir_tensor tdp = cmir_tensor_4d(dp, s.n, Ho, Wo, s.co), tdx = cmir_tensor_4d(dx, s.n, s.h, s.w, s.ci);
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_BF16));
+    ASSERT_OK(cmir__conv3x3_bn_maxpool_forward(ex, &tx, W, b, 0.01f, cmir_bn_default_params(), 1,
+                                              s.k, gamma, beta, rm, rv, sm, si, NULL, &tp, arg, xw));
+    cmir__fused_generic = generic;
+    ASSERT_OK(cmir__conv3x3_bn_maxpool_backward(ex, 0.01f, s.k, NULL, gamma, sm, si, &tdp, arg, xw,
+                                               &tx, W, b, s.withdx ? &tdx : NULL, dW, db, dg, dbt));
+    cmir__fused_generic = 0;
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
+    free(x), free(W), free(b), free(gamma), free(beta), free(dp), free(rm), free(rv), free(sm);
+    free(si), free(p), free(xw), free(dg), free(dbt), free(arg);
+    cmir_rng_free(r);
+}
+
+static void test_block_pairs(void)
+{
+    if (!cmir_nn_bf16_available())
+        SKIP("no AVX512_BF16 on this CPU (or CMIR_NO_BF16 set)");
+    static const blk shapes_b[] = {
+        {2, 16, 32, 1, 32, 4, 0}, /* PAN block 1: one channel, remade rows */
+        {2, 12, 16, 4, 32, 2, 1}, /* MS block 1 */
+        {3, 8, 8, 32, 64, 4, 1},  /* block 2: dx from dy's channel pairs */
+        {2, 6, 10, 64, 128, 2, 1}, /* block 3: two register blocks */
+        {2, 9, 14, 3, 64, 4, 1},  /* windows leave a last row and columns */
+        {2, 8, 10, 3, 48, 2, 1},  /* 48 channels: the float rows (no pairs) */
+    };
+    for (size_t i = 0; i < sizeof shapes_b / sizeof *shapes_b; i++) {
+        blk s = shapes_b[i];
+        size_t kc = (size_t)9 * s.ci * s.co, nx = (size_t)s.n * s.h * s.w * s.ci;
+        float *dW0 = calloc(kc, 4), *dW1 = calloc(kc, 4), *db0 = calloc(s.co, 4),
+              *db1 = calloc(s.co, 4), *dx0 = calloc(nx, 4), *dx1 = calloc(nx, 4);
+        fjob j = {.C = s.co, .k = s.k, .W = s.w};
+        ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_BF16));
+        ASSERT_EQ_INT(cmir__bn_dy_pairs_ok(&j), s.co % 32 == 0); /* the path under test ran */
+        ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
+        block_backward(s, 0, dW0, db0, dx0);
+        block_backward(s, 1, dW1, db1, dx1);
+        ASSERT_TRUE(memcmp(dW0, dW1, kc * 4) == 0);
+        ASSERT_TRUE(memcmp(dx0, dx1, nx * 4) == 0);
+        double dmax = 0;
+        for (int c = 0; c < s.co; c++)
+            dmax = fmax(dmax, fabs(db1[c]));
+        for (int c = 0; c < s.co; c++)
+            ASSERT_NEAR(db0[c], db1[c], 1e-5 * (dmax + 1.0));
+        free(dW0), free(dW1), free(db0), free(db1), free(dx0), free(dx1);
+    }
+}
+
 /* One cmir_cnn training forward and backward (fused conv + leaky ReLU +
  * batch norm + max-pool, the backward with dy made row by row and the
  * conv's output remade) from a fixed seed: all gradients, concatenated.
@@ -274,6 +346,7 @@ int main(int argc, char **argv)
         return 1;
     RUN(test_kernels_vs_naive);
     RUN(test_fallback_exact);
+    RUN(test_block_pairs);
     RUN(test_cnn_step);
     cmir_exec_free(ex);
     cmir_rng_free(rng);

@@ -319,7 +319,7 @@ int cmir_conv3x3_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                (rc = cmir__check_same(x, dx, "cmir_conv3x3_backward", "x", "dx"))))
         return rc;
     if (cmir__conv3x3_direct_available((int)x->shape[3]))
-        return cmir__conv_direct_backward(ex, x, W, dy, dx, dW, db, NULL, NULL, NULL, 0.0f, 0);
+        return cmir__conv_direct_backward(ex, x, W, dy, dx, dW, db, NULL, NULL, NULL, NULL, 0.0f, 0);
 #endif
     return gemm_backward(ex, x, W, dy, dx, dW, db);
 }

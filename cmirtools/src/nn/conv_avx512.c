@@ -51,6 +51,7 @@ typedef struct dconv {
     size_t off_st; /* forward with statistics: per-thread sums (doubles) at this float offset */
     int want_st;
     cmir__dyrow_fn dyrow; /* backward: dy made row by row by this (j->dy unused) */
+    cmir__dypairs_fn dypairs; /* bf16: ... or straight into the pair buffers */
     void *dyctx;
     size_t off_row;       /* per-thread row buffer for dyrow without dx */
     const float *rb;      /* recompute: the forward's bias (NULL: zero) ... */
@@ -292,14 +293,24 @@ static void dw_sample(const dconv *j, size_t n, float *rowbuf, const float *xp,
     const int K = 9 * Ci;
     for (int y = 0; y < H; y++) {
         const float *dyrow = dys ? dys + (size_t)y * drs : rowbuf;
-        if (!dys)
+        if (j->dypairs) { /* dy's pixel pairs (and for dx its channel pairs) at once */
+            uint32_t *cq = j->want_dx ? (uint32_t *)(xp + j->off_dypq) +
+                                            ((size_t)(y + 1) * (Wd + 2) + 1) * (size_t)(Co / 2)
+                                      : NULL;
+            j->dypairs(j->dyctx, n, y, remake_row(j, xp, y),
+                       (uint32_t *)(xp + j->off_dq) + (size_t)(y % j->band) * (Wd / 2) * Co, cq,
+                       dbp);
+        } else if (!dys) {
             j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), rowbuf);
+        }
         if (j->bfdw) { /* pixel pairs of the band's rows of dy, then the bf16 kernel */
             uint32_t *dq = (uint32_t *)(xp + j->off_dq);
             const int yb = y % j->band;
-            cmir__bfd_row_pairs(dyrow, Wd, Co, dq + (size_t)yb * ((Wd + 1) / 2) * Co,
-                                dys && y + 1 < H ? dyrow + drs : NULL);
-            db_row(dyrow, Co, Wd, dbp);
+            if (!j->dypairs) {
+                cmir__bfd_row_pairs(dyrow, Wd, Co, dq + (size_t)yb * ((Wd + 1) / 2) * Co,
+                                    dys && y + 1 < H ? dyrow + drs : NULL);
+                db_row(dyrow, Co, Wd, dbp);
+            }
             if (yb == j->band - 1 || y == H - 1)
                 cmir__bfd_dw_rows((const uint32_t *)(xp + j->off_e),
                                   (const uint32_t *)(xp + j->off_o), y - yb, yb + 1, Wd, Ci, dq,
@@ -429,8 +440,10 @@ static int dbwd_task(int t, int T, void *user)
         if (j->recompute && j->bfx && j->Ci > 1)
             memset(xp + j->off_xq, 0, sizeof(uint32_t) * pad * ((size_t)(j->Ci + 1) / 2));
     }
-    if (j->want_dx)
+    if (j->want_dx && !j->dypairs)
         memset(dyp, 0, sizeof(float) * pad * j->Co);
+    if (j->want_dx && j->dypairs) /* the border of dy's channel pairs */
+        memset(xp + j->off_dypq, 0, sizeof(uint32_t) * pad * (size_t)(j->Co / 2));
     const size_t prs = (size_t)(j->Wd + 2) * j->Co; /* padded dy row stride */
     for (size_t n = lo; n < hi; n++) {
         const float *dys = j->dyrow ? NULL : j->dy + n * hw * j->Co;
@@ -444,7 +457,7 @@ static int dbwd_task(int t, int T, void *user)
             if (j->recompute && j->bfx && j->Ci > 1)
                 pad_pairs(xs, j->H, j->Wd, j->Ci, (uint32_t *)(xp + j->off_xq));
         }
-        if (j->dyrow && j->want_dx) { /* the whole sample, into the padded buffer */
+        if (j->dyrow && j->want_dx && !j->dypairs) { /* the whole sample, into the padded buffer */
             for (int y = 0; y < j->H; y++)
                 j->dyrow(j->dyctx, n, y, remake_row(j, xp, y), dyp + (size_t)(y + 1) * prs + j->Co);
             dys = dyp + prs + j->Co;
@@ -457,8 +470,9 @@ static int dbwd_task(int t, int T, void *user)
             if (!j->dyrow)
                 pad_sample(dys, j->H, j->Wd, j->Co, dyp);
             const float *src = dyp;
-            if (j->bfdx) { /* channel pairs of the whole padded dy */
-                cmir__bfd_chan_pairs(dyp, pad, j->Co, (uint32_t *)(xp + j->off_dypq));
+            if (j->bfdx) { /* channel pairs of the whole padded dy (dypairs: made) */
+                if (!j->dypairs)
+                    cmir__bfd_chan_pairs(dyp, pad, j->Co, (uint32_t *)(xp + j->off_dypq));
                 src = xp + j->off_dypq;
             }
             fwd_sample(src, j->H, j->Wd, j->Co, j->Wt, j->Ci, NULL, j->dx + n * hw * j->Ci, 0, 0,
@@ -552,8 +566,8 @@ int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *
 
 int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db,
-                               cmir__dyrow_fn dyrow, void *dyctx, const float *rb, float rslope,
-                               int recompute)
+                               cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *dyctx,
+                               const float *rb, float rslope, int recompute)
 {
     dconv j;
     int T, rc;
@@ -589,6 +603,10 @@ int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float 
         j.bfdx = 0;
     if (!j.recompute)
         j.bfx = 0;
+    /* dy's pairs from dyrow's pair form: for dW, and for dx when it is wanted
+     * (its rows then come from dw_sample) */
+    if (dyrow && dypairs && j.bfdw && (!j.want_dx || j.bfdx))
+        j.dypairs = dypairs;
     if (j.bfdw) { /* pixel pairs of x (e, o) and of a band of rows of dy */
         const size_t wq = ((size_t)j.Wd + 1) / 2, es = round16((size_t)(j.H + 2) * (wq + 1) * j.Ci);
         /* dW's tiles stay in registers over the band: 8K pairs of dy */
@@ -721,8 +739,9 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
 }
 
 int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
-                                cmir__dyrow_fn dyrow, void *ctx, const float *b, float slope,
-                                int recompute, cmir_tensor *dx, float *dW, float *db)
+                                cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *ctx,
+                                const float *b, float slope, int recompute, cmir_tensor *dx,
+                                float *dW, float *db)
 {
 #ifdef CMIR__CONV_DIRECT
     const char *fn = "cmir__conv3x3_bn_maxpool_backward";
@@ -737,9 +756,11 @@ int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float
                (rc = cmir__check_same(x, dx, fn, "x", "dx"))))
         return rc;
     if (direct_available((int)x->shape[3]))
-        return cmir__conv_direct_backward(ex, x, W, &dy, dx, dW, db, dyrow, ctx, b, slope, recompute);
+        return cmir__conv_direct_backward(ex, x, W, &dy, dx, dW, db, dyrow, dypairs, ctx, b, slope,
+                                          recompute);
 #else
-    (void)ex; (void)x; (void)W; (void)Co; (void)dyrow; (void)ctx; (void)dx; (void)dW; (void)db;
+    (void)ex; (void)x; (void)W; (void)Co; (void)dyrow; (void)dypairs; (void)ctx; (void)dx; (void)dW;
+    (void)db;
     (void)b; (void)slope; (void)recompute;
 #endif
     return 1;

@@ -23,7 +23,7 @@
  * the stored conv output. On x86-64 CPUs with AVX-512F the loops run 16
  * channels per vector (the same operations in the same order as the
  * portable loops, no FMA contraction: bit-identical to them). */
-#include "nn_internal.h"
+#include "fused_internal.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -31,19 +31,6 @@
 
 int cmir__fused_generic = 0;
 
-typedef struct fjob {
-    const float *x, *gamma, *beta, *mean, *invstd;
-    const float *dy, *xhat_in;
-    float *y, *xhat, *dx;
-    int32_t *arg;
-    const int32_t *carg;
-    const float *m1, *m2, *g; /* backward per channel: A, B, G */
-    double *part;             /* T x 2C partial sums */
-    float slope;
-    size_t M;
-    int N, H, W, C, k, Ho, Wo;
-    int nt;
-} fjob;
 
 /* ---- portable loops ---------------------------------------------------- */
 
@@ -137,8 +124,7 @@ static void dense_row_generic(const fjob *j, size_t n, int yy, const float *arow
 
 /* ---- AVX-512 loops ----------------------------------------------------- */
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(CMIR_FUSED_NO_AVX512)
-#define FUSED_AVX512 1
+#ifdef FUSED_AVX512
 #include <immintrin.h>
 
 #define FK_FN static __attribute__((target("avx512f"), noinline))
@@ -710,8 +696,9 @@ int cmir__conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const c
         /* Few input channels: remaking a's rows from x (9 Cin multiply-adds
          * per value) is cheaper than reading a from memory. */
         int remake = (x && x->ndim == 4 && x->shape[3] <= 2) || (a == &av && !tmp_a);
-        rc = cmir__conv3x3_backward_rows(ex, x, W, C, dense_row_cb, &j, b, slope, remake, dx, dW,
-                                         db);
+        rc = cmir__conv3x3_backward_rows(ex, x, W, C, dense_row_cb,
+                                         cmir__bn_dy_pairs_ok(&j) ? cmir__bn_dy_pairs : NULL, &j,
+                                         b, slope, remake, dx, dW, db);
         if (rc == 1) { /* no direct kernels: materialise dy */
             float *da = cmir__malloc_aligned(sizeof(float) * j.M * (size_t)C);
             rc = CMIR_ENOMEM;

@@ -33,15 +33,24 @@ int cmir__channel_sums(cmir_exec *ex, const cmir_tensor *x, double *sums);
  * conv remade it (see recompute below), or NULL. Called from the conv's
  * threads, any order of n, rows of one sample in order. */
 typedef void (*cmir__dyrow_fn)(void *ctx, size_t n, int y, const float *arow, float *row);
+/* At the bf16 precision, the same row straight into the bf16 kernels'
+ * layouts (conv_direct.h): pix, its pixel pairs {W/2, Co}; chan, its
+ * channel pairs {W, Co/2} (each NULL: not wanted); and the row's sums over
+ * its pixels added to db[Co]. pix and chan are bit-identical to those
+ * cmir__bfd_row_pairs and cmir__bfd_chan_pairs make from dyrow's row. */
+typedef void (*cmir__dypairs_fn)(void *ctx, size_t n, int y, const float *arow, uint32_t *pix,
+                                 uint32_t *chan, float *db);
 /* cmir_conv3x3_backward with dy{N,H,W,Co} made row by row by dyrow while
  * the direct kernels use it (never stored whole). recompute: remake each
  * output row lrelu(conv(x) + b) (slope, bias b or NULL) from the padded
  * input the dW kernel holds anyway, bit-identical to the forward's, and
  * pass it to dyrow (cheaper than reading the stored output for few input
- * channels). Returns 1 without doing anything where the direct kernels
- * are unavailable. */
+ * channels). dypairs (or NULL): dyrow's pair form, which the bf16 kernels
+ * then take instead. Returns 1 without doing anything where the direct
+ * kernels are unavailable. */
 int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
-                                cmir__dyrow_fn dyrow, void *ctx, const float *b, float slope,
+                                cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *ctx,
+                                const float *b, float slope,
                                 int recompute, cmir_tensor *dx, float *dW, float *db);
 /* The forward of conv -> leaky ReLU -> batch norm -> max-pool without the
  * full-size output (direct kernels only; returns 1 elsewhere): with sums
@@ -90,8 +99,8 @@ int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *
                               cmir_tensor *y, int act, float slope, double *sums);
 int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db,
-                               cmir__dyrow_fn dyrow, void *dyctx, const float *rb, float rslope,
-                               int recompute);
+                               cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *dyctx,
+                               const float *rb, float rslope, int recompute);
 #endif
 
 /* Batch-norm inference statistics from the running ones: mean and

@@ -1,0 +1,114 @@
+/* The fused batch-norm + max-pool backward rows (fused.c's dense_row) at
+ * the bf16 precision, written straight into the layouts the bf16 conv
+ * kernels read (pixel pairs for dW, channel pairs for dx) with the rows'
+ * sums for db: no float row is stored and converted again. */
+#include "fused_internal.h"
+
+#include <string.h>
+
+#ifdef FUSED_AVX512
+#include <immintrin.h>
+
+#define FB_FN static __attribute__((target("avx512f,avx512bw,avx512bf16"), noinline))
+#define FB_IN static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512bf16")))
+
+/* One pixel's 16 channels of dx (xv: its a; mu, B, A: their
+ * coefficients; gdy: G dy of its window, added in the lanes w where it is
+ * the winner), the same operations in the same order as fused.c's
+ * dense_px: the values the float row would hold, bit for bit. */
+FB_IN __m512 px16(__m512 xv, __m512 mu, __m512 B, __m512 A, __mmask16 w, __m512 gdy, __m512 sl)
+{
+    __m512 t = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(xv, mu), B), A);
+    t = _mm512_mask_add_ps(t, w, t, gdy);
+    return _mm512_mask_mul_ps(t, _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_NGT_UQ), t, sl);
+}
+
+/* (a, b) per lane: pixel pairs, a in the low half */
+FB_IN __m512i pix2(__m512 a, __m512 b, __m512i idx)
+{
+    return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
+FB_FN void dy_pairs(const fjob *j, size_t n, int yy, const float *arow, uint32_t *pix,
+                    uint32_t *chan, float *db)
+{
+    static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512(il);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
+    const int W = j->W, C = j->C, k = j->k, xw = yy / k < j->Ho ? j->Wo * k : 0;
+    const float *xr = arow ? arow : j->x + (n * j->H + yy) * (size_t)W * C;
+    /* the pooled entries of this row's windows, and this row's offsets */
+    const size_t prow = ((n * j->Ho + (size_t)(yy / k)) * j->Wo) * C;
+    const int32_t rowoff = (int32_t)((size_t)yy * W * C);
+    for (int c = 0; c < C; c += 32) { /* two vectors of channels, pixel pairs */
+        const __m512 mu0 = _mm512_loadu_ps(j->mean + c), mu1 = _mm512_loadu_ps(j->mean + c + 16);
+        const __m512 B0 = _mm512_loadu_ps(j->m2 + c), B1 = _mm512_loadu_ps(j->m2 + c + 16);
+        const __m512 A0 = _mm512_loadu_ps(j->m1 + c), A1 = _mm512_loadu_ps(j->m1 + c + 16);
+        const __m512 G0 = _mm512_loadu_ps(j->g + c), G1 = _mm512_loadu_ps(j->g + c + 16);
+        __m512 s0 = zero, s1 = zero;
+        for (int x = 0; x < W; x += 2) { /* x, x + 1: one window (k even) */
+            const float *xa = xr + (size_t)x * C + c, *xb = xa + C;
+            __m512 g0 = zero, g1 = zero;
+            __mmask16 wa0 = 0, wa1 = 0, wb0 = 0, wb1 = 0;
+            if (x < xw) { /* the winners: offsets rowoff + x C + c + lane (pixel x) */
+                const size_t pi = prow + (size_t)(x / k) * C + c;
+                __m512i r0 = _mm512_sub_epi32(_mm512_loadu_si512(j->carg + pi),
+                                              _mm512_set1_epi32(rowoff + x * C + c));
+                __m512i r1 = _mm512_sub_epi32(_mm512_loadu_si512(j->carg + pi + 16),
+                                              _mm512_set1_epi32(rowoff + x * C + c + 16));
+                __m512i ib = _mm512_add_epi32(iota, _mm512_set1_epi32(C));
+                wa0 = _mm512_cmpeq_epi32_mask(r0, iota);
+                wa1 = _mm512_cmpeq_epi32_mask(r1, iota);
+                wb0 = _mm512_cmpeq_epi32_mask(r0, ib);
+                wb1 = _mm512_cmpeq_epi32_mask(r1, ib);
+                g0 = _mm512_mul_ps(G0, _mm512_loadu_ps(j->dy + pi));
+                g1 = _mm512_mul_ps(G1, _mm512_loadu_ps(j->dy + pi + 16));
+            }
+            __m512 a0 = px16(_mm512_loadu_ps(xa), mu0, B0, A0, wa0, g0, sl);
+            __m512 a1 = px16(_mm512_loadu_ps(xa + 16), mu1, B1, A1, wa1, g1, sl);
+            __m512 b0 = px16(_mm512_loadu_ps(xb), mu0, B0, A0, wb0, g0, sl);
+            __m512 b1 = px16(_mm512_loadu_ps(xb + 16), mu1, B1, A1, wb1, g1, sl);
+            s0 = _mm512_add_ps(s0, _mm512_add_ps(a0, b0));
+            s1 = _mm512_add_ps(s1, _mm512_add_ps(a1, b1));
+            if (pix) { /* (pixel x, pixel x + 1) per channel */
+                uint32_t *d = pix + (size_t)(x / 2) * C + c;
+                _mm512_storeu_si512(d, pix2(a0, b0, idx));
+                _mm512_storeu_si512(d + 16, pix2(a1, b1, idx));
+            }
+            if (chan) { /* (channel c, c + 1) per pixel: the channels in order */
+                uint32_t *d = chan + (size_t)x * (C / 2) + c / 2;
+                _mm512_storeu_si512(d, (__m512i)_mm512_cvtne2ps_pbh(a1, a0));
+                _mm512_storeu_si512(d + C / 2, (__m512i)_mm512_cvtne2ps_pbh(b1, b0));
+            }
+        }
+        _mm512_storeu_ps(db + c, _mm512_add_ps(_mm512_loadu_ps(db + c), s0));
+        _mm512_storeu_ps(db + c + 16, _mm512_add_ps(_mm512_loadu_ps(db + c + 16), s1));
+    }
+}
+
+int cmir__bn_dy_pairs_ok(const fjob *j)
+{
+    return !cmir__fused_generic && cmir__bf16_active() && __builtin_cpu_supports("avx512bf16") &&
+           j->C % 32 == 0 && j->k % 2 == 0 && j->W % 2 == 0;
+}
+
+void cmir__bn_dy_pairs(void *job, size_t n, int y, const float *arow, uint32_t *pix,
+                       uint32_t *chan, float *db)
+{
+    dy_pairs(job, n, y, arow, pix, chan, db);
+}
+#else
+int cmir__bn_dy_pairs_ok(const fjob *j)
+{
+    (void)j;
+    return 0;
+}
+
+void cmir__bn_dy_pairs(void *job, size_t n, int y, const float *arow, uint32_t *pix,
+                       uint32_t *chan, float *db)
+{
+    (void)job, (void)n, (void)y, (void)arow, (void)pix, (void)chan, (void)db;
+}
+#endif
