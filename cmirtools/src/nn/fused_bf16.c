@@ -29,6 +29,30 @@ FB_IN __m512i pix2(__m512 a, __m512 b, __m512i idx)
     return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
 }
 
+/* Pixels x, x + 1 of 32 channels from xa (x) and xa + C (x + 1): into
+ * the pixel pairs pd and the channel pairs cd (each NULL to skip), their
+ * sums into s0, s1. w: winner lanes per pixel and vector, g: G dy. */
+FB_IN void pair32(const float *xa, int C, __m512 mu0, __m512 mu1, __m512 B0, __m512 B1, __m512 A0,
+                  __m512 A1, __mmask16 wa0, __mmask16 wa1, __mmask16 wb0, __mmask16 wb1,
+                  __m512 g0, __m512 g1, __m512 sl, __m512i idx, uint32_t *pd, uint32_t *cd,
+                  __m512 *s0, __m512 *s1)
+{
+    __m512 a0 = px16(_mm512_loadu_ps(xa), mu0, B0, A0, wa0, g0, sl);
+    __m512 a1 = px16(_mm512_loadu_ps(xa + 16), mu1, B1, A1, wa1, g1, sl);
+    __m512 b0 = px16(_mm512_loadu_ps(xa + C), mu0, B0, A0, wb0, g0, sl);
+    __m512 b1 = px16(_mm512_loadu_ps(xa + C + 16), mu1, B1, A1, wb1, g1, sl);
+    *s0 = _mm512_add_ps(*s0, _mm512_add_ps(a0, b0));
+    *s1 = _mm512_add_ps(*s1, _mm512_add_ps(a1, b1));
+    if (pd) { /* (pixel x, pixel x + 1) per channel */
+        _mm512_storeu_si512(pd, pix2(a0, b0, idx));
+        _mm512_storeu_si512(pd + 16, pix2(a1, b1, idx));
+    }
+    if (cd) { /* (channel c, c + 1) per pixel: the channels in order */
+        _mm512_storeu_si512(cd, (__m512i)_mm512_cvtne2ps_pbh(a1, a0));
+        _mm512_storeu_si512(cd + C / 2, (__m512i)_mm512_cvtne2ps_pbh(b1, b0));
+    }
+}
+
 FB_FN void dy_pairs(const fjob *j, size_t n, int yy, const float *arow, uint32_t *pix,
                     uint32_t *chan, float *db)
 {
@@ -37,55 +61,49 @@ FB_FN void dy_pairs(const fjob *j, size_t n, int yy, const float *arow, uint32_t
     const __m512i idx = _mm512_loadu_si512(il);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
-    const int W = j->W, C = j->C, k = j->k, xw = yy / k < j->Ho ? j->Wo * k : 0;
+    const int W = j->W, C = j->C, k = j->k, Wo = yy / k < j->Ho ? j->Wo : 0;
     const float *xr = arow ? arow : j->x + (n * j->H + yy) * (size_t)W * C;
     /* the pooled entries of this row's windows, and this row's offsets */
     const size_t prow = ((n * j->Ho + (size_t)(yy / k)) * j->Wo) * C;
     const int32_t rowoff = (int32_t)((size_t)yy * W * C);
+#define PAIR_AT(x, wa0, wa1, wb0, wb1, g0, g1)                                                  \
+    pair32(xr + (size_t)(x) * C + c, C, mu0, mu1, B0, B1, A0, A1, wa0, wa1, wb0, wb1, g0, g1,  \
+           sl, idx, pix ? pix + (size_t)(x) / 2 * C + c : NULL,                                 \
+           chan ? chan + (size_t)(x) * (C / 2) + c / 2 : NULL, &s0, &s1)
     for (int c = 0; c < C; c += 32) { /* two vectors of channels, pixel pairs */
         const __m512 mu0 = _mm512_loadu_ps(j->mean + c), mu1 = _mm512_loadu_ps(j->mean + c + 16);
         const __m512 B0 = _mm512_loadu_ps(j->m2 + c), B1 = _mm512_loadu_ps(j->m2 + c + 16);
         const __m512 A0 = _mm512_loadu_ps(j->m1 + c), A1 = _mm512_loadu_ps(j->m1 + c + 16);
         const __m512 G0 = _mm512_loadu_ps(j->g + c), G1 = _mm512_loadu_ps(j->g + c + 16);
         __m512 s0 = zero, s1 = zero;
-        for (int x = 0; x < W; x += 2) { /* x, x + 1: one window (k even) */
-            const float *xa = xr + (size_t)x * C + c, *xb = xa + C;
-            __m512 g0 = zero, g1 = zero;
-            __mmask16 wa0 = 0, wa1 = 0, wb0 = 0, wb1 = 0;
-            if (x < xw) { /* the winners: offsets rowoff + x C + c + lane (pixel x) */
-                const size_t pi = prow + (size_t)(x / k) * C + c;
-                __m512i r0 = _mm512_sub_epi32(_mm512_loadu_si512(j->carg + pi),
-                                              _mm512_set1_epi32(rowoff + x * C + c));
-                __m512i r1 = _mm512_sub_epi32(_mm512_loadu_si512(j->carg + pi + 16),
-                                              _mm512_set1_epi32(rowoff + x * C + c + 16));
-                __m512i ib = _mm512_add_epi32(iota, _mm512_set1_epi32(C));
-                wa0 = _mm512_cmpeq_epi32_mask(r0, iota);
-                wa1 = _mm512_cmpeq_epi32_mask(r1, iota);
-                wb0 = _mm512_cmpeq_epi32_mask(r0, ib);
-                wb1 = _mm512_cmpeq_epi32_mask(r1, ib);
-                g0 = _mm512_mul_ps(G0, _mm512_loadu_ps(j->dy + pi));
-                g1 = _mm512_mul_ps(G1, _mm512_loadu_ps(j->dy + pi + 16));
+        for (int ox = 0; ox < Wo; ox++) { /* a window's pixels, two at a time (k even) */
+            const size_t pi = prow + (size_t)ox * C + c;
+            if (ox + 8 < Wo) { /* the pooled rows come from memory once per k rows */
+                _mm_prefetch((const char *)(j->carg + pi + 8 * C), _MM_HINT_T0);
+                _mm_prefetch((const char *)(j->carg + pi + 8 * C + 16), _MM_HINT_T0);
+                _mm_prefetch((const char *)(j->dy + pi + 8 * C), _MM_HINT_T0);
+                _mm_prefetch((const char *)(j->dy + pi + 8 * C + 16), _MM_HINT_T0);
             }
-            __m512 a0 = px16(_mm512_loadu_ps(xa), mu0, B0, A0, wa0, g0, sl);
-            __m512 a1 = px16(_mm512_loadu_ps(xa + 16), mu1, B1, A1, wa1, g1, sl);
-            __m512 b0 = px16(_mm512_loadu_ps(xb), mu0, B0, A0, wb0, g0, sl);
-            __m512 b1 = px16(_mm512_loadu_ps(xb + 16), mu1, B1, A1, wb1, g1, sl);
-            s0 = _mm512_add_ps(s0, _mm512_add_ps(a0, b0));
-            s1 = _mm512_add_ps(s1, _mm512_add_ps(a1, b1));
-            if (pix) { /* (pixel x, pixel x + 1) per channel */
-                uint32_t *d = pix + (size_t)(x / 2) * C + c;
-                _mm512_storeu_si512(d, pix2(a0, b0, idx));
-                _mm512_storeu_si512(d + 16, pix2(a1, b1, idx));
-            }
-            if (chan) { /* (channel c, c + 1) per pixel: the channels in order */
-                uint32_t *d = chan + (size_t)x * (C / 2) + c / 2;
-                _mm512_storeu_si512(d, (__m512i)_mm512_cvtne2ps_pbh(a1, a0));
-                _mm512_storeu_si512(d + C / 2, (__m512i)_mm512_cvtne2ps_pbh(b1, b0));
-            }
+            const int32_t at = rowoff + ox * k * C + c; /* pixel ox k's offset */
+            /* winners relative to the window's first pixel on this row */
+            const __m512i r0 = _mm512_sub_epi32(_mm512_loadu_si512(j->carg + pi), _mm512_set1_epi32(at));
+            const __m512i r1 = _mm512_sub_epi32(_mm512_loadu_si512(j->carg + pi + 16),
+                                                _mm512_set1_epi32(at + 16));
+            const __m512 g0 = _mm512_mul_ps(G0, _mm512_loadu_ps(j->dy + pi));
+            const __m512 g1 = _mm512_mul_ps(G1, _mm512_loadu_ps(j->dy + pi + 16));
+            __m512i oa = iota, ob = _mm512_add_epi32(iota, _mm512_set1_epi32(C));
+            const __m512i step = _mm512_set1_epi32(2 * C);
+            for (int d = 0; d < k; d += 2, oa = _mm512_add_epi32(oa, step),
+                     ob = _mm512_add_epi32(ob, step))
+                PAIR_AT(ox * k + d, _mm512_cmpeq_epi32_mask(r0, oa), _mm512_cmpeq_epi32_mask(r1, oa),
+                        _mm512_cmpeq_epi32_mask(r0, ob), _mm512_cmpeq_epi32_mask(r1, ob), g0, g1);
         }
+        for (int x = Wo * k; x < W; x += 2) /* outside every window: no winners */
+            PAIR_AT(x, 0, 0, 0, 0, zero, zero);
         _mm512_storeu_ps(db + c, _mm512_add_ps(_mm512_loadu_ps(db + c), s0));
         _mm512_storeu_ps(db + c + 16, _mm512_add_ps(_mm512_loadu_ps(db + c + 16), s1));
     }
+#undef PAIR_AT
 }
 
 int cmir__bn_dy_pairs_ok(const fjob *j)
