@@ -195,15 +195,29 @@ BF_FN void tile_any(const uint32_t *ap, const uint32_t *bp, size_t np, int kp, f
 BF_FN void pack_b(int transb, int n, int k, const float *b, int ldb, uint32_t *bp, size_t np)
 {
     const int kp = (k + 1) / 2;
-    if (transb) {
-        for (int p = 0; p < kp; p++)
-            for (size_t j = 0; j < np; j++) {
-                uint32_t lo = 0, hi = 0;
-                if ((int)j < n) {
-                    lo = cmir__f2bf(b[j * ldb + 2 * p]);
-                    hi = 2 * p + 1 < k ? cmir__f2bf(b[j * ldb + 2 * p + 1]) : 0;
+    if (transb) { /* row j of the stored B holds column j's pairs in order: blocks of
+                   * 16 columns x 16 pairs, converted by rows, stored by pairs */
+        uint32_t tmp[16 * 16];
+        const __m512i col = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(16));
+        for (size_t j0 = 0; j0 < np; j0 += 16)
+            for (int p0 = 0; p0 < kp; p0 += 16) {
+                const int f = 2 * p0; /* first float of the block's pairs */
+                __mmask16 m0 = f < k ? bmask(k - f) : 0, m1 = f + 16 < k ? bmask(k - f - 16) : 0;
+                for (int jj = 0; jj < 16; jj++) {
+                    __m512i h = _mm512_setzero_si512();
+                    if ((int)(j0 + jj) < n) {
+                        const float *r = b + (j0 + jj) * (size_t)ldb + f;
+                        h = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, r + 16),
+                                                          _mm512_maskz_loadu_ps(m0, r));
+                    }
+                    _mm512_storeu_si512(tmp + 16 * jj, h);
                 }
-                bp[(size_t)p * np + j] = lo | hi << 16;
+                for (int q = 0; q < 16 && p0 + q < kp; q++)
+                    _mm512_storeu_si512(bp + (size_t)(p0 + q) * np + j0,
+                                        _mm512_i32gather_epi32(
+                                            _mm512_add_epi32(col, _mm512_set1_epi32(q)), tmp, 4));
             }
         return;
     }
@@ -337,19 +351,16 @@ static int bgemm_simd(int threads, int transa, int transb, int m, int n, int k, 
 
 size_t cmir__bgemm_work(int transa, int transb, int m, int n, int k)
 {
+    (void)transa, (void)transb;
 #ifdef BF_SIMD
-    if (transa && !transb)
-        return simd_work(n, m, k) + sizeof(float) * (size_t)m * n + 64;
     return simd_work(m, n, k);
 #else
-    (void)transa, (void)transb, (void)m, (void)n, (void)k;
+    (void)m, (void)n, (void)k;
     return 0;
 #endif
 }
 
-/* C{m,n} = op(A) op(B) + beta C, beta 0 or 1 (C is not read for 0). A
- * transposed A with a plain B (the weight gradients x^T dy) is computed as
- * C^T = B^T A, so the long operand is packed with vector conversions. */
+/* C{m,n} = op(A) op(B) + beta C, beta 0 or 1 (C is not read for 0). */
 int cmir__bgemm(int threads, int transa, int transb, int m, int n, int k, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc, void *work)
 {
@@ -366,21 +377,7 @@ int cmir__bgemm(int threads, int transa, int transb, int m, int n, int k, const 
         void *own = NULL;
         if (!work && !(work = own = cmir__malloc_aligned(cmir__bgemm_work(transa, transb, m, n, k))))
             return CMIR_ENOMEM;
-        int rc;
-        if (!transa || transb) {
-            rc = bgemm_simd(threads, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc, work);
-        } else {
-            float *ct = (float *)((char *)work + ((simd_work(n, m, k) + 63) & ~(size_t)63));
-            if (beta != 0.0f)
-                for (int i = 0; i < m; i++)
-                    for (int q = 0; q < n; q++)
-                        ct[(size_t)q * m + i] = c[(size_t)i * ldc + q];
-            rc = bgemm_simd(threads, 1, 0, n, m, k, b, ldb, a, lda, beta, ct, m, work);
-            if (!rc)
-                for (int i = 0; i < m; i++)
-                    for (int q = 0; q < n; q++)
-                        c[(size_t)i * ldc + q] = ct[(size_t)q * m + i];
-        }
+        int rc = bgemm_simd(threads, transa, transb, m, n, k, a, lda, b, ldb, beta, c, ldc, work);
         cmir__free_aligned(own);
         return rc;
     }
