@@ -299,6 +299,17 @@ static void test_pool(int k)
     char name[32];
     snprintf(name, sizeof name, "maxpool k=%d dx", k);
     fd_check(name, d.x.data, dx.data, nx, pool_loss, &d, 60);
+    /* Ties: the first maximum of a window (row-major) wins. */
+    for (size_t i = 0; i < nx; i++)
+        x[i] = (i / C) % 2 ? 1.0f : 2.0f; /* every other pixel; 2 at a window's first */
+    ASSERT_OK(cmir_maxpool_forward(ex, k, &d.x, &d.y, d.arg));
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < Ho; i++)
+            for (int j = 0; j < Wo; j++)
+                for (int c = 0; c < C; c++) {
+                    size_t o = (((size_t)n * Ho + i) * Wo + j) * C + c;
+                    ASSERT_EQ_INT(d.arg[o], (int)((((size_t)i * k) * W + (size_t)j * k) * C + c));
+                }
     /* Wrong output shape is refused. */
     cmir_tensor bad = cmir_tensor_4d(d.y.data, N, Ho + 1, Wo, C);
     ASSERT_EQ_INT(cmir_maxpool_forward(ex, k, &d.x, &bad, d.arg), CMIR_EINVAL);
