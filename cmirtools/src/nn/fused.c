@@ -31,7 +31,6 @@
 
 int cmir__fused_generic = 0;
 
-
 /* ---- portable loops ---------------------------------------------------- */
 
 static void stats_generic(const fjob *j, size_t lo, size_t hi, double *s, double *q)

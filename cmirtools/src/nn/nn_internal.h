@@ -37,7 +37,8 @@ typedef void (*cmir__dyrow_fn)(void *ctx, size_t n, int y, const float *arow, fl
  * layouts (conv_direct.h): pix, its pixel pairs {W/2, Co}; chan, its
  * channel pairs {W, Co/2} (each NULL: not wanted); and the row's sums over
  * its pixels added to db[Co]. pix and chan are bit-identical to those
- * cmir__bfd_row_pairs and cmir__bfd_chan_pairs make from dyrow's row. */
+ * cmir__bfd_row_pairs and cmir__bfd_chan_pairs make from dyrow's row.
+ * Given only for an even W and Co a multiple of 32 (fused_bf16.c checks). */
 typedef void (*cmir__dypairs_fn)(void *ctx, size_t n, int y, const float *arow, uint32_t *pix,
                                  uint32_t *chan, float *db);
 /* cmir_conv3x3_backward with dy{N,H,W,Co} made row by row by dyrow while
@@ -50,8 +51,8 @@ typedef void (*cmir__dypairs_fn)(void *ctx, size_t n, int y, const float *arow, 
  * kernels are unavailable. */
 int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
                                 cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *ctx,
-                                const float *b, float slope,
-                                int recompute, cmir_tensor *dx, float *dW, float *db);
+                                const float *b, float slope, int recompute, cmir_tensor *dx,
+                                float *dW, float *db);
 /* The forward of conv -> leaky ReLU -> batch norm -> max-pool without the
  * full-size output (direct kernels only; returns 1 elsewhere): with sums
  * non-NULL, only the per-channel sums of lrelu(conv(x) + b) and of its
