@@ -155,7 +155,7 @@ cmir_train -resume -speech -speech_feature -split -stage1_from -unified -init -p
 cmir_index -append -merge -model -overwrite -q -speech -t_srs -shards -np -no_codes
 cmir_search -audio -index -lco -model -of -oo -overwrite -q -queries -quicklook -raster -spat_srs -speech -t_srs
 cmir_search -target -shards -cmirq -qgs -scan
-cmir_eval -all -csv -json -overwrite -plot -q -speech -unified -voices -ranking
+cmir_eval -all -valid -csv -json -overwrite -plot -q -speech -unified -voices -ranking
 cmir_synth -class_res -co -labels -ms -o -oo -ot -overwrite -pan -prefix -q -rgb -wald -multilabel -indices
 '
 for p in cmir_tile cmir_train cmir_index cmir_search cmir_eval cmir_synth; do

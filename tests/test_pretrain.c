@@ -116,6 +116,24 @@ static void test_valid_split(void)
     ASSERT_EQ_INT(shared, 0);
     const char *s = cmir_tensorset_get_string(ts, "TRAIN_SETTINGS");
     ASSERT_TRUE(s && strstr(s, "valid_epoch_pan=") && strstr(s, "valid_epoch_ms=") && strstr(s, "n_valid=18"));
+    /* cmir_eval -valid scores the 18 validation tiles, the default the 24 test
+     * tiles; the floors of both are fitted on the 54 training tiles only */
+    cmir_eval_params ep = cmir_eval_default_params();
+    ep.threads = 2;
+    cmir_eval_report ev, et;
+    ep.valid_tiles = 1;
+    ASSERT_OK(cmir_eval(in_dir("v.mat"), in_dir("lab4.mat"), ep, NULL, NULL, &ev));
+    ep.valid_tiles = 0;
+    ASSERT_OK(cmir_eval(in_dir("v.mat"), in_dir("lab4.mat"), ep, NULL, NULL, &et));
+    ASSERT_EQ_INT((int)ev.n_items, 18);
+    ASSERT_EQ_INT((int)et.n_items, 24);
+    ASSERT_EQ_INT((int)ev.floor_fit_tiles, 54);
+    ASSERT_EQ_INT((int)et.floor_fit_tiles, 54);
+    ASSERT_TRUE(ev.dir[0].r.map != et.dir[0].r.map);
+    ep.all_tiles = 1, ep.valid_tiles = 1;
+    REFUSES(cmir_eval(in_dir("v.mat"), in_dir("lab4.mat"), ep, NULL, NULL, &ev),
+            "cmir_eval_params.valid_tiles: cannot be combined with all_tiles");
+    ep.all_tiles = 0;
     /* the test split does not move when validation tiles are taken */
     p.valid_frac = 0;
     ASSERT_OK(cmir_train(in_dir("lab4.mat"), in_dir("nv.mat"), p, NULL, NULL, &r));
@@ -126,6 +144,9 @@ static void test_valid_split(void)
     ASSERT_TRUE(te2 && cmir_tensor_numel(te2) == 24 && !memcmp(te2->data, te->data, 24 * sizeof(float)));
     cmir_tensorset_free(t2);
     cmir_tensorset_free(ts);
+    /* a model without validation tiles: -valid is refused, naming the model */
+    REFUSES(cmir_eval(in_dir("nv.mat"), in_dir("lab4.mat"), ep, NULL, NULL, &ev),
+            "nv.mat records no validation tiles");
     /* test_frac + valid_frac must leave tiles to train on */
     p.valid_frac = 0.8;
     ASSERT_EQ_INT(cmir_train(in_dir("lab4.mat"), in_dir("x.mat"), p, NULL, NULL, NULL), CMIR_EINVAL);

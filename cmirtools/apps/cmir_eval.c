@@ -9,13 +9,15 @@
 #include <string.h>
 
 static const char usage[] =
-    "Usage: cmir_eval [--help] [--version] [-q] [-threads N] [-all] [-k K,K,...]\n"
+    "Usage: cmir_eval [--help] [--version] [-q] [-threads N] [-all | -valid] [-k K,K,...]\n"
     "                 [-paper_queries N] [-seed S] [-json FILE] [-csv FILE]\n"
     "                 [-plot PR.svg] [-overwrite]\n"
     "                 [-speech MANIFEST.csv [-voices held_out|seen|all] [-ranking model|oracle|floor]]\n"
     "                 (MODEL.mat ARCHIVE.mat | -unified UNIFIED.mat)\n"
     "\n"
-    "Embeds the tiles the model held out at training (all labelled tiles with -all) and\n"
+    "Embeds the tiles the model held out at training (all labelled tiles with -all; with\n"
+    "-valid, the validation tiles of a model trained with a validation share, to choose settings\n"
+    "without touching the test tiles) and\n"
     "measures Euclidean retrieval PAN->MS, MS->PAN, PAN->PAN and MS->MS: mAP over the whole\n"
     "database (AP = (1/R) sum_k P(k) rel(k)), mAP@k and P@k (-k, default 5,10,20,50,100),\n"
     "the 11-point PR curve, ANMRR, and the paper's own protocol (mean of P@10..P@50 over\n"
@@ -52,6 +54,7 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "-q")) quiet = 1;
         else if (!strcmp(a, "-all")) p.all_tiles = 1;
+        else if (!strcmp(a, "-valid")) p.valid_tiles = 1;
         else if (!strcmp(a, "-overwrite")) overwrite = 1;
         else if (a[0] == '-' && a[1]) {
             const char *v = cmir_app_value(prog, argc, argv, &i);

@@ -218,6 +218,9 @@ CMIR_API const char *cmir_model_class_name(const cmir_model *m, int c);
 CMIR_API int cmir_model_class_of(const cmir_model *m, const char *name);
 /* The held-out tiles recorded at training: *n indices (owned by m). */
 CMIR_API const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, int64_t *n_tiles);
+/* The validation tiles recorded at training (valid_frac > 0): *n indices
+ * (owned by m), or NULL and *n = 0 when the model records none. */
+CMIR_API const int64_t *cmir_model_valid_tiles(const cmir_model *m, int64_t *n);
 
 /* Embeds n raw tiles of modality `modality` (CMIR_PAN or CMIR_MS; values as
  * stored in the archive, n x h x w x bands; for an image-speech model,

@@ -193,6 +193,10 @@ typedef struct cmir_eval_params {
     int paper_queries;    /* the paper's protocol sample, default 50 (0 = all) */
     uint64_t seed;        /* default 1 */
     int all_tiles;        /* evaluate every labelled tile, not the held-out ones */
+    int valid_tiles;      /* 1: evaluate the validation tiles the model records
+                             (trained with valid_frac > 0) instead of the held-out
+                             test tiles: for choosing settings without the test
+                             split. Not with all_tiles. */
     const char *speech_manifest; /* image-speech models: the corpus whose
                                     clips form side b (required for them) */
     int audio_voices;     /* image-speech: clips of 0 = held-out voices
@@ -208,7 +212,8 @@ typedef struct cmir_eval_params {
 
 CMIR_API cmir_eval_params cmir_eval_default_params(void);
 /* 0, or CMIR_EINVAL with a message naming the first bad field (n_cutoffs,
- * threads, paper_queries, cutoffs[i]). cmir_eval and cmir_eval_unified call it. */
+ * threads, paper_queries, cutoffs[i], valid_tiles). cmir_eval and
+ * cmir_eval_unified call it. */
 CMIR_API int cmir_eval_check_params(cmir_eval_params p);
 
 typedef struct cmir_eval_direction {
@@ -242,7 +247,8 @@ typedef struct cmir_eval_report {
 } cmir_eval_report;
 
 /* Embeds the held-out tiles of the archive the model was trained on (or
- * all labelled tiles with p.all_tiles) and evaluates retrieval in the four
+ * all labelled tiles with p.all_tiles, or its validation tiles with
+ * p.valid_tiles: CMIR_EINVAL when it records none) and evaluates retrieval in the four
  * directions PAN->MS, MS->PAN, PAN->PAN, MS->MS (same-modal: the query
  * itself excluded). Relevance: same class, or (multi-label models) at
  * least one shared label. Image-speech models: image->audio, audio->image,
@@ -251,7 +257,8 @@ typedef struct cmir_eval_report {
  * label is one of the image's. The held-out list is used only when the archive
  * has as many tiles as at training, else CMIR_EINVAL (use all_tiles). Each
  * direction also gets its training-free floor (cmir_eval_direction): fitted
- * on the labelled tiles the model did not hold out (with all_tiles on an
+ * on the labelled tiles the model did not hold out, for test or validation
+ * (with all_tiles on an
  * archive of another size, on the evaluated tiles: floor_in_sample). */
 CMIR_API int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params p,
                        cmir_progress_fn progress, void *user, cmir_eval_report *out);

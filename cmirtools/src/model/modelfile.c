@@ -462,25 +462,37 @@ static int load_nets(cmir_model *m, const cmir_tensorset *ts, int hidden)
     return 0;
 }
 
-/* N_TILES and the held-out tiles of the training split. */
+/* The tile indices in `name` (each in [0, n_tiles)) into a new *out, *n. */
+static int load_tiles(const cmir_tensorset *ts, const char *name, int64_t n_tiles, int64_t **out,
+                      int64_t *n)
+{
+    const cmir_tensor *tt = cmir_tensorset_get(ts, name);
+    int64_t k, nt = cmir_tensor_numel(tt);
+    *out = cmir__malloc(sizeof(int64_t) * (size_t)(nt ? nt : 1));
+    if (!*out)
+        return CMIR_ENOMEM;
+    for (k = 0; k < nt; k++) {
+        float v = tt->data[k];
+        if (!(v >= 0 && v < (float)n_tiles) || v != floorf(v))
+            return cmir__error(CMIR_EFORMAT, "%s holds an invalid index", name);
+        (*out)[k] = (int64_t)v;
+    }
+    *n = nt;
+    return 0;
+}
+
+/* N_TILES, the held-out tiles of the training split and, when saved, the
+ * validation tiles. */
 static int load_split(cmir_model *m, const cmir_tensorset *ts)
 {
     int nt = 0, rc;
     if ((rc = get_int(ts, "N_TILES", 0, 1 << 30, &nt)))
         return rc;
     m->n_tiles = nt;
-    const cmir_tensor *tt = cmir_tensorset_get(ts, "TEST_TILES");
-    int64_t n = cmir_tensor_numel(tt);
-    m->test = cmir__malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
-    if (!m->test)
-        return CMIR_ENOMEM;
-    for (int64_t k = 0; k < n; k++) {
-        float v = tt->data[k];
-        if (!(v >= 0 && v < (float)m->n_tiles) || v != floorf(v))
-            return cmir__error(CMIR_EFORMAT, "TEST_TILES holds an invalid index");
-        m->test[k] = (int64_t)v;
-    }
-    m->n_test = n;
+    if ((rc = load_tiles(ts, "TEST_TILES", nt, &m->test, &m->n_test)))
+        return rc;
+    if (cmir_tensorset_get(ts, "VALID_TILES"))
+        return load_tiles(ts, "VALID_TILES", nt, &m->valid, &m->n_valid);
     return 0;
 }
 
@@ -566,6 +578,13 @@ const int64_t *cmir_model_test_tiles(const cmir_model *m, int64_t *n, int64_t *n
     if (n_tiles)
         *n_tiles = m->n_tiles;
     return m->test;
+}
+
+const int64_t *cmir_model_valid_tiles(const cmir_model *m, int64_t *n)
+{
+    if (n)
+        *n = m->n_valid;
+    return m->n_valid > 0 ? m->valid : NULL;
 }
 
 int cmir_model_embed(cmir_model *m, cmir_exec *ex, cmir_modality modality, const float *tiles, int n,

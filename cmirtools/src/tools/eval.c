@@ -80,6 +80,10 @@ int cmir_eval_check_params(cmir_eval_params p)
         return cmir__error(CMIR_EINVAL, "%s.threads: must be >= 0, got %d", who, p.threads);
     if (p.audio_ranking < 0 || p.audio_ranking > 2)
         return cmir__error(CMIR_EINVAL, "%s.audio_ranking: must be 0, 1 or 2, got %d", who, p.audio_ranking);
+    if (p.valid_tiles != 0 && p.valid_tiles != 1)
+        return cmir__error(CMIR_EINVAL, "%s.valid_tiles: must be 0 or 1, got %d", who, p.valid_tiles);
+    if (p.valid_tiles && p.all_tiles)
+        return cmir__error(CMIR_EINVAL, "%s.valid_tiles: cannot be combined with all_tiles", who);
     if (p.paper_queries < 0)
         return cmir__error(CMIR_EINVAL, "%s.paper_queries: must be >= 0, got %d", who, p.paper_queries);
     for (int i = 0; i < p.n_cutoffs; i++)
@@ -237,11 +241,13 @@ static int eval_speech(cmir_model *m, cmir_archive *a, cmir_exec *ex, const int6
 }
 
 /* The floors beside the learned figures (cmir/train.h): fitted on the
- * labelled tiles the model did not hold out, i.e. its training split; when
- * the archive is not the training one (-all on another archive) that split
- * is unknown, and they are fitted on the evaluated tiles (in sample). */
+ * labelled tiles the model did not hold out (test, and validation: valid,
+ * nv), i.e. its training split; when the archive is not the training one
+ * (-all on another archive) that split is unknown, and they are fitted on
+ * the evaluated tiles (in sample). */
 static int eval_floors(cmir_exec *ex, const cmir_model_info *mi, cmir_archive *a, const int64_t *ids, int64_t n,
-                       const int64_t *test, int64_t nt, int64_t ntiles, cmir_eval_report *out, cmir_eval_params p)
+                       const int64_t *test, int64_t nt, const int64_t *valid, int64_t nv, int64_t ntiles,
+                       cmir_eval_report *out, cmir_eval_params p)
 {
     const cmir_archive_info *ai = cmir_archive_get_info(a);
     if (ntiles != ai->n_tiles || nt < 1) {
@@ -253,6 +259,8 @@ static int eval_floors(cmir_exec *ex, const cmir_model_info *mi, cmir_archive *a
     int rc = (!held || !row || !train) ? CMIR_ENOMEM : 0;
     for (int64_t i = 0; !rc && i < nt; i++)
         held[test[i]] = 1;
+    for (int64_t i = 0; !rc && i < nv; i++)
+        held[valid[i]] = 1;
     for (int64_t i = 0; !rc && i < ai->n_tiles; i++) {
         int labelled = cmir_archive_label(a, i) > 0;
         if (mi->multilabel) {
@@ -300,8 +308,11 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
                          model_path);
     if (!rc && speech && (p.audio_voices < 0 || p.audio_voices > 2))
         rc = cmir__error(CMIR_EINVAL, "cmir_eval: audio_voices must be 0, 1 or 2");
-    int64_t n = 0, nt = 0, ntiles = 0, *ids = NULL;
+    int64_t n = 0, nt = 0, nv = 0, ntiles = 0, *ids = NULL;
     const int64_t *test = m ? cmir_model_test_tiles(m, &nt, &ntiles) : NULL;
+    const int64_t *valid = m ? cmir_model_valid_tiles(m, &nv) : NULL;
+    if (!rc && p.valid_tiles && nv < 1)
+        rc = cmir__error(CMIR_EINVAL, "%s records no validation tiles (train it with -valid_frac)", model_path);
     if (!rc) {
         ids = cmir__malloc(sizeof(int64_t) * (size_t)(ai->n_tiles ? ai->n_tiles : 1));
         if (!ids)
@@ -313,8 +324,8 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
                                  "not the training archive (evaluate all tiles with -all)",
                                  archive_path, (long long)ai->n_tiles, (long long)ntiles, (long long)nt);
             else {
-                memcpy(ids, test, sizeof(int64_t) * (size_t)nt);
-                n = nt;
+                n = p.valid_tiles ? nv : nt;
+                memcpy(ids, p.valid_tiles ? valid : test, sizeof(int64_t) * (size_t)n);
             }
         } else {
             for (int64_t i = 0; i < ai->n_tiles; i++)
@@ -361,7 +372,7 @@ int cmir_eval(const char *model_path, const char *archive_path, cmir_eval_params
         rc = four_ways(ex, V, nn, d, L, multi ? C : 0, names, p, progress, user, out);
     }
     if (!rc && n >= 0)
-        rc = eval_floors(ex, mi, a, ids, n, test, nt, ntiles, out, p);
+        rc = eval_floors(ex, mi, a, ids, n, test, nt, valid, nv, ntiles, out, p);
     cmir__free(ids);
     cmir__free(raw);
     cmir__free(V[0]);
