@@ -8,9 +8,12 @@
 # paired differences over many seeds can resolve a gate like 0.005. Verdict:
 # the 95% interval inside +-TOL (within), below -TOL (worse), above TOL
 # (better), above -TOL only (not worse), else unresolved.
+# With VALID=F (a fraction), both train with -valid_frac F and are scored on
+# those validation tiles (cmir_eval -valid), never on the test half: the
+# form to choose a setting by.
 # Usage: sh bench/precision.sh BUILD_DIR [OUT_DIR]
 #   env: NSEEDS (32), SETS ("l8 ol nc ncu"), A (fp32), B (bf16), THREADS (2),
-#        TOL (0.005: the gate the interval is checked against), SHARED
+#        TOL (0.005: the gate the interval is checked against), VALID, SHARED
 set -eu
 PA=${A:-fp32}
 PB=${B:-bf16} # read before B names the programs' folder (realdata_lib.sh's name)
@@ -20,6 +23,7 @@ NSEEDS=${NSEEDS:-32}
 SETS=${SETS:-l8 ol nc ncu}
 THREADS=${THREADS:-2}
 TOL=${TOL:-0.005}
+VALID=${VALID:-}
 SHARED=${SHARED:-$(dirname "$0")/../../shared}
 R=$SHARED/realdata
 mkdir -p "$OUT"
@@ -32,7 +36,9 @@ for set in $SETS; do
 done
 
 t0=$(date +%s)
-echo "== paired $PB - $PA, held-out mAP, seeds 1-$NSEEDS (each seed: its own split, both precisions)"
+scored="held-out"
+[ -n "$VALID" ] && scored="validation (-valid_frac $VALID)"
+echo "== paired $PB - $PA, $scored mAP, seeds 1-$NSEEDS (each seed: its own split, both precisions)"
 printf '%-5s %-9s %-8s %-8s %-8s %-24s %-8s\n' set direction floor "$PA" "$PB" "$PB - $PA (+- SE) [95%]" "vs $TOL"
 for set in $SETS; do
     rows=$OUT/${set}_rows
@@ -43,8 +49,8 @@ for set in $SETS; do
         for p in "$PA" "$PB"; do
             m=$OUT/${set}_${p}_s$s.mat
             "$B/cmir_train" -q -threads "$THREADS" -precision "$p" -seed "$s" -split tile -test_frac 0.5 \
-                "$OUT/$set.mat" "$m"
-            line="$line $(evaluate "$m" "$OUT/$set.mat")"
+                ${VALID:+-valid_frac "$VALID"} "$OUT/$set.mat" "$m"
+            line="$line $(evaluate "$m" "$OUT/$set.mat" ${VALID:+-valid})"
             rm -f "$m" "$m.txt"
         done
         echo "$line" >>"$rows" # a_pm a_mp floor_pm floor_mp b_pm b_mp floor_pm floor_mp

@@ -50,8 +50,8 @@ prepare() {
 }
 
 # mAP of PAN->MS and MS->PAN of one model, then the training-free floors cmir_eval prints beside
-# them (fitted on the same split's non-test tiles).
+# them (fitted on the same split's training tiles). $3: an extra cmir_eval option (-valid).
 evaluate() {
-    "$B/cmir_eval" -threads "$THREADS" "$1" "$2" 2>/dev/null | tee "$1.txt" |
+    "$B/cmir_eval" -threads "$THREADS" ${3:+"$3"} "$1" "$2" 2>/dev/null | tee "$1.txt" |
         awk '$1 == "PAN->MS" { a = $3; fa = $4 } $1 == "MS->PAN" { b = $3; fb = $4 } END { print a, b, fa, fb }'
 }
