@@ -72,6 +72,11 @@ int cmir__bf16_active(void)
     return cmir_nn_precision() == CMIR_PRECISION_BF16 && cmir_nn_bf16_available();
 }
 
+/* vpermw indices that interleave the two halves of a vcvtne2ps2bf16 result
+ * (a's 16 values low, b's high) into (a[i], b[i]) pairs. */
+const short cmir__bf16_interleave[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                         8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
 /* ---- Scalar emulation ------------------------------------------------------ */
 
 /* float -> bf16 bits, round to nearest even; denormals flush to signed
@@ -221,9 +226,7 @@ BF_FN void pack_b(int transb, int n, int k, const float *b, int ldb, uint32_t *b
             }
         return;
     }
-    static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(il);
+    const __m512i idx = _mm512_loadu_si512(cmir__bf16_interleave);
     for (int p = 0; p < kp; p++) {
         const float *r0 = b + (size_t)(2 * p) * ldb;
         const float *r1 = 2 * p + 1 < k ? r0 + ldb : NULL;
@@ -249,9 +252,7 @@ BF_FN void pack_a(int transa, int m, int k, const float *a, int lda, uint32_t *a
     if (m % MR)
         memset(ap + (size_t)(mt - 1) * ps, 0, sizeof(uint32_t) * ps);
     if (transa) {
-        static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-        const __m512i idx = _mm512_loadu_si512(il);
+        const __m512i idx = _mm512_loadu_si512(cmir__bf16_interleave);
         uint32_t tmp[16];
         for (int p = 0; p < kp; p++) {
             const float *r0 = a + (size_t)(2 * p) * lda;

@@ -41,9 +41,7 @@ BK_EX void cmir__bfd_chan_pairs(const float *src, size_t npix, int C, uint32_t *
  * NULL. */
 BK_IN void pix_pairs_row(const float *row, int np, int nq, int C, uint32_t *d, const float *pf)
 {
-    static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(il);
+    const __m512i idx = _mm512_loadu_si512(cmir__bf16_interleave);
     if (C == 1) { /* the pairs are the bf16 of the row in order, 32 pixels a step */
         for (int q = 0; q < nq; q += 16) {
             int i = 2 * q;
@@ -225,9 +223,7 @@ void cmir__bfd_fwd_row(const uint32_t *xq, int y, int Wd, int Cp, const uint32_t
  * the padded one-channel sample xp{H+2, W+2} (tap 9: 0). */
 BK_FN void tap_pairs(const float *xp, int y, int Wd, uint32_t *t)
 {
-    static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(il);
+    const __m512i idx = _mm512_loadu_si512(cmir__bf16_interleave);
     const size_t rs = (size_t)Wd + 2;
     for (int j = 0; j < 5; j++) {
         const int ta = 2 * j, tb = 2 * j + 1;

@@ -56,9 +56,7 @@ FB_IN void pair32(const float *xa, int C, __m512 mu0, __m512 mu1, __m512 B0, __m
 FB_FN void dy_pairs(const fjob *j, size_t n, int yy, const float *arow, uint32_t *pix,
                     uint32_t *chan, float *db)
 {
-    static const short il[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512(il);
+    const __m512i idx = _mm512_loadu_si512(cmir__bf16_interleave);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
     const int W = j->W, C = j->C, k = j->k, Wo = yy / k < j->Ho ? j->Wo : 0;

@@ -77,6 +77,8 @@ int cmir__bf16_active(void);
 /* float <-> bf16 bits as the hardware rounds (nearest even, denormals to
  * zero). */
 uint16_t cmir__f2bf(float f);
+/* The vpermw indices that turn vcvtne2ps2bf16(b, a) into pairs (a[i], b[i]). */
+extern const short cmir__bf16_interleave[32];
 float cmir__bf2f(uint16_t h);
 /* C{m,n} = op(A) op(B) + beta C (beta 0 or 1) with bf16 operands and
  * float32 accumulation: vdpbf16ps where the CPU has AVX512_BF16 (threads
