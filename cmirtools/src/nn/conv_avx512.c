@@ -582,13 +582,23 @@ int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float 
     j.dx = dx ? dx->data : NULL;
     j.want_dx = dx != NULL;
     j.want_dw = dW || db;
+    if (!j.want_dw)
+        j.bfdw = 0;
+    if (!j.want_dx)
+        j.bfdx = 0;
+    if (!j.recompute)
+        j.bfx = 0;
+    /* dy's pairs from dyrow's pair form: for dW, and for dx when it is wanted
+     * (its rows then come from dw_sample); then no float dy is kept */
+    if (dyrow && dypairs && j.bfdw && (!j.want_dx || j.bfdx))
+        j.dypairs = dypairs;
     const size_t pad = (size_t)(j.H + 2) * (j.Wd + 2), kc = (size_t)9 * j.Ci * j.Co;
     size_t n = j.want_dw ? round16(pad * j.Ci) : 0;
     j.off_dyp = n;
-    n += j.want_dx ? round16(pad * j.Co) : 0;
+    n += j.want_dx && !j.dypairs ? round16(pad * j.Co) : 0;
     j.off_dw = n;
     n += j.want_dw ? round16(kc + j.Co) : 0;
-    if (dyrow && !j.want_dx) {
+    if (dyrow && !j.want_dx && !j.dypairs) {
         j.off_row = n;
         n += round16((size_t)j.Wd * j.Co);
     }
@@ -597,16 +607,6 @@ int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float 
         n += round16((size_t)j.Wd * j.Co);
     }
     const size_t cip = ((size_t)j.Ci + 1) / 2, cop = ((size_t)j.Co + 1) / 2;
-    if (!j.want_dw)
-        j.bfdw = 0;
-    if (!j.want_dx)
-        j.bfdx = 0;
-    if (!j.recompute)
-        j.bfx = 0;
-    /* dy's pairs from dyrow's pair form: for dW, and for dx when it is wanted
-     * (its rows then come from dw_sample) */
-    if (dyrow && dypairs && j.bfdw && (!j.want_dx || j.bfdx))
-        j.dypairs = dypairs;
     if (j.bfdw) { /* pixel pairs of x (e, o) and of a band of rows of dy */
         const size_t wq = ((size_t)j.Wd + 1) / 2, es = round16((size_t)(j.H + 2) * (wq + 1) * j.Ci);
         /* dW's tiles stay in registers over the band: 8K pairs of dy */

@@ -106,8 +106,8 @@ FB_FN void dy_pairs(const fjob *j, size_t n, int yy, const float *arow, uint32_t
 
 int cmir__bn_dy_pairs_ok(const fjob *j)
 {
-    return !cmir__fused_generic && cmir__bf16_active() && __builtin_cpu_supports("avx512bf16") &&
-           j->C % 32 == 0 && j->k % 2 == 0 && j->W % 2 == 0;
+    return !cmir__fused_generic && cmir__bf16_active() && j->C % 32 == 0 && j->k % 2 == 0 &&
+           j->W % 2 == 0;
 }
 
 void cmir__bn_dy_pairs(void *job, size_t n, int y, const float *arow, uint32_t *pix,

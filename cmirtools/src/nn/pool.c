@@ -31,13 +31,16 @@ __attribute__((target("avx512f"))) static void max_into_avx512(const float *xp, 
 #define MAX_INTO_AVX512 1
 #endif
 
-static void max_into(const float *xp, int32_t off, int C, float *yo, int32_t *ao)
+/* simd: the caller found AVX-512F (once per task, not per window) */
+static void max_into(const float *xp, int32_t off, int C, float *yo, int32_t *ao, int simd)
 {
 #ifdef MAX_INTO_AVX512
-    if (__builtin_cpu_supports("avx512f")) {
+    if (simd) {
         max_into_avx512(xp, off, C, yo, ao);
         return;
     }
+#else
+    (void)simd;
 #endif
     for (int c = 0; c < C; c++)
         if (xp[c] > yo[c]) {
@@ -52,6 +55,11 @@ static int pool_fwd_task(int t, int T, void *user)
     size_t lo, hi;
     cmir__split((size_t)j->N, T, t, &lo, &hi);
     const int H = j->H, W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
+#ifdef MAX_INTO_AVX512
+    const int simd = __builtin_cpu_supports("avx512f");
+#else
+    const int simd = 0;
+#endif
     for (size_t n = lo; n < hi; n++) {
         const float *xs = j->x + n * H * W * C;
         float *ys = j->y + n * Ho * Wo * C;
@@ -68,7 +76,7 @@ static int pool_fwd_task(int t, int T, void *user)
                 for (int dy = 0; dy < k; dy++)
                     for (int dx = 0; dx < k; dx++) {
                         int32_t off = (int32_t)((((size_t)oy * k + dy) * W + (size_t)ox * k + dx) * C);
-                        max_into(xs + off, off, C, yo, ao);
+                        max_into(xs + off, off, C, yo, ao, simd);
                     }
             }
     }
