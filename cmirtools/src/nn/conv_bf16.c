@@ -154,8 +154,8 @@ BK_IN void bfwd_tile(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *w
 }
 
 #define BFWD_T(PP, VV)                                                                         \
-    bfwd_tile(xb + (ptrdiff_t)x * ps, rs, Cp, wb, Co, bias, yb + (size_t)x * Co, PP, VV, ml, nt, \
-              act, slope, st, Cr, pl, x, TAPS, ps, cs)
+    bfwd_tile(xb + (ptrdiff_t)x * ps, rs, TAPS == 1 ? 5 : Cp, wb, Co, bias, yb + (size_t)x * Co, \
+              PP, VV, ml, nt, act, slope, st, Cr, pl, x, TAPS, TAPS == 1 ? 1 : ps, cs)
 
 #define DEF_BFWD_ROW(VV, PMAX, SW)                                                             \
     BK_FN void bfwd_row_##VV(const uint32_t *xb, ptrdiff_t rs, int Cp, const uint32_t *wb,      \
