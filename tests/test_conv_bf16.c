@@ -246,6 +246,110 @@ static void test_block_pairs(void)
     }
 }
 
+/* The block's stored conv output held in bf16 (forward_bf / backward_bf):
+ * against the same block with a stored as floats at the same precision,
+ *  - the statistics are bit-identical (those of the float values) and a
+ *    holds the round-to-nearest-even bf16 of the float output;
+ *  - y, argmax, xhat are batch norm + max-pool of the bf16 values, by a
+ *    scalar loop (first maximum wins);
+ *  - the backward from the bf16 a is bit-identical to the float path given
+ *    a tensor of those values widened (dx, dW, db, dgamma, dbeta);
+ * and where the path may not run (no AVX512_BF16, fp32, a width or window
+ * not even, channels not in 32s) *a_bf16 comes back 0 and a holds floats. */
+static void abf_case(blk s)
+{
+    const int Ho = s.h / s.k, Wo = s.w / s.k;
+    size_t nx = (size_t)s.n * s.h * s.w * s.ci, na = (size_t)s.n * s.h * s.w * s.co,
+           np = (size_t)s.n * Ho * Wo * s.co, kc = (size_t)9 * s.ci * s.co;
+    float *x = rnd(nx, 1.0f), *W = rnd(kc, 0.5f), *b = rnd(s.co, 0.1f), *ga = rnd(s.co, 1.0f),
+          *be = rnd(s.co, 0.5f), *dp = rnd(np, 1.0f);
+    float *a[2], *y[2], *xw[2], *sm[2], *si[2], *rm[2], *rv[2], *dx[3], *dW[3], *db[3], *dg[3],
+        *dbt[3];
+    int32_t *arg[2];
+    int used[2] = {1, 0};
+    cmir_tensor tx = cmir_tensor_4d(x, s.n, s.h, s.w, s.ci);
+    cmir_tensor tdp = cmir_tensor_4d(dp, s.n, Ho, Wo, s.co);
+    for (int v = 0; v < 2; v++) { /* v 0: bf16 a allowed, 1: floats */
+        a[v] = calloc(na, 4), y[v] = calloc(np, 4), xw[v] = calloc(np, 4);
+        sm[v] = calloc(s.co, 4), si[v] = calloc(s.co, 4), rm[v] = calloc(s.co, 4);
+        rv[v] = calloc(s.co, 4), arg[v] = calloc(np, 4);
+        cmir_tensor ta = cmir_tensor_4d(a[v], s.n, s.h, s.w, s.co);
+        cmir_tensor ty = cmir_tensor_4d(y[v], s.n, Ho, Wo, s.co);
+        ASSERT_OK(cmir__conv3x3_bn_maxpool_forward_bf(
+            ex, &tx, W, b, 0.01f, cmir_bn_default_params(), 1, s.k, ga, be, rm[v], rv[v], sm[v],
+            si[v], &ta, &ty, arg[v], xw[v], &used[v]));
+    }
+    const int expect = cmir__bn_abf_ok(s.co, s.k, s.w);
+    ASSERT_EQ_INT(used[0], expect);
+    ASSERT_EQ_INT(used[1], 0);
+    ASSERT_TRUE(memcmp(sm[0], sm[1], s.co * 4) == 0 && memcmp(si[0], si[1], s.co * 4) == 0);
+    float *aw = calloc(na, 4); /* the values a[0] holds, as floats */
+    for (size_t i = 0; i < na; i++)
+        aw[i] = expect ? cmir__bf2f(((const uint16_t *)a[0])[i]) : a[0][i];
+    size_t bad = 0;
+    for (size_t i = 0; i < na; i++)
+        bad += aw[i] != (expect ? cmir__bf2f(cmir__f2bf(a[1][i])) : a[1][i]);
+    ASSERT_EQ_INT((int)bad, 0);
+    for (size_t o = 0; o < np; o++) { /* the pooling of aw, in the kernels' operations */
+        const int c = (int)(o % s.co);
+        const size_t win = o / s.co, n = win / ((size_t)Ho * Wo);
+        const int oy = (int)(win / Wo % Ho), ox = (int)(win % Wo);
+        float best = 0, bxh = 0;
+        int32_t barg = 0;
+        for (int d = 0; d < s.k * s.k; d++) {
+            size_t px = ((size_t)oy * s.k + d / s.k) * s.w + (size_t)ox * s.k + d % s.k;
+            int32_t off = (int32_t)(px * s.co + c);
+            float xh = (aw[n * s.h * s.w * s.co + off] - sm[0][c]) * si[0][c];
+            float t = xh * ga[c], val = t + be[c];
+            if (d == 0 || val > best)
+                best = val, bxh = xh, barg = off;
+        }
+        bad += y[0][o] != best || xw[0][o] != bxh || arg[0][o] != barg;
+    }
+    ASSERT_EQ_INT((int)bad, 0);
+    cmir_tensor taw = cmir_tensor_4d(aw, s.n, s.h, s.w, s.co);
+    for (int v = 0; v < 2; v++) { /* v 0: a[0] as stored; 1: aw as floats */
+        dx[v] = calloc(nx, 4), dW[v] = calloc(kc, 4), db[v] = calloc(s.co, 4);
+        dg[v] = calloc(s.co, 4), dbt[v] = calloc(s.co, 4);
+        cmir_tensor ta0 = cmir_tensor_4d(a[0], s.n, s.h, s.w, s.co);
+        cmir_tensor tdx = cmir_tensor_4d(dx[v], s.n, s.h, s.w, s.ci);
+        ASSERT_OK(cmir__conv3x3_bn_maxpool_backward_bf(
+            ex, 0.01f, s.k, v ? &taw : &ta0, ga, sm[0], si[0], &tdp, arg[0], xw[0], &tx, W, b,
+            &tdx, dW[v], db[v], dg[v], dbt[v], v ? 0 : used[0]));
+    }
+    ASSERT_TRUE(memcmp(dx[0], dx[1], nx * 4) == 0 && memcmp(dW[0], dW[1], kc * 4) == 0);
+    ASSERT_TRUE(memcmp(db[0], db[1], s.co * 4) == 0 && memcmp(dg[0], dg[1], s.co * 4) == 0 &&
+                memcmp(dbt[0], dbt[1], s.co * 4) == 0);
+    free(x), free(W), free(b), free(ga), free(be), free(dp), free(aw);
+    for (int v = 0; v < 2; v++) {
+        free(a[v]), free(y[v]), free(xw[v]), free(sm[v]), free(si[v]), free(rm[v]), free(rv[v]);
+        free(arg[v]), free(dx[v]), free(dW[v]), free(db[v]), free(dg[v]), free(dbt[v]);
+    }
+}
+
+static void test_stored_bf16(void)
+{
+    static const blk shapes_a[] = {
+        {2, 12, 16, 4, 32, 2, 1},  /* MS block 1 */
+        {3, 8, 8, 32, 64, 4, 1},   /* block 2 */
+        {2, 6, 10, 64, 128, 2, 1}, /* block 3: two register blocks */
+        {2, 9, 14, 3, 64, 4, 1},   /* windows leave a last row and columns */
+        {2, 8, 10, 3, 48, 2, 1},   /* 48 channels: floats */
+        {2, 8, 9, 3, 32, 2, 1},    /* odd width: floats */
+    };
+    const int hw = cmir_nn_bf16_available();
+    for (int pass = 0; pass < 2 + hw; pass++) { /* fp32; bf16 forced off; bf16 */
+        ASSERT_OK(cmir_nn_set_precision(pass ? CMIR_PRECISION_BF16 : CMIR_PRECISION_FP32));
+        cmir__bf16_force_off = pass == 1;
+        for (size_t i = 0; i < sizeof shapes_a / sizeof *shapes_a; i++)
+            abf_case(shapes_a[i]);
+        cmir__bf16_force_off = 0;
+    }
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
+    if (!hw)
+        SKIP("no AVX512_BF16 on this CPU (or CMIR_NO_BF16 set): only the fallback ran");
+}
+
 /* One cmir_cnn training forward and backward (fused conv + leaky ReLU +
  * batch norm + max-pool, the backward with dy made row by row and the
  * conv's output remade) from a fixed seed: all gradients, concatenated.
@@ -347,6 +451,7 @@ int main(int argc, char **argv)
     RUN(test_kernels_vs_naive);
     RUN(test_fallback_exact);
     RUN(test_block_pairs);
+    RUN(test_stored_bf16);
     RUN(test_cnn_step);
     cmir_exec_free(ex);
     cmir_rng_free(rng);

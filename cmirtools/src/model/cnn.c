@@ -34,6 +34,7 @@ struct cmir_cnn {
     /* a: leaky-ReLU outputs (batch-norm inputs); xw: the pool winners'
      * normalised values (the fused kernels need no normalised full tensor) */
     float *a[NBLK], *xw[NBLK], *pool[NBLK + 1], *Z, *zd, *logits, *g0, *g1, *dzd;
+    int abf[NBLK]; /* a[l] holds bf16 values (the last training forward's choice) */
     int32_t *idx[NBLK + 1];
     uint8_t *mask;
     const float *x;
@@ -285,10 +286,12 @@ int cmir_cnn_forward(cmir_cnn *c, cmir_exec *ex, const float *x, int n, int trai
          * output is never stored (the backward recomputes it from a[l]), and
          * for few input channels neither is the conv's (a[l] NULL: the conv
          * is cheaper to run again than its output is to store and read). */
-        TRY(cmir__conv3x3_bn_maxpool_forward(ex, &tx, c->cw[l], c->cb[l], c->p.slope, c->p.bn,
-                                            training, c->k[l], c->bg[l], c->bb[l], c->rm[l],
-                                            c->rv[l], c->sm[l], c->si[l], c->a[l] ? &ta : NULL,
-                                            &tp, c->idx[l], training ? c->xw[l] : NULL));
+        c->abf[l] = 1; /* at the bf16 precision a[l] may hold bf16: half the traffic */
+        TRY(cmir__conv3x3_bn_maxpool_forward_bf(ex, &tx, c->cw[l], c->cb[l], c->p.slope,
+                                               c->p.bn, training, c->k[l], c->bg[l], c->bb[l],
+                                               c->rm[l], c->rv[l], c->sm[l], c->si[l],
+                                               c->a[l] ? &ta : NULL, &tp, c->idx[l],
+                                               training ? c->xw[l] : NULL, &c->abf[l]));
         in = c->pool[l];
         cin = co;
     }
@@ -352,11 +355,11 @@ int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const fl
         cmir_tensor dx = cmir_tensor_4d(other, n, c->H[l], c->W[l], cin);
         /* max-pool, batch-norm, leaky-ReLU and conv backward in one call: the
          * gradient at the conv's output is made row by row, never stored */
-        TRY(cmir__conv3x3_bn_maxpool_backward(ex, c->p.slope, c->k[l], c->a[l] ? &ta : NULL,
-                                             c->bg[l], c->sm[l], c->si[l], &dp, c->idx[l],
-                                             c->xw[l], &tx, c->cw[l], c->cb[l],
-                                             l ? &dx : NULL, c->gcw[l], c->gcb[l], c->gbg[l],
-                                             c->gbb[l]));
+        TRY(cmir__conv3x3_bn_maxpool_backward_bf(ex, c->p.slope, c->k[l], c->a[l] ? &ta : NULL,
+                                                c->bg[l], c->sm[l], c->si[l], &dp, c->idx[l],
+                                                c->xw[l], &tx, c->cw[l], c->cb[l],
+                                                l ? &dx : NULL, c->gcw[l], c->gcb[l],
+                                                c->gbg[l], c->gbb[l], c->abf[l]));
         /* dx (into other) is the next block's pooled-output gradient */
         float *t = cur; cur = other; other = t;
     }

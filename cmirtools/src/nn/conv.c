@@ -288,7 +288,7 @@ int cmir_conv3x3_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, co
     if (rc)
         return rc;
     if (cmir__conv3x3_direct_available((int)x->shape[3]))
-        return cmir__conv_direct_forward(ex, x, W, b, y, 0, 0.0f, NULL);
+        return cmir__conv_direct_forward(ex, x, W, b, y, 0, 0.0f, NULL, 0);
 #endif
     return gemm_forward(ex, x, W, b, y);
 }
@@ -301,7 +301,7 @@ int cmir__conv3x3_lrelu_forward(cmir_exec *ex, const cmir_tensor *x, const float
         return rc;
 #ifdef CMIR__CONV_DIRECT
     if (cmir__conv3x3_direct_available((int)x->shape[3]))
-        return cmir__conv_direct_forward(ex, x, W, b, y, 1, slope, sums);
+        return cmir__conv_direct_forward(ex, x, W, b, y, 1, slope, sums, 0);
 #endif
     if ((rc = gemm_forward(ex, x, W, b, y)) || (rc = cmir_lrelu_forward(ex, slope, y, y)))
         return rc;

@@ -73,6 +73,8 @@ typedef struct dconv {
     size_t off_xq, off_e, off_o, off_dq, off_dypq; /* per-thread pair buffers */
     size_t off_tp; /* one input channel: per-thread tap pairs of one row {5, W} */
     int band;      /* bf16 dW: output rows summed in registers at a time */
+    int ybf;       /* forward: y stored as bf16, each row through a float row at off_yrow */
+    size_t off_yrow;
 } dconv;
 
 
@@ -365,6 +367,18 @@ static int dfwd_task(int t, int T, void *user)
             pad_pairs(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, (uint32_t *)xp);
         else
             pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
+        if (j->ybf) { /* each row into the float row, then its bf16 out */
+            float *row = xp + j->off_yrow;
+            const size_t rn = (size_t)j->Wd * j->Co;
+            for (int y = 0; y < j->H; y++) {
+                fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->b, row, 0, j->act, j->slope,
+                            st, (int)round16((size_t)j->Co), NULL, j->wq,
+                            (uint32_t *)xp + j->off_tp);
+                uint16_t *yb = (uint16_t *)j->y + (n * hw + (size_t)y * j->Wd) * j->Co;
+                cmir__bfd_store_row(row, rn, yb, j->nt);
+            }
+            continue;
+        }
         fwd_sample(xp, j->H, j->Wd, j->Ci, j->W, j->Co, j->b, j->y + n * hw * j->Co, j->nt,
                    j->act, j->slope, st, (int)round16((size_t)j->Co), j->wq,
                    (uint32_t *)xp + j->off_tp);
@@ -525,7 +539,7 @@ static int fwd_scratch(cmir_exec *ex, dconv *j, int T, const float *W)
 }
 
 int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
-                              cmir_tensor *y, int act, float slope, double *sums)
+                              cmir_tensor *y, int act, float slope, double *sums, int ybf)
 {
     dconv j;
     int T;
@@ -535,9 +549,17 @@ int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *
     j.W = W;
     j.b = b;
     j.y = y->data;
+    if (ybf && (!cmir__bf16_active() || j.Co % 32))
+        return cmir__error(CMIR_EINVAL, "cmir__conv_direct_forward: bf16 output needs the bf16 "
+                                        "precision and output channels in 32s (got %d)", j.Co);
+    j.ybf = ybf;
     size_t ybytes = (size_t)j.N * j.H * j.Wd * j.Co * sizeof(float);
     j.nt = ybytes >= DIRECT_NT_BYTES && j.Co % 16 == 0 && ((uintptr_t)j.y & 63) == 0;
     j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
+    if (ybf) {
+        j.off_yrow = j.per_thread;
+        j.per_thread += round16((size_t)j.Wd * j.Co);
+    }
     const size_t Cr = round16((size_t)j.Co);
     if (sums) { /* 2 Cr doubles per thread after the padded sample */
         j.want_st = 1;

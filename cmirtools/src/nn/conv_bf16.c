@@ -36,6 +36,18 @@ BK_EX void cmir__bfd_chan_pairs(const float *src, size_t npix, int C, uint32_t *
         dst[i / 2] = pair(src[i], src[i + 1]);
 }
 
+BK_EX void cmir__bfd_store_row(const float *src, size_t n, uint16_t *dst, int nt)
+{
+    for (size_t i = 0; i < n; i += 32) {
+        __m512i h = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16),
+                                                 _mm512_loadu_ps(src + i));
+        if (nt)
+            _mm512_stream_si512((__m512i *)(dst + i), h);
+        else
+            _mm512_storeu_si512(dst + i, h);
+    }
+}
+
 /* d[q][c] (q < nq, c < C) = pixels (2q, 2q+1) of a row of np pixels {np, C};
  * past the row: 0. pf: the next row (prefetched as this one is read), or
  * NULL. */

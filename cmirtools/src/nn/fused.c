@@ -187,7 +187,17 @@ FK_FN void stats_avx512(const float *x, int C, size_t lo, size_t hi, double *s, 
     }
 }
 
-FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi)
+/* 16 channels of x at element i: floats (masked by m), or (BF, C % 16 ==
+ * 0) the bf16 of j->xb widened exactly */
+FK_IN __m512 ld_x(const float *xs, const uint16_t *xs16, size_t i, __mmask16 m, const int BF)
+{
+    if (BF)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(xs16 + i))), 16));
+    return _mm512_maskz_loadu_ps(m, xs + i);
+}
+
+FK_IN void pool_fwd_body(const fjob *j, size_t lo, size_t hi, const int BF)
 {
     const int W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
     const size_t in_s = (size_t)j->H * W * C;
@@ -195,7 +205,8 @@ FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi)
     for (size_t r = lo; r < hi; r++) {
         size_t n = r / (size_t)Ho;
         int oy = (int)(r % (size_t)Ho);
-        const float *xs = j->x + n * in_s;
+        const float *xs = BF ? NULL : j->x + n * in_s;
+        const uint16_t *xs16 = BF ? j->xb + n * in_s : NULL;
         for (int ox = 0; ox < Wo; ox++)
             for (int c0 = 0; c0 < C; c0 += 16) {
                 __mmask16 m = fmask(C - c0);
@@ -209,8 +220,11 @@ FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi)
                 for (int dy = 0; dy < k; dy++) {
                     int32_t off = (int32_t)((((size_t)oy * k + dy) * W + (size_t)ox * k) * C + c0);
                     for (int dx = 0; dx < k; dx++, off += C) {
-                        _mm_prefetch((const char *)(xs + off + (size_t)4 * k * C), _MM_HINT_T0);
-                        __m512 xv = _mm512_maskz_loadu_ps(m, xs + off);
+                        if (BF)
+                            _mm_prefetch((const char *)(xs16 + off + (size_t)4 * k * C), _MM_HINT_T0);
+                        else
+                            _mm_prefetch((const char *)(xs + off + (size_t)4 * k * C), _MM_HINT_T0);
+                        __m512 xv = ld_x(xs, xs16, (size_t)off, m, BF);
                         __m512 xh = _mm512_mul_ps(_mm512_sub_ps(xv, mu), is);
                         __m512 v = _mm512_add_ps(_mm512_mul_ps(xh, ga), be);
                         __m512i ai = _mm512_add_epi32(_mm512_set1_epi32(off), iota);
@@ -233,6 +247,9 @@ FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi)
             }
     }
 }
+
+FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi) { pool_fwd_body(j, lo, hi, 0); }
+FK_FN void pool_fwd_bf(const fjob *j, size_t lo, size_t hi) { pool_fwd_body(j, lo, hi, 1); }
 
 FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q)
 {
@@ -359,6 +376,10 @@ static int pool_task(int t, int T, void *user)
     size_t lo, hi;
     cmir__split((size_t)j->N * j->Ho, T, t, &lo, &hi);
 #ifdef FUSED_AVX512
+    if (j->xb) { /* only where cmir__bn_abf_ok: AVX-512 */
+        pool_fwd_bf(j, lo, hi);
+        return 0;
+    }
     if (have_avx512()) {
         pool_fwd_avx512(j, lo, hi);
         return 0;
@@ -399,7 +420,7 @@ static void dense_row(const fjob *j, size_t n, int yy, const float *arow, float 
     dense_row_generic(j, n, yy, arow, out);
 }
 
-static int dense_task(int t, int T, void *user)
+int cmir__bn_dense_task(int t, int T, void *user)
 {
     const fjob *j = user;
     size_t lo, hi;
@@ -415,7 +436,7 @@ static int dense_task(int t, int T, void *user)
 }
 
 /* cmir__dyrow_fn for the conv backward */
-static void dense_row_cb(void *ctx, size_t n, int y, const float *arow, float *row)
+void cmir__bn_dense_row_cb(void *ctx, size_t n, int y, const float *arow, float *row)
 {
     dense_row(ctx, n, y, arow, row, 0);
 }
@@ -473,8 +494,9 @@ static int fused_setup(cmir_exec *ex, const char *fn, int k, const cmir_tensor *
 
 /* Batch mean and invstd from the sums of x and x^2 over M rows; running
  * statistics updated as cmir_batchnorm_forward does. */
-static void stats_finish(cmir_bn_params p, size_t M, int C, const double *sum, const double *sq,
-                         float *running_mean, float *running_var, float *mean, float *invstd)
+void cmir__bn_stats_finish(cmir_bn_params p, size_t M, int C, const double *sum,
+                           const double *sq, float *running_mean, float *running_var,
+                           float *mean, float *invstd)
 {
     for (int c = 0; c < C; c++) {
         double m = sum[c] / (double)M;
@@ -513,17 +535,21 @@ int cmir__channel_sums(cmir_exec *ex, const cmir_tensor *x, double *sums)
     return 0;
 }
 
-int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k,
-                            const cmir_tensor *x, const float *gamma, const float *beta,
-                            float *running_mean, float *running_var, float *save_mean,
-                            float *save_invstd, const double *sums, cmir_tensor *y,
-                            int32_t *argmax, float *xhat)
+/* xb: x's values in bf16 (then sums are required in training) */
+int cmir__bn_pool_fwd(cmir_exec *ex, cmir_bn_params p, int training, int k, const cmir_tensor *x,
+                      const uint16_t *xb, const float *gamma, const float *beta,
+                      float *running_mean, float *running_var, float *save_mean,
+                      float *save_invstd, const double *sums, cmir_tensor *y, int32_t *argmax,
+                      float *xhat)
 {
     const char *fn = "cmir__bn_maxpool_forward";
     fjob j;
     int T = 1, rc = fused_setup(ex, fn, k, x, y, "y", &j, &T);
     if (rc)
         return rc;
+    j.xb = xb;
+    if (xb && (!cmir__bn_abf_ok(j.C, k, j.W) || (training && !sums)))
+        return cmir__error(CMIR_EINVAL, "%s: bf16 input unsupported here", fn);
     if (!gamma || !beta || !running_mean || !running_var || !argmax ||
         (training && (!save_mean || !save_invstd)))
         return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
@@ -543,7 +569,7 @@ int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int 
         size_t M = j.M;
         if ((rc = cmir__exec_reduce_sums(ex, sum, 2 * (size_t)C, &M)))
             return rc;
-        stats_finish(p, M, C, sum, sq, running_mean, running_var, mean, invstd);
+        cmir__bn_stats_finish(p, M, C, sum, sq, running_mean, running_var, mean, invstd);
     } else {
         if (cmir__bn_inference_stats(p, C, running_mean, running_var, &mean, &invstd, &tmp))
             return CMIR_ENOMEM;
@@ -561,12 +587,22 @@ int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int 
     return rc;
 }
 
+int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int k,
+                            const cmir_tensor *x, const float *gamma, const float *beta,
+                            float *running_mean, float *running_var, float *save_mean,
+                            float *save_invstd, const double *sums, cmir_tensor *y,
+                            int32_t *argmax, float *xhat)
+{
+    return cmir__bn_pool_fwd(ex, p, training, k, x, NULL, gamma, beta, running_mean,
+                             running_var, save_mean, save_invstd, sums, y, argmax, xhat);
+}
+
 /* The backward's sums, dgamma, dbeta and per-channel coefficients (into
  * coef[3C]); fills the job for dense_row. */
-static int bwd_prepare(cmir_exec *ex, const char *fn, float slope, int k, const cmir_tensor *x,
-                       const float *gamma, const float *save_mean, const float *save_invstd,
-                       const cmir_tensor *dy, const int32_t *argmax, const float *xhat,
-                       float *dgamma, float *dbeta, fjob *j, int *T, float *coef)
+int cmir__bn_bwd_prepare(cmir_exec *ex, const char *fn, float slope, int k, const cmir_tensor *x,
+                         const float *gamma, const float *save_mean, const float *save_invstd,
+                         const cmir_tensor *dy, const int32_t *argmax, const float *xhat,
+                         float *dgamma, float *dbeta, fjob *j, int *T, float *coef)
 {
     int rc = fused_setup(ex, fn, k, x, dy, "dy", j, T);
     if (rc)
@@ -637,152 +673,15 @@ int cmir__bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tens
     float *coef = cmir__malloc(sizeof(float) * 3 * (size_t)(C > 0 ? C : 1));
     if (!coef)
         return CMIR_ENOMEM;
-    rc = bwd_prepare(ex, fn, slope, k, x, gamma, save_mean, save_invstd, dy, argmax, xhat,
-                     dgamma, dbeta, &j, &T, coef);
+    rc = cmir__bn_bwd_prepare(ex, fn, slope, k, x, gamma, save_mean, save_invstd, dy, argmax,
+                              xhat, dgamma, dbeta, &j, &T, coef);
     if (!rc && dx) {
         j.dx = dx->data;
         j.nt = j.M * (size_t)j.C * sizeof(float) >= ((size_t)32 << 20) && j.C % 16 == 0 &&
                ((uintptr_t)j.dx & 63) == 0;
         int rows = j.N * j.H;
-        rc = cmir__parallel(T > rows ? rows : T, dense_task, &j);
+        rc = cmir__parallel(T > rows ? rows : T, cmir__bn_dense_task, &j);
     }
     cmir__free(coef);
-    return rc;
-}
-
-int cmir__conv3x3_bn_maxpool_backward(cmir_exec *ex, float slope, int k, const cmir_tensor *a,
-                                     const float *gamma, const float *save_mean,
-                                     const float *save_invstd, const cmir_tensor *dy,
-                                     const int32_t *argmax, const float *xhat,
-                                     const cmir_tensor *x, const float *W, const float *b,
-                                     cmir_tensor *dx, float *dW, float *db, float *dgamma,
-                                     float *dbeta)
-{
-    const char *fn = "cmir__conv3x3_bn_maxpool_backward";
-    int rc;
-    float *tmp_a = NULL;
-    cmir_tensor av;
-    if (!a) { /* remade from x: only its shape is needed (xhat gives the winners') */
-        if ((rc = cmir__check_tensor(x, 4, fn, "x")) || (rc = cmir__check_tensor(dy, 4, fn, "dy")))
-            return rc;
-        if (!xhat)
-            return cmir__error(CMIR_EINVAL, "%s: a NULL needs xhat", fn);
-        av = cmir_tensor_4d(dy->data, x->shape[0], x->shape[1], x->shape[2], dy->shape[3]);
-        if (!cmir__conv3x3_direct_available((int)x->shape[3])) { /* the portable path needs a */
-            tmp_a = cmir__malloc_aligned(sizeof(float) * (size_t)cmir_tensor_numel(&av));
-            if (!tmp_a)
-                return CMIR_ENOMEM;
-            av.data = tmp_a;
-            if ((rc = cmir__conv3x3_lrelu_forward(ex, x, W, b, slope, &av, NULL))) {
-                cmir__free_aligned(tmp_a);
-                return rc;
-            }
-        }
-        a = &av;
-    }
-    if ((rc = cmir__check_tensor(a, 4, fn, "a")))
-        return rc;
-    fjob j;
-    int T = 1, C = (int)a->shape[3];
-    float *coef = cmir__malloc(sizeof(float) * 3 * (size_t)(C > 0 ? C : 1));
-    if (!coef)
-        return CMIR_ENOMEM;
-    rc = bwd_prepare(ex, fn, slope, k, a, gamma, save_mean, save_invstd, dy, argmax, xhat, dgamma,
-                     dbeta, &j, &T, coef);
-    if (!rc) {
-        /* the conv's scratch may move the exec's: nothing of it is kept in j */
-        j.part = NULL;
-        /* Few input channels: remaking a's rows from x (9 Cin multiply-adds
-         * per value) is cheaper than reading a from memory. */
-        int remake = (x && x->ndim == 4 && x->shape[3] <= 2) || (a == &av && !tmp_a);
-        rc = cmir__conv3x3_backward_rows(ex, x, W, C, dense_row_cb,
-                                         cmir__bn_dy_pairs_ok(&j) ? cmir__bn_dy_pairs : NULL, &j,
-                                         b, slope, remake, dx, dW, db);
-        if (rc == 1) { /* no direct kernels: materialise dy */
-            float *da = cmir__malloc_aligned(sizeof(float) * j.M * (size_t)C);
-            rc = CMIR_ENOMEM;
-            if (da) {
-                cmir_tensor tda = cmir_tensor_4d(da, j.N, j.H, j.W, C);
-                j.dx = da;
-                j.nt = 0;
-                int rows = j.N * j.H;
-                rc = cmir__parallel(T > rows ? rows : T, dense_task, &j);
-                if (!rc)
-                    rc = cmir_conv3x3_backward(ex, x, W, &tda, dx, dW, db);
-                cmir__free_aligned(da);
-            }
-        }
-    }
-    cmir__free(coef);
-    cmir__free_aligned(tmp_a);
-    return rc;
-}
-
-int cmir__conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const float *W,
-                                    const float *b, float slope, cmir_bn_params p, int training,
-                                    int k, const float *gamma, const float *beta,
-                                    float *running_mean, float *running_var, float *save_mean,
-                                    float *save_invstd, cmir_tensor *a, cmir_tensor *y,
-                                    int32_t *argmax, float *xhat)
-{
-    const char *fn = "cmir__conv3x3_bn_maxpool_forward";
-    double *sums = NULL;
-    int rc;
-    if ((rc = cmir__check_tensor(x, 4, fn, "x")) || (rc = cmir__check_tensor(y, 4, fn, "y")))
-        return rc;
-    const int C = (int)y->shape[3];
-    if (C < 1 || !gamma || !beta || !running_mean || !running_var || !argmax ||
-        (training && (!save_mean || !save_invstd)))
-        return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
-    if ((rc = cmir_bn_check_params(p)))
-        return rc;
-    if (k < 1 || y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1] / k ||
-        y->shape[2] != x->shape[2] / k)
-        return cmir__error(CMIR_EINVAL, "%s: y does not fit x and window %d", fn, k);
-    sums = cmir__malloc(sizeof(double) * 2 * (size_t)C + sizeof(float) * 2 * (size_t)C);
-    if (!sums)
-        return CMIR_ENOMEM;
-    float *tmp_a = NULL;
-    cmir_tensor av;
-    if (!a && !cmir__conv3x3_direct_available((int)x->shape[3])) { /* the portable path needs a */
-        av = cmir_tensor_4d(NULL, x->shape[0], x->shape[1], x->shape[2], C);
-        tmp_a = cmir__malloc_aligned(sizeof(float) * (size_t)cmir_tensor_numel(&av));
-        if (!tmp_a) {
-            cmir__free(sums);
-            return CMIR_ENOMEM;
-        }
-        av.data = tmp_a;
-        a = &av;
-    }
-    if (a) { /* conv + lrelu with the sums, then batch norm + max-pool reading a */
-        rc = cmir__conv3x3_lrelu_forward(ex, x, W, b, slope, a, training ? sums : NULL);
-        if (!rc)
-            rc = cmir__bn_maxpool_forward(ex, p, training, k, a, gamma, beta, running_mean,
-                                         running_var, save_mean, save_invstd,
-                                         training ? sums : NULL, y, argmax, xhat);
-    } else { /* the conv twice, nothing full-size stored */
-        float *mean = save_mean, *invstd = save_invstd;
-        if (!training && (!mean || !invstd)) {
-            mean = (float *)(sums + 2 * C);
-            invstd = mean + C;
-        }
-        size_t M = (size_t)x->shape[0] * x->shape[1] * x->shape[2];
-        rc = 0;
-        if (training) {
-            rc = cmir__conv3x3_lrelu_pool(ex, x, W, b, slope, C, sums, NULL, NULL, NULL, NULL, k,
-                                          NULL, NULL, NULL);
-            if (!rc)
-                rc = cmir__exec_reduce_sums(ex, sums, 2 * (size_t)C, &M);
-            if (!rc)
-                stats_finish(p, M, C, sums, sums + C, running_mean, running_var, mean, invstd);
-        } else {
-            cmir__bn_inference_stats(p, C, running_mean, running_var, &mean, &invstd, NULL);
-        }
-        if (!rc)
-            rc = cmir__conv3x3_lrelu_pool(ex, x, W, b, slope, C, NULL, mean, invstd, gamma, beta,
-                                          k, y->data, argmax, xhat);
-    }
-    cmir__free(sums);
-    cmir__free_aligned(tmp_a);
     return rc;
 }

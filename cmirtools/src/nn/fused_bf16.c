@@ -29,18 +29,29 @@ FB_IN __m512i pix2(__m512 a, __m512 b, __m512i idx)
     return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
 }
 
+/* 16 values from xa: floats, or (BF) bf16 widened exactly */
+FB_IN __m512 ld16(const void *xa, size_t i, const int BF)
+{
+    if (BF)
+        return _mm512_castsi512_ps(_mm512_slli_epi32(
+            _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)xa + i))),
+            16));
+    return _mm512_loadu_ps((const float *)xa + i);
+}
+
 /* Pixels x, x + 1 of 32 channels from xa (x) and xa + C (x + 1): into
  * the pixel pairs pd and the channel pairs cd (each NULL to skip), their
  * sums into s0, s1. w: winner lanes per pixel and vector, g: G dy. */
-FB_IN void pair32(const float *xa, int C, __m512 mu0, __m512 mu1, __m512 B0, __m512 B1, __m512 A0,
+FB_IN void pair32(const void *xa, const int BF, int C, __m512 mu0, __m512 mu1, __m512 B0,
+                  __m512 B1, __m512 A0,
                   __m512 A1, __mmask16 wa0, __mmask16 wa1, __mmask16 wb0, __mmask16 wb1,
                   __m512 g0, __m512 g1, __m512 sl, __m512i idx, uint32_t *pd, uint32_t *cd,
                   __m512 *s0, __m512 *s1)
 {
-    __m512 a0 = px16(_mm512_loadu_ps(xa), mu0, B0, A0, wa0, g0, sl);
-    __m512 a1 = px16(_mm512_loadu_ps(xa + 16), mu1, B1, A1, wa1, g1, sl);
-    __m512 b0 = px16(_mm512_loadu_ps(xa + C), mu0, B0, A0, wb0, g0, sl);
-    __m512 b1 = px16(_mm512_loadu_ps(xa + C + 16), mu1, B1, A1, wb1, g1, sl);
+    __m512 a0 = px16(ld16(xa, 0, BF), mu0, B0, A0, wa0, g0, sl);
+    __m512 a1 = px16(ld16(xa, 16, BF), mu1, B1, A1, wa1, g1, sl);
+    __m512 b0 = px16(ld16(xa, (size_t)C, BF), mu0, B0, A0, wb0, g0, sl);
+    __m512 b1 = px16(ld16(xa, (size_t)C + 16, BF), mu1, B1, A1, wb1, g1, sl);
     *s0 = _mm512_add_ps(*s0, _mm512_add_ps(a0, b0));
     *s1 = _mm512_add_ps(*s1, _mm512_add_ps(a1, b1));
     if (pd) { /* (pixel x, pixel x + 1) per channel */
@@ -53,19 +64,24 @@ FB_IN void pair32(const float *xa, int C, __m512 mu0, __m512 mu1, __m512 B0, __m
     }
 }
 
-FB_FN void dy_pairs(const fjob *j, size_t n, int yy, const float *arow, uint32_t *pix,
-                    uint32_t *chan, float *db)
+/* BF: the rows come from j->xb (arow NULL) */
+FB_IN void dy_pairs_body(const fjob *j, size_t n, int yy, const float *arow, uint32_t *pix,
+                         uint32_t *chan, float *db, const int BF)
 {
     const __m512i idx = _mm512_loadu_si512(cmir__bf16_interleave);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512 sl = _mm512_set1_ps(j->slope), zero = _mm512_setzero_ps();
     const int W = j->W, C = j->C, k = j->k, Wo = yy / k < j->Ho ? j->Wo : 0;
-    const float *xr = arow ? arow : j->x + (n * j->H + yy) * (size_t)W * C;
+    const size_t r0 = (n * j->H + yy) * (size_t)W * C;
+    const float *xr = BF ? NULL : arow ? arow : j->x + r0;
+    const uint16_t *xr16 = BF ? j->xb + r0 : NULL;
     /* the pooled entries of this row's windows, and this row's offsets */
     const size_t prow = ((n * j->Ho + (size_t)(yy / k)) * j->Wo) * C;
     const int32_t rowoff = (int32_t)((size_t)yy * W * C);
 #define PAIR_AT(x, wa0, wa1, wb0, wb1, g0, g1)                                                  \
-    pair32(xr + (size_t)(x) * C + c, C, mu0, mu1, B0, B1, A0, A1, wa0, wa1, wb0, wb1, g0, g1,  \
+    pair32(BF ? (const void *)(xr16 + (size_t)(x) * C + c)                                   \
+              : (const void *)(xr + (size_t)(x) * C + c),                                      \
+           BF, C, mu0, mu1, B0, B1, A0, A1, wa0, wa1, wb0, wb1, g0, g1,  \
            sl, idx, pix ? pix + (size_t)(x) / 2 * C + c : NULL,                                 \
            chan ? chan + (size_t)(x) * (C / 2) + c / 2 : NULL, &s0, &s1)
     for (int c = 0; c < C; c += 32) { /* two vectors of channels, pixel pairs */
@@ -104,18 +120,42 @@ FB_FN void dy_pairs(const fjob *j, size_t n, int yy, const float *arow, uint32_t
 #undef PAIR_AT
 }
 
-int cmir__bn_dy_pairs_ok(const fjob *j)
+FB_FN void dy_pairs(const fjob *j, size_t n, int yy, const float *arow, uint32_t *pix,
+                    uint32_t *chan, float *db)
 {
-    return !cmir__fused_generic && cmir__bf16_active() && j->C % 32 == 0 && j->k % 2 == 0 &&
-           j->W % 2 == 0;
+    dy_pairs_body(j, n, yy, arow, pix, chan, db, 0);
 }
+
+FB_FN void dy_pairs_bf(const fjob *j, size_t n, int yy, uint32_t *pix, uint32_t *chan,
+                       float *db)
+{
+    dy_pairs_body(j, n, yy, NULL, pix, chan, db, 1);
+}
+
+int cmir__bn_abf_ok(int C, int k, int W)
+{
+    return !cmir__fused_generic && cmir__bf16_active() && C % 32 == 0 && k % 2 == 0 &&
+           W % 2 == 0;
+}
+
+int cmir__bn_dy_pairs_ok(const fjob *j) { return cmir__bn_abf_ok(j->C, j->k, j->W); }
 
 void cmir__bn_dy_pairs(void *job, size_t n, int y, const float *arow, uint32_t *pix,
                        uint32_t *chan, float *db)
 {
-    dy_pairs(job, n, y, arow, pix, chan, db);
+    const fjob *j = job;
+    if (j->xb)
+        dy_pairs_bf(j, n, y, pix, chan, db);
+    else
+        dy_pairs(j, n, y, arow, pix, chan, db);
 }
 #else
+int cmir__bn_abf_ok(int C, int k, int W)
+{
+    (void)C, (void)k, (void)W;
+    return 0;
+}
+
 int cmir__bn_dy_pairs_ok(const fjob *j)
 {
     (void)j;

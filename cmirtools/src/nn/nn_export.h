@@ -86,4 +86,33 @@ int cmir__conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const 
                                      float *save_invstd, cmir_tensor *a, cmir_tensor *y,
                                      int32_t *argmax, float *xhat);
 
+/* The same with a_bf16: nonzero *a_bf16 lets a stored a hold bf16 values
+ * (uint16, round to nearest even, in the first half of a's bytes) where
+ * cmir__bn_abf_ok(Cout, k, W) and in training with xhat; *a_bf16 tells on
+ * return whether it did. Batch norm and pooling then read those values (the
+ * statistics stay those of the float32 values), which halves the traffic of
+ * a, as bf16 training frameworks store activations; the backward must be
+ * told (cmir__conv3x3_bn_maxpool_backward_bf). */
+int cmir__conv3x3_bn_maxpool_forward_bf(cmir_exec *ex, const cmir_tensor *x, const float *W,
+                                        const float *b, float slope, cmir_bn_params p,
+                                        int training, int k, const float *gamma,
+                                        const float *beta, float *running_mean,
+                                        float *running_var, float *save_mean,
+                                        float *save_invstd, cmir_tensor *a, cmir_tensor *y,
+                                        int32_t *argmax, float *xhat, int *a_bf16);
+/* cmir__conv3x3_bn_maxpool_backward with a_bf16: a holds the forward's
+ * bf16 values (a_bf16 from cmir__conv3x3_bn_maxpool_forward_bf). */
+int cmir__conv3x3_bn_maxpool_backward_bf(cmir_exec *ex, float slope, int k,
+                                         const cmir_tensor *a, const float *gamma,
+                                         const float *save_mean,
+                                         const float *save_invstd, const cmir_tensor *dy,
+                                         const int32_t *argmax, const float *xhat,
+                                         const cmir_tensor *x, const float *W,
+                                         const float *b, cmir_tensor *dx, float *dW,
+                                         float *db, float *dgamma, float *dbeta, int a_bf16);
+/* Whether a{.., W, C} pooled by k may be held in bf16 (above): the bf16
+ * precision is active on an AVX512_BF16 CPU, the AVX-512 loops run, C % 32,
+ * k % 2 and W % 2 are 0. */
+int cmir__bn_abf_ok(int C, int k, int W);
+
 #endif

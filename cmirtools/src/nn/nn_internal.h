@@ -98,8 +98,11 @@ int cmir__gemm_auto(int threads, int transa, int transb, int m, int n, int k, co
  * AVX-512F (callers check cmir__conv3x3_direct_available(ci) first). */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(CMIR_CONV_NO_DIRECT)
 #define CMIR__CONV_DIRECT 1
+/* ybf (bf16 precision, Co % 32 == 0): y is stored as bf16 (uint16, round
+ * to nearest even) in the first half of y->data's bytes; the sums are of
+ * the float32 values before rounding. */
 int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
-                              cmir_tensor *y, int act, float slope, double *sums);
+                              cmir_tensor *y, int act, float slope, double *sums, int ybf);
 int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db,
                                cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *dyctx,
