@@ -266,7 +266,7 @@ static void abf_case(blk s)
     float *a[2], *y[2], *xw[2], *sm[2], *si[2], *rm[2], *rv[2], *dx[3], *dW[3], *db[3], *dg[3],
         *dbt[3];
     int32_t *arg[2];
-    int used[2] = {1, 0};
+    unsigned used[2] = {CMIR__BF_A, 0};
     cmir_tensor tx = cmir_tensor_4d(x, s.n, s.h, s.w, s.ci);
     cmir_tensor tdp = cmir_tensor_4d(dp, s.n, Ho, Wo, s.co);
     for (int v = 0; v < 2; v++) { /* v 0: bf16 a allowed, 1: floats */
@@ -280,8 +280,8 @@ static void abf_case(blk s)
             si[v], &ta, &ty, arg[v], xw[v], &used[v]));
     }
     const int expect = cmir__bn_abf_ok(s.co, s.k, s.w);
-    ASSERT_EQ_INT(used[0], expect);
-    ASSERT_EQ_INT(used[1], 0);
+    ASSERT_EQ_INT((int)used[0], expect ? (int)CMIR__BF_A : 0);
+    ASSERT_EQ_INT((int)used[1], 0);
     ASSERT_TRUE(memcmp(sm[0], sm[1], s.co * 4) == 0 && memcmp(si[0], si[1], s.co * 4) == 0);
     float *aw = calloc(na, 4); /* the values a[0] holds, as floats */
     for (size_t i = 0; i < na; i++)
@@ -348,6 +348,101 @@ static void test_stored_bf16(void)
     ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
     if (!hw)
         SKIP("no AVX512_BF16 on this CPU (or CMIR_NO_BF16 set): only the fallback ran");
+}
+
+/* Two blocks as cmir_cnn chains them, with the first block's pooled y
+ * held in bf16 (CMIR__BF_Y) and taken so by the second (CMIR__BF_X), or
+ * both in float32: y holds the bf16 of the float y, and everything of the
+ * second block, forward and backward, is bit-identical (its bf16 kernels
+ * round x so anyway). Blocks 1: remade (one channel) or stored. */
+typedef struct chain {
+    float *y1, *a2, *y2, *xw2, *sm2, *si2, *dx, *dW, *db, *dg, *dbt;
+    int32_t *arg2;
+} chain;
+
+static void chain_run(blk s, int ci1, unsigned want, chain *o, unsigned *got)
+{
+    const int H2 = s.h / s.k, Wd2 = s.w / s.k, Ho = H2 / s.k, Wo = Wd2 / s.k;
+    size_t nx = (size_t)s.n * s.h * s.w * ci1, n1 = (size_t)s.n * H2 * Wd2 * s.ci,
+           na = (size_t)s.n * H2 * Wd2 * s.co, np = (size_t)s.n * Ho * Wo * s.co;
+    size_t k1 = (size_t)9 * ci1 * s.ci, k2 = (size_t)9 * s.ci * s.co;
+    cmir_rng *r = cmir_rng_new(11), *saved = rng;
+    rng = r;
+    float *x = rnd(nx, 1.0f), *W1 = rnd(k1, 0.5f), *b1 = rnd(s.ci, 0.1f), *g1 = rnd(s.ci, 1.0f),
+          *be1 = rnd(s.ci, 0.5f), *W2 = rnd(k2, 0.3f), *b2 = rnd(s.co, 0.1f),
+          *g2 = rnd(s.co, 1.0f), *be2 = rnd(s.co, 0.5f), *dp = rnd(np, 1.0f);
+    rng = saved;
+    cmir_rng_free(r);
+    float *a1 = ci1 > 2 ? calloc((size_t)s.n * s.h * s.w * s.ci, 4) : NULL;
+    float *st = calloc(4 * (size_t)s.co, 4), *xw1 = calloc(n1, 4);
+    int32_t *arg1 = calloc(n1, 4);
+    o->y1 = calloc(n1, 4), o->a2 = calloc(na, 4), o->y2 = calloc(np, 4), o->xw2 = calloc(np, 4);
+    o->sm2 = calloc(s.co, 4), o->si2 = calloc(s.co, 4), o->arg2 = calloc(np, 4);
+    o->dx = calloc(n1, 4), o->dW = calloc(k2, 4), o->db = calloc(s.co, 4);
+    o->dg = calloc(s.co, 4), o->dbt = calloc(s.co, 4);
+    cmir_tensor tx = cmir_tensor_4d(x, s.n, s.h, s.w, ci1);
+    cmir_tensor ta1 = cmir_tensor_4d(a1, s.n, s.h, s.w, s.ci);
+    cmir_tensor ty1 = cmir_tensor_4d(o->y1, s.n, H2, Wd2, s.ci);
+    cmir_tensor ta2 = cmir_tensor_4d(o->a2, s.n, H2, Wd2, s.co);
+    cmir_tensor ty2 = cmir_tensor_4d(o->y2, s.n, Ho, Wo, s.co);
+    cmir_tensor tdp = cmir_tensor_4d(dp, s.n, Ho, Wo, s.co);
+    cmir_tensor tdx = cmir_tensor_4d(o->dx, s.n, H2, Wd2, s.ci);
+    got[0] = want & (CMIR__BF_A | CMIR__BF_Y);
+    ASSERT_OK(cmir__conv3x3_bn_maxpool_forward_bf(
+        ex, &tx, W1, b1, 0.01f, cmir_bn_default_params(), 1, s.k, g1, be1, st, st + s.co,
+        st + 2 * s.co, st + 3 * s.co, a1 ? &ta1 : NULL, &ty1, arg1, xw1, &got[0]));
+    got[1] = CMIR__BF_A | (got[0] & CMIR__BF_Y ? CMIR__BF_X : 0);
+    memset(st, 0, 4 * (size_t)s.co * 4);
+    ASSERT_OK(cmir__conv3x3_bn_maxpool_forward_bf(
+        ex, &ty1, W2, b2, 0.01f, cmir_bn_default_params(), 1, s.k, g2, be2, st, st + s.co,
+        o->sm2, o->si2, &ta2, &ty2, o->arg2, o->xw2, &got[1]));
+    ASSERT_OK(cmir__conv3x3_bn_maxpool_backward_bf(ex, 0.01f, s.k, &ta2, g2, o->sm2, o->si2, &tdp,
+                                                  o->arg2, o->xw2, &ty1, W2, b2, &tdx, o->dW,
+                                                  o->db, o->dg, o->dbt, got[1]));
+    free(x), free(W1), free(b1), free(g1), free(be1), free(W2), free(b2), free(g2), free(be2);
+    free(dp), free(a1), free(st), free(xw1), free(arg1);
+}
+
+static void test_bf16_chain(void)
+{
+    if (!cmir_nn_bf16_available())
+        SKIP("no AVX512_BF16 on this CPU (or CMIR_NO_BF16 set)");
+    static const struct {
+        blk s;
+        int ci1;
+    } cases[] = {
+        {{2, 16, 32, 32, 64, 2, 1}, 1}, /* PAN-like: block 1 remade */
+        {{2, 16, 16, 32, 64, 2, 1}, 4}, /* MS-like: block 1 stored */
+    };
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_BF16));
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        blk s = cases[i].s;
+        chain c[2];
+        unsigned got[2][2];
+        chain_run(s, cases[i].ci1, CMIR__BF_A | CMIR__BF_Y, &c[0], got[0]);
+        chain_run(s, cases[i].ci1, CMIR__BF_A, &c[1], got[1]);
+        ASSERT_TRUE((got[0][0] & CMIR__BF_Y) && (got[0][1] & CMIR__BF_X));
+        ASSERT_TRUE(!(got[1][0] & CMIR__BF_Y) && !(got[1][1] & CMIR__BF_X));
+        const size_t n1 = (size_t)s.n * (s.h / s.k) * (s.w / s.k) * s.ci;
+        const size_t na = (size_t)s.n * (s.h / s.k) * (s.w / s.k) * s.co;
+        const size_t np = na / ((size_t)s.k * s.k), k2 = (size_t)9 * s.ci * s.co;
+        size_t bad = 0;
+        for (size_t e = 0; e < n1; e++)
+            bad += ((const uint16_t *)c[0].y1)[e] != cmir__f2bf(c[1].y1[e]);
+        ASSERT_EQ_INT((int)bad, 0);
+        ASSERT_TRUE(!memcmp(c[0].a2, c[1].a2, na * 2) && !memcmp(c[0].y2, c[1].y2, np * 4));
+        ASSERT_TRUE(!memcmp(c[0].xw2, c[1].xw2, np * 4) && !memcmp(c[0].arg2, c[1].arg2, np * 4));
+        ASSERT_TRUE(!memcmp(c[0].sm2, c[1].sm2, s.co * 4) && !memcmp(c[0].si2, c[1].si2, s.co * 4));
+        ASSERT_TRUE(!memcmp(c[0].dx, c[1].dx, n1 * 4) && !memcmp(c[0].dW, c[1].dW, k2 * 4));
+        ASSERT_TRUE(!memcmp(c[0].db, c[1].db, s.co * 4) && !memcmp(c[0].dg, c[1].dg, s.co * 4) &&
+                    !memcmp(c[0].dbt, c[1].dbt, s.co * 4));
+        for (int v = 0; v < 2; v++) {
+            free(c[v].y1), free(c[v].a2), free(c[v].y2), free(c[v].xw2), free(c[v].sm2);
+            free(c[v].si2), free(c[v].arg2), free(c[v].dx), free(c[v].dW), free(c[v].db);
+            free(c[v].dg), free(c[v].dbt);
+        }
+    }
+    ASSERT_OK(cmir_nn_set_precision(CMIR_PRECISION_FP32));
 }
 
 /* One cmir_cnn training forward and backward (fused conv + leaky ReLU +
@@ -452,6 +547,7 @@ int main(int argc, char **argv)
     RUN(test_fallback_exact);
     RUN(test_block_pairs);
     RUN(test_stored_bf16);
+    RUN(test_bf16_chain);
     RUN(test_cnn_step);
     cmir_exec_free(ex);
     cmir_rng_free(rng);

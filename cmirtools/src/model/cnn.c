@@ -34,7 +34,7 @@ struct cmir_cnn {
     /* a: leaky-ReLU outputs (batch-norm inputs); xw: the pool winners'
      * normalised values (the fused kernels need no normalised full tensor) */
     float *a[NBLK], *xw[NBLK], *pool[NBLK + 1], *Z, *zd, *logits, *g0, *g1, *dzd;
-    int abf[NBLK]; /* a[l] holds bf16 values (the last training forward's choice) */
+    unsigned bf[NBLK]; /* CMIR__BF_* held in bf16 by block l's last training forward */
     int32_t *idx[NBLK + 1];
     uint8_t *mask;
     const float *x;
@@ -286,12 +286,15 @@ int cmir_cnn_forward(cmir_cnn *c, cmir_exec *ex, const float *x, int n, int trai
          * output is never stored (the backward recomputes it from a[l]), and
          * for few input channels neither is the conv's (a[l] NULL: the conv
          * is cheaper to run again than its output is to store and read). */
-        c->abf[l] = 1; /* at the bf16 precision a[l] may hold bf16: half the traffic */
+        /* at the bf16 precision a[l] and pool[l] may hold bf16 (half the
+         * traffic); pool[l] only where the next block's conv takes it */
+        c->bf[l] = CMIR__BF_A | (l + 1 < c->nb ? CMIR__BF_Y : 0u) |
+                   (l && (c->bf[l - 1] & CMIR__BF_Y) ? CMIR__BF_X : 0u);
         TRY(cmir__conv3x3_bn_maxpool_forward_bf(ex, &tx, c->cw[l], c->cb[l], c->p.slope,
                                                c->p.bn, training, c->k[l], c->bg[l], c->bb[l],
                                                c->rm[l], c->rv[l], c->sm[l], c->si[l],
                                                c->a[l] ? &ta : NULL, &tp, c->idx[l],
-                                               training ? c->xw[l] : NULL, &c->abf[l]));
+                                               training ? c->xw[l] : NULL, &c->bf[l]));
         in = c->pool[l];
         cin = co;
     }
@@ -359,7 +362,7 @@ int cmir_cnn_backward(cmir_cnn *c, cmir_exec *ex, const float *dlogits, const fl
                                                 c->bg[l], c->sm[l], c->si[l], &dp, c->idx[l],
                                                 c->xw[l], &tx, c->cw[l], c->cb[l],
                                                 l ? &dx : NULL, c->gcw[l], c->gcb[l],
-                                                c->gbg[l], c->gbb[l], c->abf[l]));
+                                                c->gbg[l], c->gbb[l], c->bf[l]));
         /* dx (into other) is the next block's pooled-output gradient */
         float *t = cur; cur = other; other = t;
     }

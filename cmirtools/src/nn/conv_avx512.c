@@ -65,6 +65,7 @@ typedef struct dconv {
     int32_t *parg;
     size_t off_prow;      /* per thread: a dummy output row, then best, bxh, barg {Wo, Co} */
     int pnt;              /* pooled outputs that large: row buffers streamed out */
+    int pybf;             /* py in bf16: through the row buffers too */
     int want_dx, want_dw;
     /* bf16 precision (conv_bf16.c): forward (and its remade rows) on channel
      * pairs, dW on pixel pairs, dx on channel pairs of dy */
@@ -74,6 +75,7 @@ typedef struct dconv {
     size_t off_tp; /* one input channel: per-thread tap pairs of one row {5, W} */
     int band;      /* bf16 dW: output rows summed in registers at a time */
     int ybf;       /* forward: y stored as bf16, each row through a float row at off_yrow */
+    int xbf;       /* x holds bf16 (uint16) values */
     size_t off_yrow;
 } dconv;
 
@@ -87,9 +89,31 @@ static void pad_sample(const float *xs, int H, int Wd, int C, float *xp)
                sizeof(float) * Wd * C);
 }
 
-/* The same into the channel pairs xq{H+2,W+2,(C+1)/2} (border already 0). */
-static void pad_pairs(const float *xs, int H, int Wd, int C, uint32_t *xq)
+/* pad_sample from the bf16 values xs16 (C % 16 == 0), widened exactly */
+DK_FN void pad_sample_bf(const uint16_t *xs16, int H, int Wd, int C, float *xp)
 {
+    const size_t rn = (size_t)Wd * C;
+    for (int y = 0; y < H; y++) {
+        const uint16_t *s = xs16 + (size_t)y * rn;
+        float *d = xp + ((size_t)(y + 1) * (Wd + 2) + 1) * C;
+        for (size_t i = 0; i < rn; i += 16)
+            _mm512_storeu_ps(d + i, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                        _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                            (const __m256i *)(s + i))),
+                                        16)));
+    }
+}
+
+/* The same into the channel pairs xq{H+2,W+2,(C+1)/2} (border already 0);
+ * xs16 (or NULL): x's values in bf16 (C even), which are those pairs. */
+static void pad_pairs(const float *xs, const uint16_t *xs16, int H, int Wd, int C, uint32_t *xq)
+{
+    if (xs16) {
+        for (int y = 0; y < H; y++)
+            memcpy(xq + ((size_t)(y + 1) * (Wd + 2) + 1) * (size_t)(C / 2),
+                   xs16 + (size_t)y * Wd * C, sizeof(uint16_t) * Wd * C);
+        return;
+    }
     const size_t cp = ((size_t)C + 1) / 2;
     for (int y = 0; y < H; y++)
         cmir__bfd_chan_pairs(xs + (size_t)y * Wd * C, (size_t)Wd, C,
@@ -351,6 +375,15 @@ DK_FN void stream_copy(float *dst, const float *src, size_t n)
         memcpy(dst + i, src + i, sizeof(float) * (n - i));
 }
 
+/* n words src -> dst: streamed (nt), or copied */
+static void row_out(float *dst, const float *src, size_t n, int nt)
+{
+    if (nt)
+        stream_copy(dst, src, n);
+    else
+        memcpy(dst, src, sizeof(float) * n);
+}
+
 static int dfwd_task(int t, int T, void *user)
 {
     const dconv *j = user;
@@ -363,8 +396,11 @@ static int dfwd_task(int t, int T, void *user)
     if (st)
         memset(st, 0, sizeof(double) * 2 * round16((size_t)j->Co));
     for (size_t n = lo; n < hi; n++) {
-        if (j->bfx && j->Ci > 1)
-            pad_pairs(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, (uint32_t *)xp);
+        if (j->xbf) /* x's bf16 values are the pairs */
+            pad_pairs(NULL, (const uint16_t *)j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci,
+                      (uint32_t *)xp);
+        else if (j->bfx && j->Ci > 1)
+            pad_pairs(j->x + n * hw * j->Ci, NULL, j->H, j->Wd, j->Ci, (uint32_t *)xp);
         else
             pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         if (j->ybf) { /* each row into the float row, then its bf16 out */
@@ -410,28 +446,36 @@ static int dpool_task(int t, int T, void *user)
     const int Ho = pl.k > 0 ? pl.Hok / pl.k : 0;
     const size_t prow = (size_t)pl.Wo * j->Co;
     for (size_t n = lo; n < hi; n++) {
-        if (j->bfx && j->Ci > 1)
-            pad_pairs(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, (uint32_t *)xp);
+        if (j->xbf) /* x's bf16 values are the pairs */
+            pad_pairs(NULL, (const uint16_t *)j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci,
+                      (uint32_t *)xp);
+        else if (j->bfx && j->Ci > 1)
+            pad_pairs(j->x + n * hw * j->Ci, NULL, j->H, j->Wd, j->Ci, (uint32_t *)xp);
         else
             pad_sample(j->x + n * hw * j->Ci, j->H, j->Wd, j->Ci, xp);
         for (int y = 0; y < j->H; y++) {
             const int pooled = j->pmode == 2 && y < pl.Hok && prow;
             size_t o = pooled ? (n * Ho + (size_t)(y / pl.k)) * prow : 0;
+            const int rows = j->pnt || j->pybf;
             if (pooled && y % pl.k == 0) {
                 /* small outputs: the window row's maxima straight into them
                  * (the first row of a window writes every lane); large ones
-                 * through the row buffers, streamed out at the window's end */
-                pl.best = j->pnt ? rbest : j->py + o;
-                pl.barg = j->pnt ? rbarg : j->parg + o;
-                pl.bxh = j->pnt || !j->pxh ? rbxh : j->pxh + o;
+                 * (or y in bf16) through the row buffers, copied out
+                 * (streamed when large) at the window's end */
+                pl.best = rows ? rbest : j->py + o;
+                pl.barg = rows ? rbarg : j->parg + o;
+                pl.bxh = rows || !j->pxh ? rbxh : j->pxh + o;
             }
             fwd_one_row(xp, y, j->Wd, j->Ci, j->W, j->Co, j->b, dummy, 0, 1, j->slope, st,
                         (int)Cr, &pl, j->wq, (uint32_t *)xp + j->off_tp);
-            if (pooled && j->pnt && y % pl.k == pl.k - 1) {
-                stream_copy(j->py + o, rbest, prow);
-                stream_copy((float *)(j->parg + o), (const float *)rbarg, prow);
+            if (pooled && rows && y % pl.k == pl.k - 1) {
+                if (j->pybf)
+                    cmir__bfd_store_row(rbest, prow, (uint16_t *)j->py + o, j->pnt);
+                else
+                    row_out(j->py + o, rbest, prow, j->pnt);
+                row_out((float *)(j->parg + o), (const float *)rbarg, prow, j->pnt);
                 if (j->pxh)
-                    stream_copy(j->pxh + o, rbxh, prow);
+                    row_out(j->pxh + o, rbxh, prow, j->pnt);
             }
         }
     }
@@ -463,13 +507,17 @@ static int dbwd_task(int t, int T, void *user)
         const float *dys = j->dyrow ? NULL : j->dy + n * hw * j->Co;
         size_t drs = (size_t)j->Wd * j->Co;
         if (j->want_dw) {
-            const float *xs = j->x + n * hw * j->Ci;
-            pad_sample(xs, j->H, j->Wd, j->Ci, xp);
+            const float *xs = j->xbf ? NULL : j->x + n * hw * j->Ci;
+            const uint16_t *xs16 = j->xbf ? (const uint16_t *)j->x + n * hw * j->Ci : NULL;
+            if (xs16)
+                pad_sample_bf(xs16, j->H, j->Wd, j->Ci, xp);
+            else
+                pad_sample(xs, j->H, j->Wd, j->Ci, xp);
             if (j->bfdw)
                 cmir__bfd_pix_pairs(xp, j->H, j->Wd, j->Ci, (uint32_t *)(xp + j->off_e),
                                     (uint32_t *)(xp + j->off_o));
             if (j->recompute && j->bfx && j->Ci > 1)
-                pad_pairs(xs, j->H, j->Wd, j->Ci, (uint32_t *)(xp + j->off_xq));
+                pad_pairs(xs, xs16, j->H, j->Wd, j->Ci, (uint32_t *)(xp + j->off_xq));
         }
         if (j->dyrow && j->want_dx && !j->dypairs) { /* the whole sample, into the padded buffer */
             for (int y = 0; y < j->H; y++)
@@ -539,8 +587,9 @@ static int fwd_scratch(cmir_exec *ex, dconv *j, int T, const float *W)
 }
 
 int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
-                              cmir_tensor *y, int act, float slope, double *sums, int ybf)
+                              cmir_tensor *y, int act, float slope, double *sums, int flags)
 {
+    const int ybf = (flags & CMIR__CONV_YBF) != 0;
     dconv j;
     int T;
     direct_setup(ex, x, y, &j, &T);
@@ -553,6 +602,9 @@ int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *
         return cmir__error(CMIR_EINVAL, "cmir__conv_direct_forward: bf16 output needs the bf16 "
                                         "precision and output channels in 32s (got %d)", j.Co);
     j.ybf = ybf;
+    if ((j.xbf = (flags & CMIR__CONV_XBF) != 0) && (!j.bfx || j.Ci % 16))
+        return cmir__error(CMIR_EINVAL, "cmir__conv_direct_forward: bf16 input needs the bf16 "
+                                        "precision and input channels in 16s (got %d)", j.Ci);
     size_t ybytes = (size_t)j.N * j.H * j.Wd * j.Co * sizeof(float);
     j.nt = ybytes >= DIRECT_NT_BYTES && j.Co % 16 == 0 && ((uintptr_t)j.y & 63) == 0;
     j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
@@ -589,11 +641,15 @@ int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *
 int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db,
                                cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *dyctx,
-                               const float *rb, float rslope, int recompute)
+                               const float *rb, float rslope, int flags)
 {
     dconv j;
     int T, rc;
+    const int recompute = (flags & CMIR__CONV_REMAKE) != 0;
     direct_setup(ex, x, dy, &j, &T);
+    if ((j.xbf = (flags & CMIR__CONV_XBF) != 0) && (!cmir__bf16_active() || j.Ci % 16))
+        return cmir__error(CMIR_EINVAL, "cmir__conv_direct_backward: bf16 input needs the bf16 "
+                                        "precision and input channels in 16s (got %d)", j.Ci);
     j.W = W;
     j.dy = dy->data;
     j.dyrow = dyrow;
@@ -694,7 +750,8 @@ int cmir__conv3x3_direct_available(int ci)
 int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W,
                              const float *b, float slope, int Co, double *sums,
                              const float *mean, const float *invstd, const float *gamma,
-                             const float *beta, int k, float *y, int32_t *argmax, float *xhat)
+                             const float *beta, int k, float *y, int32_t *argmax, float *xhat,
+                             int flags)
 {
 #ifdef CMIR__CONV_DIRECT
     const char *fn = "cmir__conv3x3_bn_maxpool_forward";
@@ -733,6 +790,10 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
     j.pxh = xhat;
     /* three outputs of N Ho Wo Co 32-bit words: streamed when large */
     j.pnt = !sums && (size_t)j.N * (j.H / k) * (j.Wd / k) * Co * 12 >= DIRECT_NT_BYTES;
+    j.pybf = !sums && (flags & CMIR__CONV_YBF);
+    if (j.pybf && (!cmir__bf16_active() || Co % 32))
+        return cmir__error(CMIR_EINVAL, "%s: bf16 y needs the bf16 precision and Co %% 32 == 0",
+                           fn);
     const size_t Cr = round16((size_t)Co), pw = round16((size_t)tm.Wo * Co);
     j.per_thread = round16((size_t)(j.H + 2) * (j.Wd + 2) * j.Ci);
     j.off_st = j.per_thread;
@@ -756,13 +817,14 @@ int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W
 #else
     (void)ex; (void)x; (void)W; (void)b; (void)slope; (void)Co; (void)sums; (void)mean;
     (void)invstd; (void)gamma; (void)beta; (void)k; (void)y; (void)argmax; (void)xhat;
+    (void)flags;
     return 1;
 #endif
 }
 
 int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
                                 cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *ctx,
-                                const float *b, float slope, int recompute, cmir_tensor *dx,
+                                const float *b, float slope, int flags, cmir_tensor *dx,
                                 float *dW, float *db)
 {
 #ifdef CMIR__CONV_DIRECT
@@ -779,11 +841,11 @@ int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float
         return rc;
     if (direct_available((int)x->shape[3]))
         return cmir__conv_direct_backward(ex, x, W, &dy, dx, dW, db, dyrow, dypairs, ctx, b, slope,
-                                          recompute);
+                                          flags);
 #else
     (void)ex; (void)x; (void)W; (void)Co; (void)dyrow; (void)dypairs; (void)ctx; (void)dx; (void)dW;
     (void)db;
-    (void)b; (void)slope; (void)recompute;
+    (void)b; (void)slope; (void)flags;
 #endif
     return 1;
 }

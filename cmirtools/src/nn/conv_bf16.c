@@ -38,6 +38,7 @@ BK_EX void cmir__bfd_chan_pairs(const float *src, size_t npix, int C, uint32_t *
 
 BK_EX void cmir__bfd_store_row(const float *src, size_t n, uint16_t *dst, int nt)
 {
+    nt = nt && ((uintptr_t)dst & 63) == 0;
     for (size_t i = 0; i < n; i += 32) {
         __m512i h = (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16),
                                                  _mm512_loadu_ps(src + i));

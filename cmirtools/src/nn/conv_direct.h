@@ -217,9 +217,6 @@ void cmir__bfd_fwd_row(const uint32_t *xq, int y, int Wd, int Cp, const uint32_t
 void cmir__bfd_fwd_row_taps(const float *xp, int y, int Wd, const uint32_t *wq, int Co,
                             const float *b, float *yr, int nt, int act, float slope, double *st,
                             int Cr, fpool *pool, uint32_t *t);
-/* dst[0..n) = the bf16 (round to nearest even) of src[0..n), n % 32 == 0;
- * nt: streaming stores (dst 64-byte aligned). */
-void cmir__bfd_store_row(const float *src, size_t n, uint16_t *dst, int nt);
 /* dwp{9Ci, Co} += x^T dy over the nr output rows from y (a band, summed in
  * registers): e, o of the padded sample, d{nr, Wq, Co} the rows' pairs. */
 void cmir__bfd_dw_rows(const uint32_t *e, const uint32_t *o, int y, int nr, int Wd, int Ci,

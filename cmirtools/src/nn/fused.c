@@ -197,7 +197,8 @@ FK_IN __m512 ld_x(const float *xs, const uint16_t *xs16, size_t i, __mmask16 m, 
     return _mm512_maskz_loadu_ps(m, xs + i);
 }
 
-FK_IN void pool_fwd_body(const fjob *j, size_t lo, size_t hi, const int BF)
+/* yrow (or NULL): y's rows go through it into bf16 (j->ybf) */
+FK_IN void pool_fwd_body(const fjob *j, size_t lo, size_t hi, const int BF, float *yrow)
 {
     const int W = j->W, C = j->C, k = j->k, Ho = j->Ho, Wo = j->Wo;
     const size_t in_s = (size_t)j->H * W * C;
@@ -240,16 +241,26 @@ FK_IN void pool_fwd_body(const fjob *j, size_t lo, size_t hi, const int BF)
                         }
                     }
                 }
-                _mm512_mask_storeu_ps(j->y + o, m, best);
+                _mm512_mask_storeu_ps(yrow ? yrow + (size_t)ox * C + c0 : j->y + o, m, best);
                 _mm512_mask_storeu_epi32(j->arg + o, m, barg);
                 if (j->xhat)
                     _mm512_mask_storeu_ps(j->xhat + o, m, bxh);
             }
+#ifdef CMIR__CONV_DIRECT
+        if (yrow)
+            cmir__bfd_store_row(yrow, (size_t)Wo * C, (uint16_t *)j->y + r * Wo * (size_t)C, 0);
+#endif
     }
 }
 
-FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi) { pool_fwd_body(j, lo, hi, 0); }
-FK_FN void pool_fwd_bf(const fjob *j, size_t lo, size_t hi) { pool_fwd_body(j, lo, hi, 1); }
+FK_FN void pool_fwd_avx512(const fjob *j, size_t lo, size_t hi)
+{
+    pool_fwd_body(j, lo, hi, 0, NULL);
+}
+FK_FN void pool_fwd_bf(const fjob *j, size_t lo, size_t hi, float *yrow)
+{
+    pool_fwd_body(j, lo, hi, 1, yrow);
+}
 
 FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q)
 {
@@ -377,7 +388,11 @@ static int pool_task(int t, int T, void *user)
     cmir__split((size_t)j->N * j->Ho, T, t, &lo, &hi);
 #ifdef FUSED_AVX512
     if (j->xb) { /* only where cmir__bn_abf_ok: AVX-512 */
-        pool_fwd_bf(j, lo, hi);
+        float *yrow = NULL;
+        if (j->ybf && !(yrow = cmir__malloc_aligned(sizeof(float) * (size_t)j->Wo * j->C)))
+            return CMIR_ENOMEM;
+        pool_fwd_bf(j, lo, hi, yrow);
+        cmir__free_aligned(yrow);
         return 0;
     }
     if (have_avx512()) {
@@ -535,9 +550,10 @@ int cmir__channel_sums(cmir_exec *ex, const cmir_tensor *x, double *sums)
     return 0;
 }
 
-/* xb: x's values in bf16 (then sums are required in training) */
+/* xb: x's values in bf16 (then sums are required in training); ybf (with
+ * xb): y written in bf16 */
 int cmir__bn_pool_fwd(cmir_exec *ex, cmir_bn_params p, int training, int k, const cmir_tensor *x,
-                      const uint16_t *xb, const float *gamma, const float *beta,
+                      const uint16_t *xb, int ybf, const float *gamma, const float *beta,
                       float *running_mean, float *running_var, float *save_mean,
                       float *save_invstd, const double *sums, cmir_tensor *y, int32_t *argmax,
                       float *xhat)
@@ -548,7 +564,8 @@ int cmir__bn_pool_fwd(cmir_exec *ex, cmir_bn_params p, int training, int k, cons
     if (rc)
         return rc;
     j.xb = xb;
-    if (xb && (!cmir__bn_abf_ok(j.C, k, j.W) || (training && !sums)))
+    j.ybf = ybf;
+    if ((ybf && !xb) || (xb && (!cmir__bn_abf_ok(j.C, k, j.W) || (training && !sums))))
         return cmir__error(CMIR_EINVAL, "%s: bf16 input unsupported here", fn);
     if (!gamma || !beta || !running_mean || !running_var || !argmax ||
         (training && (!save_mean || !save_invstd)))
@@ -593,7 +610,7 @@ int cmir__bn_maxpool_forward(cmir_exec *ex, cmir_bn_params p, int training, int 
                             float *save_invstd, const double *sums, cmir_tensor *y,
                             int32_t *argmax, float *xhat)
 {
-    return cmir__bn_pool_fwd(ex, p, training, k, x, NULL, gamma, beta, running_mean,
+    return cmir__bn_pool_fwd(ex, p, training, k, x, NULL, 0, gamma, beta, running_mean,
                              running_var, save_mean, save_invstd, sums, y, argmax, xhat);
 }
 

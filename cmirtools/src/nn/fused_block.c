@@ -26,12 +26,13 @@ int cmir__conv3x3_bn_maxpool_backward_bf(cmir_exec *ex, float slope, int k, cons
                                         const int32_t *argmax, const float *xhat,
                                         const cmir_tensor *x, const float *W, const float *b,
                                         cmir_tensor *dx, float *dW, float *db, float *dgamma,
-                                        float *dbeta, int a_bf16)
+                                        float *dbeta, unsigned bf)
 {
     const char *fn = "cmir__conv3x3_bn_maxpool_backward";
     int rc;
-    if (a_bf16 && (!a || !xhat))
-        return cmir__error(CMIR_EINVAL, "%s: a in bf16 needs a and xhat", fn);
+    const int a_bf16 = (bf & CMIR__BF_A) != 0, xflag = bf & CMIR__BF_X ? CMIR__CONV_XBF : 0;
+    if ((a_bf16 || xflag) && (!a || !xhat))
+        return cmir__error(CMIR_EINVAL, "%s: a or x in bf16 needs a and xhat", fn);
     float *tmp_a = NULL;
     cmir_tensor av;
     if (!a) { /* remade from x: only its shape is needed (xhat gives the winners') */
@@ -74,9 +75,10 @@ int cmir__conv3x3_bn_maxpool_backward_bf(cmir_exec *ex, float slope, int k, cons
         int remake = !a_bf16 && ((x && x->ndim == 4 && x->shape[3] <= 2) || (a == &av && !tmp_a));
         rc = cmir__conv3x3_backward_rows(ex, x, W, C, cmir__bn_dense_row_cb,
                                          cmir__bn_dy_pairs_ok(&j) ? cmir__bn_dy_pairs : NULL, &j,
-                                         b, slope, remake, dx, dW, db);
-        if (rc == 1 && a_bf16)
-            rc = cmir__error(CMIR_EINVAL, "%s: a in bf16 needs the direct kernels", fn);
+                                         b, slope, (remake ? CMIR__CONV_REMAKE : 0) | xflag, dx,
+                                         dW, db);
+        if (rc == 1 && (a_bf16 || xflag))
+            rc = cmir__error(CMIR_EINVAL, "%s: a or x in bf16 needs the direct kernels", fn);
         if (rc == 1) { /* no direct kernels: materialise dy */
             float *da = cmir__malloc_aligned(sizeof(float) * j.M * (size_t)C);
             rc = CMIR_ENOMEM;
@@ -115,19 +117,21 @@ int cmir__conv3x3_bn_maxpool_forward_bf(cmir_exec *ex, const cmir_tensor *x, con
                                        const float *beta, float *running_mean,
                                        float *running_var, float *save_mean, float *save_invstd,
                                        cmir_tensor *a, cmir_tensor *y, int32_t *argmax,
-                                       float *xhat, int *a_bf16)
+                                       float *xhat, unsigned *bf)
 {
     const char *fn = "cmir__conv3x3_bn_maxpool_forward";
-    const int abf = a_bf16 && *a_bf16 && a && training && xhat && x && x->ndim == 4 &&
-                    y && y->ndim == 4 && cmir__conv3x3_direct_available((int)x->shape[3]) &&
-                    cmir__bn_abf_ok((int)y->shape[3], k, (int)x->shape[2]);
-    if (a_bf16)
-        *a_bf16 = 0;
-    double *sums = NULL;
+    const unsigned want = bf ? *bf : 0;
+    if (bf)
+        *bf = 0;
     int rc;
     if ((rc = cmir__check_tensor(x, 4, fn, "x")) || (rc = cmir__check_tensor(y, 4, fn, "y")))
         return rc;
-    const int C = (int)y->shape[3];
+    const int C = (int)y->shape[3], xbf = (want & CMIR__BF_X) != 0;
+    /* bf16 a and y where cmir__bn_abf_ok, in training with xhat; y only
+     * from the bf16 a or the remade conv, x only into a stored a */
+    const int ok = training && xhat && cmir__conv3x3_direct_available((int)x->shape[3]) &&
+                   cmir__bn_abf_ok(C, k, (int)x->shape[2]);
+    const int abf = ok && a && (want & CMIR__BF_A), ybf = ok && (abf || !a) && (want & CMIR__BF_Y);
     if (C < 1 || !gamma || !beta || !running_mean || !running_var || !argmax ||
         (training && (!save_mean || !save_invstd)))
         return cmir__error(CMIR_EINVAL, "%s: NULL parameter", fn);
@@ -136,7 +140,9 @@ int cmir__conv3x3_bn_maxpool_forward_bf(cmir_exec *ex, const cmir_tensor *x, con
     if (k < 1 || y->shape[0] != x->shape[0] || y->shape[1] != x->shape[1] / k ||
         y->shape[2] != x->shape[2] / k)
         return cmir__error(CMIR_EINVAL, "%s: y does not fit x and window %d", fn, k);
-    sums = cmir__malloc(sizeof(double) * 2 * (size_t)C + sizeof(float) * 2 * (size_t)C);
+    if (xbf && (!a || !cmir__conv3x3_direct_available((int)x->shape[3])))
+        return cmir__error(CMIR_EINVAL, "%s: x in bf16 needs a stored a and the direct kernels", fn);
+    double *sums = cmir__malloc(sizeof(double) * 2 * (size_t)C + sizeof(float) * 2 * (size_t)C);
     if (!sums)
         return CMIR_ENOMEM;
     float *tmp_a = NULL;
@@ -151,18 +157,18 @@ int cmir__conv3x3_bn_maxpool_forward_bf(cmir_exec *ex, const cmir_tensor *x, con
         av.data = tmp_a;
         a = &av;
     }
-    if (abf) { /* as below, a in bf16 */
+    const int cflags = (abf ? CMIR__CONV_YBF : 0) | (xbf ? CMIR__CONV_XBF : 0);
+    if (a && cflags) { /* as below through the direct driver, a or x in bf16 */
         rc = cmir__conv_check(fn, x, W, a, 0);
 #ifdef CMIR__CONV_DIRECT
         if (!rc)
-            rc = cmir__conv_direct_forward(ex, x, W, b, a, 1, slope, sums, 1);
+            rc = cmir__conv_direct_forward(ex, x, W, b, a, 1, slope, training ? sums : NULL,
+                                           cflags);
 #endif
         if (!rc)
-            rc = cmir__bn_pool_fwd(ex, p, training, k, a, (const uint16_t *)a->data, gamma,
-                                   beta, running_mean, running_var, save_mean, save_invstd,
-                                   sums, y, argmax, xhat);
-        if (!rc)
-            *a_bf16 = 1;
+            rc = cmir__bn_pool_fwd(ex, p, training, k, a, abf ? (const uint16_t *)a->data : NULL,
+                                   ybf, gamma, beta, running_mean, running_var, save_mean,
+                                   save_invstd, training ? sums : NULL, y, argmax, xhat);
     } else if (a) { /* conv + lrelu with the sums, then batch norm + max-pool reading a */
         rc = cmir__conv3x3_lrelu_forward(ex, x, W, b, slope, a, training ? sums : NULL);
         if (!rc)
@@ -179,7 +185,7 @@ int cmir__conv3x3_bn_maxpool_forward_bf(cmir_exec *ex, const cmir_tensor *x, con
         rc = 0;
         if (training) {
             rc = cmir__conv3x3_lrelu_pool(ex, x, W, b, slope, C, sums, NULL, NULL, NULL, NULL, k,
-                                          NULL, NULL, NULL);
+                                          NULL, NULL, NULL, 0);
             if (!rc)
                 rc = cmir__exec_reduce_sums(ex, sums, 2 * (size_t)C, &M);
             if (!rc)
@@ -190,9 +196,11 @@ int cmir__conv3x3_bn_maxpool_forward_bf(cmir_exec *ex, const cmir_tensor *x, con
         }
         if (!rc)
             rc = cmir__conv3x3_lrelu_pool(ex, x, W, b, slope, C, NULL, mean, invstd, gamma, beta,
-                                          k, y->data, argmax, xhat);
+                                          k, y->data, argmax, xhat, ybf ? CMIR__CONV_YBF : 0);
     }
     cmir__free(sums);
     cmir__free_aligned(tmp_a);
+    if (!rc && bf)
+        *bf = (abf ? CMIR__BF_A : 0) | (ybf ? CMIR__BF_Y : 0) | (xbf ? CMIR__BF_X : 0);
     return rc;
 }

@@ -14,6 +14,7 @@
 typedef struct fjob {
     const float *x, *gamma, *beta, *mean, *invstd;
     const uint16_t *xb; /* non-NULL: x's values in bf16 (read instead of x) */
+    int ybf;            /* with xb: y is written in bf16 (uint16) */
     const float *dy, *xhat_in;
     float *y, *xhat, *dx;
     int32_t *arg;
@@ -28,7 +29,8 @@ typedef struct fjob {
 
 /* fused.c, for fused_block.c:
  *  cmir__bn_pool_fwd: cmir__bn_maxpool_forward, xb (non-NULL) its input's
- *    values in bf16 (then sums are required in training);
+ *    values in bf16 (then sums are required in training), ybf (with xb):
+ *    y written in bf16;
  *  cmir__bn_stats_finish: batch mean and invstd from the sums of x and x^2
  *    over M rows, running statistics updated as cmir_batchnorm_forward;
  *  cmir__bn_bwd_prepare: the backward's sums, dgamma, dbeta and per-channel
@@ -36,7 +38,7 @@ typedef struct fjob {
  *  cmir__bn_dense_task: a cmir__parallel task writing the rows into j->dx;
  *  cmir__bn_dense_row_cb: cmir__dyrow_fn over a job. */
 int cmir__bn_pool_fwd(cmir_exec *ex, cmir_bn_params p, int training, int k, const cmir_tensor *x,
-                      const uint16_t *xb, const float *gamma, const float *beta,
+                      const uint16_t *xb, int ybf, const float *gamma, const float *beta,
                       float *running_mean, float *running_var, float *save_mean,
                       float *save_invstd, const double *sums, cmir_tensor *y, int32_t *argmax,
                       float *xhat);

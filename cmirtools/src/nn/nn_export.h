@@ -86,22 +86,28 @@ int cmir__conv3x3_bn_maxpool_forward(cmir_exec *ex, const cmir_tensor *x, const 
                                      float *save_invstd, cmir_tensor *a, cmir_tensor *y,
                                      int32_t *argmax, float *xhat);
 
-/* The same with a_bf16: nonzero *a_bf16 lets a stored a hold bf16 values
- * (uint16, round to nearest even, in the first half of a's bytes) where
- * cmir__bn_abf_ok(Cout, k, W) and in training with xhat; *a_bf16 tells on
- * return whether it did. Batch norm and pooling then read those values (the
- * statistics stay those of the float32 values), which halves the traffic of
- * a, as bf16 training frameworks store activations; the backward must be
- * told (cmir__conv3x3_bn_maxpool_backward_bf). */
+/* The same with tensors held in bf16 (uint16, round to nearest even, in the
+ * first half of their bytes), as bf16 training frameworks store
+ * activations: half their traffic. *bf on entry: CMIR__BF_A and CMIR__BF_Y
+ * allow them for a and y, CMIR__BF_X says x holds bf16 (needs a); on
+ * return, which were used. A and Y are used only in training with xhat
+ * where cmir__bn_abf_ok(Cout, k, W), Y only with a in bf16 or not stored.
+ * Batch norm and pooling read a's bf16 values (the statistics stay those
+ * of the float32 values); y in bf16 loses nothing where the next layer's
+ * bf16 kernels take it (they round it so anyway). The backward takes the
+ * returned flags (cmir__conv3x3_bn_maxpool_backward_bf). */
+#define CMIR__BF_A 1u
+#define CMIR__BF_Y 2u
+#define CMIR__BF_X 4u
 int cmir__conv3x3_bn_maxpool_forward_bf(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                         const float *b, float slope, cmir_bn_params p,
                                         int training, int k, const float *gamma,
                                         const float *beta, float *running_mean,
                                         float *running_var, float *save_mean,
                                         float *save_invstd, cmir_tensor *a, cmir_tensor *y,
-                                        int32_t *argmax, float *xhat, int *a_bf16);
-/* cmir__conv3x3_bn_maxpool_backward with a_bf16: a holds the forward's
- * bf16 values (a_bf16 from cmir__conv3x3_bn_maxpool_forward_bf). */
+                                        int32_t *argmax, float *xhat, unsigned *bf);
+/* cmir__conv3x3_bn_maxpool_backward with bf: the flags the forward
+ * returned (CMIR__BF_A: a holds bf16, CMIR__BF_X: x does). */
 int cmir__conv3x3_bn_maxpool_backward_bf(cmir_exec *ex, float slope, int k,
                                          const cmir_tensor *a, const float *gamma,
                                          const float *save_mean,
@@ -109,7 +115,7 @@ int cmir__conv3x3_bn_maxpool_backward_bf(cmir_exec *ex, float slope, int k,
                                          const int32_t *argmax, const float *xhat,
                                          const cmir_tensor *x, const float *W,
                                          const float *b, cmir_tensor *dx, float *dW,
-                                         float *db, float *dgamma, float *dbeta, int a_bf16);
+                                         float *db, float *dgamma, float *dbeta, unsigned bf);
 /* Whether a{.., W, C} pooled by k may be held in bf16 (above): the bf16
  * precision is active on an AVX512_BF16 CPU, the AVX-512 loops run, C % 32,
  * k % 2 and W % 2 are 0. */

@@ -41,8 +41,18 @@ typedef void (*cmir__dyrow_fn)(void *ctx, size_t n, int y, const float *arow, fl
  * Given only for an even W and Co a multiple of 32 (fused_bf16.c checks). */
 typedef void (*cmir__dypairs_fn)(void *ctx, size_t n, int y, const float *arow, uint32_t *pix,
                                  uint32_t *chan, float *db);
+/* Flags of the direct drivers (the bf16 ones at the bf16 precision):
+ *  REMAKE (backward): remake the forward's rows (cmir__conv3x3_backward_rows);
+ *  YBF (forward, Co % 32 == 0): y is stored as bf16 (uint16, round to
+ *    nearest even) in the first half of y->data's bytes, the sums being of
+ *    the float32 values before rounding;
+ *  XBF (Ci even, at least CMIR__BF16_MIN_CI): x holds bf16 likewise (the
+ *    kernels take its values exactly: they round x to bf16 anyway). */
+#define CMIR__CONV_REMAKE 1
+#define CMIR__CONV_YBF 2
+#define CMIR__CONV_XBF 4
 /* cmir_conv3x3_backward with dy{N,H,W,Co} made row by row by dyrow while
- * the direct kernels use it (never stored whole). recompute: remake each
+ * the direct kernels use it (never stored whole). flags: XBF; REMAKE: remake each
  * output row lrelu(conv(x) + b) (slope, bias b or NULL) from the padded
  * input the dW kernel holds anyway, bit-identical to the forward's, and
  * pass it to dyrow (cheaper than reading the stored output for few input
@@ -51,14 +61,15 @@ typedef void (*cmir__dypairs_fn)(void *ctx, size_t n, int y, const float *arow, 
  * kernels are unavailable. */
 int cmir__conv3x3_backward_rows(cmir_exec *ex, const cmir_tensor *x, const float *W, int Co,
                                 cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *ctx,
-                                const float *b, float slope, int recompute, cmir_tensor *dx,
+                                const float *b, float slope, int flags, cmir_tensor *dx,
                                 float *dW, float *db);
 /* The forward of conv -> leaky ReLU -> batch norm -> max-pool without the
  * full-size output (direct kernels only; returns 1 elsewhere): with sums
  * non-NULL, only the per-channel sums of lrelu(conv(x) + b) and of its
  * squares (as cmir__conv3x3_lrelu_forward gives them); else y, argmax,
  * xhat (may be NULL) {N, H/k, W/k, Co} as cmir__bn_maxpool_forward makes
- * them from that output with the given statistics (bit-identical). */
+ * them from that output with the given statistics (bit-identical); flags
+ * CMIR__CONV_YBF: y in bf16 (Co % 32 == 0, the bf16 precision). */
 /* Whether the direct (AVX-512) conv kernels run on this CPU for ci input
  * channels. At the bf16 precision they run conv_bf16.c's (pairs of input
  * channels, of taps for one channel) for layers of at least
@@ -68,7 +79,8 @@ int cmir__conv3x3_direct_available(int ci);
 int cmir__conv3x3_lrelu_pool(cmir_exec *ex, const cmir_tensor *x, const float *W,
                              const float *b, float slope, int Co, double *sums,
                              const float *mean, const float *invstd, const float *gamma,
-                             const float *beta, int k, float *y, int32_t *argmax, float *xhat);
+                             const float *beta, int k, float *y, int32_t *argmax, float *xhat,
+                             int flags);
 
 /* bf16.c: non-zero makes cmir_nn_bf16_available() 0 (the forced fallback
  * the tests use). cmir__bf16_active: bf16 requested and available. */
@@ -98,15 +110,16 @@ int cmir__gemm_auto(int threads, int transa, int transb, int m, int n, int k, co
  * AVX-512F (callers check cmir__conv3x3_direct_available(ci) first). */
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(CMIR_CONV_NO_DIRECT)
 #define CMIR__CONV_DIRECT 1
-/* ybf (bf16 precision, Co % 32 == 0): y is stored as bf16 (uint16, round
- * to nearest even) in the first half of y->data's bytes; the sums are of
- * the float32 values before rounding. */
 int cmir__conv_direct_forward(cmir_exec *ex, const cmir_tensor *x, const float *W, const float *b,
-                              cmir_tensor *y, int act, float slope, double *sums, int ybf);
+                              cmir_tensor *y, int act, float slope, double *sums, int flags);
 int cmir__conv_direct_backward(cmir_exec *ex, const cmir_tensor *x, const float *W,
                                const cmir_tensor *dy, cmir_tensor *dx, float *dW, float *db,
                                cmir__dyrow_fn dyrow, cmir__dypairs_fn dypairs, void *dyctx,
-                               const float *rb, float rslope, int recompute);
+                               const float *rb, float rslope, int flags);
+/* conv_bf16.c (AVX512_BF16): dst[0..n) = the bf16 (round to nearest even)
+ * of src[0..n), n % 32 == 0; nt: streaming stores (where dst is 64-byte
+ * aligned). */
+void cmir__bfd_store_row(const float *src, size_t n, uint16_t *dst, int nt);
 #endif
 
 /* Batch-norm inference statistics from the running ones: mean and
