@@ -262,18 +262,32 @@ FK_FN void pool_fwd_bf(const fjob *j, size_t lo, size_t hi, float *yrow)
     pool_fwd_body(j, lo, hi, 1, yrow);
 }
 
-FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q)
+/* Pooled entries [lo, hi), channels [c0, c0 + 16 NB) (last block masked by
+ * ml): the rows run outermost, so each row's channels of the group are read
+ * in one go (a channel at a time would read each cache line C / 16 times
+ * over a tensor larger than the caches); per channel the rows are summed
+ * in order, as in the portable loop. */
+FK_IN void bsum_blk(const fjob *j, size_t lo, size_t hi, int c0, const int NB, __mmask16 ml,
+                    double *s, double *q)
 {
     const int C = j->C;
     const size_t out_s = (size_t)j->Ho * j->Wo * C, in_s = (size_t)j->H * j->W * C;
-    for (int c0 = 0; c0 < C; c0 += 16) {
-        __mmask16 m = fmask(C - c0);
-        __m512 mu = _mm512_maskz_loadu_ps(m, j->mean + c0);
-        __m512 is = _mm512_maskz_loadu_ps(m, j->invstd + c0);
-        __m512d s0 = _mm512_loadu_pd(s + c0), s1 = _mm512_loadu_pd(s + c0 + 8);
-        __m512d q0 = _mm512_loadu_pd(q + c0), q1 = _mm512_loadu_pd(q + c0 + 8);
-        for (size_t r = lo; r < hi; r++) {
-            size_t i = r * C + c0;
+    __m512d as[4][2], aq[4][2];
+    __m512 mu[4], is[4];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; b++) {
+        const __mmask16 m = b == NB - 1 ? ml : 0xFFFF;
+        const int c = c0 + 16 * b;
+        mu[b] = _mm512_maskz_loadu_ps(m, j->mean + c);
+        is[b] = _mm512_maskz_loadu_ps(m, j->invstd + c);
+        as[b][0] = _mm512_loadu_pd(s + c), as[b][1] = _mm512_loadu_pd(s + c + 8);
+        aq[b][0] = _mm512_loadu_pd(q + c), aq[b][1] = _mm512_loadu_pd(q + c + 8);
+    }
+    for (size_t r = lo; r < hi; r++) {
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++) {
+            const __mmask16 m = b == NB - 1 ? ml : 0xFFFF;
+            const size_t i = r * C + c0 + 16 * b;
             __m512 g = _mm512_maskz_loadu_ps(m, j->dy + i), xh;
             if (j->xhat_in) {
                 xh = _mm512_maskz_loadu_ps(m, j->xhat_in + i);
@@ -281,18 +295,34 @@ FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q
                 const float *xs = j->x + (i / out_s) * in_s;
                 __m512i a = _mm512_maskz_loadu_epi32(m, j->carg + i);
                 __m512 xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, a, xs, 4);
-                xh = _mm512_mul_ps(_mm512_sub_ps(xv, mu), is);
+                xh = _mm512_mul_ps(_mm512_sub_ps(xv, mu[b]), is[b]);
             }
             __m512d g0 = lo_pd(g), g1 = hi_pd(g);
-            s0 = _mm512_add_pd(s0, g0);
-            s1 = _mm512_add_pd(s1, g1);
-            q0 = _mm512_add_pd(q0, _mm512_mul_pd(g0, lo_pd(xh)));
-            q1 = _mm512_add_pd(q1, _mm512_mul_pd(g1, hi_pd(xh)));
+            as[b][0] = _mm512_add_pd(as[b][0], g0);
+            as[b][1] = _mm512_add_pd(as[b][1], g1);
+            aq[b][0] = _mm512_add_pd(aq[b][0], _mm512_mul_pd(g0, lo_pd(xh)));
+            aq[b][1] = _mm512_add_pd(aq[b][1], _mm512_mul_pd(g1, hi_pd(xh)));
         }
-        _mm512_storeu_pd(s + c0, s0);
-        _mm512_storeu_pd(s + c0 + 8, s1);
-        _mm512_storeu_pd(q + c0, q0);
-        _mm512_storeu_pd(q + c0 + 8, q1);
+    }
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; b++) {
+        const int c = c0 + 16 * b;
+        _mm512_storeu_pd(s + c, as[b][0]), _mm512_storeu_pd(s + c + 8, as[b][1]);
+        _mm512_storeu_pd(q + c, aq[b][0]), _mm512_storeu_pd(q + c + 8, aq[b][1]);
+    }
+}
+
+FK_FN void bsum_avx512(const fjob *j, size_t lo, size_t hi, double *s, double *q)
+{
+    for (int c0 = 0; c0 < j->C; c0 += 64) {
+        int rem = j->C - c0, NB = rem >= 64 ? 4 : (rem + 15) / 16;
+        __mmask16 ml = fmask(rem - 16 * (NB - 1));
+        switch (NB) {
+        case 1: bsum_blk(j, lo, hi, c0, 1, ml, s, q); break;
+        case 2: bsum_blk(j, lo, hi, c0, 2, ml, s, q); break;
+        case 3: bsum_blk(j, lo, hi, c0, 3, ml, s, q); break;
+        default: bsum_blk(j, lo, hi, c0, 4, ml, s, q); break;
+        }
     }
 }
 
